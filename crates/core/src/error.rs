@@ -1,0 +1,111 @@
+//! The core's one error type. Every message names the field and the reason, in
+//! lowercase with the offending values, because it travels unchanged to the
+//! gRPC status a writer sees.
+
+use std::fmt;
+
+/// Errors from building, decoding or checking events.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Input that is malformed on its face: missing, too long, wrong length, bad charset.
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    /// A well-formed event that a ledger rule refuses.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Prefixes the field path, so nested conversions report `token_issued.scopes[3]`.
+    pub fn within(self, outer: &str) -> Self {
+        match self {
+            Error::Invalid { field, reason } => Error::Invalid {
+                field: format!("{outer}.{field}"),
+                reason,
+            },
+            refused => refused,
+        }
+    }
+}
+
+/// Which rule refused an event: the server maps this, and only this, to a gRPC code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rule {
+    /// The signature does not verify, or names another key or payload type.
+    Signature,
+    /// The signing key is not registered.
+    UnknownKey,
+    /// The signer may not sign this event (wrong client, role, kind, or not a trust root).
+    Unauthorized,
+    /// A client the event names is not registered.
+    UnknownClient,
+    /// The parent token is not in the ledger.
+    UnknownParent,
+    /// The client, token or key already exists with other content.
+    AlreadyExists,
+    /// The child would be wider than its parent or its holder's ceiling.
+    NotNarrower,
+    /// The chain would be deeper than the configured bound.
+    TooDeep,
+    /// A static-key grant tries to carry a user.
+    StaticGrant,
+    /// A link names the wrong root, depth, subject or time.
+    Inconsistent,
+    /// Something the event depends on is revoked or retired.
+    Revoked,
+    /// Something the event depends on has expired.
+    Expired,
+}
+
+impl Rule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rule::Signature => "signature",
+            Rule::UnknownKey => "unknown-key",
+            Rule::Unauthorized => "unauthorized",
+            Rule::UnknownClient => "unknown-client",
+            Rule::UnknownParent => "unknown-parent",
+            Rule::AlreadyExists => "already-exists",
+            Rule::NotNarrower => "not-narrower",
+            Rule::TooDeep => "too-deep",
+            Rule::StaticGrant => "static-grant",
+            Rule::Inconsistent => "inconsistent",
+            Rule::Revoked => "revoked",
+            Rule::Expired => "expired",
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A ledger rule's refusal of one event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason} (rule {rule})")]
+pub struct Refusal {
+    pub rule: Rule,
+    pub field: &'static str,
+    pub reason: String,
+}
+
+impl Refusal {
+    pub fn new(rule: Rule, field: &'static str, reason: impl Into<String>) -> Self {
+        Refusal {
+            rule,
+            field,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Identifiers: event ids, token references, client ids, subjects and the
+//! scope/tool names tokens carry. Each constructor validates, so a value of
+//! these types is always within the limits in [`crate::limits`].
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::limits::ID_LEN_MAX;
+
+/// blake3 derive_key context for event ids.
+pub(crate) const EVENT_ID_CONTEXT: &str = "baton.v1 event id";
+/// blake3 derive_key context for token digests.
+const TOKEN_DIGEST_CONTEXT: &str = "baton.v1 token digest";
+
+/// An event's id: a domain-separated blake3 hash of the bytes it was signed over.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EventId(pub [u8; 32]);
+
+impl EventId {
+    /// Reads a 32-byte id, naming `field` if the length is wrong.
+    pub fn from_slice(field: &str, bytes: &[u8]) -> Result<Self> {
+        let array: [u8; 32] = bytes.try_into().map_err(|_| {
+            Error::invalid(
+                field,
+                format!("event id must be 32 bytes, got {}", bytes.len()),
+            )
+        })?;
+        Ok(EventId(array))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Parses the `ev:<64 hex>` text form.
+    pub fn parse(field: &str, text: &str) -> Result<Self> {
+        let hex_part = text.strip_prefix("ev:").ok_or_else(|| {
+            Error::invalid(
+                field,
+                format!("event id {text:?} does not start with \"ev:\""),
+            )
+        })?;
+        Ok(EventId(parse_hex32(field, hex_part)?))
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ev:{}", hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+pub(crate) fn parse_hex32(field: &str, text: &str) -> Result<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(text, &mut out)
+        .map_err(|e| Error::invalid(field, format!("expected 64 hex digits: {e}")))?;
+    Ok(out)
+}
+
+/// How a token is named without storing it: its `jti`, or the digest of its bytes.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TokenRef {
+    Jti(String),
+    Digest([u8; 32]),
+}
+
+impl TokenRef {
+    pub fn jti(field: &str, jti: &str) -> Result<Self> {
+        check_text(field, jti, ID_LEN_MAX)?;
+        Ok(TokenRef::Jti(jti.to_owned()))
+    }
+
+    pub fn digest(field: &str, bytes: &[u8]) -> Result<Self> {
+        let array: [u8; 32] = bytes.try_into().map_err(|_| {
+            Error::invalid(
+                field,
+                format!("token digest must be 32 bytes, got {}", bytes.len()),
+            )
+        })?;
+        Ok(TokenRef::Digest(array))
+    }
+
+    /// Parses the text form: `jti:<jti>` or `b3:<64 hex>`.
+    pub fn parse(field: &str, text: &str) -> Result<Self> {
+        if let Some(jti) = text.strip_prefix("jti:") {
+            TokenRef::jti(field, jti)
+        } else if let Some(digest) = text.strip_prefix("b3:") {
+            Ok(TokenRef::Digest(parse_hex32(field, digest)?))
+        } else {
+            Err(Error::invalid(
+                field,
+                format!("token reference {text:?} must start with \"jti:\" or \"b3:\""),
+            ))
+        }
+    }
+}
+
+impl fmt::Display for TokenRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenRef::Jti(jti) => write!(f, "jti:{jti}"),
+            TokenRef::Digest(d) => write!(f, "b3:{}", hex::encode(d)),
+        }
+    }
+}
+
+impl fmt::Debug for TokenRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The reference for a token known only by its bytes, as a resource server
+/// computes it from the token it was shown. The token itself is never kept.
+pub fn token_digest(token: &[u8]) -> TokenRef {
+    TokenRef::Digest(blake3::derive_key(TOKEN_DIGEST_CONTEXT, token))
+}
+
+macro_rules! text_id {
+    ($(#[$doc:meta])* $name:ident, $check:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates `value`, naming `field` in the error.
+            pub fn new(field: &str, value: &str) -> Result<Self> {
+                $check(field, value, ID_LEN_MAX)?;
+                Ok($name(value.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:?}", self.0)
+            }
+        }
+    };
+}
+
+text_id!(
+    /// A registered client: MCP client, gateway, MCP server, authorization server or service.
+    ClientId,
+    check_text
+);
+text_id!(
+    /// The user or service a chain acts for.
+    Subject,
+    check_text
+);
+text_id!(
+    /// A scope or an MCP tool name: an OAuth scope-token (RFC 6749 §3.3).
+    Name,
+    check_scope_token
+);
+
+/// Non-empty, bounded, no control characters, no surrounding white space.
+pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if value.len() > max {
+        return Err(Error::invalid(
+            field,
+            format!("is {} bytes, longer than {max}", value.len()),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            field,
+            format!("{value:?} contains a control character"),
+        ));
+    }
+    if value.trim() != value {
+        return Err(Error::invalid(
+            field,
+            format!("{value:?} has leading or trailing white space"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_scope_token(field: &str, value: &str, max: usize) -> Result<()> {
+    check_text(field, value, max)?;
+    let bad = value
+        .bytes()
+        .find(|b| !(0x21..=0x7e).contains(b) || *b == b'"' || *b == b'\\');
+    if let Some(b) = bad {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{value:?} contains {:?}, not allowed in a scope token",
+                b as char
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_forms_round_trip() {
+        let id = EventId([7; 32]);
+        assert_eq!(EventId::parse("f", &id.to_string()).unwrap(), id);
+        let digest = token_digest(b"eyJhbGciOi.test.token");
+        assert_eq!(TokenRef::parse("f", &digest.to_string()).unwrap(), digest);
+        let jti = TokenRef::jti("f", "abc-123").unwrap();
+        assert_eq!(TokenRef::parse("f", "jti:abc-123").unwrap(), jti);
+    }
+
+    #[test]
+    fn names_refuse_bad_input_naming_the_field() {
+        let err = Name::new("scopes[2]", "has space").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "scopes[2]: \"has space\" contains ' ', not allowed in a scope token"
+        );
+        let err = ClientId::new("holder", "").unwrap_err();
+        assert_eq!(err.to_string(), "holder: must not be empty");
+        let long = "x".repeat(ID_LEN_MAX + 1);
+        assert!(
+            Subject::new("subject", &long)
+                .unwrap_err()
+                .to_string()
+                .contains("longer than 256")
+        );
+        assert!(EventId::from_slice("parent_event_id", &[0; 31]).is_err());
+    }
+}

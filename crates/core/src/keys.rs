@@ -1,0 +1,162 @@
+//! ed25519 keys and key ids. A key id is derived from the public key, so a key
+//! cannot be renamed and two keys cannot share an id.
+
+use std::fmt;
+
+use ed25519_dalek::{Signer as _, VerifyingKey};
+
+use crate::error::{Error, Result};
+use crate::ids::parse_hex32;
+
+const KEY_ID_CONTEXT: &str = "baton.v1 key id";
+
+/// blake3 derive_key("baton.v1 key id", public key bytes).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyId(pub [u8; 32]);
+
+impl KeyId {
+    pub fn from_slice(field: &str, bytes: &[u8]) -> Result<Self> {
+        let array: [u8; 32] = bytes.try_into().map_err(|_| {
+            Error::invalid(
+                field,
+                format!("key id must be 32 bytes, got {}", bytes.len()),
+            )
+        })?;
+        Ok(KeyId(array))
+    }
+
+    /// Parses the `key:<64 hex>` text form.
+    pub fn parse(field: &str, text: &str) -> Result<Self> {
+        let hex_part = text.strip_prefix("key:").ok_or_else(|| {
+            Error::invalid(
+                field,
+                format!("key id {text:?} does not start with \"key:\""),
+            )
+        })?;
+        Ok(KeyId(parse_hex32(field, hex_part)?))
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "key:{}", hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// An ed25519 public key that is a valid, non-weak curve point.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct PublicKey(VerifyingKey);
+
+impl PublicKey {
+    /// Reads 32 bytes, refusing wrong lengths, non-points and small-order (weak) keys,
+    /// which `verify_strict` would refuse anyway.
+    pub fn from_slice(field: &str, bytes: &[u8]) -> Result<Self> {
+        let array: [u8; 32] = bytes.try_into().map_err(|_| {
+            Error::invalid(
+                field,
+                format!("ed25519 public key must be 32 bytes, got {}", bytes.len()),
+            )
+        })?;
+        let key = VerifyingKey::from_bytes(&array)
+            .map_err(|_| Error::invalid(field, "not a valid ed25519 public key"))?;
+        if key.is_weak() {
+            return Err(Error::invalid(field, "ed25519 public key has small order"));
+        }
+        Ok(PublicKey(key))
+    }
+
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    pub fn key_id(&self) -> KeyId {
+        KeyId(blake3::derive_key(KEY_ID_CONTEXT, self.0.as_bytes()))
+    }
+
+    pub(crate) fn verifying(&self) -> &VerifyingKey {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.key_id())
+    }
+}
+
+/// A private signing key. Its `Debug` shows only the key id; the secret is
+/// zeroized on drop and never formatted.
+#[derive(Clone)]
+pub struct SigningKey(ed25519_dalek::SigningKey);
+
+impl SigningKey {
+    /// A fresh key from the operating system's random source.
+    pub fn generate() -> Self {
+        SigningKey(ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng))
+    }
+
+    /// The key for a 32-byte seed (RFC 8032 private key). Deterministic: used by
+    /// key files and by the test vectors.
+    pub fn from_seed(seed: &[u8; 32]) -> Self {
+        SigningKey(ed25519_dalek::SigningKey::from_bytes(seed))
+    }
+
+    /// The 32-byte seed, for writing a key file. Handle with care.
+    pub fn to_seed(&self) -> [u8; 32] {
+        self.0.to_bytes()
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key())
+    }
+
+    pub fn key_id(&self) -> KeyId {
+        self.public_key().key_id()
+    }
+
+    pub(crate) fn sign_raw(&self, message: &[u8]) -> [u8; 64] {
+        self.0.sign(message).to_bytes()
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SigningKey({})", self.key_id())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let key = SigningKey::from_seed(&[0x42; 32]);
+        let shown = format!("{key:?}");
+        assert!(!shown.contains(&hex::encode([0x42u8; 32])));
+        assert!(shown.starts_with("SigningKey(key:"));
+    }
+
+    #[test]
+    fn public_keys_refuse_bad_bytes() {
+        assert!(PublicKey::from_slice("k", &[1; 31]).is_err());
+        // The identity point has small order.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let err = PublicKey::from_slice("public_keys[0]", &identity).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "public_keys[0]: ed25519 public key has small order"
+        );
+    }
+}

@@ -1,0 +1,35 @@
+//! Baton's pure core: delegation events, their signed envelope, and the rules
+//! a ledger applies to them.
+//!
+//! Nothing here does I/O, spawns tasks or knows about gRPC, Kafka or sled: the
+//! same functions decide what the gRPC server accepts, what every projector
+//! applies, and what an auditor verifies offline, so they must give the same
+//! verdict on the same bytes wherever they run.
+
+mod bundle;
+mod envelope;
+mod error;
+mod event;
+mod ids;
+mod keys;
+pub mod limits;
+mod memory;
+mod rules;
+mod status;
+
+pub use bundle::{VerifiedChain, verify_chain};
+pub use envelope::{Envelope, PAYLOAD_TYPE_EVENT_V1, pae};
+pub use error::{Error, Refusal, Result, Rule};
+pub use event::{
+    Body, ClientKind, ClientRegistered, ClientRole, Event, EventKind, GrantType, KeysRotated,
+    RegistrationMethod, RevocationTarget, Revoked, ScopeNarrowed, TokenIssued, audience, names,
+    optional_text,
+};
+pub use ids::{ClientId, EventId, Name, Subject, TokenRef, token_digest};
+pub use keys::{KeyId, PublicKey, SigningKey};
+pub use memory::{Applied, MemoryLedger};
+pub use rules::{
+    CheckError, ClientRecord, KeyRecord, LedgerView, Policy, Signer, TokenRecord, check_event,
+    check_live, resolve_signer,
+};
+pub use status::{Cause, Check, RevocationHit, TokenStatus, Via, check_token, token_status};

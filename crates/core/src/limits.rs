@@ -1,0 +1,17 @@
+//! Explicit bounds on everything an event may carry. A value past a bound is
+//! refused with the field's name, never truncated.
+
+/// Longest identifier: client ids, subjects, `jti`s, scopes, tools.
+pub const ID_LEN_MAX: usize = 256;
+/// Longest free-text or URL field: audiences, reasons, metadata URLs, session ids.
+pub const TEXT_LEN_MAX: usize = 2048;
+/// Most entries in any list: scopes, tools.
+pub const LIST_LEN_MAX: usize = 256;
+/// Most public keys a client registers or rotates in at once.
+pub const KEYS_MAX: usize = 8;
+/// Largest serialized event payload.
+pub const PAYLOAD_BYTES_MAX: usize = 64 * 1024;
+/// Default bound on delegation depth (a root grant has depth 0).
+pub const DEPTH_MAX_DEFAULT: u32 = 16;
+/// Hard ceiling on any configured depth bound: checks walk this many links at most.
+pub const DEPTH_MAX_CEILING: u32 = 64;

@@ -1,0 +1,824 @@
+//! The ledger's rules as pure functions over a read-only [`LedgerView`].
+//!
+//! Two layers, because a ledger fed by several Kafka partitions must reach the
+//! same verdict on every node whatever order the partitions interleave in:
+//!
+//! * [`check_event`] decides whether an event is *well-founded*: signed by a key
+//!   bound to the right client, authorized for what it does, linked to a parent
+//!   that exists, and narrower than that parent. Its answer depends only on
+//!   facts that never change once they exist (registrations, bindings, parent
+//!   records), so every projector gives the same verdict. A missing fact is a
+//!   missing dependency ([`Refusal::is_missing_dependency`]), not a forgery.
+//! * [`check_live`] adds what the writer sees at append time: the signer, the
+//!   parent, the holder and the subject must not be revoked or expired. It
+//!   depends on revocations, which are ordered differently on different
+//!   partitions, so projectors do not use it; revocations reach derived tokens
+//!   through the status walk in `status.rs` instead.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::envelope::{Envelope, PAYLOAD_TYPE_EVENT_V1};
+use crate::error::{Refusal, Rule};
+use crate::event::{
+    Body, ClientKind, ClientRegistered, ClientRole, Event, GrantType, KeysRotated,
+    RegistrationMethod, RevocationTarget, Revoked, ScopeNarrowed, TokenIssued,
+};
+use crate::ids::{ClientId, EventId, Name, Subject, TokenRef};
+use crate::keys::{KeyId, PublicKey};
+use crate::limits::{DEPTH_MAX_CEILING, DEPTH_MAX_DEFAULT, KEYS_MAX};
+use crate::status::{TokenStatus, token_status};
+
+/// Node configuration the rules depend on. Every practitioner rule is on by
+/// default and can be switched off; the depth bound is capped at
+/// [`DEPTH_MAX_CEILING`].
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Keys allowed to register authorization servers (and anything else).
+    pub trust_roots: BTreeMap<KeyId, PublicKey>,
+    pub depth_max: u32,
+    /// Only delegating layers, mixed trust boundaries and authorization servers sign hops.
+    pub require_delegating_role: bool,
+    /// Static-key grants act for the client itself and never carry a user.
+    pub static_grants_client_only: bool,
+    /// Tokens stay within their holder's registered ceiling of scopes and tools.
+    pub enforce_ceiling: bool,
+}
+
+impl Policy {
+    pub fn new(trust_roots: impl IntoIterator<Item = PublicKey>) -> Self {
+        Policy {
+            trust_roots: trust_roots.into_iter().map(|k| (k.key_id(), k)).collect(),
+            depth_max: DEPTH_MAX_DEFAULT,
+            require_delegating_role: true,
+            static_grants_client_only: true,
+            enforce_ceiling: true,
+        }
+    }
+
+    pub fn depth_max(&self) -> u32 {
+        self.depth_max.min(DEPTH_MAX_CEILING)
+    }
+}
+
+/// A public key bound to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRecord {
+    pub client: ClientId,
+    pub public_key: PublicKey,
+    /// The registration or rotation event that bound it.
+    pub bound_by: EventId,
+}
+
+/// A registered client as the rules need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub client: ClientId,
+    pub kind: ClientKind,
+    pub role: ClientRole,
+    pub registration: RegistrationMethod,
+    pub scopes: BTreeSet<Name>,
+    pub tools: BTreeSet<Name>,
+    pub registered_by: Option<ClientId>,
+    pub event: EventId,
+}
+
+impl ClientRecord {
+    pub fn from_event(event: EventId, reg: &ClientRegistered) -> Self {
+        ClientRecord {
+            client: reg.client.clone(),
+            kind: reg.kind,
+            role: reg.role,
+            registration: reg.registration,
+            scopes: reg.scopes.clone(),
+            tools: reg.tools.clone(),
+            registered_by: reg.registered_by.clone(),
+            event,
+        }
+    }
+
+    fn may_delegate(&self) -> bool {
+        self.kind == ClientKind::AuthorizationServer
+            || matches!(
+                self.role,
+                ClientRole::DelegatingLayer | ClientRole::MixedTrustBoundary
+            )
+    }
+}
+
+/// One link of a chain: a root grant (depth 0) or a hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub event: EventId,
+    pub token: TokenRef,
+    pub parent: Option<EventId>,
+    pub root: EventId,
+    pub depth: u32,
+    pub subject: Subject,
+    pub holder: ClientId,
+    /// The issuer of a root grant, the acting client of a hop.
+    pub performed_by: ClientId,
+    pub signer: KeyId,
+    pub audience: String,
+    pub scopes: BTreeSet<Name>,
+    pub tools: BTreeSet<Name>,
+    /// The root grant's type, inherited by every hop.
+    pub grant: GrantType,
+    pub issued_at_s: i64,
+    pub expires_at_s: i64,
+}
+
+impl TokenRecord {
+    pub fn root(event: EventId, signer: KeyId, issued: &TokenIssued) -> Self {
+        TokenRecord {
+            event,
+            token: issued.token.clone(),
+            parent: None,
+            root: event,
+            depth: 0,
+            subject: issued.subject.clone(),
+            holder: issued.holder.clone(),
+            performed_by: issued.issuer.clone(),
+            signer,
+            audience: issued.audience.clone(),
+            scopes: issued.scopes.clone(),
+            tools: issued.tools.clone(),
+            grant: issued.grant,
+            issued_at_s: issued.issued_at_s,
+            expires_at_s: issued.expires_at_s,
+        }
+    }
+
+    pub fn hop(event: EventId, signer: KeyId, hop: &ScopeNarrowed, grant: GrantType) -> Self {
+        TokenRecord {
+            event,
+            token: hop.token.clone(),
+            parent: Some(hop.parent),
+            root: hop.root,
+            depth: hop.depth,
+            subject: hop.on_behalf_of.clone(),
+            holder: hop.holder.clone(),
+            performed_by: hop.performed_by.clone(),
+            signer,
+            audience: hop.audience.clone(),
+            scopes: hop.scopes.clone(),
+            tools: hop.tools.clone(),
+            grant,
+            issued_at_s: hop.issued_at_s,
+            expires_at_s: hop.expires_at_s,
+        }
+    }
+}
+
+/// Read access to ledger state: the in-memory ledger and the sled projection
+/// both implement it, so both run exactly these rules.
+pub trait LedgerView {
+    type Error;
+    fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>, Self::Error>;
+    /// Whether a key was retired by a rotation (it may sign nothing new).
+    fn key_retired(&self, id: &KeyId) -> Result<bool, Self::Error>;
+    fn client(&self, id: &ClientId) -> Result<Option<ClientRecord>, Self::Error>;
+    fn token(&self, event: &EventId) -> Result<Option<TokenRecord>, Self::Error>;
+    fn token_by_ref(&self, token: &TokenRef) -> Result<Option<EventId>, Self::Error>;
+    /// The revocation of `target`, if any: the smallest event id among those
+    /// that revoke it, so the answer does not depend on arrival order.
+    fn revocation(&self, target: &RevocationTarget) -> Result<Option<EventId>, Self::Error>;
+}
+
+/// A refusal, or a failure of the view underneath.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CheckError<E> {
+    Refused(Refusal),
+    View(E),
+}
+
+impl<E> From<Refusal> for CheckError<E> {
+    fn from(refusal: Refusal) -> Self {
+        CheckError::Refused(refusal)
+    }
+}
+
+type Checked<T, E> = Result<T, CheckError<E>>;
+
+fn view<T, E>(result: Result<T, E>) -> Checked<T, E> {
+    result.map_err(CheckError::View)
+}
+
+fn refuse<T, E>(rule: Rule, field: &'static str, reason: impl Into<String>) -> Checked<T, E> {
+    Err(CheckError::Refused(Refusal::new(rule, field, reason)))
+}
+
+/// Who signed an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signer {
+    TrustRoot(KeyId),
+    Client { client: ClientId, key: KeyId },
+}
+
+impl Signer {
+    pub fn key(&self) -> KeyId {
+        match self {
+            Signer::TrustRoot(key) | Signer::Client { key, .. } => *key,
+        }
+    }
+
+    fn client(&self) -> Option<&ClientId> {
+        match self {
+            Signer::TrustRoot(_) => None,
+            Signer::Client { client, .. } => Some(client),
+        }
+    }
+}
+
+/// Finds the public key an envelope names: a trust root, or a key bound to a client.
+pub fn resolve_signer<V: LedgerView>(
+    policy: &Policy,
+    view_: &V,
+    key: &KeyId,
+) -> Checked<(Signer, PublicKey), V::Error> {
+    if let Some(public) = policy.trust_roots.get(key) {
+        return Ok((Signer::TrustRoot(*key), *public));
+    }
+    match view(view_.key(key))? {
+        Some(record) => Ok((
+            Signer::Client {
+                client: record.client,
+                key: *key,
+            },
+            record.public_key,
+        )),
+        None => refuse(
+            Rule::UnknownKey,
+            "key_id",
+            format!("{key} is not a trust root or a registered key"),
+        ),
+    }
+}
+
+/// Decides whether an event is well-founded (see the module docs). Call it with
+/// the event decoded from `envelope.payload()`; it verifies the signature.
+pub fn check_event<V: LedgerView>(
+    policy: &Policy,
+    view_: &V,
+    envelope: &Envelope,
+    event: &Event,
+) -> Checked<Signer, V::Error> {
+    if envelope.payload_type() != PAYLOAD_TYPE_EVENT_V1 {
+        return refuse(
+            Rule::Signature,
+            "payload_type",
+            format!(
+                "{:?} is not {PAYLOAD_TYPE_EVENT_V1:?}",
+                envelope.payload_type()
+            ),
+        );
+    }
+    if event.signer != envelope.key_id() {
+        return refuse(
+            Rule::Signature,
+            "signer_key_id",
+            format!(
+                "payload names {} but the envelope is signed by {}",
+                event.signer,
+                envelope.key_id()
+            ),
+        );
+    }
+    let (signer, public) = resolve_signer(policy, view_, &event.signer)?;
+    envelope.verify(&public)?;
+    match &event.body {
+        Body::ClientRegistered(reg) => check_registration(policy, view_, &signer, reg)?,
+        Body::TokenIssued(issued) => check_issue(policy, view_, &signer, issued)?,
+        Body::ScopeNarrowed(hop) => check_hop(policy, view_, &signer, hop)?,
+        Body::Revoked(revoked) => check_revocation(view_, &signer, revoked)?,
+        Body::KeysRotated(rotation) => check_rotation(policy, view_, &signer, rotation)?,
+    }
+    Ok(signer)
+}
+
+fn registered<V: LedgerView>(
+    view_: &V,
+    field: &'static str,
+    client: &ClientId,
+) -> Checked<ClientRecord, V::Error> {
+    match view(view_.client(client))? {
+        Some(record) => Ok(record),
+        None => refuse(
+            Rule::UnknownClient,
+            field,
+            format!("client {client:?} is not registered"),
+        ),
+    }
+}
+
+fn signed_by<E>(signer: &Signer, field: &'static str, client: &ClientId) -> Checked<(), E> {
+    if signer.client() == Some(client) {
+        return Ok(());
+    }
+    refuse(
+        Rule::Unauthorized,
+        field,
+        format!(
+            "event is signed by {} which is not a key of client {client:?}",
+            signer.key()
+        ),
+    )
+}
+
+fn unbound_keys<V: LedgerView>(
+    policy: &Policy,
+    view_: &V,
+    field: &'static str,
+    keys: &[PublicKey],
+) -> Checked<(), V::Error> {
+    if keys.len() > KEYS_MAX {
+        return refuse(
+            Rule::Inconsistent,
+            field,
+            format!("has {} keys, more than {KEYS_MAX}", keys.len()),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for key in keys {
+        let id = key.key_id();
+        if !seen.insert(id)
+            || policy.trust_roots.contains_key(&id)
+            || view(view_.key(&id))?.is_some()
+        {
+            return refuse(
+                Rule::AlreadyExists,
+                field,
+                format!("{id} is already bound or listed twice"),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_registration<V: LedgerView>(
+    policy: &Policy,
+    view_: &V,
+    signer: &Signer,
+    reg: &ClientRegistered,
+) -> Checked<(), V::Error> {
+    if view(view_.client(&reg.client))?.is_some() {
+        return refuse(
+            Rule::AlreadyExists,
+            "client_id",
+            format!("client {:?} is already registered", reg.client),
+        );
+    }
+    if reg.public_keys.is_empty() {
+        return refuse(
+            Rule::Inconsistent,
+            "public_keys",
+            "a client needs at least one key",
+        );
+    }
+    unbound_keys(policy, view_, "public_keys", &reg.public_keys)?;
+    let wants_url = reg.registration == RegistrationMethod::MetadataDocument;
+    if wants_url != reg.metadata_document_url.is_some() {
+        return refuse(
+            Rule::Inconsistent,
+            "metadata_document_url",
+            "is required for, and only for, metadata-document registration",
+        );
+    }
+    match (signer, &reg.registered_by) {
+        (Signer::TrustRoot(_), None) => Ok(()),
+        (Signer::TrustRoot(_), Some(by)) => refuse(
+            Rule::Unauthorized,
+            "registered_by",
+            format!("names {by:?} but a trust root signed"),
+        ),
+        (Signer::Client { .. }, None) => refuse(
+            Rule::Unauthorized,
+            "registered_by",
+            "is empty but a client key signed, not a trust root",
+        ),
+        (Signer::Client { .. }, Some(by)) => {
+            signed_by(signer, "registered_by", by)?;
+            let registrar = registered(view_, "registered_by", by)?;
+            if registrar.kind != ClientKind::AuthorizationServer {
+                return refuse(
+                    Rule::Unauthorized,
+                    "registered_by",
+                    format!("client {by:?} is not an authorization server"),
+                );
+            }
+            if reg.kind == ClientKind::AuthorizationServer {
+                return refuse(
+                    Rule::Unauthorized,
+                    "kind",
+                    "only a trust-root key registers an authorization server",
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn within_ceiling<E>(
+    policy: &Policy,
+    holder: &ClientRecord,
+    scopes: &BTreeSet<Name>,
+    tools: &BTreeSet<Name>,
+) -> Checked<(), E> {
+    if !policy.enforce_ceiling {
+        return Ok(());
+    }
+    let whose = format!("the ceiling of holder {:?}", holder.client);
+    subset("scopes", "scope", scopes, &holder.scopes, &whose)?;
+    subset("tools", "tool", tools, &holder.tools, &whose)
+}
+
+fn subset<E>(
+    field: &'static str,
+    noun: &str,
+    child: &BTreeSet<Name>,
+    parent: &BTreeSet<Name>,
+    whose: &str,
+) -> Checked<(), E> {
+    match child.difference(parent).next() {
+        None => Ok(()),
+        Some(extra) => refuse(
+            Rule::NotNarrower,
+            field,
+            format!("{noun} {:?} is not held by {whose}", extra.as_str()),
+        ),
+    }
+}
+
+fn check_issue<V: LedgerView>(
+    policy: &Policy,
+    view_: &V,
+    signer: &Signer,
+    issued: &TokenIssued,
+) -> Checked<(), V::Error> {
+    if view(view_.token_by_ref(&issued.token))?.is_some() {
+        return refuse(
+            Rule::AlreadyExists,
+            "token",
+            format!("token {} is already in the ledger", issued.token),
+        );
+    }
+    if issued.expires_at_s <= issued.issued_at_s {
+        return refuse(
+            Rule::Inconsistent,
+            "expires_at_unix_s",
+            "must be later than issued_at_unix_s",
+        );
+    }
+    signed_by(signer, "issuer", &issued.issuer)?;
+    let issuer = registered(view_, "issuer", &issued.issuer)?;
+    if issuer.kind != ClientKind::AuthorizationServer {
+        return refuse(
+            Rule::Unauthorized,
+            "issuer",
+            format!("client {:?} is not an authorization server", issued.issuer),
+        );
+    }
+    let holder = registered(view_, "holder", &issued.holder)?;
+    within_ceiling(policy, &holder, &issued.scopes, &issued.tools)?;
+    if policy.static_grants_client_only {
+        if issued.grant.is_static() && issued.subject.as_str() != issued.holder.as_str() {
+            return refuse(
+                Rule::StaticGrant,
+                "subject",
+                format!(
+                    "a {:?} grant acts for its holder {:?} and cannot carry subject {:?}",
+                    issued.grant, issued.holder, issued.subject
+                ),
+            );
+        }
+        if holder.registration == RegistrationMethod::StaticApiKey && !issued.grant.is_static() {
+            return refuse(
+                Rule::StaticGrant,
+                "grant_type",
+                format!(
+                    "holder {:?} is registered with a static API key and may only hold static grants",
+                    issued.holder
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check_hop<V: LedgerView>(
+    policy: &Policy,
+    view_: &V,
+    signer: &Signer,
+    hop: &ScopeNarrowed,
+) -> Checked<(), V::Error> {
+    if view(view_.token_by_ref(&hop.token))?.is_some() {
+        return refuse(
+            Rule::AlreadyExists,
+            "token",
+            format!("token {} is already in the ledger", hop.token),
+        );
+    }
+    let Some(parent) = view(view_.token(&hop.parent))? else {
+        return refuse(
+            Rule::UnknownParent,
+            "parent_event_id",
+            format!("{} is not a token in the ledger", hop.parent),
+        );
+    };
+    if hop.root != parent.root {
+        return refuse(
+            Rule::Inconsistent,
+            "root_event_id",
+            format!("is {} but the parent's root is {}", hop.root, parent.root),
+        );
+    }
+    if hop.depth != parent.depth + 1 {
+        return refuse(
+            Rule::Inconsistent,
+            "depth",
+            format!(
+                "is {} but the parent's depth is {}",
+                hop.depth, parent.depth
+            ),
+        );
+    }
+    if hop.depth > policy.depth_max() {
+        return refuse(
+            Rule::TooDeep,
+            "depth",
+            format!("{} exceeds the bound of {}", hop.depth, policy.depth_max()),
+        );
+    }
+    if hop.on_behalf_of != parent.subject {
+        return refuse(
+            Rule::Inconsistent,
+            "on_behalf_of",
+            format!(
+                "is {:?} but the chain acts for {:?}",
+                hop.on_behalf_of, parent.subject
+            ),
+        );
+    }
+    signed_by(signer, "performed_by", &hop.performed_by)?;
+    let performer = registered(view_, "performed_by", &hop.performed_by)?;
+    if policy.require_delegating_role && !performer.may_delegate() {
+        return refuse(
+            Rule::Unauthorized,
+            "performed_by",
+            format!(
+                "client {:?} is registered as a tool endpoint and may not sign a delegation hop",
+                hop.performed_by
+            ),
+        );
+    }
+    if performer.kind != ClientKind::AuthorizationServer && performer.client != parent.holder {
+        return refuse(
+            Rule::Unauthorized,
+            "performed_by",
+            format!(
+                "client {:?} does not hold parent token {} and is not an authorization server",
+                hop.performed_by, parent.token
+            ),
+        );
+    }
+    let holder = registered(view_, "holder", &hop.holder)?;
+    let whose = format!("parent token {}", parent.token);
+    subset("scopes", "scope", &hop.scopes, &parent.scopes, &whose)?;
+    subset("tools", "tool", &hop.tools, &parent.tools, &whose)?;
+    within_ceiling(policy, &holder, &hop.scopes, &hop.tools)?;
+    if hop.expires_at_s > parent.expires_at_s {
+        return refuse(
+            Rule::NotNarrower,
+            "expires_at_unix_s",
+            format!(
+                "{} is later than parent token {} expiry {}",
+                hop.expires_at_s, parent.token, parent.expires_at_s
+            ),
+        );
+    }
+    if hop.issued_at_s < parent.issued_at_s || hop.expires_at_s <= hop.issued_at_s {
+        return refuse(
+            Rule::Inconsistent,
+            "issued_at_unix_s",
+            format!(
+                "{} must be at or after the parent's {} and before expires_at_unix_s",
+                hop.issued_at_s, parent.issued_at_s
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn check_revocation<V: LedgerView>(
+    view_: &V,
+    signer: &Signer,
+    revoked: &Revoked,
+) -> Checked<(), V::Error> {
+    let Some(by) = &revoked.revoked_by else {
+        if let Signer::TrustRoot(_) = signer {
+            return Ok(());
+        }
+        return refuse(
+            Rule::Unauthorized,
+            "revoked_by",
+            "is empty but a client key signed, not a trust root",
+        );
+    };
+    signed_by(signer, "revoked_by", by)?;
+    let revoker = registered(view_, "revoked_by", by)?;
+    if revoker.kind == ClientKind::AuthorizationServer {
+        return Ok(());
+    }
+    let allowed = match &revoked.target {
+        RevocationTarget::Client(client) => client == by,
+        RevocationTarget::Key(key) => view(view_.key(key))?.is_some_and(|k| &k.client == by),
+        RevocationTarget::Token(token) => on_chain(view_, token, by)?,
+        RevocationTarget::Subject(_) => false,
+    };
+    if allowed {
+        return Ok(());
+    }
+    refuse(
+        Rule::Unauthorized,
+        "revoked_by",
+        format!(
+            "client {by:?} may not revoke {}: only its own client, keys and chains, or an authorization server",
+            revoked.target
+        ),
+    )
+}
+
+/// Whether `client` holds or performed any link of `token`'s chain. A token not
+/// (yet) in the ledger is a missing dependency.
+fn on_chain<V: LedgerView>(
+    view_: &V,
+    token: &TokenRef,
+    client: &ClientId,
+) -> Checked<bool, V::Error> {
+    let Some(mut at) = view(view_.token_by_ref(token))? else {
+        return refuse(
+            Rule::UnknownParent,
+            "target",
+            format!("token {token} is not in the ledger"),
+        );
+    };
+    for _ in 0..=DEPTH_MAX_CEILING {
+        let Some(link) = view(view_.token(&at))? else {
+            break;
+        };
+        if &link.holder == client || &link.performed_by == client {
+            return Ok(true);
+        }
+        match link.parent {
+            Some(parent) => at = parent,
+            None => break,
+        }
+    }
+    Ok(false)
+}
+
+fn check_rotation<V: LedgerView>(
+    policy: &Policy,
+    view_: &V,
+    signer: &Signer,
+    rotation: &KeysRotated,
+) -> Checked<(), V::Error> {
+    let client = registered(view_, "client_id", &rotation.client)?;
+    let authorized = match signer {
+        Signer::TrustRoot(_) => true,
+        Signer::Client { client: by, .. } => {
+            by == &rotation.client || client.registered_by.as_ref() == Some(by)
+        }
+    };
+    if !authorized {
+        return refuse(
+            Rule::Unauthorized,
+            "client_id",
+            format!(
+                "{} may not rotate the keys of client {:?}",
+                signer.key(),
+                rotation.client
+            ),
+        );
+    }
+    if rotation.add.is_empty() && rotation.retire.is_empty() {
+        return refuse(
+            Rule::Inconsistent,
+            "add_public_keys",
+            "a rotation must add or retire at least one key",
+        );
+    }
+    unbound_keys(policy, view_, "add_public_keys", &rotation.add)?;
+    for key in &rotation.retire {
+        if view(view_.key(key))?.is_none_or(|k| k.client != rotation.client) {
+            return refuse(
+                Rule::Inconsistent,
+                "retire_key_ids",
+                format!("{key} is not a key of client {:?}", rotation.client),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The append-time checks on top of [`check_event`]: nothing an event relies on
+/// may be revoked, retired or expired at `now_s`.
+pub fn check_live<V: LedgerView>(
+    view_: &V,
+    signer: &Signer,
+    event: &Event,
+    now_s: i64,
+) -> Checked<(), V::Error> {
+    let key = signer.key();
+    not_revoked(view_, "signer_key_id", RevocationTarget::Key(key))?;
+    if view(view_.key_retired(&key))? {
+        return refuse(
+            Rule::Revoked,
+            "signer_key_id",
+            format!("{key} was retired by a rotation"),
+        );
+    }
+    if let Some(client) = signer.client() {
+        not_revoked(
+            view_,
+            "signer_key_id",
+            RevocationTarget::Client(client.clone()),
+        )?;
+    }
+    match &event.body {
+        Body::TokenIssued(issued) => {
+            not_revoked(
+                view_,
+                "holder",
+                RevocationTarget::Client(issued.holder.clone()),
+            )?;
+            not_revoked(
+                view_,
+                "subject",
+                RevocationTarget::Subject(issued.subject.clone()),
+            )?;
+            if issued.expires_at_s <= now_s {
+                return refuse(
+                    Rule::Expired,
+                    "expires_at_unix_s",
+                    format!("{} is not after now ({now_s})", issued.expires_at_s),
+                );
+            }
+        }
+        Body::ScopeNarrowed(hop) => {
+            not_revoked(
+                view_,
+                "holder",
+                RevocationTarget::Client(hop.holder.clone()),
+            )?;
+            match view(token_status(view_, &hop.parent, now_s))? {
+                TokenStatus::Active { .. } => {}
+                TokenStatus::Revoked(cause) => {
+                    return refuse(
+                        Rule::Revoked,
+                        "parent_event_id",
+                        format!("parent {} is revoked: {cause}", hop.parent),
+                    );
+                }
+                TokenStatus::Expired { expired_at_s } => {
+                    return refuse(
+                        Rule::Expired,
+                        "parent_event_id",
+                        format!("parent {} expired at {expired_at_s}", hop.parent),
+                    );
+                }
+                other => {
+                    return refuse(
+                        Rule::UnknownParent,
+                        "parent_event_id",
+                        format!("parent {} is {other:?}", hop.parent),
+                    );
+                }
+            }
+        }
+        Body::ClientRegistered(_) | Body::Revoked(_) | Body::KeysRotated(_) => {}
+    }
+    Ok(())
+}
+
+fn not_revoked<V: LedgerView>(
+    view_: &V,
+    field: &'static str,
+    target: RevocationTarget,
+) -> Checked<(), V::Error> {
+    match view(view_.revocation(&target))? {
+        None => Ok(()),
+        Some(by) => refuse(Rule::Revoked, field, format!("{target} is revoked by {by}")),
+    }
+}
+
+impl Refusal {
+    /// Whether the refusal only says that something the event depends on has not
+    /// arrived (yet). A projector reading several partitions parks such an event
+    /// until its dependency may have been applied, rather than quarantining it.
+    pub fn is_missing_dependency(&self) -> bool {
+        matches!(
+            self.rule,
+            Rule::UnknownKey | Rule::UnknownClient | Rule::UnknownParent
+        )
+    }
+}

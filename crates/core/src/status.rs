@@ -1,0 +1,184 @@
+//! A token's status from ledger state: the revocation cascade.
+//!
+//! A revocation is one write however large the subtree it kills: the check
+//! walks from the token up to its root (at most the depth bound) and looks for a
+//! revoked target on every link. The first hit in a fixed order is the cause, so
+//! two nodes holding the same revocations give the same answer whatever order
+//! they applied them in.
+
+use std::fmt;
+
+use crate::event::RevocationTarget;
+use crate::ids::{EventId, TokenRef};
+use crate::limits::DEPTH_MAX_CEILING;
+use crate::rules::{LedgerView, TokenRecord};
+
+/// What a check answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenStatus {
+    Active {
+        expires_at_s: i64,
+    },
+    Revoked(Cause),
+    Expired {
+        expired_at_s: i64,
+    },
+    /// The token is live but was presented to a resource other than its audience
+    /// (the token passthrough the MCP specification forbids).
+    AudienceMismatch {
+        audience: String,
+    },
+    /// Not in the ledger, or its chain is incomplete: never treated as valid.
+    Unknown,
+}
+
+/// How a link of the chain relates to the revoked target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Via {
+    /// The link's token itself (an ancestor when the distance is above zero).
+    Token,
+    /// The client holding the link's token.
+    Holder,
+    /// The client that issued or performed the link.
+    Performer,
+    /// The key that signed the link.
+    SigningKey,
+    /// The subject the chain acts for.
+    Subject,
+}
+
+/// A revoked target found on a chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationHit {
+    /// The link the hit was found on.
+    pub link: TokenRef,
+    /// How many hops above the checked token that link is (0: the token itself).
+    pub distance: u32,
+    pub via: Via,
+}
+
+/// Why a token is revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// The revocation event.
+    pub revocation: EventId,
+    pub target: RevocationTarget,
+    pub hit: RevocationHit,
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} revoked by {}", self.target, self.revocation)?;
+        if self.hit.distance > 0 {
+            write!(f, " ({} hops up, at {})", self.hit.distance, self.hit.link)?;
+        }
+        Ok(())
+    }
+}
+
+/// A check's answer with the record it was computed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub status: TokenStatus,
+    pub record: Option<TokenRecord>,
+}
+
+/// The targets to look up on one link, in the order that decides the cause.
+fn link_targets(link: &TokenRecord) -> [(Via, RevocationTarget); 4] {
+    [
+        (Via::Token, RevocationTarget::Token(link.token.clone())),
+        (Via::Holder, RevocationTarget::Client(link.holder.clone())),
+        (
+            Via::Performer,
+            RevocationTarget::Client(link.performed_by.clone()),
+        ),
+        (Via::SigningKey, RevocationTarget::Key(link.signer)),
+    ]
+}
+
+/// The status of the token recorded by event `event` at `now_s`: revoked
+/// (anything on its chain), expired, active, or unknown.
+pub fn token_status<V: LedgerView>(
+    view: &V,
+    event: &EventId,
+    now_s: i64,
+) -> Result<TokenStatus, V::Error> {
+    let Some(leaf) = view.token(event)? else {
+        return Ok(TokenStatus::Unknown);
+    };
+    let mut link = leaf.clone();
+    for _ in 0..=DEPTH_MAX_CEILING {
+        for (via, target) in link_targets(&link) {
+            if let Some(revocation) = view.revocation(&target)? {
+                let hit = RevocationHit {
+                    link: link.token.clone(),
+                    distance: leaf.depth - link.depth,
+                    via,
+                };
+                return Ok(TokenStatus::Revoked(Cause {
+                    revocation,
+                    target,
+                    hit,
+                }));
+            }
+        }
+        let Some(parent) = link.parent else {
+            let target = RevocationTarget::Subject(link.subject.clone());
+            if let Some(revocation) = view.revocation(&target)? {
+                let hit = RevocationHit {
+                    link: link.token.clone(),
+                    distance: leaf.depth,
+                    via: Via::Subject,
+                };
+                return Ok(TokenStatus::Revoked(Cause {
+                    revocation,
+                    target,
+                    hit,
+                }));
+            }
+            if leaf.expires_at_s <= now_s {
+                return Ok(TokenStatus::Expired {
+                    expired_at_s: leaf.expires_at_s,
+                });
+            }
+            return Ok(TokenStatus::Active {
+                expires_at_s: leaf.expires_at_s,
+            });
+        };
+        match view.token(&parent)? {
+            // Fail closed: an ancestor missing from the store means the chain
+            // cannot be vouched for.
+            None => return Ok(TokenStatus::Unknown),
+            Some(next) => link = next,
+        }
+    }
+    Ok(TokenStatus::Unknown)
+}
+
+/// A resource server's check: the status of the token named `token`, and an
+/// audience mismatch if it is live but was presented to another resource.
+pub fn check_token<V: LedgerView>(
+    view: &V,
+    token: &TokenRef,
+    presented_to: Option<&str>,
+    now_s: i64,
+) -> Result<Check, V::Error> {
+    let Some(event) = view.token_by_ref(token)? else {
+        return Ok(Check {
+            status: TokenStatus::Unknown,
+            record: None,
+        });
+    };
+    let record = view.token(&event)?;
+    let mut status = token_status(view, &event, now_s)?;
+    if let (TokenStatus::Active { .. }, Some(resource), Some(record)) =
+        (&status, presented_to, &record)
+    {
+        if resource != record.audience {
+            status = TokenStatus::AudienceMismatch {
+                audience: record.audience.clone(),
+            };
+        }
+    }
+    Ok(Check { status, record })
+}

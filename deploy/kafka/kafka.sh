@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# Run a real Apache Kafka (KRaft, no ZooKeeper, no Docker) on 127.0.0.1 for
+# development and tests. Jars come from Maven Central through `mvn`, because
+# that is the one distribution channel every dev/CI machine here can reach.
+# See README.md next to this file. Only the bootstrap list goes to stdout.
+set -euo pipefail
+
+VERSION="${BATON_KAFKA_VERSION:-4.4.0}"
+CACHE="${BATON_KAFKA_CACHE:-$HOME/.cache/baton/kafka-$VERSION}"
+LOG4J_SLF4J_VERSION="2.25.5"     # SLF4J 1.x -> log4j2 bridge (Kafka ships slf4j-api 1.7)
+START_TIMEOUT="${BATON_KAFKA_START_TIMEOUT:-90}"
+STOP_TIMEOUT="${BATON_KAFKA_STOP_TIMEOUT:-30}"
+JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
+# A dev broker lives for minutes on a small machine: C1-only JIT and serial GC
+# start noticeably faster and use less CPU than the production G1/C2 defaults.
+BROKER_JVM=(-Xms128m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true)
+TOOL_JVM=(-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto)
+
+log() { echo "kafka.sh: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+usage() {
+  cat >&2 <<'EOF'
+usage: kafka.sh fetch
+       kafka.sh start [--brokers 1|3] [--dir DIR]   # prints bootstrap servers
+       kafka.sh stop --dir DIR
+       kafka.sh status --dir DIR
+       kafka.sh kill-broker --dir DIR N             # SIGKILL node N (1-based)
+       kafka.sh start-broker --dir DIR N            # restart node N, same config/data
+       kafka.sh run CLASS [ARGS...]                 # run a Kafka tool class, e.g.
+                                                    # org.apache.kafka.tools.TopicCommand
+EOF
+  exit 2
+}
+
+# ---- fetch: resolve the jars once into $CACHE/libs ---------------------------
+fetch() {
+  [[ -f "$CACHE/.complete" ]] && return 0   # cached: no network, no mvn
+  command -v mvn >/dev/null || die "mvn not found (needed once to fetch Kafka jars)"
+  mkdir -p "$CACHE"
+  # kafka_2.13 has kafka.Kafka (broker) and kafka.tools.StorageTool (format);
+  # kafka-tools has TopicCommand & co. connect-runtime (pulled in by kafka-tools
+  # only for the connect-plugin-path tool) would add ~45 jetty/jersey jars: skip.
+  cat >"$CACHE/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.baton</groupId><artifactId>kafka-dev</artifactId><version>1</version>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$VERSION</version>
+      <exclusions><exclusion><groupId>org.apache.kafka</groupId><artifactId>connect-runtime</artifactId></exclusion></exclusions></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>$LOG4J_SLF4J_VERSION</version>
+      <exclusions><exclusion><groupId>*</groupId><artifactId>*</artifactId></exclusion></exclusions></dependency>
+  </dependencies>
+</project>
+EOF
+  log "fetching Kafka $VERSION jars with Maven into $CACHE/libs"
+  rm -rf "$CACHE/libs"
+  mvn -B -q -Dstyle.color=never -f "$CACHE/pom.xml" \
+    org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
+    -DincludeScope=runtime -DoutputDirectory="$CACHE/libs" >&2 || die "mvn failed"
+  [[ -f "$CACHE/libs/kafka_2.13-$VERSION.jar" ]] || die "kafka_2.13-$VERSION.jar missing after mvn"
+  touch "$CACHE/.complete"
+}
+
+# Run a Kafka main class with the cached jars (tools log WARN+ to stderr).
+run_class() {
+  fetch; write_tools_log4j
+  "$JAVA" "${TOOL_JVM[@]}" -Dlog4j2.configurationFile="$CACHE/tools-log4j2.properties" \
+    -cp "$CACHE/libs/*" "$@"
+}
+write_tools_log4j() {
+  [[ -f "$CACHE/tools-log4j2.properties" ]] && return 0
+  printf '%s\n' 'status = error' 'appender.err.type = Console' 'appender.err.name = STDERR' \
+    'appender.err.target = SYSTEM_ERR' 'appender.err.layout.type = PatternLayout' \
+    'appender.err.layout.pattern = [%d] %p %m (%c)%n' \
+    'rootLogger.level = warn' 'rootLogger.appenderRef.err.ref = STDERR' \
+    >"$CACHE/tools-log4j2.properties"
+}
+
+# ---- helpers ---------------------------------------------------------------
+# N distinct free ports on 127.0.0.1, chosen by the OS (bind to port 0, all
+# held open together so they differ). Fallback: random ports probed via bash.
+free_ports() {
+  if command -v python3 >/dev/null; then
+    python3 -c 'import socket,sys
+ss=[socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print("\n".join(str(s.getsockname()[1]) for s in ss))' "$1"
+  else
+    local p seen=" " n=0
+    while (( n < $1 )); do
+      p=$((20000 + RANDOM % 12000))
+      [[ $seen == *" $p "* ]] && continue
+      port_open "$p" && continue
+      seen+="$p "; echo "$p"; n=$((n + 1))
+    done
+  fi
+}
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# State dir layout: cluster.env (BROKERS, PORTS, CACHE), log4j2.properties,
+# nodeN/{server.properties,data/,logs/server.log,logs/stdout.log,pid}.
+load_cluster() {
+  [[ -n "${DIR:-}" ]] || die "--dir DIR is required"
+  [[ -f "$DIR/cluster.env" ]] || die "$DIR is not a kafka.sh state dir (no cluster.env)"
+  DIR="$(cd "$DIR" && pwd)"
+  # shellcheck source=/dev/null
+  source "$DIR/cluster.env"
+}
+node_pid() {  # prints the pid of node $1 if that JVM is alive, else fails
+  local f="$DIR/node$1/pid" pid
+  [[ -f $f ]] || return 1
+  pid="$(<"$f")"
+  # Guard against pid reuse: the process must be the JVM of this very node.
+  [[ -n $pid ]] && ps -o args= -p "$pid" 2>/dev/null | grep -qF "$DIR/node$1/server.properties" \
+    && echo "$pid"
+}
+broker_port() { local p=($PORTS); echo "${p[$(($1 - 1))]}"; }
+bootstrap() { local n out=(); for n in $(seq 1 "$BROKERS"); do out+=("127.0.0.1:$(broker_port "$n")"); done
+  (IFS=,; echo "${out[*]}"); }
+
+write_node_config() {  # node id
+  local n=$1 d="$DIR/node$1" voters=() i p=($PORTS) c=($CPORTS)
+  for i in $(seq 1 "$BROKERS"); do voters+=("$i@127.0.0.1:${c[$((i - 1))]}"); done
+  local rf=$BROKERS isr=$(( BROKERS >= 3 ? 2 : 1 ))
+  mkdir -p "$d/data" "$d/logs"
+  cat >"$d/server.properties" <<EOF
+# Generated by kafka.sh: node $n of a $BROKERS-node combined broker+controller KRaft cluster.
+process.roles=broker,controller
+node.id=$n
+controller.quorum.voters=$(IFS=,; echo "${voters[*]}")
+listeners=PLAINTEXT://127.0.0.1:${p[$((n - 1))]},CONTROLLER://127.0.0.1:${c[$((n - 1))]}
+advertised.listeners=PLAINTEXT://127.0.0.1:${p[$((n - 1))]}
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$d/data
+# Replication defaults: with 3 nodes, RF 3 + min ISR 2 so losing one broker is
+# survivable with acks=all (what the fault tests exercise); 1 node: RF 1.
+default.replication.factor=$rf
+min.insync.replicas=$isr
+offsets.topic.replication.factor=$rf
+transaction.state.log.replication.factor=$rf
+transaction.state.log.min.isr=$isr
+share.coordinator.state.topic.replication.factor=$rf
+share.coordinator.state.topic.min.isr=$isr
+# Dev/test speed: few partitions for internal topics, no rebalance delay,
+# small thread pools (2 cores), and topics only created explicitly by Baton.
+num.partitions=1
+offsets.topic.num.partitions=4
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.num.partitions=4
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+# Fence a dead broker after 6 s instead of 9 s so fault tests move on sooner,
+# still with 6 missed heartbeats of slack for a busy 2-core machine.
+broker.heartbeat.interval.ms=1000
+broker.session.timeout.ms=6000
+EOF
+}
+
+launch_node() {  # node id; starts the JVM detached (own session, no tty/stdout)
+  local n=$1 d="$DIR/node$1"
+  command -v setsid >/dev/null && local detach=(setsid) || local detach=(nohup)
+  rm -f "$d/pid"
+  # The wrapper writes its own pid then execs java, so the pid file is the JVM.
+  "${detach[@]}" bash -c 'echo $$ >"$0"; exec "$@"' "$d/pid" \
+    "$JAVA" "${BROKER_JVM[@]}" -Dkafka.logs.dir="$d/logs" \
+    -Dlog4j2.configurationFile="$DIR/log4j2.properties" \
+    -cp "$CACHE/libs/*" kafka.Kafka "$d/server.properties" \
+    </dev/null >>"$d/logs/stdout.log" 2>&1 &
+}
+
+show_logs() {
+  local n f
+  for n in $(seq 1 "$BROKERS"); do
+    for f in "$DIR/node$n/logs/server.log" "$DIR/node$n/logs/stdout.log"; do
+      [[ -s $f ]] && { log "--- tail of $f"; tail -n 25 "$f" >&2; }
+    done
+  done
+  return 0
+}
+
+# Wait until every node runs and the cluster answers a client with all
+# $BROKERS brokers registered and unfenced (BrokerApiVersions lists them).
+wait_ready() {
+  local deadline=$((SECONDS + START_TIMEOUT)) n seen=0
+  for n in $(seq 1 "$BROKERS"); do
+    until port_open "$(broker_port "$n")"; do
+      (( SECONDS < deadline )) || { log "node $n did not open its port in ${START_TIMEOUT}s"; return 1; }
+      [[ ! -f "$DIR/node$n/pid" ]] || node_pid "$n" >/dev/null || { log "node $n exited"; return 1; }
+      sleep 0.2
+    done
+  done
+  while (( SECONDS < deadline )); do
+    seen="$(run_class org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "$(bootstrap)" \
+      2>/dev/null | grep -c ' (id: ' || true)"
+    (( seen >= BROKERS )) && return 0
+    sleep 0.5
+  done
+  log "cluster not serving after ${START_TIMEOUT}s ($seen/$BROKERS brokers visible)"
+  return 1
+}
+
+# ---- commands ----------------------------------------------------------------
+cmd_start() {
+  [[ $BROKERS == 1 || $BROKERS == 3 ]] || die "--brokers must be 1 or 3"
+  fetch
+  if [[ -z "${DIR:-}" ]]; then
+    DIR="$(mktemp -d "${TMPDIR:-/tmp}/baton-kafka.XXXXXX")"
+  elif [[ -f "$DIR/cluster.env" ]]; then
+    # Re-using one of our own (stopped) state dirs: start from a clean slate.
+    ( load_cluster; for n in $(seq 1 "$BROKERS"); do node_pid "$n" >/dev/null && exit 1; done; exit 0 ) \
+      || die "a cluster is still running in $DIR (kafka.sh stop --dir $DIR)"
+    rm -rf "$DIR"/node* "$DIR/cluster.env" "$DIR/bootstrap"
+  elif [[ -d $DIR && -n "$(ls -A "$DIR")" ]]; then
+    die "$DIR exists and is not empty"
+  fi
+  mkdir -p "$DIR"; DIR="$(cd "$DIR" && pwd)"
+  local ports n; ports=($(free_ports $((2 * BROKERS))))
+  PORTS="${ports[*]:0:$BROKERS}"; CPORTS="${ports[*]:$BROKERS}"
+  printf 'BROKERS=%s\nPORTS="%s"\nCPORTS="%s"\nCACHE="%s"\nVERSION=%s\n' \
+    "$BROKERS" "$PORTS" "$CPORTS" "$CACHE" "$VERSION" >"$DIR/cluster.env"
+  # Broker logging: WARN and up to nodeN/logs/server.log (Kafka's INFO floods).
+  printf '%s\n' 'status = error' 'appender.f.type = File' 'appender.f.name = FILE' \
+    'appender.f.fileName = ${sys:kafka.logs.dir}/server.log' \
+    'appender.f.layout.type = PatternLayout' 'appender.f.layout.pattern = [%d] %p %m (%c)%n' \
+    'rootLogger.level = warn' 'rootLogger.appenderRef.f.ref = FILE' >"$DIR/log4j2.properties"
+  # Cluster id: 16 random bytes, base64url without padding (Kafka's Uuid text
+  # form); generated here to save one JVM start. Avoid a leading '-'.
+  local id
+  while id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"; [[ $id == -* ]]; do :; done
+  log "starting $BROKERS-node Kafka $VERSION cluster in $DIR"
+  local pids=()
+  for n in $(seq 1 "$BROKERS"); do
+    write_node_config "$n"
+    # Static quorum (controller.quorum.voters), so plain `format` is enough.
+    run_class kafka.tools.StorageTool format -t "$id" -c "$DIR/node$n/server.properties" \
+      >"$DIR/node$n/logs/format.log" 2>&1 &
+    pids+=($!)
+  done
+  for n in "${!pids[@]}"; do
+    wait "${pids[$n]}" || { cat "$DIR/node$((n + 1))/logs/format.log" >&2; die "storage format failed"; }
+  done
+  for n in $(seq 1 "$BROKERS"); do launch_node "$n"; done
+  if ! wait_ready; then show_logs; cmd_stop; die "start failed; logs are in $DIR"; fi
+  bootstrap >"$DIR/bootstrap"
+  log "ready in ${SECONDS}s; stop with: $0 stop --dir $DIR"
+  cat "$DIR/bootstrap"
+}
+
+cmd_stop() {
+  load_cluster
+  local n pid pids=() deadline=$((SECONDS + STOP_TIMEOUT))
+  for n in $(seq 1 "$BROKERS"); do
+    pid="$(node_pid "$n")" && { kill -TERM "$pid" 2>/dev/null || true; pids+=("$pid"); }
+  done
+  # SIGTERM = controlled shutdown (clean logs); SIGKILL only past the deadline.
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.2; done
+    kill -0 "$pid" 2>/dev/null && { log "pid $pid ignored SIGTERM for ${STOP_TIMEOUT}s: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; }
+  done
+  rm -f "$DIR"/node*/pid
+  log "stopped ${#pids[@]} node(s) in $DIR"
+}
+
+cmd_kill_broker() {
+  load_cluster; local n=$1 pid
+  pid="$(node_pid "$n")" || { log "node $n is not running"; return 0; }
+  kill -KILL "$pid"
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  rm -f "$DIR/node$n/pid"; log "killed node $n (pid $pid)"
+}
+
+cmd_start_broker() {
+  load_cluster; local n=$1
+  [[ -f "$DIR/node$n/server.properties" ]] || die "no node $n in $DIR"
+  node_pid "$n" >/dev/null && { log "node $n already running"; return 0; }
+  launch_node "$n"
+  wait_ready || { show_logs; die "node $n did not rejoin"; }
+  # Serving is not enough for fault tests: wait until it is back in every ISR.
+  local deadline=$((SECONDS + START_TIMEOUT))
+  until [[ -z "$(run_class org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap)" \
+      --describe --under-replicated-partitions 2>/dev/null || echo failed)" ]]; do
+    (( SECONDS < deadline )) || die "node $n did not catch up within ${START_TIMEOUT}s"
+    sleep 0.5
+  done
+  log "node $n is back and in sync"
+}
+
+cmd_status() {
+  load_cluster; local n pid up=0
+  echo "dir: $DIR  version: $VERSION  bootstrap: $(bootstrap)"
+  for n in $(seq 1 "$BROKERS"); do
+    if pid="$(node_pid "$n")"; then echo "node $n: running pid $pid 127.0.0.1:$(broker_port "$n")"; up=$((up + 1))
+    else echo "node $n: stopped"; fi
+  done
+  (( up == BROKERS ))   # exit status 0 only when every node is up
+}
+
+# ---- argument parsing --------------------------------------------------------
+(( $# )) || usage
+CMD=$1; shift
+if [[ $CMD == run ]]; then run_class "$@"; exit; fi
+BROKERS=1; DIR=""; POS=()
+while (( $# )); do
+  case $1 in
+    --brokers) BROKERS=${2:?}; shift 2 ;;
+    --dir) DIR=${2:?}; shift 2 ;;
+    -h|--help) usage ;;
+    *) POS+=("$1"); shift ;;
+  esac
+done
+case $CMD in
+  fetch) fetch; write_tools_log4j; log "Kafka $VERSION jars in $CACHE/libs" ;;
+  start) cmd_start ;;
+  stop) [[ -n $DIR ]] || die "--dir DIR is required"
+        [[ -f "$DIR/cluster.env" ]] || { log "nothing to stop in $DIR"; exit 0; }; cmd_stop ;;
+  status) cmd_status ;;
+  kill-broker) cmd_kill_broker "${POS[0]:?node number required}" ;;
+  start-broker) cmd_start_broker "${POS[0]:?node number required}" ;;
+  *) usage ;;
+esac
