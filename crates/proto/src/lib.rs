@@ -1,1 +1,20 @@
-//! placeholder
+//! Baton's wire contract, package `baton.v1`, generated at build time from
+//! `proto/`, and the explicit conversions between wire and core types.
+//!
+//! API boundary: wire types stop here. Everything past this crate works with
+//! `baton-core` types; every conversion from the wire validates and names the
+//! offending field.
+
+mod convert;
+
+pub use convert::{open, revocation_target, seal};
+
+/// The generated `baton.v1` messages and services.
+#[allow(clippy::all, missing_debug_implementations, clippy::unwrap_used)]
+pub mod v1 {
+    tonic::include_proto!("baton.v1");
+}
+
+/// The encoded `FileDescriptorSet` of `baton.v1`, for gRPC server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/baton_descriptor.bin"));

@@ -1,0 +1,473 @@
+//! Explicit conversions between `baton.v1` wire messages and `baton-core`
+//! types. From the wire, every field is validated and a refusal names it
+//! (`token_issued.scopes[3]: ...`); to the wire, conversion cannot fail.
+
+use baton_core::{
+    Body, ClientId, ClientKind, ClientRegistered, ClientRole, Envelope, Error, Event, EventId,
+    GrantType, KeyId, KeysRotated, PAYLOAD_TYPE_EVENT_V1, PublicKey, RegistrationMethod, Result,
+    RevocationTarget, Revoked, ScopeNarrowed, SigningKey, Subject, TokenIssued, TokenRef, audience,
+    limits, names, optional_text,
+};
+use prost::Message as _;
+
+use crate::v1;
+
+/// Reads a received signed event: checks the envelope's fields and decodes the
+/// event from the payload bytes. The signature is checked by the ledger rules
+/// (`baton_core::check_event`), against the key the ledger has for the signer.
+pub fn open(signed: v1::SignedEvent) -> Result<(Envelope, Event)> {
+    if signed.payload_type != PAYLOAD_TYPE_EVENT_V1 {
+        return Err(Error::invalid(
+            "payload_type",
+            format!(
+                "{:?} is not supported; expected {PAYLOAD_TYPE_EVENT_V1:?}",
+                signed.payload_type
+            ),
+        ));
+    }
+    let envelope = Envelope::from_parts(
+        signed.payload,
+        signed.payload_type,
+        &signed.key_id,
+        &signed.signature,
+    )?;
+    let wire = v1::Event::decode(envelope.payload())
+        .map_err(|e| Error::invalid("payload", format!("is not a baton.v1.Event: {e}")))?;
+    let event = Event::try_from(wire)?;
+    Ok((envelope, event))
+}
+
+/// Encodes and signs an event. The event must name `key` as its signer.
+pub fn seal(key: &SigningKey, event: &Event) -> Result<Envelope> {
+    if event.signer != key.key_id() {
+        return Err(Error::invalid(
+            "signer_key_id",
+            format!(
+                "names {} but the signing key is {}",
+                event.signer,
+                key.key_id()
+            ),
+        ));
+    }
+    Envelope::sign(
+        key,
+        PAYLOAD_TYPE_EVENT_V1,
+        v1::Event::from(event).encode_to_vec(),
+    )
+}
+
+impl From<&Envelope> for v1::SignedEvent {
+    fn from(envelope: &Envelope) -> Self {
+        v1::SignedEvent {
+            payload: envelope.payload().to_vec(),
+            payload_type: envelope.payload_type().to_owned(),
+            key_id: envelope.key_id().as_bytes().to_vec(),
+            signature: envelope.signature().to_vec(),
+        }
+    }
+}
+
+fn required<T>(field: &str, value: Option<T>) -> Result<T> {
+    value.ok_or_else(|| Error::invalid(field, "is missing"))
+}
+
+/// Reads a proto enum: unknown numbers and the unspecified zero are refused.
+fn enumeration<P, C>(field: &str, raw: i32, convert: impl Fn(P) -> Option<C>) -> Result<C>
+where
+    P: TryFrom<i32>,
+{
+    let parsed =
+        P::try_from(raw).map_err(|_| Error::invalid(field, format!("unknown enum value {raw}")))?;
+    convert(parsed).ok_or_else(|| Error::invalid(field, "must be set (it is unspecified)"))
+}
+
+fn client_id(field: &str, value: &str) -> Result<ClientId> {
+    ClientId::new(field, value)
+}
+
+fn optional_client(field: &str, value: &str) -> Result<Option<ClientId>> {
+    if value.is_empty() {
+        Ok(None)
+    } else {
+        ClientId::new(field, value).map(Some)
+    }
+}
+
+fn public_keys(field: &str, raw: &[Vec<u8>]) -> Result<Vec<PublicKey>> {
+    if raw.len() > limits::KEYS_MAX {
+        return Err(Error::invalid(
+            field,
+            format!("has {} keys, more than {}", raw.len(), limits::KEYS_MAX),
+        ));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(i, k)| PublicKey::from_slice(&format!("{field}[{i}]"), k))
+        .collect()
+}
+
+fn timestamp_s(field: &str, value: i64) -> Result<i64> {
+    if value <= 0 {
+        return Err(Error::invalid(
+            field,
+            format!("{value} is not a positive unix time"),
+        ));
+    }
+    Ok(value)
+}
+
+fn token_ref(field: &str, wire: Option<v1::TokenRef>) -> Result<TokenRef> {
+    let wire = required(field, wire)?;
+    match required(&format!("{field}.ref"), wire.r#ref)? {
+        v1::token_ref::Ref::Jti(jti) => TokenRef::jti(&format!("{field}.jti"), &jti),
+        v1::token_ref::Ref::Digest(d) => TokenRef::digest(&format!("{field}.digest"), &d),
+    }
+}
+
+fn token_ref_to_wire(token: &TokenRef) -> v1::TokenRef {
+    let r = match token {
+        TokenRef::Jti(jti) => v1::token_ref::Ref::Jti(jti.clone()),
+        TokenRef::Digest(d) => v1::token_ref::Ref::Digest(d.to_vec()),
+    };
+    v1::TokenRef { r#ref: Some(r) }
+}
+
+impl TryFrom<v1::Event> for Event {
+    type Error = Error;
+
+    fn try_from(wire: v1::Event) -> Result<Self> {
+        let signer = KeyId::from_slice("signer_key_id", &wire.signer_key_id)?;
+        if wire.created_at_unix_ms <= 0 {
+            return Err(Error::invalid(
+                "created_at_unix_ms",
+                format!("{} is not a positive unix time", wire.created_at_unix_ms),
+            ));
+        }
+        let body = match wire.body {
+            None => {
+                return Err(Error::invalid(
+                    "body",
+                    "is missing: one of client_registered, token_issued, scope_narrowed, revoked, keys_rotated",
+                ));
+            }
+            Some(v1::event::Body::ClientRegistered(b)) => Body::ClientRegistered(
+                b.try_into()
+                    .map_err(|e: Error| e.within("client_registered"))?,
+            ),
+            Some(v1::event::Body::TokenIssued(b)) => {
+                Body::TokenIssued(b.try_into().map_err(|e: Error| e.within("token_issued"))?)
+            }
+            Some(v1::event::Body::ScopeNarrowed(b)) => Body::ScopeNarrowed(
+                b.try_into()
+                    .map_err(|e: Error| e.within("scope_narrowed"))?,
+            ),
+            Some(v1::event::Body::Revoked(b)) => {
+                Body::Revoked(b.try_into().map_err(|e: Error| e.within("revoked"))?)
+            }
+            Some(v1::event::Body::KeysRotated(b)) => {
+                Body::KeysRotated(b.try_into().map_err(|e: Error| e.within("keys_rotated"))?)
+            }
+        };
+        Ok(Event {
+            signer,
+            created_at_ms: wire.created_at_unix_ms,
+            body,
+        })
+    }
+}
+
+impl From<&Event> for v1::Event {
+    fn from(event: &Event) -> Self {
+        let body = match &event.body {
+            Body::ClientRegistered(b) => v1::event::Body::ClientRegistered(b.into()),
+            Body::TokenIssued(b) => v1::event::Body::TokenIssued(b.into()),
+            Body::ScopeNarrowed(b) => v1::event::Body::ScopeNarrowed(b.into()),
+            Body::Revoked(b) => v1::event::Body::Revoked(b.into()),
+            Body::KeysRotated(b) => v1::event::Body::KeysRotated(b.into()),
+        };
+        v1::Event {
+            signer_key_id: event.signer.as_bytes().to_vec(),
+            created_at_unix_ms: event.created_at_ms,
+            body: Some(body),
+        }
+    }
+}
+
+impl TryFrom<v1::ClientRegistered> for ClientRegistered {
+    type Error = Error;
+
+    fn try_from(wire: v1::ClientRegistered) -> Result<Self> {
+        use v1::ClientKind as K;
+        use v1::ClientRole as R;
+        use v1::RegistrationMethod as M;
+        Ok(ClientRegistered {
+            client: client_id("client_id", &wire.client_id)?,
+            kind: enumeration("kind", wire.kind, |k| match k {
+                K::Unspecified => None,
+                K::McpClient => Some(ClientKind::McpClient),
+                K::Gateway => Some(ClientKind::Gateway),
+                K::McpServer => Some(ClientKind::McpServer),
+                K::AuthorizationServer => Some(ClientKind::AuthorizationServer),
+                K::Service => Some(ClientKind::Service),
+            })?,
+            role: enumeration("role", wire.role, |r| match r {
+                R::Unspecified => None,
+                R::ToolEndpoint => Some(ClientRole::ToolEndpoint),
+                R::DelegatingLayer => Some(ClientRole::DelegatingLayer),
+                R::MixedTrustBoundary => Some(ClientRole::MixedTrustBoundary),
+            })?,
+            registration: enumeration("registration", wire.registration, |m| match m {
+                M::Unspecified => None,
+                M::PreRegistered => Some(RegistrationMethod::PreRegistered),
+                M::Dynamic => Some(RegistrationMethod::Dynamic),
+                M::MetadataDocument => Some(RegistrationMethod::MetadataDocument),
+                M::StaticApiKey => Some(RegistrationMethod::StaticApiKey),
+            })?,
+            metadata_document_url: if wire.metadata_document_url.is_empty() {
+                None
+            } else {
+                Some(audience(
+                    "metadata_document_url",
+                    &wire.metadata_document_url,
+                )?)
+            },
+            public_keys: public_keys("public_keys", &wire.public_keys)?,
+            scopes: names("scopes", &wire.scopes)?,
+            tools: names("tools", &wire.tools)?,
+            registered_by: optional_client("registered_by", &wire.registered_by)?,
+        })
+    }
+}
+
+impl From<&ClientRegistered> for v1::ClientRegistered {
+    fn from(reg: &ClientRegistered) -> Self {
+        v1::ClientRegistered {
+            client_id: reg.client.to_string(),
+            kind: match reg.kind {
+                ClientKind::McpClient => v1::ClientKind::McpClient,
+                ClientKind::Gateway => v1::ClientKind::Gateway,
+                ClientKind::McpServer => v1::ClientKind::McpServer,
+                ClientKind::AuthorizationServer => v1::ClientKind::AuthorizationServer,
+                ClientKind::Service => v1::ClientKind::Service,
+            } as i32,
+            role: match reg.role {
+                ClientRole::ToolEndpoint => v1::ClientRole::ToolEndpoint,
+                ClientRole::DelegatingLayer => v1::ClientRole::DelegatingLayer,
+                ClientRole::MixedTrustBoundary => v1::ClientRole::MixedTrustBoundary,
+            } as i32,
+            registration: match reg.registration {
+                RegistrationMethod::PreRegistered => v1::RegistrationMethod::PreRegistered,
+                RegistrationMethod::Dynamic => v1::RegistrationMethod::Dynamic,
+                RegistrationMethod::MetadataDocument => v1::RegistrationMethod::MetadataDocument,
+                RegistrationMethod::StaticApiKey => v1::RegistrationMethod::StaticApiKey,
+            } as i32,
+            metadata_document_url: reg.metadata_document_url.clone().unwrap_or_default(),
+            public_keys: reg
+                .public_keys
+                .iter()
+                .map(|k| k.to_bytes().to_vec())
+                .collect(),
+            scopes: reg.scopes.iter().map(ToString::to_string).collect(),
+            tools: reg.tools.iter().map(ToString::to_string).collect(),
+            registered_by: reg
+                .registered_by
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+fn grant_type(field: &str, raw: i32) -> Result<GrantType> {
+    use v1::GrantType as G;
+    enumeration(field, raw, |g| match g {
+        G::Unspecified => None,
+        G::AuthorizationCodePkce => Some(GrantType::AuthorizationCodePkce),
+        G::DeviceCode => Some(GrantType::DeviceCode),
+        G::ClientCredentials => Some(GrantType::ClientCredentials),
+        G::ApiKey => Some(GrantType::ApiKey),
+        G::RefreshToken => Some(GrantType::RefreshToken),
+    })
+}
+
+fn grant_type_to_wire(grant: GrantType) -> i32 {
+    (match grant {
+        GrantType::AuthorizationCodePkce => v1::GrantType::AuthorizationCodePkce,
+        GrantType::DeviceCode => v1::GrantType::DeviceCode,
+        GrantType::ClientCredentials => v1::GrantType::ClientCredentials,
+        GrantType::ApiKey => v1::GrantType::ApiKey,
+        GrantType::RefreshToken => v1::GrantType::RefreshToken,
+    }) as i32
+}
+
+impl TryFrom<v1::TokenIssued> for TokenIssued {
+    type Error = Error;
+
+    fn try_from(wire: v1::TokenIssued) -> Result<Self> {
+        Ok(TokenIssued {
+            token: token_ref("token", wire.token)?,
+            subject: Subject::new("subject", &wire.subject)?,
+            issuer: client_id("issuer", &wire.issuer)?,
+            holder: client_id("holder", &wire.holder)?,
+            audience: audience("audience", &wire.audience)?,
+            scopes: names("scopes", &wire.scopes)?,
+            tools: names("tools", &wire.tools)?,
+            grant: grant_type("grant_type", wire.grant_type)?,
+            issued_at_s: timestamp_s("issued_at_unix_s", wire.issued_at_unix_s)?,
+            expires_at_s: timestamp_s("expires_at_unix_s", wire.expires_at_unix_s)?,
+            session_id: optional_text("session_id", &wire.session_id)?,
+            transaction_id: optional_text("transaction_id", &wire.transaction_id)?,
+        })
+    }
+}
+
+impl From<&TokenIssued> for v1::TokenIssued {
+    fn from(t: &TokenIssued) -> Self {
+        v1::TokenIssued {
+            token: Some(token_ref_to_wire(&t.token)),
+            subject: t.subject.to_string(),
+            issuer: t.issuer.to_string(),
+            holder: t.holder.to_string(),
+            audience: t.audience.clone(),
+            scopes: t.scopes.iter().map(ToString::to_string).collect(),
+            tools: t.tools.iter().map(ToString::to_string).collect(),
+            grant_type: grant_type_to_wire(t.grant),
+            issued_at_unix_s: t.issued_at_s,
+            expires_at_unix_s: t.expires_at_s,
+            session_id: t.session_id.clone().unwrap_or_default(),
+            transaction_id: t.transaction_id.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl TryFrom<v1::ScopeNarrowed> for ScopeNarrowed {
+    type Error = Error;
+
+    fn try_from(wire: v1::ScopeNarrowed) -> Result<Self> {
+        if wire.depth == 0 {
+            return Err(Error::invalid("depth", "a hop has depth 1 or more"));
+        }
+        Ok(ScopeNarrowed {
+            token: token_ref("token", wire.token)?,
+            parent: EventId::from_slice("parent_event_id", &wire.parent_event_id)?,
+            root: EventId::from_slice("root_event_id", &wire.root_event_id)?,
+            depth: wire.depth,
+            performed_by: client_id("performed_by", &wire.performed_by)?,
+            on_behalf_of: Subject::new("on_behalf_of", &wire.on_behalf_of)?,
+            holder: client_id("holder", &wire.holder)?,
+            audience: audience("audience", &wire.audience)?,
+            scopes: names("scopes", &wire.scopes)?,
+            tools: names("tools", &wire.tools)?,
+            issued_at_s: timestamp_s("issued_at_unix_s", wire.issued_at_unix_s)?,
+            expires_at_s: timestamp_s("expires_at_unix_s", wire.expires_at_unix_s)?,
+            transaction_id: optional_text("transaction_id", &wire.transaction_id)?,
+        })
+    }
+}
+
+impl From<&ScopeNarrowed> for v1::ScopeNarrowed {
+    fn from(h: &ScopeNarrowed) -> Self {
+        v1::ScopeNarrowed {
+            token: Some(token_ref_to_wire(&h.token)),
+            parent_event_id: h.parent.as_bytes().to_vec(),
+            root_event_id: h.root.as_bytes().to_vec(),
+            depth: h.depth,
+            performed_by: h.performed_by.to_string(),
+            on_behalf_of: h.on_behalf_of.to_string(),
+            holder: h.holder.to_string(),
+            audience: h.audience.clone(),
+            scopes: h.scopes.iter().map(ToString::to_string).collect(),
+            tools: h.tools.iter().map(ToString::to_string).collect(),
+            issued_at_unix_s: h.issued_at_s,
+            expires_at_unix_s: h.expires_at_s,
+            transaction_id: h.transaction_id.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// Reads a revocation target (shared by `Revoked` and, later, query messages).
+pub fn revocation_target(wire: Option<v1::revoked::Target>) -> Result<RevocationTarget> {
+    use v1::revoked::Target;
+    match required("target", wire)? {
+        Target::Token(t) => Ok(RevocationTarget::Token(token_ref("target.token", Some(t))?)),
+        Target::ClientId(c) => Ok(RevocationTarget::Client(client_id("target.client_id", &c)?)),
+        Target::Subject(s) => Ok(RevocationTarget::Subject(Subject::new(
+            "target.subject",
+            &s,
+        )?)),
+        Target::KeyId(k) => Ok(RevocationTarget::Key(KeyId::from_slice(
+            "target.key_id",
+            &k,
+        )?)),
+    }
+}
+
+impl TryFrom<v1::Revoked> for Revoked {
+    type Error = Error;
+
+    fn try_from(wire: v1::Revoked) -> Result<Self> {
+        Ok(Revoked {
+            target: revocation_target(wire.target)?,
+            reason: optional_text("reason", &wire.reason)?.unwrap_or_default(),
+            revoked_by: optional_client("revoked_by", &wire.revoked_by)?,
+        })
+    }
+}
+
+impl From<&Revoked> for v1::Revoked {
+    fn from(r: &Revoked) -> Self {
+        use v1::revoked::Target;
+        let target = match &r.target {
+            RevocationTarget::Token(t) => Target::Token(token_ref_to_wire(t)),
+            RevocationTarget::Client(c) => Target::ClientId(c.to_string()),
+            RevocationTarget::Subject(s) => Target::Subject(s.to_string()),
+            RevocationTarget::Key(k) => Target::KeyId(k.as_bytes().to_vec()),
+        };
+        v1::Revoked {
+            target: Some(target),
+            reason: r.reason.clone(),
+            revoked_by: r
+                .revoked_by
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl TryFrom<v1::KeysRotated> for KeysRotated {
+    type Error = Error;
+
+    fn try_from(wire: v1::KeysRotated) -> Result<Self> {
+        if wire.retire_key_ids.len() > limits::KEYS_MAX {
+            return Err(Error::invalid(
+                "retire_key_ids",
+                format!(
+                    "has {} keys, more than {}",
+                    wire.retire_key_ids.len(),
+                    limits::KEYS_MAX
+                ),
+            ));
+        }
+        Ok(KeysRotated {
+            client: client_id("client_id", &wire.client_id)?,
+            add: public_keys("add_public_keys", &wire.add_public_keys)?,
+            retire: wire
+                .retire_key_ids
+                .iter()
+                .enumerate()
+                .map(|(i, k)| KeyId::from_slice(&format!("retire_key_ids[{i}]"), k))
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+impl From<&KeysRotated> for v1::KeysRotated {
+    fn from(r: &KeysRotated) -> Self {
+        v1::KeysRotated {
+            client_id: r.client.to_string(),
+            add_public_keys: r.add.iter().map(|k| k.to_bytes().to_vec()).collect(),
+            retire_key_ids: r.retire.iter().map(|k| k.as_bytes().to_vec()).collect(),
+        }
+    }
+}
