@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Runs every Baton test on a bare machine. It installs, once and into a cache,
+# what the tests need besides cargo (buf for proto lint, a Python venv for the
+# interop checks, the Apache Kafka jars), then runs formatting and lint checks,
+# the Rust tests (those that need Kafka start it through deploy/kafka/kafka.sh),
+# buf lint, and the Python interop checks. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CACHE="${BATON_CACHE:-$HOME/.cache/baton}"
+BUF_VERSION=v1.75.0
+mkdir -p "$CACHE/bin"
+log() { printf '\n== %s\n' "$*" >&2; }
+
+log "tools"
+command -v cargo >/dev/null || { echo "cargo is required: install Rust (https://rustup.rs)" >&2; exit 1; }
+if [ ! -x "$CACHE/bin/buf" ]; then
+    command -v go >/dev/null || { echo "go is required to install buf" >&2; exit 1; }
+    GOBIN="$CACHE/bin" go install "github.com/bufbuild/buf/cmd/buf@$BUF_VERSION"
+fi
+VENV="$CACHE/venv-interop"
+STAMP="$VENV/.requirements.sha256"
+WANT="$(sha256sum tests/interop/requirements.txt | cut -d' ' -f1)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+    echo "$WANT" >"$STAMP"
+fi
+if [ -x deploy/kafka/kafka.sh ]; then
+    deploy/kafka/kafka.sh fetch >&2
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "cargo test"
+RESULTS="$(mktemp)"
+trap 'rm -f "$RESULTS"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$RESULTS"
+[ "${PIPESTATUS[0]}" -eq 0 ]
+
+log "buf lint"
+(cd proto && "$CACHE/bin/buf" lint)
+
+log "interop: signing test vectors"
+"$VENV/bin/python" tests/interop/check_vectors.py . | tee -a "$RESULTS"
+
+# One closing line for the whole run, summed over every runner above.
+awk '
+    /^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+    /^vectors: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+    END { printf "all tests: %d passed, %d failed\n", p, f; if (p == 0 || f > 0) exit 1 }
+' "$RESULTS"
