@@ -34,6 +34,13 @@ fi
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
+log "baton-core stays pure"
+# The core decides every verdict; it must not grow I/O, async or wire dependencies.
+if cargo tree -p baton-core -e normal --prefix none | grep -Ei '^(tokio|async-|futures|tonic|prost|rdkafka|sled)'; then
+    echo "baton-core depends on a crate it must not (above)" >&2
+    exit 1
+fi
+
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 

@@ -38,6 +38,12 @@ fetch() {
   [[ -f "$CACHE/.complete" ]] && return 0   # cached: no network, no mvn
   command -v mvn >/dev/null || die "mvn not found (needed once to fetch Kafka jars)"
   mkdir -p "$CACHE"
+  # Parallel first runs (e.g. test shards) must not both rewrite libs/: lock.
+  # The lock lives in a subshell so the brokers started later don't inherit it.
+  ( if command -v flock >/dev/null; then flock 9; fi
+    if [[ ! -f "$CACHE/.complete" ]]; then fetch_locked; fi ) 9>"$CACHE/.lock"
+}
+fetch_locked() {
   # kafka_2.13 has kafka.Kafka (broker) and kafka.tools.StorageTool (format);
   # kafka-tools has TopicCommand & co. connect-runtime (pulled in by kafka-tools
   # only for the connect-plugin-path tool) would add ~45 jetty/jersey jars: skip.
@@ -113,15 +119,16 @@ node_pid() {  # prints the pid of node $1 if that JVM is alive, else fails
   [[ -f $f ]] || return 1
   pid="$(<"$f")"
   # Guard against pid reuse: the process must be the JVM of this very node.
-  [[ -n $pid ]] && ps -o args= -p "$pid" 2>/dev/null | grep -qF "$DIR/node$1/server.properties" \
+  [[ -n $pid ]] && ps -ww -o args= -p "$pid" 2>/dev/null | grep -qF "$DIR/node$1/server.properties" \
     && echo "$pid"
 }
-broker_port() { local p=($PORTS); echo "${p[$(($1 - 1))]}"; }
+broker_port() { local p; read -ra p <<<"$PORTS"; echo "${p[$(($1 - 1))]}"; }
 bootstrap() { local n out=(); for n in $(seq 1 "$BROKERS"); do out+=("127.0.0.1:$(broker_port "$n")"); done
   (IFS=,; echo "${out[*]}"); }
 
 write_node_config() {  # node id
-  local n=$1 d="$DIR/node$1" voters=() i p=($PORTS) c=($CPORTS)
+  local n=$1 d="$DIR/node$1" voters=() i p c
+  read -ra p <<<"$PORTS"; read -ra c <<<"$CPORTS"
   for i in $(seq 1 "$BROKERS"); do voters+=("$i@127.0.0.1:${c[$((i - 1))]}"); done
   local rf=$BROKERS isr=$(( BROKERS >= 3 ? 2 : 1 ))
   mkdir -p "$d/data" "$d/logs"
@@ -165,9 +172,10 @@ EOF
 
 launch_node() {  # node id; starts the JVM detached (own session, no tty/stdout)
   local n=$1 d="$DIR/node$1"
-  command -v setsid >/dev/null && local detach=(setsid) || local detach=(nohup)
+  local detach=(nohup); command -v setsid >/dev/null && detach=(setsid)
   rm -f "$d/pid"
   # The wrapper writes its own pid then execs java, so the pid file is the JVM.
+  # shellcheck disable=SC2016
   "${detach[@]}" bash -c 'echo $$ >"$0"; exec "$@"' "$d/pid" \
     "$JAVA" "${BROKER_JVM[@]}" -Dkafka.logs.dir="$d/logs" \
     -Dlog4j2.configurationFile="$DIR/log4j2.properties" \
@@ -185,24 +193,28 @@ show_logs() {
   return 0
 }
 
-# Wait until every node runs and the cluster answers a client with all
-# $BROKERS brokers registered and unfenced (BrokerApiVersions lists them).
-wait_ready() {
-  local deadline=$((SECONDS + START_TIMEOUT)) n seen=0
-  for n in $(seq 1 "$BROKERS"); do
-    until port_open "$(broker_port "$n")"; do
-      (( SECONDS < deadline )) || { log "node $n did not open its port in ${START_TIMEOUT}s"; return 1; }
-      [[ ! -f "$DIR/node$n/pid" ]] || node_pid "$n" >/dev/null || { log "node $n exited"; return 1; }
-      sleep 0.2
-    done
-  done
+# Wait until the given nodes run and the cluster answers a client: each of
+# them must open its port, and BrokerApiVersions must get a reply from at
+# least that many brokers (so all are registered, unfenced and serving).
+wait_ready() {  # node ids...
+  local deadline=$((SECONDS + START_TIMEOUT)) n up seen=0 t=()
+  command -v timeout >/dev/null && t=(timeout 20)   # a hung client must not eat the deadline
   while (( SECONDS < deadline )); do
-    seen="$(run_class org.apache.kafka.tools.BrokerApiVersionsCommand --bootstrap-server "$(bootstrap)" \
-      2>/dev/null | grep -c ' (id: ' || true)"
-    (( seen >= BROKERS )) && return 0
-    sleep 0.5
+    up=0
+    for n in "$@"; do
+      # Fail fast when a JVM died (bad config, port taken) instead of waiting 90 s.
+      [[ ! -s "$DIR/node$n/pid" ]] || node_pid "$n" >/dev/null || { log "node $n exited"; return 1; }
+      port_open "$(broker_port "$n")" && up=$((up + 1))
+    done
+    if (( up == $# )); then   # only then is a (slow) JVM-based probe worth it
+      seen="$(BATON_KAFKA_CACHE="$CACHE" BATON_KAFKA_VERSION="$VERSION" "${t[@]}" bash "$0" \
+        run org.apache.kafka.tools.BrokerApiVersionsCommand \
+        --bootstrap-server "$(bootstrap)" 2>/dev/null | grep -c ') -> ($' || true)"
+      (( seen >= $# )) && return 0
+    fi
+    sleep 0.3
   done
-  log "cluster not serving after ${START_TIMEOUT}s ($seen/$BROKERS brokers visible)"
+  log "cluster not serving after ${START_TIMEOUT}s ($seen/$# brokers answered)"
   return 1
 }
 
@@ -221,10 +233,12 @@ cmd_start() {
     die "$DIR exists and is not empty"
   fi
   mkdir -p "$DIR"; DIR="$(cd "$DIR" && pwd)"
-  local ports n; ports=($(free_ports $((2 * BROKERS))))
+  local ports n; mapfile -t ports < <(free_ports $((2 * BROKERS)))
+  (( ${#ports[@]} == 2 * BROKERS )) || die "could not pick free ports"
   PORTS="${ports[*]:0:$BROKERS}"; CPORTS="${ports[*]:$BROKERS}"
   printf 'BROKERS=%s\nPORTS="%s"\nCPORTS="%s"\nCACHE="%s"\nVERSION=%s\n' \
     "$BROKERS" "$PORTS" "$CPORTS" "$CACHE" "$VERSION" >"$DIR/cluster.env"
+  # shellcheck disable=SC2016  # ${sys:...} is log4j2 syntax, not shell
   # Broker logging: WARN and up to nodeN/logs/server.log (Kafka's INFO floods).
   printf '%s\n' 'status = error' 'appender.f.type = File' 'appender.f.name = FILE' \
     'appender.f.fileName = ${sys:kafka.logs.dir}/server.log' \
@@ -247,7 +261,7 @@ cmd_start() {
     wait "${pids[$n]}" || { cat "$DIR/node$((n + 1))/logs/format.log" >&2; die "storage format failed"; }
   done
   for n in $(seq 1 "$BROKERS"); do launch_node "$n"; done
-  if ! wait_ready; then show_logs; cmd_stop; die "start failed; logs are in $DIR"; fi
+  if ! wait_ready $(seq 1 "$BROKERS"); then show_logs; cmd_stop; die "start failed; logs are in $DIR"; fi
   bootstrap >"$DIR/bootstrap"
   log "ready in ${SECONDS}s; stop with: $0 stop --dir $DIR"
   cat "$DIR/bootstrap"
@@ -255,51 +269,62 @@ cmd_start() {
 
 cmd_stop() {
   load_cluster
-  local n pid pids=() deadline=$((SECONDS + STOP_TIMEOUT))
+  local n pid nodes=() deadline=$((SECONDS + STOP_TIMEOUT))
+  # SIGTERM (= controlled shutdown) to all nodes at once: a broker's controlled
+  # shutdown needs a controller quorum, so stopping nodes one at a time leaves
+  # the last one waiting minutes. All at once takes ~7 s: Kafka's KRaft client
+  # waits up to 5 s to resign leadership gracefully. SIGKILL past the deadline.
   for n in $(seq 1 "$BROKERS"); do
-    pid="$(node_pid "$n")" && { kill -TERM "$pid" 2>/dev/null || true; pids+=("$pid"); }
+    pid="$(node_pid "$n")" && { kill -TERM "$pid" 2>/dev/null || true; nodes+=("$n"); }
   done
-  # SIGTERM = controlled shutdown (clean logs); SIGKILL only past the deadline.
-  for pid in "${pids[@]}"; do
-    while kill -0 "$pid" 2>/dev/null && (( SECONDS < deadline )); do sleep 0.2; done
-    kill -0 "$pid" 2>/dev/null && { log "pid $pid ignored SIGTERM for ${STOP_TIMEOUT}s: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; }
+  for n in "${nodes[@]}"; do
+    while pid="$(node_pid "$n")"; do   # node_pid, not kill -0: zombies count as gone
+      if (( SECONDS >= deadline )); then
+        log "node $n ignored SIGTERM for ${STOP_TIMEOUT}s: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true
+      fi
+      sleep 0.2
+    done
   done
   rm -f "$DIR"/node*/pid
-  log "stopped ${#pids[@]} node(s) in $DIR"
+  log "stopped ${#nodes[@]} node(s) in $DIR"
 }
 
 cmd_kill_broker() {
   load_cluster; local n=$1 pid
   pid="$(node_pid "$n")" || { log "node $n is not running"; return 0; }
   kill -KILL "$pid"
-  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  while node_pid "$n" >/dev/null; do sleep 0.1; done
   rm -f "$DIR/node$n/pid"; log "killed node $n (pid $pid)"
 }
 
 cmd_start_broker() {
-  load_cluster; local n=$1
+  load_cluster; local n=$1 i up=()
   [[ -f "$DIR/node$n/server.properties" ]] || die "no node $n in $DIR"
   node_pid "$n" >/dev/null && { log "node $n already running"; return 0; }
+  for i in $(seq 1 "$BROKERS"); do node_pid "$i" >/dev/null && up+=("$i"); done
   launch_node "$n"
-  wait_ready || { show_logs; die "node $n did not rejoin"; }
-  # Serving is not enough for fault tests: wait until it is back in every ISR.
-  local deadline=$((SECONDS + START_TIMEOUT))
-  until [[ -z "$(run_class org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap)" \
-      --describe --under-replicated-partitions 2>/dev/null || echo failed)" ]]; do
-    (( SECONDS < deadline )) || die "node $n did not catch up within ${START_TIMEOUT}s"
-    sleep 0.5
-  done
-  log "node $n is back and in sync"
+  wait_ready "${up[@]}" "$n" || { show_logs; die "node $n did not rejoin"; }
+  # Serving is not enough for fault tests: wait until it is back in every ISR
+  # (only possible when no other node is down).
+  if (( ${#up[@]} + 1 == BROKERS )); then
+    local deadline=$((SECONDS + START_TIMEOUT))
+    until [[ -z "$(run_class org.apache.kafka.tools.TopicCommand --bootstrap-server "$(bootstrap)" \
+        --describe --under-replicated-partitions 2>/dev/null || echo failed)" ]]; do
+      (( SECONDS < deadline )) || die "node $n did not catch up within ${START_TIMEOUT}s"
+      sleep 0.5
+    done
+  fi
+  log "node $n is back"
 }
 
 cmd_status() {
-  load_cluster; local n pid up=0
+  load_cluster; local n pid running=0
   echo "dir: $DIR  version: $VERSION  bootstrap: $(bootstrap)"
   for n in $(seq 1 "$BROKERS"); do
-    if pid="$(node_pid "$n")"; then echo "node $n: running pid $pid 127.0.0.1:$(broker_port "$n")"; up=$((up + 1))
+    if pid="$(node_pid "$n")"; then echo "node $n: running pid $pid 127.0.0.1:$(broker_port "$n")"; running=$((running + 1))
     else echo "node $n: stopped"; fi
   done
-  (( up == BROKERS ))   # exit status 0 only when every node is up
+  (( running == BROKERS ))   # exit status 0 only when every node is up
 }
 
 # ---- argument parsing --------------------------------------------------------
