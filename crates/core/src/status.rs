@@ -173,12 +173,11 @@ pub fn check_token<V: LedgerView>(
     let mut status = token_status(view, &event, now_s)?;
     if let (TokenStatus::Active { .. }, Some(resource), Some(record)) =
         (&status, presented_to, &record)
+        && resource != record.audience
     {
-        if resource != record.audience {
-            status = TokenStatus::AudienceMismatch {
-                audience: record.audience.clone(),
-            };
-        }
+        status = TokenStatus::AudienceMismatch {
+            audience: record.audience.clone(),
+        };
     }
     Ok(Check { status, record })
 }

@@ -37,6 +37,28 @@ pub fn open(signed: v1::SignedEvent) -> Result<(Envelope, Event)> {
     Ok((envelope, event))
 }
 
+/// The log record form of a signed event: the encoded `SignedEvent`.
+pub fn encode_signed(envelope: &Envelope) -> Vec<u8> {
+    v1::SignedEvent::from(envelope).encode_to_vec()
+}
+
+/// Reads a log record: decodes the `SignedEvent`, then [`open`]s it.
+pub fn decode_signed(bytes: &[u8]) -> Result<(Envelope, Event)> {
+    if bytes.len() > limits::PAYLOAD_BYTES_MAX + 1024 {
+        return Err(Error::invalid(
+            "signed_event",
+            format!("is {} bytes, larger than an event can be", bytes.len()),
+        ));
+    }
+    let signed = v1::SignedEvent::decode(bytes).map_err(|e| {
+        Error::invalid(
+            "signed_event",
+            format!("is not a baton.v1.SignedEvent: {e}"),
+        )
+    })?;
+    open(signed)
+}
+
 /// Encodes and signs an event. The event must name `key` as its signer.
 pub fn seal(key: &SigningKey, event: &Event) -> Result<Envelope> {
     if event.signer != key.key_id() {

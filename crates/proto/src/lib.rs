@@ -7,7 +7,7 @@
 
 mod convert;
 
-pub use convert::{open, revocation_target, seal};
+pub use convert::{decode_signed, encode_signed, open, revocation_target, seal};
 
 /// The generated `baton.v1` messages and services.
 #[allow(clippy::all, missing_debug_implementations, clippy::unwrap_used)]

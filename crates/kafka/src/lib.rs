@@ -1,0 +1,407 @@
+//! The Apache Kafka [`EventLog`]: Baton's system of record in production.
+//!
+//! Writes use an idempotent producer with `acks=all`; a batch's records are
+//! enqueued in order and their delivery reports awaited together, never one
+//! send at a time. A delivery whose outcome is unknown (a timeout, a lost
+//! connection) is reported as [`AppendError::Ambiguous`], never as success.
+//! Readers assign every partition explicitly at offsets the projector stores
+//! itself: no consumer group, no committed offsets, no transactions.
+//!
+//! This is the only crate that links rdkafka.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_log::{AppendError, EventLog, LogReader, Position, ReadRecord, Record, check_record};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// How to reach Kafka and how Baton's topic is laid out.
+#[derive(Debug, Clone)]
+pub struct KafkaOptions {
+    /// Bootstrap servers, `host:port,host:port`.
+    pub brokers: String,
+    pub topic: String,
+    /// Partitions when Baton creates the topic.
+    pub partitions: u32,
+    /// Replication factor when Baton creates the topic.
+    pub replication: i32,
+    /// `min.insync.replicas` when Baton creates the topic (with `acks=all`,
+    /// how many replicas must have a write before it is acknowledged).
+    pub min_insync_replicas: Option<i32>,
+    /// How long a record may take to be acknowledged before its outcome is
+    /// reported as unknown (`delivery.timeout.ms`).
+    pub delivery_timeout: Duration,
+    /// Deadline for metadata and admin requests.
+    pub request_timeout: Duration,
+}
+
+impl KafkaOptions {
+    pub fn new(brokers: impl Into<String>) -> Self {
+        KafkaOptions {
+            brokers: brokers.into(),
+            topic: "baton.events.v1".into(),
+            partitions: 8,
+            replication: 1,
+            min_insync_replicas: None,
+            delivery_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kafka at {brokers}: {context}: {source}")]
+    Kafka {
+        brokers: String,
+        context: String,
+        source: KafkaError,
+    },
+    #[error("kafka topic {topic}: {reason}")]
+    Topic { topic: String, reason: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The largest record Kafka will take (`max.message.bytes` of the topic and
+/// `message.max.bytes` of the producer): room for a maximal value and key.
+const MESSAGE_BYTES_MAX: usize = baton_log::RECORD_BYTES_MAX + 64 * 1024;
+
+struct Inner {
+    options: KafkaOptions,
+    producer: FutureProducer,
+    metadata: BaseConsumer,
+    partitions: u32,
+}
+
+/// A handle to Baton's Kafka topic; cheap to clone.
+#[derive(Clone)]
+pub struct KafkaLog {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for KafkaLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaLog")
+            .field("brokers", &self.inner.options.brokers)
+            .field("topic", &self.inner.options.topic)
+            .field("partitions", &self.inner.partitions)
+            .finish()
+    }
+}
+
+fn base_config(options: &KafkaOptions) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &options.brokers)
+        .set("client.id", "baton")
+        .set(
+            "socket.timeout.ms",
+            options.request_timeout.as_millis().to_string(),
+        );
+    config
+}
+
+impl KafkaLog {
+    /// Connects, creates the topic if it does not exist, and learns its partitions.
+    pub async fn connect(options: KafkaOptions) -> Result<Self> {
+        let fail = |context: &str| {
+            let brokers = options.brokers.clone();
+            let context = context.to_owned();
+            move |source| Error::Kafka {
+                brokers,
+                context,
+                source,
+            }
+        };
+        create_topic(&options).await?;
+        let producer: FutureProducer = base_config(&options)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("max.in.flight.requests.per.connection", "5")
+            .set("linger.ms", "1")
+            .set("message.max.bytes", MESSAGE_BYTES_MAX.to_string())
+            .set(
+                "delivery.timeout.ms",
+                options.delivery_timeout.as_millis().to_string(),
+            )
+            .create()
+            .map_err(fail("create producer"))?;
+        let metadata: BaseConsumer = base_config(&options)
+            .create()
+            .map_err(fail("create metadata client"))?;
+        let (topic, timeout) = (options.topic.clone(), options.request_timeout);
+        let (metadata, found) = tokio::task::spawn_blocking(move || {
+            let found = metadata.fetch_metadata(Some(&topic), timeout).map(|m| {
+                m.topics()
+                    .first()
+                    .map_or(0, |t| t.partitions().len() as u32)
+            });
+            (metadata, found)
+        })
+        .await
+        .map_err(|e| Error::Topic {
+            topic: options.topic.clone(),
+            reason: format!("metadata task failed: {e}"),
+        })?;
+        let partitions = found.map_err(fail("fetch topic metadata"))?;
+        if partitions == 0 {
+            return Err(Error::Topic {
+                topic: options.topic.clone(),
+                reason: "has no partitions".into(),
+            });
+        }
+        tracing::info!(brokers = %options.brokers, topic = %options.topic, partitions, "connected to kafka");
+        Ok(KafkaLog {
+            inner: Arc::new(Inner {
+                options,
+                producer,
+                metadata,
+                partitions,
+            }),
+        })
+    }
+
+    pub fn options(&self) -> &KafkaOptions {
+        &self.inner.options
+    }
+}
+
+async fn create_topic(options: &KafkaOptions) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> =
+        base_config(options)
+            .create()
+            .map_err(|source| Error::Kafka {
+                brokers: options.brokers.clone(),
+                context: "create admin client".into(),
+                source,
+            })?;
+    let max_bytes = MESSAGE_BYTES_MAX.to_string();
+    let min_isr = options.min_insync_replicas.map(|n| n.to_string());
+    let mut topic = NewTopic::new(
+        &options.topic,
+        options.partitions as i32,
+        TopicReplication::Fixed(options.replication),
+    )
+    .set("max.message.bytes", &max_bytes)
+    // The log is the system of record: keep it forever.
+    .set("retention.ms", "-1")
+    .set("retention.bytes", "-1");
+    if let Some(min_isr) = &min_isr {
+        topic = topic.set("min.insync.replicas", min_isr);
+    }
+    let admin_options = AdminOptions::new().operation_timeout(Some(options.request_timeout));
+    let results = admin
+        .create_topics([&topic], &admin_options)
+        .await
+        .map_err(|source| Error::Kafka {
+            brokers: options.brokers.clone(),
+            context: format!("create topic {}", options.topic),
+            source,
+        })?;
+    for result in results {
+        match result {
+            Ok(_) => tracing::info!(topic = %options.topic, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(Error::Topic {
+                    topic: name,
+                    reason: format!("create failed: {code}"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a failed delivery certainly did not write the record.
+fn definitely_not_written(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            C::MessageSizeTooLarge
+                | C::InvalidMessageSize
+                | C::InvalidMessage
+                | C::MessageBatchTooLarge
+                | C::TopicAuthorizationFailed
+                | C::UnknownTopicOrPartition
+                | C::UnknownTopic
+                | C::UnknownPartition
+                | C::InvalidRecord
+                | C::QueueFull
+        )
+    )
+}
+
+fn classify(error: &KafkaError) -> AppendError {
+    if definitely_not_written(error) {
+        AppendError::Refused(format!("kafka refused the record: {error}"))
+    } else {
+        AppendError::Ambiguous(format!("kafka delivery outcome unknown: {error}"))
+    }
+}
+
+impl EventLog for KafkaLog {
+    type Reader = KafkaReader;
+
+    fn partitions(&self) -> u32 {
+        self.inner.partitions
+    }
+
+    async fn append(&self, records: Vec<Record>) -> Vec<Result<Position, AppendError>> {
+        let topic = self.inner.options.topic.as_str();
+        // Enqueue in order (so one tree's records keep their order), then await
+        // every delivery report together.
+        let mut pending = Vec::with_capacity(records.len());
+        for record in &records {
+            if let Err(refused) = check_record(record) {
+                pending.push(Err(refused));
+                continue;
+            }
+            let mut message = FutureRecord::to(topic)
+                .key(&record.key)
+                .payload(&record.value);
+            let queued = loop {
+                match self.inner.producer.send_result(message) {
+                    Ok(delivery) => break Ok(delivery),
+                    Err((e, returned))
+                        if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) =>
+                    {
+                        // Bounded by librdkafka's queue: wait for room, never drop.
+                        message = returned;
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                    Err((e, _)) => break Err(classify(&e)),
+                }
+            };
+            pending.push(queued);
+        }
+        let mut outcome = Vec::with_capacity(pending.len());
+        for queued in pending {
+            outcome.push(match queued {
+                Err(e) => Err(e),
+                Ok(delivery) => match delivery.await {
+                    Ok(Ok(done)) => Ok(Position {
+                        partition: done.partition as u32,
+                        offset: done.offset as u64,
+                    }),
+                    Ok(Err((e, _))) => Err(classify(&e)),
+                    Err(_) => Err(AppendError::Ambiguous(
+                        "kafka producer dropped the delivery report".into(),
+                    )),
+                },
+            });
+        }
+        outcome
+    }
+
+    async fn end_offsets(&self) -> baton_log::Result<Vec<u64>> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            (0..inner.partitions)
+                .map(|p| {
+                    inner
+                        .metadata
+                        .fetch_watermarks(
+                            &inner.options.topic,
+                            p as i32,
+                            inner.options.request_timeout,
+                        )
+                        .map(|(_, high)| high.max(0) as u64)
+                        .map_err(|e| {
+                            baton_log::Error::Backend(format!(
+                                "kafka watermarks of partition {p}: {e}"
+                            ))
+                        })
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| baton_log::Error::Backend(format!("kafka watermark task failed: {e}")))?
+    }
+
+    fn reader(&self, start: &[u64]) -> baton_log::Result<KafkaReader> {
+        let options = &self.inner.options;
+        if start.len() > self.inner.partitions as usize {
+            return Err(baton_log::Error::NoSuchPartition {
+                partition: start.len() as u32 - 1,
+                partitions: self.inner.partitions,
+            });
+        }
+        let consumer: StreamConsumer = base_config(options)
+            // Required by librdkafka even for explicit assignment; nothing is committed.
+            .set("group.id", "baton-projector")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "5")
+            .set("enable.partition.eof", "false")
+            .create()
+            .map_err(|e| baton_log::Error::Backend(format!("kafka consumer: {e}")))?;
+        let mut assignment = TopicPartitionList::new();
+        for p in 0..self.inner.partitions {
+            let offset = start.get(p as usize).copied().unwrap_or(0);
+            assignment
+                .add_partition_offset(&options.topic, p as i32, Offset::Offset(offset as i64))
+                .map_err(|e| baton_log::Error::Backend(format!("kafka assignment: {e}")))?;
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(|e| baton_log::Error::Backend(format!("kafka assign: {e}")))?;
+        Ok(KafkaReader { consumer })
+    }
+}
+
+/// Follows every partition of Baton's topic from given offsets.
+pub struct KafkaReader {
+    consumer: StreamConsumer,
+}
+
+impl std::fmt::Debug for KafkaReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaReader").finish_non_exhaustive()
+    }
+}
+
+fn owned(message: &rdkafka::message::BorrowedMessage<'_>) -> ReadRecord {
+    ReadRecord {
+        position: Position {
+            partition: message.partition() as u32,
+            offset: message.offset() as u64,
+        },
+        key: message.key().unwrap_or_default().to_vec(),
+        value: message.payload().unwrap_or_default().to_vec(),
+    }
+}
+
+impl LogReader for KafkaReader {
+    async fn next_batch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+    ) -> baton_log::Result<Vec<ReadRecord>> {
+        let first = match tokio::time::timeout(wait, self.consumer.recv()).await {
+            Err(_) => return Ok(Vec::new()),
+            Ok(Err(e)) => return Err(baton_log::Error::Backend(format!("kafka read: {e}"))),
+            Ok(Ok(message)) => owned(&message),
+        };
+        let mut out = vec![first];
+        // Take whatever else is already here, without waiting.
+        while out.len() < max.max(1) {
+            match tokio::time::timeout(Duration::ZERO, self.consumer.recv()).await {
+                Ok(Ok(message)) => out.push(owned(&message)),
+                Ok(Err(e)) => return Err(baton_log::Error::Backend(format!("kafka read: {e}"))),
+                Err(_) => break,
+            }
+        }
+        Ok(out)
+    }
+}

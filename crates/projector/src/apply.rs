@@ -1,0 +1,246 @@
+//! Applying log records: decode, deduplicate, re-verify with baton-core, and
+//! stage the derived state together with the new log offsets.
+//!
+//! Architecture invariant: nothing reaches the projection without passing
+//! `baton_core::check_event` on the bytes read from the log — a record written
+//! straight into Kafka by someone else is verified like any other.
+
+use std::collections::BTreeMap;
+
+use baton_core::{
+    Body, CheckError, Envelope, Event, EventId, EventKind, KeyRecord, Policy, Signer, TokenRecord,
+    check_event,
+};
+use baton_log::{Position, ReadRecord};
+use prost::Message as _;
+
+use crate::stored::{
+    StoredClient, StoredEvent, StoredQuarantine, StoredRevocation, StoredToken, key,
+};
+use crate::view::Staged;
+use crate::{Error, Result};
+
+pub fn kind_code(kind: EventKind) -> u8 {
+    EventKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .expect("every kind is listed") as u8
+}
+
+/// What one record did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Applied(EventId),
+    Duplicate(EventId),
+    /// Its key, client or parent has not been seen (yet).
+    Parked(String),
+    Quarantined(String),
+}
+
+/// Applies one record to the staged state.
+pub fn apply_record(
+    policy: &Policy,
+    staged: &mut Staged<'_>,
+    record: &ReadRecord,
+) -> Result<Outcome> {
+    let (envelope, event) = match baton_proto::decode_signed(&record.value) {
+        Ok(opened) => opened,
+        Err(e) => return quarantine(staged, record, format!("undecodable: {e}")),
+    };
+    let id = envelope.id();
+    if staged.contains(&key::event(&id))? {
+        staged.add_counter("duplicates", 1)?;
+        return Ok(Outcome::Duplicate(id));
+    }
+    match check_event(policy, &*staged, &envelope, &event) {
+        Ok(signer) => {
+            // A revoked key is trusted for nothing it signs from now on. (What it
+            // signed before its revocation was applied stays, and is reported
+            // revoked through the status walk: no answer is ever ACTIVE either way.)
+            let key_target = baton_core::RevocationTarget::Key(signer.key());
+            if let Some(by) = baton_core::LedgerView::revocation(&*staged, &key_target)? {
+                return quarantine(
+                    staged,
+                    record,
+                    format!("{id}: signer_key_id: {} is revoked by {by}", signer.key()),
+                );
+            }
+            record_event(staged, record.position, &envelope, &event, &signer)?;
+            staged.add_counter("applied", 1)?;
+            Ok(Outcome::Applied(id))
+        }
+        Err(CheckError::View(e)) => Err(e),
+        Err(CheckError::Refused(refusal)) if refusal.is_missing_dependency() => {
+            staged.put(key::position(b'p', record.position), record.value.clone());
+            Ok(Outcome::Parked(refusal.to_string()))
+        }
+        Err(CheckError::Refused(refusal)) => quarantine(staged, record, format!("{id}: {refusal}")),
+    }
+}
+
+pub fn quarantine(staged: &mut Staged<'_>, record: &ReadRecord, reason: String) -> Result<Outcome> {
+    tracing::warn!(partition = record.position.partition, offset = record.position.offset, %reason, "quarantined a log record");
+    let stored = StoredQuarantine {
+        reason: reason.clone(),
+        value: record.value.clone(),
+    };
+    staged.put(key::position(b'q', record.position), stored.encode_to_vec());
+    staged.add_counter("quarantined", 1)?;
+    Ok(Outcome::Quarantined(reason))
+}
+
+/// Stages everything a well-founded event derives. Mirrors
+/// `baton_core::MemoryLedger::record`, over sled.
+fn record_event(
+    staged: &mut Staged<'_>,
+    position: Position,
+    envelope: &Envelope,
+    event: &Event,
+    signer: &Signer,
+) -> Result<()> {
+    let id = envelope.id();
+    let stored = StoredEvent {
+        signed: baton_proto::encode_signed(envelope),
+        partition: position.partition,
+        offset: position.offset,
+        kind: u32::from(kind_code(event.kind())),
+        created_at_ms: event.created_at_ms,
+    };
+    staged.put(key::event(&id), stored.encode_to_vec());
+    let at = event.created_at_ms;
+    staged.put(key::by_kind(kind_code(event.kind()), at, &id), Vec::new());
+    let mut clients: Vec<&str> = Vec::new();
+    if let Signer::Client { client, .. } = signer {
+        clients.push(client.as_str());
+    }
+    let mut subjects: Vec<&str> = Vec::new();
+    match &event.body {
+        Body::ClientRegistered(reg) => {
+            clients.push(reg.client.as_str());
+            for public in &reg.public_keys {
+                bind_key(staged, &reg.client, public, id);
+            }
+            let record = baton_core::ClientRecord::from_event(id, reg);
+            staged.put(
+                key::client(&reg.client),
+                StoredClient::from_record(&record).encode_to_vec(),
+            );
+        }
+        Body::TokenIssued(issued) => {
+            clients.extend([issued.issuer.as_str(), issued.holder.as_str()]);
+            subjects.push(issued.subject.as_str());
+            let record = TokenRecord::root(id, signer.key(), issued);
+            staged.put(
+                key::token(&id),
+                StoredToken::from_record(&record).encode_to_vec(),
+            );
+            staged.put(key::by_ref(&issued.token), id.0.to_vec());
+        }
+        Body::ScopeNarrowed(hop) => {
+            clients.extend([hop.performed_by.as_str(), hop.holder.as_str()]);
+            subjects.push(hop.on_behalf_of.as_str());
+            let parent =
+                baton_core::LedgerView::token(&*staged, &hop.parent)?.ok_or_else(|| {
+                    Error::Corrupt(format!("parent {} vanished after its check", hop.parent))
+                })?;
+            let record = TokenRecord::hop(id, signer.key(), hop, parent.grant);
+            staged.put(
+                key::token(&id),
+                StoredToken::from_record(&record).encode_to_vec(),
+            );
+            staged.put(key::by_ref(&hop.token), id.0.to_vec());
+            staged.put(key::child(&hop.parent, &id), Vec::new());
+        }
+        Body::Revoked(revoked) => {
+            match &revoked.target {
+                baton_core::RevocationTarget::Client(c) => clients.push(c.as_str()),
+                baton_core::RevocationTarget::Subject(s) => subjects.push(s.as_str()),
+                _ => {}
+            }
+            let slot = key::revocation(&revoked.target);
+            let keep = match staged.get(&slot)? {
+                Some(existing) if existing.as_slice() <= id.0.as_slice() => existing,
+                _ => id.0.to_vec(),
+            };
+            staged.put(slot, keep);
+            let feed = StoredRevocation {
+                event: id.0.to_vec(),
+                target: key::target(&revoked.target),
+            };
+            staged.put(key::position(b'w', position), feed.encode_to_vec());
+        }
+        Body::KeysRotated(rotation) => {
+            clients.push(rotation.client.as_str());
+            for public in &rotation.add {
+                bind_key(staged, &rotation.client, public, id);
+            }
+            for retired in &rotation.retire {
+                staged.put(key::retired(retired), Vec::new());
+            }
+        }
+    }
+    clients.sort_unstable();
+    clients.dedup();
+    for client in clients {
+        staged.put(key::by_name(b'I', client, at, &id), Vec::new());
+    }
+    for subject in subjects {
+        staged.put(key::by_name(b'S', subject, at, &id), Vec::new());
+    }
+    Ok(())
+}
+
+fn bind_key(
+    staged: &mut Staged<'_>,
+    client: &baton_core::ClientId,
+    public: &baton_core::PublicKey,
+    by: EventId,
+) {
+    let record = KeyRecord {
+        client: client.clone(),
+        public_key: *public,
+        bound_by: by,
+    };
+    let stored = crate::stored::StoredKey {
+        client: record.client.to_string(),
+        public_key: record.public_key.to_bytes().to_vec(),
+        bound_by: record.bound_by.0.to_vec(),
+    };
+    staged.put(key::signing_key(&public.key_id()), stored.encode_to_vec());
+}
+
+/// Retries parked records now that more has been applied, until none moves.
+/// Returns how many were applied.
+pub fn retry_parked(
+    policy: &Policy,
+    staged: &mut Staged<'_>,
+    parked: &mut BTreeMap<Position, Vec<u8>>,
+) -> Result<usize> {
+    let mut applied = 0;
+    loop {
+        let mut progressed = false;
+        let positions: Vec<Position> = parked.keys().copied().collect();
+        for position in positions {
+            let value = parked[&position].clone();
+            staged.delete(key::position(b'p', position));
+            let record = ReadRecord {
+                position,
+                key: Vec::new(),
+                value,
+            };
+            match apply_record(policy, staged, &record)? {
+                Outcome::Parked(_) => {}
+                outcome => {
+                    parked.remove(&position);
+                    progressed = true;
+                    if matches!(outcome, Outcome::Applied(_)) {
+                        applied += 1;
+                    }
+                }
+            }
+        }
+        if !progressed {
+            return Ok(applied);
+        }
+    }
+}

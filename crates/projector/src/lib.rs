@@ -1,0 +1,321 @@
+//! The projector: reads every partition of the event log, re-verifies each
+//! event with `baton-core`, and applies it exactly once to sled indexes that
+//! answer revocation checks, chain queries and history queries.
+//!
+//! Exactly once, without Kafka transactions: an event's id is the hash of
+//! what was signed, so a duplicate is recognised and skipped; and the
+//! per-partition offsets are written in the same atomic sled batch as the
+//! state derived from the records before them, so after a crash the projector
+//! resumes exactly where its state ends.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_core::Policy;
+use baton_log::{ConsistencyToken, EventLog, LogReader, Position, ReadRecord};
+use tokio::sync::watch;
+
+mod apply;
+mod query;
+mod stored;
+mod view;
+
+pub use apply::Outcome;
+pub use query::{ChainAnswer, EventFilter, ListedEvent, Quarantined, RevocationEffect};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("projection store: {0}")]
+    Store(#[from] sled::Error),
+    #[error("projection store is corrupt: {0}")]
+    Corrupt(String),
+    #[error("event log: {0}")]
+    Log(#[from] baton_log::Error),
+    #[error("timed out after {waited_ms} ms waiting to apply {token} (applied: {applied})")]
+    NotYet {
+        token: String,
+        applied: String,
+        waited_ms: u128,
+    },
+    #[error("{field}: {reason}")]
+    Invalid { field: &'static str, reason: String },
+    #[error("projector task failed: {0}")]
+    Task(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How a projector runs.
+#[derive(Debug, Clone)]
+pub struct ProjectorOptions {
+    pub policy: Policy,
+    /// Most records applied in one atomic batch.
+    pub batch_max: usize,
+    /// How long a read waits for new records before the projector counts
+    /// itself caught up.
+    pub idle_wait: Duration,
+}
+
+impl ProjectorOptions {
+    pub fn new(policy: Policy) -> Self {
+        ProjectorOptions {
+            policy,
+            batch_max: 512,
+            idle_wait: Duration::from_millis(200),
+        }
+    }
+}
+
+/// The shared state behind a projector and its handles.
+struct Shared {
+    tree: sled::Tree,
+    db: sled::Db,
+    /// Next offset to apply, per partition: what queries reflect.
+    applied: watch::Sender<Vec<u64>>,
+    partitions: u32,
+}
+
+/// A projector over one log, storing its projection in a sled database.
+pub struct Projector<L: EventLog> {
+    log: L,
+    shared: Arc<Shared>,
+    options: ProjectorOptions,
+}
+
+impl<L: EventLog> std::fmt::Debug for Projector<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Projector")
+            .field("partitions", &self.shared.partitions)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A cheap, cloneable handle for queries and consistency waits.
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("applied", &*self.shared.applied.borrow())
+            .finish()
+    }
+}
+
+impl<L: EventLog> Projector<L> {
+    /// Opens (or creates) the projection in `dir` for `log`.
+    pub fn open(log: L, dir: &Path, options: ProjectorOptions) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(Some(200))
+            .open()?;
+        let tree = db.open_tree("projection")?;
+        let partitions = log.partitions();
+        let applied = (0..partitions)
+            .map(|p| Ok(view::read_u64(tree.get(stored::key::offset(p))?.as_deref())))
+            .collect::<Result<Vec<u64>>>()?;
+        let shared = Arc::new(Shared {
+            tree,
+            db,
+            applied: watch::Sender::new(applied),
+            partitions,
+        });
+        Ok(Projector {
+            log,
+            shared,
+            options,
+        })
+    }
+
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Applies the log until `shutdown` resolves. Returns an error only for a
+    /// failure of the log or the store; invalid events are quarantined.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let start = self.shared.applied.borrow().clone();
+        tracing::info!(?start, "projector starting");
+        let mut reader = self.log.reader(&start)?;
+        let mut parked = load_parked(&self.shared.tree)?;
+        tokio::pin!(shutdown);
+        loop {
+            let batch = tokio::select! {
+                () = &mut shutdown => break,
+                batch = reader.next_batch(self.options.batch_max, self.options.idle_wait) => batch?,
+            };
+            if batch.is_empty() && parked.is_empty() {
+                continue;
+            }
+            // Parked records wait for a dependency; once every partition has
+            // been applied to its end, nothing already in the log can supply it.
+            let caught_up = batch.is_empty() && {
+                let ends = self.log.end_offsets().await?;
+                *self.shared.applied.borrow() == ends
+            };
+            if batch.is_empty() && !caught_up {
+                continue;
+            }
+            let (shared, policy) = (self.shared.clone(), self.options.policy.clone());
+            parked = tokio::task::spawn_blocking(move || {
+                apply_batch(&shared, &policy, &batch, &mut parked, caught_up)?;
+                Ok::<_, Error>(parked)
+            })
+            .await
+            .map_err(|e| Error::Task(e.to_string()))??;
+        }
+        self.shared.db.flush_async().await?;
+        tracing::info!(applied = ?*self.shared.applied.borrow(), "projector stopped");
+        Ok(())
+    }
+}
+
+fn load_parked(tree: &sled::Tree) -> Result<BTreeMap<Position, Vec<u8>>> {
+    let mut parked = BTreeMap::new();
+    for entry in tree.scan_prefix([b'p']) {
+        let (key, value) = entry?;
+        let position =
+            stored::key::parse_position(&key).ok_or_else(|| Error::Corrupt("parked key".into()))?;
+        parked.insert(position, value.to_vec());
+    }
+    Ok(parked)
+}
+
+/// Applies one batch and its offsets atomically, then publishes the offsets.
+/// When the reader is caught up (`caught_up`), records still parked can never
+/// be completed by anything already in the log, so they are quarantined.
+fn apply_batch(
+    shared: &Shared,
+    policy: &Policy,
+    batch: &[ReadRecord],
+    parked: &mut BTreeMap<Position, Vec<u8>>,
+    caught_up: bool,
+) -> Result<()> {
+    let mut staged = view::Staged::new(&shared.tree);
+    let mut next = shared.applied.borrow().clone();
+    let mut applied_any = false;
+    for record in batch {
+        let p = record.position.partition as usize;
+        if p >= next.len() || record.position.offset < next[p] {
+            // Already applied (a reader may redeliver after a reconnect).
+            continue;
+        }
+        match apply::apply_record(policy, &mut staged, record)? {
+            Outcome::Parked(_) => {
+                parked.insert(record.position, record.value.clone());
+            }
+            Outcome::Applied(_) => applied_any = true,
+            _ => {}
+        }
+        next[p] = record.position.offset + 1;
+        staged.put(
+            stored::key::offset(record.position.partition),
+            next[p].to_be_bytes().to_vec(),
+        );
+    }
+    if applied_any && !parked.is_empty() {
+        apply::retry_parked(policy, &mut staged, parked)?;
+    }
+    if caught_up {
+        for (position, value) in std::mem::take(parked) {
+            staged.delete(stored::key::position(b'p', position));
+            let missing = match apply::apply_record(
+                policy,
+                &mut staged,
+                &ReadRecord {
+                    position,
+                    key: Vec::new(),
+                    value: value.clone(),
+                },
+            )? {
+                Outcome::Parked(reason) => reason,
+                other => format!("{other:?}"),
+            };
+            staged.delete(stored::key::position(b'p', position));
+            let record = ReadRecord {
+                position,
+                key: Vec::new(),
+                value,
+            };
+            let reason =
+                format!("{missing}; not in the log when every partition was read to its end");
+            apply::quarantine(&mut staged, &record, reason)?;
+        }
+    }
+    if !staged.is_empty() {
+        staged.commit()?;
+    }
+    shared.applied.send_replace(next);
+    Ok(())
+}
+
+impl Handle {
+    /// Next offset to apply per partition: what answers reflect.
+    pub fn applied(&self) -> Vec<u64> {
+        self.shared.applied.borrow().clone()
+    }
+
+    /// The consistency token of what this node has applied.
+    pub fn applied_token(&self) -> ConsistencyToken {
+        ConsistencyToken::new(self.applied())
+    }
+
+    /// Waits until the projection covers `token`, for at most `deadline`.
+    pub async fn wait_for(&self, token: &ConsistencyToken, deadline: Duration) -> Result<()> {
+        if token.next_offsets().len() > self.shared.partitions as usize {
+            return Err(Error::Invalid {
+                field: "consistency_token",
+                reason: format!(
+                    "names {} partitions; the log has {}",
+                    token.next_offsets().len(),
+                    self.shared.partitions
+                ),
+            });
+        }
+        let mut applied = self.shared.applied.subscribe();
+        let started = tokio::time::Instant::now();
+        let covered =
+            tokio::time::timeout(deadline, applied.wait_for(|now| token.is_covered_by(now))).await;
+        match covered {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(Error::NotYet {
+                token: token.to_string(),
+                applied: self.applied_token().to_string(),
+                waited_ms: started.elapsed().as_millis(),
+            }),
+        }
+    }
+
+    /// A counter: `applied`, `duplicates` or `quarantined`.
+    pub fn counter(&self, name: &str) -> Result<u64> {
+        Ok(view::read_u64(
+            self.shared.tree.get(stored::key::counter(name))?.as_deref(),
+        ))
+    }
+
+    /// A digest of the whole projection (state, indexes, offsets, quarantine):
+    /// two projections of the same log are equal exactly when this is.
+    pub fn state_digest(&self) -> Result<[u8; 32]> {
+        let mut hasher = blake3::Hasher::new_derive_key("baton.v1 projection digest");
+        for entry in self.shared.tree.iter() {
+            let (key, value) = entry?;
+            hasher.update(&(key.len() as u64).to_le_bytes());
+            hasher.update(&key);
+            hasher.update(&(value.len() as u64).to_le_bytes());
+            hasher.update(&value);
+        }
+        Ok(*hasher.finalize().as_bytes())
+    }
+
+    /// Bytes the projection's store takes on disk.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.shared.db.size_on_disk()?)
+    }
+}

@@ -1,0 +1,333 @@
+//! Queries on the projection: revocation checks, chains with what is needed
+//! to verify them offline, the blast radius of a token, history by client,
+//! subject, kind and time, the revocation feed, and the quarantine.
+//!
+//! Every walk and scan is bounded: chains by the depth ceiling, the rest by
+//! a caller's limit.
+
+use std::collections::{BTreeSet, VecDeque};
+
+use baton_core::{
+    Body, Check, ClientId, Envelope, Event, EventId, EventKind, RevocationTarget, TokenRef,
+    check_token, limits::DEPTH_MAX_CEILING,
+};
+use baton_log::Position;
+
+use crate::apply::kind_code;
+use crate::stored::{StoredEvent, StoredQuarantine, StoredRevocation, decode, key};
+use crate::view::Staged;
+use crate::{Error, Handle, Result};
+
+/// A chain root → leaf, and every event an offline verifier needs first.
+#[derive(Debug, Clone)]
+pub struct ChainAnswer {
+    /// In an order a fresh ledger accepts: each event after what it depends on.
+    /// The token events among them run root → leaf.
+    pub events: Vec<(Envelope, Event)>,
+    /// The log position of each event, in the same order.
+    pub positions: Vec<Position>,
+}
+
+/// Which events to list.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub kind: Option<EventKind>,
+    pub client: Option<ClientId>,
+    pub subject: Option<baton_core::Subject>,
+    /// Created at or after, in unix milliseconds.
+    pub since_ms: Option<i64>,
+    /// Created before, in unix milliseconds.
+    pub until_ms: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListedEvent {
+    pub envelope: Envelope,
+    pub event: Event,
+    pub position: Position,
+    /// Pass back to continue after this event.
+    pub cursor: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationEffect {
+    pub position: Position,
+    pub revocation: EventId,
+    pub target: RevocationTarget,
+}
+
+#[derive(Debug, Clone)]
+pub struct Quarantined {
+    pub position: Position,
+    pub reason: String,
+    pub value: Vec<u8>,
+}
+
+impl Handle {
+    fn view(&self) -> Staged<'_> {
+        Staged::new(&self.shared.tree)
+    }
+
+    /// A resource server's check of `token` at `now_s`.
+    pub fn check(&self, token: &TokenRef, presented_to: Option<&str>, now_s: i64) -> Result<Check> {
+        check_token(&self.view(), token, presented_to, now_s)
+    }
+
+    /// The stored event `id`, decoded, with its position.
+    pub fn event(&self, id: &EventId) -> Result<Option<(Envelope, Event, Position)>> {
+        let Some(bytes) = self.shared.tree.get(key::event(id))? else {
+            return Ok(None);
+        };
+        let stored: StoredEvent = decode("stored event", &bytes)?;
+        let (envelope, event) = baton_proto::decode_signed(&stored.signed)
+            .map_err(|e| Error::Corrupt(format!("stored event {id} no longer decodes: {e}")))?;
+        // Integrity: what was stored must still be what was verified.
+        if envelope.id() != *id {
+            return Err(Error::Corrupt(format!(
+                "stored event {id} hashes to {}",
+                envelope.id()
+            )));
+        }
+        Ok(Some((
+            envelope,
+            event,
+            Position {
+                partition: stored.partition,
+                offset: stored.offset,
+            },
+        )))
+    }
+
+    fn token_event(&self, token: &TokenRef) -> Result<Option<EventId>> {
+        baton_core::LedgerView::token_by_ref(&self.view(), token)
+    }
+
+    /// The chain of `token`, with the registrations and key bindings its
+    /// signers and clients depend on, ready for offline verification.
+    pub fn chain(&self, token: &TokenRef) -> Result<Option<ChainAnswer>> {
+        let Some(leaf) = self.token_event(token)? else {
+            return Ok(None);
+        };
+        let mut answer = ChainAnswer {
+            events: Vec::new(),
+            positions: Vec::new(),
+        };
+        let mut done = BTreeSet::new();
+        self.with_dependencies(leaf, &mut done, &mut answer, 0)?;
+        Ok(Some(answer))
+    }
+
+    /// Adds `id` after everything it depends on (depth-first, bounded).
+    fn with_dependencies(
+        &self,
+        id: EventId,
+        done: &mut BTreeSet<EventId>,
+        answer: &mut ChainAnswer,
+        depth: u32,
+    ) -> Result<()> {
+        // Dependencies: a link's parent, plus per event at most a handful of
+        // registrations and bindings; bound the recursion accordingly.
+        if depth > 4 * DEPTH_MAX_CEILING {
+            return Err(Error::Corrupt(format!(
+                "dependency chain of {id} is deeper than any valid ledger's"
+            )));
+        }
+        if !done.insert(id) {
+            return Ok(());
+        }
+        let Some((envelope, event, position)) = self.event(&id)? else {
+            return Err(Error::Corrupt(format!(
+                "event {id} is referenced but not stored"
+            )));
+        };
+        let view = self.view();
+        let mut needs: Vec<EventId> = Vec::new();
+        if let Some(key) = baton_core::LedgerView::key(&view, &envelope.key_id())? {
+            needs.push(key.bound_by);
+        }
+        let mut clients: Vec<&ClientId> = Vec::new();
+        match &event.body {
+            Body::ClientRegistered(reg) => clients.extend(reg.registered_by.iter()),
+            Body::TokenIssued(t) => clients.extend([&t.issuer, &t.holder]),
+            Body::ScopeNarrowed(h) => {
+                needs.push(h.parent);
+                clients.extend([&h.performed_by, &h.holder]);
+            }
+            Body::KeysRotated(r) => clients.push(&r.client),
+            Body::Revoked(_) => {}
+        }
+        for client in clients {
+            if let Some(record) = baton_core::LedgerView::client(&view, client)? {
+                needs.push(record.event);
+            }
+        }
+        for need in needs {
+            self.with_dependencies(need, done, answer, depth + 1)?;
+        }
+        answer.events.push((envelope, event));
+        answer.positions.push(position);
+        Ok(())
+    }
+
+    /// Everything derived from `token` (its subtree, breadth-first, itself
+    /// excluded), at most `limit` tokens.
+    pub fn descendants(
+        &self,
+        token: &TokenRef,
+        limit: usize,
+    ) -> Result<Vec<baton_core::TokenRecord>> {
+        let Some(root) = self.token_event(token)? else {
+            return Ok(Vec::new());
+        };
+        let view = self.view();
+        let mut out = Vec::new();
+        let mut queue = VecDeque::from([root]);
+        while let Some(at) = queue.pop_front() {
+            for entry in self.shared.tree.scan_prefix(key::children(&at)) {
+                let (child_key, _) = entry?;
+                let child = EventId::from_slice("child", &child_key[33..])
+                    .map_err(|e| Error::Corrupt(e.to_string()))?;
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                if let Some(record) = baton_core::LedgerView::token(&view, &child)? {
+                    out.push(record);
+                }
+                queue.push_back(child);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Events matching `filter`, oldest first, after `cursor`, at most `limit`.
+    pub fn list_events(
+        &self,
+        filter: &EventFilter,
+        cursor: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<ListedEvent>> {
+        // Pick the narrowest index the filter allows; check the rest per event.
+        let prefix = match (&filter.client, &filter.subject, filter.kind) {
+            (Some(client), _, _) => name_prefix(b'I', client.as_str()),
+            (None, Some(subject), _) => name_prefix(b'S', subject.as_str()),
+            (None, None, Some(kind)) => vec![b'i', kind_code(kind)],
+            (None, None, None) => vec![b'i'],
+        };
+        let start = match cursor {
+            Some(c) if c.starts_with(&prefix) => {
+                let mut after = c.to_vec();
+                after.push(0);
+                after
+            }
+            Some(_) => {
+                return Err(Error::Invalid {
+                    field: "page_token",
+                    reason: "does not belong to this query".into(),
+                });
+            }
+            None => prefix.clone(),
+        };
+        let mut out = Vec::new();
+        for entry in self.shared.tree.range(start..) {
+            let (index_key, _) = entry?;
+            if !index_key.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            let tail = &index_key[index_key.len() - 40..];
+            let created_ms = i64::from_be_bytes(tail[..8].try_into().expect("8 bytes"));
+            let id = EventId::from_slice("index", &tail[8..])
+                .map_err(|e| Error::Corrupt(e.to_string()))?;
+            if filter.since_ms.is_some_and(|s| created_ms < s)
+                || filter.until_ms.is_some_and(|u| created_ms >= u)
+            {
+                continue;
+            }
+            let Some((envelope, event, position)) = self.event(&id)? else {
+                return Err(Error::Corrupt(format!(
+                    "index names {id}, which is not stored"
+                )));
+            };
+            if filter.kind.is_some_and(|k| k != event.kind()) {
+                continue;
+            }
+            if let Some(subject) = &filter.subject
+                && !names_subject(&event, subject)
+            {
+                continue;
+            }
+            out.push(ListedEvent {
+                envelope,
+                event,
+                position,
+                cursor: index_key.to_vec(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Revocations applied at or after `from` (next offset per partition),
+    /// in partition order, at most `limit`.
+    pub fn revocations_since(&self, from: &[u64], limit: usize) -> Result<Vec<RevocationEffect>> {
+        let mut out = Vec::new();
+        for partition in 0..self.shared.partitions {
+            let offset = from.get(partition as usize).copied().unwrap_or(0);
+            let start = key::position(b'w', Position { partition, offset });
+            let end = key::position(
+                b'w',
+                Position {
+                    partition: partition + 1,
+                    offset: 0,
+                },
+            );
+            for entry in self.shared.tree.range(start..end) {
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+                let (k, v) = entry?;
+                let position =
+                    key::parse_position(&k).ok_or_else(|| Error::Corrupt("watch key".into()))?;
+                let stored: StoredRevocation = decode("stored revocation", &v)?;
+                out.push(RevocationEffect {
+                    position,
+                    revocation: EventId::from_slice("watch", &stored.event)
+                        .map_err(|e| Error::Corrupt(e.to_string()))?,
+                    target: key::parse_target(&stored.target)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Quarantined records, oldest first, at most `limit`.
+    pub fn quarantined(&self, limit: usize) -> Result<Vec<Quarantined>> {
+        let mut out = Vec::new();
+        for entry in self.shared.tree.scan_prefix([b'q']).take(limit) {
+            let (k, v) = entry?;
+            let stored: StoredQuarantine = decode("stored quarantine", &v)?;
+            let position =
+                key::parse_position(&k).ok_or_else(|| Error::Corrupt("quarantine key".into()))?;
+            out.push(Quarantined {
+                position,
+                reason: stored.reason,
+                value: stored.value,
+            });
+        }
+        Ok(out)
+    }
+}
+
+fn name_prefix(prefix: u8, name: &str) -> Vec<u8> {
+    let mut out = vec![prefix];
+    out.extend_from_slice(name.as_bytes());
+    out.push(0);
+    out
+}
+
+fn names_subject(event: &Event, subject: &baton_core::Subject) -> bool {
+    match &event.body {
+        Body::TokenIssued(t) => &t.subject == subject,
+        Body::ScopeNarrowed(h) => &h.on_behalf_of == subject,
+        Body::Revoked(r) => r.target == RevocationTarget::Subject(subject.clone()),
+        _ => false,
+    }
+}

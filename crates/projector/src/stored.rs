@@ -1,0 +1,415 @@
+//! What the projection stores, as small protobuf messages (private to this
+//! crate, so they can change with a rebuild), and the key layout of the one
+//! sled tree that holds it all. One tree, because a sled batch is atomic
+//! within a tree: state and log offsets always commit together.
+//!
+//! | prefix | key | value |
+//! | --- | --- | --- |
+//! | `o` | partition u32 | next offset to apply, u64 |
+//! | `e` | event id | [`StoredEvent`] (the signed bytes and their position) |
+//! | `t` | event id | [`StoredToken`] |
+//! | `r` | token ref | event id |
+//! | `c` | parent id, child id | empty |
+//! | `k` | key id | [`StoredKey`] |
+//! | `x` | key id | empty: retired |
+//! | `l` | client id | [`StoredClient`] |
+//! | `v` | revocation target | the smallest event id that revokes it |
+//! | `w` | partition, offset | [`StoredRevocation`]: the watch feed |
+//! | `q` | partition, offset | [`StoredQuarantine`] |
+//! | `p` | partition, offset | a parked record (its dependency not yet seen) |
+//! | `i` | kind, created ms, id | empty: events by kind and time |
+//! | `I` | client, 0, created ms, id | empty: events naming a client |
+//! | `S` | subject, 0, created ms, id | empty: events naming a subject |
+//! | `m` | counter name | u64 |
+//!
+//! All integers are big-endian so that keys sort numerically.
+
+use baton_core::{
+    ClientKind, ClientRecord, ClientRole, EventId, GrantType, KeyId, KeyRecord, Name, PublicKey,
+    RegistrationMethod, RevocationTarget, Subject, TokenRecord, TokenRef,
+};
+use baton_log::Position;
+
+use crate::{Error, Result};
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StoredEvent {
+    #[prost(bytes = "vec", tag = "1")]
+    pub signed: Vec<u8>,
+    #[prost(uint32, tag = "2")]
+    pub partition: u32,
+    #[prost(uint64, tag = "3")]
+    pub offset: u64,
+    #[prost(uint32, tag = "4")]
+    pub kind: u32,
+    #[prost(int64, tag = "5")]
+    pub created_at_ms: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StoredToken {
+    #[prost(bytes = "vec", tag = "1")]
+    pub event: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub token: Vec<u8>,
+    #[prost(bytes = "vec", tag = "3")]
+    pub parent: Vec<u8>,
+    #[prost(bytes = "vec", tag = "4")]
+    pub root: Vec<u8>,
+    #[prost(uint32, tag = "5")]
+    pub depth: u32,
+    #[prost(string, tag = "6")]
+    pub subject: String,
+    #[prost(string, tag = "7")]
+    pub holder: String,
+    #[prost(string, tag = "8")]
+    pub performed_by: String,
+    #[prost(bytes = "vec", tag = "9")]
+    pub signer: Vec<u8>,
+    #[prost(string, tag = "10")]
+    pub audience: String,
+    #[prost(string, repeated, tag = "11")]
+    pub scopes: Vec<String>,
+    #[prost(string, repeated, tag = "12")]
+    pub tools: Vec<String>,
+    #[prost(uint32, tag = "13")]
+    pub grant: u32,
+    #[prost(int64, tag = "14")]
+    pub issued_at_s: i64,
+    #[prost(int64, tag = "15")]
+    pub expires_at_s: i64,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StoredKey {
+    #[prost(string, tag = "1")]
+    pub client: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub public_key: Vec<u8>,
+    #[prost(bytes = "vec", tag = "3")]
+    pub bound_by: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StoredClient {
+    #[prost(string, tag = "1")]
+    pub client: String,
+    #[prost(uint32, tag = "2")]
+    pub kind: u32,
+    #[prost(uint32, tag = "3")]
+    pub role: u32,
+    #[prost(uint32, tag = "4")]
+    pub registration: u32,
+    #[prost(string, repeated, tag = "5")]
+    pub scopes: Vec<String>,
+    #[prost(string, repeated, tag = "6")]
+    pub tools: Vec<String>,
+    #[prost(string, tag = "7")]
+    pub registered_by: String,
+    #[prost(bytes = "vec", tag = "8")]
+    pub event: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StoredRevocation {
+    #[prost(bytes = "vec", tag = "1")]
+    pub event: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    pub target: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct StoredQuarantine {
+    #[prost(string, tag = "1")]
+    pub reason: String,
+    #[prost(bytes = "vec", tag = "2")]
+    pub value: Vec<u8>,
+}
+
+fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
+    Error::Corrupt(format!("{what}: {detail}"))
+}
+
+pub fn decode<M: prost::Message + Default>(what: &str, bytes: &[u8]) -> Result<M> {
+    M::decode(bytes).map_err(|e| corrupt(what, e))
+}
+
+fn names(what: &str, values: &[String]) -> Result<std::collections::BTreeSet<Name>> {
+    values
+        .iter()
+        .map(|v| Name::new(what, v).map_err(|e| corrupt(what, e)))
+        .collect()
+}
+
+const GRANTS: [GrantType; 5] = [
+    GrantType::AuthorizationCodePkce,
+    GrantType::DeviceCode,
+    GrantType::ClientCredentials,
+    GrantType::ApiKey,
+    GrantType::RefreshToken,
+];
+const KINDS: [ClientKind; 5] = [
+    ClientKind::McpClient,
+    ClientKind::Gateway,
+    ClientKind::McpServer,
+    ClientKind::AuthorizationServer,
+    ClientKind::Service,
+];
+const ROLES: [ClientRole; 3] = [
+    ClientRole::ToolEndpoint,
+    ClientRole::DelegatingLayer,
+    ClientRole::MixedTrustBoundary,
+];
+const REGISTRATIONS: [RegistrationMethod; 4] = [
+    RegistrationMethod::PreRegistered,
+    RegistrationMethod::Dynamic,
+    RegistrationMethod::MetadataDocument,
+    RegistrationMethod::StaticApiKey,
+];
+
+fn index_of<T: PartialEq>(all: &[T], value: &T) -> u32 {
+    all.iter()
+        .position(|v| v == value)
+        .expect("every variant is listed") as u32
+}
+
+fn from_index<T: Copy>(what: &str, all: &[T], index: u32) -> Result<T> {
+    all.get(index as usize)
+        .copied()
+        .ok_or_else(|| corrupt(what, format!("unknown variant {index}")))
+}
+
+fn event_id(what: &str, bytes: &[u8]) -> Result<EventId> {
+    EventId::from_slice(what, bytes).map_err(|e| corrupt(what, e))
+}
+
+impl StoredToken {
+    pub fn from_record(record: &TokenRecord) -> Self {
+        StoredToken {
+            event: record.event.0.to_vec(),
+            token: key::token_ref(&record.token),
+            parent: record.parent.map(|p| p.0.to_vec()).unwrap_or_default(),
+            root: record.root.0.to_vec(),
+            depth: record.depth,
+            subject: record.subject.to_string(),
+            holder: record.holder.to_string(),
+            performed_by: record.performed_by.to_string(),
+            signer: record.signer.0.to_vec(),
+            audience: record.audience.clone(),
+            scopes: record.scopes.iter().map(ToString::to_string).collect(),
+            tools: record.tools.iter().map(ToString::to_string).collect(),
+            grant: index_of(&GRANTS, &record.grant),
+            issued_at_s: record.issued_at_s,
+            expires_at_s: record.expires_at_s,
+        }
+    }
+
+    pub fn into_record(self) -> Result<TokenRecord> {
+        let w = "stored token";
+        Ok(TokenRecord {
+            event: event_id(w, &self.event)?,
+            token: key::parse_token_ref(&self.token)?,
+            parent: if self.parent.is_empty() {
+                None
+            } else {
+                Some(event_id(w, &self.parent)?)
+            },
+            root: event_id(w, &self.root)?,
+            depth: self.depth,
+            subject: Subject::new(w, &self.subject).map_err(|e| corrupt(w, e))?,
+            holder: baton_core::ClientId::new(w, &self.holder).map_err(|e| corrupt(w, e))?,
+            performed_by: baton_core::ClientId::new(w, &self.performed_by)
+                .map_err(|e| corrupt(w, e))?,
+            signer: KeyId::from_slice(w, &self.signer).map_err(|e| corrupt(w, e))?,
+            audience: self.audience,
+            scopes: names(w, &self.scopes)?,
+            tools: names(w, &self.tools)?,
+            grant: from_index(w, &GRANTS, self.grant)?,
+            issued_at_s: self.issued_at_s,
+            expires_at_s: self.expires_at_s,
+        })
+    }
+}
+
+impl StoredClient {
+    pub fn from_record(record: &ClientRecord) -> Self {
+        StoredClient {
+            client: record.client.to_string(),
+            kind: index_of(&KINDS, &record.kind),
+            role: index_of(&ROLES, &record.role),
+            registration: index_of(&REGISTRATIONS, &record.registration),
+            scopes: record.scopes.iter().map(ToString::to_string).collect(),
+            tools: record.tools.iter().map(ToString::to_string).collect(),
+            registered_by: record
+                .registered_by
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            event: record.event.0.to_vec(),
+        }
+    }
+
+    pub fn into_record(self) -> Result<ClientRecord> {
+        let w = "stored client";
+        Ok(ClientRecord {
+            client: baton_core::ClientId::new(w, &self.client).map_err(|e| corrupt(w, e))?,
+            kind: from_index(w, &KINDS, self.kind)?,
+            role: from_index(w, &ROLES, self.role)?,
+            registration: from_index(w, &REGISTRATIONS, self.registration)?,
+            scopes: names(w, &self.scopes)?,
+            tools: names(w, &self.tools)?,
+            registered_by: if self.registered_by.is_empty() {
+                None
+            } else {
+                Some(baton_core::ClientId::new(w, &self.registered_by).map_err(|e| corrupt(w, e))?)
+            },
+            event: event_id(w, &self.event)?,
+        })
+    }
+}
+
+impl StoredKey {
+    pub fn into_record(self) -> Result<KeyRecord> {
+        let w = "stored key";
+        Ok(KeyRecord {
+            client: baton_core::ClientId::new(w, &self.client).map_err(|e| corrupt(w, e))?,
+            public_key: PublicKey::from_slice(w, &self.public_key).map_err(|e| corrupt(w, e))?,
+            bound_by: event_id(w, &self.bound_by)?,
+        })
+    }
+}
+
+/// Key builders. Every key starts with its one-byte prefix.
+pub mod key {
+    use super::*;
+
+    fn with(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+        let mut out = vec![prefix];
+        for part in parts {
+            out.extend_from_slice(part);
+        }
+        out
+    }
+
+    pub fn position(prefix: u8, position: Position) -> Vec<u8> {
+        with(
+            prefix,
+            &[
+                &position.partition.to_be_bytes(),
+                &position.offset.to_be_bytes(),
+            ],
+        )
+    }
+
+    pub fn parse_position(key: &[u8]) -> Option<Position> {
+        let partition = u32::from_be_bytes(key.get(1..5)?.try_into().ok()?);
+        let offset = u64::from_be_bytes(key.get(5..13)?.try_into().ok()?);
+        Some(Position { partition, offset })
+    }
+
+    pub fn offset(partition: u32) -> Vec<u8> {
+        with(b'o', &[&partition.to_be_bytes()])
+    }
+
+    pub fn event(id: &EventId) -> Vec<u8> {
+        with(b'e', &[&id.0])
+    }
+
+    pub fn token(id: &EventId) -> Vec<u8> {
+        with(b't', &[&id.0])
+    }
+
+    pub fn token_ref(token: &TokenRef) -> Vec<u8> {
+        match token {
+            TokenRef::Jti(jti) => with(1, &[jti.as_bytes()]),
+            TokenRef::Digest(d) => with(2, &[d]),
+        }
+    }
+
+    pub fn parse_token_ref(bytes: &[u8]) -> Result<TokenRef> {
+        let w = "stored token ref";
+        match bytes.split_first() {
+            Some((1, jti)) => {
+                let jti = std::str::from_utf8(jti).map_err(|e| corrupt(w, e))?;
+                TokenRef::jti(w, jti).map_err(|e| corrupt(w, e))
+            }
+            Some((2, digest)) => TokenRef::digest(w, digest).map_err(|e| corrupt(w, e)),
+            _ => Err(corrupt(w, "unknown form")),
+        }
+    }
+
+    pub fn by_ref(token: &TokenRef) -> Vec<u8> {
+        with(b'r', &[&token_ref(token)])
+    }
+
+    pub fn child(parent: &EventId, child: &EventId) -> Vec<u8> {
+        with(b'c', &[&parent.0, &child.0])
+    }
+
+    pub fn children(parent: &EventId) -> Vec<u8> {
+        with(b'c', &[&parent.0])
+    }
+
+    pub fn signing_key(id: &KeyId) -> Vec<u8> {
+        with(b'k', &[&id.0])
+    }
+
+    pub fn retired(id: &KeyId) -> Vec<u8> {
+        with(b'x', &[&id.0])
+    }
+
+    pub fn client(id: &baton_core::ClientId) -> Vec<u8> {
+        with(b'l', &[id.as_str().as_bytes()])
+    }
+
+    pub fn target(target: &RevocationTarget) -> Vec<u8> {
+        match target {
+            RevocationTarget::Token(t) => with(b'T', &[&token_ref(t)]),
+            RevocationTarget::Client(c) => with(b'C', &[c.as_str().as_bytes()]),
+            RevocationTarget::Subject(s) => with(b'S', &[s.as_str().as_bytes()]),
+            RevocationTarget::Key(k) => with(b'K', &[&k.0]),
+        }
+    }
+
+    pub fn parse_target(bytes: &[u8]) -> Result<RevocationTarget> {
+        let w = "stored revocation target";
+        let text = |b: &[u8]| {
+            std::str::from_utf8(b)
+                .map(str::to_owned)
+                .map_err(|e| corrupt(w, e))
+        };
+        match bytes.split_first() {
+            Some((b'T', rest)) => Ok(RevocationTarget::Token(parse_token_ref(rest)?)),
+            Some((b'C', rest)) => Ok(RevocationTarget::Client(
+                baton_core::ClientId::new(w, &text(rest)?).map_err(|e| corrupt(w, e))?,
+            )),
+            Some((b'S', rest)) => Ok(RevocationTarget::Subject(
+                Subject::new(w, &text(rest)?).map_err(|e| corrupt(w, e))?,
+            )),
+            Some((b'K', rest)) => Ok(RevocationTarget::Key(
+                KeyId::from_slice(w, rest).map_err(|e| corrupt(w, e))?,
+            )),
+            _ => Err(corrupt(w, "unknown form")),
+        }
+    }
+
+    pub fn revocation(target: &RevocationTarget) -> Vec<u8> {
+        with(b'v', &[&self::target(target)])
+    }
+
+    pub fn by_kind(kind: u8, created_ms: i64, id: &EventId) -> Vec<u8> {
+        with(b'i', &[&[kind], &created_ms.to_be_bytes(), &id.0])
+    }
+
+    /// Index key under a text (client or subject) and a time.
+    pub fn by_name(prefix: u8, name: &str, created_ms: i64, id: &EventId) -> Vec<u8> {
+        with(
+            prefix,
+            &[name.as_bytes(), &[0], &created_ms.to_be_bytes(), &id.0],
+        )
+    }
+
+    pub fn counter(name: &str) -> Vec<u8> {
+        with(b'm', &[name.as_bytes()])
+    }
+}

@@ -1,0 +1,421 @@
+//! Projector scenarios shared by the embedded-log and the Kafka tests: the
+//! revocation cascade seen by two projectors, deduplication, and forgeries
+//! written straight into the log.
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use baton_core::{
+    Body, Envelope, EventId, Name, RevocationTarget, ScopeNarrowed, SigningKey, TokenRef,
+    TokenStatus, Via,
+};
+use baton_log::{ConsistencyToken, EventLog, Record};
+use baton_projector::{Handle, Projector, ProjectorOptions};
+use baton_testkit::Fixture;
+use tokio::sync::oneshot;
+
+pub const NOW_S: i64 = 1_800_000_000;
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A running projector; stopped when dropped.
+pub struct Running {
+    pub handle: Handle,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<baton_projector::Result<()>>>,
+}
+
+impl Running {
+    pub fn start<L: EventLog>(log: L, dir: &Path, fixture: &Fixture) -> Running {
+        let mut options = ProjectorOptions::new(fixture.policy());
+        options.idle_wait = Duration::from_millis(50);
+        let projector = Projector::open(log, dir, options).unwrap();
+        let handle = projector.handle();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(projector.run(async move {
+            let _ = stopped.await;
+        }));
+        Running {
+            handle,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+/// The partition key of an event: its tree's root, or `control`.
+pub fn partition_key(fixture: &Fixture, envelope: &Envelope) -> Vec<u8> {
+    let (_, event) = baton_proto::decode_signed(&baton_proto::encode_signed(envelope)).unwrap();
+    match (&event.body, event.tree_root(envelope.id())) {
+        (_, Some(root)) => root.0.to_vec(),
+        (Body::Revoked(r), None) => match &r.target {
+            RevocationTarget::Token(TokenRef::Jti(jti)) => fixture.root_of(jti).0.to_vec(),
+            _ => b"control".to_vec(),
+        },
+        _ => b"control".to_vec(),
+    }
+}
+
+/// Appends events in order (as one batch), returning the token covering them.
+pub async fn append<L: EventLog>(
+    log: &L,
+    fixture: &Fixture,
+    events: &[Envelope],
+) -> ConsistencyToken {
+    let records = events
+        .iter()
+        .map(|e| Record {
+            key: partition_key(fixture, e),
+            value: baton_proto::encode_signed(e),
+        })
+        .collect();
+    let positions = log.append(records).await.into_iter().map(|r| r.unwrap());
+    ConsistencyToken::covering(positions)
+}
+
+pub fn status(handle: &Handle, jti: &str) -> TokenStatus {
+    handle
+        .check(&Fixture::token(jti), None, NOW_S + 1)
+        .unwrap()
+        .status
+}
+
+pub fn revoked_via(handle: &Handle, jti: &str) -> (u32, Via) {
+    match status(handle, jti) {
+        TokenStatus::Revoked(cause) => (cause.hit.distance, cause.hit.via),
+        other => panic!("{jti} should be revoked, is {other:?}"),
+    }
+}
+
+pub fn is_active(handle: &Handle, jti: &str) -> bool {
+    matches!(status(handle, jti), TokenStatus::Active { .. })
+}
+
+/// The standard setup and a 5-hop chain t0..t4 with a sibling branch s1 off t0.
+pub fn chain_events() -> (Fixture, Vec<Envelope>) {
+    let (mut f, mut events) = Fixture::standard(NOW_S);
+    events.push(f.issue("as", "t0", "user:alice", "agent", 3600));
+    events.push(f.narrow("t0", "t1", "agent", "gateway", &["repo:write"], 60));
+    events.push(f.narrow("t1", "t2", "gateway", "server-a", &["files:write"], 60));
+    events.push(f.narrow(
+        "t2",
+        "t3",
+        "server-a",
+        "server-b",
+        &["github/delete_repo"],
+        60,
+    ));
+    events.push(f.narrow("t3", "t4", "server-b", "server-a", &[], 60));
+    events.push(f.narrow("t0", "s1", "agent", "server-b", &["files:write"], 60));
+    (f, events)
+}
+
+/// Revoking hop 2 of 5 cascades to hops 2–5 and spares hop 1 and a sibling,
+/// as seen by two projectors of the same log; then a client, then a subject.
+pub async fn cascade<L: EventLog>(log: L, dir: &Path) {
+    let (mut f, events) = chain_events();
+    let a = Running::start(log.clone(), &dir.join("a"), &f);
+    let b = Running::start(log.clone(), &dir.join("b"), &f);
+    let token = append(&log, &f, &events).await;
+    let revoke = f.revoke(RevocationTarget::Token(Fixture::token("t1")));
+    let mut token2 = append(&log, &f, &[revoke]).await;
+    token2.merge(&token);
+    for projector in [&a, &b] {
+        let h = &projector.handle;
+        h.wait_for(&token2, WAIT).await.unwrap();
+        assert!(is_active(h, "t0"), "hop 1 stays active");
+        assert!(is_active(h, "s1"), "the sibling branch stays active");
+        assert_eq!(revoked_via(h, "t1"), (0, Via::Token));
+        assert_eq!(revoked_via(h, "t2"), (1, Via::Token));
+        assert_eq!(revoked_via(h, "t3"), (2, Via::Token));
+        assert_eq!(revoked_via(h, "t4"), (3, Via::Token));
+    }
+    assert_eq!(
+        a.handle.state_digest().unwrap(),
+        b.handle.state_digest().unwrap()
+    );
+
+    // Revoking a client revokes what it holds or performed, and their subtrees.
+    let revoke = f.revoke(RevocationTarget::Client(Fixture::client_id("server-b")));
+    let token3 = append(&log, &f, &[revoke]).await;
+    for projector in [&a, &b] {
+        let h = &projector.handle;
+        h.wait_for(&token3, WAIT).await.unwrap();
+        assert_eq!(revoked_via(h, "s1"), (0, Via::Holder));
+        assert!(is_active(h, "t0"));
+    }
+    // Revoking the subject revokes every chain rooted at it.
+    let revoke = f.revoke(RevocationTarget::Subject(Fixture::subject("user:alice")));
+    let token4 = append(&log, &f, &[revoke]).await;
+    for projector in [&a, &b] {
+        let h = &projector.handle;
+        h.wait_for(&token4, WAIT).await.unwrap();
+        assert_eq!(revoked_via(h, "t0"), (0, Via::Subject));
+        assert_eq!(h.counter("quarantined").unwrap(), 0);
+    }
+    assert_eq!(
+        a.handle.state_digest().unwrap(),
+        b.handle.state_digest().unwrap()
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
+fn hop_body(
+    f: &Fixture,
+    parent: &str,
+    depth: u32,
+    jti: &str,
+    performer: &str,
+    holder: &str,
+    scopes: &[&str],
+    tools: &[&str],
+    expires_at_s: i64,
+) -> Body {
+    let names = |v: &[&str]| v.iter().map(|s| Name::new("t", s).unwrap()).collect();
+    Body::ScopeNarrowed(ScopeNarrowed {
+        token: Fixture::token(jti),
+        parent: f.event_of(parent),
+        root: f.root_of(parent),
+        depth,
+        performed_by: Fixture::client_id(performer),
+        on_behalf_of: Fixture::subject("user:alice"),
+        holder: Fixture::client_id(holder),
+        audience: format!("https://{holder}.example/mcp"),
+        scopes: names(scopes),
+        tools: names(tools),
+        issued_at_s: NOW_S,
+        expires_at_s,
+        transaction_id: None,
+    })
+}
+
+/// Forged records written straight into the log are quarantined or
+/// deduplicated and change no answer. `raw` writes (key, value) records
+/// bypassing every Baton check.
+pub async fn forgeries<L, W, Fut>(log: L, dir: &Path, raw: W)
+where
+    L: EventLog,
+    W: Fn(Vec<(Vec<u8>, Vec<u8>)>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let (mut f, events) = chain_events();
+    let projector = Running::start(log.clone(), &dir.join("forgery"), &f);
+    let h = &projector.handle;
+    // Revoke server-a's key legitimately first: forgeries will use it.
+    let server_a_key = f.client("server-a").key.clone();
+    let revoke_key = f.revoke(RevocationTarget::Key(server_a_key.key_id()));
+    let mut token = append(&log, &f, &events).await;
+    token.merge(&append(&log, &f, &[revoke_key]).await);
+    h.wait_for(&token, WAIT).await.unwrap();
+    let jtis = ["t0", "t1", "t2", "t3", "t4", "s1"];
+    let before: Vec<TokenStatus> = jtis.iter().map(|j| status(h, j)).collect();
+    let applied_before = h.counter("applied").unwrap();
+
+    let gateway = f.client("gateway").key.clone();
+    let t1_exp = NOW_S + 3600 - 60;
+    let mut forged: Vec<(&str, Envelope)> = Vec::new();
+    // Bad signature: a valid hop by the gateway with one signature bit flipped.
+    let good = f.seal_with(
+        &gateway,
+        hop_body(
+            &f,
+            "t1",
+            2,
+            "f-badsig",
+            "gateway",
+            "server-c",
+            &["files:read"],
+            &["fs/read"],
+            NOW_S + 100,
+        ),
+    );
+    let mut wire = baton_proto::v1::SignedEvent::from(&good);
+    wire.signature[10] ^= 1;
+    let bad_sig = baton_proto::open(wire).unwrap().0;
+    forged.push(("bad signature", bad_sig));
+    // Unknown key: a key nobody registered.
+    let stranger = SigningKey::generate();
+    forged.push((
+        "unknown key",
+        f.seal_with(
+            &stranger,
+            hop_body(
+                &f,
+                "t1",
+                2,
+                "f-unknown",
+                "gateway",
+                "server-c",
+                &["files:read"],
+                &[],
+                NOW_S + 100,
+            ),
+        ),
+    ));
+    // Revoked key: server-a signs a hop of t2, which it holds.
+    forged.push((
+        "revoked key",
+        f.seal_with(
+            &server_a_key,
+            hop_body(
+                &f,
+                "t2",
+                3,
+                "f-revoked",
+                "server-a",
+                "server-c",
+                &["files:read"],
+                &[],
+                NOW_S + 100,
+            ),
+        ),
+    ));
+    // Broken parent link: a parent id that is no event.
+    let mut broken = hop_body(
+        &f,
+        "t1",
+        2,
+        "f-orphan",
+        "gateway",
+        "server-c",
+        &["files:read"],
+        &[],
+        NOW_S + 100,
+    );
+    if let Body::ScopeNarrowed(hop) = &mut broken {
+        hop.parent = EventId([0xab; 32]);
+    }
+    forged.push(("broken parent", f.seal_with(&gateway, broken)));
+    // Widened scope: t1 dropped repo:write; the gateway adds it back.
+    forged.push((
+        "widened scope",
+        f.seal_with(
+            &gateway,
+            hop_body(
+                &f,
+                "t1",
+                2,
+                "f-wide",
+                "gateway",
+                "server-c",
+                &["repo:write"],
+                &[],
+                NOW_S + 100,
+            ),
+        ),
+    ));
+    // Extended expiry: later than t1's.
+    forged.push((
+        "extended expiry",
+        f.seal_with(
+            &gateway,
+            hop_body(
+                &f,
+                "t1",
+                2,
+                "f-late",
+                "gateway",
+                "server-c",
+                &["files:read"],
+                &[],
+                t1_exp + 1,
+            ),
+        ),
+    ));
+    let forged_count = forged.len() as u64;
+    // Replay: an existing event, byte for byte.
+    let replay = events.last().unwrap().clone();
+
+    let mut records: Vec<(Vec<u8>, Vec<u8>)> = forged
+        .iter()
+        .map(|(_, e)| (f.root_of("t0").0.to_vec(), baton_proto::encode_signed(e)))
+        .collect();
+    records.push((
+        f.root_of("t0").0.to_vec(),
+        baton_proto::encode_signed(&replay),
+    ));
+    // And bytes that are no event at all.
+    records.push((b"control".to_vec(), b"\x0a\x03not an event".to_vec()));
+    raw(records).await;
+
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while h.counter("quarantined").unwrap() < forged_count + 1
+        || h.counter("duplicates").unwrap() < 1
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "forgeries not all handled: {:?}",
+            h.quarantined(100)
+                .unwrap()
+                .iter()
+                .map(|q| &q.reason)
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reasons: Vec<String> = h
+        .quarantined(100)
+        .unwrap()
+        .into_iter()
+        .map(|q| q.reason)
+        .collect();
+    assert_eq!(reasons.len() as u64, forged_count + 1, "{reasons:#?}");
+    for needle in [
+        "signature",
+        "not a trust root or a registered key",
+        "is revoked",
+        "not in the log",
+        "not held by parent",
+        "later than parent",
+        "undecodable",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(needle)),
+            "no quarantine reason mentions {needle:?}: {reasons:#?}"
+        );
+    }
+    assert_eq!(
+        h.counter("applied").unwrap(),
+        applied_before,
+        "a forgery was applied"
+    );
+    let after: Vec<TokenStatus> = jtis.iter().map(|j| status(h, j)).collect();
+    assert_eq!(before, after, "a forgery changed an answer");
+    for jti in [
+        "f-badsig",
+        "f-unknown",
+        "f-revoked",
+        "f-orphan",
+        "f-wide",
+        "f-late",
+    ] {
+        assert_eq!(status(h, jti), TokenStatus::Unknown, "{jti}");
+    }
+    projector.stop().await;
+}
+
+/// The same event appended twice is applied once.
+pub async fn duplicates<L: EventLog>(log: L, dir: &Path) {
+    let (f, events) = chain_events();
+    let projector = Running::start(log.clone(), &dir.join("dup"), &f);
+    let mut token = append(&log, &f, &events).await;
+    token.merge(&append(&log, &f, &events).await);
+    projector.handle.wait_for(&token, WAIT).await.unwrap();
+    assert_eq!(
+        projector.handle.counter("applied").unwrap(),
+        events.len() as u64
+    );
+    assert_eq!(
+        projector.handle.counter("duplicates").unwrap(),
+        events.len() as u64
+    );
+    projector.stop().await;
+}

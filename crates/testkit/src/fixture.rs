@@ -1,0 +1,303 @@
+//! TEST-ONLY fixtures: keys generated at test time, clients, and delegation
+//! chains, sealed with `baton-proto` exactly as a real writer seals them.
+
+use std::collections::BTreeMap;
+
+use baton_core::{
+    Body, ClientId, ClientKind, ClientRegistered, ClientRole, Envelope, Event, EventId, GrantType,
+    Name, Policy, RegistrationMethod, RevocationTarget, Revoked, ScopeNarrowed, SigningKey,
+    Subject, TokenIssued, TokenRef,
+};
+
+/// A registered fixture client and its (test-only) key.
+#[derive(Debug, Clone)]
+pub struct FixtureClient {
+    pub id: ClientId,
+    pub key: SigningKey,
+    pub kind: ClientKind,
+}
+
+#[derive(Debug, Clone)]
+struct TokenInfo {
+    event: EventId,
+    root: EventId,
+    depth: u32,
+    token: TokenRef,
+    subject: Subject,
+    scopes: Vec<String>,
+    tools: Vec<String>,
+    issued_at_s: i64,
+    expires_at_s: i64,
+}
+
+/// A trust root, clients, and the tokens issued so far.
+#[derive(Debug)]
+pub struct Fixture {
+    pub root: SigningKey,
+    clients: BTreeMap<String, FixtureClient>,
+    tokens: BTreeMap<String, TokenInfo>,
+    clock_ms: i64,
+    /// The issue time of every token (unix seconds); tokens live from here.
+    pub now_s: i64,
+}
+
+/// Every scope and tool the standard fixture's clients may hold.
+pub const SCOPES: [&str; 4] = ["files:read", "files:write", "repo:read", "repo:write"];
+pub const TOOLS: [&str; 4] = ["fs/read", "fs/write", "github/search", "github/delete_repo"];
+
+fn names(values: &[&str]) -> std::collections::BTreeSet<Name> {
+    values
+        .iter()
+        .map(|v| Name::new("fixture", v).expect("fixture name"))
+        .collect()
+}
+
+impl Fixture {
+    /// A fixture whose tokens are issued at `now_s`.
+    pub fn new(now_s: i64) -> Self {
+        Fixture {
+            root: SigningKey::generate(),
+            clients: BTreeMap::new(),
+            tokens: BTreeMap::new(),
+            clock_ms: now_s * 1000,
+            now_s,
+        }
+    }
+
+    /// The fixture plus its standard setup: an authorization server `as`, a
+    /// gateway, two delegating MCP servers and a tool endpoint, each with a
+    /// fresh key. Returns the registration events in order.
+    pub fn standard(now_s: i64) -> (Fixture, Vec<Envelope>) {
+        let mut fixture = Fixture::new(now_s);
+        let mut events = vec![fixture.register(
+            "as",
+            ClientKind::AuthorizationServer,
+            ClientRole::DelegatingLayer,
+            None,
+        )];
+        for (id, kind, role) in [
+            ("agent", ClientKind::McpClient, ClientRole::DelegatingLayer),
+            ("gateway", ClientKind::Gateway, ClientRole::DelegatingLayer),
+            (
+                "server-a",
+                ClientKind::McpServer,
+                ClientRole::MixedTrustBoundary,
+            ),
+            (
+                "server-b",
+                ClientKind::McpServer,
+                ClientRole::MixedTrustBoundary,
+            ),
+            ("server-c", ClientKind::McpServer, ClientRole::ToolEndpoint),
+        ] {
+            events.push(fixture.register(id, kind, role, Some("as")));
+        }
+        (fixture, events)
+    }
+
+    pub fn policy(&self) -> Policy {
+        Policy::new([self.root.public_key()])
+    }
+
+    pub fn client(&self, id: &str) -> &FixtureClient {
+        &self.clients[id]
+    }
+
+    fn tick(&mut self) -> i64 {
+        self.clock_ms += 1;
+        self.clock_ms
+    }
+
+    fn seal(&mut self, key: &SigningKey, body: Body) -> Envelope {
+        let event = Event {
+            signer: key.key_id(),
+            created_at_ms: self.tick(),
+            body,
+        };
+        baton_proto::seal(key, &event).expect("fixture events seal")
+    }
+
+    /// Registers a client with a fresh key; `by` is the registering
+    /// authorization server, or `None` for the trust root.
+    pub fn register(
+        &mut self,
+        id: &str,
+        kind: ClientKind,
+        role: ClientRole,
+        by: Option<&str>,
+    ) -> Envelope {
+        let key = SigningKey::generate();
+        let client = ClientId::new("fixture", id).expect("fixture client id");
+        let body = Body::ClientRegistered(ClientRegistered {
+            client: client.clone(),
+            kind,
+            role,
+            registration: RegistrationMethod::PreRegistered,
+            metadata_document_url: None,
+            public_keys: vec![key.public_key()],
+            scopes: names(&SCOPES),
+            tools: names(&TOOLS),
+            registered_by: by.map(|b| ClientId::new("fixture", b).expect("fixture client id")),
+        });
+        let signer = match by {
+            None => self.root.clone(),
+            Some(b) => self.clients[b].key.clone(),
+        };
+        let envelope = self.seal(&signer, body);
+        self.clients.insert(
+            id.to_owned(),
+            FixtureClient {
+                id: client,
+                key,
+                kind,
+            },
+        );
+        envelope
+    }
+
+    /// A root grant from `issuer` to `holder` for `subject`, living `ttl_s`.
+    pub fn issue(
+        &mut self,
+        issuer: &str,
+        jti: &str,
+        subject: &str,
+        holder: &str,
+        ttl_s: i64,
+    ) -> Envelope {
+        let token = TokenRef::jti("fixture", jti).expect("fixture jti");
+        let subject = Subject::new("fixture", subject).expect("fixture subject");
+        let body = Body::TokenIssued(TokenIssued {
+            token: token.clone(),
+            subject: subject.clone(),
+            issuer: self.clients[issuer].id.clone(),
+            holder: self.clients[holder].id.clone(),
+            audience: format!("https://{holder}.example/mcp"),
+            scopes: names(&SCOPES),
+            tools: names(&TOOLS),
+            grant: GrantType::AuthorizationCodePkce,
+            issued_at_s: self.now_s,
+            expires_at_s: self.now_s + ttl_s,
+            session_id: None,
+            transaction_id: None,
+        });
+        let key = self.clients[issuer].key.clone();
+        let envelope = self.seal(&key, body);
+        let id = envelope.id();
+        let info = TokenInfo {
+            event: id,
+            root: id,
+            depth: 0,
+            token,
+            subject,
+            scopes: SCOPES.iter().map(|s| s.to_string()).collect(),
+            tools: TOOLS.iter().map(|s| s.to_string()).collect(),
+            issued_at_s: self.now_s,
+            expires_at_s: self.now_s + ttl_s,
+        };
+        self.tokens.insert(jti.to_owned(), info);
+        envelope
+    }
+
+    /// One hop from token `parent`: `performer` exchanges it for a token held
+    /// by `holder`, keeping the parent's scopes and tools minus `drop`, and
+    /// expiring `shorter_s` seconds before the parent.
+    pub fn narrow(
+        &mut self,
+        parent: &str,
+        jti: &str,
+        performer: &str,
+        holder: &str,
+        drop: &[&str],
+        shorter_s: i64,
+    ) -> Envelope {
+        let parent = self.tokens[parent].clone();
+        let keep = |list: &[String]| -> Vec<String> {
+            list.iter()
+                .filter(|s| !drop.contains(&s.as_str()))
+                .cloned()
+                .collect()
+        };
+        let (scopes, tools) = (keep(&parent.scopes), keep(&parent.tools));
+        let token = TokenRef::jti("fixture", jti).expect("fixture jti");
+        let expires_at_s = parent.expires_at_s - shorter_s;
+        let body = Body::ScopeNarrowed(ScopeNarrowed {
+            token: token.clone(),
+            parent: parent.event,
+            root: parent.root,
+            depth: parent.depth + 1,
+            performed_by: self.clients[performer].id.clone(),
+            on_behalf_of: parent.subject.clone(),
+            holder: self.clients[holder].id.clone(),
+            audience: format!("https://{holder}.example/mcp"),
+            scopes: scopes
+                .iter()
+                .map(|s| Name::new("fixture", s).expect("name"))
+                .collect(),
+            tools: tools
+                .iter()
+                .map(|s| Name::new("fixture", s).expect("name"))
+                .collect(),
+            issued_at_s: parent.issued_at_s,
+            expires_at_s,
+            transaction_id: None,
+        });
+        let key = self.clients[performer].key.clone();
+        let envelope = self.seal(&key, body);
+        let info = TokenInfo {
+            event: envelope.id(),
+            root: parent.root,
+            depth: parent.depth + 1,
+            token,
+            subject: parent.subject,
+            scopes,
+            tools,
+            issued_at_s: parent.issued_at_s,
+            expires_at_s,
+        };
+        self.tokens.insert(jti.to_owned(), info);
+        envelope
+    }
+
+    /// A revocation signed by the trust root.
+    pub fn revoke(&mut self, target: RevocationTarget) -> Envelope {
+        let body = Body::Revoked(Revoked {
+            target,
+            reason: "test".into(),
+            revoked_by: None,
+        });
+        let key = self.root.clone();
+        self.seal(&key, body)
+    }
+
+    pub fn token(jti: &str) -> TokenRef {
+        TokenRef::jti("fixture", jti).expect("fixture jti")
+    }
+
+    pub fn client_id(id: &str) -> ClientId {
+        ClientId::new("fixture", id).expect("fixture client id")
+    }
+
+    pub fn subject(id: &str) -> Subject {
+        Subject::new("fixture", id).expect("fixture subject")
+    }
+
+    /// The event id of token `jti`'s event.
+    pub fn event_of(&self, jti: &str) -> EventId {
+        self.tokens[jti].event
+    }
+
+    /// The reference of token `jti`.
+    pub fn token_of(&self, jti: &str) -> TokenRef {
+        self.tokens[jti].token.clone()
+    }
+
+    /// The tree root (partition key) of token `jti`.
+    pub fn root_of(&self, jti: &str) -> EventId {
+        self.tokens[jti].root
+    }
+
+    /// Signs any event body with the given key, for forgery tests.
+    pub fn seal_with(&mut self, key: &SigningKey, body: Body) -> Envelope {
+        self.seal(key, body)
+    }
+}

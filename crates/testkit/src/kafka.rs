@@ -1,0 +1,119 @@
+//! A real Kafka cluster on loopback for one test process, started and stopped
+//! through `deploy/kafka/kafka.sh`.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, Weak};
+
+/// A running cluster; stopped when dropped.
+#[derive(Debug)]
+pub struct KafkaCluster {
+    dir: tempfile::TempDir,
+    bootstrap: String,
+    brokers: u8,
+}
+
+static SHARED: Mutex<Weak<KafkaCluster>> = Mutex::new(Weak::new());
+
+fn script() -> PathBuf {
+    crate::repo_root().join("deploy/kafka/kafka.sh")
+}
+
+fn run(args: &[&str]) -> Result<String, String> {
+    let output = Command::new("bash")
+        .arg(script())
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("run {}: {e}", script().display()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "kafka.sh {} failed with {}",
+            args.join(" "),
+            output.status
+        ));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+impl KafkaCluster {
+    /// Starts a cluster of `brokers` brokers (1, or 3 for fault tests) on free
+    /// loopback ports and waits until it serves.
+    pub fn start(brokers: u8) -> Result<KafkaCluster, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("baton-kafka-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let dir_arg = dir.path().display().to_string();
+        let out = run(&[
+            "start",
+            "--brokers",
+            &brokers.to_string(),
+            "--dir",
+            &dir_arg,
+        ])?;
+        let bootstrap = out.lines().last().unwrap_or_default().trim().to_owned();
+        if bootstrap.is_empty() {
+            return Err("kafka.sh start printed no bootstrap servers".into());
+        }
+        Ok(KafkaCluster {
+            dir,
+            bootstrap,
+            brokers,
+        })
+    }
+
+    /// One single-broker cluster shared by the tests of this process that run
+    /// at the same time; stopped when the last of them drops it.
+    pub fn shared() -> Arc<KafkaCluster> {
+        let mut slot = SHARED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(cluster) = slot.upgrade() {
+            return cluster;
+        }
+        let cluster =
+            Arc::new(KafkaCluster::start(1).unwrap_or_else(|e| panic!("start kafka: {e}")));
+        *slot = Arc::downgrade(&cluster);
+        cluster
+    }
+
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    pub fn brokers(&self) -> u8 {
+        self.brokers
+    }
+
+    /// SIGKILLs broker `n` (1-based), for fault tests.
+    pub fn kill_broker(&self, n: u8) -> Result<(), String> {
+        run(&[
+            "kill-broker",
+            "--dir",
+            &self.dir.path().display().to_string(),
+            &n.to_string(),
+        ])
+        .map(drop)
+    }
+
+    /// Restarts broker `n` with its data.
+    pub fn start_broker(&self, n: u8) -> Result<(), String> {
+        run(&[
+            "start-broker",
+            "--dir",
+            &self.dir.path().display().to_string(),
+            &n.to_string(),
+        ])
+        .map(drop)
+    }
+}
+
+impl Drop for KafkaCluster {
+    fn drop(&mut self) {
+        if let Err(e) = run(&["stop", "--dir", &self.dir.path().display().to_string()]) {
+            eprintln!("stopping kafka: {e}");
+        }
+    }
+}
