@@ -168,6 +168,7 @@ pub async fn cascade<L: EventLog>(log: L, dir: &Path) {
     b.stop().await;
 }
 
+#[allow(clippy::too_many_arguments)]
 fn hop_body(
     f: &Fixture,
     parent: &str,
