@@ -209,19 +209,26 @@ fn bind_key(
     staged.put(key::signing_key(&public.key_id()), stored.encode_to_vec());
 }
 
+/// A record waiting for a dependency, and since when (this process's clock).
+#[derive(Debug, Clone)]
+pub struct Parked {
+    pub value: Vec<u8>,
+    pub since: std::time::Instant,
+}
+
 /// Retries parked records now that more has been applied, until none moves.
 /// Returns how many were applied.
 pub fn retry_parked(
     policy: &Policy,
     staged: &mut Staged<'_>,
-    parked: &mut BTreeMap<Position, Vec<u8>>,
+    parked: &mut BTreeMap<Position, Parked>,
 ) -> Result<usize> {
     let mut applied = 0;
     loop {
         let mut progressed = false;
         let positions: Vec<Position> = parked.keys().copied().collect();
         for position in positions {
-            let value = parked[&position].clone();
+            let value = parked[&position].value.clone();
             staged.delete(key::position(b'p', position));
             let record = ReadRecord {
                 position,

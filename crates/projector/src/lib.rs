@@ -23,7 +23,7 @@ mod query;
 mod stored;
 mod view;
 
-pub use apply::Outcome;
+pub use apply::{Outcome, Parked};
 pub use query::{ChainAnswer, EventFilter, ListedEvent, Quarantined, RevocationEffect};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,9 +54,14 @@ pub struct ProjectorOptions {
     pub policy: Policy,
     /// Most records applied in one atomic batch.
     pub batch_max: usize,
-    /// How long a read waits for new records before the projector counts
-    /// itself caught up.
+    /// How long a read waits for new records when there are none.
     pub idle_wait: Duration,
+    /// How long a record may wait for a missing dependency (key, client,
+    /// parent) once every partition has been read to its end, before it is
+    /// quarantined. Writers append dependencies first, but a batch's records
+    /// in different partitions become visible in any order, so a record may
+    /// briefly arrive before what it depends on.
+    pub park_grace: Duration,
 }
 
 impl ProjectorOptions {
@@ -65,6 +70,7 @@ impl ProjectorOptions {
             policy,
             batch_max: 512,
             idle_wait: Duration::from_millis(200),
+            park_grace: Duration::from_secs(5),
         }
     }
 }
@@ -164,8 +170,9 @@ impl<L: EventLog> Projector<L> {
                 continue;
             }
             let (shared, policy) = (self.shared.clone(), self.options.policy.clone());
+            let expire = caught_up.then_some(self.options.park_grace);
             parked = tokio::task::spawn_blocking(move || {
-                apply_batch(&shared, &policy, &batch, &mut parked, caught_up)?;
+                apply_batch(&shared, &policy, &batch, &mut parked, expire)?;
                 Ok::<_, Error>(parked)
             })
             .await
@@ -177,26 +184,33 @@ impl<L: EventLog> Projector<L> {
     }
 }
 
-fn load_parked(tree: &sled::Tree) -> Result<BTreeMap<Position, Vec<u8>>> {
+fn load_parked(tree: &sled::Tree) -> Result<BTreeMap<Position, Parked>> {
     let mut parked = BTreeMap::new();
     for entry in tree.scan_prefix([b'p']) {
         let (key, value) = entry?;
         let position =
             stored::key::parse_position(&key).ok_or_else(|| Error::Corrupt("parked key".into()))?;
-        parked.insert(position, value.to_vec());
+        parked.insert(
+            position,
+            Parked {
+                value: value.to_vec(),
+                since: std::time::Instant::now(),
+            },
+        );
     }
     Ok(parked)
 }
 
 /// Applies one batch and its offsets atomically, then publishes the offsets.
-/// When the reader is caught up (`caught_up`), records still parked can never
-/// be completed by anything already in the log, so they are quarantined.
+/// When every partition has been read to its end (`expire` is set), records
+/// parked longer than that grace can never be completed by anything in the
+/// log, so they are quarantined.
 fn apply_batch(
     shared: &Shared,
     policy: &Policy,
     batch: &[ReadRecord],
-    parked: &mut BTreeMap<Position, Vec<u8>>,
-    caught_up: bool,
+    parked: &mut BTreeMap<Position, Parked>,
+    expire: Option<Duration>,
 ) -> Result<()> {
     let mut staged = view::Staged::new(&shared.tree);
     let mut next = shared.applied.borrow().clone();
@@ -209,7 +223,14 @@ fn apply_batch(
         }
         match apply::apply_record(policy, &mut staged, record)? {
             Outcome::Parked(_) => {
-                parked.insert(record.position, record.value.clone());
+                let since = std::time::Instant::now();
+                parked.insert(
+                    record.position,
+                    Parked {
+                        value: record.value.clone(),
+                        since,
+                    },
+                );
             }
             Outcome::Applied(_) => applied_any = true,
             _ => {}
@@ -223,29 +244,29 @@ fn apply_batch(
     if applied_any && !parked.is_empty() {
         apply::retry_parked(policy, &mut staged, parked)?;
     }
-    if caught_up {
-        for (position, value) in std::mem::take(parked) {
-            staged.delete(stored::key::position(b'p', position));
-            let missing = match apply::apply_record(
-                policy,
-                &mut staged,
-                &ReadRecord {
-                    position,
-                    key: Vec::new(),
-                    value: value.clone(),
-                },
-            )? {
-                Outcome::Parked(reason) => reason,
-                other => format!("{other:?}"),
-            };
-            staged.delete(stored::key::position(b'p', position));
+    if let Some(grace) = expire {
+        let expired: Vec<Position> = parked
+            .iter()
+            .filter(|(_, p)| p.since.elapsed() >= grace)
+            .map(|(position, _)| *position)
+            .collect();
+        for position in expired {
+            let value = parked
+                .remove(&position)
+                .map(|p| p.value)
+                .unwrap_or_default();
             let record = ReadRecord {
                 position,
                 key: Vec::new(),
                 value,
             };
+            let missing = match apply::apply_record(policy, &mut staged, &record)? {
+                Outcome::Parked(reason) => reason,
+                other => format!("{other:?}"),
+            };
+            staged.delete(stored::key::position(b'p', position));
             let reason =
-                format!("{missing}; not in the log when every partition was read to its end");
+                format!("{missing}; still missing after every partition was read to its end");
             apply::quarantine(&mut staged, &record, reason)?;
         }
     }

@@ -31,6 +31,7 @@ impl Running {
     pub fn start<L: EventLog>(log: L, dir: &Path, fixture: &Fixture) -> Running {
         let mut options = ProjectorOptions::new(fixture.policy());
         options.idle_wait = Duration::from_millis(50);
+        options.park_grace = Duration::from_millis(300);
         let projector = Projector::open(log, dir, options).unwrap();
         let handle = projector.handle();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -373,7 +374,7 @@ where
         "signature",
         "not a trust root or a registered key",
         "is revoked",
-        "not in the log",
+        "still missing",
         "not held by parent",
         "later than parent",
         "undecodable",

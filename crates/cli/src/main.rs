@@ -1,0 +1,5 @@
+//! The `baton` binary. Parsing, configuration and dispatch live in the library.
+
+fn main() -> std::process::ExitCode {
+    baton::main()
+}
