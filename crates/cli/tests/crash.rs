@@ -154,10 +154,10 @@ impl Projecting {
         let (send, progress) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(p) = parse(&line) {
-                    if send.send(p).is_err() {
-                        return;
-                    }
+                if let Some(p) = parse(&line)
+                    && send.send(p).is_err()
+                {
+                    return;
                 }
             }
         });
