@@ -37,3 +37,10 @@ async fn duplicates_on_the_embedded_log() {
     let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
     scenarios::duplicates(log, dir.path()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_on_the_embedded_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
+    scenarios::queries(log, dir.path()).await;
+}

@@ -59,3 +59,10 @@ async fn forgeries_on_kafka_written_by_a_raw_producer() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_on_kafka() {
+    let cluster = KafkaCluster::shared();
+    let dir = tempfile::tempdir().unwrap();
+    scenarios::queries(log(&cluster, "queries").await, dir.path()).await;
+}
