@@ -27,7 +27,7 @@ pub use event::{
 };
 pub use ids::{ClientId, EventId, Name, Subject, TokenRef, token_digest};
 pub use keys::{KeyId, PublicKey, SigningKey};
-pub use memory::{Applied, MemoryLedger};
+pub use memory::{Applied, Empty, MemoryLedger};
 pub use rules::{
     CheckError, ClientRecord, KeyRecord, LedgerView, Policy, Signer, TokenRecord, check_event,
     check_live, resolve_signer,

@@ -1,6 +1,8 @@
 //! An in-memory ledger: the reference implementation of [`LedgerView`] and of
-//! applying events. Offline verification builds one from a bundle; the property
-//! tests compare its incremental answers with a naive recomputation.
+//! applying events, optionally layered over another view. Offline verification
+//! builds one from a bundle; the server layers one over its projection to check
+//! a batch whose events depend on each other; the property tests compare its
+//! incremental answers with a naive recomputation.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::convert::Infallible;
@@ -23,8 +25,40 @@ pub enum Applied {
     Duplicate(EventId),
 }
 
+/// An empty view: what a ledger with no base sees below itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Empty;
+
+impl LedgerView for Empty {
+    type Error = Infallible;
+
+    fn contains_event(&self, _: &EventId) -> Result<bool, Infallible> {
+        Ok(false)
+    }
+    fn key(&self, _: &KeyId) -> Result<Option<KeyRecord>, Infallible> {
+        Ok(None)
+    }
+    fn key_retired(&self, _: &KeyId) -> Result<bool, Infallible> {
+        Ok(false)
+    }
+    fn client(&self, _: &ClientId) -> Result<Option<ClientRecord>, Infallible> {
+        Ok(None)
+    }
+    fn token(&self, _: &EventId) -> Result<Option<TokenRecord>, Infallible> {
+        Ok(None)
+    }
+    fn token_by_ref(&self, _: &TokenRef) -> Result<Option<EventId>, Infallible> {
+        Ok(None)
+    }
+    fn revocation(&self, _: &RevocationTarget) -> Result<Option<EventId>, Infallible> {
+        Ok(None)
+    }
+}
+
+/// Events applied in memory, over a base view `B` (nothing, by default).
 #[derive(Debug)]
-pub struct MemoryLedger {
+pub struct MemoryLedger<B = Empty> {
+    base: B,
     policy: Policy,
     seen: BTreeSet<EventId>,
     keys: HashMap<KeyId, KeyRecord>,
@@ -40,7 +74,32 @@ pub struct MemoryLedger {
 
 impl MemoryLedger {
     pub fn new(policy: Policy) -> Self {
+        MemoryLedger::over(Empty, policy)
+    }
+
+    /// Applies a well-founded event, as a projector does (no liveness checks).
+    pub fn apply(&mut self, envelope: &Envelope, event: &Event) -> Result<Applied, Refusal> {
+        self.try_apply(envelope, event, None)
+            .map_err(unwrap_refusal)
+    }
+
+    /// Appends an event as a writer-facing node does: well-founded and live at `now_s`.
+    pub fn append(
+        &mut self,
+        envelope: &Envelope,
+        event: &Event,
+        now_s: i64,
+    ) -> Result<Applied, Refusal> {
+        self.try_apply(envelope, event, Some(now_s))
+            .map_err(unwrap_refusal)
+    }
+}
+
+impl<B: LedgerView> MemoryLedger<B> {
+    /// A ledger whose events are layered over `base`.
+    pub fn over(base: B, policy: Policy) -> Self {
         MemoryLedger {
+            base,
             policy,
             seen: BTreeSet::new(),
             keys: HashMap::new(),
@@ -58,41 +117,27 @@ impl MemoryLedger {
         &self.policy
     }
 
-    /// Applies a well-founded event, as a projector does (no liveness checks).
-    pub fn apply(&mut self, envelope: &Envelope, event: &Event) -> Result<Applied, Refusal> {
-        self.apply_with(envelope, event, None)
-    }
-
-    /// Appends an event as a writer-facing node does: well-founded and live at `now_s`.
-    pub fn append(
-        &mut self,
-        envelope: &Envelope,
-        event: &Event,
-        now_s: i64,
-    ) -> Result<Applied, Refusal> {
-        self.apply_with(envelope, event, Some(now_s))
-    }
-
-    fn apply_with(
+    /// Applies an event: well-founded, and live at `now_s` when given.
+    pub fn try_apply(
         &mut self,
         envelope: &Envelope,
         event: &Event,
         now_s: Option<i64>,
-    ) -> Result<Applied, Refusal> {
+    ) -> Result<Applied, CheckError<B::Error>> {
         let id = envelope.id();
-        if self.seen.contains(&id) {
+        if self.contains_event(&id).map_err(CheckError::View)? {
             return Ok(Applied::Duplicate(id));
         }
-        let signer = check_event(&self.policy, self, envelope, event).map_err(unwrap_refusal)?;
+        let signer = check_event(&self.policy, self, envelope, event)?;
         if let Some(now_s) = now_s {
-            check_live(self, &signer, event, now_s).map_err(unwrap_refusal)?;
+            check_live(self, &signer, event, now_s)?;
         }
-        self.record(id, &signer, event);
+        self.record(id, &signer, event).map_err(CheckError::View)?;
         self.log.push((envelope.clone(), event.clone()));
         Ok(Applied::New(id))
     }
 
-    fn record(&mut self, id: EventId, signer: &Signer, event: &Event) {
+    fn record(&mut self, id: EventId, signer: &Signer, event: &Event) -> Result<(), B::Error> {
         self.seen.insert(id);
         match &event.body {
             Body::ClientRegistered(reg) => {
@@ -113,7 +158,10 @@ impl MemoryLedger {
                     .insert(id, TokenRecord::root(id, signer.key(), issued));
             }
             Body::ScopeNarrowed(hop) => {
-                let grant = self.tokens[&hop.parent].grant;
+                let Some(parent) = self.token(&hop.parent)? else {
+                    unreachable!("check_event found the parent of {id}");
+                };
+                let grant = parent.grant;
                 self.by_ref.insert(hop.token.clone(), id);
                 self.tokens
                     .insert(id, TokenRecord::hop(id, signer.key(), hop, grant));
@@ -135,6 +183,7 @@ impl MemoryLedger {
                 self.retired.extend(rotation.retire.iter().copied());
             }
         }
+        Ok(())
     }
 
     /// Accepted events, in the order they were applied.
@@ -165,30 +214,51 @@ fn unwrap_refusal(error: CheckError<Infallible>) -> Refusal {
     }
 }
 
-impl LedgerView for MemoryLedger {
-    type Error = Infallible;
+impl<B: LedgerView> LedgerView for MemoryLedger<B> {
+    type Error = B::Error;
 
-    fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>, Infallible> {
-        Ok(self.keys.get(id).cloned())
+    fn contains_event(&self, id: &EventId) -> Result<bool, B::Error> {
+        Ok(self.seen.contains(id) || self.base.contains_event(id)?)
     }
 
-    fn key_retired(&self, id: &KeyId) -> Result<bool, Infallible> {
-        Ok(self.retired.contains(id))
+    fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>, B::Error> {
+        match self.keys.get(id) {
+            Some(record) => Ok(Some(record.clone())),
+            None => self.base.key(id),
+        }
     }
 
-    fn client(&self, id: &ClientId) -> Result<Option<ClientRecord>, Infallible> {
-        Ok(self.clients.get(id).cloned())
+    fn key_retired(&self, id: &KeyId) -> Result<bool, B::Error> {
+        Ok(self.retired.contains(id) || self.base.key_retired(id)?)
     }
 
-    fn token(&self, event: &EventId) -> Result<Option<TokenRecord>, Infallible> {
-        Ok(self.tokens.get(event).cloned())
+    fn client(&self, id: &ClientId) -> Result<Option<ClientRecord>, B::Error> {
+        match self.clients.get(id) {
+            Some(record) => Ok(Some(record.clone())),
+            None => self.base.client(id),
+        }
     }
 
-    fn token_by_ref(&self, token: &TokenRef) -> Result<Option<EventId>, Infallible> {
-        Ok(self.by_ref.get(token).copied())
+    fn token(&self, event: &EventId) -> Result<Option<TokenRecord>, B::Error> {
+        match self.tokens.get(event) {
+            Some(record) => Ok(Some(record.clone())),
+            None => self.base.token(event),
+        }
     }
 
-    fn revocation(&self, target: &RevocationTarget) -> Result<Option<EventId>, Infallible> {
-        Ok(self.revocations.get(target).copied())
+    fn token_by_ref(&self, token: &TokenRef) -> Result<Option<EventId>, B::Error> {
+        match self.by_ref.get(token) {
+            Some(id) => Ok(Some(*id)),
+            None => self.base.token_by_ref(token),
+        }
+    }
+
+    fn revocation(&self, target: &RevocationTarget) -> Result<Option<EventId>, B::Error> {
+        let mine = self.revocations.get(target).copied();
+        let below = self.base.revocation(target)?;
+        Ok(match (mine, below) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 }

@@ -173,6 +173,8 @@ impl TokenRecord {
 /// both implement it, so both run exactly these rules.
 pub trait LedgerView {
     type Error;
+    /// Whether the event with this id has been applied.
+    fn contains_event(&self, id: &EventId) -> Result<bool, Self::Error>;
     fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>, Self::Error>;
     /// Whether a key was retired by a rotation (it may sign nothing new).
     fn key_retired(&self, id: &KeyId) -> Result<bool, Self::Error>;
@@ -182,6 +184,31 @@ pub trait LedgerView {
     /// The revocation of `target`, if any: the smallest event id among those
     /// that revoke it, so the answer does not depend on arrival order.
     fn revocation(&self, target: &RevocationTarget) -> Result<Option<EventId>, Self::Error>;
+}
+
+impl<T: LedgerView + ?Sized> LedgerView for &T {
+    type Error = T::Error;
+    fn contains_event(&self, id: &EventId) -> Result<bool, Self::Error> {
+        (**self).contains_event(id)
+    }
+    fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>, Self::Error> {
+        (**self).key(id)
+    }
+    fn key_retired(&self, id: &KeyId) -> Result<bool, Self::Error> {
+        (**self).key_retired(id)
+    }
+    fn client(&self, id: &ClientId) -> Result<Option<ClientRecord>, Self::Error> {
+        (**self).client(id)
+    }
+    fn token(&self, event: &EventId) -> Result<Option<TokenRecord>, Self::Error> {
+        (**self).token(event)
+    }
+    fn token_by_ref(&self, token: &TokenRef) -> Result<Option<EventId>, Self::Error> {
+        (**self).token_by_ref(token)
+    }
+    fn revocation(&self, target: &RevocationTarget) -> Result<Option<EventId>, Self::Error> {
+        (**self).revocation(target)
+    }
 }
 
 /// A refusal, or a failure of the view underneath.

@@ -82,6 +82,10 @@ pub fn read_u64(bytes: Option<&[u8]>) -> u64 {
 impl LedgerView for Staged<'_> {
     type Error = Error;
 
+    fn contains_event(&self, id: &EventId) -> Result<bool> {
+        self.contains(&key::event(id))
+    }
+
     fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>> {
         self.get(&key::signing_key(id))?
             .map(|v| decode::<StoredKey>("stored key", &v)?.into_record())
