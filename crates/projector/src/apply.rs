@@ -54,17 +54,6 @@ pub fn apply_record(
     }
     match check_event(policy, &*staged, &envelope, &event) {
         Ok(signer) => {
-            // A revoked key is trusted for nothing it signs from now on. (What it
-            // signed before its revocation was applied stays, and is reported
-            // revoked through the status walk: no answer is ever ACTIVE either way.)
-            let key_target = baton_core::RevocationTarget::Key(signer.key());
-            if let Some(by) = baton_core::LedgerView::revocation(&*staged, &key_target)? {
-                return quarantine(
-                    staged,
-                    record,
-                    format!("{id}: signer_key_id: {} is revoked by {by}", signer.key()),
-                );
-            }
             record_event(staged, record.position, &envelope, &event, &signer)?;
             staged.add_counter("applied", 1)?;
             Ok(Outcome::Applied(id))
