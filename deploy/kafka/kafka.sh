@@ -14,7 +14,7 @@ JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
 # A dev broker lives for minutes on a small machine: C1-only JIT and serial GC
 # start noticeably faster and use less CPU than the production G1/C2 defaults.
 BROKER_JVM=(-Xms128m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true)
-TOOL_JVM=(-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto)
+TOOL_JVM=(-Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1)
 
 log() { echo "kafka.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -62,26 +62,25 @@ fetch_locked() {
 EOF
   log "fetching Kafka $VERSION jars with Maven into $CACHE/libs"
   rm -rf "$CACHE/libs"
-  mvn -B -q -Dstyle.color=never -f "$CACHE/pom.xml" \
+  # Output kept in mvn.log and shown only on failure (Maven 3.8 emits ANSI resets even with -B).
+  mvn -B -q -f "$CACHE/pom.xml" \
     org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies \
-    -DincludeScope=runtime -DoutputDirectory="$CACHE/libs" >&2 || die "mvn failed"
+    -DincludeScope=runtime -DoutputDirectory="$CACHE/libs" >"$CACHE/mvn.log" 2>&1 \
+    || { cat "$CACHE/mvn.log" >&2; die "mvn failed (log: $CACHE/mvn.log)"; }
   [[ -f "$CACHE/libs/kafka_2.13-$VERSION.jar" ]] || die "kafka_2.13-$VERSION.jar missing after mvn"
-  touch "$CACHE/.complete"
-}
-
-# Run a Kafka main class with the cached jars (tools log WARN+ to stderr).
-run_class() {
-  fetch; write_tools_log4j
-  "$JAVA" "${TOOL_JVM[@]}" -Dlog4j2.configurationFile="$CACHE/tools-log4j2.properties" \
-    -cp "$CACHE/libs/*" "$@"
-}
-write_tools_log4j() {
-  [[ -f "$CACHE/tools-log4j2.properties" ]] && return 0
+  # Tools (TopicCommand, console producer...) log WARN and up to stderr.
   printf '%s\n' 'status = error' 'appender.err.type = Console' 'appender.err.name = STDERR' \
     'appender.err.target = SYSTEM_ERR' 'appender.err.layout.type = PatternLayout' \
     'appender.err.layout.pattern = [%d] %p %m (%c)%n' \
-    'rootLogger.level = warn' 'rootLogger.appenderRef.err.ref = STDERR' \
-    >"$CACHE/tools-log4j2.properties"
+    'rootLogger.level = warn' 'rootLogger.appenderRef.err.ref = STDERR' >"$CACHE/tools-log4j2.properties"
+  touch "$CACHE/.complete"
+}
+
+# Run a Kafka main class (tool) with the cached jars.
+run_class() {
+  fetch
+  "$JAVA" "${TOOL_JVM[@]}" -Dlog4j2.configurationFile="$CACHE/tools-log4j2.properties" \
+    -cp "$CACHE/libs/*" "$@"
 }
 
 # ---- helpers ---------------------------------------------------------------
@@ -274,8 +273,11 @@ cmd_stop() {
   # shutdown needs a controller quorum, so stopping nodes one at a time leaves
   # the last one waiting minutes. All at once takes ~7 s: Kafka's KRaft client
   # waits up to 5 s to resign leadership gracefully. SIGKILL past the deadline.
-  for n in $(seq 1 "$BROKERS"); do
-    pid="$(node_pid "$n")" && { kill -TERM "$pid" 2>/dev/null || true; nodes+=("$n"); }
+  for n in $(seq 1 "$BROKERS"); do node_pid "$n" >/dev/null && nodes+=("$n"); done
+  # Without a controller majority no shutdown can be approved: don't wait.
+  local sig=TERM; (( BROKERS > 1 && 2 * ${#nodes[@]} <= BROKERS )) && sig=KILL
+  for n in "${nodes[@]}"; do
+    if pid="$(node_pid "$n")"; then kill -"$sig" "$pid" 2>/dev/null || true; fi
   done
   for n in "${nodes[@]}"; do
     while pid="$(node_pid "$n")"; do   # node_pid, not kill -0: zombies count as gone
@@ -341,7 +343,7 @@ while (( $# )); do
   esac
 done
 case $CMD in
-  fetch) fetch; write_tools_log4j; log "Kafka $VERSION jars in $CACHE/libs" ;;
+  fetch) fetch; log "Kafka $VERSION jars in $CACHE/libs" ;;
   start) cmd_start ;;
   stop) [[ -n $DIR ]] || die "--dir DIR is required"
         [[ -f "$DIR/cluster.env" ]] || { log "nothing to stop in $DIR"; exit 0; }; cmd_stop ;;

@@ -4,7 +4,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod client;
+mod config;
+mod keys;
 mod project;
+mod serve;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,6 +23,34 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a ledger node: the embedded log by default, Kafka when brokers are configured.
+    Serve(config::Flags),
+    /// Create a signing key file (mode 0600) and print its public key.
+    Keygen {
+        /// Where to write the key (never overwritten).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the public key (64 hex digits) of a key file.
+    Pubkey { key: std::path::PathBuf },
+    /// Register a client: its kind, role, keys and ceiling of scopes and tools.
+    Register(client::Register),
+    /// Record a root grant issued by an authorization server.
+    Issue(client::Issue),
+    /// Record one delegation hop: a narrower token for the next hop.
+    Narrow(client::Narrow),
+    /// Revoke a token, a client, a subject or a key.
+    Revoke(client::Revoke),
+    /// Check a token: exit 0 ACTIVE, 3 REVOKED, 4 EXPIRED, 5 UNKNOWN, 6 AUDIENCE_MISMATCH.
+    Check(client::Check),
+    /// Show a token's chain, root to leaf.
+    Chain(client::Chain),
+    /// Export a token's chain as a bundle for offline verification.
+    Export(client::Export),
+    /// Verify an exported bundle offline: exit 0 verified, 3 not.
+    Verify(client::Verify),
     /// Run only a projector: apply the log to a projection and keep following it.
     Project(project::Args),
 }
@@ -29,7 +61,7 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                .unwrap_or_else(|_| default_filter(&cli.command).into()),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -42,17 +74,49 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let result = runtime.block_on(async {
+    let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let result: anyhow::Result<u8> = runtime.block_on(async {
         match cli.command {
-            Command::Project(args) => project::run(args).await,
+            Command::Serve(flags) => serve::run(flags, &env).await.map(|()| 0),
+            Command::Keygen { out, json } => {
+                let key = keys::generate(&out)?;
+                let public = hex::encode(key.public_key().to_bytes());
+                if json {
+                    println!("{}", serde_json::json!({"key_file": out, "public_key": public, "key_id": key.key_id().to_string()}));
+                } else {
+                    println!("wrote {} (public key {public}, {})", out.display(), key.key_id());
+                }
+                Ok(0)
+            }
+            Command::Pubkey { key } => {
+                println!("{}", hex::encode(keys::load(&key)?.public_key().to_bytes()));
+                Ok(0)
+            }
+            Command::Register(args) => client::register(args).await.map(|()| 0),
+            Command::Issue(args) => client::issue(args).await.map(|()| 0),
+            Command::Narrow(args) => client::narrow(args).await.map(|()| 0),
+            Command::Revoke(args) => client::revoke(args).await.map(|()| 0),
+            Command::Check(args) => client::check(args).await,
+            Command::Chain(args) => client::chain(args).await.map(|()| 0),
+            Command::Export(args) => client::export(args).await.map(|()| 0),
+            Command::Verify(args) => client::verify(args),
+            Command::Project(args) => project::run(args).await.map(|()| 0),
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// Nodes log progress; client verbs log only problems, so their output stays clean.
+fn default_filter(command: &Command) -> &'static str {
+    match command {
+        Command::Serve(_) | Command::Project(_) => "info",
+        _ => "warn",
     }
 }
 

@@ -21,10 +21,11 @@ use tokio::sync::watch;
 mod apply;
 mod query;
 mod stored;
-mod view;
+pub mod view;
 
 pub use apply::{Outcome, Parked};
 pub use query::{ChainAnswer, EventFilter, ListedEvent, Quarantined, RevocationEffect};
+pub use view::Staged as View;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -312,6 +313,22 @@ impl Handle {
                 waited_ms: started.elapsed().as_millis(),
             }),
         }
+    }
+
+    /// A read view of the committed projection, for running the core rules.
+    pub fn view(&self) -> View<'_> {
+        View::new(&self.shared.tree)
+    }
+
+    /// A receiver that sees every change of the applied positions. Subscribe
+    /// before reading the projection, then wait on it, to miss nothing.
+    pub fn subscribe_applied(&self) -> watch::Receiver<Vec<u64>> {
+        self.shared.applied.subscribe()
+    }
+
+    /// How many partitions the log has.
+    pub fn partitions(&self) -> u32 {
+        self.shared.partitions
     }
 
     /// A counter: `applied`, `duplicates` or `quarantined`.

@@ -15,7 +15,6 @@ use baton_log::Position;
 
 use crate::apply::kind_code;
 use crate::stored::{StoredEvent, StoredQuarantine, StoredRevocation, decode, key};
-use crate::view::Staged;
 use crate::{Error, Handle, Result};
 
 /// A chain root → leaf, and every event an offline verifier needs first.
@@ -64,10 +63,6 @@ pub struct Quarantined {
 }
 
 impl Handle {
-    fn view(&self) -> Staged<'_> {
-        Staged::new(&self.shared.tree)
-    }
-
     /// A resource server's check of `token` at `now_s`.
     pub fn check(&self, token: &TokenRef, presented_to: Option<&str>, now_s: i64) -> Result<Check> {
         check_token(&self.view(), token, presented_to, now_s)

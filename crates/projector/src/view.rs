@@ -17,6 +17,14 @@ pub struct Staged<'a> {
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
 }
 
+impl std::fmt::Debug for Staged<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staged")
+            .field("staged_writes", &self.writes.len())
+            .finish()
+    }
+}
+
 impl<'a> Staged<'a> {
     pub fn new(tree: &'a sled::Tree) -> Self {
         Staged {

@@ -138,7 +138,8 @@ fn timestamp_s(field: &str, value: i64) -> Result<i64> {
     Ok(value)
 }
 
-fn token_ref(field: &str, wire: Option<v1::TokenRef>) -> Result<TokenRef> {
+/// Reads a token reference, naming `field` when it is missing or malformed.
+pub fn token_ref(field: &str, wire: Option<v1::TokenRef>) -> Result<TokenRef> {
     let wire = required(field, wire)?;
     match required(&format!("{field}.ref"), wire.r#ref)? {
         v1::token_ref::Ref::Jti(jti) => TokenRef::jti(&format!("{field}.jti"), &jti),
@@ -146,7 +147,7 @@ fn token_ref(field: &str, wire: Option<v1::TokenRef>) -> Result<TokenRef> {
     }
 }
 
-fn token_ref_to_wire(token: &TokenRef) -> v1::TokenRef {
+pub fn token_ref_to_wire(token: &TokenRef) -> v1::TokenRef {
     let r = match token {
         TokenRef::Jti(jti) => v1::token_ref::Ref::Jti(jti.clone()),
         TokenRef::Digest(d) => v1::token_ref::Ref::Digest(d.to_vec()),

@@ -5,9 +5,13 @@
 //! `baton-core` types; every conversion from the wire validates and names the
 //! offending field.
 
+mod bundle;
 mod convert;
 
-pub use convert::{decode_signed, encode_signed, open, revocation_target, seal};
+pub use bundle::{BUNDLE_FORMAT, bundle, verify_bundle};
+pub use convert::{
+    decode_signed, encode_signed, open, revocation_target, seal, token_ref, token_ref_to_wire,
+};
 
 /// The generated `baton.v1` messages and services.
 #[allow(clippy::all, missing_debug_implementations, clippy::unwrap_used)]

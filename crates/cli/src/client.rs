@@ -1,0 +1,705 @@
+//! The client verbs: sign events with a key file and append them, check
+//! tokens, fetch and export chains, and verify exported chains offline.
+//!
+//! Exit codes scripts can rely on: 0 success (for `check`: ACTIVE; for
+//! `verify`: the bundle verifies); 1 error (bad input, unreachable node, a
+//! refused append); 2 usage; `check`: 3 REVOKED, 4 EXPIRED, 5 UNKNOWN,
+//! 6 AUDIENCE_MISMATCH; `verify`: 3 the bundle does not verify.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use baton_core::{
+    Body, ClientId, ClientKind, ClientRegistered, ClientRole, Event, GrantType, KeyId, Name,
+    RegistrationMethod, RevocationTarget, Revoked, ScopeNarrowed, Subject, TokenIssued, TokenRef,
+};
+use baton_proto::v1;
+use prost::Message as _;
+use serde_json::json;
+
+use crate::keys;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Connection {
+    /// The node to talk to.
+    #[arg(long, env = "BATON_SERVER", default_value = "http://127.0.0.1:7700")]
+    pub server: String,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Signer {
+    /// The signing key file (from `baton keygen`).
+    #[arg(long)]
+    pub key: PathBuf,
+}
+
+fn now() -> (i64, i64) {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    (d.as_secs() as i64, d.as_millis() as i64)
+}
+
+fn list(field: &str, values: &[String]) -> anyhow::Result<BTreeSet<Name>> {
+    let flat: Vec<&str> = values
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    Ok(baton_core::names(field, &flat)?)
+}
+
+fn client(field: &str, value: &str) -> anyhow::Result<ClientId> {
+    Ok(ClientId::new(field, value)?)
+}
+
+pub fn token(field: &str, value: &str) -> anyhow::Result<TokenRef> {
+    Ok(TokenRef::parse(field, value)?)
+}
+
+/// A gRPC status as `CODE_NAME: message`, the way the node phrased it.
+fn status_text(status: tonic::Status) -> anyhow::Error {
+    let name = format!("{:?}", status.code());
+    let mut upper = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            upper.push('_');
+        }
+        upper.push(c.to_ascii_uppercase());
+    }
+    anyhow::anyhow!("{upper}: {}", status.message())
+}
+
+async fn ledger(
+    server: &str,
+) -> anyhow::Result<v1::ledger_service_client::LedgerServiceClient<tonic::transport::Channel>> {
+    v1::ledger_service_client::LedgerServiceClient::connect(server.to_owned())
+        .await
+        .with_context(|| format!("connecting to {server}"))
+}
+
+async fn revocation(
+    server: &str,
+) -> anyhow::Result<v1::revocation_service_client::RevocationServiceClient<tonic::transport::Channel>>
+{
+    v1::revocation_service_client::RevocationServiceClient::connect(server.to_owned())
+        .await
+        .with_context(|| format!("connecting to {server}"))
+}
+
+async fn provenance(
+    server: &str,
+) -> anyhow::Result<v1::provenance_service_client::ProvenanceServiceClient<tonic::transport::Channel>>
+{
+    v1::provenance_service_client::ProvenanceServiceClient::connect(server.to_owned())
+        .await
+        .with_context(|| format!("connecting to {server}"))
+}
+
+/// Signs `body` with the key file and appends it; prints the outcome.
+async fn sign_and_append(
+    connection: &Connection,
+    signer: &Signer,
+    body: Body,
+    after: &Option<String>,
+) -> anyhow::Result<()> {
+    let key = keys::load(&signer.key)?;
+    let event = Event {
+        signer: key.key_id(),
+        created_at_ms: now().1,
+        body,
+    };
+    let envelope = baton_proto::seal(&key, &event)?;
+    let request = v1::AppendRequest {
+        events: vec![v1::SignedEvent::from(&envelope)],
+        consistency_token: after.clone().unwrap_or_default(),
+        return_before_applied: false,
+    };
+    let response = ledger(&connection.server)
+        .await?
+        .append(request)
+        .await
+        .map_err(status_text)?
+        .into_inner();
+    let result = response
+        .results
+        .first()
+        .context("the node returned no result")?;
+    let outcome = if result.outcome == v1::AppendOutcome::Duplicate as i32 {
+        "duplicate"
+    } else {
+        "accepted"
+    };
+    let position = result
+        .position
+        .map(|p| format!("{}/{}", p.partition, p.offset))
+        .unwrap_or_default();
+    let id = envelope.id();
+    if connection.json {
+        println!(
+            "{}",
+            json!({"outcome": outcome, "event_id": id.to_string(), "position": position, "consistency_token": response.consistency_token})
+        );
+    } else {
+        println!("{outcome} {} {id} at {position}", event.kind().as_str());
+        println!("consistency token {}", response.consistency_token);
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Register {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(flatten)]
+    signer: Signer,
+    /// The new client's id.
+    #[arg(long)]
+    client_id: String,
+    /// mcp-client, gateway, mcp-server, authorization-server or service.
+    #[arg(long)]
+    kind: String,
+    /// tool-endpoint, delegating-layer or mixed-trust-boundary.
+    #[arg(long, default_value = "tool-endpoint")]
+    role: String,
+    /// pre-registered, dynamic, metadata-document or static-api-key.
+    #[arg(long, default_value = "pre-registered")]
+    registration: String,
+    #[arg(long)]
+    metadata_url: Option<String>,
+    /// The client's public key: its key file, or 64 hex digits; repeatable.
+    #[arg(long = "client-key", required = true)]
+    client_keys: Vec<String>,
+    /// The scope ceiling, comma-separated.
+    #[arg(long, default_value = "")]
+    scopes: Vec<String>,
+    /// The tool ceiling, comma-separated.
+    #[arg(long, default_value = "")]
+    tools: Vec<String>,
+    /// The registering authorization server; omit when a trust-root key signs.
+    #[arg(long)]
+    registered_by: Option<String>,
+    /// Apply only after this consistency token.
+    #[arg(long)]
+    after: Option<String>,
+}
+
+pub async fn register(args: Register) -> anyhow::Result<()> {
+    let kind = match args.kind.as_str() {
+        "mcp-client" => ClientKind::McpClient,
+        "gateway" => ClientKind::Gateway,
+        "mcp-server" => ClientKind::McpServer,
+        "authorization-server" => ClientKind::AuthorizationServer,
+        "service" => ClientKind::Service,
+        other => bail!(
+            "kind: {other:?} is not one of mcp-client, gateway, mcp-server, authorization-server, service"
+        ),
+    };
+    let role = match args.role.as_str() {
+        "tool-endpoint" => ClientRole::ToolEndpoint,
+        "delegating-layer" => ClientRole::DelegatingLayer,
+        "mixed-trust-boundary" => ClientRole::MixedTrustBoundary,
+        other => bail!(
+            "role: {other:?} is not one of tool-endpoint, delegating-layer, mixed-trust-boundary"
+        ),
+    };
+    let registration = match args.registration.as_str() {
+        "pre-registered" => RegistrationMethod::PreRegistered,
+        "dynamic" => RegistrationMethod::Dynamic,
+        "metadata-document" => RegistrationMethod::MetadataDocument,
+        "static-api-key" => RegistrationMethod::StaticApiKey,
+        other => bail!(
+            "registration: {other:?} is not one of pre-registered, dynamic, metadata-document, static-api-key"
+        ),
+    };
+    let body = Body::ClientRegistered(ClientRegistered {
+        client: client("client_id", &args.client_id)?,
+        kind,
+        role,
+        registration,
+        metadata_document_url: args.metadata_url.clone(),
+        public_keys: args
+            .client_keys
+            .iter()
+            .map(|k| keys::public(k))
+            .collect::<anyhow::Result<_>>()?,
+        scopes: list("scopes", &args.scopes)?,
+        tools: list("tools", &args.tools)?,
+        registered_by: args
+            .registered_by
+            .as_deref()
+            .map(|c| client("registered_by", c))
+            .transpose()?,
+    });
+    sign_and_append(&args.connection, &args.signer, body, &args.after).await
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Issue {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(flatten)]
+    signer: Signer,
+    /// The new token: jti:<jti> or b3:<digest>.
+    #[arg(long)]
+    token: String,
+    /// The issuing authorization server.
+    #[arg(long)]
+    issuer: String,
+    #[arg(long)]
+    subject: String,
+    #[arg(long)]
+    holder: String,
+    /// The RFC 8707 resource the token is for.
+    #[arg(long)]
+    audience: String,
+    #[arg(long, default_value = "")]
+    scopes: Vec<String>,
+    #[arg(long, default_value = "")]
+    tools: Vec<String>,
+    /// authorization-code-pkce, device-code, client-credentials, api-key or refresh-token.
+    #[arg(long, default_value = "authorization-code-pkce")]
+    grant: String,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl: i64,
+    #[arg(long)]
+    session_id: Option<String>,
+    #[arg(long)]
+    after: Option<String>,
+}
+
+pub async fn issue(args: Issue) -> anyhow::Result<()> {
+    let grant = match args.grant.as_str() {
+        "authorization-code-pkce" => GrantType::AuthorizationCodePkce,
+        "device-code" => GrantType::DeviceCode,
+        "client-credentials" => GrantType::ClientCredentials,
+        "api-key" => GrantType::ApiKey,
+        "refresh-token" => GrantType::RefreshToken,
+        other => bail!(
+            "grant: {other:?} is not one of authorization-code-pkce, device-code, client-credentials, api-key, refresh-token"
+        ),
+    };
+    let (now_s, _) = now();
+    let body = Body::TokenIssued(TokenIssued {
+        token: token("token", &args.token)?,
+        subject: Subject::new("subject", &args.subject)?,
+        issuer: client("issuer", &args.issuer)?,
+        holder: client("holder", &args.holder)?,
+        audience: baton_core::audience("audience", &args.audience)?,
+        scopes: list("scopes", &args.scopes)?,
+        tools: list("tools", &args.tools)?,
+        grant,
+        issued_at_s: now_s,
+        expires_at_s: now_s + args.ttl,
+        session_id: args.session_id.clone(),
+        transaction_id: None,
+    });
+    sign_and_append(&args.connection, &args.signer, body, &args.after).await
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Narrow {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(flatten)]
+    signer: Signer,
+    /// The upstream token being exchanged.
+    #[arg(long)]
+    parent: String,
+    /// The new, narrower token.
+    #[arg(long)]
+    token: String,
+    /// The client performing the exchange (it signs).
+    #[arg(long)]
+    performed_by: String,
+    /// The next hop that will hold the new token.
+    #[arg(long)]
+    holder: String,
+    #[arg(long)]
+    audience: String,
+    #[arg(long, default_value = "")]
+    scopes: Vec<String>,
+    #[arg(long, default_value = "")]
+    tools: Vec<String>,
+    /// Lifetime in seconds, capped at the parent's expiry.
+    #[arg(long, default_value_t = 900)]
+    ttl: i64,
+    #[arg(long)]
+    after: Option<String>,
+}
+
+pub async fn narrow(args: Narrow) -> anyhow::Result<()> {
+    let parent = token("parent", &args.parent)?;
+    let chain = provenance(&args.connection.server)
+        .await?
+        .get_chain(v1::GetChainRequest {
+            token: Some(baton_proto::token_ref_to_wire(&parent)),
+            consistency_token: args.after.clone().unwrap_or_default(),
+        })
+        .await
+        .map_err(status_text)?
+        .into_inner();
+    let mut links = Vec::new();
+    for item in chain.events {
+        let signed = item.event.context("chain event missing")?;
+        let (envelope, event) = baton_proto::open(signed)?;
+        match event.body {
+            Body::TokenIssued(t) => {
+                links.push((envelope.id(), t.subject, 0, t.expires_at_s, t.issued_at_s))
+            }
+            Body::ScopeNarrowed(n) => links.push((
+                envelope.id(),
+                n.on_behalf_of,
+                n.depth,
+                n.expires_at_s,
+                n.issued_at_s,
+            )),
+            _ => {}
+        }
+    }
+    let (Some(root), Some(leaf)) = (links.first(), links.last()) else {
+        bail!("parent: the node returned no chain for {parent}");
+    };
+    let (now_s, _) = now();
+    let body = Body::ScopeNarrowed(ScopeNarrowed {
+        token: token("token", &args.token)?,
+        parent: leaf.0,
+        root: root.0,
+        depth: leaf.2 + 1,
+        performed_by: client("performed_by", &args.performed_by)?,
+        on_behalf_of: root.1.clone(),
+        holder: client("holder", &args.holder)?,
+        audience: baton_core::audience("audience", &args.audience)?,
+        scopes: list("scopes", &args.scopes)?,
+        tools: list("tools", &args.tools)?,
+        issued_at_s: now_s.max(leaf.4),
+        expires_at_s: (now_s + args.ttl).min(leaf.3),
+        transaction_id: None,
+    });
+    sign_and_append(&args.connection, &args.signer, body, &args.after).await
+}
+
+#[derive(Debug, clap::Args)]
+#[group(id = "target", required = true, multiple = false, args = ["token", "client", "subject", "key_id"])]
+pub struct Revoke {
+    #[command(flatten)]
+    connection: Connection,
+    #[command(flatten)]
+    signer: Signer,
+    /// Revoke a token (and everything derived from it).
+    #[arg(long)]
+    token: Option<String>,
+    /// Revoke a client (every token it holds or delegated).
+    #[arg(long)]
+    client: Option<String>,
+    /// Revoke a subject (every chain acting for it).
+    #[arg(long)]
+    subject: Option<String>,
+    /// Revoke a signing key (key:<hex>, a key file, or 64 hex digits of a public key).
+    #[arg(long)]
+    key_id: Option<String>,
+    #[arg(long, default_value = "")]
+    reason: String,
+    /// The revoking client; omit when a trust-root key signs.
+    #[arg(long)]
+    revoked_by: Option<String>,
+    #[arg(long)]
+    after: Option<String>,
+}
+
+pub async fn revoke(args: Revoke) -> anyhow::Result<()> {
+    let target = if let Some(t) = &args.token {
+        RevocationTarget::Token(token("token", t)?)
+    } else if let Some(c) = &args.client {
+        RevocationTarget::Client(client("client", c)?)
+    } else if let Some(s) = &args.subject {
+        RevocationTarget::Subject(Subject::new("subject", s)?)
+    } else if let Some(k) = &args.key_id {
+        match KeyId::parse("key_id", k) {
+            Ok(id) => RevocationTarget::Key(id),
+            Err(_) => RevocationTarget::Key(keys::public(k)?.key_id()),
+        }
+    } else {
+        bail!("one of --token, --client, --subject or --key-id is required");
+    };
+    let body = Body::Revoked(Revoked {
+        target,
+        reason: args.reason.clone(),
+        revoked_by: args
+            .revoked_by
+            .as_deref()
+            .map(|c| client("revoked_by", c))
+            .transpose()?,
+    });
+    sign_and_append(&args.connection, &args.signer, body, &args.after).await
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Check {
+    #[command(flatten)]
+    connection: Connection,
+    /// jti:<jti> or b3:<digest>.
+    token: String,
+    /// The resource the token was presented to.
+    #[arg(long)]
+    presented_to: Option<String>,
+    /// Answer only once the node has applied this consistency token.
+    #[arg(long)]
+    after: Option<String>,
+}
+
+/// Returns the exit code for the status.
+pub async fn check(args: Check) -> anyhow::Result<u8> {
+    let request = v1::CheckRequest {
+        token: Some(baton_proto::token_ref_to_wire(&token(
+            "token",
+            &args.token,
+        )?)),
+        presented_to: args.presented_to.clone().unwrap_or_default(),
+        consistency_token: args.after.clone().unwrap_or_default(),
+    };
+    let answer = revocation(&args.connection.server)
+        .await?
+        .check(request)
+        .await
+        .map_err(status_text)?
+        .into_inner();
+    let status = v1::TokenStatus::try_from(answer.status).unwrap_or(v1::TokenStatus::Unspecified);
+    let (name, code) = match status {
+        v1::TokenStatus::Active => ("ACTIVE", 0),
+        v1::TokenStatus::Revoked => ("REVOKED", 3),
+        v1::TokenStatus::Expired => ("EXPIRED", 4),
+        v1::TokenStatus::Unknown | v1::TokenStatus::Unspecified => ("UNKNOWN", 5),
+        v1::TokenStatus::AudienceMismatch => ("AUDIENCE_MISMATCH", 6),
+    };
+    let cause = answer.cause.as_ref().map(|c| {
+        let via = v1::RevocationVia::try_from(c.via)
+            .map(|v| {
+                v.as_str_name()
+                    .trim_start_matches("REVOCATION_VIA_")
+                    .to_lowercase()
+            })
+            .unwrap_or_default();
+        let link = c
+            .link
+            .clone()
+            .and_then(|l| baton_proto::token_ref("link", Some(l)).ok())
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let event = baton_core::EventId::from_slice("id", &c.revocation_event_id)
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        (via, link, c.distance, event)
+    });
+    if args.connection.json {
+        let cause = cause.map(|(via, link, distance, event)| json!({"via": via, "link": link, "distance": distance, "revocation": event}));
+        println!(
+            "{}",
+            json!({"token": args.token, "status": name, "expires_at_unix_s": answer.expires_at_unix_s, "audience": answer.audience, "cause": cause, "consistency_token": answer.consistency_token})
+        );
+    } else {
+        match cause {
+            Some((via, link, distance, event)) => {
+                let what = match (via.as_str(), distance) {
+                    ("token", 0) => "the token itself".to_string(),
+                    ("token", d) => format!("its ancestor {link} ({d} hop(s) up)"),
+                    ("subject", _) => "the subject of its chain".to_string(),
+                    (via, 0) => format!("its {}", via.replace('_', " ")),
+                    (via, d) => format!("the {} of {link} ({d} hop(s) up)", via.replace('_', " ")),
+                };
+                println!("{} {name}: {what} was revoked by {event}", args.token);
+            }
+            None => println!("{} {name}", args.token),
+        }
+    }
+    Ok(code)
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Chain {
+    #[command(flatten)]
+    connection: Connection,
+    token: String,
+    #[arg(long)]
+    after: Option<String>,
+}
+
+pub async fn chain(args: Chain) -> anyhow::Result<()> {
+    let request = v1::GetChainRequest {
+        token: Some(baton_proto::token_ref_to_wire(&token(
+            "token",
+            &args.token,
+        )?)),
+        consistency_token: args.after.clone().unwrap_or_default(),
+    };
+    let chain = provenance(&args.connection.server)
+        .await?
+        .get_chain(request)
+        .await
+        .map_err(status_text)?
+        .into_inner();
+    let mut rows = Vec::new();
+    for item in chain.events {
+        let (envelope, event) = baton_proto::open(item.event.context("chain event missing")?)?;
+        let row = match &event.body {
+            Body::TokenIssued(t) => {
+                json!({"depth": 0, "token": t.token.to_string(), "subject": t.subject.to_string(), "issuer": t.issuer.to_string(), "holder": t.holder.to_string(), "audience": t.audience, "scopes": t.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(), "tools": t.tools.iter().map(ToString::to_string).collect::<Vec<_>>(), "event_id": envelope.id().to_string()})
+            }
+            Body::ScopeNarrowed(n) => {
+                json!({"depth": n.depth, "token": n.token.to_string(), "on_behalf_of": n.on_behalf_of.to_string(), "performed_by": n.performed_by.to_string(), "holder": n.holder.to_string(), "audience": n.audience, "scopes": n.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(), "tools": n.tools.iter().map(ToString::to_string).collect::<Vec<_>>(), "event_id": envelope.id().to_string()})
+            }
+            _ => continue,
+        };
+        rows.push(row);
+    }
+    if args.connection.json {
+        println!("{}", json!({"links": rows}));
+    } else {
+        for row in &rows {
+            let by = row
+                .get("issuer")
+                .or(row.get("performed_by"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            println!(
+                "{:>2}  {}  {} -> {}  scopes={}  tools={}",
+                row["depth"].as_u64().unwrap_or(0),
+                row["token"].as_str().unwrap_or(""),
+                by,
+                row["holder"].as_str().unwrap_or(""),
+                row["scopes"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","))
+                    .unwrap_or_default(),
+                row["tools"]
+                    .as_array()
+                    .map(|a| a
+                        .iter()
+                        .filter_map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","))
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Export {
+    #[command(flatten)]
+    connection: Connection,
+    token: String,
+    /// Where to write the bundle (created; never overwritten).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long)]
+    after: Option<String>,
+}
+
+pub async fn export(args: Export) -> anyhow::Result<()> {
+    let request = v1::ExportChainRequest {
+        token: Some(baton_proto::token_ref_to_wire(&token(
+            "token",
+            &args.token,
+        )?)),
+        consistency_token: args.after.clone().unwrap_or_default(),
+    };
+    let bundle = provenance(&args.connection.server)
+        .await?
+        .export_chain(request)
+        .await
+        .map_err(status_text)?
+        .into_inner()
+        .bundle
+        .context("no bundle returned")?;
+    let bytes = bundle.encode_to_vec();
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    file.write_all(&bytes)?;
+    if args.connection.json {
+        println!(
+            "{}",
+            json!({"bundle": args.out, "events": bundle.events.len(), "bytes": bytes.len()})
+        );
+    } else {
+        println!(
+            "wrote {} ({} events, {} bytes)",
+            args.out.display(),
+            bundle.events.len(),
+            bytes.len()
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Verify {
+    /// An exported chain bundle.
+    bundle: PathBuf,
+    /// A trust-root public key: its key file or 64 hex digits; repeatable.
+    #[arg(long = "trust-root", required = true)]
+    trust_roots: Vec<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Returns the exit code: 0 verifies, 3 does not.
+pub fn verify(args: Verify) -> anyhow::Result<u8> {
+    let roots = args
+        .trust_roots
+        .iter()
+        .map(|r| keys::public(r))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bytes = std::fs::read(&args.bundle)
+        .with_context(|| format!("reading {}", args.bundle.display()))?;
+    match baton_proto::verify_bundle(&bytes, baton_core::Policy::new(roots), now().0) {
+        Ok(chain) => {
+            let links: Vec<String> = chain
+                .links
+                .iter()
+                .map(|l| format!("{} ({} -> {})", l.token, l.performed_by, l.holder))
+                .collect();
+            if args.json {
+                println!(
+                    "{}",
+                    json!({"verified": true, "leaf": chain.leaf().token.to_string(), "links": links})
+                );
+            } else {
+                println!(
+                    "verified: {} link(s), root {} -> leaf {}",
+                    links.len(),
+                    chain.links[0].token,
+                    chain.leaf().token
+                );
+                for (depth, link) in links.iter().enumerate() {
+                    println!("{depth:>2}  {link}");
+                }
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            if args.json {
+                println!("{}", json!({"verified": false, "error": e.to_string()}));
+            } else {
+                println!("NOT verified: {e}");
+            }
+            Ok(3)
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! `baton serve` configuration, in layers: defaults, then a TOML file, then
+//! `BATON_*` environment variables, then command-line flags. Unknown keys in
+//! the file and unknown `BATON_*` variables are errors, so a typo never
+//! silently falls back to a default. The environment is a parameter, so tests
+//! pass their own.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+/// Everything `baton serve` can be told.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to serve gRPC on.
+    pub listen: SocketAddr,
+    /// Data directory: the projection, and the embedded log when Kafka is not configured.
+    pub data_dir: PathBuf,
+    /// Trust-root ed25519 public keys (64 hex digits each): the keys allowed to
+    /// register authorization servers.
+    pub trust_roots: Vec<String>,
+    /// Deepest delegation chain accepted (root grant: depth 0).
+    pub depth_max: u32,
+    pub rules: Rules,
+    pub kafka: Kafka,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rules {
+    pub require_delegating_role: bool,
+    pub static_grants_client_only: bool,
+    pub enforce_ceiling: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Kafka {
+    /// Bootstrap servers; empty means the embedded log.
+    pub brokers: String,
+    pub topic: String,
+    pub partitions: u32,
+    pub replication: i32,
+    pub min_insync_replicas: Option<i32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub message_bytes_max: usize,
+    pub batch_events_max: usize,
+    pub check_batch_max: usize,
+    pub streams_max: usize,
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            data_dir: PathBuf::from("baton-data"),
+            trust_roots: Vec::new(),
+            depth_max: baton_core::limits::DEPTH_MAX_DEFAULT,
+            rules: Rules::default(),
+            kafka: Kafka {
+                topic: "baton.events.v1".into(),
+                partitions: 8,
+                replication: 1,
+                ..Kafka::default()
+            },
+            limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            require_delegating_role: true,
+            static_grants_client_only: true,
+            enforce_ceiling: true,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let d = baton_server::Limits::default();
+        Limits {
+            message_bytes_max: d.message_bytes_max,
+            batch_events_max: d.batch_events_max,
+            check_batch_max: d.check_batch_max,
+            streams_max: d.streams_max,
+            request_timeout_ms: d.request_timeout.as_millis() as u64,
+        }
+    }
+}
+
+/// The flags of `baton serve` that override configuration.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Flags {
+    /// A TOML configuration file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to serve gRPC on [default: 127.0.0.1:7700].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Data directory [default: ./baton-data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// A trust-root public key (64 hex digits); repeatable.
+    #[arg(long = "trust-root")]
+    pub trust_roots: Vec<String>,
+    /// Kafka bootstrap servers; without them, the embedded log.
+    #[arg(long)]
+    pub kafka_brokers: Option<String>,
+    #[arg(long)]
+    pub kafka_topic: Option<String>,
+    #[arg(long)]
+    pub kafka_partitions: Option<u32>,
+    #[arg(long)]
+    pub kafka_replication: Option<i32>,
+    #[arg(long)]
+    pub depth_max: Option<u32>,
+}
+
+/// The `BATON_*` variables `serve` reads. (`BATON_LOG` sets the log filter.)
+const ENV_KEYS: [&str; 10] = [
+    "BATON_LISTEN",
+    "BATON_DATA_DIR",
+    "BATON_TRUST_ROOTS",
+    "BATON_DEPTH_MAX",
+    "BATON_KAFKA_BROKERS",
+    "BATON_KAFKA_TOPIC",
+    "BATON_KAFKA_PARTITIONS",
+    "BATON_KAFKA_REPLICATION",
+    "BATON_LOG",
+    "BATON_SERVER",
+];
+
+fn parse<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{name}: {value:?} is not valid: {e}"))
+}
+
+impl Config {
+    /// Builds the configuration from its layers.
+    pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> anyhow::Result<Config> {
+        let mut config = match &flags.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        for (name, value) in env.iter().filter(|(k, _)| k.starts_with("BATON_")) {
+            match name.as_str() {
+                "BATON_LISTEN" => config.listen = parse(name, value)?,
+                "BATON_DATA_DIR" => config.data_dir = PathBuf::from(value),
+                "BATON_TRUST_ROOTS" => {
+                    config.trust_roots = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect()
+                }
+                "BATON_DEPTH_MAX" => config.depth_max = parse(name, value)?,
+                "BATON_KAFKA_BROKERS" => config.kafka.brokers = value.clone(),
+                "BATON_KAFKA_TOPIC" => config.kafka.topic = value.clone(),
+                "BATON_KAFKA_PARTITIONS" => config.kafka.partitions = parse(name, value)?,
+                "BATON_KAFKA_REPLICATION" => config.kafka.replication = parse(name, value)?,
+                known if ENV_KEYS.contains(&known) => {}
+                unknown => bail!(
+                    "unknown environment variable {unknown}; known: {}",
+                    ENV_KEYS.join(", ")
+                ),
+            }
+        }
+        if let Some(listen) = flags.listen {
+            config.listen = listen;
+        }
+        if let Some(dir) = &flags.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if !flags.trust_roots.is_empty() {
+            config.trust_roots = flags.trust_roots.clone();
+        }
+        if let Some(brokers) = &flags.kafka_brokers {
+            config.kafka.brokers = brokers.clone();
+        }
+        if let Some(topic) = &flags.kafka_topic {
+            config.kafka.topic = topic.clone();
+        }
+        if let Some(partitions) = flags.kafka_partitions {
+            config.kafka.partitions = partitions;
+        }
+        if let Some(replication) = flags.kafka_replication {
+            config.kafka.replication = replication;
+        }
+        if let Some(depth) = flags.depth_max {
+            config.depth_max = depth;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.trust_roots.is_empty() {
+            bail!(
+                "trust_roots: at least one trust-root public key is required (--trust-root, BATON_TRUST_ROOTS or the config file); create one with `baton keygen`"
+            );
+        }
+        for (i, root) in self.trust_roots.iter().enumerate() {
+            if root.len() != 64 || !root.bytes().all(|b| b.is_ascii_hexdigit()) {
+                bail!(
+                    "trust_roots[{i}]: expected a public key of 64 hex digits, not a private key or a file name"
+                );
+            }
+        }
+        if self.depth_max == 0 || self.depth_max > baton_core::limits::DEPTH_MAX_CEILING {
+            bail!(
+                "depth_max: {} is not in 1..={}",
+                self.depth_max,
+                baton_core::limits::DEPTH_MAX_CEILING
+            );
+        }
+        if self.kafka.partitions == 0 {
+            bail!("kafka.partitions: must be at least 1");
+        }
+        Ok(())
+    }
+
+    pub fn policy(&self) -> anyhow::Result<baton_core::Policy> {
+        let mut policy = baton_core::Policy::new(crate::project::trust_roots(&self.trust_roots)?);
+        policy.depth_max = self.depth_max;
+        policy.require_delegating_role = self.rules.require_delegating_role;
+        policy.static_grants_client_only = self.rules.static_grants_client_only;
+        policy.enforce_ceiling = self.rules.enforce_ceiling;
+        Ok(policy)
+    }
+
+    pub fn limits(&self) -> baton_server::Limits {
+        baton_server::Limits {
+            message_bytes_max: self.limits.message_bytes_max,
+            batch_events_max: self.limits.batch_events_max,
+            check_batch_max: self.limits.check_batch_max,
+            streams_max: self.limits.streams_max,
+            request_timeout: std::time::Duration::from_millis(self.limits.request_timeout_ms),
+            ..baton_server::Limits::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROOT: &str = "5f3a5d0a0c8c2e1bbb1e4c0f1e5a4b7a9d7c6b5a4f3e2d1c0b9a8f7e6d5c4b3a";
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, format!("listen = \"127.0.0.1:9000\"\ntrust_roots = [\"{ROOT}\"]\n[kafka]\ntopic = \"from-file\"\n")).unwrap();
+        let flags = Flags {
+            config: Some(file),
+            kafka_topic: Some("from-flag".into()),
+            ..Flags::default()
+        };
+        let config = Config::load(
+            &flags,
+            &env(&[
+                ("BATON_LISTEN", "127.0.0.1:9100"),
+                ("BATON_KAFKA_TOPIC", "from-env"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.listen, "127.0.0.1:9100".parse().unwrap());
+        assert_eq!(config.kafka.topic, "from-flag");
+        assert_eq!(config.trust_roots, vec![ROOT.to_string()]);
+        assert_eq!(config.kafka.partitions, 8);
+    }
+
+    #[test]
+    fn unknown_keys_and_variables_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, "listne = \"127.0.0.1:1\"\n").unwrap();
+        let flags = Flags {
+            config: Some(file),
+            ..Flags::default()
+        };
+        let err = format!("{:#}", Config::load(&flags, &env(&[])).unwrap_err());
+        assert!(err.contains("unknown field `listne`"), "{err}");
+        let flags = Flags {
+            trust_roots: vec![ROOT.into()],
+            ..Flags::default()
+        };
+        let err = Config::load(&flags, &env(&[("BATON_LISTNE", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown environment variable BATON_LISTNE"),
+            "{err}"
+        );
+        let err = Config::load(&Flags::default(), &env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("trust_roots:"), "{err}");
+    }
+}

@@ -1,0 +1,108 @@
+//! The server's one error type, and the one place where domain errors become
+//! gRPC statuses. Every message names the field and the reason.
+
+use baton_core::Rule;
+use tonic::{Code, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Malformed input (`field: reason`), optionally in event `index` of a batch.
+    #[error("{}{source}", at(*index))]
+    Invalid {
+        index: Option<usize>,
+        source: baton_core::Error,
+    },
+    /// A ledger rule refused event `index`.
+    #[error("{}{refusal}", at(*index))]
+    Refused {
+        index: Option<usize>,
+        refusal: baton_core::Refusal,
+    },
+    /// A request over one of the node's limits.
+    #[error("{field}: {reason}")]
+    Limit { field: &'static str, reason: String },
+    /// The log did not take a record; nothing of it was written.
+    #[error("{0}")]
+    NotWritten(String),
+    /// The log's answer for a record is unknown: it may or may not be written.
+    #[error("{0}")]
+    Ambiguous(String),
+    /// The projection did not reach a consistency token in time.
+    #[error("{0}")]
+    NotYet(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("too many concurrent streams (at most {0}); retry later")]
+    Busy(usize),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+fn at(index: Option<usize>) -> String {
+    index.map(|i| format!("events[{i}]: ")).unwrap_or_default()
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<baton_projector::Error> for Error {
+    fn from(e: baton_projector::Error) -> Self {
+        match e {
+            baton_projector::Error::NotYet { .. } => Error::NotYet(e.to_string()),
+            baton_projector::Error::Invalid { field, reason } => Error::Limit { field, reason },
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<baton_log::Error> for Error {
+    fn from(e: baton_log::Error) -> Self {
+        match e {
+            baton_log::Error::Token(reason) => Error::Limit {
+                field: "consistency_token",
+                reason,
+            },
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The gRPC code of a ledger rule's refusal.
+pub fn rule_code(rule: Rule) -> Code {
+    match rule {
+        Rule::Signature | Rule::NotNarrower | Rule::TooDeep | Rule::Inconsistent => {
+            Code::InvalidArgument
+        }
+        Rule::Unauthorized | Rule::StaticGrant => Code::PermissionDenied,
+        Rule::UnknownKey
+        | Rule::UnknownClient
+        | Rule::UnknownParent
+        | Rule::Revoked
+        | Rule::Expired => Code::FailedPrecondition,
+        Rule::AlreadyExists => Code::AlreadyExists,
+    }
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Status {
+        let code = match &error {
+            Error::Invalid { .. } | Error::Limit { .. } => Code::InvalidArgument,
+            Error::Refused { refusal, .. } => rule_code(refusal.rule),
+            Error::NotWritten(_) => Code::ResourceExhausted,
+            Error::Ambiguous(_) => Code::Unavailable,
+            Error::NotYet(_) => Code::DeadlineExceeded,
+            Error::NotFound(_) => Code::NotFound,
+            Error::Busy(_) => Code::ResourceExhausted,
+            Error::Internal(_) => Code::Internal,
+        };
+        if code == Code::Internal {
+            tracing::error!(%error, "internal error");
+        }
+        let mut status = Status::new(code, error.to_string());
+        if let Error::Refused { refusal, .. } = &error
+            && let Ok(rule) = refusal.rule.as_str().parse()
+        {
+            status.metadata_mut().insert("baton-rule", rule);
+        }
+        status
+    }
+}

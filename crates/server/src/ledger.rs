@@ -1,0 +1,219 @@
+//! `LedgerService.Append`: check a batch as a whole against the projection
+//! (plus the batch's own earlier events), then append it to the log in
+//! dependency waves, and wait until this node has applied it.
+
+use std::sync::Arc;
+
+use baton_core::{
+    Applied, Body, CheckError, Envelope, Event, LedgerView, MemoryLedger, RevocationTarget,
+};
+use baton_log::{AppendError, ConsistencyToken, EventLog, Position, Record};
+use baton_proto::v1;
+use tonic::{Request, Response, Status};
+
+use crate::{Error, Node, Result, now_s};
+
+pub struct Ledger<L> {
+    node: Arc<Node<L>>,
+}
+
+impl<L> Ledger<L> {
+    pub fn new(node: Arc<Node<L>>) -> Self {
+        Ledger { node }
+    }
+}
+
+/// One checked event of a batch.
+struct Checked {
+    envelope: Envelope,
+    key: Vec<u8>,
+    wave: usize,
+    duplicate: bool,
+}
+
+/// The key that keeps one delegation tree in one partition; events outside a
+/// tree share the `control` key (registrations, rotations, revocations of
+/// clients, subjects and keys), which also keeps them in order.
+pub const CONTROL_KEY: &[u8] = b"control";
+
+/// Dependencies point from trees to registrations and from revocations to
+/// tokens, never the other way; appending in these waves, each acknowledged
+/// before the next starts, makes every dependency visible before what needs it
+/// even when they land in different partitions.
+fn wave(event: &Event) -> usize {
+    match event.body {
+        Body::ClientRegistered(_) | Body::KeysRotated(_) => 0,
+        Body::TokenIssued(_) | Body::ScopeNarrowed(_) => 1,
+        Body::Revoked(_) => 2,
+    }
+}
+
+fn check_batch(node: &Node<impl Sized>, events: Vec<v1::SignedEvent>) -> Result<Vec<Checked>> {
+    let view = node.handle.view();
+    let mut overlay = MemoryLedger::over(&view, node.policy.clone());
+    let now = now_s();
+    let mut out = Vec::with_capacity(events.len());
+    for (index, signed) in events.into_iter().enumerate() {
+        let (envelope, event) = baton_proto::open(signed).map_err(|source| Error::Invalid {
+            index: Some(index),
+            source,
+        })?;
+        let applied = overlay
+            .try_apply(&envelope, &event, Some(now))
+            .map_err(|e| match e {
+                CheckError::Refused(refusal) => Error::Refused {
+                    index: Some(index),
+                    refusal,
+                },
+                CheckError::View(e) => Error::from(e),
+            })?;
+        let key = match (&event.body, event.tree_root(envelope.id())) {
+            (_, Some(root)) => root.0.to_vec(),
+            (Body::Revoked(revoked), None) => match &revoked.target {
+                RevocationTarget::Token(token) => {
+                    let root = overlay
+                        .token_by_ref(token)?
+                        .and_then(|id| overlay.token(&id).transpose())
+                        .transpose()?
+                        .map(|record| record.root.0.to_vec());
+                    root.unwrap_or_else(|| CONTROL_KEY.to_vec())
+                }
+                _ => CONTROL_KEY.to_vec(),
+            },
+            _ => CONTROL_KEY.to_vec(),
+        };
+        let duplicate = matches!(applied, Applied::Duplicate(_));
+        out.push(Checked {
+            wave: wave(&event),
+            envelope,
+            key,
+            duplicate,
+        });
+    }
+    Ok(out)
+}
+
+impl<L: EventLog> Ledger<L> {
+    async fn append(&self, request: v1::AppendRequest) -> Result<v1::AppendResponse> {
+        let node = &self.node;
+        let count = request.events.len();
+        if count == 0 {
+            return Err(Error::Limit {
+                field: "events",
+                reason: "must hold at least one event".into(),
+            });
+        }
+        if count > node.limits.batch_events_max {
+            return Err(Error::Limit {
+                field: "events",
+                reason: format!(
+                    "{count} events, more than the limit of {}",
+                    node.limits.batch_events_max
+                ),
+            });
+        }
+        node.consistent(&request.consistency_token).await?;
+        // Signature checks are CPU work and sled reads may block: off the runtime.
+        let checked = {
+            let node = node.clone();
+            tokio::task::spawn_blocking(move || check_batch(&node, request.events))
+                .await
+                .map_err(|e| Error::Internal(format!("check task: {e}")))??
+        };
+        let mut positions: Vec<Option<Position>> = vec![None; checked.len()];
+        for wave in 0..3 {
+            let members: Vec<usize> = (0..checked.len())
+                .filter(|&i| checked[i].wave == wave && !checked[i].duplicate)
+                .collect();
+            if members.is_empty() {
+                continue;
+            }
+            let records = members
+                .iter()
+                .map(|&i| Record {
+                    key: checked[i].key.clone(),
+                    value: baton_proto::encode_signed(&checked[i].envelope),
+                })
+                .collect();
+            let outcome = node.log.append(records).await;
+            let mut failures = Vec::new();
+            for (&i, result) in members.iter().zip(outcome) {
+                match result {
+                    Ok(position) => positions[i] = Some(position),
+                    Err(e) => failures.push((i, e)),
+                }
+            }
+            if !failures.is_empty() {
+                return Err(write_failure(&failures, &positions));
+            }
+        }
+        let mut token = ConsistencyToken::default();
+        let mut results = Vec::with_capacity(checked.len());
+        for (item, position) in checked.iter().zip(&positions) {
+            let id = item.envelope.id();
+            let position = match position {
+                Some(position) => Some(*position),
+                None => node.handle.event(&id)?.map(|(_, _, position)| position),
+            };
+            if let Some(position) = position {
+                token.include(position);
+            }
+            results.push(v1::AppendResult {
+                event_id: id.0.to_vec(),
+                outcome: if item.duplicate {
+                    v1::AppendOutcome::Duplicate
+                } else {
+                    v1::AppendOutcome::Accepted
+                } as i32,
+                position: position.map(|p| v1::LogPosition {
+                    partition: p.partition,
+                    offset: p.offset,
+                }),
+            });
+        }
+        if !request.return_before_applied
+            && let Err(e) = node
+                .handle
+                .wait_for(&token, node.limits.apply_wait_max)
+                .await
+        {
+            // Durable in the log already: answer, but say why reads may lag.
+            tracing::warn!(error = %e, "appended, but not yet applied by this node");
+        }
+        Ok(v1::AppendResponse {
+            results,
+            consistency_token: token.to_string(),
+        })
+    }
+}
+
+fn write_failure(failures: &[(usize, AppendError)], positions: &[Option<Position>]) -> Error {
+    let written = positions.iter().filter(|p| p.is_some()).count();
+    let detail: Vec<String> = failures
+        .iter()
+        .map(|(i, e)| format!("events[{i}]: {e}"))
+        .collect();
+    let detail = detail.join("; ");
+    if failures
+        .iter()
+        .any(|(_, e)| matches!(e, AppendError::Ambiguous(_)))
+    {
+        Error::Ambiguous(format!(
+            "{detail} ({written} other events acknowledged); retrying the whole batch is safe: appends are idempotent"
+        ))
+    } else {
+        Error::NotWritten(format!("{detail} ({written} other events acknowledged)"))
+    }
+}
+
+#[tonic::async_trait]
+impl<L: EventLog> v1::ledger_service_server::LedgerService for Ledger<L> {
+    async fn append(
+        &self,
+        request: Request<v1::AppendRequest>,
+    ) -> Result<Response<v1::AppendResponse>, Status> {
+        Ok(Response::new(
+            Ledger::append(self, request.into_inner()).await?,
+        ))
+    }
+}

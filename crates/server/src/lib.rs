@@ -1,0 +1,202 @@
+//! Baton's gRPC server: `LedgerService` (writes), `RevocationService` (checks
+//! and watch), `ProvenanceService` (chains, history, export), plus standard
+//! health and reflection, over a projector that follows the event log.
+//!
+//! API boundary: requests carry no caller identity yet; authentication (mTLS
+//! and roles) will be an interceptor in front of these services, without
+//! changing any message.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use baton_core::Policy;
+use baton_log::{ConsistencyToken, EventLog};
+use baton_projector::{Handle, Projector, ProjectorOptions};
+use baton_proto::v1;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+mod error;
+mod ledger;
+mod provenance;
+mod revocation;
+
+pub use error::{Error, Result, rule_code};
+
+/// Every bound a node enforces. Defaults suit a small node; all are configurable.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest gRPC message accepted.
+    pub message_bytes_max: usize,
+    /// Most events in one Append.
+    pub batch_events_max: usize,
+    /// Most checks in one CheckBatch.
+    pub check_batch_max: usize,
+    /// Most open server streams (Watch, GetDescendants, ListEvents) at once.
+    pub streams_max: usize,
+    /// Most requests in flight on one connection.
+    pub requests_per_connection_max: usize,
+    /// Deadline for any unary request.
+    pub request_timeout: Duration,
+    /// Longest wait for a consistency token before answering DEADLINE_EXCEEDED.
+    pub consistency_wait_max: Duration,
+    /// How long Append waits for this node to apply what it appended.
+    pub apply_wait_max: Duration,
+    /// Most tokens GetDescendants returns.
+    pub descendants_max: u32,
+    /// Largest ListEvents page.
+    pub page_size_max: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            message_bytes_max: 4 * 1024 * 1024,
+            batch_events_max: 1000,
+            check_batch_max: 1000,
+            streams_max: 256,
+            requests_per_connection_max: 256,
+            request_timeout: Duration::from_secs(30),
+            consistency_wait_max: Duration::from_secs(10),
+            apply_wait_max: Duration::from_secs(5),
+            descendants_max: 10_000,
+            page_size_max: 1000,
+        }
+    }
+}
+
+/// How to run a node.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub policy: Policy,
+    pub limits: Limits,
+    /// Where the projection lives.
+    pub projection_dir: PathBuf,
+}
+
+/// What every service shares.
+pub(crate) struct Node<L> {
+    pub log: L,
+    pub handle: Handle,
+    pub policy: Policy,
+    pub limits: Limits,
+    pub streams: Arc<Semaphore>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl<L> Node<L> {
+    /// Waits until the projection covers `token` (empty: no wait).
+    pub async fn consistent(&self, token: &str) -> Result<()> {
+        if token.is_empty() {
+            return Ok(());
+        }
+        let token = ConsistencyToken::parse(token)?;
+        self.handle
+            .wait_for(&token, self.limits.consistency_wait_max)
+            .await?;
+        Ok(())
+    }
+
+    pub fn stream_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
+        self.streams
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Error::Busy(self.limits.streams_max))
+    }
+}
+
+pub(crate) fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Runs a node on `listener` until `shutdown` resolves: the projector over
+/// `log` and the gRPC services. Returns once both have stopped.
+pub async fn run<L: EventLog>(
+    options: ServerOptions,
+    log: L,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let projector = Projector::open(
+        log.clone(),
+        &options.projection_dir,
+        ProjectorOptions::new(options.policy.clone()),
+    )?;
+    let handle = projector.handle();
+    let (stop, stopping) = watch::channel(false);
+    let stop = Arc::new(stop);
+    let mut for_projector = stopping.clone();
+    let projector_task = tokio::spawn(projector.run(async move {
+        let _ = for_projector.wait_for(|stop| *stop).await;
+    }));
+    let node = Arc::new(Node {
+        log,
+        handle,
+        policy: options.policy,
+        limits: options.limits.clone(),
+        streams: Arc::new(Semaphore::new(options.limits.streams_max)),
+        shutdown: stopping.clone(),
+    });
+    let address: SocketAddr = listener.local_addr()?;
+    let limits = &options.limits;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<v1::ledger_service_server::LedgerServiceServer<ledger::Ledger<L>>>()
+        .await;
+    health.set_serving::<v1::revocation_service_server::RevocationServiceServer<revocation::Revocation<L>>>().await;
+    health.set_serving::<v1::provenance_service_server::ProvenanceServiceServer<provenance::Provenance<L>>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+
+    let ledger =
+        v1::ledger_service_server::LedgerServiceServer::new(ledger::Ledger::new(node.clone()))
+            .max_decoding_message_size(limits.message_bytes_max);
+    let revocation = v1::revocation_service_server::RevocationServiceServer::new(
+        revocation::Revocation::new(node.clone()),
+    )
+    .max_decoding_message_size(limits.message_bytes_max);
+    let provenance = v1::provenance_service_server::ProvenanceServiceServer::new(
+        provenance::Provenance::new(node.clone()),
+    )
+    .max_decoding_message_size(limits.message_bytes_max)
+    .max_encoding_message_size(limits.message_bytes_max);
+
+    tracing::info!(%address, "baton node serving");
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let served = tonic::transport::Server::builder()
+        .concurrency_limit_per_connection(limits.requests_per_connection_max)
+        .max_concurrent_streams(Some(limits.requests_per_connection_max as u32))
+        .timeout(limits.request_timeout)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(reflection_alpha)
+        .add_service(ledger)
+        .add_service(revocation)
+        .add_service(provenance)
+        .serve_with_incoming_shutdown(incoming, {
+            let stop = stop.clone();
+            async move {
+                shutdown.await;
+                let _ = stop.send(true);
+            }
+        })
+        .await;
+    // However serving ended, stop the projector and the streams too.
+    let _ = stop.send(true);
+    let projected = projector_task.await;
+    served?;
+    projected??;
+    tracing::info!("baton node stopped");
+    Ok(())
+}

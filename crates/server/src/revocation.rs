@@ -1,0 +1,214 @@
+//! `RevocationService`: checks one token or a batch, and the Watch stream of
+//! revocations that feeds caches at MCP servers.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_core::{Body, TokenStatus, Via};
+use baton_log::{ConsistencyToken, EventLog};
+use baton_proto::v1;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use crate::{Error, Node, Result, now_s};
+
+pub struct Revocation<L> {
+    node: Arc<Node<L>>,
+}
+
+impl<L> Revocation<L> {
+    pub fn new(node: Arc<Node<L>>) -> Self {
+        Revocation { node }
+    }
+}
+
+fn via(via: Via) -> v1::RevocationVia {
+    match via {
+        Via::Token => v1::RevocationVia::Token,
+        Via::Holder => v1::RevocationVia::Holder,
+        Via::Performer => v1::RevocationVia::Performer,
+        Via::SigningKey => v1::RevocationVia::SigningKey,
+        Via::Subject => v1::RevocationVia::Subject,
+    }
+}
+
+/// The `Revoked` body of revocation event `id`, from the projection.
+fn revoked_body<L>(node: &Node<L>, id: &baton_core::EventId) -> Result<Option<v1::Revoked>> {
+    Ok(node
+        .handle
+        .event(id)?
+        .and_then(|(_, event, _)| match &event.body {
+            Body::Revoked(revoked) => Some(v1::Revoked::from(revoked)),
+            _ => None,
+        }))
+}
+
+/// Answers one check (after any consistency wait).
+pub(crate) fn check_one<L>(
+    node: &Node<L>,
+    request: &v1::CheckRequest,
+) -> Result<v1::CheckResponse> {
+    let token = baton_proto::token_ref("token", request.token.clone()).map_err(|source| {
+        Error::Invalid {
+            index: None,
+            source,
+        }
+    })?;
+    let presented_to = (!request.presented_to.is_empty()).then_some(request.presented_to.as_str());
+    let check = node.handle.check(&token, presented_to, now_s())?;
+    let mut response = v1::CheckResponse {
+        consistency_token: node.handle.applied_token().to_string(),
+        ..Default::default()
+    };
+    if let Some(record) = &check.record {
+        response.expires_at_unix_s = record.expires_at_s;
+        response.audience = record.audience.clone();
+        response.event_id = record.event.0.to_vec();
+        response.depth = record.depth;
+    }
+    response.status = match check.status {
+        TokenStatus::Active { .. } => v1::TokenStatus::Active,
+        TokenStatus::Expired { .. } => v1::TokenStatus::Expired,
+        TokenStatus::Unknown => v1::TokenStatus::Unknown,
+        TokenStatus::AudienceMismatch { .. } => v1::TokenStatus::AudienceMismatch,
+        TokenStatus::Revoked(cause) => {
+            response.cause = Some(v1::RevocationCause {
+                revocation_event_id: cause.revocation.0.to_vec(),
+                revoked: revoked_body(node, &cause.revocation)?,
+                link: Some(baton_proto::token_ref_to_wire(&cause.hit.link)),
+                distance: cause.hit.distance,
+                via: via(cause.hit.via) as i32,
+            });
+            v1::TokenStatus::Revoked
+        }
+    } as i32;
+    Ok(response)
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<v1::WatchResponse, Status>> + Send>>;
+
+/// Revocations read per scan of the projection.
+const WATCH_CHUNK: usize = 256;
+/// How long a quiet Watch sleeps before looking again (woken early by applies).
+const WATCH_IDLE: Duration = Duration::from_millis(500);
+
+#[tonic::async_trait]
+impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocation<L> {
+    async fn check(
+        &self,
+        request: Request<v1::CheckRequest>,
+    ) -> Result<Response<v1::CheckResponse>, Status> {
+        let request = request.into_inner();
+        self.node.consistent(&request.consistency_token).await?;
+        Ok(Response::new(check_one(&self.node, &request)?))
+    }
+
+    async fn check_batch(
+        &self,
+        request: Request<v1::CheckBatchRequest>,
+    ) -> Result<Response<v1::CheckBatchResponse>, Status> {
+        let checks = request.into_inner().checks;
+        let max = self.node.limits.check_batch_max;
+        if checks.len() > max {
+            return Err(Error::Limit {
+                field: "checks",
+                reason: format!("{} checks, more than the limit of {max}", checks.len()),
+            }
+            .into());
+        }
+        let mut results = Vec::with_capacity(checks.len());
+        for (i, check) in checks.iter().enumerate() {
+            self.node.consistent(&check.consistency_token).await?;
+            let answer = check_one(&self.node, check).map_err(|e| match e {
+                Error::Invalid { source, .. } => Error::Invalid {
+                    index: None,
+                    source: source.within(&format!("checks[{i}]")),
+                },
+                other => other,
+            })?;
+            results.push(answer);
+        }
+        Ok(Response::new(v1::CheckBatchResponse { results }))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<v1::WatchRequest>,
+    ) -> Result<Response<WatchStream>, Status> {
+        let request = request.into_inner();
+        let partitions = self.node.handle.partitions() as usize;
+        let mut cursor = if request.resume_token.is_empty() {
+            vec![0; partitions]
+        } else {
+            let token =
+                ConsistencyToken::parse(&request.resume_token).map_err(|e| Error::Limit {
+                    field: "resume_token",
+                    reason: e.to_string(),
+                })?;
+            if token.next_offsets().len() > partitions {
+                return Err(Error::Limit {
+                    field: "resume_token",
+                    reason: format!("names more than the log's {partitions} partitions"),
+                }
+                .into());
+            }
+            let mut next = token.next_offsets().to_vec();
+            next.resize(partitions, 0);
+            next
+        };
+        let permit = self.node.stream_permit()?;
+        let node = self.node.clone();
+        let (send, receive) = tokio::sync::mpsc::channel(64);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let mut shutdown = node.shutdown.clone();
+            let mut applied = node.handle.subscribe_applied();
+            loop {
+                applied.mark_unchanged();
+                let effects = match node.handle.revocations_since(&cursor, WATCH_CHUNK) {
+                    Ok(effects) => effects,
+                    Err(e) => {
+                        let _ = send.send(Err(Status::from(Error::from(e)))).await;
+                        return;
+                    }
+                };
+                let quiet = effects.is_empty();
+                for effect in effects {
+                    cursor[effect.position.partition as usize] = effect.position.offset + 1;
+                    let revoked = match revoked_body(&node, &effect.revocation) {
+                        Ok(revoked) => revoked,
+                        Err(e) => {
+                            let _ = send.send(Err(Status::from(e))).await;
+                            return;
+                        }
+                    };
+                    let message = v1::WatchResponse {
+                        revocation_event_id: effect.revocation.0.to_vec(),
+                        revoked,
+                        position: Some(v1::LogPosition {
+                            partition: effect.position.partition,
+                            offset: effect.position.offset,
+                        }),
+                        resume_token: ConsistencyToken::new(cursor.clone()).to_string(),
+                    };
+                    if send.send(Ok(message)).await.is_err() {
+                        return; // The watcher went away.
+                    }
+                }
+                if quiet {
+                    tokio::select! {
+                        _ = tokio::time::timeout(WATCH_IDLE, applied.changed()) => {}
+                        () = send.closed() => return,
+                        _ = shutdown.wait_for(|stop| *stop) => return,
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receive),
+        )))
+    }
+}
