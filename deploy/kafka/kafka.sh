@@ -239,7 +239,7 @@ cmd_start() {
     "$BROKERS" "$PORTS" "$CPORTS" "$CACHE" "$VERSION" >"$DIR/cluster.env"
   # shellcheck disable=SC2016  # ${sys:...} is log4j2 syntax, not shell
   # Broker logging: WARN and up to nodeN/logs/server.log (Kafka's INFO floods).
-  printf '%s\n' 'status = error' 'appender.f.type = File' 'appender.f.name = FILE' \
+  printf '%s\n' 'status = error' 'shutdownHook = disable' 'appender.f.type = File' 'appender.f.name = FILE' \
     'appender.f.fileName = ${sys:kafka.logs.dir}/server.log' \
     'appender.f.layout.type = PatternLayout' 'appender.f.layout.pattern = [%d] %p %m (%c)%n' \
     'rootLogger.level = warn' 'rootLogger.appenderRef.f.ref = FILE' >"$DIR/log4j2.properties"
@@ -268,24 +268,30 @@ cmd_start() {
 
 cmd_stop() {
   load_cluster
-  local n pid nodes=() deadline=$((SECONDS + STOP_TIMEOUT))
-  # SIGTERM (= controlled shutdown) to all nodes at once: a broker's controlled
-  # shutdown needs a controller quorum, so stopping nodes one at a time leaves
-  # the last one waiting minutes. All at once takes ~7 s: Kafka's KRaft client
-  # waits up to 5 s to resign leadership gracefully. SIGKILL past the deadline.
+  local n pid nodes=() alive deadline=$((SECONDS + STOP_TIMEOUT))
+  # SIGTERM (= controlled shutdown) goes to all nodes at once: a broker's
+  # controlled shutdown must be approved by a controller majority, so stopping
+  # nodes one at a time leaves the last one waiting 5 minutes. Even at once,
+  # a slow node can miss the majority (see below). SIGKILL past the deadline.
   for n in $(seq 1 "$BROKERS"); do node_pid "$n" >/dev/null && nodes+=("$n"); done
-  # Without a controller majority no shutdown can be approved: don't wait.
-  local sig=TERM; (( BROKERS > 1 && 2 * ${#nodes[@]} <= BROKERS )) && sig=KILL
+  local sig=TERM; (( BROKERS > 1 && 2 * ${#nodes[@]} <= BROKERS )) && sig=KILL  # no majority left
   for n in "${nodes[@]}"; do
     if pid="$(node_pid "$n")"; then kill -"$sig" "$pid" 2>/dev/null || true; fi
   done
-  for n in "${nodes[@]}"; do
-    while pid="$(node_pid "$n")"; do   # node_pid, not kill -0: zombies count as gone
-      if (( SECONDS >= deadline )); then
-        log "node $n ignored SIGTERM for ${STOP_TIMEOUT}s: SIGKILL"; kill -KILL "$pid" 2>/dev/null || true
-      fi
-      sleep 0.2
-    done
+  while :; do
+    alive=()   # node_pid, not kill -0: a zombie counts as gone
+    for n in "${nodes[@]}"; do node_pid "$n" >/dev/null && alive+=("$n"); done
+    (( ${#alive[@]} )) || break
+    # Once a majority has exited, the rest can only finish Kafka's 5 s raft
+    # resignation wait; they never get a pending shutdown approved. Allow 6 s.
+    if (( BROKERS > 1 && 2 * ${#alive[@]} <= BROKERS && deadline > SECONDS + 6 )); then
+      deadline=$((SECONDS + 6))
+    fi
+    if (( SECONDS >= deadline )); then
+      log "node(s) ${alive[*]} still running: SIGKILL"
+      for n in "${alive[@]}"; do if pid="$(node_pid "$n")"; then kill -KILL "$pid" 2>/dev/null || true; fi; done
+    fi
+    sleep 0.2
   done
   rm -f "$DIR"/node*/pid
   log "stopped ${#nodes[@]} node(s) in $DIR"

@@ -258,6 +258,45 @@ impl Fixture {
         envelope
     }
 
+    /// A hop from `parent` with explicit scopes, tools, expiry and depth, not
+    /// checked here: for tests of what the ledger refuses.
+    #[allow(clippy::too_many_arguments)]
+    pub fn hop_unchecked(
+        &mut self,
+        parent: &str,
+        jti: &str,
+        performer: &str,
+        holder: &str,
+        scopes: &[&str],
+        tools: &[&str],
+        expires_at_s: i64,
+        depth: Option<u32>,
+    ) -> Envelope {
+        let info = self.tokens[parent].clone();
+        let body = Body::ScopeNarrowed(ScopeNarrowed {
+            token: TokenRef::jti("fixture", jti).expect("fixture jti"),
+            parent: info.event,
+            root: info.root,
+            depth: depth.unwrap_or(info.depth + 1),
+            performed_by: self.clients[performer].id.clone(),
+            on_behalf_of: info.subject.clone(),
+            holder: self.clients[holder].id.clone(),
+            audience: format!("https://{holder}.example/mcp"),
+            scopes: names(scopes),
+            tools: names(tools),
+            issued_at_s: info.issued_at_s,
+            expires_at_s,
+            transaction_id: None,
+        });
+        let key = self.clients[performer].key.clone();
+        self.seal(&key, body)
+    }
+
+    /// The expiry of token `jti`.
+    pub fn expiry_of(&self, jti: &str) -> i64 {
+        self.tokens[jti].expires_at_s
+    }
+
     /// A revocation signed by the trust root.
     pub fn revoke(&mut self, target: RevocationTarget) -> Envelope {
         let body = Body::Revoked(Revoked {

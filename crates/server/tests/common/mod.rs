@@ -1,0 +1,129 @@
+//! An in-process node on a free loopback port, over the embedded log.
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::net::SocketAddr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use baton_core::Envelope;
+use baton_log::EmbeddedLog;
+use baton_proto::v1;
+use baton_server::{Limits, ServerOptions};
+use baton_testkit::Fixture;
+use tonic::transport::Channel;
+
+pub fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub struct Node {
+    pub address: SocketAddr,
+    pub log: EmbeddedLog,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    pub async fn start(fixture: &Fixture, limits: Limits, depth_max: Option<u32>) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut policy = fixture.policy();
+        if let Some(depth) = depth_max {
+            policy.depth_max = depth;
+        }
+        let options = ServerOptions {
+            policy,
+            limits,
+            projection_dir: dir.path().join("projection"),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn({
+            let log = log.clone();
+            async move {
+                baton_server::run(options, log, listener, async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+            }
+        });
+        Node {
+            address,
+            log,
+            stop: Some(stop),
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub async fn ledger(&self) -> v1::ledger_service_client::LedgerServiceClient<Channel> {
+        v1::ledger_service_client::LedgerServiceClient::connect(self.url())
+            .await
+            .unwrap()
+    }
+
+    pub async fn revocation(
+        &self,
+    ) -> v1::revocation_service_client::RevocationServiceClient<Channel> {
+        v1::revocation_service_client::RevocationServiceClient::connect(self.url())
+            .await
+            .unwrap()
+    }
+
+    pub async fn provenance(
+        &self,
+    ) -> v1::provenance_service_client::ProvenanceServiceClient<Channel> {
+        v1::provenance_service_client::ProvenanceServiceClient::connect(self.url())
+            .await
+            .unwrap()
+    }
+
+    /// Appends events in one batch; panics on refusal.
+    pub async fn append(&self, events: &[Envelope]) -> v1::AppendResponse {
+        let request = v1::AppendRequest {
+            events: events.iter().map(v1::SignedEvent::from).collect(),
+            ..Default::default()
+        };
+        self.ledger()
+            .await
+            .append(request)
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    /// Appends and returns the refusal's status.
+    pub async fn refused(&self, events: &[Envelope]) -> tonic::Status {
+        let request = v1::AppendRequest {
+            events: events.iter().map(v1::SignedEvent::from).collect(),
+            ..Default::default()
+        };
+        self.ledger()
+            .await
+            .append(request)
+            .await
+            .expect_err("the append should be refused")
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.take().unwrap().await.unwrap();
+    }
+}
+
+pub fn check_request(jti: &str) -> v1::CheckRequest {
+    v1::CheckRequest {
+        token: Some(baton_proto::token_ref_to_wire(&Fixture::token(jti))),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,260 @@
+//! The services end to end in one process: Append (with duplicates), Check and
+//! CheckBatch, Watch (from the beginning and resumed), GetChain,
+//! GetDescendants, ListEvents (paged), ExportChain verified offline — every
+//! single-byte change of the bundle is rejected — and gRPC health.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use baton_core::RevocationTarget;
+use baton_proto::v1;
+use baton_server::Limits;
+use baton_testkit::Fixture;
+use common::{Node, check_request, now_s};
+use prost::Message as _;
+
+fn status_of(response: &v1::CheckResponse) -> v1::TokenStatus {
+    v1::TokenStatus::try_from(response.status).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_answer_end_to_end() {
+    let (mut f, setup) = Fixture::standard(now_s());
+    let node = Node::start(&f, Limits::default(), None).await;
+    // Setup and a chain in one batch: the batch's events depend on each other.
+    let mut events = setup;
+    events.push(f.issue("as", "t0", "user:alice", "agent", 3600));
+    events.push(f.narrow("t0", "t1", "agent", "gateway", &["repo:write"], 60));
+    events.push(f.narrow("t1", "t2", "gateway", "server-a", &["files:write"], 60));
+    events.push(f.narrow("t1", "s2", "gateway", "server-b", &[], 60));
+    let first = node.append(&events).await;
+    assert!(
+        first
+            .results
+            .iter()
+            .all(|r| r.outcome == v1::AppendOutcome::Accepted as i32)
+    );
+    // The same batch again: every event is a duplicate, nothing new is written.
+    let again = node.append(&events).await;
+    assert!(
+        again
+            .results
+            .iter()
+            .all(|r| r.outcome == v1::AppendOutcome::Duplicate as i32)
+    );
+    assert_eq!(
+        again.results.iter().map(|r| r.position).collect::<Vec<_>>(),
+        first.results.iter().map(|r| r.position).collect::<Vec<_>>()
+    );
+
+    // Watch from the beginning, before the revocation exists.
+    let mut watch = node
+        .revocation()
+        .await
+        .watch(v1::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let revoke = f.revoke(RevocationTarget::Token(Fixture::token("t1")));
+    let revoked = node.append(std::slice::from_ref(&revoke)).await;
+    let seen = tokio::time::timeout(Duration::from_secs(10), watch.message())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.revocation_event_id, revoke.id().0.to_vec());
+    assert!(matches!(
+        seen.revoked.unwrap().target,
+        Some(v1::revoked::Target::Token(_))
+    ));
+    // Resuming after it yields nothing more until something new is revoked.
+    let mut resumed = node
+        .revocation()
+        .await
+        .watch(v1::WatchRequest {
+            resume_token: seen.resume_token.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), resumed.message())
+            .await
+            .is_err()
+    );
+
+    // Check with the revocation's consistency token.
+    let mut request = check_request("t2");
+    request.consistency_token = revoked.consistency_token.clone();
+    let answer = node
+        .revocation()
+        .await
+        .check(request)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status_of(&answer), v1::TokenStatus::Revoked);
+    let cause = answer.cause.unwrap();
+    assert_eq!(
+        (cause.distance, cause.via),
+        (1, v1::RevocationVia::Token as i32)
+    );
+    assert_eq!(cause.revocation_event_id, revoke.id().0.to_vec());
+
+    // CheckBatch answers in order, with the audience check.
+    let mut presented = check_request("t0");
+    presented.presented_to = "https://elsewhere.example/".into();
+    let batch = v1::CheckBatchRequest {
+        checks: vec![
+            check_request("t0"),
+            check_request("t1"),
+            check_request("nope"),
+            presented,
+        ],
+    };
+    let answers = node
+        .revocation()
+        .await
+        .check_batch(batch)
+        .await
+        .unwrap()
+        .into_inner()
+        .results;
+    let statuses: Vec<_> = answers.iter().map(status_of).collect();
+    assert_eq!(
+        statuses,
+        [
+            v1::TokenStatus::Active,
+            v1::TokenStatus::Revoked,
+            v1::TokenStatus::Unknown,
+            v1::TokenStatus::AudienceMismatch
+        ]
+    );
+
+    // GetChain and GetDescendants.
+    let chain = node
+        .provenance()
+        .await
+        .get_chain(v1::GetChainRequest {
+            token: check_request("t2").token,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(chain.events.len() >= 3);
+    let mut below = node
+        .provenance()
+        .await
+        .get_descendants(v1::GetDescendantsRequest {
+            token: check_request("t0").token,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut found = Vec::new();
+    while let Some(item) = below.message().await.unwrap() {
+        found.push(
+            baton_proto::token_ref("t", item.token.unwrap().token)
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(found, ["jti:t1", "jti:t2", "jti:s2"]);
+
+    // ListEvents, paged by kind.
+    let mut pages = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let request = v1::ListEventsRequest {
+            kind: v1::EventKind::ScopeNarrowed as i32,
+            page_size: 2,
+            page_token: page_token.clone(),
+            ..Default::default()
+        };
+        let mut stream = node
+            .provenance()
+            .await
+            .list_events(request)
+            .await
+            .unwrap()
+            .into_inner();
+        let mut page = Vec::new();
+        while let Some(item) = stream.message().await.unwrap() {
+            page_token = item.page_token.clone();
+            page.push(item.event.unwrap().event_id);
+        }
+        if page.is_empty() {
+            break;
+        }
+        pages.push(page);
+    }
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
+    let bad_kind = v1::ListEventsRequest {
+        kind: 99,
+        ..Default::default()
+    };
+    let status = node
+        .provenance()
+        .await
+        .list_events(bad_kind)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (status.code(), status.message()),
+        (tonic::Code::InvalidArgument, "kind: unknown enum value 99")
+    );
+
+    // ExportChain verifies offline; any single changed byte does not.
+    let bundle = node
+        .provenance()
+        .await
+        .export_chain(v1::ExportChainRequest {
+            token: check_request("t2").token,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .bundle
+        .unwrap()
+        .encode_to_vec();
+    let verified = baton_proto::verify_bundle(&bundle, f.policy(), now_s()).unwrap();
+    assert_eq!(verified.leaf().token, Fixture::token("t2"));
+    for i in 0..bundle.len() {
+        for flip in [0x01u8, 0x80] {
+            let mut tampered = bundle.clone();
+            tampered[i] ^= flip;
+            assert!(
+                baton_proto::verify_bundle(&tampered, f.policy(), now_s()).is_err(),
+                "byte {i} ^ {flip:#x} went unnoticed"
+            );
+        }
+    }
+    let other_root = baton_core::Policy::new([baton_core::SigningKey::generate().public_key()]);
+    assert!(baton_proto::verify_bundle(&bundle, other_root, now_s()).is_err());
+
+    // Standard gRPC health.
+    let channel = tonic::transport::Channel::from_shared(node.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "baton.v1.RevocationService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        serving.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    node.stop().await;
+}
