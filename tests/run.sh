@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 
 CACHE="${BATON_CACHE:-$HOME/.cache/baton}"
 BUF_VERSION=v1.75.0
+GRPCURL_VERSION=v1.9.4
 mkdir -p "$CACHE/bin"
 log() { printf '\n== %s\n' "$*" >&2; }
 
@@ -18,14 +19,16 @@ if [ ! -x "$CACHE/bin/buf" ]; then
     command -v go >/dev/null || { echo "go is required to install buf" >&2; exit 1; }
     GOBIN="$CACHE/bin" go install "github.com/bufbuild/buf/cmd/buf@$BUF_VERSION"
 fi
+if [ ! -x "$CACHE/bin/grpcurl" ]; then
+    GOBIN="$CACHE/bin" go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
+fi
+# The interop venv; the tests check the same stamp (crates/testkit/src/tools.rs).
 VENV="$CACHE/venv-interop"
-STAMP="$VENV/.requirements.sha256"
-WANT="$(sha256sum tests/interop/requirements.txt | cut -d' ' -f1)"
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+if [ ! -x "$VENV/bin/python" ] || ! cmp -s tests/interop/requirements.txt "$VENV/.requirements"; then
     rm -rf "$VENV"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
-    echo "$WANT" >"$STAMP"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+    cp tests/interop/requirements.txt "$VENV/.requirements"
 fi
 if [ -x deploy/kafka/kafka.sh ]; then
     deploy/kafka/kafka.sh fetch >&2
@@ -55,6 +58,7 @@ log "buf lint"
 
 log "interop: signing test vectors"
 "$VENV/bin/python" tests/interop/check_vectors.py . | tee -a "$RESULTS"
+[ "${PIPESTATUS[0]}" -eq 0 ]
 
 # One closing line for the whole run, summed over every runner above.
 awk '

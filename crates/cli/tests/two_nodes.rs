@@ -16,17 +16,28 @@ use baton_testkit::{Fixture, KafkaCluster};
 use common::{Served, baton};
 
 fn now_s() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 async fn append(url: &str, events: &[Envelope]) -> v1::AppendResponse {
-    let mut client = v1::ledger_service_client::LedgerServiceClient::connect(url.to_owned()).await.unwrap();
-    let request = v1::AppendRequest { events: events.iter().map(v1::SignedEvent::from).collect(), ..Default::default() };
+    let mut client = v1::ledger_service_client::LedgerServiceClient::connect(url.to_owned())
+        .await
+        .unwrap();
+    let request = v1::AppendRequest {
+        events: events.iter().map(v1::SignedEvent::from).collect(),
+        ..Default::default()
+    };
     client.append(request).await.unwrap().into_inner()
 }
 
 async fn check(url: &str, jti: &str, consistency_token: &str) -> v1::TokenStatus {
-    let mut client = v1::revocation_service_client::RevocationServiceClient::connect(url.to_owned()).await.unwrap();
+    let mut client =
+        v1::revocation_service_client::RevocationServiceClient::connect(url.to_owned())
+            .await
+            .unwrap();
     let request = v1::CheckRequest {
         token: Some(baton_proto::token_ref_to_wire(&Fixture::token(jti))),
         presented_to: String::new(),
@@ -41,7 +52,14 @@ async fn two_nodes_one_kafka() {
     let (mut f, setup) = Fixture::standard(now_s());
     let root = hex::encode(f.root.public_key().to_bytes());
     let dir = tempfile::tempdir().unwrap();
-    let kafka = ["--kafka-brokers", cluster.bootstrap(), "--kafka-topic", "two-nodes", "--kafka-partitions", "4"];
+    let kafka = [
+        "--kafka-brokers",
+        cluster.bootstrap(),
+        "--kafka-topic",
+        "two-nodes",
+        "--kafka-partitions",
+        "4",
+    ];
     let a = Served::start(&dir.path().join("a"), &root, &kafka);
     let b = Served::start(&dir.path().join("b"), &root, &kafka);
 
@@ -57,32 +75,65 @@ async fn two_nodes_one_kafka() {
     // With A's consistency token, B answers with the revocation at once.
     assert_eq!(check(&b.url(), "h1", &token).await, v1::TokenStatus::Active);
     for hop in ["h2", "h3", "h4"] {
-        assert_eq!(check(&b.url(), hop, &token).await, v1::TokenStatus::Revoked, "{hop} on node B");
+        assert_eq!(
+            check(&b.url(), hop, &token).await,
+            v1::TokenStatus::Revoked,
+            "{hop} on node B"
+        );
     }
 
     // Without a token, B converges within a bounded wait.
-    let more = [f.issue("as", "x1", "user:bob", "agent", 3600), f.narrow("x1", "x2", "agent", "gateway", &[], 60)];
+    let more = [
+        f.issue("as", "x1", "user:bob", "agent", 3600),
+        f.narrow("x1", "x2", "agent", "gateway", &[], 60),
+    ];
     append(&a.url(), &more).await;
     let revoke = f.revoke(RevocationTarget::Token(Fixture::token("x1")));
     append(&a.url(), &[revoke]).await;
     let acknowledged = Instant::now();
     let deadline = acknowledged + Duration::from_secs(10);
     while check(&b.url(), "x2", "").await != v1::TokenStatus::Revoked {
-        assert!(Instant::now() < deadline, "node B did not see the revocation within 10 s");
+        assert!(
+            Instant::now() < deadline,
+            "node B did not see the revocation within 10 s"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    eprintln!("revocation acknowledged on A was REVOKED on B after {:?}", acknowledged.elapsed());
+    eprintln!(
+        "revocation acknowledged on A was REVOKED on B after {:?}",
+        acknowledged.elapsed()
+    );
 
     // B serves the chain, and its export verifies offline.
-    let output = baton().args(["chain", "jti:h4", "--server", &b.url()]).output().unwrap();
+    let output = baton()
+        .args(["chain", "jti:h4", "--server", &b.url()])
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
     assert_eq!(text.lines().count(), 4, "{text}");
-    assert!(text.lines().last().unwrap().contains("jti:h4  server-a -> server-b"), "{text}");
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .contains("jti:h4  server-a -> server-b"),
+        "{text}"
+    );
     let bundle = dir.path().join("h4.bundle");
-    let output = baton().args(["export", "jti:h4", "--server", &b.url(), "--out"]).arg(&bundle).output().unwrap();
+    let output = baton()
+        .args(["export", "jti:h4", "--server", &b.url(), "--out"])
+        .arg(&bundle)
+        .output()
+        .unwrap();
     assert!(output.status.success(), "{output:?}");
-    let verify = |path: &std::path::Path| baton().arg("verify").arg(path).args(["--trust-root", &root]).output().unwrap();
+    let verify = |path: &std::path::Path| {
+        baton()
+            .arg("verify")
+            .arg(path)
+            .args(["--trust-root", &root])
+            .output()
+            .unwrap()
+    };
     let accepted = verify(&bundle);
     assert_eq!(accepted.status.code(), Some(0), "{accepted:?}");
     assert!(String::from_utf8_lossy(&accepted.stdout).starts_with("verified: 4 link(s)"));
@@ -93,7 +144,11 @@ async fn two_nodes_one_kafka() {
         copy[i] ^= 0x01;
         std::fs::write(&tampered, &copy).unwrap();
         let rejected = verify(&tampered);
-        assert_eq!(rejected.status.code(), Some(3), "a copy with byte {i} changed was not rejected: {rejected:?}");
+        assert_eq!(
+            rejected.status.code(),
+            Some(3),
+            "a copy with byte {i} changed was not rejected: {rejected:?}"
+        );
     }
 
     a.stop();

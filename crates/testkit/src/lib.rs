@@ -4,6 +4,7 @@
 
 mod fixture;
 mod kafka;
+pub mod tools;
 
 pub use fixture::{Fixture, FixtureClient};
 pub use kafka::KafkaCluster;

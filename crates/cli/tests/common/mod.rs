@@ -23,7 +23,14 @@ impl Served {
     /// Starts `baton serve` with `args` and waits for its listening line.
     pub fn start(data: &Path, trust_root: &str, args: &[&str]) -> Served {
         let mut child = baton()
-            .args(["serve", "--listen", "127.0.0.1:0", "--trust-root", trust_root, "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--trust-root",
+                trust_root,
+                "--data-dir",
+            ])
             .arg(data)
             .args(args)
             .stdin(Stdio::null())
@@ -39,11 +46,18 @@ impl Served {
         });
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let left = deadline.checked_duration_since(Instant::now()).expect("baton serve did not announce its address");
-            let line = receive.recv_timeout(left).expect("baton serve exited before listening");
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .expect("baton serve did not announce its address");
+            let line = receive
+                .recv_timeout(left)
+                .expect("baton serve exited before listening");
             if let Some(rest) = line.strip_prefix("baton listening on ") {
                 let address = rest.split_whitespace().next().unwrap().to_owned();
-                return Served { child: Some(child), address };
+                return Served {
+                    child: Some(child),
+                    address,
+                };
             }
         }
     }
@@ -55,7 +69,10 @@ impl Served {
     /// SIGTERM, and the node must exit cleanly.
     pub fn stop(mut self) {
         let mut child = self.child.take().unwrap();
-        let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
         let exit = child.wait().unwrap();
         assert!(exit.success(), "baton serve exited with {exit} on SIGTERM");

@@ -1,0 +1,66 @@
+//! Stock tools the interop tests run: grpcurl, and a Python venv with grpcio
+//! and friends. Installed once into the cache `tests/run.sh` also uses
+//! (`$BATON_CACHE`, default `~/.cache/baton`), from the Go module proxy and
+//! PyPI, at pinned versions.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+const GRPCURL: &str = "github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4";
+
+pub fn cache_dir() -> PathBuf {
+    match std::env::var_os("BATON_CACHE") {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
+            .join(".cache/baton"),
+    }
+}
+
+fn run(command: &mut Command) -> Result<(), String> {
+    let status = command.status().map_err(|e| format!("{command:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed with {status}"))
+    }
+}
+
+/// The grpcurl binary, installed with `go install` if it is not cached yet.
+pub fn grpcurl() -> Result<PathBuf, String> {
+    let bin = cache_dir().join("bin");
+    let path = bin.join("grpcurl");
+    if !path.exists() {
+        std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
+        run(Command::new("go")
+            .args(["install", GRPCURL])
+            .env("GOBIN", &bin))?;
+    }
+    Ok(path)
+}
+
+/// The Python of the interop venv, created from `tests/interop/requirements.txt`
+/// if it is not cached yet (or the requirements changed).
+pub fn interop_python() -> Result<PathBuf, String> {
+    let venv = cache_dir().join("venv-interop");
+    let python = venv.join("bin/python");
+    let requirements = crate::repo_root().join("tests/interop/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements).map_err(|e| e.to_string())?;
+    let stamp = venv.join(".requirements");
+    if python.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) {
+        return Ok(python);
+    }
+    let _ = std::fs::remove_dir_all(&venv);
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    run(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
+        .arg(&requirements))?;
+    std::fs::write(&stamp, wanted).map_err(|e| e.to_string())?;
+    Ok(python)
+}
