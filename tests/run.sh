@@ -53,6 +53,10 @@ trap 'rm -f "$RESULTS"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$RESULTS"
 [ "${PIPESTATUS[0]}" -eq 0 ]
 
+log "walkthrough (README)"
+PATH="$CACHE/bin:$PATH" tests/walkthrough.sh target/debug | tee -a "$RESULTS"
+[ "${PIPESTATUS[0]}" -eq 0 ]
+
 log "buf lint"
 (cd proto && "$CACHE/bin/buf" lint)
 
@@ -63,6 +67,6 @@ log "interop: signing test vectors"
 # One closing line for the whole run, summed over every runner above.
 awk '
     /^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
-    /^vectors: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+    /^(vectors|walkthrough): [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
     END { printf "all tests: %d passed, %d failed\n", p, f; if (p == 0 || f > 0) exit 1 }
 ' "$RESULTS"
