@@ -38,6 +38,11 @@ impl Served {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        // From here on, a failure drops `served`, which kills and reaps the child.
+        let mut served = Served {
+            child: Some(child),
+            address: String::new(),
+        };
         let (send, receive) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -53,11 +58,8 @@ impl Served {
                 .recv_timeout(left)
                 .expect("baton serve exited before listening");
             if let Some(rest) = line.strip_prefix("baton listening on ") {
-                let address = rest.split_whitespace().next().unwrap().to_owned();
-                return Served {
-                    child: Some(child),
-                    address,
-                };
+                served.address = rest.split_whitespace().next().unwrap().to_owned();
+                return served;
             }
         }
     }
