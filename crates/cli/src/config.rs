@@ -37,7 +37,7 @@ pub struct Rules {
     pub enforce_ceiling: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Kafka {
     /// Bootstrap servers; empty means the embedded log.
@@ -73,6 +73,18 @@ impl Default for Config {
                 ..Kafka::default()
             },
             limits: Limits::default(),
+        }
+    }
+}
+
+impl Default for Kafka {
+    fn default() -> Self {
+        Kafka {
+            brokers: String::new(),
+            topic: "baton.events.v1".into(),
+            partitions: 8,
+            replication: 1,
+            min_insync_replicas: None,
         }
     }
 }
