@@ -6,7 +6,7 @@
 set -euo pipefail
 
 VERSION="${BATON_KAFKA_VERSION:-4.4.0}"
-CACHE="${BATON_KAFKA_CACHE:-$HOME/.cache/baton/kafka-$VERSION}"
+CACHE="${BATON_KAFKA_CACHE:-${BATON_CACHE:-$HOME/.cache/baton}/kafka-$VERSION}"
 LOG4J_SLF4J_VERSION="2.25.5"     # SLF4J 1.x -> log4j2 bridge (Kafka ships slf4j-api 1.7)
 START_TIMEOUT="${BATON_KAFKA_START_TIMEOUT:-90}"
 STOP_TIMEOUT="${BATON_KAFKA_STOP_TIMEOUT:-30}"
