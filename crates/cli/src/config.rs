@@ -140,8 +140,10 @@ pub struct Flags {
     pub depth_max: Option<u32>,
 }
 
-/// The `BATON_*` variables `serve` reads. (`BATON_LOG` sets the log filter.)
-const ENV_KEYS: [&str; 10] = [
+/// The `BATON_*` variables `serve` reads, then those other Baton tools read
+/// (the log filter, the CLI's node address, the scripts' caches), which serve
+/// accepts and ignores. Anything else starting with `BATON_` is a typo.
+const ENV_KEYS: [&str; 16] = [
     "BATON_LISTEN",
     "BATON_DATA_DIR",
     "BATON_TRUST_ROOTS",
@@ -152,6 +154,12 @@ const ENV_KEYS: [&str; 10] = [
     "BATON_KAFKA_REPLICATION",
     "BATON_LOG",
     "BATON_SERVER",
+    "BATON_CACHE",
+    "BATON_KAFKA_CACHE",
+    "BATON_KAFKA_VERSION",
+    "BATON_KAFKA_START_TIMEOUT",
+    "BATON_KAFKA_STOP_TIMEOUT",
+    "BATON_REGENERATE_VECTORS",
 ];
 
 fn parse<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T>
