@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod client;
 mod config;
-mod keys;
+pub mod keys;
 mod project;
 mod serve;
 

@@ -145,6 +145,20 @@ impl<L: EventLog> Projector<L> {
         }
     }
 
+    /// Applies `records` now, on this thread, exactly as `run` applies one
+    /// batch read from the log (records must continue from where the
+    /// projection is). For tools and benchmarks that feed records directly.
+    pub fn apply_records(&self, records: &[ReadRecord]) -> Result<()> {
+        let mut parked = load_parked(&self.shared.tree)?;
+        apply_batch(
+            &self.shared,
+            &self.options.policy,
+            records,
+            &mut parked,
+            None,
+        )
+    }
+
     /// Applies the log until `shutdown` resolves. Returns an error only for a
     /// failure of the log or the store; invalid events are quarantined.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {

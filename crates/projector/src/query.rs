@@ -165,7 +165,7 @@ impl Handle {
     }
 
     /// Everything derived from `token` (its subtree, breadth-first, itself
-    /// excluded), at most `limit` tokens.
+    /// excluded; siblings in event-id order), at most `limit` tokens.
     pub fn descendants(
         &self,
         token: &TokenRef,

@@ -39,6 +39,8 @@ pub struct Fixture {
     clock_ms: i64,
     /// The issue time of every token (unix seconds); tokens live from here.
     pub now_s: i64,
+    /// Prefixed to every client id and jti on the wire.
+    prefix: String,
 }
 
 /// Every scope and tool the standard fixture's clients may hold.
@@ -55,12 +57,18 @@ fn names(values: &[&str]) -> std::collections::BTreeSet<Name> {
 impl Fixture {
     /// A fixture whose tokens are issued at `now_s`.
     pub fn new(now_s: i64) -> Self {
+        Fixture::with_root(SigningKey::generate(), now_s)
+    }
+
+    /// A fixture signing as the trust root `root`.
+    pub fn with_root(root: SigningKey, now_s: i64) -> Self {
         Fixture {
-            root: SigningKey::generate(),
+            root,
             clients: BTreeMap::new(),
             tokens: BTreeMap::new(),
             clock_ms: now_s * 1000,
             now_s,
+            prefix: String::new(),
         }
     }
 
@@ -68,7 +76,13 @@ impl Fixture {
     /// gateway, two delegating MCP servers and a tool endpoint, each with a
     /// fresh key. Returns the registration events in order.
     pub fn standard(now_s: i64) -> (Fixture, Vec<Envelope>) {
-        let mut fixture = Fixture::new(now_s);
+        Fixture::standard_with(Fixture::new(now_s), "")
+    }
+
+    /// The standard setup on `fixture`, with every client id and jti prefixed
+    /// by `prefix` (so several runs can share one ledger).
+    pub fn standard_with(mut fixture: Fixture, prefix: &str) -> (Fixture, Vec<Envelope>) {
+        fixture.prefix = prefix.to_owned();
         let mut events = vec![fixture.register(
             "as",
             ClientKind::AuthorizationServer,
@@ -127,7 +141,8 @@ impl Fixture {
         by: Option<&str>,
     ) -> Envelope {
         let key = SigningKey::generate();
-        let client = ClientId::new("fixture", id).expect("fixture client id");
+        let client =
+            ClientId::new("fixture", &format!("{}{id}", self.prefix)).expect("fixture client id");
         let body = Body::ClientRegistered(ClientRegistered {
             client: client.clone(),
             kind,
@@ -137,7 +152,7 @@ impl Fixture {
             public_keys: vec![key.public_key()],
             scopes: names(&SCOPES),
             tools: names(&TOOLS),
-            registered_by: by.map(|b| ClientId::new("fixture", b).expect("fixture client id")),
+            registered_by: by.map(|b| self.clients[b].id.clone()),
         });
         let signer = match by {
             None => self.root.clone(),
@@ -164,7 +179,8 @@ impl Fixture {
         holder: &str,
         ttl_s: i64,
     ) -> Envelope {
-        let token = TokenRef::jti("fixture", jti).expect("fixture jti");
+        let token =
+            TokenRef::jti("fixture", &format!("{}{jti}", self.prefix)).expect("fixture jti");
         let subject = Subject::new("fixture", subject).expect("fixture subject");
         let body = Body::TokenIssued(TokenIssued {
             token: token.clone(),
@@ -218,7 +234,8 @@ impl Fixture {
                 .collect()
         };
         let (scopes, tools) = (keep(&parent.scopes), keep(&parent.tools));
-        let token = TokenRef::jti("fixture", jti).expect("fixture jti");
+        let token =
+            TokenRef::jti("fixture", &format!("{}{jti}", self.prefix)).expect("fixture jti");
         let expires_at_s = parent.expires_at_s - shorter_s;
         let body = Body::ScopeNarrowed(ScopeNarrowed {
             token: token.clone(),
@@ -274,7 +291,7 @@ impl Fixture {
     ) -> Envelope {
         let info = self.tokens[parent].clone();
         let body = Body::ScopeNarrowed(ScopeNarrowed {
-            token: TokenRef::jti("fixture", jti).expect("fixture jti"),
+            token: TokenRef::jti("fixture", &format!("{}{jti}", self.prefix)).expect("fixture jti"),
             parent: info.event,
             root: info.root,
             depth: depth.unwrap_or(info.depth + 1),
