@@ -30,6 +30,6 @@ pub use keys::{KeyId, PublicKey, SigningKey};
 pub use memory::{Applied, Empty, MemoryLedger};
 pub use rules::{
     CheckError, ClientRecord, KeyRecord, LedgerView, Policy, Signer, TokenRecord, check_event,
-    check_live, resolve_signer,
+    check_event_verified, check_live, resolve_signer,
 };
 pub use status::{Cause, Check, RevocationHit, TokenStatus, Via, check_token, token_status};

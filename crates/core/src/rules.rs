@@ -289,6 +289,21 @@ pub fn check_event<V: LedgerView>(
     envelope: &Envelope,
     event: &Event,
 ) -> Checked<Signer, V::Error> {
+    check_event_verified(policy, view_, envelope, event, false)
+}
+
+/// [`check_event`], for a caller that has already verified the envelope
+/// strictly (`signature_verified`) against a public key whose key id is the
+/// envelope's: a key id is the hash of its public key, so that was the very
+/// key this check would resolve. Projectors verify a batch's signatures in
+/// parallel this way, then apply the batch in order.
+pub fn check_event_verified<V: LedgerView>(
+    policy: &Policy,
+    view_: &V,
+    envelope: &Envelope,
+    event: &Event,
+    signature_verified: bool,
+) -> Checked<Signer, V::Error> {
     if envelope.payload_type() != PAYLOAD_TYPE_EVENT_V1 {
         return refuse(
             Rule::Signature,
@@ -311,7 +326,9 @@ pub fn check_event<V: LedgerView>(
         );
     }
     let (signer, public) = resolve_signer(policy, view_, &event.signer)?;
-    envelope.verify(&public)?;
+    if !signature_verified {
+        envelope.verify(&public)?;
+    }
     match &event.body {
         Body::ClientRegistered(reg) => check_registration(policy, view_, &signer, reg)?,
         Body::TokenIssued(issued) => check_issue(policy, view_, &signer, issued)?,

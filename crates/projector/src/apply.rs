@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use baton_core::{
-    Body, CheckError, Envelope, Event, EventId, EventKind, KeyRecord, Policy, Signer, TokenRecord,
-    check_event,
+    Body, CheckError, Envelope, Event, EventId, EventKind, KeyRecord, LedgerView, Policy,
+    PublicKey, Signer, TokenRecord, check_event_verified,
 };
 use baton_log::{Position, ReadRecord};
 use prost::Message as _;
@@ -37,13 +37,103 @@ pub enum Outcome {
     Quarantined(String),
 }
 
+/// A record decoded, and whether its signature was already verified strictly.
+pub struct Decoded {
+    pub opened: Result<(Envelope, Event), String>,
+    pub verified: bool,
+}
+
+impl Decoded {
+    pub fn of(record: &ReadRecord) -> Decoded {
+        Decoded {
+            opened: baton_proto::decode_signed(&record.value).map_err(|e| e.to_string()),
+            verified: false,
+        }
+    }
+}
+
+/// Below this many records, verifying on one thread is cheaper than spawning.
+const PARALLEL_VERIFY_MIN: usize = 16;
+
+/// Decodes a batch and verifies its signatures in parallel, each against the
+/// public key its key id names (a trust root, a committed binding, or a key
+/// the batch itself registers). Verdicts are only used to skip verifying again
+/// in order; anything not verified here is verified by the rules as usual.
+pub fn decode_batch(
+    policy: &Policy,
+    staged: &Staged<'_>,
+    records: &[ReadRecord],
+) -> Result<Vec<Decoded>> {
+    let mut decoded: Vec<Decoded> = records.iter().map(Decoded::of).collect();
+    let mut batch_keys: std::collections::HashMap<baton_core::KeyId, PublicKey> =
+        std::collections::HashMap::new();
+    for item in &decoded {
+        if let Ok((_, event)) = &item.opened {
+            let added: &[PublicKey] = match &event.body {
+                Body::ClientRegistered(reg) => &reg.public_keys,
+                Body::KeysRotated(rotation) => &rotation.add,
+                _ => &[],
+            };
+            batch_keys.extend(added.iter().map(|k| (k.key_id(), *k)));
+        }
+    }
+    let mut work: Vec<(usize, PublicKey)> = Vec::new();
+    for (i, item) in decoded.iter().enumerate() {
+        let Ok((envelope, _)) = &item.opened else {
+            continue;
+        };
+        let id = envelope.key_id();
+        let key = match policy.trust_roots.get(&id).or_else(|| batch_keys.get(&id)) {
+            Some(key) => Some(*key),
+            None => staged.key(&id)?.map(|record| record.public_key),
+        };
+        if let Some(key) = key {
+            work.push((i, key));
+        }
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let verdicts: Vec<(usize, bool)> = if work.len() < PARALLEL_VERIFY_MIN || threads < 2 {
+        work.iter()
+            .map(|(i, key)| (*i, verify(&decoded[*i], key)))
+            .collect()
+    } else {
+        let chunk = work.len().div_ceil(threads);
+        let decoded = &decoded;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = work
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|(i, key)| (*i, verify(&decoded[*i], key)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("verify thread"))
+                .collect()
+        })
+    };
+    for (i, ok) in verdicts {
+        decoded[i].verified = ok;
+    }
+    Ok(decoded)
+}
+
+fn verify(item: &Decoded, key: &PublicKey) -> bool {
+    matches!(&item.opened, Ok((envelope, _)) if key.key_id() == envelope.key_id() && envelope.verify(key).is_ok())
+}
+
 /// Applies one record to the staged state.
 pub fn apply_record(
     policy: &Policy,
     staged: &mut Staged<'_>,
     record: &ReadRecord,
+    decoded: Decoded,
 ) -> Result<Outcome> {
-    let (envelope, event) = match baton_proto::decode_signed(&record.value) {
+    let (envelope, event) = match decoded.opened {
         Ok(opened) => opened,
         Err(e) => return quarantine(staged, record, format!("undecodable: {e}")),
     };
@@ -52,7 +142,7 @@ pub fn apply_record(
         staged.add_counter("duplicates", 1)?;
         return Ok(Outcome::Duplicate(id));
     }
-    match check_event(policy, &*staged, &envelope, &event) {
+    match check_event_verified(policy, &*staged, &envelope, &event, decoded.verified) {
         Ok(signer) => {
             record_event(staged, record.position, &envelope, &event, &signer)?;
             staged.add_counter("applied", 1)?;
@@ -224,7 +314,8 @@ pub fn retry_parked(
                 key: Vec::new(),
                 value,
             };
-            match apply_record(policy, staged, &record)? {
+            let decoded = Decoded::of(&record);
+            match apply_record(policy, staged, &record, decoded)? {
                 Outcome::Parked(_) => {}
                 outcome => {
                     parked.remove(&position);

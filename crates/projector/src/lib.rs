@@ -79,6 +79,7 @@ impl ProjectorOptions {
 /// The shared state behind a projector and its handles.
 struct Shared {
     tree: sled::Tree,
+    memo: view::Memo,
     db: sled::Db,
     /// Next offset to apply, per partition: what queries reflect.
     applied: watch::Sender<Vec<u64>>,
@@ -126,8 +127,10 @@ impl<L: EventLog> Projector<L> {
         let applied = (0..partitions)
             .map(|p| Ok(view::read_u64(tree.get(stored::key::offset(p))?.as_deref())))
             .collect::<Result<Vec<u64>>>()?;
+        let memo = view::Memo::load(&tree)?;
         let shared = Arc::new(Shared {
             tree,
+            memo,
             db,
             applied: watch::Sender::new(applied),
             partitions,
@@ -227,16 +230,18 @@ fn apply_batch(
     parked: &mut BTreeMap<Position, Parked>,
     expire: Option<Duration>,
 ) -> Result<()> {
-    let mut staged = view::Staged::new(&shared.tree);
+    let mut staged = view::Staged::new(&shared.tree, &shared.memo);
+    let mut decoded = apply::decode_batch(policy, &staged, batch)?.into_iter();
     let mut next = shared.applied.borrow().clone();
     let mut applied_any = false;
     for record in batch {
+        let item = decoded.next().expect("one decoded item per record");
         let p = record.position.partition as usize;
         if p >= next.len() || record.position.offset < next[p] {
             // Already applied (a reader may redeliver after a reconnect).
             continue;
         }
-        match apply::apply_record(policy, &mut staged, record)? {
+        match apply::apply_record(policy, &mut staged, record, item)? {
             Outcome::Parked(_) => {
                 let since = std::time::Instant::now();
                 parked.insert(
@@ -275,7 +280,12 @@ fn apply_batch(
                 key: Vec::new(),
                 value,
             };
-            let missing = match apply::apply_record(policy, &mut staged, &record)? {
+            let missing = match apply::apply_record(
+                policy,
+                &mut staged,
+                &record,
+                apply::Decoded::of(&record),
+            )? {
                 Outcome::Parked(reason) => reason,
                 other => format!("{other:?}"),
             };
@@ -331,7 +341,7 @@ impl Handle {
 
     /// A read view of the committed projection, for running the core rules.
     pub fn view(&self) -> View<'_> {
-        View::new(&self.shared.tree)
+        View::new(&self.shared.tree, &self.shared.memo)
     }
 
     /// A receiver that sees every change of the applied positions. Subscribe

@@ -1,8 +1,16 @@
 //! A [`LedgerView`] over the sled tree with an overlay of writes not yet
 //! committed, so the events of one batch see each other before the batch
 //! commits atomically. Queries use it with an empty overlay.
+//!
+//! [`Memo`] keeps decoded records in memory. Clients, key bindings and token
+//! records never change once written, so a cached copy is never stale; only
+//! committed values are cached. The set of revoked targets is kept whole, so
+//! the revocation lookups of a status walk — most of them for targets that
+//! were never revoked — are answered without touching sled.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::Hash;
+use std::sync::RwLock;
 
 use baton_core::{
     ClientId, ClientRecord, EventId, KeyId, KeyRecord, LedgerView, RevocationTarget, TokenRecord,
@@ -12,9 +20,48 @@ use baton_core::{
 use crate::stored::{StoredClient, StoredKey, StoredToken, decode, key};
 use crate::{Error, Result};
 
+/// Most records each memo map holds; past it the map starts over.
+const MEMO_ENTRIES_MAX: usize = 100_000;
+
+/// Decoded records and the revoked-target set, shared by the projector and
+/// every query.
+#[derive(Debug, Default)]
+pub struct Memo {
+    /// Every `v` key (revocation) committed or being committed: a superset of
+    /// the committed ones is safe, a missing one is not.
+    revoked: RwLock<HashSet<Vec<u8>>>,
+    clients: RwLock<HashMap<ClientId, ClientRecord>>,
+    keys: RwLock<HashMap<KeyId, KeyRecord>>,
+    tokens: RwLock<HashMap<EventId, TokenRecord>>,
+}
+
+impl Memo {
+    /// A memo for `tree`, with its revocations loaded.
+    pub fn load(tree: &sled::Tree) -> Result<Memo> {
+        let memo = Memo::default();
+        {
+            let mut revoked = memo.revoked.write().expect("memo lock");
+            for entry in tree.scan_prefix([b'v']) {
+                revoked.insert(entry?.0.to_vec());
+            }
+        }
+        Ok(memo)
+    }
+
+    fn remember<K: Hash + Eq, V>(map: &RwLock<HashMap<K, V>>, key: K, value: V) {
+        let mut map = map.write().expect("memo lock");
+        if map.len() >= MEMO_ENTRIES_MAX {
+            map.clear();
+        }
+        map.insert(key, value);
+    }
+}
+
 pub struct Staged<'a> {
     tree: &'a sled::Tree,
+    memo: &'a Memo,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    counters: BTreeMap<&'static str, u64>,
 }
 
 impl std::fmt::Debug for Staged<'_> {
@@ -26,10 +73,12 @@ impl std::fmt::Debug for Staged<'_> {
 }
 
 impl<'a> Staged<'a> {
-    pub fn new(tree: &'a sled::Tree) -> Self {
+    pub fn new(tree: &'a sled::Tree, memo: &'a Memo) -> Self {
         Staged {
             tree,
+            memo,
             writes: BTreeMap::new(),
+            counters: BTreeMap::new(),
         }
     }
 
@@ -48,6 +97,13 @@ impl<'a> Staged<'a> {
     }
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        if key.first() == Some(&b'v') {
+            self.memo
+                .revoked
+                .write()
+                .expect("memo lock")
+                .insert(key.clone());
+        }
         self.writes.insert(key, Some(value));
     }
 
@@ -55,19 +111,24 @@ impl<'a> Staged<'a> {
         self.writes.insert(key, None);
     }
 
-    pub fn add_counter(&mut self, name: &str, by: u64) -> Result<()> {
-        let key = key::counter(name);
-        let now = read_u64(self.get(&key)?.as_deref());
-        self.put(key, (now + by).to_be_bytes().to_vec());
+    /// Adds to a counter; counters are written once, at commit.
+    pub fn add_counter(&mut self, name: &'static str, by: u64) -> Result<()> {
+        *self.counters.entry(name).or_default() += by;
         Ok(())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty()
+        self.writes.is_empty() && self.counters.is_empty()
     }
 
     /// Commits every staged write in one atomic sled batch.
-    pub fn commit(self) -> Result<()> {
+    pub fn commit(mut self) -> Result<()> {
+        for (name, by) in std::mem::take(&mut self.counters) {
+            let key = key::counter(name);
+            let now = read_u64(self.get(&key)?.as_deref());
+            self.writes
+                .insert(key, Some((now + by).to_be_bytes().to_vec()));
+        }
         let mut batch = sled::Batch::default();
         for (key, value) in self.writes {
             match value {
@@ -77,6 +138,29 @@ impl<'a> Staged<'a> {
         }
         self.tree.apply_batch(batch)?;
         Ok(())
+    }
+
+    /// A record: staged if written in this batch, else memoised, else read
+    /// from the tree (and memoised).
+    fn record<K: Clone + Hash + Eq, T: Clone>(
+        &self,
+        id: &K,
+        sled_key: Vec<u8>,
+        map: &RwLock<HashMap<K, T>>,
+        decode: impl Fn(&[u8]) -> Result<T>,
+    ) -> Result<Option<T>> {
+        if let Some(staged) = self.writes.get(&sled_key) {
+            return staged.as_deref().map(&decode).transpose();
+        }
+        if let Some(found) = map.read().expect("memo lock").get(id) {
+            return Ok(Some(found.clone()));
+        }
+        let Some(bytes) = self.tree.get(&sled_key)? else {
+            return Ok(None);
+        };
+        let value = decode(&bytes)?;
+        Memo::remember(map, id.clone(), value.clone());
+        Ok(Some(value))
     }
 }
 
@@ -95,9 +179,9 @@ impl LedgerView for Staged<'_> {
     }
 
     fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>> {
-        self.get(&key::signing_key(id))?
-            .map(|v| decode::<StoredKey>("stored key", &v)?.into_record())
-            .transpose()
+        self.record(id, key::signing_key(id), &self.memo.keys, |v| {
+            decode::<StoredKey>("stored key", v)?.into_record()
+        })
     }
 
     fn key_retired(&self, id: &KeyId) -> Result<bool> {
@@ -105,15 +189,15 @@ impl LedgerView for Staged<'_> {
     }
 
     fn client(&self, id: &ClientId) -> Result<Option<ClientRecord>> {
-        self.get(&key::client(id))?
-            .map(|v| decode::<StoredClient>("stored client", &v)?.into_record())
-            .transpose()
+        self.record(id, key::client(id), &self.memo.clients, |v| {
+            decode::<StoredClient>("stored client", v)?.into_record()
+        })
     }
 
     fn token(&self, event: &EventId) -> Result<Option<TokenRecord>> {
-        self.get(&key::token(event))?
-            .map(|v| decode::<StoredToken>("stored token", &v)?.into_record())
-            .transpose()
+        self.record(event, key::token(event), &self.memo.tokens, |v| {
+            decode::<StoredToken>("stored token", v)?.into_record()
+        })
     }
 
     fn token_by_ref(&self, token: &TokenRef) -> Result<Option<EventId>> {
@@ -125,7 +209,13 @@ impl LedgerView for Staged<'_> {
     }
 
     fn revocation(&self, target: &RevocationTarget) -> Result<Option<EventId>> {
-        self.get(&key::revocation(target))?
+        let key = key::revocation(target);
+        if !self.writes.contains_key(&key)
+            && !self.memo.revoked.read().expect("memo lock").contains(&key)
+        {
+            return Ok(None);
+        }
+        self.get(&key)?
             .map(|v| {
                 EventId::from_slice("stored revocation", &v)
                     .map_err(|e| Error::Corrupt(e.to_string()))
