@@ -451,8 +451,8 @@ async fn propagation(
 }
 
 /// Rebuilds a projection of the nodes' topic from offset zero, verifying
-/// every event; returns (samples, bytes on disk per event).
-async fn replay(args: &Args, policy: Policy) -> anyhow::Result<(Samples, f64)> {
+/// every event; returns (samples, (bytes on disk, logical bytes) per event).
+async fn replay(args: &Args, policy: Policy) -> anyhow::Result<(Samples, (f64, f64))> {
     let mut options = KafkaOptions::new(args.kafka_brokers.clone());
     options.topic = args.topic.clone();
     options.partitions = args.partitions;
@@ -476,7 +476,11 @@ async fn replay(args: &Args, policy: Policy) -> anyhow::Result<(Samples, f64)> {
     let _ = stop.send(());
     task.await??;
     let applied = handle.counter("applied")?;
-    let bytes = handle.size_on_disk()? as f64 / applied.max(1) as f64;
+    let per_event = |bytes: u64| bytes as f64 / applied.max(1) as f64;
+    let bytes = (
+        per_event(handle.size_on_disk()?),
+        per_event(handle.logical_bytes()?),
+    );
     Ok((
         Samples {
             latencies: Vec::new(),
@@ -673,7 +677,12 @@ pub async fn main() -> anyhow::Result<()> {
     let node_bytes = dir_bytes(&args.data_a.join("projection")) as f64 / applied as f64;
     report.insert(
         "disk".into(),
-        json!({"events": applied, "node_a_projection_bytes_per_event": round(node_bytes), "replay_projection_bytes_per_event": round(replay_bytes)}),
+        json!({
+            "events": applied,
+            "node_a_projection_bytes_per_event": round(node_bytes),
+            "replay_projection_bytes_per_event": round(replay_bytes.0),
+            "logical_bytes_per_event": round(replay_bytes.1),
+        }),
     );
     report.insert("peak_rss_mib".into(), json!({"node_a": round(peak_rss_kib(args.pid_a) as f64 / 1024.0), "node_b": round(peak_rss_kib(args.pid_b) as f64 / 1024.0)}));
     let sled_get = raw_sled_get()?;

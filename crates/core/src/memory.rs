@@ -13,8 +13,8 @@ use crate::event::{Body, Event, RevocationTarget};
 use crate::ids::{ClientId, EventId, TokenRef};
 use crate::keys::KeyId;
 use crate::rules::{
-    CheckError, ClientRecord, KeyRecord, LedgerView, Policy, Signer, TokenRecord, check_event,
-    check_live,
+    CheckError, ClientRecord, KeyRecord, LedgerView, Policy, Signer, TokenRecord,
+    check_event_verified, check_live,
 };
 
 /// What applying an event did.
@@ -124,11 +124,23 @@ impl<B: LedgerView> MemoryLedger<B> {
         event: &Event,
         now_s: Option<i64>,
     ) -> Result<Applied, CheckError<B::Error>> {
+        self.try_apply_verified(envelope, event, now_s, false)
+    }
+
+    /// [`MemoryLedger::try_apply`] for an envelope already verified strictly
+    /// (see [`crate::check_event_verified`]).
+    pub fn try_apply_verified(
+        &mut self,
+        envelope: &Envelope,
+        event: &Event,
+        now_s: Option<i64>,
+        signature_verified: bool,
+    ) -> Result<Applied, CheckError<B::Error>> {
         let id = envelope.id();
         if self.contains_event(&id).map_err(CheckError::View)? {
             return Ok(Applied::Duplicate(id));
         }
-        let signer = check_event(&self.policy, self, envelope, event)?;
+        let signer = check_event_verified(&self.policy, self, envelope, event, signature_verified)?;
         if let Some(now_s) = now_s {
             check_live(self, &signer, event, now_s)?;
         }

@@ -38,6 +38,7 @@ pub enum Outcome {
 }
 
 /// A record decoded, and whether its signature was already verified strictly.
+#[derive(Debug)]
 pub struct Decoded {
     pub opened: Result<(Envelope, Event), String>,
     pub verified: bool,
@@ -55,60 +56,75 @@ impl Decoded {
 /// Below this many records, verifying on one thread is cheaper than spawning.
 const PARALLEL_VERIFY_MIN: usize = 16;
 
-/// Decodes a batch and verifies its signatures in parallel, each against the
-/// public key its key id names (a trust root, a committed binding, or a key
-/// the batch itself registers). Verdicts are only used to skip verifying again
-/// in order; anything not verified here is verified by the rules as usual.
+/// Decodes a batch and verifies its signatures in parallel (see
+/// [`verify_in_parallel`]).
 pub fn decode_batch(
     policy: &Policy,
     staged: &Staged<'_>,
     records: &[ReadRecord],
 ) -> Result<Vec<Decoded>> {
     let mut decoded: Vec<Decoded> = records.iter().map(Decoded::of).collect();
+    let events: Vec<Option<&(Envelope, Event)>> =
+        decoded.iter().map(|d| d.opened.as_ref().ok()).collect();
+    let verdicts = verify_in_parallel(policy, staged, &events)?;
+    for (item, verified) in decoded.iter_mut().zip(verdicts) {
+        item.verified = verified;
+    }
+    Ok(decoded)
+}
+
+/// Verifies the signatures of a batch of events strictly, in parallel, each
+/// against the public key its key id names — a trust root, a key bound in
+/// `view`, or a key the batch itself registers — and says which verified. A
+/// `false` means "not verified here" (no key yet, or a bad signature); the
+/// rules then verify it themselves, in order, and refuse it if it fails. The
+/// verdicts only let the in-order pass skip work, never change an outcome.
+pub fn verify_in_parallel<V: LedgerView>(
+    policy: &Policy,
+    view: &V,
+    events: &[Option<&(Envelope, Event)>],
+) -> std::result::Result<Vec<bool>, V::Error> {
     let mut batch_keys: std::collections::HashMap<baton_core::KeyId, PublicKey> =
         std::collections::HashMap::new();
-    for item in &decoded {
-        if let Ok((_, event)) = &item.opened {
-            let added: &[PublicKey] = match &event.body {
-                Body::ClientRegistered(reg) => &reg.public_keys,
-                Body::KeysRotated(rotation) => &rotation.add,
-                _ => &[],
-            };
-            batch_keys.extend(added.iter().map(|k| (k.key_id(), *k)));
-        }
-    }
-    let mut work: Vec<(usize, PublicKey)> = Vec::new();
-    for (i, item) in decoded.iter().enumerate() {
-        let Ok((envelope, _)) = &item.opened else {
-            continue;
+    for (_, event) in events.iter().flatten() {
+        let added: &[PublicKey] = match &event.body {
+            Body::ClientRegistered(reg) => &reg.public_keys,
+            Body::KeysRotated(rotation) => &rotation.add,
+            _ => &[],
         };
+        batch_keys.extend(added.iter().map(|k| (k.key_id(), *k)));
+    }
+    let mut work: Vec<(usize, &Envelope, PublicKey)> = Vec::new();
+    for (i, item) in events.iter().enumerate() {
+        let Some((envelope, _)) = item else { continue };
         let id = envelope.key_id();
         let key = match policy.trust_roots.get(&id).or_else(|| batch_keys.get(&id)) {
             Some(key) => Some(*key),
-            None => staged.key(&id)?.map(|record| record.public_key),
+            None => view.key(&id)?.map(|record| record.public_key),
         };
         if let Some(key) = key {
-            work.push((i, key));
+            work.push((i, envelope, key));
         }
     }
+    let check = |part: &[(usize, &Envelope, PublicKey)]| -> Vec<(usize, bool)> {
+        part.iter()
+            .map(|(i, envelope, key)| {
+                (
+                    *i,
+                    key.key_id() == envelope.key_id() && envelope.verify(key).is_ok(),
+                )
+            })
+            .collect()
+    };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let verdicts: Vec<(usize, bool)> = if work.len() < PARALLEL_VERIFY_MIN || threads < 2 {
-        work.iter()
-            .map(|(i, key)| (*i, verify(&decoded[*i], key)))
-            .collect()
+        check(&work)
     } else {
         let chunk = work.len().div_ceil(threads);
-        let decoded = &decoded;
         std::thread::scope(|scope| {
             let handles: Vec<_> = work
                 .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .map(|(i, key)| (*i, verify(&decoded[*i], key)))
-                            .collect::<Vec<_>>()
-                    })
-                })
+                .map(|part| scope.spawn(move || check(part)))
                 .collect();
             handles
                 .into_iter()
@@ -116,14 +132,11 @@ pub fn decode_batch(
                 .collect()
         })
     };
+    let mut out = vec![false; events.len()];
     for (i, ok) in verdicts {
-        decoded[i].verified = ok;
+        out[i] = ok;
     }
-    Ok(decoded)
-}
-
-fn verify(item: &Decoded, key: &PublicKey) -> bool {
-    matches!(&item.opened, Ok((envelope, _)) if key.key_id() == envelope.key_id() && envelope.verify(key).is_ok())
+    Ok(out)
 }
 
 /// Applies one record to the staged state.

@@ -18,7 +18,7 @@ use baton_core::Policy;
 use baton_log::{ConsistencyToken, EventLog, LogReader, Position, ReadRecord};
 use tokio::sync::watch;
 
-mod apply;
+pub mod apply;
 mod query;
 mod stored;
 pub mod view;
@@ -374,6 +374,17 @@ impl Handle {
             hasher.update(&value);
         }
         Ok(*hasher.finalize().as_bytes())
+    }
+
+    /// Bytes of keys and values the projection holds (what Baton writes,
+    /// before the store's own overhead).
+    pub fn logical_bytes(&self) -> Result<u64> {
+        let mut total = 0u64;
+        for entry in self.shared.tree.iter() {
+            let (key, value) = entry?;
+            total += (key.len() + value.len()) as u64;
+        }
+        Ok(total)
     }
 
     /// Bytes the projection's store takes on disk.

@@ -50,16 +50,25 @@ fn wave(event: &Event) -> usize {
 
 fn check_batch(node: &Node<impl Sized>, events: Vec<v1::SignedEvent>) -> Result<Vec<Checked>> {
     let view = node.handle.view();
+    let opened = events
+        .into_iter()
+        .enumerate()
+        .map(|(index, signed)| {
+            baton_proto::open(signed).map_err(|source| Error::Invalid {
+                index: Some(index),
+                source,
+            })
+        })
+        .collect::<Result<Vec<(Envelope, Event)>>>()?;
+    // Strict signature checks, both cores at once; then the rules, in order.
+    let items: Vec<Option<&(Envelope, Event)>> = opened.iter().map(Some).collect();
+    let verified = baton_projector::apply::verify_in_parallel(&node.policy, &view, &items)?;
     let mut overlay = MemoryLedger::over(&view, node.policy.clone());
     let now = now_s();
-    let mut out = Vec::with_capacity(events.len());
-    for (index, signed) in events.into_iter().enumerate() {
-        let (envelope, event) = baton_proto::open(signed).map_err(|source| Error::Invalid {
-            index: Some(index),
-            source,
-        })?;
+    let mut out = Vec::with_capacity(opened.len());
+    for (index, ((envelope, event), verified)) in opened.into_iter().zip(verified).enumerate() {
         let applied = overlay
-            .try_apply(&envelope, &event, Some(now))
+            .try_apply_verified(&envelope, &event, Some(now), verified)
             .map_err(|e| match e {
                 CheckError::Refused(refusal) => Error::Refused {
                     index: Some(index),
@@ -67,21 +76,7 @@ fn check_batch(node: &Node<impl Sized>, events: Vec<v1::SignedEvent>) -> Result<
                 },
                 CheckError::View(e) => Error::from(e),
             })?;
-        let key = match (&event.body, event.tree_root(envelope.id())) {
-            (_, Some(root)) => root.0.to_vec(),
-            (Body::Revoked(revoked), None) => match &revoked.target {
-                RevocationTarget::Token(token) => {
-                    let root = overlay
-                        .token_by_ref(token)?
-                        .and_then(|id| overlay.token(&id).transpose())
-                        .transpose()?
-                        .map(|record| record.root.0.to_vec());
-                    root.unwrap_or_else(|| CONTROL_KEY.to_vec())
-                }
-                _ => CONTROL_KEY.to_vec(),
-            },
-            _ => CONTROL_KEY.to_vec(),
-        };
+        let key = partition_key(&overlay, &envelope, &event)?;
         let duplicate = matches!(applied, Applied::Duplicate(_));
         out.push(Checked {
             wave: wave(&event),
@@ -91,6 +86,28 @@ fn check_batch(node: &Node<impl Sized>, events: Vec<v1::SignedEvent>) -> Result<
         });
     }
     Ok(out)
+}
+
+/// The tree's root for token events and token revocations, `control` otherwise.
+fn partition_key<V: LedgerView<Error = baton_projector::Error>>(
+    view: &V,
+    envelope: &Envelope,
+    event: &Event,
+) -> Result<Vec<u8>> {
+    Ok(match (&event.body, event.tree_root(envelope.id())) {
+        (_, Some(root)) => root.0.to_vec(),
+        (Body::Revoked(revoked), None) => match &revoked.target {
+            RevocationTarget::Token(token) => {
+                let root = match view.token_by_ref(token)? {
+                    Some(id) => view.token(&id)?.map(|record| record.root.0.to_vec()),
+                    None => None,
+                };
+                root.unwrap_or_else(|| CONTROL_KEY.to_vec())
+            }
+            _ => CONTROL_KEY.to_vec(),
+        },
+        _ => CONTROL_KEY.to_vec(),
+    })
 }
 
 impl<L: EventLog> Ledger<L> {
