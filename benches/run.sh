@@ -50,5 +50,6 @@ target/release/baton-bench --node-a "http://$ADDR_a" --node-b "http://$ADDR_b" \
 # Micro-benchmarks, with the nodes and Kafka stopped so they have the machine.
 cleanup
 trap - EXIT
+rm -rf target/criterion  # no comparisons with earlier runs in the output
 cargo bench --locked -p baton-benches --bench micro 2>&1 | grep -E '^[a-z_/0-9]+ *$|time:|thrpt:' | tee "$OUT/micro.txt"
 echo "wrote $OUT/report.json, $OUT/report.md, $OUT/micro.txt" >&2
