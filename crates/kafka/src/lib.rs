@@ -306,21 +306,19 @@ impl EventLog for KafkaLog {
     async fn end_offsets(&self) -> baton_log::Result<Vec<u64>> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
+            // Leadership moves when a broker fails; a watermark request may
+            // then fail for a moment. Retry until the request timeout.
+            let deadline = std::time::Instant::now() + inner.options.request_timeout;
             (0..inner.partitions)
-                .map(|p| {
-                    inner
-                        .metadata
-                        .fetch_watermarks(
-                            &inner.options.topic,
-                            p as i32,
-                            inner.options.request_timeout,
-                        )
-                        .map(|(_, high)| high.max(0) as u64)
-                        .map_err(|e| {
-                            baton_log::Error::Backend(format!(
-                                "kafka watermarks of partition {p}: {e}"
-                            ))
-                        })
+                .map(|p| loop {
+                    match inner.metadata.fetch_watermarks(&inner.options.topic, p as i32, inner.options.request_timeout) {
+                        Ok((_, high)) => break Ok(high.max(0) as u64),
+                        Err(e) if std::time::Instant::now() < deadline => {
+                            tracing::debug!(partition = p, error = %e, "retrying watermark request");
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                        Err(e) => break Err(baton_log::Error::Backend(format!("kafka watermarks of partition {p}: {e}"))),
+                    }
                 })
                 .collect()
         })
