@@ -63,6 +63,11 @@ pub fn token(field: &str, value: &str) -> anyhow::Result<TokenRef> {
     Ok(TokenRef::parse(field, value)?)
 }
 
+/// A token reference from its text form (`jti:…`, `b3:…`), for a request.
+fn wire_token(field: &str, value: &str) -> anyhow::Result<Option<v1::TokenRef>> {
+    Ok(Some(baton_proto::token_ref_to_wire(&token(field, value)?)))
+}
+
 /// A gRPC status as `CODE_NAME: message`, the way the node phrased it.
 fn status_text(status: tonic::Status) -> anyhow::Error {
     let name = format!("{:?}", status.code());
@@ -458,10 +463,7 @@ pub struct Check {
 /// Returns the exit code for the status.
 pub async fn check(args: Check) -> anyhow::Result<u8> {
     let request = v1::CheckRequest {
-        token: Some(baton_proto::token_ref_to_wire(&token(
-            "token",
-            &args.token,
-        )?)),
+        token: wire_token("token", &args.token)?,
         presented_to: args.presented_to.clone().unwrap_or_default(),
         consistency_token: args.after.clone().unwrap_or_default(),
     };
@@ -533,10 +535,7 @@ pub struct Chain {
 
 pub async fn chain(args: Chain) -> anyhow::Result<()> {
     let request = v1::GetChainRequest {
-        token: Some(baton_proto::token_ref_to_wire(&token(
-            "token",
-            &args.token,
-        )?)),
+        token: wire_token("token", &args.token)?,
         consistency_token: args.after.clone().unwrap_or_default(),
     };
     let chain = provenance(&args.connection.server)
@@ -610,10 +609,7 @@ pub struct Export {
 
 pub async fn export(args: Export) -> anyhow::Result<()> {
     let request = v1::ExportChainRequest {
-        token: Some(baton_proto::token_ref_to_wire(&token(
-            "token",
-            &args.token,
-        )?)),
+        token: wire_token("token", &args.token)?,
         consistency_token: args.after.clone().unwrap_or_default(),
     };
     let bundle = provenance(&args.connection.server)
