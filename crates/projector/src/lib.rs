@@ -81,7 +81,12 @@ struct Shared {
     tree: sled::Tree,
     memo: view::Memo,
     db: sled::Db,
-    /// Next offset to apply, per partition: what queries reflect.
+    /// Next offset to read, per partition, as stored with the state.
+    read_next: std::sync::Mutex<Vec<u64>>,
+    /// What queries reflect, per partition: every record before this offset
+    /// is applied, deduplicated or quarantined. It stops at a parked record,
+    /// so consistency tokens and Watch never pass a record whose outcome is
+    /// still open.
     applied: watch::Sender<Vec<u64>>,
     partitions: u32,
 }
@@ -128,11 +133,13 @@ impl<L: EventLog> Projector<L> {
             .map(|p| Ok(view::read_u64(tree.get(stored::key::offset(p))?.as_deref())))
             .collect::<Result<Vec<u64>>>()?;
         let memo = view::Memo::load(&tree)?;
+        let published = settled(&applied, &load_parked(&tree)?);
         let shared = Arc::new(Shared {
             tree,
             memo,
             db,
-            applied: watch::Sender::new(applied),
+            read_next: std::sync::Mutex::new(applied),
+            applied: watch::Sender::new(published),
             partitions,
         });
         Ok(Projector {
@@ -165,25 +172,48 @@ impl<L: EventLog> Projector<L> {
     /// Applies the log until `shutdown` resolves. Returns an error only for a
     /// failure of the log or the store; invalid events are quarantined.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
-        let start = self.shared.applied.borrow().clone();
+        let start = self.shared.read_next.lock().expect("offsets lock").clone();
         tracing::info!(?start, "projector starting");
         let mut reader = self.log.reader(&start)?;
         let mut parked = load_parked(&self.shared.tree)?;
+        let mut failing_since: Option<tokio::time::Instant> = None;
         tokio::pin!(shutdown);
         loop {
-            let batch = tokio::select! {
+            let read = tokio::select! {
                 () = &mut shutdown => break,
-                batch = reader.next_batch(self.options.batch_max, self.options.idle_wait) => batch?,
+                read = reader.next_batch(self.options.batch_max, self.options.idle_wait) => read,
+            };
+            // A log that fails to answer (a broker restarting, a leader
+            // moving) is retried for a while; only a lasting failure stops
+            // the projector, and with it the node.
+            let batch = match read {
+                Ok(batch) => {
+                    failing_since = None;
+                    batch
+                }
+                Err(e) => {
+                    let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                    if since.elapsed() > READ_FAILURE_MAX {
+                        return Err(e.into());
+                    }
+                    tracing::warn!(error = %e, "reading the log failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
             };
             if batch.is_empty() && parked.is_empty() {
                 continue;
             }
             // Parked records wait for a dependency; once every partition has
-            // been applied to its end, nothing already in the log can supply it.
-            let caught_up = batch.is_empty() && {
-                let ends = self.log.end_offsets().await?;
-                *self.shared.applied.borrow() == ends
-            };
+            // been read to its end, nothing already in the log can supply it.
+            let caught_up = batch.is_empty()
+                && match self.log.end_offsets().await {
+                    Ok(ends) => *self.shared.read_next.lock().expect("offsets lock") == ends,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reading the log's end offsets failed");
+                        false
+                    }
+                };
             if batch.is_empty() && !caught_up {
                 continue;
             }
@@ -219,6 +249,24 @@ fn load_parked(tree: &sled::Tree) -> Result<BTreeMap<Position, Parked>> {
     Ok(parked)
 }
 
+/// How long reading the log may keep failing before the projector gives up.
+const READ_FAILURE_MAX: Duration = Duration::from_secs(60);
+/// Most records parked at once; past it, a record missing a dependency is
+/// quarantined at once, so garbage written to the log cannot grow memory.
+const PARKED_MAX: usize = 10_000;
+
+/// Per partition, the offset up to which every record is settled: the read
+/// position, or the first parked record if one comes before it.
+fn settled(read_next: &[u64], parked: &BTreeMap<Position, Parked>) -> Vec<u64> {
+    let mut out = read_next.to_vec();
+    for position in parked.keys() {
+        if let Some(slot) = out.get_mut(position.partition as usize) {
+            *slot = (*slot).min(position.offset);
+        }
+    }
+    out
+}
+
 /// Applies one batch and its offsets atomically, then publishes the offsets.
 /// When every partition has been read to its end (`expire` is set), records
 /// parked longer than that grace can never be completed by anything in the
@@ -232,7 +280,7 @@ fn apply_batch(
 ) -> Result<()> {
     let mut staged = view::Staged::new(&shared.tree, &shared.memo);
     let mut decoded = apply::decode_batch(policy, &staged, batch)?.into_iter();
-    let mut next = shared.applied.borrow().clone();
+    let mut next = shared.read_next.lock().expect("offsets lock").clone();
     let mut applied_any = false;
     for record in batch {
         let item = decoded.next().expect("one decoded item per record");
@@ -242,6 +290,12 @@ fn apply_batch(
             continue;
         }
         match apply::apply_record(policy, &mut staged, record, item)? {
+            Outcome::Parked(reason) if parked.len() >= PARKED_MAX => {
+                staged.delete(stored::key::position(b'p', record.position));
+                let reason =
+                    format!("{reason}; {PARKED_MAX} records already wait for dependencies");
+                apply::quarantine(&mut staged, record, reason)?;
+            }
             Outcome::Parked(_) => {
                 let since = std::time::Instant::now();
                 parked.insert(
@@ -280,25 +334,28 @@ fn apply_batch(
                 key: Vec::new(),
                 value,
             };
-            let missing = match apply::apply_record(
-                policy,
-                &mut staged,
-                &record,
-                apply::Decoded::of(&record),
-            )? {
-                Outcome::Parked(reason) => reason,
-                other => format!("{other:?}"),
-            };
-            staged.delete(stored::key::position(b'p', position));
-            let reason =
-                format!("{missing}; still missing after every partition was read to its end");
-            apply::quarantine(&mut staged, &record, reason)?;
+            // Only a record that is still missing its dependency is quarantined;
+            // one that applied (or was refused) now has its outcome already.
+            if let Outcome::Parked(missing) =
+                apply::apply_record(policy, &mut staged, &record, apply::Decoded::of(&record))?
+            {
+                staged.delete(stored::key::position(b'p', position));
+                let reason =
+                    format!("{missing}; still missing after every partition was read to its end");
+                apply::quarantine(&mut staged, &record, reason)?;
+            }
         }
     }
     if !staged.is_empty() {
         staged.commit()?;
     }
-    shared.applied.send_replace(next);
+    let published = settled(&next, parked);
+    *shared.read_next.lock().expect("offsets lock") = next;
+    shared.applied.send_if_modified(|applied| {
+        let changed = *applied != published;
+        *applied = published;
+        changed
+    });
     Ok(())
 }
 

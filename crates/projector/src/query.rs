@@ -260,18 +260,25 @@ impl Handle {
         Ok(out)
     }
 
-    /// Revocations applied at or after `from` (next offset per partition),
-    /// in partition order, at most `limit`.
+    /// Revocations at or after `from` (next offset per partition) and before
+    /// the settled offsets, in partition order, at most `limit`. A watcher
+    /// never moves past a record whose outcome is still open (a parked
+    /// revocation applied later).
     pub fn revocations_since(&self, from: &[u64], limit: usize) -> Result<Vec<RevocationEffect>> {
         let mut out = Vec::new();
+        let settled = self.applied();
         for partition in 0..self.shared.partitions {
             let offset = from.get(partition as usize).copied().unwrap_or(0);
+            let until = settled.get(partition as usize).copied().unwrap_or(0);
+            if offset >= until {
+                continue;
+            }
             let start = key::position(b'w', Position { partition, offset });
             let end = key::position(
                 b'w',
                 Position {
-                    partition: partition + 1,
-                    offset: 0,
+                    partition,
+                    offset: until,
                 },
             );
             for entry in self.shared.tree.range(start..end) {

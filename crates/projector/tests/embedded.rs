@@ -44,3 +44,10 @@ async fn queries_on_the_embedded_log() {
     let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
     scenarios::queries(log, dir.path()).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parked_records_hold_the_settled_offset_on_the_embedded_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
+    scenarios::parked_records_hold_the_settled_offset(log, dir.path()).await;
+}

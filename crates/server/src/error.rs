@@ -21,7 +21,8 @@ pub enum Error {
     /// A request over one of the node's limits.
     #[error("{field}: {reason}")]
     Limit { field: &'static str, reason: String },
-    /// The log did not take a record; nothing of it was written.
+    /// The log refused a record: that record is not written (others of the
+    /// batch may be; the message says how many).
     #[error("{0}")]
     NotWritten(String),
     /// The log's answer for a record is unknown: it may or may not be written.

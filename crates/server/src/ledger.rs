@@ -7,7 +7,7 @@ use std::sync::Arc;
 use baton_core::{
     Applied, Body, CheckError, Envelope, Event, LedgerView, MemoryLedger, RevocationTarget,
 };
-use baton_log::{AppendError, ConsistencyToken, EventLog, Position, Record};
+use baton_log::{AppendError, EventLog, Position, Record};
 use baton_proto::v1;
 use tonic::{Request, Response, Status};
 
@@ -130,6 +130,10 @@ impl<L: EventLog> Ledger<L> {
             });
         }
         node.consistent(&request.consistency_token).await?;
+        // What the batch was checked against: the returned token covers it too,
+        // so a node that honours the token has every dependency of the batch
+        // settled, not just the batch's own positions.
+        let basis = node.handle.applied_token();
         // Signature checks are CPU work and sled reads may block: off the runtime.
         let checked = {
             let node = node.clone();
@@ -164,7 +168,7 @@ impl<L: EventLog> Ledger<L> {
                 return Err(write_failure(&failures, &positions));
             }
         }
-        let mut token = ConsistencyToken::default();
+        let mut token = basis;
         let mut results = Vec::with_capacity(checked.len());
         for (item, position) in checked.iter().zip(&positions) {
             let id = item.envelope.id();
@@ -219,7 +223,9 @@ fn write_failure(failures: &[(usize, AppendError)], positions: &[Option<Position
             "{detail} ({written} other events acknowledged); retrying the whole batch is safe: appends are idempotent"
         ))
     } else {
-        Error::NotWritten(format!("{detail} ({written} other events acknowledged)"))
+        Error::NotWritten(format!(
+            "{detail} ({written} other events acknowledged); retrying the whole batch is safe: appends are idempotent"
+        ))
     }
 }
 

@@ -133,6 +133,16 @@ pub async fn run<L: EventLog>(
     let projector_task = tokio::spawn(projector.run(async move {
         let _ = for_projector.wait_for(|stop| *stop).await;
     }));
+    // A node whose projector has stopped would answer from stale state: when
+    // the projector ends for any reason, the node stops serving too.
+    let projector_task = tokio::spawn({
+        let stop = stop.clone();
+        async move {
+            let result = projector_task.await;
+            let _ = stop.send(true);
+            result
+        }
+    });
     let node = Arc::new(Node {
         log,
         handle,
@@ -186,17 +196,24 @@ pub async fn run<L: EventLog>(
         .add_service(provenance)
         .serve_with_incoming_shutdown(incoming, {
             let stop = stop.clone();
+            let mut stopping = stopping.clone();
             async move {
-                shutdown.await;
+                tokio::select! {
+                    () = shutdown => {}
+                    _ = stopping.wait_for(|stop| *stop) => {}
+                }
                 let _ = stop.send(true);
             }
         })
         .await;
     // However serving ended, stop the projector and the streams too.
     let _ = stop.send(true);
-    let projected = projector_task.await;
+    let projected = projector_task.await?;
     served?;
-    projected??;
+    if let Err(e) = projected? {
+        tracing::error!(error = %e, "the projector failed; the node stopped");
+        return Err(e.into());
+    }
     tracing::info!("baton node stopped");
     Ok(())
 }

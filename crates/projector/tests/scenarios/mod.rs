@@ -29,9 +29,18 @@ pub struct Running {
 
 impl Running {
     pub fn start<L: EventLog>(log: L, dir: &Path, fixture: &Fixture) -> Running {
+        Running::start_with_grace(log, dir, fixture, Duration::from_millis(300))
+    }
+
+    pub fn start_with_grace<L: EventLog>(
+        log: L,
+        dir: &Path,
+        fixture: &Fixture,
+        grace: Duration,
+    ) -> Running {
         let mut options = ProjectorOptions::new(fixture.policy());
         options.idle_wait = Duration::from_millis(50);
-        options.park_grace = Duration::from_millis(300);
+        options.park_grace = grace;
         let projector = Projector::open(log, dir, options).unwrap();
         let handle = projector.handle();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -499,5 +508,38 @@ pub async fn queries<L: EventLog>(log: L, dir: &Path) {
     let mut after = vec![0; h.applied().len()];
     after[feed[0].position.partition as usize] = feed[0].position.offset + 1;
     assert!(h.revocations_since(&after, 100).unwrap().is_empty());
+    projector.stop().await;
+}
+
+/// A record that arrives before its dependency is parked, and the settled
+/// offsets (what consistency tokens and Watch go by) stop before it until it
+/// is applied.
+pub async fn parked_records_hold_the_settled_offset<L: EventLog>(log: L, dir: &Path) {
+    let (mut f, setup) = Fixture::standard(NOW_S);
+    // A grace far longer than the test, so the child can only be applied.
+    let projector = Running::start_with_grace(
+        log.clone(),
+        &dir.join("parked"),
+        &f,
+        Duration::from_secs(600),
+    );
+    let h = &projector.handle;
+    let token = append(&log, &f, &setup).await;
+    h.wait_for(&token, WAIT).await.unwrap();
+    let parent = f.issue("as", "p0", "user:alice", "agent", 3600);
+    let child = f.narrow("p0", "p1", "agent", "gateway", &[], 60);
+    // The child first (written straight to the log, as a reordering would).
+    let early = append(&log, &f, std::slice::from_ref(&child)).await;
+    let refused = h.wait_for(&early, Duration::from_millis(150)).await;
+    assert!(
+        matches!(refused, Err(baton_projector::Error::NotYet { .. })),
+        "the parked child was counted as settled: {refused:?}"
+    );
+    assert_eq!(status(h, "p1"), TokenStatus::Unknown);
+    let mut late = append(&log, &f, std::slice::from_ref(&parent)).await;
+    late.merge(&early);
+    h.wait_for(&late, WAIT).await.unwrap();
+    assert!(is_active(h, "p0") && is_active(h, "p1"));
+    assert_eq!(h.counter("quarantined").unwrap(), 0);
     projector.stop().await;
 }
