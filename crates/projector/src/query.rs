@@ -17,6 +17,9 @@ use crate::apply::kind_code;
 use crate::stored::{StoredEvent, StoredQuarantine, StoredRevocation, decode, key};
 use crate::{Error, Handle, Result};
 
+/// Most index entries one `list_events` call examines.
+const EXAMINED_MAX: usize = 100_000;
+
 /// A chain root → leaf, and every event an offline verifier needs first.
 #[derive(Debug, Clone)]
 pub struct ChainAnswer {
@@ -202,60 +205,85 @@ impl Handle {
         limit: usize,
     ) -> Result<Vec<ListedEvent>> {
         // Pick the narrowest index the filter allows; check the rest per event.
-        let prefix = match (&filter.client, &filter.subject, filter.kind) {
-            (Some(client), _, _) => name_prefix(b'I', client.as_str()),
-            (None, Some(subject), _) => name_prefix(b'S', subject.as_str()),
-            (None, None, Some(kind)) => vec![b'i', kind_code(kind)],
-            (None, None, None) => vec![b'i'],
+        // Within each prefix the index is ordered by time, so the time range
+        // is a seek and a stop, not a filter.
+        let prefixes: Vec<Vec<u8>> = match (&filter.client, &filter.subject, filter.kind) {
+            (Some(client), _, _) => vec![name_prefix(b'I', client.as_str())],
+            (None, Some(subject), _) => vec![name_prefix(b'S', subject.as_str())],
+            (None, None, Some(kind)) => vec![vec![b'i', kind_code(kind)]],
+            (None, None, None) => EventKind::ALL
+                .iter()
+                .map(|k| vec![b'i', kind_code(*k)])
+                .collect(),
         };
-        let start = match cursor {
-            Some(c) if c.starts_with(&prefix) => {
-                let mut after = c.to_vec();
-                after.push(0);
-                after
-            }
-            Some(_) => {
-                return Err(Error::Invalid {
-                    field: "page_token",
-                    reason: "does not belong to this query".into(),
-                });
-            }
-            None => prefix.clone(),
+        // A cursor is the last index key returned; it lies in one prefix.
+        let resume = match cursor {
+            None => None,
+            Some(c) => match prefixes.iter().position(|p| c.starts_with(p)) {
+                Some(at) => Some((at, c)),
+                None => {
+                    return Err(Error::Invalid {
+                        field: "page_token",
+                        reason: "does not belong to this query".into(),
+                    });
+                }
+            },
         };
         let mut out = Vec::new();
-        for entry in self.shared.tree.range(start..) {
-            let (index_key, _) = entry?;
-            if !index_key.starts_with(&prefix) || out.len() >= limit {
-                break;
+        let mut examined = 0usize;
+        for (at, prefix) in prefixes.iter().enumerate() {
+            let mut start = prefix.clone();
+            start.extend_from_slice(&filter.since_ms.unwrap_or(0).max(0).to_be_bytes());
+            match resume {
+                Some((resume_at, _)) if at < resume_at => continue,
+                Some((resume_at, c)) if at == resume_at => {
+                    let mut after = c.to_vec();
+                    after.push(0);
+                    start = start.max(after);
+                }
+                _ => {}
             }
-            let tail = &index_key[index_key.len() - 40..];
-            let created_ms = i64::from_be_bytes(tail[..8].try_into().expect("8 bytes"));
-            let id = EventId::from_slice("index", &tail[8..])
-                .map_err(|e| Error::Corrupt(e.to_string()))?;
-            if filter.since_ms.is_some_and(|s| created_ms < s)
-                || filter.until_ms.is_some_and(|u| created_ms >= u)
-            {
-                continue;
+            for entry in self.shared.tree.range(start..) {
+                let (index_key, _) = entry?;
+                if !index_key.starts_with(prefix) || out.len() >= limit {
+                    break;
+                }
+                examined += 1;
+                if examined > EXAMINED_MAX {
+                    return Err(Error::Invalid {
+                        field: "filter",
+                        reason: format!(
+                            "examined {EXAMINED_MAX} index entries without filling a page of {limit}; narrow the query (a time range, or fewer filters beyond the client or subject)"
+                        ),
+                    });
+                }
+                let tail = &index_key[index_key.len() - 40..];
+                let created_ms = i64::from_be_bytes(tail[..8].try_into().expect("8 bytes"));
+                if filter.until_ms.is_some_and(|u| created_ms >= u) {
+                    break;
+                }
+                let id = EventId::from_slice("index", &tail[8..])
+                    .map_err(|e| Error::Corrupt(e.to_string()))?;
+                let Some((envelope, event, position)) = self.event(&id)? else {
+                    return Err(Error::Corrupt(format!(
+                        "index names {id}, which is not stored"
+                    )));
+                };
+                if filter.kind.is_some_and(|k| k != event.kind()) {
+                    continue;
+                }
+                if let Some(subject) = &filter.subject
+                    && !names_subject(&event, subject)
+                {
+                    continue;
+                }
+                out.push(ListedEvent {
+                    envelope,
+                    event,
+                    position,
+                    cursor: index_key.to_vec(),
+                });
             }
-            let Some((envelope, event, position)) = self.event(&id)? else {
-                return Err(Error::Corrupt(format!(
-                    "index names {id}, which is not stored"
-                )));
-            };
-            if filter.kind.is_some_and(|k| k != event.kind()) {
-                continue;
-            }
-            if let Some(subject) = &filter.subject
-                && !names_subject(&event, subject)
-            {
-                continue;
-            }
-            out.push(ListedEvent {
-                envelope,
-                event,
-                position,
-                cursor: index_key.to_vec(),
-            });
         }
         Ok(out)
     }
