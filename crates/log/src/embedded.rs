@@ -149,6 +149,19 @@ fn recover(path: &Path, file: &mut File) -> Result<Vec<u64>> {
         index.push(at as u64);
     }
     if at < data.len() {
+        // A torn tail — the end of a write that crashed before its fsync, and
+        // so was never acknowledged — holds no whole frame after the break.
+        // A whole frame after it means damage in the middle of the log:
+        // truncating would drop acknowledged records, so refuse instead.
+        if let Some(later) = (at + 1..data.len()).find(|&i| frame_end(&data, i).is_some()) {
+            return Err(Error::Corrupt {
+                path: path.display().to_string(),
+                at: at as u64,
+                reason: format!(
+                    "a damaged frame is followed by intact ones (the next at byte {later}); not truncating acknowledged records"
+                ),
+            });
+        }
         tracing::warn!(path = %path.display(), at, dropped_bytes = data.len() - at, "truncating a torn, unacknowledged tail");
         file.set_len(at as u64).map_err(io(path))?;
         file.sync_all().map_err(io(path))?;

@@ -94,3 +94,25 @@ async fn a_torn_tail_is_truncated_and_the_rest_kept() {
             == b"after"
     );
 }
+
+#[tokio::test]
+async fn damage_in_the_middle_is_refused_not_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(dir.path()).unwrap();
+    let records: Vec<Record> = (0..3)
+        .map(|n| Record {
+            key: b"k".to_vec(),
+            value: vec![n; 100],
+        })
+        .collect();
+    assert!(log.append(records).await.iter().all(Result::is_ok));
+    log.close().await;
+    // Flip a byte inside the first record's value.
+    let path = dir.path().join("events.log");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[40] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = EmbeddedLog::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("followed by intact ones"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "the file was changed");
+}
