@@ -14,7 +14,7 @@ use crate::ids::{ClientId, EventId, TokenRef};
 use crate::keys::KeyId;
 use crate::rules::{
     CheckError, ClientRecord, KeyRecord, LedgerView, Policy, Signer, TokenRecord,
-    check_event_verified, check_live,
+    check_event_verified, check_live, resolve_signer,
 };
 
 /// What applying an event did.
@@ -138,6 +138,12 @@ impl<B: LedgerView> MemoryLedger<B> {
     ) -> Result<Applied, CheckError<B::Error>> {
         let id = envelope.id();
         if self.contains_event(&id).map_err(CheckError::View)? {
+            // The id covers what was signed, not the signature: a copy with a
+            // bad signature is a forgery, not a retry.
+            if !signature_verified {
+                let (_, public) = resolve_signer(&self.policy, self, &envelope.key_id())?;
+                envelope.verify(&public)?;
+            }
             return Ok(Applied::Duplicate(id));
         }
         let signer = check_event_verified(&self.policy, self, envelope, event, signature_verified)?;

@@ -152,6 +152,22 @@ pub fn apply_record(
     };
     let id = envelope.id();
     if staged.contains(&key::event(&id))? {
+        // The id covers what was signed, not the signature: a copy whose
+        // signature does not verify is a forgery, not a replay.
+        if !decoded.verified {
+            let verdict = match baton_core::resolve_signer(policy, &*staged, &envelope.key_id()) {
+                Ok((_, public)) => envelope.verify(&public).map_err(|r| r.to_string()),
+                Err(CheckError::Refused(refusal)) => Err(refusal.to_string()),
+                Err(CheckError::View(e)) => return Err(e),
+            };
+            if let Err(reason) = verdict {
+                return quarantine(
+                    staged,
+                    record,
+                    format!("{id}: a copy of a stored event: {reason}"),
+                );
+            }
+        }
         staged.add_counter("duplicates", 1)?;
         return Ok(Outcome::Duplicate(id));
     }

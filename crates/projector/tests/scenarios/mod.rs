@@ -357,12 +357,19 @@ where
         f.root_of("t0").0.to_vec(),
         baton_proto::encode_signed(&replay),
     ));
+    // A copy of a stored event with a broken signature: a forgery, not a replay.
+    let mut bad_copy = baton_proto::v1::SignedEvent::from(&replay);
+    bad_copy.signature[5] ^= 1;
+    records.push((
+        f.root_of("t0").0.to_vec(),
+        prost::Message::encode_to_vec(&bad_copy),
+    ));
     // And bytes that are no event at all.
     records.push((b"control".to_vec(), b"\x0a\x03not an event".to_vec()));
     raw(records).await;
 
     let deadline = tokio::time::Instant::now() + WAIT;
-    while h.counter("quarantined").unwrap() < forged_count + 1
+    while h.counter("quarantined").unwrap() < forged_count + 2
         || h.counter("duplicates").unwrap() < 1
     {
         assert!(
@@ -382,7 +389,7 @@ where
         .into_iter()
         .map(|q| q.reason)
         .collect();
-    assert_eq!(reasons.len() as u64, forged_count + 1, "{reasons:#?}");
+    assert_eq!(reasons.len() as u64, forged_count + 2, "{reasons:#?}");
     for needle in [
         "signature",
         "not a trust root or a registered key",
@@ -390,6 +397,7 @@ where
         "not held by parent",
         "later than parent",
         "undecodable",
+        "a copy of a stored event",
     ] {
         assert!(
             reasons.iter().any(|r| r.contains(needle)),
