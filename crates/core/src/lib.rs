@@ -32,4 +32,7 @@ pub use rules::{
     CheckError, ClientRecord, KeyRecord, LedgerView, Policy, Signer, TokenRecord, check_event,
     check_event_verified, check_live, resolve_signer,
 };
-pub use status::{Cause, Check, RevocationHit, TokenStatus, Via, check_token, token_status};
+pub use status::{
+    BINDING_CHAIN_MAX, Cause, Check, RevocationHit, TokenStatus, Via, check_token, key_revocation,
+    token_status,
+};

@@ -164,6 +164,7 @@ impl<B: LedgerView> MemoryLedger<B> {
                         client: reg.client.clone(),
                         public_key: *key,
                         bound_by: id,
+                        bound_by_key: signer.key(),
                     };
                     self.keys.insert(key.key_id(), record);
                 }
@@ -195,6 +196,7 @@ impl<B: LedgerView> MemoryLedger<B> {
                         client: rotation.client.clone(),
                         public_key: *key,
                         bound_by: id,
+                        bound_by_key: signer.key(),
                     };
                     self.keys.insert(key.key_id(), record);
                 }

@@ -67,6 +67,9 @@ pub struct KeyRecord {
     pub public_key: PublicKey,
     /// The registration or rotation event that bound it.
     pub bound_by: EventId,
+    /// The key that signed that event: revoking it distrusts this binding
+    /// too, and so everything this key signed.
+    pub bound_by_key: KeyId,
 }
 
 /// A registered client as the rules need it.
@@ -773,7 +776,15 @@ pub fn check_live<V: LedgerView>(
     now_s: i64,
 ) -> Checked<(), V::Error> {
     let key = signer.key();
-    not_revoked(view_, "signer_key_id", RevocationTarget::Key(key))?;
+    if let Some((revoked_key, by)) = view(crate::status::key_revocation(view_, key))? {
+        return refuse(
+            Rule::Revoked,
+            "signer_key_id",
+            format!(
+                "{key} is untrusted: key {revoked_key} (on its binding chain) is revoked by {by}"
+            ),
+        );
+    }
     if view(view_.key_retired(&key))? {
         return refuse(
             Rule::Revoked,

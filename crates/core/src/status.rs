@@ -10,6 +10,7 @@ use std::fmt;
 
 use crate::event::RevocationTarget;
 use crate::ids::{EventId, TokenRef};
+use crate::keys::KeyId;
 use crate::limits::DEPTH_MAX_CEILING;
 use crate::rules::{LedgerView, TokenRecord};
 
@@ -83,8 +84,9 @@ pub struct Check {
     pub record: Option<TokenRecord>,
 }
 
-/// The targets to look up on one link, in the order that decides the cause.
-fn link_targets(link: &TokenRecord) -> [(Via, RevocationTarget); 4] {
+/// The targets to look up on one link, in the order that decides the cause
+/// (the signing key comes last, through [`key_revocation`]).
+fn link_targets(link: &TokenRecord) -> [(Via, RevocationTarget); 3] {
     [
         (Via::Token, RevocationTarget::Token(link.token.clone())),
         (Via::Holder, RevocationTarget::Client(link.holder.clone())),
@@ -92,8 +94,35 @@ fn link_targets(link: &TokenRecord) -> [(Via, RevocationTarget); 4] {
             Via::Performer,
             RevocationTarget::Client(link.performed_by.clone()),
         ),
-        (Via::SigningKey, RevocationTarget::Key(link.signer)),
     ]
+}
+
+/// Most key bindings followed from a signing key towards its trust root (a
+/// client that rotated more often than this has the oldest bindings of its
+/// history not consulted).
+pub const BINDING_CHAIN_MAX: usize = 64;
+
+/// Whether `key` is untrusted: revoked itself, or bound by an event signed by
+/// a key that is untrusted, up the binding chain (revoking a key distrusts
+/// everything it signed, key bindings included). Returns the revoked key
+/// nearest to `key` and the revocation.
+pub fn key_revocation<V: LedgerView>(
+    view: &V,
+    key: KeyId,
+) -> Result<Option<(KeyId, EventId)>, V::Error> {
+    let mut at = key;
+    for _ in 0..BINDING_CHAIN_MAX {
+        if let Some(revocation) = view.revocation(&RevocationTarget::Key(at))? {
+            return Ok(Some((at, revocation)));
+        }
+        match view.key(&at)? {
+            // A trust root: the top of every binding chain.
+            None => return Ok(None),
+            Some(record) if record.bound_by_key == at => return Ok(None),
+            Some(record) => at = record.bound_by_key,
+        }
+    }
+    Ok(None)
 }
 
 /// The status of the token recorded by event `event` at `now_s`: revoked
@@ -108,8 +137,23 @@ pub fn token_status<V: LedgerView>(
     };
     let mut link = leaf.clone();
     for _ in 0..=DEPTH_MAX_CEILING {
-        for (via, target) in link_targets(&link) {
-            if let Some(revocation) = view.revocation(&target)? {
+        let key_hit = || -> Result<Option<(Via, RevocationTarget, EventId)>, V::Error> {
+            Ok(key_revocation(view, link.signer)?
+                .map(|(key, by)| (Via::SigningKey, RevocationTarget::Key(key), by)))
+        };
+        let mut hits = link_targets(&link).into_iter();
+        let found = loop {
+            match hits.next() {
+                Some((via, target)) => {
+                    if let Some(revocation) = view.revocation(&target)? {
+                        break Some((via, target, revocation));
+                    }
+                }
+                None => break key_hit()?,
+            }
+        };
+        if let Some((via, target, revocation)) = found {
+            {
                 let hit = RevocationHit {
                     link: link.token.clone(),
                     distance: leaf.depth - link.depth,

@@ -101,9 +101,14 @@ struct Node {
 fn naive(events: &[(baton_core::Envelope, Event)], now_s: i64) -> HashMap<TokenRef, TokenStatus> {
     let mut nodes: BTreeMap<EventId, Node> = BTreeMap::new();
     let mut revoked: BTreeMap<RevocationTarget, EventId> = BTreeMap::new();
+    // Who bound each key: revoking a key distrusts the keys it bound, too.
+    let mut binder: HashMap<baton_core::KeyId, baton_core::KeyId> = HashMap::new();
     for (envelope, event) in events {
         let id = envelope.id();
         match &event.body {
+            Body::ClientRegistered(reg) => {
+                binder.extend(reg.public_keys.iter().map(|k| (k.key_id(), event.signer)));
+            }
             Body::TokenIssued(t) => {
                 nodes.insert(
                     id,
@@ -157,11 +162,20 @@ fn naive(events: &[(baton_core::Envelope, Event)], now_s: i64) -> HashMap<TokenR
         }
         out
     };
-    let mut best: HashMap<EventId, Cause> = HashMap::new();
-    let offer = |best: &mut HashMap<EventId, Cause>,
+    // The keys a signer's trust rests on, nearest first: itself, its binder, …
+    let chain = |signer: baton_core::KeyId| -> Vec<baton_core::KeyId> {
+        let mut out = vec![signer];
+        while let Some(next) = binder.get(out.last().expect("non-empty")) {
+            out.push(*next);
+        }
+        out
+    };
+    let mut best: HashMap<EventId, (Cause, usize)> = HashMap::new();
+    let offer = |best: &mut HashMap<EventId, (Cause, usize)>,
                  leaf: EventId,
                  link: EventId,
                  via: Via,
+                 level: usize,
                  target: &RevocationTarget,
                  revocation: EventId| {
         let distance = nodes[&leaf].depth - nodes[&link].depth;
@@ -176,37 +190,41 @@ fn naive(events: &[(baton_core::Envelope, Event)], now_s: i64) -> HashMap<TokenR
         };
         let better = best
             .get(&leaf)
-            .is_none_or(|b| (distance, via) < (b.hit.distance, b.hit.via));
+            .is_none_or(|(b, l)| (distance, via, level) < (b.hit.distance, b.hit.via, *l));
         if better {
-            best.insert(leaf, cause);
+            best.insert(leaf, (cause, level));
         }
     };
     for (target, &revocation) in &revoked {
         for (&link, node) in &nodes {
-            let vias: Vec<Via> = match target {
-                RevocationTarget::Token(t) if *t == node.token => vec![Via::Token],
+            let vias: Vec<(Via, usize)> = match target {
+                RevocationTarget::Token(t) if *t == node.token => vec![(Via::Token, 0)],
                 RevocationTarget::Client(c) => {
                     let mut v = Vec::new();
                     if c.as_str() == node.holder {
-                        v.push(Via::Holder)
+                        v.push((Via::Holder, 0))
                     }
                     if c.as_str() == node.performer {
-                        v.push(Via::Performer)
+                        v.push((Via::Performer, 0))
                     }
                     v
                 }
-                RevocationTarget::Key(k) if *k == node.signer => vec![Via::SigningKey],
+                RevocationTarget::Key(k) => chain(node.signer)
+                    .iter()
+                    .position(|key| key == k)
+                    .map(|level| vec![(Via::SigningKey, level)])
+                    .unwrap_or_default(),
                 // The subject is found at the root and reaches the whole tree.
                 RevocationTarget::Subject(s)
                     if s.as_str() == node.subject && node.parent.is_none() =>
                 {
-                    vec![Via::Subject]
+                    vec![(Via::Subject, 0)]
                 }
                 _ => vec![],
             };
-            for via in vias {
+            for (via, level) in vias {
                 for leaf in subtree(link) {
-                    offer(&mut best, leaf, link, via, target, revocation);
+                    offer(&mut best, leaf, link, via, level, target, revocation);
                 }
             }
         }
@@ -215,7 +233,7 @@ fn naive(events: &[(baton_core::Envelope, Event)], now_s: i64) -> HashMap<TokenR
         .iter()
         .map(|(id, node)| {
             let status = match best.remove(id) {
-                Some(cause) => TokenStatus::Revoked(cause),
+                Some((cause, _)) => TokenStatus::Revoked(cause),
                 None if node.expires_at_s <= now_s => TokenStatus::Expired {
                     expired_at_s: node.expires_at_s,
                 },

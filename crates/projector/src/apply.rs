@@ -226,7 +226,7 @@ fn record_event(
         Body::ClientRegistered(reg) => {
             clients.push(reg.client.as_str());
             for public in &reg.public_keys {
-                bind_key(staged, &reg.client, public, id);
+                bind_key(staged, &reg.client, public, id, signer.key());
             }
             let record = baton_core::ClientRecord::from_event(id, reg);
             staged.put(
@@ -280,7 +280,7 @@ fn record_event(
         Body::KeysRotated(rotation) => {
             clients.push(rotation.client.as_str());
             for public in &rotation.add {
-                bind_key(staged, &rotation.client, public, id);
+                bind_key(staged, &rotation.client, public, id, signer.key());
             }
             for retired in &rotation.retire {
                 staged.put(key::retired(retired), Vec::new());
@@ -303,16 +303,19 @@ fn bind_key(
     client: &baton_core::ClientId,
     public: &baton_core::PublicKey,
     by: EventId,
+    by_key: baton_core::KeyId,
 ) {
     let record = KeyRecord {
         client: client.clone(),
         public_key: *public,
         bound_by: by,
+        bound_by_key: by_key,
     };
     let stored = crate::stored::StoredKey {
         client: record.client.to_string(),
         public_key: record.public_key.to_bytes().to_vec(),
         bound_by: record.bound_by.0.to_vec(),
+        bound_by_key: record.bound_by_key.0.to_vec(),
     };
     staged.put(key::signing_key(&public.key_id()), stored.encode_to_vec());
 }

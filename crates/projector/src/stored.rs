@@ -88,6 +88,8 @@ pub struct StoredKey {
     pub public_key: Vec<u8>,
     #[prost(bytes = "vec", tag = "3")]
     pub bound_by: Vec<u8>,
+    #[prost(bytes = "vec", tag = "4")]
+    pub bound_by_key: Vec<u8>,
 }
 
 #[derive(Clone, PartialEq, prost::Message)]
@@ -275,6 +277,7 @@ impl StoredKey {
             client: baton_core::ClientId::new(w, &self.client).map_err(|e| corrupt(w, e))?,
             public_key: PublicKey::from_slice(w, &self.public_key).map_err(|e| corrupt(w, e))?,
             bound_by: event_id(w, &self.bound_by)?,
+            bound_by_key: KeyId::from_slice(w, &self.bound_by_key).map_err(|e| corrupt(w, e))?,
         })
     }
 }

@@ -353,6 +353,37 @@ where
         f.root_of("t0").0.to_vec(),
         baton_proto::encode_signed(&revoked_key_forgery),
     ));
+    // The revoked key binds itself a fresh key (a rotation it may sign), and
+    // the fresh key signs a hop: untrusted, because the binding was signed by
+    // the revoked key.
+    let fresh = SigningKey::generate();
+    let rotation = f.seal_with(
+        &server_a_key,
+        Body::KeysRotated(baton_core::KeysRotated {
+            client: Fixture::client_id("server-a"),
+            add: vec![fresh.public_key()],
+            retire: vec![],
+        }),
+    );
+    let laundered = f.seal_with(
+        &fresh,
+        hop_body(
+            &f,
+            "t2",
+            3,
+            "f-laundered",
+            "server-a",
+            "server-c",
+            &["files:read"],
+            &[],
+            NOW_S + 100,
+        ),
+    );
+    records.push((b"control".to_vec(), baton_proto::encode_signed(&rotation)));
+    records.push((
+        f.root_of("t0").0.to_vec(),
+        baton_proto::encode_signed(&laundered),
+    ));
     records.push((
         f.root_of("t0").0.to_vec(),
         baton_proto::encode_signed(&replay),
@@ -410,8 +441,24 @@ where
         assert_eq!(status(h, jti), TokenStatus::Unknown, "{jti}");
     }
     // The revoked-key hop is the one forgery applied, and it is revoked.
-    assert_eq!(h.counter("applied").unwrap(), applied_before + 1);
+    // Applied (well-founded, order-independent), and all revoked via the key.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while h.counter("applied").unwrap() < applied_before + 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the revoked-key events were not applied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(h.counter("applied").unwrap(), applied_before + 3);
     assert_eq!(revoked_via(h, "f-revoked"), (0, Via::SigningKey));
+    match status(h, "f-laundered") {
+        TokenStatus::Revoked(cause) => {
+            assert_eq!((cause.hit.distance, cause.hit.via), (0, Via::SigningKey));
+            assert_eq!(cause.target, RevocationTarget::Key(server_a_key.key_id()));
+        }
+        other => panic!("a hop signed by a key the revoked key bound is {other:?}"),
+    }
     projector.stop().await;
 }
 
