@@ -35,6 +35,9 @@ pub enum Error {
     NotFound(String),
     #[error("too many concurrent streams (at most {0}); retry later")]
     Busy(usize),
+    /// Another request is appending the same claim right now.
+    #[error("{0}")]
+    Conflict(String),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -93,6 +96,7 @@ impl From<Error> for Status {
             Error::NotYet(_) => Code::DeadlineExceeded,
             Error::NotFound(_) => Code::NotFound,
             Error::Busy(_) => Code::ResourceExhausted,
+            Error::Conflict(_) => Code::Aborted,
             Error::Internal(_) => Code::Internal,
         };
         if code == Code::Internal {

@@ -29,6 +29,61 @@ struct Checked {
     key: Vec<u8>,
     wave: usize,
     duplicate: bool,
+    /// What the event claims uniquely: a client id or a token reference.
+    claim: Option<String>,
+}
+
+/// Claims (client ids, token references) of the Appends in flight on this
+/// node. Each node checks a batch against its projection; without this, two
+/// concurrent Appends claiming one token reference would both pass and both
+/// be acknowledged, and the projector would then quarantine one of them.
+#[derive(Debug, Default, Clone)]
+pub struct Claims(std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+/// Holds claims until dropped.
+struct ClaimGuard {
+    claims: Claims,
+    held: Vec<String>,
+}
+
+impl Claims {
+    fn take(&self, checked: &[Checked]) -> Result<ClaimGuard> {
+        let mut set = self.0.lock().expect("claims lock");
+        let wanted: Vec<(usize, &String)> = checked
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.claim.as_ref().map(|k| (i, k)))
+            .collect();
+        if let Some((index, claim)) = wanted.iter().find(|(_, k)| set.contains(*k)) {
+            return Err(Error::Conflict(format!(
+                "events[{index}]: {claim} is being appended by a concurrent request; retry (appending the same event again is idempotent)"
+            )));
+        }
+        let held: Vec<String> = wanted.into_iter().map(|(_, k)| k.clone()).collect();
+        set.extend(held.iter().cloned());
+        Ok(ClaimGuard {
+            claims: self.clone(),
+            held,
+        })
+    }
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        let mut set = self.claims.0.lock().expect("claims lock");
+        for claim in &self.held {
+            set.remove(claim);
+        }
+    }
+}
+
+fn claim_of(event: &Event) -> Option<String> {
+    match &event.body {
+        Body::ClientRegistered(reg) => Some(format!("client {:?}", reg.client.as_str())),
+        Body::TokenIssued(t) => Some(format!("token {}", t.token)),
+        Body::ScopeNarrowed(h) => Some(format!("token {}", h.token)),
+        Body::Revoked(_) | Body::KeysRotated(_) => None,
+    }
 }
 
 /// The key that keeps one delegation tree in one partition; events outside a
@@ -78,11 +133,13 @@ fn check_batch(node: &Node<impl Sized>, events: Vec<v1::SignedEvent>) -> Result<
             })?;
         let key = partition_key(&overlay, &envelope, &event)?;
         let duplicate = matches!(applied, Applied::Duplicate(_));
+        let claim = if duplicate { None } else { claim_of(&event) };
         out.push(Checked {
             wave: wave(&event),
             envelope,
             key,
             duplicate,
+            claim,
         });
     }
     Ok(out)
@@ -141,6 +198,9 @@ impl<L: EventLog> Ledger<L> {
                 .await
                 .map_err(|e| Error::Internal(format!("check task: {e}")))??
         };
+        // Held until this node has applied the batch (or the wait ends), so a
+        // concurrent Append of the same claim is refused, then sees it stored.
+        let claims = node.claims.take(&checked)?;
         let mut positions: Vec<Option<Position>> = vec![None; checked.len()];
         for wave in 0..3 {
             let members: Vec<usize> = (0..checked.len())
@@ -192,14 +252,24 @@ impl<L: EventLog> Ledger<L> {
                 }),
             });
         }
-        if !request.return_before_applied
-            && let Err(e) = node
+        if request.return_before_applied {
+            // Answer now; keep the claims until this node has applied the batch.
+            let (handle, wait) = (node.handle.clone(), node.limits.apply_wait_max);
+            let token = token.clone();
+            tokio::spawn(async move {
+                let _ = handle.wait_for(&token, wait).await;
+                drop(claims);
+            });
+        } else {
+            if let Err(e) = node
                 .handle
                 .wait_for(&token, node.limits.apply_wait_max)
                 .await
-        {
-            // Durable in the log already: answer, but say why reads may lag.
-            tracing::warn!(error = %e, "appended, but not yet applied by this node");
+            {
+                // Durable in the log already: answer, but say why reads may lag.
+                tracing::warn!(error = %e, "appended, but not yet applied by this node");
+            }
+            drop(claims);
         }
         Ok(v1::AppendResponse {
             results,

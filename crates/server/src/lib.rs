@@ -84,6 +84,9 @@ pub(crate) struct Node<L> {
     pub limits: Limits,
     pub streams: Arc<Semaphore>,
     pub shutdown: watch::Receiver<bool>,
+    /// Client ids and token references being appended right now: two
+    /// concurrent Appends must not both claim one (see `ledger::Claims`).
+    pub claims: ledger::Claims,
 }
 
 impl<L> Node<L> {
@@ -150,6 +153,7 @@ pub async fn run<L: EventLog>(
         limits: options.limits.clone(),
         streams: Arc::new(Semaphore::new(options.limits.streams_max)),
         shutdown: stopping.clone(),
+        claims: ledger::Claims::default(),
     });
     let address: SocketAddr = listener.local_addr()?;
     let limits = &options.limits;

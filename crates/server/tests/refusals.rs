@@ -265,3 +265,34 @@ async fn every_refusal_names_the_field_and_the_reason() {
     assert!(after_revoke == before + 1);
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_never_both_claim_one_token() {
+    let (mut f, setup) = Fixture::standard(now_s());
+    let node = Node::start(&f, Limits::default(), None).await;
+    node.append(&setup).await;
+    for round in 0..20 {
+        // Two different events naming the same token reference.
+        let jti = format!("race{round}");
+        let a = f.issue("as", &jti, "user:alice", "agent", 3600);
+        let b = f.issue("as", &jti, "user:bob", "agent", 3600);
+        let request = |e: &baton_core::Envelope| v1::AppendRequest {
+            events: vec![v1::SignedEvent::from(e)],
+            ..Default::default()
+        };
+        let (mut la, mut lb) = (node.ledger().await, node.ledger().await);
+        let (ra, rb) = tokio::join!(la.append(request(&a)), lb.append(request(&b)));
+        let accepted = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(accepted, 1, "round {round}: {ra:?} / {rb:?}");
+        let refused = if ra.is_err() {
+            ra.unwrap_err()
+        } else {
+            rb.unwrap_err()
+        };
+        assert!(
+            matches!(refused.code(), Code::Aborted | Code::AlreadyExists),
+            "round {round}: {refused:?}"
+        );
+    }
+    node.stop().await;
+}
