@@ -284,10 +284,9 @@ async fn concurrent_appends_never_both_claim_one_token() {
         let (ra, rb) = tokio::join!(la.append(request(&a)), lb.append(request(&b)));
         let accepted = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
         assert_eq!(accepted, 1, "round {round}: {ra:?} / {rb:?}");
-        let refused = if ra.is_err() {
-            ra.unwrap_err()
-        } else {
-            rb.unwrap_err()
+        let refused = match (ra, rb) {
+            (Err(refused), _) | (_, Err(refused)) => refused,
+            (Ok(_), Ok(_)) => unreachable!("counted one acceptance above"),
         };
         assert!(
             matches!(refused.code(), Code::Aborted | Code::AlreadyExists),
