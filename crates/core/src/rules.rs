@@ -187,10 +187,22 @@ pub trait LedgerView {
     /// The revocation of `target`, if any: the smallest event id among those
     /// that revoke it, so the answer does not depend on arrival order.
     fn revocation(&self, target: &RevocationTarget) -> Result<Option<EventId>, Self::Error>;
+
+    /// Whether `key` is untrusted: revoked, or bound by a key that is (see
+    /// [`crate::key_revocation`]). A store may cache the answer.
+    fn key_untrusted(&self, key: &KeyId) -> Result<Option<(KeyId, EventId)>, Self::Error>
+    where
+        Self: Sized,
+    {
+        crate::status::key_revocation(self, *key)
+    }
 }
 
-impl<T: LedgerView + ?Sized> LedgerView for &T {
+impl<T: LedgerView> LedgerView for &T {
     type Error = T::Error;
+    fn key_untrusted(&self, key: &KeyId) -> Result<Option<(KeyId, EventId)>, Self::Error> {
+        (**self).key_untrusted(key)
+    }
     fn contains_event(&self, id: &EventId) -> Result<bool, Self::Error> {
         (**self).contains_event(id)
     }
@@ -776,7 +788,7 @@ pub fn check_live<V: LedgerView>(
     now_s: i64,
 ) -> Checked<(), V::Error> {
     let key = signer.key();
-    if let Some((revoked_key, by)) = view(crate::status::key_revocation(view_, key))? {
+    if let Some((revoked_key, by)) = view(view_.key_untrusted(&key))? {
         return refuse(
             Rule::Revoked,
             "signer_key_id",

@@ -138,7 +138,8 @@ pub fn token_status<V: LedgerView>(
     let mut link = leaf.clone();
     for _ in 0..=DEPTH_MAX_CEILING {
         let key_hit = || -> Result<Option<(Via, RevocationTarget, EventId)>, V::Error> {
-            Ok(key_revocation(view, link.signer)?
+            Ok(view
+                .key_untrusted(&link.signer)?
                 .map(|(key, by)| (Via::SigningKey, RevocationTarget::Key(key), by)))
         };
         let mut hits = link_targets(&link).into_iter();

@@ -20,6 +20,9 @@ use baton_core::{
 use crate::stored::{StoredClient, StoredKey, StoredToken, decode, key};
 use crate::{Error, Result};
 
+/// Whether a key is untrusted: the revoked key on its binding chain, and the revocation.
+type KeyTrust = Option<(KeyId, EventId)>;
+
 /// Most records each memo map holds; past it the map starts over.
 const MEMO_ENTRIES_MAX: usize = 100_000;
 
@@ -33,6 +36,12 @@ pub struct Memo {
     clients: RwLock<HashMap<ClientId, ClientRecord>>,
     keys: RwLock<HashMap<KeyId, KeyRecord>>,
     tokens: RwLock<HashMap<EventId, TokenRecord>>,
+    /// Per signing key, whether it is untrusted, and the generation the
+    /// answer was computed at. Any revocation or key binding bumps the
+    /// generation (when staged and again when committed), which invalidates
+    /// every cached answer: they change rarely, checks ask constantly.
+    trust: RwLock<HashMap<KeyId, (u64, KeyTrust)>>,
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Memo {
@@ -62,6 +71,8 @@ pub struct Staged<'a> {
     memo: &'a Memo,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     counters: BTreeMap<&'static str, u64>,
+    /// Whether this batch stages a revocation or a key binding.
+    touches_trust: bool,
 }
 
 impl std::fmt::Debug for Staged<'_> {
@@ -79,6 +90,7 @@ impl<'a> Staged<'a> {
             memo,
             writes: BTreeMap::new(),
             counters: BTreeMap::new(),
+            touches_trust: false,
         }
     }
 
@@ -137,6 +149,12 @@ impl<'a> Staged<'a> {
             }
         }
         self.tree.apply_batch(batch)?;
+        if self.touches_trust {
+            // Answers computed while the batch was committing are stale now.
+            self.memo
+                .generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         Ok(())
     }
 
@@ -206,6 +224,23 @@ impl LedgerView for Staged<'_> {
                 EventId::from_slice("stored ref", &v).map_err(|e| Error::Corrupt(e.to_string()))
             })
             .transpose()
+    }
+
+    fn key_untrusted(&self, key: &KeyId) -> Result<Option<(KeyId, EventId)>> {
+        use std::sync::atomic::Ordering;
+        if self.touches_trust {
+            // This batch changes trust and is not committed: no cache.
+            return baton_core::key_revocation(self, *key);
+        }
+        let generation = self.memo.generation.load(Ordering::SeqCst);
+        if let Some((at, answer)) = self.memo.trust.read().expect("memo lock").get(key)
+            && *at == generation
+        {
+            return Ok(*answer);
+        }
+        let answer = baton_core::key_revocation(self, *key)?;
+        Memo::remember(&self.memo.trust, *key, (generation, answer));
+        Ok(answer)
     }
 
     fn revocation(&self, target: &RevocationTarget) -> Result<Option<EventId>> {

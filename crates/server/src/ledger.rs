@@ -29,8 +29,6 @@ struct Checked {
     key: Vec<u8>,
     wave: usize,
     duplicate: bool,
-    /// What the event claims uniquely: a client id or a token reference.
-    claim: Option<String>,
 }
 
 /// Claims (client ids, token references) of the Appends in flight on this
@@ -47,12 +45,16 @@ struct ClaimGuard {
 }
 
 impl Claims {
-    fn take(&self, checked: &[Checked]) -> Result<ClaimGuard> {
+    /// Takes the claims of a batch, before it is checked: a claim is released
+    /// only once its event is applied, so whoever takes it next checks
+    /// against a projection that already holds it.
+    fn take(&self, events: &[(Envelope, Event)]) -> Result<ClaimGuard> {
         let mut set = self.0.lock().expect("claims lock");
-        let wanted: Vec<(usize, &String)> = checked
+        let claims: Vec<Option<String>> = events.iter().map(|(_, e)| claim_of(e)).collect();
+        let wanted: Vec<(usize, &String)> = claims
             .iter()
             .enumerate()
-            .filter_map(|(i, c)| c.claim.as_ref().map(|k| (i, k)))
+            .filter_map(|(i, c)| c.as_ref().map(|k| (i, k)))
             .collect();
         if let Some((index, claim)) = wanted.iter().find(|(_, k)| set.contains(*k)) {
             return Err(Error::Conflict(format!(
@@ -103,9 +105,8 @@ fn wave(event: &Event) -> usize {
     }
 }
 
-fn check_batch(node: &Node<impl Sized>, events: Vec<v1::SignedEvent>) -> Result<Vec<Checked>> {
-    let view = node.handle.view();
-    let opened = events
+fn open_batch(events: Vec<v1::SignedEvent>) -> Result<Vec<(Envelope, Event)>> {
+    events
         .into_iter()
         .enumerate()
         .map(|(index, signed)| {
@@ -114,7 +115,11 @@ fn check_batch(node: &Node<impl Sized>, events: Vec<v1::SignedEvent>) -> Result<
                 source,
             })
         })
-        .collect::<Result<Vec<(Envelope, Event)>>>()?;
+        .collect()
+}
+
+fn check_batch(node: &Node<impl Sized>, opened: Vec<(Envelope, Event)>) -> Result<Vec<Checked>> {
+    let view = node.handle.view();
     // Strict signature checks, both cores at once; then the rules, in order.
     let items: Vec<Option<&(Envelope, Event)>> = opened.iter().map(Some).collect();
     let verified = baton_projector::apply::verify_in_parallel(&node.policy, &view, &items)?;
@@ -133,13 +138,11 @@ fn check_batch(node: &Node<impl Sized>, events: Vec<v1::SignedEvent>) -> Result<
             })?;
         let key = partition_key(&overlay, &envelope, &event)?;
         let duplicate = matches!(applied, Applied::Duplicate(_));
-        let claim = if duplicate { None } else { claim_of(&event) };
         out.push(Checked {
             wave: wave(&event),
             envelope,
             key,
             duplicate,
-            claim,
         });
     }
     Ok(out)
@@ -192,15 +195,16 @@ impl<L: EventLog> Ledger<L> {
         // settled, not just the batch's own positions.
         let basis = node.handle.applied_token();
         // Signature checks are CPU work and sled reads may block: off the runtime.
+        let opened = open_batch(request.events)?;
+        // Held until this node has applied the batch (or the wait ends), so a
+        // concurrent Append of the same claim is refused, then sees it stored.
+        let claims = node.claims.take(&opened)?;
         let checked = {
             let node = node.clone();
-            tokio::task::spawn_blocking(move || check_batch(&node, request.events))
+            tokio::task::spawn_blocking(move || check_batch(&node, opened))
                 .await
                 .map_err(|e| Error::Internal(format!("check task: {e}")))??
         };
-        // Held until this node has applied the batch (or the wait ends), so a
-        // concurrent Append of the same claim is refused, then sees it stored.
-        let claims = node.claims.take(&checked)?;
         let mut positions: Vec<Option<Position>> = vec![None; checked.len()];
         for wave in 0..3 {
             let members: Vec<usize> = (0..checked.len())
