@@ -116,6 +116,12 @@ impl<'a> Staged<'a> {
                 .expect("memo lock")
                 .insert(key.clone());
         }
+        if matches!(key.first(), Some(b'v' | b'k')) {
+            self.touches_trust = true;
+            self.memo
+                .generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
         self.writes.insert(key, Some(value));
     }
 

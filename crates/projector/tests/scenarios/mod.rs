@@ -170,6 +170,23 @@ pub async fn cascade<L: EventLog>(log: L, dir: &Path) {
         assert_eq!(revoked_via(h, "t0"), (0, Via::Subject));
         assert_eq!(h.counter("quarantined").unwrap(), 0);
     }
+    // Revoking the authorization server's key distrusts what it signed (t0)
+    // and what keys it bound sign (the agent's hop t1 — already revoked as a
+    // token — and so on). Checks made before must not be answered from a
+    // stale trust cache.
+    let as_key = f.client("as").key.key_id();
+    let revoke = f.revoke(RevocationTarget::Key(as_key));
+    let token5 = append(&log, &f, &[revoke]).await;
+    for projector in [&a, &b] {
+        let h = &projector.handle;
+        h.wait_for(&token5, WAIT).await.unwrap();
+        assert_eq!(revoked_via(h, "t0"), (0, Via::SigningKey));
+        match status(h, "s1") {
+            // s1 is held by the revoked server-b (a holder hit comes first).
+            TokenStatus::Revoked(cause) => assert_eq!(cause.hit.via, Via::Holder),
+            other => panic!("s1 is {other:?}"),
+        }
+    }
     assert_eq!(
         a.handle.state_digest().unwrap(),
         b.handle.state_digest().unwrap()
