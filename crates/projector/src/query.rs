@@ -9,13 +9,17 @@ use std::collections::{BTreeSet, VecDeque};
 
 use baton_core::{
     Body, Check, ClientId, Envelope, Event, EventId, EventKind, RevocationTarget, TokenRef,
-    check_token, limits::DEPTH_MAX_CEILING,
+    check_token,
 };
 use baton_log::Position;
 
 use crate::apply::kind_code;
 use crate::stored::{StoredEvent, StoredQuarantine, StoredRevocation, decode, key};
 use crate::{Error, Handle, Result};
+
+/// Most events one chain (with its registrations and key bindings) holds:
+/// what an exported bundle may hold.
+const CHAIN_EVENTS_MAX: usize = 1024;
 
 /// Most index entries one `list_events` call examines.
 const EXAMINED_MAX: usize = 100_000;
@@ -111,59 +115,76 @@ impl Handle {
             positions: Vec::new(),
         };
         let mut done = BTreeSet::new();
-        self.with_dependencies(leaf, &mut done, &mut answer, 0)?;
+        self.with_dependencies(leaf, &mut done, &mut answer)?;
         Ok(Some(answer))
     }
 
-    /// Adds `id` after everything it depends on (depth-first, bounded).
+    /// Adds `leaf` after everything it depends on, each event after its own
+    /// dependencies (an iterative depth-first walk, so a long history of key
+    /// rotations cannot overflow the stack), at most `CHAIN_EVENTS_MAX` events.
     fn with_dependencies(
         &self,
-        id: EventId,
+        leaf: EventId,
         done: &mut BTreeSet<EventId>,
         answer: &mut ChainAnswer,
-        depth: u32,
     ) -> Result<()> {
-        // Dependencies: a link's parent, plus per event at most a handful of
-        // registrations and bindings; bound the recursion accordingly.
-        if depth > 4 * DEPTH_MAX_CEILING {
-            return Err(Error::Corrupt(format!(
-                "dependency chain of {id} is deeper than any valid ledger's"
-            )));
-        }
-        if !done.insert(id) {
-            return Ok(());
-        }
-        let Some((envelope, event, position)) = self.event(&id)? else {
-            return Err(Error::Corrupt(format!(
-                "event {id} is referenced but not stored"
-            )));
-        };
         let view = self.view();
-        let mut needs: Vec<EventId> = Vec::new();
-        if let Some(key) = baton_core::LedgerView::key(&view, &envelope.key_id())? {
-            needs.push(key.bound_by);
-        }
-        let mut clients: Vec<&ClientId> = Vec::new();
-        match &event.body {
-            Body::ClientRegistered(reg) => clients.extend(reg.registered_by.iter()),
-            Body::TokenIssued(t) => clients.extend([&t.issuer, &t.holder]),
-            Body::ScopeNarrowed(h) => {
-                needs.push(h.parent);
-                clients.extend([&h.performed_by, &h.holder]);
+        let mut pending: std::collections::HashMap<EventId, (Envelope, Event, Position)> =
+            std::collections::HashMap::new();
+        let mut stack: Vec<(EventId, bool)> = vec![(leaf, false)];
+        while let Some((id, expanded)) = stack.pop() {
+            if expanded {
+                if let Some((envelope, event, position)) = pending.remove(&id) {
+                    answer.events.push((envelope, event));
+                    answer.positions.push(position);
+                }
+                continue;
             }
-            Body::KeysRotated(r) => clients.push(&r.client),
-            Body::Revoked(_) => {}
-        }
-        for client in clients {
-            if let Some(record) = baton_core::LedgerView::client(&view, client)? {
-                needs.push(record.event);
+            if !done.insert(id) {
+                continue;
             }
+            if done.len() > CHAIN_EVENTS_MAX {
+                return Err(Error::Invalid {
+                    field: "token",
+                    reason: format!("its chain depends on more than {CHAIN_EVENTS_MAX} events"),
+                });
+            }
+            let Some((envelope, event, position)) = self.event(&id)? else {
+                return Err(Error::Corrupt(format!(
+                    "event {id} is referenced but not stored"
+                )));
+            };
+            let mut needs: Vec<EventId> = Vec::new();
+            if let Some(key) = baton_core::LedgerView::key(&view, &envelope.key_id())? {
+                needs.push(key.bound_by);
+            }
+            let mut clients: Vec<&ClientId> = Vec::new();
+            match &event.body {
+                Body::ClientRegistered(reg) => clients.extend(reg.registered_by.iter()),
+                Body::TokenIssued(t) => clients.extend([&t.issuer, &t.holder]),
+                Body::ScopeNarrowed(h) => {
+                    needs.push(h.parent);
+                    clients.extend([&h.performed_by, &h.holder]);
+                }
+                Body::KeysRotated(r) => clients.push(&r.client),
+                Body::Revoked(_) => {}
+            }
+            for client in clients {
+                if let Some(record) = baton_core::LedgerView::client(&view, client)? {
+                    needs.push(record.event);
+                }
+            }
+            stack.push((id, true));
+            // Reversed, so the first dependency is walked (and emitted) first.
+            stack.extend(
+                needs
+                    .into_iter()
+                    .rev()
+                    .filter(|n| !done.contains(n))
+                    .map(|n| (n, false)),
+            );
+            pending.insert(id, (envelope, event, position));
         }
-        for need in needs {
-            self.with_dependencies(need, done, answer, depth + 1)?;
-        }
-        answer.events.push((envelope, event));
-        answer.positions.push(position);
         Ok(())
     }
 
