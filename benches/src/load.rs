@@ -87,8 +87,12 @@ impl Progress {
         let flag = stop.clone();
         tokio::spawn(async move {
             let started = Instant::now();
+            let mut tick = tokio::time::interval_at(
+                tokio::time::Instant::now() + Duration::from_secs(1),
+                Duration::from_secs(1),
+            );
             while !flag.load(Ordering::Relaxed) {
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tick.tick().await;
                 let n = done.load(Ordering::Relaxed);
                 let rate = n as f64 / started.elapsed().as_secs_f64();
                 match total {

@@ -81,28 +81,11 @@ fn status_text(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("{upper}: {}", status.message())
 }
 
-async fn ledger(
-    server: &str,
-) -> anyhow::Result<v1::ledger_service_client::LedgerServiceClient<tonic::transport::Channel>> {
-    v1::ledger_service_client::LedgerServiceClient::connect(server.to_owned())
-        .await
-        .with_context(|| format!("connecting to {server}"))
-}
-
-async fn revocation(
-    server: &str,
-) -> anyhow::Result<v1::revocation_service_client::RevocationServiceClient<tonic::transport::Channel>>
-{
-    v1::revocation_service_client::RevocationServiceClient::connect(server.to_owned())
-        .await
-        .with_context(|| format!("connecting to {server}"))
-}
-
-async fn provenance(
-    server: &str,
-) -> anyhow::Result<v1::provenance_service_client::ProvenanceServiceClient<tonic::transport::Channel>>
-{
-    v1::provenance_service_client::ProvenanceServiceClient::connect(server.to_owned())
+/// A connection to the node; the generated clients are built on it.
+async fn channel(server: &str) -> anyhow::Result<tonic::transport::Channel> {
+    tonic::transport::Endpoint::from_shared(server.to_owned())
+        .with_context(|| format!("server: {server:?} is not a URL"))?
+        .connect()
         .await
         .with_context(|| format!("connecting to {server}"))
 }
@@ -126,12 +109,12 @@ async fn sign_and_append(
         consistency_token: after.clone().unwrap_or_default(),
         return_before_applied: false,
     };
-    let response = ledger(&connection.server)
-        .await?
-        .append(request)
-        .await
-        .map_err(status_text)?
-        .into_inner();
+    let response =
+        v1::ledger_service_client::LedgerServiceClient::new(channel(&connection.server).await?)
+            .append(request)
+            .await
+            .map_err(status_text)?
+            .into_inner();
     let result = response
         .results
         .first()
@@ -342,15 +325,16 @@ pub struct Narrow {
 
 pub async fn narrow(args: Narrow) -> anyhow::Result<()> {
     let parent = token("parent", &args.parent)?;
-    let chain = provenance(&args.connection.server)
-        .await?
-        .get_chain(v1::GetChainRequest {
-            token: Some(baton_proto::token_ref_to_wire(&parent)),
-            consistency_token: args.after.clone().unwrap_or_default(),
-        })
-        .await
-        .map_err(status_text)?
-        .into_inner();
+    let chain = v1::provenance_service_client::ProvenanceServiceClient::new(
+        channel(&args.connection.server).await?,
+    )
+    .get_chain(v1::GetChainRequest {
+        token: Some(baton_proto::token_ref_to_wire(&parent)),
+        consistency_token: args.after.clone().unwrap_or_default(),
+    })
+    .await
+    .map_err(status_text)?
+    .into_inner();
     let mut links = Vec::new();
     for item in chain.events {
         let signed = item.event.context("chain event missing")?;
@@ -467,12 +451,13 @@ pub async fn check(args: Check) -> anyhow::Result<u8> {
         presented_to: args.presented_to.clone().unwrap_or_default(),
         consistency_token: args.after.clone().unwrap_or_default(),
     };
-    let answer = revocation(&args.connection.server)
-        .await?
-        .check(request)
-        .await
-        .map_err(status_text)?
-        .into_inner();
+    let answer = v1::revocation_service_client::RevocationServiceClient::new(
+        channel(&args.connection.server).await?,
+    )
+    .check(request)
+    .await
+    .map_err(status_text)?
+    .into_inner();
     let status = v1::TokenStatus::try_from(answer.status).unwrap_or(v1::TokenStatus::Unspecified);
     let (name, code) = match status {
         v1::TokenStatus::Active => ("ACTIVE", 0),
@@ -538,12 +523,13 @@ pub async fn chain(args: Chain) -> anyhow::Result<()> {
         token: wire_token("token", &args.token)?,
         consistency_token: args.after.clone().unwrap_or_default(),
     };
-    let chain = provenance(&args.connection.server)
-        .await?
-        .get_chain(request)
-        .await
-        .map_err(status_text)?
-        .into_inner();
+    let chain = v1::provenance_service_client::ProvenanceServiceClient::new(
+        channel(&args.connection.server).await?,
+    )
+    .get_chain(request)
+    .await
+    .map_err(status_text)?
+    .into_inner();
     let mut rows = Vec::new();
     for item in chain.events {
         let (envelope, event) = baton_proto::open(item.event.context("chain event missing")?)?;
@@ -612,14 +598,15 @@ pub async fn export(args: Export) -> anyhow::Result<()> {
         token: wire_token("token", &args.token)?,
         consistency_token: args.after.clone().unwrap_or_default(),
     };
-    let bundle = provenance(&args.connection.server)
-        .await?
-        .export_chain(request)
-        .await
-        .map_err(status_text)?
-        .into_inner()
-        .bundle
-        .context("no bundle returned")?;
+    let bundle = v1::provenance_service_client::ProvenanceServiceClient::new(
+        channel(&args.connection.server).await?,
+    )
+    .export_chain(request)
+    .await
+    .map_err(status_text)?
+    .into_inner()
+    .bundle
+    .context("no bundle returned")?;
     let bytes = bundle.encode_to_vec();
     use std::io::Write as _;
     let mut file = std::fs::OpenOptions::new()

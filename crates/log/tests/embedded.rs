@@ -55,8 +55,8 @@ async fn a_second_writer_is_refused() {
     assert!(err.contains("in use"), "{err}");
 }
 
-#[tokio::test]
-async fn a_torn_tail_is_truncated_and_the_rest_kept() {
+/// A log directory holding three 100-byte records, its writer closed.
+async fn three_records_then_closed() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let log = EmbeddedLog::open(dir.path()).unwrap();
     let records: Vec<Record> = (0..3)
@@ -67,6 +67,12 @@ async fn a_torn_tail_is_truncated_and_the_rest_kept() {
         .collect();
     assert!(log.append(records).await.iter().all(Result::is_ok));
     log.close().await;
+    dir
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_truncated_and_the_rest_kept() {
+    let dir = three_records_then_closed().await;
     // A crash mid-write leaves half a frame behind.
     let path = dir.path().join("events.log");
     let len = std::fs::metadata(&path).unwrap().len();
@@ -97,16 +103,7 @@ async fn a_torn_tail_is_truncated_and_the_rest_kept() {
 
 #[tokio::test]
 async fn damage_in_the_middle_is_refused_not_truncated() {
-    let dir = tempfile::tempdir().unwrap();
-    let log = EmbeddedLog::open(dir.path()).unwrap();
-    let records: Vec<Record> = (0..3)
-        .map(|n| Record {
-            key: b"k".to_vec(),
-            value: vec![n; 100],
-        })
-        .collect();
-    assert!(log.append(records).await.iter().all(Result::is_ok));
-    log.close().await;
+    let dir = three_records_then_closed().await;
     // Flip a byte inside the first record's value.
     let path = dir.path().join("events.log");
     let mut bytes = std::fs::read(&path).unwrap();

@@ -168,13 +168,13 @@ pub fn apply_record(
                 );
             }
         }
-        staged.add_counter("duplicates", 1)?;
+        staged.add_counter("duplicates", 1);
         return Ok(Outcome::Duplicate(id));
     }
     match check_event_verified(policy, &*staged, &envelope, &event, decoded.verified) {
         Ok(signer) => {
             record_event(staged, record.position, &envelope, &event, &signer)?;
-            staged.add_counter("applied", 1)?;
+            staged.add_counter("applied", 1);
             Ok(Outcome::Applied(id))
         }
         Err(CheckError::View(e)) => Err(e),
@@ -193,7 +193,7 @@ pub fn quarantine(staged: &mut Staged<'_>, record: &ReadRecord, reason: String) 
         value: record.value.clone(),
     };
     staged.put(key::position(b'q', record.position), stored.encode_to_vec());
-    staged.add_counter("quarantined", 1)?;
+    staged.add_counter("quarantined", 1);
     Ok(Outcome::Quarantined(reason))
 }
 

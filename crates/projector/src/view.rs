@@ -130,9 +130,8 @@ impl<'a> Staged<'a> {
     }
 
     /// Adds to a counter; counters are written once, at commit.
-    pub fn add_counter(&mut self, name: &'static str, by: u64) -> Result<()> {
+    pub fn add_counter(&mut self, name: &'static str, by: u64) {
         *self.counters.entry(name).or_default() += by;
-        Ok(())
     }
 
     pub fn is_empty(&self) -> bool {

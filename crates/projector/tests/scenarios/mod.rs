@@ -60,6 +60,29 @@ impl Running {
     }
 }
 
+/// Waits until `condition` holds, checking it again whenever the projector
+/// publishes progress (every batch that changes its state does), up to WAIT.
+pub async fn eventually(h: &Handle, what: &str, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut progress = h.subscribe_applied();
+    loop {
+        progress.mark_unchanged();
+        if condition() {
+            return;
+        }
+        let reasons: Vec<String> = h
+            .quarantined(100)
+            .unwrap()
+            .into_iter()
+            .map(|q| q.reason)
+            .collect();
+        match tokio::time::timeout_at(deadline, progress.changed()).await {
+            Ok(Ok(())) => {}
+            _ => panic!("not reached within {WAIT:?}: {what}; quarantined so far: {reasons:#?}"),
+        }
+    }
+}
+
 /// The partition key of an event: its tree's root, or `control`.
 pub fn partition_key(fixture: &Fixture, envelope: &Envelope) -> Vec<u8> {
     let (_, event) = baton_proto::decode_signed(&baton_proto::encode_signed(envelope)).unwrap();
@@ -416,21 +439,11 @@ where
     records.push((b"control".to_vec(), b"\x0a\x03not an event".to_vec()));
     raw(records).await;
 
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while h.counter("quarantined").unwrap() < forged_count + 2
-        || h.counter("duplicates").unwrap() < 1
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "forgeries not all handled: {:?}",
-            h.quarantined(100)
-                .unwrap()
-                .iter()
-                .map(|q| &q.reason)
-                .collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(h, "every forgery handled", || {
+        h.counter("quarantined").unwrap() >= forged_count + 2
+            && h.counter("duplicates").unwrap() >= 1
+    })
+    .await;
     let reasons: Vec<String> = h
         .quarantined(100)
         .unwrap()
@@ -459,14 +472,10 @@ where
     }
     // The revoked-key hop is the one forgery applied, and it is revoked.
     // Applied (well-founded, order-independent), and all revoked via the key.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while h.counter("applied").unwrap() < applied_before + 3 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the revoked-key events were not applied"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(h, "the revoked-key events applied", || {
+        h.counter("applied").unwrap() >= applied_before + 3
+    })
+    .await;
     assert_eq!(h.counter("applied").unwrap(), applied_before + 3);
     assert_eq!(revoked_via(h, "f-revoked"), (0, Via::SigningKey));
     match status(h, "f-laundered") {

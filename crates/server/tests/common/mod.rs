@@ -88,8 +88,8 @@ impl Node {
             .unwrap()
     }
 
-    /// Appends events in one batch; panics on refusal.
-    pub async fn append(&self, events: &[Envelope]) -> v1::AppendResponse {
+    /// Appends events in one batch.
+    pub async fn send(&self, events: &[Envelope]) -> Result<v1::AppendResponse, tonic::Status> {
         let request = v1::AppendRequest {
             events: events.iter().map(v1::SignedEvent::from).collect(),
             ..Default::default()
@@ -98,19 +98,17 @@ impl Node {
             .await
             .append(request)
             .await
-            .unwrap()
-            .into_inner()
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Appends events in one batch; panics on refusal.
+    pub async fn append(&self, events: &[Envelope]) -> v1::AppendResponse {
+        self.send(events).await.unwrap()
     }
 
     /// Appends and returns the refusal's status.
     pub async fn refused(&self, events: &[Envelope]) -> tonic::Status {
-        let request = v1::AppendRequest {
-            events: events.iter().map(v1::SignedEvent::from).collect(),
-            ..Default::default()
-        };
-        self.ledger()
-            .await
-            .append(request)
+        self.send(events)
             .await
             .expect_err("the append should be refused")
     }
