@@ -50,7 +50,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 log "cargo test"
 RESULTS="$(mktemp)"
 trap 'rm -f "$RESULTS"' EXIT
-cargo test --workspace --locked 2>&1 | tee "$RESULTS"
+# --no-fail-fast: one run reports every failing test binary, not just the first.
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$RESULTS"
 [ "${PIPESTATUS[0]}" -eq 0 ]
 
 log "walkthrough (README)"
