@@ -7,6 +7,10 @@
 
 use std::time::{Duration, Instant};
 
+// The allocator of the `baton` binary, so in-process figures match the node.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use baton_benches::chains::{chain, records};
 use baton_core::{Envelope, PAYLOAD_TYPE_EVENT_V1, TokenRef};
 use baton_log::EmbeddedLog;
