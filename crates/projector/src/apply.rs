@@ -9,13 +9,13 @@ use std::collections::BTreeMap;
 
 use baton_core::{
     Body, CheckError, Envelope, Event, EventId, EventKind, KeyRecord, LedgerView, Policy,
-    PublicKey, Signer, TokenRecord, check_event_verified,
+    PublicKey, Signer, check_event_verified,
 };
 use baton_log::{Position, ReadRecord};
 use prost::Message as _;
 
 use crate::stored::{
-    StoredClient, StoredEvent, StoredQuarantine, StoredRevocation, StoredToken, key,
+    StoredClient, StoredEvent, StoredQuarantine, StoredRevocation, grant_index, key,
 };
 use crate::view::Staged;
 use crate::{Error, Result};
@@ -207,12 +207,26 @@ fn record_event(
     signer: &Signer,
 ) -> Result<()> {
     let id = envelope.id();
+    // A token's record is derived from this entry; the grant type is the one
+    // field a hop inherits rather than carries.
+    let grant = match &event.body {
+        Body::TokenIssued(issued) => Some(issued.grant),
+        Body::ScopeNarrowed(hop) => Some(
+            baton_core::LedgerView::token(&*staged, &hop.parent)?
+                .ok_or_else(|| {
+                    Error::Corrupt(format!("parent {} vanished after its check", hop.parent))
+                })?
+                .grant,
+        ),
+        _ => None,
+    };
     let stored = StoredEvent {
         signed: baton_proto::encode_signed(envelope),
         partition: position.partition,
         offset: position.offset,
         kind: u32::from(kind_code(event.kind())),
         created_at_ms: event.created_at_ms,
+        grant: grant.map(grant_index),
     };
     staged.put(key::event(&id), stored.encode_to_vec());
     let at = event.created_at_ms;
@@ -237,25 +251,11 @@ fn record_event(
         Body::TokenIssued(issued) => {
             clients.extend([issued.issuer.as_str(), issued.holder.as_str()]);
             subjects.push(issued.subject.as_str());
-            let record = TokenRecord::root(id, signer.key(), issued);
-            staged.put(
-                key::token(&id),
-                StoredToken::from_record(&record).encode_to_vec(),
-            );
             staged.put(key::by_ref(&issued.token), id.0.to_vec());
         }
         Body::ScopeNarrowed(hop) => {
             clients.extend([hop.performed_by.as_str(), hop.holder.as_str()]);
             subjects.push(hop.on_behalf_of.as_str());
-            let parent =
-                baton_core::LedgerView::token(&*staged, &hop.parent)?.ok_or_else(|| {
-                    Error::Corrupt(format!("parent {} vanished after its check", hop.parent))
-                })?;
-            let record = TokenRecord::hop(id, signer.key(), hop, parent.grant);
-            staged.put(
-                key::token(&id),
-                StoredToken::from_record(&record).encode_to_vec(),
-            );
             staged.put(key::by_ref(&hop.token), id.0.to_vec());
             staged.put(key::child(&hop.parent, &id), Vec::new());
         }

@@ -128,6 +128,7 @@ impl<L: EventLog> Projector<L> {
             .flush_every_ms(Some(200))
             .open()?;
         let tree = db.open_tree("projection")?;
+        ensure_format(&tree)?;
         let partitions = log.partitions();
         let applied = (0..partitions)
             .map(|p| Ok(view::read_u64(tree.get(stored::key::offset(p))?.as_deref())))
@@ -448,4 +449,30 @@ impl Handle {
     pub fn size_on_disk(&self) -> Result<u64> {
         Ok(self.shared.db.size_on_disk()?)
     }
+}
+
+/// Makes `tree` a projection in this version's layout ([`stored::FORMAT`]):
+/// a new one is stamped; one written with another layout is cleared, so it is
+/// rebuilt from the log — the system of record — from offset zero.
+fn ensure_format(tree: &sled::Tree) -> Result<()> {
+    let found = tree
+        .get(stored::key::format())?
+        .map(|v| view::read_u64(Some(&v)));
+    if found == Some(u64::from(stored::FORMAT)) {
+        return Ok(());
+    }
+    if !tree.is_empty() {
+        tracing::warn!(
+            found = found.unwrap_or(1),
+            wanted = stored::FORMAT,
+            "the projection was written with another layout; rebuilding it from the log"
+        );
+        tree.clear()?;
+    }
+    tree.insert(
+        stored::key::format(),
+        &u64::from(stored::FORMAT).to_be_bytes(),
+    )?;
+    tree.flush()?;
+    Ok(())
 }

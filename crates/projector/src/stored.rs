@@ -5,9 +5,9 @@
 //!
 //! | prefix | key | value |
 //! | --- | --- | --- |
+//! | `f` | empty | the layout version, u64: [`FORMAT`] |
 //! | `o` | partition u32 | next offset to apply, u64 |
-//! | `e` | event id | [`StoredEvent`] (the signed bytes and their position) |
-//! | `t` | event id | [`StoredToken`] |
+//! | `e` | event id | [`StoredEvent`]: the signed bytes, their position and, for a token, its grant type |
 //! | `r` | token ref | event id |
 //! | `c` | parent id, child id | empty |
 //! | `k` | key id | [`StoredKey`] |
@@ -23,10 +23,14 @@
 //! | `m` | counter name | u64 |
 //!
 //! All integers are big-endian so that keys sort numerically.
+//!
+//! A token's record ([`TokenRecord`]) is not stored: it is the token event's
+//! own fields, its key id and the grant type inherited from the root, so it
+//! is derived from the `e` entry ([`StoredEvent::token_record`]) and memoised.
 
 use baton_core::{
-    ClientKind, ClientRecord, ClientRole, EventId, GrantType, KeyId, KeyRecord, Name, PublicKey,
-    RegistrationMethod, RevocationTarget, Subject, TokenRecord, TokenRef,
+    Body, ClientKind, ClientRecord, ClientRole, EventId, GrantType, KeyId, KeyRecord, Name,
+    PublicKey, RegistrationMethod, RevocationTarget, Subject, TokenRecord, TokenRef,
 };
 use baton_log::Position;
 
@@ -44,41 +48,16 @@ pub struct StoredEvent {
     pub kind: u32,
     #[prost(int64, tag = "5")]
     pub created_at_ms: i64,
+    /// For a token (root grant or hop): the root grant's type, which every
+    /// hop inherits (an index into the grant types).
+    #[prost(uint32, optional, tag = "6")]
+    pub grant: Option<u32>,
 }
 
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct StoredToken {
-    #[prost(bytes = "vec", tag = "1")]
-    pub event: Vec<u8>,
-    #[prost(bytes = "vec", tag = "2")]
-    pub token: Vec<u8>,
-    #[prost(bytes = "vec", tag = "3")]
-    pub parent: Vec<u8>,
-    #[prost(bytes = "vec", tag = "4")]
-    pub root: Vec<u8>,
-    #[prost(uint32, tag = "5")]
-    pub depth: u32,
-    #[prost(string, tag = "6")]
-    pub subject: String,
-    #[prost(string, tag = "7")]
-    pub holder: String,
-    #[prost(string, tag = "8")]
-    pub performed_by: String,
-    #[prost(bytes = "vec", tag = "9")]
-    pub signer: Vec<u8>,
-    #[prost(string, tag = "10")]
-    pub audience: String,
-    #[prost(string, repeated, tag = "11")]
-    pub scopes: Vec<String>,
-    #[prost(string, repeated, tag = "12")]
-    pub tools: Vec<String>,
-    #[prost(uint32, tag = "13")]
-    pub grant: u32,
-    #[prost(int64, tag = "14")]
-    pub issued_at_s: i64,
-    #[prost(int64, tag = "15")]
-    pub expires_at_s: i64,
-}
+/// The version of this layout. A projection written with another one is
+/// rebuilt from the log when opened (the log is the system of record).
+/// 1: token records under `t` (no `f` key); 2: token records derived from `e`.
+pub const FORMAT: u32 = 2;
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StoredKey {
@@ -185,50 +164,35 @@ fn event_id(what: &str, bytes: &[u8]) -> Result<EventId> {
     EventId::from_slice(what, bytes).map_err(|e| corrupt(what, e))
 }
 
-impl StoredToken {
-    pub fn from_record(record: &TokenRecord) -> Self {
-        StoredToken {
-            event: record.event.0.to_vec(),
-            token: key::token_ref(&record.token),
-            parent: record.parent.map(|p| p.0.to_vec()).unwrap_or_default(),
-            root: record.root.0.to_vec(),
-            depth: record.depth,
-            subject: record.subject.to_string(),
-            holder: record.holder.to_string(),
-            performed_by: record.performed_by.to_string(),
-            signer: record.signer.0.to_vec(),
-            audience: record.audience.clone(),
-            scopes: record.scopes.iter().map(ToString::to_string).collect(),
-            tools: record.tools.iter().map(ToString::to_string).collect(),
-            grant: index_of(&GRANTS, &record.grant),
-            issued_at_s: record.issued_at_s,
-            expires_at_s: record.expires_at_s,
-        }
-    }
+pub fn grant_index(grant: GrantType) -> u32 {
+    index_of(&GRANTS, &grant)
+}
 
-    pub fn into_record(self) -> Result<TokenRecord> {
-        let w = "stored token";
-        Ok(TokenRecord {
-            event: event_id(w, &self.event)?,
-            token: key::parse_token_ref(&self.token)?,
-            parent: if self.parent.is_empty() {
-                None
-            } else {
-                Some(event_id(w, &self.parent)?)
-            },
-            root: event_id(w, &self.root)?,
-            depth: self.depth,
-            subject: Subject::new(w, &self.subject).map_err(|e| corrupt(w, e))?,
-            holder: baton_core::ClientId::new(w, &self.holder).map_err(|e| corrupt(w, e))?,
-            performed_by: baton_core::ClientId::new(w, &self.performed_by)
-                .map_err(|e| corrupt(w, e))?,
-            signer: KeyId::from_slice(w, &self.signer).map_err(|e| corrupt(w, e))?,
-            audience: self.audience,
-            scopes: names(w, &self.scopes)?,
-            tools: names(w, &self.tools)?,
-            grant: from_index(w, &GRANTS, self.grant)?,
-            issued_at_s: self.issued_at_s,
-            expires_at_s: self.expires_at_s,
+impl StoredEvent {
+    /// The token record of a stored token event (`id` is its key); `None`
+    /// for every other kind of event.
+    pub fn token_record(&self, id: EventId) -> Result<Option<TokenRecord>> {
+        let w = "stored event";
+        let Some(grant) = self.grant else {
+            return Ok(None);
+        };
+        let (envelope, event) =
+            baton_proto::decode_signed(&self.signed).map_err(|e| corrupt(w, e))?;
+        let signer = envelope.key_id();
+        Ok(match &event.body {
+            Body::TokenIssued(issued) => Some(TokenRecord::root(id, signer, issued)),
+            Body::ScopeNarrowed(hop) => Some(TokenRecord::hop(
+                id,
+                signer,
+                hop,
+                from_index(w, &GRANTS, grant)?,
+            )),
+            _ => {
+                return Err(corrupt(
+                    w,
+                    format!("{id} has a grant type but is not a token"),
+                ));
+            }
         })
     }
 }
@@ -318,8 +282,8 @@ pub mod key {
         with(b'e', &[&id.0])
     }
 
-    pub fn token(id: &EventId) -> Vec<u8> {
-        with(b't', &[&id.0])
+    pub fn format() -> Vec<u8> {
+        vec![b'f']
     }
 
     pub fn token_ref(token: &TokenRef) -> Vec<u8> {

@@ -17,7 +17,7 @@ use baton_core::{
     TokenRef,
 };
 
-use crate::stored::{StoredClient, StoredKey, StoredToken, decode, key};
+use crate::stored::{StoredClient, StoredEvent, StoredKey, decode, key};
 use crate::{Error, Result};
 
 /// Whether a key is untrusted: the revoked key on its binding chain, and the revocation.
@@ -164,16 +164,17 @@ impl<'a> Staged<'a> {
     }
 
     /// A record: staged if written in this batch, else memoised, else read
-    /// from the tree (and memoised).
+    /// from the tree (and memoised). `decode` may find no record in the
+    /// bytes (an event that is not a token).
     fn record<K: Clone + Hash + Eq, T: Clone>(
         &self,
         id: &K,
         sled_key: Vec<u8>,
         map: &RwLock<HashMap<K, T>>,
-        decode: impl Fn(&[u8]) -> Result<T>,
+        decode: impl Fn(&[u8]) -> Result<Option<T>>,
     ) -> Result<Option<T>> {
         if let Some(staged) = self.writes.get(&sled_key) {
-            return staged.as_deref().map(&decode).transpose();
+            return Ok(staged.as_deref().map(&decode).transpose()?.flatten());
         }
         if let Some(found) = map.read().expect("memo lock").get(id) {
             return Ok(Some(found.clone()));
@@ -181,7 +182,9 @@ impl<'a> Staged<'a> {
         let Some(bytes) = self.tree.get(&sled_key)? else {
             return Ok(None);
         };
-        let value = decode(&bytes)?;
+        let Some(value) = decode(&bytes)? else {
+            return Ok(None);
+        };
         Memo::remember(map, id.clone(), value.clone());
         Ok(Some(value))
     }
@@ -203,7 +206,9 @@ impl LedgerView for Staged<'_> {
 
     fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>> {
         self.record(id, key::signing_key(id), &self.memo.keys, |v| {
-            decode::<StoredKey>("stored key", v)?.into_record()
+            decode::<StoredKey>("stored key", v)?
+                .into_record()
+                .map(Some)
         })
     }
 
@@ -213,13 +218,15 @@ impl LedgerView for Staged<'_> {
 
     fn client(&self, id: &ClientId) -> Result<Option<ClientRecord>> {
         self.record(id, key::client(id), &self.memo.clients, |v| {
-            decode::<StoredClient>("stored client", v)?.into_record()
+            decode::<StoredClient>("stored client", v)?
+                .into_record()
+                .map(Some)
         })
     }
 
     fn token(&self, event: &EventId) -> Result<Option<TokenRecord>> {
-        self.record(event, key::token(event), &self.memo.tokens, |v| {
-            decode::<StoredToken>("stored token", v)?.into_record()
+        self.record(event, key::event(event), &self.memo.tokens, |v| {
+            decode::<StoredEvent>("stored event", v)?.token_record(*event)
         })
     }
 

@@ -51,3 +51,72 @@ async fn parked_records_hold_the_settled_offset_on_the_embedded_log() {
     let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
     scenarios::parked_records_hold_the_settled_offset(log, dir.path()).await;
 }
+
+/// A projection written with an older layout (format 1 kept token records
+/// under `t` and had no format stamp) is cleared and rebuilt from the log when
+/// opened, to the same state a fresh projection reaches; token records are
+/// derived from the stored events, hops inheriting the root's grant type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_in_an_older_layout_is_rebuilt_from_the_log() {
+    use baton_core::{GrantType, LedgerView};
+    use baton_testkit::Fixture;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
+    let (mut f, mut events) = scenarios::chain_events();
+    events.push(f.issue_with_grant(
+        "as",
+        "d0",
+        "user:dana",
+        "agent",
+        3600,
+        GrantType::DeviceCode,
+    ));
+    events.push(f.narrow("d0", "d1", "agent", "gateway", &[], 60));
+    events.push(f.narrow("d1", "d2", "gateway", "server-a", &[], 30));
+    let token = scenarios::append(&log, &f, &events).await;
+    let grant_of = |h: &baton_projector::Handle, jti: &str| {
+        let view = h.view();
+        let id = view.token_by_ref(&Fixture::token(jti)).unwrap().unwrap();
+        view.token(&id).unwrap().unwrap().grant
+    };
+
+    let projection = dir.path().join("projection");
+    let first = scenarios::Running::start(log.clone(), &projection, &f);
+    first
+        .handle
+        .wait_for(&token, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(grant_of(&first.handle, "d2"), GrantType::DeviceCode);
+    assert_eq!(
+        grant_of(&first.handle, "t4"),
+        GrantType::AuthorizationCodePkce
+    );
+    let fresh = first.handle.state_digest().unwrap();
+    first.stop().await;
+
+    // Make it look like format 1: no stamp, and a `t` entry.
+    {
+        let db = sled::open(&projection).unwrap();
+        let tree = db.open_tree("projection").unwrap();
+        assert!(
+            tree.remove([b'f']).unwrap().is_some(),
+            "a projection is stamped"
+        );
+        tree.insert([b't', 0, 1, 2], &b"an old token record"[..])
+            .unwrap();
+        db.flush().unwrap();
+    }
+
+    let reopened = scenarios::Running::start(log.clone(), &projection, &f);
+    reopened
+        .handle
+        .wait_for(&token, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(reopened.handle.state_digest().unwrap(), fresh);
+    assert_eq!(grant_of(&reopened.handle, "d2"), GrantType::DeviceCode);
+    assert!(scenarios::is_active(&reopened.handle, "t4"));
+    reopened.stop().await;
+}

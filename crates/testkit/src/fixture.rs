@@ -170,7 +170,8 @@ impl Fixture {
         envelope
     }
 
-    /// A root grant from `issuer` to `holder` for `subject`, living `ttl_s`.
+    /// A root grant from `issuer` to `holder` for `subject`, living `ttl_s`,
+    /// by authorization code with PKCE.
     pub fn issue(
         &mut self,
         issuer: &str,
@@ -178,6 +179,20 @@ impl Fixture {
         subject: &str,
         holder: &str,
         ttl_s: i64,
+    ) -> Envelope {
+        let grant = GrantType::AuthorizationCodePkce;
+        self.issue_with_grant(issuer, jti, subject, holder, ttl_s, grant)
+    }
+
+    /// [`Fixture::issue`] with another grant type.
+    pub fn issue_with_grant(
+        &mut self,
+        issuer: &str,
+        jti: &str,
+        subject: &str,
+        holder: &str,
+        ttl_s: i64,
+        grant: GrantType,
     ) -> Envelope {
         let token =
             TokenRef::jti("fixture", &format!("{}{jti}", self.prefix)).expect("fixture jti");
@@ -190,7 +205,7 @@ impl Fixture {
             audience: format!("https://{holder}.example/mcp"),
             scopes: names(&SCOPES),
             tools: names(&TOOLS),
-            grant: GrantType::AuthorizationCodePkce,
+            grant,
             issued_at_s: self.now_s,
             expires_at_s: self.now_s + ttl_s,
             session_id: None,
