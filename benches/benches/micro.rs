@@ -13,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use baton_benches::chains::{chain, records};
 use baton_core::{Envelope, PAYLOAD_TYPE_EVENT_V1, TokenRef};
-use baton_log::EmbeddedLog;
+use baton_log::{EmbeddedLog, EventLog};
 use baton_projector::{Projector, ProjectorOptions};
 use baton_testkit::Fixture;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -112,6 +112,75 @@ fn apply(c: &mut Criterion) {
     group.finish();
 }
 
+/// A rebuild of a projection from offset zero of an embedded log, through
+/// `Projector::run` (reads, parallel verification, apply, commit), the way a
+/// node replays: the in-process counterpart of the load generator's replay.
+fn replay(c: &mut Criterion) {
+    let (mut fixture, mut events) = Fixture::standard(NOW_S);
+    for i in 0..1250 {
+        events.extend(chain(&mut fixture, &format!("r{i}"), 3));
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = EmbeddedLog::open(&dir.path().join("log")).expect("log");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let end = runtime.block_on(async {
+        let appended = log
+            .append(
+                events
+                    .iter()
+                    .map(|e| baton_log::Record {
+                        key: Vec::new(),
+                        value: baton_proto::encode_signed(e),
+                    })
+                    .collect(),
+            )
+            .await;
+        baton_log::ConsistencyToken::covering(appended.into_iter().map(|r| r.expect("append")))
+    });
+    let mut group = c.benchmark_group("projector_replay");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(10));
+    group.throughput(Throughput::Elements(events.len() as u64));
+    group.bench_function(format!("embedded_{}", events.len()), |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let projection = tempfile::tempdir().expect("temp dir");
+                let projector = Projector::open(
+                    log.clone(),
+                    projection.path(),
+                    ProjectorOptions::new(fixture.policy()),
+                )
+                .expect("projector");
+                let handle = projector.handle();
+                let started = Instant::now();
+                runtime.block_on(async {
+                    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                    let task = tokio::spawn(projector.run(async move {
+                        let _ = stopped.await;
+                    }));
+                    handle
+                        .wait_for(&end, Duration::from_secs(600))
+                        .await
+                        .expect("replayed");
+                    total += started.elapsed();
+                    let _ = stop.send(());
+                    task.await.expect("task").expect("projector");
+                });
+                assert_eq!(
+                    handle.counter("applied").expect("counter"),
+                    events.len() as u64
+                );
+            }
+            total
+        });
+    });
+    group.finish();
+}
+
 fn queries(c: &mut Criterion) {
     let (mut fixture, mut events) = Fixture::standard(NOW_S);
     for depth in [1usize, 4, 16] {
@@ -170,5 +239,5 @@ fn config() -> Criterion {
         .sample_size(30)
 }
 
-criterion_group!(name = benches; config = config(); targets = crypto, apply, queries);
+criterion_group!(name = benches; config = config(); targets = crypto, apply, replay, queries);
 criterion_main!(benches);
