@@ -165,6 +165,7 @@ impl<L: EventLog> Projector<L> {
             &self.shared,
             &self.options.policy,
             records,
+            None,
             &mut parked,
             None,
         )
@@ -172,41 +173,40 @@ impl<L: EventLog> Projector<L> {
 
     /// Applies the log until `shutdown` resolves. Returns an error only for a
     /// failure of the log or the store; invalid events are quarantined.
+    ///
+    /// Two stages, one batch apart: a feeder task reads the next batch and
+    /// verifies its signatures (on every core) while this loop applies and
+    /// commits the one before it (on one core), so verification and the
+    /// store's write path overlap instead of taking turns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let start = self.shared.read_next.lock().expect("offsets lock").clone();
         tracing::info!(?start, "projector starting");
-        let mut reader = self.log.reader(&start)?;
+        let reader = self.log.reader(&start)?;
         let mut parked = load_parked(&self.shared.tree)?;
-        let mut failing_since: Option<tokio::time::Instant> = None;
+        let (verified, mut next_batch) = tokio::sync::mpsc::channel(1);
+        let feeder = tokio::spawn(feed(
+            reader,
+            self.shared.clone(),
+            self.options.clone(),
+            verified,
+        ));
         tokio::pin!(shutdown);
-        loop {
-            let read = tokio::select! {
-                () = &mut shutdown => break,
-                read = reader.next_batch(self.options.batch_max, self.options.idle_wait) => read,
+        let outcome = loop {
+            let prepared = tokio::select! {
+                () = &mut shutdown => break Ok(()),
+                prepared = next_batch.recv() => prepared,
             };
-            // A log that fails to answer (a broker restarting, a leader
-            // moving) is retried for a while; only a lasting failure stops
-            // the projector, and with it the node.
-            let batch = match read {
-                Ok(batch) => {
-                    failing_since = None;
-                    batch
-                }
-                Err(e) => {
-                    let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
-                    if since.elapsed() > READ_FAILURE_MAX {
-                        return Err(e.into());
-                    }
-                    tracing::warn!(error = %e, "reading the log failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                    continue;
-                }
+            let (batch, decoded) = match prepared {
+                Some(Ok(prepared)) => prepared,
+                Some(Err(e)) => break Err(e),
+                None => break Err(Error::Task("the log feeder stopped".into())),
             };
             if batch.is_empty() && parked.is_empty() {
                 continue;
             }
             // Parked records wait for a dependency; once every partition has
-            // been read to its end, nothing already in the log can supply it.
+            // been read to its end (and, the feeder being FIFO, everything
+            // read has been applied), nothing already in the log can supply it.
             let caught_up = batch.is_empty()
                 && match self.log.end_offsets().await {
                     Ok(ends) => *self.shared.read_next.lock().expect("offsets lock") == ends,
@@ -220,16 +220,78 @@ impl<L: EventLog> Projector<L> {
             }
             let (shared, policy) = (self.shared.clone(), self.options.policy.clone());
             let expire = caught_up.then_some(self.options.park_grace);
-            parked = tokio::task::spawn_blocking(move || {
-                apply_batch(&shared, &policy, &batch, &mut parked, expire)?;
+            let applied = tokio::task::spawn_blocking(move || {
+                apply_batch(&shared, &policy, &batch, Some(decoded), &mut parked, expire)?;
                 Ok::<_, Error>(parked)
             })
             .await
-            .map_err(|e| Error::Task(e.to_string()))??;
-        }
+            .map_err(|e| Error::Task(e.to_string()));
+            parked = match applied {
+                Ok(Ok(parked)) => parked,
+                Ok(Err(e)) | Err(e) => break Err(e),
+            };
+        };
+        feeder.abort();
+        let _ = feeder.await;
         self.shared.db.flush_async().await?;
         tracing::info!(applied = ?*self.shared.applied.borrow(), "projector stopped");
-        Ok(())
+        outcome
+    }
+}
+
+/// A batch read from the log, decoded, with its signatures verified.
+type Prepared = (Vec<ReadRecord>, Vec<apply::Decoded>);
+
+/// The projector's first stage: reads batches and verifies them ahead of the
+/// apply loop, against the committed projection. A key registered by a batch
+/// still being applied is not found here, so such a record's signature is
+/// verified again in order by the rules; a verdict never changes an outcome
+/// (see [`apply::verify_in_parallel`]). A log that fails to answer (a broker
+/// restarting, a leader moving) is retried for a while; only a lasting
+/// failure stops the projector, and with it the node.
+async fn feed<R: LogReader>(
+    mut reader: R,
+    shared: Arc<Shared>,
+    options: ProjectorOptions,
+    out: tokio::sync::mpsc::Sender<Result<Prepared>>,
+) {
+    let mut failing_since: Option<tokio::time::Instant> = None;
+    loop {
+        let batch = match reader
+            .next_batch(options.batch_max, options.idle_wait)
+            .await
+        {
+            Ok(batch) => {
+                failing_since = None;
+                batch
+            }
+            Err(e) => {
+                let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() > READ_FAILURE_MAX {
+                    let _ = out.send(Err(e.into())).await;
+                    return;
+                }
+                tracing::warn!(error = %e, "reading the log failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let prepared = if batch.is_empty() {
+            Ok((batch, Vec::new()))
+        } else {
+            let (shared, policy) = (shared.clone(), options.policy.clone());
+            tokio::task::spawn_blocking(move || {
+                let view = view::Staged::new(&shared.tree, &shared.memo);
+                let decoded = apply::decode_batch(&policy, &view, &batch)?;
+                Ok((batch, decoded))
+            })
+            .await
+            .unwrap_or_else(|e| Err(Error::Task(e.to_string())))
+        };
+        let failed = prepared.is_err();
+        if out.send(prepared).await.is_err() || failed {
+            return;
+        }
     }
 }
 
@@ -268,7 +330,8 @@ fn settled(read_next: &[u64], parked: &BTreeMap<Position, Parked>) -> Vec<u64> {
     out
 }
 
-/// Applies one batch and its offsets atomically, then publishes the offsets.
+/// Applies one batch (`decoded` if the feeder already verified it) and its
+/// offsets atomically, then publishes the offsets.
 /// When every partition has been read to its end (`expire` is set), records
 /// parked longer than that grace can never be completed by anything in the
 /// log, so they are quarantined.
@@ -276,11 +339,16 @@ fn apply_batch(
     shared: &Shared,
     policy: &Policy,
     batch: &[ReadRecord],
+    decoded: Option<Vec<apply::Decoded>>,
     parked: &mut BTreeMap<Position, Parked>,
     expire: Option<Duration>,
 ) -> Result<()> {
     let mut staged = view::Staged::new(&shared.tree, &shared.memo);
-    let mut decoded = apply::decode_batch(policy, &staged, batch)?.into_iter();
+    let decoded = match decoded {
+        Some(decoded) => decoded,
+        None => apply::decode_batch(policy, &staged, batch)?,
+    };
+    let mut decoded = decoded.into_iter();
     let mut next = shared.read_next.lock().expect("offsets lock").clone();
     let mut applied_any = false;
     for record in batch {
