@@ -1,7 +1,8 @@
 //! The load generator: drives two running nodes (sharing one Kafka) over gRPC
 //! with a mix of appends, checks and revocations, and sets each figure next
 //! to a baseline measured in the same run — an almost-empty gRPC call (health
-//! Check) on the same node, a raw Kafka produce of the same bytes with the same
+//! Check) on the same node, at saturation and at the checks' fixed offered
+//! rate (the generator's own timing is in both), a raw Kafka produce of the same bytes with the same
 //! producer settings, raw ed25519 verification, and a raw sled get. Writes a
 //! JSON report and a Markdown table.
 
@@ -650,6 +651,19 @@ pub async fn main() -> anyhow::Result<()> {
         json!({"offered_per_s": args.check_rate, "result": fixed.json()}),
     );
 
+    phase("baseline: empty gRPC call (health Check) at the same fixed offered rate");
+    let empty_fixed = fixed_rate(
+        &channels_a,
+        Arc::new(vec![Call::Health]),
+        args.check_rate,
+        duration,
+    )
+    .await;
+    report.insert(
+        "baseline_empty_rpc_fixed_rate".into(),
+        json!({"offered_per_s": args.check_rate, "result": empty_fixed.json()}),
+    );
+
     phase("checks: saturation, 32 callers");
     let saturated = saturate(&channels_a, calls, 32, duration, "checks at saturation").await;
     report.insert("check_saturation".into(), saturated.json());
@@ -694,6 +708,9 @@ pub async fn main() -> anyhow::Result<()> {
 
     let ratios = json!({
         "check_max_over_empty_rpc": round(saturated.rate() / empty.rate()),
+        "check_p99_over_empty_rpc_p99_at_rate": round(
+            fixed.percentile_ms(99.0) / empty_fixed.percentile_ms(99.0)
+        ),
         "append_batch_over_raw_produce": round(batched.rate() / produce_batched.rate()),
         "append_batch_over_verify_all_cores": round(batched.rate() / (verify.rate() * cores)),
         "replay_over_verify_one_core": round(replayed.rate() / verify.rate()),
@@ -727,7 +744,12 @@ fn markdown(r: &Value, cores: f64) -> String {
         (
             "check over gRPC, p99 at the offered rate (ms)",
             get(r, "check_fixed_rate.result.p99_ms"),
-            "",
+            &*format!(
+                "empty RPC at the same rate: p99 {} ms, p50 {} ms → ratio {}",
+                get(r, "baseline_empty_rpc_fixed_rate.result.p99_ms"),
+                get(r, "baseline_empty_rpc_fixed_rate.result.p50_ms"),
+                get(r, "ratios.check_p99_over_empty_rpc_p99_at_rate")
+            ),
             "≤ 1 ms",
             get(r, "check_fixed_rate.result.p99_ms") <= 1.0,
         ),
