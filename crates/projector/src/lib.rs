@@ -231,7 +231,10 @@ impl<L: EventLog> Projector<L> {
                 Ok(Err(e)) | Err(e) => break Err(e),
             };
         };
-        feeder.abort();
+        // Closing the channel stops the feeder at its next step. It is not
+        // aborted: a verification it started finishes first, so nothing of
+        // this projector (the sled database and its lock) outlives `run`.
+        drop(next_batch);
         let _ = feeder.await;
         self.shared.db.flush_async().await?;
         tracing::info!(applied = ?*self.shared.applied.borrow(), "projector stopped");
@@ -257,10 +260,11 @@ async fn feed<R: LogReader>(
 ) {
     let mut failing_since: Option<tokio::time::Instant> = None;
     loop {
-        let batch = match reader
-            .next_batch(options.batch_max, options.idle_wait)
-            .await
-        {
+        let read = tokio::select! {
+            () = out.closed() => return,
+            read = reader.next_batch(options.batch_max, options.idle_wait) => read,
+        };
+        let batch = match read {
             Ok(batch) => {
                 failing_since = None;
                 batch
@@ -272,10 +276,15 @@ async fn feed<R: LogReader>(
                     return;
                 }
                 tracing::warn!(error = %e, "reading the log failed; retrying");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
+                tokio::select! {
+                    () = out.closed() => return,
+                    () = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                }
             }
         };
+        if out.is_closed() {
+            return;
+        }
         let prepared = if batch.is_empty() {
             Ok((batch, Vec::new()))
         } else {

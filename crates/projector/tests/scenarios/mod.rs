@@ -41,7 +41,7 @@ impl Running {
         let mut options = ProjectorOptions::new(fixture.policy());
         options.idle_wait = Duration::from_millis(50);
         options.park_grace = grace;
-        let projector = Projector::open(log, dir, options).unwrap();
+        let projector = when_released(|| Projector::open(log.clone(), dir, options.clone()));
         let handle = projector.handle();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(projector.run(async move {
@@ -57,6 +57,26 @@ impl Running {
     pub async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
         self.task.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+/// Opens a sled database (through `open`) that this process may have just
+/// closed. sled releases its file lock asynchronously: its I/O threads drop
+/// their handle on the database after they report completion, so an
+/// in-process reopen right after a projector stops can briefly find it
+/// locked. (Node restarts are process restarts, where this cannot happen.)
+pub fn when_released<T>(open: impl Fn() -> baton_projector::Result<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match open() {
+            Err(baton_projector::Error::Store(sled::Error::Io(e)))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other.unwrap(),
+        }
     }
 }
 
