@@ -79,11 +79,17 @@ pub fn decode_batch(
 /// `false` means "not verified here" (no key yet, or a bad signature); the
 /// rules then verify it themselves, in order, and refuse it if it fails. The
 /// verdicts only let the in-order pass skip work, never change an outcome.
-pub fn verify_in_parallel<V: LedgerView>(
+///
+/// A signature this process has already verified strictly (the node's Append
+/// verifies what its projector then reads back from the log) is not verified
+/// again: the verdict of `verify_strict` depends only on the signed bytes, the
+/// public key and the signature, and the cache is keyed by a hash of exactly
+/// those ([`verdict_key`]), so a copy with any other signature or key misses.
+pub fn verify_in_parallel(
     policy: &Policy,
-    view: &V,
+    view: &Staged<'_>,
     events: &[Option<&(Envelope, Event)>],
-) -> std::result::Result<Vec<bool>, V::Error> {
+) -> Result<Vec<bool>> {
     let mut batch_keys: std::collections::HashMap<baton_core::KeyId, PublicKey> =
         std::collections::HashMap::new();
     for (_, event) in events.iter().flatten() {
@@ -94,30 +100,37 @@ pub fn verify_in_parallel<V: LedgerView>(
         };
         batch_keys.extend(added.iter().map(|k| (k.key_id(), *k)));
     }
-    let mut work: Vec<(usize, &Envelope, PublicKey)> = Vec::new();
+    let cache = view.verified_signatures();
+    let mut out = vec![false; events.len()];
+    let mut work: Vec<(usize, &Envelope, PublicKey, [u8; 32])> = Vec::new();
     for (i, item) in events.iter().enumerate() {
         let Some((envelope, _)) = item else { continue };
         let id = envelope.key_id();
         let key = match policy.trust_roots.get(&id).or_else(|| batch_keys.get(&id)) {
-            Some(key) => Some(*key),
-            None => view.key(&id)?.map(|record| record.public_key),
+            Some(key) => *key,
+            None => match view.key(&id)? {
+                Some(record) => record.public_key,
+                None => continue,
+            },
         };
-        if let Some(key) = key {
-            work.push((i, envelope, key));
+        if key.key_id() != id {
+            continue;
+        }
+        let verdict = verdict_key(envelope, &key);
+        if cache.contains(&verdict) {
+            out[i] = true;
+        } else {
+            work.push((i, envelope, key, verdict));
         }
     }
-    let check = |part: &[(usize, &Envelope, PublicKey)]| -> Vec<(usize, bool)> {
+    let check = |part: &[(usize, &Envelope, PublicKey, [u8; 32])]| -> Vec<(usize, [u8; 32])> {
         part.iter()
-            .map(|(i, envelope, key)| {
-                (
-                    *i,
-                    key.key_id() == envelope.key_id() && envelope.verify(key).is_ok(),
-                )
-            })
+            .filter(|(_, envelope, key, _)| envelope.verify(key).is_ok())
+            .map(|(i, _, _, verdict)| (*i, *verdict))
             .collect()
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let verdicts: Vec<(usize, bool)> = if work.len() < PARALLEL_VERIFY_MIN || threads < 2 {
+    let verified: Vec<(usize, [u8; 32])> = if work.len() < PARALLEL_VERIFY_MIN || threads < 2 {
         check(&work)
     } else {
         let chunk = work.len().div_ceil(threads);
@@ -132,11 +145,22 @@ pub fn verify_in_parallel<V: LedgerView>(
                 .collect()
         })
     };
-    let mut out = vec![false; events.len()];
-    for (i, ok) in verdicts {
-        out[i] = ok;
+    for (i, _) in &verified {
+        out[*i] = true;
     }
+    cache.insert_all(verified.into_iter().map(|(_, verdict)| verdict));
     Ok(out)
+}
+
+/// What a strict verification's verdict depends on, hashed: the signed bytes
+/// (through the event id, a hash of the payload type and payload as signed),
+/// the public key, and the signature.
+pub fn verdict_key(envelope: &Envelope, key: &PublicKey) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key("baton.v1 verified signature");
+    hasher.update(&envelope.id().0);
+    hasher.update(&key.to_bytes());
+    hasher.update(envelope.signature());
+    *hasher.finalize().as_bytes()
 }
 
 /// Applies one record to the staged state.

@@ -26,6 +26,32 @@ type KeyTrust = Option<(KeyId, EventId)>;
 /// Most records each memo map holds; past it the map starts over.
 const MEMO_ENTRIES_MAX: usize = 100_000;
 
+/// Signatures this process has verified strictly, by
+/// [`crate::apply::verdict_key`]; bounded (it starts over when full).
+#[derive(Debug, Default)]
+pub struct VerifiedSignatures {
+    set: RwLock<HashSet<[u8; 32]>>,
+}
+
+/// Most verdicts [`VerifiedSignatures`] holds (32 bytes each).
+const VERIFIED_MAX: usize = 200_000;
+
+impl VerifiedSignatures {
+    pub fn contains(&self, verdict: &[u8; 32]) -> bool {
+        self.set.read().expect("verdict lock").contains(verdict)
+    }
+
+    pub fn insert_all(&self, verdicts: impl IntoIterator<Item = [u8; 32]>) {
+        let mut set = self.set.write().expect("verdict lock");
+        for verdict in verdicts {
+            if set.len() >= VERIFIED_MAX {
+                set.clear();
+            }
+            set.insert(verdict);
+        }
+    }
+}
+
 /// Decoded records and the revoked-target set, shared by the projector and
 /// every query.
 #[derive(Debug, Default)]
@@ -42,6 +68,9 @@ pub struct Memo {
     /// every cached answer: they change rarely, checks ask constantly.
     trust: RwLock<HashMap<KeyId, (u64, KeyTrust)>>,
     generation: std::sync::atomic::AtomicU64,
+    /// Shared by this node's Append and its projector, so the projector does
+    /// not verify again the bytes its own node just verified.
+    verified: VerifiedSignatures,
 }
 
 impl Memo {
@@ -92,6 +121,11 @@ impl<'a> Staged<'a> {
             counters: BTreeMap::new(),
             touches_trust: false,
         }
+    }
+
+    /// Signatures verified strictly by this process.
+    pub fn verified_signatures(&self) -> &VerifiedSignatures {
+        &self.memo.verified
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {

@@ -120,3 +120,62 @@ async fn a_projection_in_an_older_layout_is_rebuilt_from_the_log() {
     assert!(scenarios::is_active(&reopened.handle, "t4"));
     reopened.stop().await;
 }
+
+/// The verified-signature cache answers only for the exact signature and key
+/// that were verified. A copy with another signature has the same event id
+/// (the id covers what was signed), and must still be verified afresh — and
+/// fail — rather than be taken for the verified original.
+#[test]
+fn a_verified_signature_is_remembered_for_its_exact_bytes_only() {
+    use baton_projector::apply::{verdict_key, verify_in_parallel};
+    use baton_projector::{Projector, ProjectorOptions};
+    use baton_testkit::Fixture;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
+    let (f, setup) = Fixture::standard(scenarios::NOW_S);
+    let policy = f.policy();
+    let root = *policy.trust_roots.values().next().unwrap();
+    let projector = Projector::open(
+        log,
+        &dir.path().join("projection"),
+        ProjectorOptions::new(policy.clone()),
+    )
+    .unwrap();
+    let handle = projector.handle();
+    let view = handle.view();
+    let opened = |wire: baton_proto::v1::SignedEvent| baton_proto::open(wire).unwrap();
+
+    // The authorization server's registration, signed by the trust root.
+    let good = opened(baton_proto::v1::SignedEvent::from(&setup[0]));
+    assert_eq!(good.0.key_id(), root.key_id());
+    let cached = view
+        .verified_signatures()
+        .contains(&verdict_key(&good.0, &root));
+    assert!(!cached, "nothing is verified yet");
+    assert_eq!(
+        verify_in_parallel(&policy, &view, &[Some(&good)]).unwrap(),
+        [true]
+    );
+    let cached = view
+        .verified_signatures()
+        .contains(&verdict_key(&good.0, &root));
+    assert!(cached, "the verdict is remembered");
+    assert_eq!(
+        verify_in_parallel(&policy, &view, &[Some(&good)]).unwrap(),
+        [true]
+    );
+
+    let mut wire = baton_proto::v1::SignedEvent::from(&setup[0]);
+    wire.signature[5] ^= 1;
+    let bad = opened(wire);
+    assert_eq!(bad.0.id(), good.0.id());
+    assert_eq!(
+        verify_in_parallel(&policy, &view, &[Some(&bad)]).unwrap(),
+        [false]
+    );
+    let cached = view
+        .verified_signatures()
+        .contains(&verdict_key(&bad.0, &root));
+    assert!(!cached, "a failed verification is not remembered");
+}
