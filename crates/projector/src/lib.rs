@@ -127,8 +127,7 @@ impl<L: EventLog> Projector<L> {
             .path(dir)
             .flush_every_ms(Some(200))
             .open()?;
-        let tree = db.open_tree("projection")?;
-        ensure_format(&tree)?;
+        let tree = open_layout(&db)?;
         let partitions = log.partitions();
         let applied = (0..partitions)
             .map(|p| Ok(view::read_u64(tree.get(stored::key::offset(p))?.as_deref())))
@@ -528,28 +527,22 @@ impl Handle {
     }
 }
 
-/// Makes `tree` a projection in this version's layout ([`stored::FORMAT`]):
-/// a new one is stamped; one written with another layout is cleared, so it is
-/// rebuilt from the log — the system of record — from offset zero.
-fn ensure_format(tree: &sled::Tree) -> Result<()> {
-    let found = tree
-        .get(stored::key::format())?
-        .map(|v| view::read_u64(Some(&v)));
-    if found == Some(u64::from(stored::FORMAT)) {
-        return Ok(());
+/// Opens this version's projection tree ([`stored::TREE`]) and drops the
+/// trees of other layouts. Each layout has its own tree, so a binary of another
+/// version (after a rollback, say) never reads or writes this one; a new
+/// tree starts empty and is built from the log — the system of record — from
+/// offset zero.
+fn open_layout(db: &sled::Db) -> Result<sled::Tree> {
+    for name in db.tree_names() {
+        let other = name.starts_with(b"projection") && name.as_ref() != stored::TREE.as_bytes();
+        if other {
+            tracing::warn!(
+                tree = %String::from_utf8_lossy(&name),
+                current = stored::TREE,
+                "dropping a projection written with another layout; rebuilding from the log"
+            );
+            db.drop_tree(&name)?;
+        }
     }
-    if !tree.is_empty() {
-        tracing::warn!(
-            found = found.unwrap_or(1),
-            wanted = stored::FORMAT,
-            "the projection was written with another layout; rebuilding it from the log"
-        );
-        tree.clear()?;
-    }
-    tree.insert(
-        stored::key::format(),
-        &u64::from(stored::FORMAT).to_be_bytes(),
-    )?;
-    tree.flush()?;
-    Ok(())
+    Ok(db.open_tree(stored::TREE)?)
 }

@@ -5,7 +5,6 @@
 //!
 //! | prefix | key | value |
 //! | --- | --- | --- |
-//! | `f` | empty | the layout version, u64: [`FORMAT`] |
 //! | `o` | partition u32 | next offset to apply, u64 |
 //! | `e` | event id | [`StoredEvent`]: the signed bytes, their position and, for a token, its grant type |
 //! | `r` | token ref | event id |
@@ -54,10 +53,11 @@ pub struct StoredEvent {
     pub grant: Option<u32>,
 }
 
-/// The version of this layout. A projection written with another one is
-/// rebuilt from the log when opened (the log is the system of record).
-/// 1: token records under `t` (no `f` key); 2: token records derived from `e`.
-pub const FORMAT: u32 = 2;
+/// The sled tree of this layout; change the name whenever what is stored
+/// changes meaning. A projection in another layout is dropped and rebuilt from
+/// the log when opened. `projection`: token records under `t`;
+/// `projection.v2`: token records derived from `e`.
+pub const TREE: &str = "projection.v2";
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StoredKey {
@@ -173,8 +173,20 @@ impl StoredEvent {
     /// for every other kind of event.
     pub fn token_record(&self, id: EventId) -> Result<Option<TokenRecord>> {
         let w = "stored event";
-        let Some(grant) = self.grant else {
-            return Ok(None);
+        let is_token = matches!(
+            baton_core::EventKind::ALL.get(self.kind as usize),
+            Some(baton_core::EventKind::TokenIssued | baton_core::EventKind::ScopeNarrowed)
+        );
+        let grant = match (self.grant, is_token) {
+            (None, false) => return Ok(None),
+            (Some(grant), true) => grant,
+            (None, true) => return Err(corrupt(w, format!("token {id} has no grant type"))),
+            (Some(_), false) => {
+                return Err(corrupt(
+                    w,
+                    format!("{id} has a grant type but is not a token"),
+                ));
+            }
         };
         let (envelope, event) =
             baton_proto::decode_signed(&self.signed).map_err(|e| corrupt(w, e))?;
@@ -280,10 +292,6 @@ pub mod key {
 
     pub fn event(id: &EventId) -> Vec<u8> {
         with(b'e', &[&id.0])
-    }
-
-    pub fn format() -> Vec<u8> {
-        vec![b'f']
     }
 
     pub fn token_ref(token: &TokenRef) -> Vec<u8> {

@@ -41,7 +41,7 @@ impl VerifiedSignatures {
         self.set.read().expect("verdict lock").contains(verdict)
     }
 
-    pub fn insert_all(&self, verdicts: impl IntoIterator<Item = [u8; 32]>) {
+    pub(crate) fn insert_all(&self, verdicts: impl IntoIterator<Item = [u8; 32]>) {
         let mut set = self.set.write().expect("verdict lock");
         for verdict in verdicts {
             if set.len() >= VERIFIED_MAX {

@@ -52,10 +52,11 @@ async fn parked_records_hold_the_settled_offset_on_the_embedded_log() {
     scenarios::parked_records_hold_the_settled_offset(log, dir.path()).await;
 }
 
-/// A projection written with an older layout (format 1 kept token records
-/// under `t` and had no format stamp) is cleared and rebuilt from the log when
-/// opened, to the same state a fresh projection reaches; token records are
-/// derived from the stored events, hops inheriting the root's grant type.
+/// A projection written with an older layout (its own sled tree, here the
+/// first layout's `projection`, which kept token records under `t`) is dropped
+/// and rebuilt from the log when opened, to the same state a fresh projection
+/// reaches; token records are derived from the stored events, hops inheriting
+/// the root's grant type.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_projection_in_an_older_layout_is_rebuilt_from_the_log() {
     use baton_core::{GrantType, LedgerView};
@@ -64,61 +65,56 @@ async fn a_projection_in_an_older_layout_is_rebuilt_from_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
     let (mut f, mut events) = scenarios::chain_events();
-    events.push(f.issue_with_grant(
-        "as",
-        "d0",
-        "user:dana",
-        "agent",
-        3600,
-        GrantType::DeviceCode,
-    ));
+    let grant = GrantType::DeviceCode;
+    events.push(f.issue_with_grant("as", "d0", "user:dana", "agent", 3600, grant));
     events.push(f.narrow("d0", "d1", "agent", "gateway", &[], 60));
     events.push(f.narrow("d1", "d2", "gateway", "server-a", &[], 30));
     let token = scenarios::append(&log, &f, &events).await;
+    let wait = std::time::Duration::from_secs(30);
     let grant_of = |h: &baton_projector::Handle, jti: &str| {
         let view = h.view();
         let id = view.token_by_ref(&Fixture::token(jti)).unwrap().unwrap();
         view.token(&id).unwrap().unwrap().grant
     };
 
-    let projection = dir.path().join("projection");
-    let first = scenarios::Running::start(log.clone(), &projection, &f);
-    first
-        .handle
-        .wait_for(&token, std::time::Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(grant_of(&first.handle, "d2"), GrantType::DeviceCode);
+    let fresh = scenarios::Running::start(log.clone(), &dir.path().join("fresh"), &f);
+    fresh.handle.wait_for(&token, wait).await.unwrap();
+    assert_eq!(grant_of(&fresh.handle, "d2"), GrantType::DeviceCode);
     assert_eq!(
-        grant_of(&first.handle, "t4"),
+        grant_of(&fresh.handle, "t4"),
         GrantType::AuthorizationCodePkce
     );
-    let fresh = first.handle.state_digest().unwrap();
-    first.stop().await;
+    let digest = fresh.handle.state_digest().unwrap();
+    fresh.stop().await;
 
-    // Make it look like format 1: no stamp, and a `t` entry.
+    // An old projection: the first layout's tree, claiming the whole log applied.
+    let old = dir.path().join("old");
     {
-        let db = scenarios::when_released(|| Ok(sled::open(&projection)?));
+        let db = sled::open(&old).unwrap();
         let tree = db.open_tree("projection").unwrap();
-        assert!(
-            tree.remove([b'f']).unwrap().is_some(),
-            "a projection is stamped"
-        );
+        let applied = log.end_offsets().await.unwrap()[0];
+        tree.insert([b'o', 0, 0, 0, 0], &applied.to_be_bytes()[..])
+            .unwrap();
         tree.insert([b't', 0, 1, 2], &b"an old token record"[..])
             .unwrap();
         db.flush().unwrap();
     }
-
-    let reopened = scenarios::Running::start(log.clone(), &projection, &f);
-    reopened
-        .handle
-        .wait_for(&token, std::time::Duration::from_secs(30))
-        .await
-        .unwrap();
-    assert_eq!(reopened.handle.state_digest().unwrap(), fresh);
+    let reopened = scenarios::Running::start(log.clone(), &old, &f);
+    reopened.handle.wait_for(&token, wait).await.unwrap();
+    assert_eq!(reopened.handle.state_digest().unwrap(), digest);
     assert_eq!(grant_of(&reopened.handle, "d2"), GrantType::DeviceCode);
     assert!(scenarios::is_active(&reopened.handle, "t4"));
     reopened.stop().await;
+    let db = scenarios::when_released(|| Ok(sled::open(&old)?));
+    let names: Vec<String> = db
+        .tree_names()
+        .iter()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n == "projection"),
+        "the old layout's tree is dropped: {names:?}"
+    );
 }
 
 /// The verified-signature cache answers only for the exact signature and key
