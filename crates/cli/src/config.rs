@@ -35,6 +35,8 @@ pub struct Rules {
     pub require_delegating_role: bool,
     pub static_grants_client_only: bool,
     pub enforce_ceiling: bool,
+    /// How far ahead of this node's clock an appended event may be dated.
+    pub created_at_skew_max_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -95,6 +97,7 @@ impl Default for Rules {
             require_delegating_role: true,
             static_grants_client_only: true,
             enforce_ceiling: true,
+            created_at_skew_max_ms: baton_core::limits::CREATED_AT_SKEW_MAX_MS_DEFAULT,
         }
     }
 }
@@ -254,6 +257,12 @@ impl Config {
                 baton_core::limits::DEPTH_MAX_CEILING
             );
         }
+        if self.rules.created_at_skew_max_ms < 0 {
+            bail!(
+                "rules.created_at_skew_max_ms: {} is negative",
+                self.rules.created_at_skew_max_ms
+            );
+        }
         if self.kafka.partitions == 0 {
             bail!("kafka.partitions: must be at least 1");
         }
@@ -266,6 +275,7 @@ impl Config {
         policy.require_delegating_role = self.rules.require_delegating_role;
         policy.static_grants_client_only = self.rules.static_grants_client_only;
         policy.enforce_ceiling = self.rules.enforce_ceiling;
+        policy.created_at_skew_max_ms = self.rules.created_at_skew_max_ms;
         Ok(policy)
     }
 

@@ -64,6 +64,9 @@ pub enum Rule {
     Revoked,
     /// Something the event depends on has expired.
     Expired,
+    /// The event is dated further ahead of the appending node's clock than
+    /// the configured skew allows.
+    FutureDated,
 }
 
 impl Rule {
@@ -81,6 +84,7 @@ impl Rule {
             Rule::Inconsistent => "inconsistent",
             Rule::Revoked => "revoked",
             Rule::Expired => "expired",
+            Rule::FutureDated => "future-dated",
         }
     }
 }

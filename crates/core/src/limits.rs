@@ -13,5 +13,8 @@ pub const KEYS_MAX: usize = 8;
 pub const PAYLOAD_BYTES_MAX: usize = 64 * 1024;
 /// Default bound on delegation depth (a root grant has depth 0).
 pub const DEPTH_MAX_DEFAULT: u32 = 16;
+/// Default bound on how far an event's `created_at` may be ahead of the
+/// appending node's clock (5 minutes).
+pub const CREATED_AT_SKEW_MAX_MS_DEFAULT: i64 = 5 * 60 * 1000;
 /// Hard ceiling on any configured depth bound: checks walk this many links at most.
 pub const DEPTH_MAX_CEILING: u32 = 64;

@@ -148,7 +148,7 @@ impl<B: LedgerView> MemoryLedger<B> {
         }
         let signer = check_event_verified(&self.policy, self, envelope, event, signature_verified)?;
         if let Some(now_s) = now_s {
-            check_live(self, &signer, event, now_s)?;
+            check_live(&self.policy, self, &signer, event, now_s)?;
         }
         self.record(id, &signer, event).map_err(CheckError::View)?;
         self.log.push((envelope.clone(), event.clone()));

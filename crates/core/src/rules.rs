@@ -42,6 +42,10 @@ pub struct Policy {
     pub static_grants_client_only: bool,
     /// Tokens stay within their holder's registered ceiling of scopes and tools.
     pub enforce_ceiling: bool,
+    /// How far an event's `created_at` may be ahead of the appending node's
+    /// clock. Checked at append only ([`check_live`]): a projector's verdict
+    /// must not depend on when it replays.
+    pub created_at_skew_max_ms: i64,
 }
 
 impl Policy {
@@ -52,6 +56,7 @@ impl Policy {
             require_delegating_role: true,
             static_grants_client_only: true,
             enforce_ceiling: true,
+            created_at_skew_max_ms: crate::limits::CREATED_AT_SKEW_MAX_MS_DEFAULT,
         }
     }
 
@@ -782,11 +787,24 @@ fn check_rotation<V: LedgerView>(
 /// The append-time checks on top of [`check_event`]: nothing an event relies on
 /// may be revoked, retired or expired at `now_s`.
 pub fn check_live<V: LedgerView>(
+    policy: &Policy,
     view_: &V,
     signer: &Signer,
     event: &Event,
     now_s: i64,
 ) -> Checked<(), V::Error> {
+    let now_ms = now_s.saturating_mul(1000);
+    let ahead_ms = event.created_at_ms.saturating_sub(now_ms);
+    if ahead_ms > policy.created_at_skew_max_ms {
+        return refuse(
+            Rule::FutureDated,
+            "created_at_unix_ms",
+            format!(
+                "{} is {ahead_ms} ms ahead of this node's clock ({now_ms}); at most {} ms is allowed",
+                event.created_at_ms, policy.created_at_skew_max_ms
+            ),
+        );
+    }
     let key = signer.key();
     if let Some((revoked_key, by)) = view(view_.key_untrusted(&key))? {
         return refuse(

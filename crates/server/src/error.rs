@@ -73,9 +73,11 @@ impl From<baton_log::Error> for Error {
 /// The gRPC code of a ledger rule's refusal.
 pub fn rule_code(rule: Rule) -> Code {
     match rule {
-        Rule::Signature | Rule::NotNarrower | Rule::TooDeep | Rule::Inconsistent => {
-            Code::InvalidArgument
-        }
+        Rule::Signature
+        | Rule::NotNarrower
+        | Rule::TooDeep
+        | Rule::Inconsistent
+        | Rule::FutureDated => Code::InvalidArgument,
         Rule::Unauthorized | Rule::StaticGrant => Code::PermissionDenied,
         Rule::UnknownKey
         | Rule::UnknownClient

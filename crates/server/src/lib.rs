@@ -87,17 +87,33 @@ pub(crate) struct Node<L> {
     /// Client ids and token references being appended right now: two
     /// concurrent Appends must not both claim one (see `ledger::Claims`).
     pub claims: ledger::Claims,
+    /// The log's end when the node started. Until the projection covers it,
+    /// every read and write waits for it, as if the caller had passed it as a
+    /// consistency token: a node that is (re)building its projection must not
+    /// answer ACTIVE for a token whose revocation it has not read yet.
+    pub startup: ConsistencyToken,
+    pub caught_up: std::sync::atomic::AtomicBool,
 }
 
 impl<L> Node<L> {
-    /// Waits until the projection covers `token` (empty: no wait).
+    /// Waits until the projection covers `token` (empty: no wait) and the
+    /// log as it was when the node started.
     pub async fn consistent(&self, token: &str) -> Result<()> {
-        if token.is_empty() {
+        use std::sync::atomic::Ordering;
+        let caught_up = self.caught_up.load(Ordering::Acquire);
+        if token.is_empty() && caught_up {
             return Ok(());
         }
-        let token = ConsistencyToken::parse(token)?;
+        let mut wanted = if token.is_empty() {
+            ConsistencyToken::default()
+        } else {
+            ConsistencyToken::parse(token)?
+        };
+        if !caught_up {
+            wanted.merge(&self.startup);
+        }
         self.handle
-            .wait_for(&token, self.limits.consistency_wait_max)
+            .wait_for(&wanted, self.limits.consistency_wait_max)
             .await?;
         Ok(())
     }
@@ -116,6 +132,34 @@ pub(crate) fn now_s() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Marks the node's three services SERVING or NOT_SERVING.
+async fn set_health<L: EventLog>(health: &tonic_health::server::HealthReporter, serving: bool) {
+    let status = if serving {
+        tonic_health::ServingStatus::Serving
+    } else {
+        tonic_health::ServingStatus::NotServing
+    };
+    health
+        .set_service_status(
+            <v1::ledger_service_server::LedgerServiceServer<ledger::Ledger<L>> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+    health
+        .set_service_status(
+            <v1::revocation_service_server::RevocationServiceServer<revocation::Revocation<L>> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+    health
+        .set_service_status(
+            <v1::provenance_service_server::ProvenanceServiceServer<provenance::Provenance<L>> as tonic::server::NamedService>::NAME,
+            status,
+        )
+        .await;
+    health.set_service_status("", status).await;
+}
+
 /// Runs a node on `listener` until `shutdown` resolves: the projector over
 /// `log` and the gRPC services. Returns once both have stopped.
 pub async fn run<L: EventLog>(
@@ -130,6 +174,8 @@ pub async fn run<L: EventLog>(
         ProjectorOptions::new(options.policy.clone()),
     )?;
     let handle = projector.handle();
+    let startup = ConsistencyToken::new(log.end_offsets().await?);
+    let caught_up = startup.is_covered_by(&handle.applied());
     let (stop, stopping) = watch::channel(false);
     let stop = Arc::new(stop);
     let mut for_projector = stopping.clone();
@@ -154,16 +200,40 @@ pub async fn run<L: EventLog>(
         streams: Arc::new(Semaphore::new(options.limits.streams_max)),
         shutdown: stopping.clone(),
         claims: ledger::Claims::default(),
+        startup,
+        caught_up: std::sync::atomic::AtomicBool::new(caught_up),
     });
     let address: SocketAddr = listener.local_addr()?;
     let limits = &options.limits;
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<v1::ledger_service_server::LedgerServiceServer<ledger::Ledger<L>>>()
-        .await;
-    health.set_serving::<v1::revocation_service_server::RevocationServiceServer<revocation::Revocation<L>>>().await;
-    health.set_serving::<v1::provenance_service_server::ProvenanceServiceServer<provenance::Provenance<L>>>().await;
+    if caught_up {
+        set_health::<L>(&health, true).await;
+    } else {
+        // NOT_SERVING until the projection has read the log as it was at
+        // start; requests meanwhile wait for it (see `Node::consistent`).
+        set_health::<L>(&health, false).await;
+        tokio::spawn({
+            let (node, health, mut stopping) = (node.clone(), health.clone(), stopping.clone());
+            async move {
+                tracing::info!(startup = %node.startup, "catching up with the log");
+                // No deadline of its own: catching up takes as long as the log is long.
+                let progress = node
+                    .handle
+                    .wait_for(&node.startup, Duration::from_secs(365 * 24 * 3600));
+                let caught_up = tokio::select! {
+                    caught_up = progress => caught_up.is_ok(),
+                    _ = stopping.wait_for(|stop| *stop) => false,
+                };
+                if caught_up {
+                    node.caught_up
+                        .store(true, std::sync::atomic::Ordering::Release);
+                    set_health::<L>(&health, true).await;
+                    tracing::info!("caught up with the log; serving");
+                }
+            }
+        });
+    }
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(baton_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)

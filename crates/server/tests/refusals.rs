@@ -213,6 +213,22 @@ async fn every_refusal_names_the_field_and_the_reason() {
         &["parent_event_id:", "is revoked"],
     );
 
+    // Future-dated: created an hour ahead of the node's clock (5 min allowed).
+    f.shift_clock_ms(3_600_000);
+    let ahead = f.issue("as", "ahead", "user:bob", "agent", 60);
+    f.shift_clock_ms(-3_600_000);
+    let status = node.refused(&[ahead]).await;
+    assert_refusal(
+        &status,
+        Code::InvalidArgument,
+        &[
+            "events[0]: created_at_unix_ms:",
+            "ms ahead of this node's clock",
+            "at most 300000 ms is allowed",
+        ],
+    );
+    assert_eq!(status.metadata().get("baton-rule").unwrap(), "future-dated");
+
     // Too large a batch: 21 events against a limit of 20.
     let many: Vec<_> = (0..21)
         .map(|i| f.issue("as", &format!("b{i}"), "user:bob", "agent", 60))

@@ -261,3 +261,28 @@ async fn services_answer_end_to_end() {
     );
     node.stop().await;
 }
+
+/// A node that starts on a log it has not read yet answers nothing from the
+/// partial projection it is building: the first Check, without a consistency
+/// token, already sees the revocation that comes last in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_starting_node_answers_only_once_it_has_read_the_log() {
+    let (mut f, mut events) = Fixture::standard(now_s());
+    // Enough history that applying it takes a while.
+    for i in 0..300 {
+        events.push(f.issue("as", &format!("h{i}"), "user:carol", "agent", 3600));
+    }
+    events.push(f.issue("as", "t0", "user:alice", "agent", 3600));
+    events.push(f.narrow("t0", "t1", "agent", "gateway", &[], 60));
+    events.push(f.revoke(RevocationTarget::Token(Fixture::token("t0"))));
+    let node = Node::start_on(&f, Limits::default(), None, &events).await;
+    let answer = node
+        .revocation()
+        .await
+        .check(check_request("t1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.status(), v1::TokenStatus::Revoked, "{answer:?}");
+    node.stop().await;
+}

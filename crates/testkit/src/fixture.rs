@@ -117,6 +117,12 @@ impl Fixture {
         &self.clients[id]
     }
 
+    /// Moves the clock that dates the events this fixture signs next
+    /// (`created_at`) by `by_ms`; token times are unaffected.
+    pub fn shift_clock_ms(&mut self, by_ms: i64) {
+        self.clock_ms += by_ms;
+    }
+
     fn tick(&mut self) -> i64 {
         self.clock_ms += 1;
         self.clock_ms

@@ -29,8 +29,30 @@ pub struct Node {
 
 impl Node {
     pub async fn start(fixture: &Fixture, limits: Limits, depth_max: Option<u32>) -> Node {
+        Node::start_on(fixture, limits, depth_max, &[]).await
+    }
+
+    /// A node over a log that already holds `events` (written straight to
+    /// the log, in one batch) before the node starts.
+    pub async fn start_on(
+        fixture: &Fixture,
+        limits: Limits,
+        depth_max: Option<u32>,
+        events: &[Envelope],
+    ) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
+        if !events.is_empty() {
+            let records = events
+                .iter()
+                .map(|e| baton_log::Record {
+                    key: Vec::new(),
+                    value: baton_proto::encode_signed(e),
+                })
+                .collect();
+            let written = baton_log::EventLog::append(&log, records).await;
+            assert!(written.iter().all(Result::is_ok), "{written:?}");
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let mut policy = fixture.policy();
