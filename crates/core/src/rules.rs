@@ -9,11 +9,13 @@
 //!   facts that never change once they exist (registrations, bindings, parent
 //!   records), so every projector gives the same verdict. A missing fact is a
 //!   missing dependency ([`Refusal::is_missing_dependency`]), not a forgery.
-//! * [`check_live`] adds what the writer sees at append time: the signer, the
-//!   parent, the holder and the subject must not be revoked or expired. It
-//!   depends on revocations, which are ordered differently on different
-//!   partitions, so projectors do not use it; revocations reach derived tokens
-//!   through the status walk in `status.rs` instead.
+//! * [`check_live`] adds what the writer sees at append time: the event is
+//!   not dated further ahead of the node's clock than the policy allows, and
+//!   the signer, the parent, the holder and the subject must not be revoked or
+//!   expired. It depends on the clock and on revocations, which are ordered
+//!   differently on different partitions, so projectors do not use it;
+//!   revocations reach derived tokens through the status walk in `status.rs`
+//!   instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -784,8 +786,9 @@ fn check_rotation<V: LedgerView>(
     Ok(())
 }
 
-/// The append-time checks on top of [`check_event`]: nothing an event relies on
-/// may be revoked, retired or expired at `now_s`.
+/// The append-time checks on top of [`check_event`]: the event may not be
+/// dated more than `policy.created_at_skew_max_ms` after `now_s`, and nothing
+/// it relies on may be revoked, retired or expired at `now_s`.
 pub fn check_live<V: LedgerView>(
     policy: &Policy,
     view_: &V,

@@ -405,7 +405,7 @@ impl LogReader for KafkaReader {
                 // The consumer has moved past what `out` holds: hand it over,
                 // never drop it. A lasting error is reported by the next call.
                 Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "kafka read error after {} records", out.len());
+                    tracing::warn!(error = %e, "kafka read error after {} records", out.len());
                     break;
                 }
                 Err(_) => break,

@@ -190,6 +190,10 @@ impl<L: EventLog> Projector<L> {
             verified,
         ));
         tokio::pin!(shutdown);
+        // A snapshot of the log's end offsets while records are parked, and
+        // when it was last taken (see below).
+        let mut horizon: Option<(std::time::Instant, Vec<u64>)> = None;
+        let mut last_snapshot: Option<std::time::Instant> = None;
         let outcome = loop {
             let prepared = tokio::select! {
                 () = &mut shutdown => break Ok(()),
@@ -201,24 +205,40 @@ impl<L: EventLog> Projector<L> {
                 None => break Err(Error::Task("the log feeder stopped".into())),
             };
             if batch.is_empty() && parked.is_empty() {
+                horizon = None;
                 continue;
             }
-            // Parked records wait for a dependency; once every partition has
-            // been read to its end (and, the feeder being FIFO, everything
-            // read has been applied), nothing already in the log can supply it.
-            let caught_up = batch.is_empty()
-                && match self.log.end_offsets().await {
-                    Ok(ends) => *self.shared.read_next.lock().expect("offsets lock") == ends,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "reading the log's end offsets failed");
-                        false
-                    }
-                };
-            if batch.is_empty() && !caught_up {
+            // Parked records wait for a dependency. Once everything that was
+            // in the log at some instant has been read (and, the feeder being
+            // FIFO, applied), a record parked before that instant cannot be
+            // completed by anything already in the log: after `park_grace` it
+            // is quarantined. A busy log is never "at its end", so the instant
+            // is a snapshot of the end offsets (the horizon), not an idle moment.
+            if !parked.is_empty()
+                && horizon.is_none()
+                && last_snapshot.is_none_or(|at| at.elapsed() >= self.options.idle_wait)
+            {
+                last_snapshot = Some(std::time::Instant::now());
+                match self.log.end_offsets().await {
+                    Ok(ends) => horizon = Some((std::time::Instant::now(), ends)),
+                    Err(e) => tracing::warn!(error = %e, "reading the log's end offsets failed"),
+                }
+            }
+            let reached = horizon.as_ref().is_some_and(|(_, ends)| {
+                let read = self.shared.read_next.lock().expect("offsets lock");
+                read.len() == ends.len() && read.iter().zip(ends).all(|(r, e)| r >= e)
+            });
+            let expire = if reached {
+                horizon
+                    .take()
+                    .map(|(taken, _)| (self.options.park_grace, taken))
+            } else {
+                None
+            };
+            if batch.is_empty() && expire.is_none() {
                 continue;
             }
             let (shared, policy) = (self.shared.clone(), self.options.policy.clone());
-            let expire = caught_up.then_some(self.options.park_grace);
             let applied = tokio::task::spawn_blocking(move || {
                 apply_batch(&shared, &policy, &batch, Some(decoded), &mut parked, expire)?;
                 Ok::<_, Error>(parked)
@@ -340,16 +360,16 @@ fn settled(read_next: &[u64], parked: &BTreeMap<Position, Parked>) -> Vec<u64> {
 
 /// Applies one batch (`decoded` if the feeder already verified it) and its
 /// offsets atomically, then publishes the offsets.
-/// When every partition has been read to its end (`expire` is set), records
-/// parked longer than that grace can never be completed by anything in the
-/// log, so they are quarantined.
+/// `expire` = (grace, instant): everything in the log at that instant has
+/// been read, so records parked before it and for longer than the grace can
+/// never be completed by anything in the log; they are quarantined.
 fn apply_batch(
     shared: &Shared,
     policy: &Policy,
     batch: &[ReadRecord],
     decoded: Option<Vec<apply::Decoded>>,
     parked: &mut BTreeMap<Position, Parked>,
-    expire: Option<Duration>,
+    expire: Option<(Duration, std::time::Instant)>,
 ) -> Result<()> {
     let mut staged = view::Staged::new(&shared.tree, &shared.memo);
     let decoded = match decoded {
@@ -395,10 +415,10 @@ fn apply_batch(
     if applied_any && !parked.is_empty() {
         apply::retry_parked(policy, &mut staged, parked)?;
     }
-    if let Some(grace) = expire {
+    if let Some((grace, horizon)) = expire {
         let expired: Vec<Position> = parked
             .iter()
-            .filter(|(_, p)| p.since.elapsed() >= grace)
+            .filter(|(_, p)| p.since < horizon && p.since.elapsed() >= grace)
             .map(|(position, _)| *position)
             .collect();
         for position in expired {
@@ -417,8 +437,9 @@ fn apply_batch(
                 apply::apply_record(policy, &mut staged, &record, apply::Decoded::of(&record))?
             {
                 staged.delete(stored::key::position(b'p', position));
-                let reason =
-                    format!("{missing}; still missing after every partition was read to its end");
+                let reason = format!(
+                    "{missing}; still missing after the whole log as of a later moment was read"
+                );
                 apply::quarantine(&mut staged, &record, reason)?;
             }
         }
@@ -534,7 +555,9 @@ impl Handle {
 /// offset zero.
 fn open_layout(db: &sled::Db) -> Result<sled::Tree> {
     for name in db.tree_names() {
-        let other = name.starts_with(b"projection") && name.as_ref() != stored::TREE.as_bytes();
+        // "projection" (the first layout) and "projection.v<N>" (the others).
+        let layout = name.as_ref() == b"projection" || name.starts_with(b"projection.v");
+        let other = layout && name.as_ref() != stored::TREE.as_bytes();
         if other {
             tracing::warn!(
                 tree = %String::from_utf8_lossy(&name),

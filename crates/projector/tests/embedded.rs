@@ -175,3 +175,75 @@ fn a_verified_signature_is_remembered_for_its_exact_bytes_only() {
         .contains(&verdict_key(&bad.0, &root));
     assert!(!cached, "a failed verification is not remembered");
 }
+
+/// A record whose dependency never comes is quarantined after its grace also
+/// while the log keeps growing: the projector never sees an idle moment at the
+/// log's end, so expiry goes by a snapshot of the end offsets instead. (A node
+/// waits to have read the log as of its start before it serves; a record
+/// parked forever would hold that back.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_record_expires_while_the_log_keeps_growing() {
+    use baton_testkit::Fixture;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
+    let (mut f, setup) = Fixture::standard(scenarios::NOW_S);
+    let projector = scenarios::Running::start_with_grace(
+        log.clone(),
+        &dir.path().join("projection"),
+        &f,
+        std::time::Duration::from_millis(300),
+    );
+    let h = &projector.handle;
+    let token = scenarios::append(&log, &f, &setup).await;
+    h.wait_for(&token, std::time::Duration::from_secs(30))
+        .await
+        .unwrap();
+    // A hop whose parent is never appended.
+    let _never = f.issue("as", "never", "user:alice", "agent", 3600);
+    let orphan = f.narrow("never", "orphan", "agent", "gateway", &[], 60);
+    scenarios::append(&log, &f, std::slice::from_ref(&orphan)).await;
+
+    // A writer appends a root grant every 5 ms until told to stop.
+    let writing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let grants: Vec<_> = (0..4000)
+        .map(|i| f.issue("as", &format!("busy{i}"), "user:bob", "agent", 3600))
+        .collect();
+    let writer = tokio::spawn({
+        let (log, writing) = (log.clone(), writing.clone());
+        async move {
+            let mut written = 0;
+            for grant in grants {
+                if !writing.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                let record = Record {
+                    key: Vec::new(),
+                    value: baton_proto::encode_signed(&grant),
+                };
+                assert!(log.append(vec![record]).await[0].is_ok());
+                written += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            written
+        }
+    });
+    scenarios::eventually(h, "the orphan is quarantined", || {
+        h.counter("quarantined").unwrap() == 1
+    })
+    .await;
+    let still_writing = writing.swap(false, std::sync::atomic::Ordering::SeqCst);
+    let written = writer.await.unwrap();
+    assert!(
+        still_writing && written < 4000,
+        "the writer had finished ({written} written) before the orphan expired"
+    );
+    let reasons: Vec<String> = h
+        .quarantined(10)
+        .unwrap()
+        .into_iter()
+        .map(|q| q.reason)
+        .collect();
+    assert!(reasons[0].contains("still missing"), "{reasons:?}");
+    projector.stop().await;
+}

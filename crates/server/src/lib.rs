@@ -132,6 +132,22 @@ pub(crate) fn now_s() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// The log's end offsets, retried for up to a minute: a broker restarting
+/// while the node starts should delay it, not stop it.
+async fn startup_offsets<L: EventLog>(log: &L) -> Result<Vec<u64>, baton_log::Error> {
+    let started = tokio::time::Instant::now();
+    loop {
+        match log.end_offsets().await {
+            Ok(ends) => return Ok(ends),
+            Err(e) if started.elapsed() < Duration::from_secs(60) => {
+                tracing::warn!(error = %e, "reading the log's end offsets failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Marks the node's three services SERVING or NOT_SERVING.
 async fn set_health<L: EventLog>(health: &tonic_health::server::HealthReporter, serving: bool) {
     let status = if serving {
@@ -174,7 +190,7 @@ pub async fn run<L: EventLog>(
         ProjectorOptions::new(options.policy.clone()),
     )?;
     let handle = projector.handle();
-    let startup = ConsistencyToken::new(log.end_offsets().await?);
+    let startup = ConsistencyToken::new(startup_offsets(&log).await?);
     let caught_up = startup.is_covered_by(&handle.applied());
     let (stop, stopping) = watch::channel(false);
     let stop = Arc::new(stop);
