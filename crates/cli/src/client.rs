@@ -82,6 +82,16 @@ fn status_text(status: tonic::Status) -> anyhow::Error {
 }
 
 /// A connection to the node; the generated clients are built on it.
+/// A ProvenanceService client on the connection's node.
+async fn provenance(
+    connection: &Connection,
+) -> anyhow::Result<v1::provenance_service_client::ProvenanceServiceClient<tonic::transport::Channel>>
+{
+    Ok(v1::provenance_service_client::ProvenanceServiceClient::new(
+        channel(&connection.server).await?,
+    ))
+}
+
 async fn channel(server: &str) -> anyhow::Result<tonic::transport::Channel> {
     tonic::transport::Endpoint::from_shared(server.to_owned())
         .with_context(|| format!("server: {server:?} is not a URL"))?
@@ -325,16 +335,15 @@ pub struct Narrow {
 
 pub async fn narrow(args: Narrow) -> anyhow::Result<()> {
     let parent = token("parent", &args.parent)?;
-    let chain = v1::provenance_service_client::ProvenanceServiceClient::new(
-        channel(&args.connection.server).await?,
-    )
-    .get_chain(v1::GetChainRequest {
-        token: Some(baton_proto::token_ref_to_wire(&parent)),
-        consistency_token: args.after.clone().unwrap_or_default(),
-    })
-    .await
-    .map_err(status_text)?
-    .into_inner();
+    let chain = provenance(&args.connection)
+        .await?
+        .get_chain(v1::GetChainRequest {
+            token: Some(baton_proto::token_ref_to_wire(&parent)),
+            consistency_token: args.after.clone().unwrap_or_default(),
+        })
+        .await
+        .map_err(status_text)?
+        .into_inner();
     let mut links = Vec::new();
     for item in chain.events {
         let signed = item.event.context("chain event missing")?;
@@ -523,13 +532,12 @@ pub async fn chain(args: Chain) -> anyhow::Result<()> {
         token: wire_token("token", &args.token)?,
         consistency_token: args.after.clone().unwrap_or_default(),
     };
-    let chain = v1::provenance_service_client::ProvenanceServiceClient::new(
-        channel(&args.connection.server).await?,
-    )
-    .get_chain(request)
-    .await
-    .map_err(status_text)?
-    .into_inner();
+    let chain = provenance(&args.connection)
+        .await?
+        .get_chain(request)
+        .await
+        .map_err(status_text)?
+        .into_inner();
     let mut rows = Vec::new();
     for item in chain.events {
         let (envelope, event) = baton_proto::open(item.event.context("chain event missing")?)?;
@@ -598,15 +606,14 @@ pub async fn export(args: Export) -> anyhow::Result<()> {
         token: wire_token("token", &args.token)?,
         consistency_token: args.after.clone().unwrap_or_default(),
     };
-    let bundle = v1::provenance_service_client::ProvenanceServiceClient::new(
-        channel(&args.connection.server).await?,
-    )
-    .export_chain(request)
-    .await
-    .map_err(status_text)?
-    .into_inner()
-    .bundle
-    .context("no bundle returned")?;
+    let bundle = provenance(&args.connection)
+        .await?
+        .export_chain(request)
+        .await
+        .map_err(status_text)?
+        .into_inner()
+        .bundle
+        .context("no bundle returned")?;
     let bytes = bundle.encode_to_vec();
     use std::io::Write as _;
     let mut file = std::fs::OpenOptions::new()

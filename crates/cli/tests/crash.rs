@@ -181,6 +181,20 @@ impl Projecting {
         }
     }
 
+    /// SIGKILLs the projector once it has applied 2000 events, and checks
+    /// that this was before the end of the stream of `distinct` events.
+    fn sigkill_mid_stream(self, distinct: u64) {
+        let at_kill = self
+            .wait("a mid-stream kill point", |p| p.applied >= 2000)
+            .applied;
+        eprintln!("projector SIGKILLed after applying {at_kill} of {distinct} distinct events");
+        self.sigkill();
+        assert!(
+            at_kill < distinct,
+            "the kill came after the whole stream ({at_kill} of {distinct})"
+        );
+    }
+
     fn sigkill(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
@@ -251,15 +265,7 @@ async fn sigkill_mid_stream_on_the_embedded_log_applies_everything_once() {
     let trust_root = hex::encode(fixture.root.public_key().to_bytes());
 
     let first = Projecting::start(data.path(), &trust_root, None);
-    let at_kill = first
-        .wait("a mid-stream kill point", |p| p.applied >= 2000)
-        .applied;
-    eprintln!("projector SIGKILLed after applying {at_kill} of {distinct} distinct events");
-    first.sigkill();
-    assert!(
-        at_kill < distinct,
-        "the kill came after the whole stream ({at_kill} of {distinct})"
-    );
+    first.sigkill_mid_stream(distinct);
     let second = Projecting::start(data.path(), &trust_root, None);
     let done = second.wait("the whole stream", |p| {
         p.offsets.iter().sum::<u64>() == total
@@ -307,15 +313,7 @@ async fn sigkill_mid_stream_on_kafka_applies_everything_once() {
             }
         })
     };
-    let at_kill = first
-        .wait("a mid-stream kill point", |p| p.applied >= 2000)
-        .applied;
-    eprintln!("projector SIGKILLed after applying {at_kill} of {distinct} distinct events");
-    first.sigkill();
-    assert!(
-        at_kill < distinct,
-        "the kill came after the whole stream ({at_kill} of {distinct})"
-    );
+    first.sigkill_mid_stream(distinct);
     writer.await.unwrap();
     let ends = log.end_offsets().await.unwrap();
     assert_eq!(ends.iter().sum::<u64>(), total);
