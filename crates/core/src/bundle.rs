@@ -62,7 +62,7 @@ pub fn verify_chain(
         links.push(record);
     }
     let leaf = links.last().map(|link| link.event).unwrap_or(root_id);
-    let status = match token_status(&ledger, &leaf, now_s) {
+    let status = match token_status(&ledger, ledger.policy(), &leaf, now_s) {
         Ok(status) => status,
         Err(never) => match never {},
     };

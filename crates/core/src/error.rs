@@ -67,6 +67,9 @@ pub enum Rule {
     /// The event is dated further ahead of the appending node's clock than
     /// the configured skew allows.
     FutureDated,
+    /// The event is dated further behind the appending node's clock than the
+    /// configured age allows.
+    BackDated,
 }
 
 impl Rule {
@@ -85,6 +88,7 @@ impl Rule {
             Rule::Revoked => "revoked",
             Rule::Expired => "expired",
             Rule::FutureDated => "future-dated",
+            Rule::BackDated => "back-dated",
         }
     }
 }
@@ -111,5 +115,32 @@ impl Refusal {
             field,
             reason: reason.into(),
         }
+    }
+}
+
+/// Most characters of a caller's value quoted back in a message.
+pub const ECHO_CHARS_MAX: usize = 64;
+
+/// A caller's value as an error message may quote it: at most
+/// [`ECHO_CHARS_MAX`] characters, then how long it really was. Every message
+/// that echoes input goes through this, so no answer grows with the input.
+pub fn echo(value: &str) -> String {
+    match value.char_indices().nth(ECHO_CHARS_MAX) {
+        None => value.to_owned(),
+        Some((cut, _)) => format!("{}…({} bytes)", &value[..cut], value.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_bounds_what_it_quotes() {
+        assert_eq!(echo("short"), "short");
+        let long = "é".repeat(1_000_000);
+        let quoted = echo(&long);
+        assert!(quoted.chars().count() < ECHO_CHARS_MAX + 20, "{quoted}");
+        assert!(quoted.ends_with("…(2000000 bytes)"));
     }
 }

@@ -157,12 +157,12 @@ macro_rules! text_id {
 text_id!(
     /// A registered client: MCP client, gateway, MCP server, authorization server or service.
     ClientId,
-    check_text
+    check_principal
 );
 text_id!(
     /// The user or service a chain acts for.
     Subject,
-    check_text
+    check_principal
 );
 text_id!(
     /// A scope or an MCP tool name: an OAuth scope-token (RFC 6749 §3.3).
@@ -170,7 +170,9 @@ text_id!(
     check_scope_token
 );
 
-/// Non-empty, bounded, no control characters, no surrounding white space.
+/// Non-empty, bounded, in Unicode NFC, no control, invisible or bidi control
+/// characters, no surrounding white space: one spelling per identifier, and
+/// what is shown is what is compared.
 pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
     if value.is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
@@ -181,19 +183,81 @@ pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
             format!("is {} bytes, longer than {max}", value.len()),
         ));
     }
-    if value.chars().any(char::is_control) {
+    if let Some(c) = value.chars().find(|c| c.is_control() || is_invisible(*c)) {
         return Err(Error::invalid(
             field,
-            format!("{value:?} contains a control character"),
+            format!(
+                "{:?} contains U+{:04X}, a control, invisible or bidi control character (rule identifier-charset)",
+                crate::echo(value),
+                u32::from(c)
+            ),
+        ));
+    }
+    if !unicode_normalization::is_nfc(value) {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{:?} is not in Unicode normalization form C (rule identifier-nfc)",
+                crate::echo(value)
+            ),
         ));
     }
     if value.trim() != value {
         return Err(Error::invalid(
             field,
-            format!("{value:?} has leading or trailing white space"),
+            format!(
+                "{:?} has leading or trailing white space",
+                crate::echo(value)
+            ),
         ));
     }
     Ok(())
+}
+
+/// A principal's name (client id, subject): [`check_text`], and written in a
+/// single script (UTS #39 mixed-script detection; digits and punctuation go
+/// with any script), so `pаypal` with a Cyrillic `а` is refused rather than
+/// naming a second principal that renders like the first.
+fn check_principal(field: &str, value: &str, max: usize) -> Result<()> {
+    use unicode_security::MixedScript as _;
+    check_text(field, value, max)?;
+    if !value.is_single_script() {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{:?} mixes scripts (rule identifier-script)",
+                crate::echo(value)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `c` renders as nothing or reorders text: Unicode's
+/// Default_Ignorable_Code_Point set (zero-width characters, joiners, bidi
+/// embeddings, overrides and isolates, variation selectors, fillers, tags)
+/// and the line and paragraph separators.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x2028..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
 }
 
 fn check_scope_token(field: &str, value: &str, max: usize) -> Result<()> {

@@ -72,6 +72,15 @@ impl PublicKey {
         if key.is_weak() {
             return Err(Error::invalid(field, "ed25519 public key has small order"));
         }
+        // One key, one encoding: a non-canonical encoding of a point (a y
+        // coordinate at or above the field prime, or a sign bit on x = 0)
+        // would give the same key a second key id.
+        if key.to_edwards().compress().to_bytes() != array {
+            return Err(Error::invalid(
+                field,
+                "not the canonical encoding of an ed25519 public key",
+            ));
+        }
         Ok(PublicKey(key))
     }
 

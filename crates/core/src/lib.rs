@@ -19,7 +19,7 @@ mod status;
 
 pub use bundle::{VerifiedChain, verify_chain};
 pub use envelope::{Envelope, PAYLOAD_TYPE_EVENT_V1, pae};
-pub use error::{Error, Refusal, Result, Rule};
+pub use error::{ECHO_CHARS_MAX, Error, Refusal, Result, Rule, echo};
 pub use event::{
     Body, ClientKind, ClientRegistered, ClientRole, Event, EventKind, GrantType, KeysRotated,
     RegistrationMethod, RevocationTarget, Revoked, ScopeNarrowed, TokenIssued, audience, names,
@@ -29,10 +29,10 @@ pub use ids::{ClientId, EventId, Name, Subject, TokenRef, token_digest};
 pub use keys::{KeyId, PublicKey, SigningKey};
 pub use memory::{Applied, Empty, MemoryLedger};
 pub use rules::{
-    CheckError, ClientRecord, KeyRecord, LedgerView, Policy, Signer, TokenRecord, check_event,
-    check_event_verified, check_live, resolve_signer,
+    CheckError, ClientRecord, KeyRecord, LedgerView, Policy, Signer, TokenRecord, check_copy,
+    check_event, check_event_verified, check_live, resolve_signer,
 };
 pub use status::{
-    BINDING_CHAIN_MAX, Cause, Check, RevocationHit, TokenStatus, Via, check_token, key_revocation,
-    token_status,
+    BINDING_CHAIN_MAX, Cause, Check, KeyTrust, RevocationHit, TokenStatus, Via, binding_depth,
+    check_token, key_trust, token_status,
 };

@@ -18,3 +18,7 @@ pub const DEPTH_MAX_DEFAULT: u32 = 16;
 pub const CREATED_AT_SKEW_MAX_MS_DEFAULT: i64 = 5 * 60 * 1000;
 /// Hard ceiling on any configured depth bound: checks walk this many links at most.
 pub const DEPTH_MAX_CEILING: u32 = 64;
+/// Default bound on how far behind the appending node's clock an event's
+/// `created_at` may be (an hour: a writer may buffer events through an outage
+/// of the ledger, but may not back-date history).
+pub const CREATED_AT_AGE_MAX_MS_DEFAULT: i64 = 60 * 60 * 1000;

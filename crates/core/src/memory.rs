@@ -13,8 +13,8 @@ use crate::event::{Body, Event, RevocationTarget};
 use crate::ids::{ClientId, EventId, TokenRef};
 use crate::keys::KeyId;
 use crate::rules::{
-    CheckError, ClientRecord, KeyRecord, LedgerView, Policy, Signer, TokenRecord,
-    check_event_verified, check_live, resolve_signer,
+    CheckError, ClientRecord, KeyRecord, LedgerView, Policy, Signer, TokenRecord, check_copy,
+    check_event_verified, check_live,
 };
 
 /// What applying an event did.
@@ -138,12 +138,7 @@ impl<B: LedgerView> MemoryLedger<B> {
     ) -> Result<Applied, CheckError<B::Error>> {
         let id = envelope.id();
         if self.contains_event(&id).map_err(CheckError::View)? {
-            // The id covers what was signed, not the signature: a copy with a
-            // bad signature is a forgery, not a retry.
-            if !signature_verified {
-                let (_, public) = resolve_signer(&self.policy, self, &envelope.key_id())?;
-                envelope.verify(&public)?;
-            }
+            check_copy(&self.policy, self, envelope, event, signature_verified)?;
             return Ok(Applied::Duplicate(id));
         }
         let signer = check_event_verified(&self.policy, self, envelope, event, signature_verified)?;

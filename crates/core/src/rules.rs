@@ -28,7 +28,7 @@ use crate::event::{
 use crate::ids::{ClientId, EventId, Name, Subject, TokenRef};
 use crate::keys::{KeyId, PublicKey};
 use crate::limits::{DEPTH_MAX_CEILING, DEPTH_MAX_DEFAULT, KEYS_MAX};
-use crate::status::{TokenStatus, token_status};
+use crate::status::{BINDING_CHAIN_MAX, KeyTrust, TokenStatus, binding_depth, token_status};
 
 /// Node configuration the rules depend on. Every practitioner rule is on by
 /// default and can be switched off; the depth bound is capped at
@@ -48,6 +48,13 @@ pub struct Policy {
     /// clock. Checked at append only ([`check_live`]): a projector's verdict
     /// must not depend on when it replays.
     pub created_at_skew_max_ms: i64,
+    /// How far an event's `created_at` may be behind the appending node's
+    /// clock (append only, like the skew).
+    pub created_at_age_max_ms: i64,
+    /// Authorization servers whose authority spans the whole ledger (a
+    /// federation): they act on what other authorization servers registered
+    /// and issued, and revoke subjects. Empty by default.
+    pub federated: BTreeSet<ClientId>,
 }
 
 impl Policy {
@@ -59,6 +66,8 @@ impl Policy {
             static_grants_client_only: true,
             enforce_ceiling: true,
             created_at_skew_max_ms: crate::limits::CREATED_AT_SKEW_MAX_MS_DEFAULT,
+            created_at_age_max_ms: crate::limits::CREATED_AT_AGE_MAX_MS_DEFAULT,
+            federated: BTreeSet::new(),
         }
     }
 
@@ -195,20 +204,20 @@ pub trait LedgerView {
     /// that revoke it, so the answer does not depend on arrival order.
     fn revocation(&self, target: &RevocationTarget) -> Result<Option<EventId>, Self::Error>;
 
-    /// Whether `key` is untrusted: revoked, or bound by a key that is (see
-    /// [`crate::key_revocation`]). A store may cache the answer.
-    fn key_untrusted(&self, key: &KeyId) -> Result<Option<(KeyId, EventId)>, Self::Error>
+    /// Whether `key` may be trusted (see [`crate::key_trust`]). A store may
+    /// cache the answer.
+    fn key_trust(&self, policy: &Policy, key: &KeyId) -> Result<KeyTrust, Self::Error>
     where
         Self: Sized,
     {
-        crate::status::key_revocation(self, *key)
+        crate::status::key_trust(self, policy, *key)
     }
 }
 
 impl<T: LedgerView> LedgerView for &T {
     type Error = T::Error;
-    fn key_untrusted(&self, key: &KeyId) -> Result<Option<(KeyId, EventId)>, Self::Error> {
-        (**self).key_untrusted(key)
+    fn key_trust(&self, policy: &Policy, key: &KeyId) -> Result<KeyTrust, Self::Error> {
+        (**self).key_trust(policy, key)
     }
     fn contains_event(&self, id: &EventId) -> Result<bool, Self::Error> {
         (**self).contains_event(id)
@@ -326,13 +335,51 @@ pub fn check_event_verified<V: LedgerView>(
     event: &Event,
     signature_verified: bool,
 ) -> Checked<Signer, V::Error> {
+    check_envelope(envelope, event)?;
+    let (signer, public) = resolve_signer(policy, view_, &event.signer)?;
+    if !signature_verified {
+        envelope.verify(&public)?;
+    }
+    match &event.body {
+        Body::ClientRegistered(reg) => check_registration(policy, view_, &signer, reg)?,
+        Body::TokenIssued(issued) => check_issue(policy, view_, &signer, issued)?,
+        Body::ScopeNarrowed(hop) => check_hop(policy, view_, &signer, hop)?,
+        Body::Revoked(revoked) => check_revocation(policy, view_, &signer, revoked)?,
+        Body::KeysRotated(rotation) => check_rotation(policy, view_, &signer, rotation)?,
+    }
+    Ok(signer)
+}
+
+/// Checks a copy of an event already in the ledger (same id): it is a retry
+/// only if it carries a valid signature by the key the payload names; any
+/// other copy is a forgery (the id covers what was signed, not the signature
+/// or the envelope's key id). `signature_verified` as in
+/// [`check_event_verified`].
+pub fn check_copy<V: LedgerView>(
+    policy: &Policy,
+    view_: &V,
+    envelope: &Envelope,
+    event: &Event,
+    signature_verified: bool,
+) -> Checked<(), V::Error> {
+    check_envelope(envelope, event)?;
+    if !signature_verified {
+        let (_, public) = resolve_signer(policy, view_, &event.signer)?;
+        envelope.verify(&public)?;
+    }
+    Ok(())
+}
+
+/// What an envelope must say of itself before its signature means anything:
+/// the payload type, and the key id the payload names as its signer.
+fn check_envelope<E>(envelope: &Envelope, event: &Event) -> Checked<(), E> {
     if envelope.payload_type() != PAYLOAD_TYPE_EVENT_V1 {
         return refuse(
             Rule::Signature,
             "payload_type",
             format!(
                 "{:?} is not {PAYLOAD_TYPE_EVENT_V1:?}",
-                envelope.payload_type()
+                crate::echo(envelope.payload_type())
             ),
         );
     }
@@ -347,18 +394,7 @@ pub fn check_event_verified<V: LedgerView>(
             ),
         );
     }
-    let (signer, public) = resolve_signer(policy, view_, &event.signer)?;
-    if !signature_verified {
-        envelope.verify(&public)?;
-    }
-    match &event.body {
-        Body::ClientRegistered(reg) => check_registration(policy, view_, &signer, reg)?,
-        Body::TokenIssued(issued) => check_issue(policy, view_, &signer, issued)?,
-        Body::ScopeNarrowed(hop) => check_hop(policy, view_, &signer, hop)?,
-        Body::Revoked(revoked) => check_revocation(view_, &signer, revoked)?,
-        Body::KeysRotated(rotation) => check_rotation(policy, view_, &signer, rotation)?,
-    }
-    Ok(signer)
+    Ok(())
 }
 
 fn registered<V: LedgerView>(
@@ -390,12 +426,31 @@ fn signed_by<E>(signer: &Signer, field: &'static str, client: &ClientId) -> Chec
     )
 }
 
+/// Keys newly bound by an event: each one not bound yet (nor a trust root,
+/// nor listed twice), and the signer's binding chain short enough that the new
+/// keys' chains stay within [`BINDING_CHAIN_MAX`] — so every chain a status
+/// walk follows ends at a trust root within its bound.
 fn unbound_keys<V: LedgerView>(
     policy: &Policy,
     view_: &V,
+    signer: &Signer,
     field: &'static str,
     keys: &[PublicKey],
 ) -> Checked<(), V::Error> {
+    match view(binding_depth(view_, policy, signer.key()))? {
+        Some(depth) if depth < BINDING_CHAIN_MAX => {}
+        depth => {
+            return refuse(
+                Rule::TooDeep,
+                "signer_key_id",
+                format!(
+                    "{} is {} from a trust root; a key it binds would be more than {BINDING_CHAIN_MAX} bindings away: rotate through the client's registrar or a trust root",
+                    signer.key(),
+                    depth.map_or_else(|| "not anchored".to_owned(), |d| format!("{d} bindings")),
+                ),
+            );
+        }
+    }
     if keys.len() > KEYS_MAX {
         return refuse(
             Rule::Inconsistent,
@@ -440,7 +495,7 @@ fn check_registration<V: LedgerView>(
             "a client needs at least one key",
         );
     }
-    unbound_keys(policy, view_, "public_keys", &reg.public_keys)?;
+    unbound_keys(policy, view_, signer, "public_keys", &reg.public_keys)?;
     let wants_url = reg.registration == RegistrationMethod::MetadataDocument;
     if wants_url != reg.metadata_document_url.is_some() {
         return refuse(
@@ -544,6 +599,21 @@ fn check_issue<V: LedgerView>(
         );
     }
     let holder = registered(view_, "holder", &issued.holder)?;
+    if !(holder.client == issued.issuer
+        || holder
+            .registered_by
+            .as_ref()
+            .is_none_or(|by| acts_for(policy, &issued.issuer, by)))
+    {
+        return refuse(
+            Rule::Unauthorized,
+            "holder",
+            format!(
+                "client {:?} was registered by another authorization server than {:?}",
+                issued.holder, issued.issuer
+            ),
+        );
+    }
     within_ceiling(policy, &holder, &issued.scopes, &issued.tools)?;
     if policy.static_grants_client_only {
         if issued.grant.is_static() && issued.subject.as_str() != issued.holder.as_str() {
@@ -636,17 +706,49 @@ fn check_hop<V: LedgerView>(
             ),
         );
     }
-    if performer.kind != ClientKind::AuthorizationServer && performer.client != parent.holder {
+    if performer.client != parent.holder {
+        // Only the chain's own authorization server (the one that issued its
+        // root grant) exchanges a token it does not hold.
+        let root = match parent.parent {
+            None => parent.clone(),
+            Some(_) => match view(view_.token(&parent.root))? {
+                Some(root) => root,
+                None => {
+                    return refuse(
+                        Rule::UnknownParent,
+                        "root_event_id",
+                        format!("{} is not a token in the ledger", parent.root),
+                    );
+                }
+            },
+        };
+        if !(performer.kind == ClientKind::AuthorizationServer
+            && acts_for(policy, &performer.client, &root.performed_by))
+        {
+            return refuse(
+                Rule::Unauthorized,
+                "performed_by",
+                format!(
+                    "client {:?} does not hold parent token {} and is not the authorization server that issued its chain",
+                    hop.performed_by, parent.token
+                ),
+            );
+        }
+    }
+    let holder = registered(view_, "holder", &hop.holder)?;
+    if policy.static_grants_client_only
+        && holder.registration == RegistrationMethod::StaticApiKey
+        && !parent.grant.is_static()
+    {
         return refuse(
-            Rule::Unauthorized,
-            "performed_by",
+            Rule::StaticGrant,
+            "holder",
             format!(
-                "client {:?} does not hold parent token {} and is not an authorization server",
-                hop.performed_by, parent.token
+                "holder {:?} is registered with a static API key and may only hold static grants, but the chain starts from a {:?} grant",
+                hop.holder, parent.grant
             ),
         );
     }
-    let holder = registered(view_, "holder", &hop.holder)?;
     let whose = format!("parent token {}", parent.token);
     subset("scopes", "scope", &hop.scopes, &parent.scopes, &whose)?;
     subset("tools", "tool", &hop.tools, &parent.tools, &whose)?;
@@ -674,7 +776,20 @@ fn check_hop<V: LedgerView>(
     Ok(())
 }
 
+/// Whether authorization server `actor` may act in the universe of
+/// authorization server `owner`: its own, or any when it is federated.
+fn acts_for(policy: &Policy, actor: &ClientId, owner: &ClientId) -> bool {
+    actor == owner || policy.federated.contains(actor)
+}
+
+/// Who may revoke what. A trust root revokes anything. An authorization server
+/// revokes within its universe: itself and the clients it registered, their
+/// keys, and chains it issued or is on; never a trust root's key, and a
+/// subject (which names a user across every issuer) only when federated.
+/// Any other client revokes itself, its own keys, and chains it holds or
+/// performed a link of.
 fn check_revocation<V: LedgerView>(
+    policy: &Policy,
     view_: &V,
     signer: &Signer,
     revoked: &Revoked,
@@ -691,14 +806,41 @@ fn check_revocation<V: LedgerView>(
     };
     signed_by(signer, "revoked_by", by)?;
     let revoker = registered(view_, "revoked_by", by)?;
-    if revoker.kind == ClientKind::AuthorizationServer {
-        return Ok(());
-    }
+    let authority = revoker.kind == ClientKind::AuthorizationServer;
+    // Whether client `c` is `by` itself or, for an authorization server, one
+    // it registered (or may act for).
+    let owns = |c: &ClientRecord| {
+        &c.client == by
+            || (authority
+                && c.registered_by
+                    .as_ref()
+                    .is_some_and(|r| acts_for(policy, by, r)))
+    };
     let allowed = match &revoked.target {
-        RevocationTarget::Client(client) => client == by,
-        RevocationTarget::Key(key) => view(view_.key(key))?.is_some_and(|k| &k.client == by),
-        RevocationTarget::Token(token) => on_chain(view_, token, by)?,
-        RevocationTarget::Subject(_) => false,
+        RevocationTarget::Client(client) => owns(&registered(view_, "target", client)?),
+        RevocationTarget::Key(key) => {
+            if policy.trust_roots.contains_key(key) {
+                return refuse(
+                    Rule::Unauthorized,
+                    "target",
+                    format!(
+                        "{key} is a trust root: only a trust root or the configuration retires one"
+                    ),
+                );
+            }
+            let Some(record) = view(view_.key(key))? else {
+                return refuse(
+                    Rule::UnknownKey,
+                    "target",
+                    format!("{key} is not a registered key"),
+                );
+            };
+            owns(&registered(view_, "target", &record.client)?)
+        }
+        RevocationTarget::Token(token) => {
+            on_chain(view_, token, by)? || (authority && issued_by_peer(policy, view_, token, by)?)
+        }
+        RevocationTarget::Subject(_) => authority && policy.federated.contains(by),
     };
     if allowed {
         return Ok(());
@@ -707,10 +849,24 @@ fn check_revocation<V: LedgerView>(
         Rule::Unauthorized,
         "revoked_by",
         format!(
-            "client {by:?} may not revoke {}: only its own client, keys and chains, or an authorization server",
+            "client {by:?} may not revoke {}: outside what it registered, holds or issued",
             revoked.target
         ),
     )
+}
+
+/// Whether `token`'s chain was issued by an authorization server that `by`
+/// (federated) may act for.
+fn issued_by_peer<V: LedgerView>(
+    policy: &Policy,
+    view_: &V,
+    token: &TokenRef,
+    by: &ClientId,
+) -> Checked<bool, V::Error> {
+    if !policy.federated.contains(by) {
+        return Ok(false);
+    }
+    Ok(view(view_.token_by_ref(token))?.is_some())
 }
 
 /// Whether `client` holds or performed any link of `token`'s chain. A token not
@@ -773,7 +929,7 @@ fn check_rotation<V: LedgerView>(
             "a rotation must add or retire at least one key",
         );
     }
-    unbound_keys(policy, view_, "add_public_keys", &rotation.add)?;
+    unbound_keys(policy, view_, signer, "add_public_keys", &rotation.add)?;
     for key in &rotation.retire {
         if view(view_.key(key))?.is_none_or(|k| k.client != rotation.client) {
             return refuse(
@@ -786,9 +942,9 @@ fn check_rotation<V: LedgerView>(
     Ok(())
 }
 
-/// The append-time checks on top of [`check_event`]: the event may not be
-/// dated more than `policy.created_at_skew_max_ms` after `now_s`, and nothing
-/// it relies on may be revoked, retired or expired at `now_s`.
+/// The append-time checks on top of [`check_event`]: the event is dated
+/// within the policy's clock bounds around `now_s`, and nothing it relies on
+/// may be revoked, retired, unanchored or expired at `now_s`.
 pub fn check_live<V: LedgerView>(
     policy: &Policy,
     view_: &V,
@@ -796,27 +952,28 @@ pub fn check_live<V: LedgerView>(
     event: &Event,
     now_s: i64,
 ) -> Checked<(), V::Error> {
-    let now_ms = now_s.saturating_mul(1000);
-    let ahead_ms = event.created_at_ms.saturating_sub(now_ms);
-    if ahead_ms > policy.created_at_skew_max_ms {
-        return refuse(
-            Rule::FutureDated,
-            "created_at_unix_ms",
-            format!(
-                "{} is {ahead_ms} ms ahead of this node's clock ({now_ms}); at most {} ms is allowed",
-                event.created_at_ms, policy.created_at_skew_max_ms
-            ),
-        );
-    }
+    check_dates(policy, event, now_s)?;
     let key = signer.key();
-    if let Some((revoked_key, by)) = view(view_.key_untrusted(&key))? {
-        return refuse(
-            Rule::Revoked,
-            "signer_key_id",
-            format!(
-                "{key} is untrusted: key {revoked_key} (on its binding chain) is revoked by {by}"
-            ),
-        );
+    match view(view_.key_trust(policy, &key))? {
+        KeyTrust::Trusted => {}
+        KeyTrust::Revoked { key: revoked, by } => {
+            return refuse(
+                Rule::Revoked,
+                "signer_key_id",
+                format!(
+                    "{key} is untrusted: key {revoked} (on its binding chain) is revoked by {by}"
+                ),
+            );
+        }
+        KeyTrust::Unanchored { key: top } => {
+            return refuse(
+                Rule::Revoked,
+                "signer_key_id",
+                format!(
+                    "{key} is untrusted: its binding chain ends at {top}, which is not a configured trust root"
+                ),
+            );
+        }
     }
     if view(view_.key_retired(&key))? {
         return refuse(
@@ -844,13 +1001,6 @@ pub fn check_live<V: LedgerView>(
                 "subject",
                 RevocationTarget::Subject(issued.subject.clone()),
             )?;
-            if issued.expires_at_s <= now_s {
-                return refuse(
-                    Rule::Expired,
-                    "expires_at_unix_s",
-                    format!("{} is not after now ({now_s})", issued.expires_at_s),
-                );
-            }
         }
         Body::ScopeNarrowed(hop) => {
             not_revoked(
@@ -858,7 +1008,7 @@ pub fn check_live<V: LedgerView>(
                 "holder",
                 RevocationTarget::Client(hop.holder.clone()),
             )?;
-            match view(token_status(view_, &hop.parent, now_s))? {
+            match view(token_status(view_, policy, &hop.parent, now_s))? {
                 TokenStatus::Active { .. } => {}
                 TokenStatus::Revoked(cause) => {
                     return refuse(
@@ -884,6 +1034,62 @@ pub fn check_live<V: LedgerView>(
             }
         }
         Body::ClientRegistered(_) | Body::Revoked(_) | Body::KeysRotated(_) => {}
+    }
+    Ok(())
+}
+
+/// The clock bounds of an append: `created_at` at most
+/// `created_at_skew_max_ms` ahead of `now_s` and at most
+/// `created_at_age_max_ms` behind it; a token not issued in the future (same
+/// skew) and not already expired.
+fn check_dates<E>(policy: &Policy, event: &Event, now_s: i64) -> Checked<(), E> {
+    let now_ms = now_s.saturating_mul(1000);
+    let ahead_ms = event.created_at_ms.saturating_sub(now_ms);
+    if ahead_ms > policy.created_at_skew_max_ms {
+        return refuse(
+            Rule::FutureDated,
+            "created_at_unix_ms",
+            format!(
+                "{} is {ahead_ms} ms ahead of this node's clock ({now_ms}); at most {} ms is allowed",
+                event.created_at_ms, policy.created_at_skew_max_ms
+            ),
+        );
+    }
+    let behind_ms = now_ms.saturating_sub(event.created_at_ms);
+    if behind_ms > policy.created_at_age_max_ms {
+        return refuse(
+            Rule::BackDated,
+            "created_at_unix_ms",
+            format!(
+                "{} is {behind_ms} ms behind this node's clock ({now_ms}); at most {} ms is allowed",
+                event.created_at_ms, policy.created_at_age_max_ms
+            ),
+        );
+    }
+    let token_dates = match &event.body {
+        Body::TokenIssued(issued) => Some((issued.issued_at_s, issued.expires_at_s)),
+        Body::ScopeNarrowed(hop) => Some((hop.issued_at_s, hop.expires_at_s)),
+        _ => None,
+    };
+    if let Some((issued_at_s, expires_at_s)) = token_dates {
+        let ahead_ms = issued_at_s.saturating_mul(1000).saturating_sub(now_ms);
+        if ahead_ms > policy.created_at_skew_max_ms {
+            return refuse(
+                Rule::FutureDated,
+                "issued_at_unix_s",
+                format!(
+                    "{issued_at_s} is {ahead_ms} ms ahead of this node's clock ({now_s}); at most {} ms is allowed",
+                    policy.created_at_skew_max_ms
+                ),
+            );
+        }
+        if expires_at_s <= now_s {
+            return refuse(
+                Rule::Expired,
+                "expires_at_unix_s",
+                format!("{expires_at_s} is not after now ({now_s})"),
+            );
+        }
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ use crate::event::RevocationTarget;
 use crate::ids::{EventId, TokenRef};
 use crate::keys::KeyId;
 use crate::limits::DEPTH_MAX_CEILING;
-use crate::rules::{LedgerView, TokenRecord};
+use crate::rules::{LedgerView, Policy, TokenRecord};
 
 /// What a check answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,29 +97,75 @@ fn link_targets(link: &TokenRecord) -> [(Via, RevocationTarget); 3] {
     ]
 }
 
-/// Most key bindings followed from a signing key towards its trust root (a
-/// client that rotated more often than this has the oldest bindings of its
-/// history not consulted).
+/// Most key bindings between any key and its trust root. Creating a longer
+/// binding chain is refused ([`binding_depth`], rule `too-deep`), so every
+/// chain in a ledger is walked to its end; a walk that would go further anyway
+/// answers [`KeyTrust::Unanchored`] (fail closed), never "trusted".
 pub const BINDING_CHAIN_MAX: usize = 64;
 
-/// Whether `key` is untrusted: revoked itself, or bound by an event signed by
-/// a key that is untrusted, up the binding chain (revoking a key distrusts
-/// everything it signed, key bindings included). Returns the revoked key
-/// nearest to `key` and the revocation.
-pub fn key_revocation<V: LedgerView>(
+/// Whether a signing key may be trusted now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyTrust {
+    /// Bound, binding by binding, to a configured trust root, and nothing on
+    /// the way is revoked.
+    Trusted,
+    /// `key` (the key itself or one on its binding chain, nearest first) is
+    /// revoked by event `by`.
+    Revoked { key: KeyId, by: EventId },
+    /// The chain does not reach a configured trust root within
+    /// [`BINDING_CHAIN_MAX`] bindings: a trust root was removed from the
+    /// configuration, or a binding is missing. Never trusted.
+    Unanchored { key: KeyId },
+}
+
+impl KeyTrust {
+    pub fn is_trusted(self) -> bool {
+        self == KeyTrust::Trusted
+    }
+}
+
+/// Whether `key` is trusted: revoked itself, or bound by an event signed by a
+/// key that is untrusted, up the binding chain (revoking a key distrusts
+/// everything it signed, key bindings included), or not anchored in a
+/// configured trust root.
+pub fn key_trust<V: LedgerView>(
     view: &V,
+    policy: &Policy,
     key: KeyId,
-) -> Result<Option<(KeyId, EventId)>, V::Error> {
+) -> Result<KeyTrust, V::Error> {
     let mut at = key;
-    for _ in 0..BINDING_CHAIN_MAX {
-        if let Some(revocation) = view.revocation(&RevocationTarget::Key(at))? {
-            return Ok(Some((at, revocation)));
+    for _ in 0..=BINDING_CHAIN_MAX {
+        if let Some(by) = view.revocation(&RevocationTarget::Key(at))? {
+            return Ok(KeyTrust::Revoked { key: at, by });
+        }
+        if policy.trust_roots.contains_key(&at) {
+            return Ok(KeyTrust::Trusted);
         }
         match view.key(&at)? {
-            // A trust root: the top of every binding chain.
-            None => return Ok(None),
-            Some(record) if record.bound_by_key == at => return Ok(None),
-            Some(record) => at = record.bound_by_key,
+            Some(record) if record.bound_by_key != at => at = record.bound_by_key,
+            _ => return Ok(KeyTrust::Unanchored { key: at }),
+        }
+    }
+    Ok(KeyTrust::Unanchored { key: at })
+}
+
+/// How many bindings separate `key` from a configured trust root (0 for a
+/// trust root), or `None` when it is not anchored within
+/// [`BINDING_CHAIN_MAX`]. Revocations play no part: this depends only on
+/// bindings, which never change once they exist, so every projector agrees.
+pub fn binding_depth<V: LedgerView>(
+    view: &V,
+    policy: &Policy,
+    key: KeyId,
+) -> Result<Option<usize>, V::Error> {
+    let mut at = key;
+    for depth in 0..=BINDING_CHAIN_MAX {
+        if policy.trust_roots.contains_key(&at) {
+            return Ok(Some(depth));
+        }
+        match view.key(&at)? {
+            Some(record) if record.bound_by_key != at => at = record.bound_by_key,
+            _ => return Ok(None),
         }
     }
     Ok(None)
@@ -129,6 +175,7 @@ pub fn key_revocation<V: LedgerView>(
 /// (anything on its chain), expired, active, or unknown.
 pub fn token_status<V: LedgerView>(
     view: &V,
+    policy: &Policy,
     event: &EventId,
     now_s: i64,
 ) -> Result<TokenStatus, V::Error> {
@@ -137,11 +184,6 @@ pub fn token_status<V: LedgerView>(
     };
     let mut link = leaf.clone();
     for _ in 0..=DEPTH_MAX_CEILING {
-        let key_hit = || -> Result<Option<(Via, RevocationTarget, EventId)>, V::Error> {
-            Ok(view
-                .key_untrusted(&link.signer)?
-                .map(|(key, by)| (Via::SigningKey, RevocationTarget::Key(key), by)))
-        };
         let mut hits = link_targets(&link).into_iter();
         let found = loop {
             match hits.next() {
@@ -150,7 +192,15 @@ pub fn token_status<V: LedgerView>(
                         break Some((via, target, revocation));
                     }
                 }
-                None => break key_hit()?,
+                None => match view.key_trust(policy, &link.signer)? {
+                    KeyTrust::Trusted => break None,
+                    KeyTrust::Revoked { key, by } => {
+                        break Some((Via::SigningKey, RevocationTarget::Key(key), by));
+                    }
+                    // Fail closed: a signer that no configured trust root
+                    // vouches for cannot vouch for the token.
+                    KeyTrust::Unanchored { .. } => return Ok(TokenStatus::Unknown),
+                },
             }
         };
         if let Some((via, target, revocation)) = found {
@@ -204,6 +254,7 @@ pub fn token_status<V: LedgerView>(
 /// audience mismatch if it is live but was presented to another resource.
 pub fn check_token<V: LedgerView>(
     view: &V,
+    policy: &Policy,
     token: &TokenRef,
     presented_to: Option<&str>,
     now_s: i64,
@@ -215,7 +266,7 @@ pub fn check_token<V: LedgerView>(
         });
     };
     let record = view.token(&event)?;
-    let mut status = token_status(view, &event, now_s)?;
+    let mut status = token_status(view, policy, &event, now_s)?;
     if let (TokenStatus::Active { .. }, Some(resource), Some(record)) =
         (&status, presented_to, &record)
         && resource != record.audience

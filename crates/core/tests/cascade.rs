@@ -361,11 +361,11 @@ proptest! {
         let (ledger, _) = run(&ops, now_s);
         let expected = naive(ledger.events(), now_s);
         for record in ledger.tokens() {
-            let check = check_token(&ledger, &record.token, None, now_s).unwrap();
+            let check = check_token(&ledger, ledger.policy(), &record.token, None, now_s).unwrap();
             prop_assert_eq!(&check.status, &expected[&record.token], "token {}", record.token);
         }
         let unknown = TokenRef::jti("t", "never-issued").unwrap();
-        prop_assert_eq!(check_token(&ledger, &unknown, None, now_s).unwrap().status, TokenStatus::Unknown);
+        prop_assert_eq!(check_token(&ledger, ledger.policy(), &unknown, None, now_s).unwrap().status, TokenStatus::Unknown);
     }
 }
 

@@ -65,9 +65,12 @@ impl ConsistencyToken {
     /// Parses the text form, `ct1.` followed by per-partition offsets in
     /// lowercase hex, separated by `-` (empty for 0).
     pub fn parse(text: &str) -> Result<Self> {
-        let body = text
-            .strip_prefix(PREFIX)
-            .ok_or_else(|| Error::Token(format!("{text:?} does not start with {PREFIX:?}")))?;
+        let body = text.strip_prefix(PREFIX).ok_or_else(|| {
+            Error::Token(format!(
+                "{:?} does not start with {PREFIX:?}",
+                baton_core::echo(text)
+            ))
+        })?;
         let parts: Vec<&str> = body.split('-').collect();
         if parts.len() > PARTITIONS_MAX {
             return Err(Error::Token(format!(
@@ -82,7 +85,7 @@ impl ConsistencyToken {
                     return Ok(0);
                 }
                 u64::from_str_radix(part, 16)
-                    .map_err(|e| Error::Token(format!("offset {part:?}: {e}")))
+                    .map_err(|e| Error::Token(format!("offset {:?}: {e}", baton_core::echo(part))))
             })
             .collect::<Result<Vec<u64>>>()?;
         Ok(ConsistencyToken { next })

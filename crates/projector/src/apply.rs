@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use baton_core::{
     Body, CheckError, Envelope, Event, EventId, EventKind, KeyRecord, LedgerView, Policy,
-    PublicKey, Signer, check_event_verified,
+    PublicKey, Signer, check_copy, check_event_verified,
 };
 use baton_log::{Position, ReadRecord};
 use prost::Message as _;
@@ -178,19 +178,16 @@ pub fn apply_record(
     if staged.contains(&key::event(&id))? {
         // The id covers what was signed, not the signature: a copy whose
         // signature does not verify is a forgery, not a replay.
-        if !decoded.verified {
-            let verdict = match baton_core::resolve_signer(policy, &*staged, &envelope.key_id()) {
-                Ok((_, public)) => envelope.verify(&public).map_err(|r| r.to_string()),
-                Err(CheckError::Refused(refusal)) => Err(refusal.to_string()),
-                Err(CheckError::View(e)) => return Err(e),
-            };
-            if let Err(reason) = verdict {
+        match check_copy(policy, &*staged, &envelope, &event, decoded.verified) {
+            Ok(()) => {}
+            Err(CheckError::Refused(refusal)) => {
                 return quarantine(
                     staged,
                     record,
-                    format!("{id}: a copy of a stored event: {reason}"),
+                    format!("{id}: a copy of a stored event: {refusal}"),
                 );
             }
+            Err(CheckError::View(e)) => return Err(e),
         }
         staged.add_counter("duplicates", 1);
         return Ok(Outcome::Duplicate(id));

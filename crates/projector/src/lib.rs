@@ -89,6 +89,8 @@ struct Shared {
     /// still open.
     applied: watch::Sender<Vec<u64>>,
     partitions: u32,
+    /// The rules' configuration: checks need the trust roots too.
+    policy: Policy,
 }
 
 /// A projector over one log, storing its projection in a sled database.
@@ -141,6 +143,7 @@ impl<L: EventLog> Projector<L> {
             read_next: std::sync::Mutex::new(applied),
             applied: watch::Sender::new(published),
             partitions,
+            policy: options.policy.clone(),
         });
         Ok(Projector {
             log,

@@ -72,7 +72,13 @@ pub struct Quarantined {
 impl Handle {
     /// A resource server's check of `token` at `now_s`.
     pub fn check(&self, token: &TokenRef, presented_to: Option<&str>, now_s: i64) -> Result<Check> {
-        check_token(&self.view(), token, presented_to, now_s)
+        check_token(
+            &self.view(),
+            &self.shared.policy,
+            token,
+            presented_to,
+            now_s,
+        )
     }
 
     /// The stored event `id`, decoded, with its position.

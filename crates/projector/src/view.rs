@@ -13,15 +13,12 @@ use std::hash::Hash;
 use std::sync::RwLock;
 
 use baton_core::{
-    ClientId, ClientRecord, EventId, KeyId, KeyRecord, LedgerView, RevocationTarget, TokenRecord,
-    TokenRef,
+    ClientId, ClientRecord, EventId, KeyId, KeyRecord, KeyTrust, LedgerView, Policy,
+    RevocationTarget, TokenRecord, TokenRef,
 };
 
 use crate::stored::{StoredClient, StoredEvent, StoredKey, decode, key};
 use crate::{Error, Result};
-
-/// Whether a key is untrusted: the revoked key on its binding chain, and the revocation.
-type KeyTrust = Option<(KeyId, EventId)>;
 
 /// Most records each memo map holds; past it the map starts over.
 const MEMO_ENTRIES_MAX: usize = 100_000;
@@ -272,11 +269,13 @@ impl LedgerView for Staged<'_> {
             .transpose()
     }
 
-    fn key_untrusted(&self, key: &KeyId) -> Result<Option<(KeyId, EventId)>> {
+    /// Cached per key: a projection is only ever asked under its node's one
+    /// policy.
+    fn key_trust(&self, policy: &Policy, key: &KeyId) -> Result<KeyTrust> {
         use std::sync::atomic::Ordering;
         if self.touches_trust {
             // This batch changes trust and is not committed: no cache.
-            return baton_core::key_revocation(self, *key);
+            return baton_core::key_trust(self, policy, *key);
         }
         let generation = self.memo.generation.load(Ordering::SeqCst);
         if let Some((at, answer)) = self.memo.trust.read().expect("memo lock").get(key)
@@ -284,7 +283,7 @@ impl LedgerView for Staged<'_> {
         {
             return Ok(*answer);
         }
-        let answer = baton_core::key_revocation(self, *key)?;
+        let answer = baton_core::key_trust(self, policy, *key)?;
         Memo::remember(&self.memo.trust, *key, (generation, answer));
         Ok(answer)
     }

@@ -21,7 +21,7 @@ pub fn open(signed: v1::SignedEvent) -> Result<(Envelope, Event)> {
             "payload_type",
             format!(
                 "{:?} is not supported; expected {PAYLOAD_TYPE_EVENT_V1:?}",
-                signed.payload_type
+                baton_core::echo(&signed.payload_type)
             ),
         ));
     }

@@ -70,6 +70,24 @@ impl From<baton_log::Error> for Error {
     }
 }
 
+/// Longest status message sent: `grpc-message` travels in a header, and a
+/// message that grew with the caller's input would turn a refusal into a
+/// transport error for stock clients. Values are quoted through
+/// `baton_core::echo` where they are formatted; this is the backstop.
+pub const MESSAGE_BYTES_MAX: usize = 1024;
+
+fn bounded(mut message: String) -> String {
+    if message.len() > MESSAGE_BYTES_MAX {
+        let mut cut = MESSAGE_BYTES_MAX;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str("…(truncated)");
+    }
+    message
+}
+
 /// The gRPC code of a ledger rule's refusal.
 pub fn rule_code(rule: Rule) -> Code {
     match rule {
@@ -77,7 +95,8 @@ pub fn rule_code(rule: Rule) -> Code {
         | Rule::NotNarrower
         | Rule::TooDeep
         | Rule::Inconsistent
-        | Rule::FutureDated => Code::InvalidArgument,
+        | Rule::FutureDated
+        | Rule::BackDated => Code::InvalidArgument,
         Rule::Unauthorized | Rule::StaticGrant => Code::PermissionDenied,
         Rule::UnknownKey
         | Rule::UnknownClient
@@ -104,7 +123,7 @@ impl From<Error> for Status {
         if code == Code::Internal {
             tracing::error!(%error, "internal error");
         }
-        let mut status = Status::new(code, error.to_string());
+        let mut status = Status::new(code, bounded(error.to_string()));
         if let Error::Refused { refusal, .. } = &error
             && let Ok(rule) = refusal.rule.as_str().parse()
         {

@@ -152,7 +152,7 @@ impl World {
         self.clock_ms
     }
 
-    fn registration(
+    pub fn registration(
         &self,
         id: &str,
         kind: ClientKind,

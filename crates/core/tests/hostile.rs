@@ -1,0 +1,537 @@
+//! What a hostile client tried against the rules, one regression test each
+//! (issue 8): every one of these was accepted before its fix.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use baton_core::{
+    Applied, Body, ClientId, ClientKind, ClientRole, Envelope, Event, GrantType, KeysRotated,
+    MemoryLedger, PAYLOAD_TYPE_EVENT_V1, Policy, PublicKey, Refusal, RegistrationMethod,
+    RevocationTarget, Revoked, Rule, SigningKey, Subject, TokenRef, TokenStatus, check_token,
+};
+use common::{AS, World, client, sign, subject, test_key};
+
+const AS2: &str = "as-two.example";
+
+fn ledger_with(world: &World, policy: Policy) -> MemoryLedger {
+    let mut ledger = MemoryLedger::new(policy);
+    for (envelope, event) in &world.setup {
+        ledger.apply(envelope, event).unwrap();
+    }
+    ledger
+}
+
+fn ledger(world: &World) -> MemoryLedger {
+    ledger_with(world, world.policy())
+}
+
+fn refused(result: Result<Applied, Refusal>) -> Refusal {
+    result.expect_err("the event should be refused")
+}
+
+/// A second authorization server (registered by the trust root) with one
+/// client of its own, `tool-two`.
+fn second_universe(world: &mut World, ledger: &mut MemoryLedger) -> SigningKey {
+    let as2_key = test_key(60);
+    let reg = world.registration(
+        AS2,
+        ClientKind::AuthorizationServer,
+        ClientRole::DelegatingLayer,
+        RegistrationMethod::PreRegistered,
+        None,
+        60,
+    );
+    let signed = world.signed_by_root(reg);
+    ledger.apply(&signed.0, &signed.1).unwrap();
+    let reg = world.registration(
+        "tool-two",
+        ClientKind::McpServer,
+        ClientRole::DelegatingLayer,
+        RegistrationMethod::Dynamic,
+        Some(AS2),
+        61,
+    );
+    let signed = sign(&as2_key, world.tick(), reg);
+    ledger.apply(&signed.0, &signed.1).unwrap();
+    as2_key
+}
+
+fn revoke(key: &SigningKey, at: i64, by: &str, target: RevocationTarget) -> (Envelope, Event) {
+    let body = Body::Revoked(Revoked {
+        target,
+        reason: "test".into(),
+        revoked_by: Some(client(by)),
+    });
+    sign(key, at, body)
+}
+
+fn grant(world: &mut World, jti: &str, holder: &str) -> (Envelope, Event) {
+    world.issue(
+        jti,
+        "alice",
+        holder,
+        0xff,
+        0xff,
+        GrantType::AuthorizationCodePkce,
+        0,
+        100,
+    )
+}
+
+/// Defect 1: a delegating layer narrows a user's token to a static-API-key
+/// client; only static grants may reach such a client, directly or by hop.
+#[test]
+fn static_grant_a_static_api_key_client_receives_no_user_token_through_a_hop() {
+    let mut world = World::new();
+    let mut ledger = ledger(&world);
+    let root = grant(&mut world, "root", "gateway");
+    ledger.apply(&root.0, &root.1).unwrap();
+    let id = root.0.id();
+    let hop = world.narrow(
+        "hop",
+        id,
+        id,
+        1,
+        "alice",
+        "gateway",
+        "batch-job",
+        1,
+        1,
+        0,
+        50,
+    );
+    let refusal = refused(ledger.apply(&hop.0, &hop.1));
+    assert_eq!((refusal.rule, refusal.field), (Rule::StaticGrant, "holder"));
+    assert!(refusal.reason.contains("static API key"), "{refusal}");
+}
+
+fn rotation(
+    world: &mut World,
+    by: &SigningKey,
+    client_: &str,
+    add: PublicKey,
+) -> (Envelope, Event) {
+    let body = Body::KeysRotated(KeysRotated {
+        client: client(client_),
+        add: vec![add],
+        retire: vec![],
+    });
+    sign(by, world.tick(), body)
+}
+
+/// Defect 2: 64 rotations, each signed by the key the previous one bound,
+/// used to push the original key out of the status walk's reach. Now the
+/// chain cannot grow past the bound, and revoking the original key reaches
+/// the newest key's signatures.
+#[test]
+fn too_deep_a_binding_chain_cannot_outgrow_the_walk() {
+    let mut world = World::new();
+    let mut ledger = ledger(&world);
+    // gateway's key is 2 bindings from the root (root → AS → gateway).
+    let mut signer = world.key_of("gateway");
+    let mut refusal = None;
+    for n in 0..80u8 {
+        let next = SigningKey::from_seed(&[
+            n, 0xab, 0xcd, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
+            20, 21, 22, 23, 24, 25, 26, 27, 28,
+        ]);
+        let signed = rotation(&mut world, &signer, "gateway", next.public_key());
+        match ledger.apply(&signed.0, &signed.1) {
+            Ok(_) => signer = next,
+            Err(r) => {
+                refusal = Some((n, r));
+                break;
+            }
+        }
+    }
+    let (n, refusal) = refusal.expect("the chain must stop growing");
+    assert_eq!(n as usize, baton_core::BINDING_CHAIN_MAX - 2, "{refusal}");
+    assert_eq!(
+        (refusal.rule, refusal.field),
+        (Rule::TooDeep, "signer_key_id")
+    );
+    // The deepest key still signs; revoking the original key distrusts it.
+    let body = Body::TokenIssued(baton_core::TokenIssued {
+        token: TokenRef::jti("t", "deep").unwrap(),
+        subject: subject("gateway"),
+        issuer: client(AS),
+        holder: client("gateway"),
+        audience: "https://gateway.example/mcp".into(),
+        scopes: Default::default(),
+        tools: Default::default(),
+        grant: GrantType::ClientCredentials,
+        issued_at_s: 0,
+        expires_at_s: 100,
+        session_id: None,
+        transaction_id: None,
+    });
+    let issued = sign(&world.as_key.clone(), world.tick(), body);
+    ledger.apply(&issued.0, &issued.1).unwrap();
+    let root = grant(&mut world, "r", "gateway");
+    ledger.apply(&root.0, &root.1).unwrap();
+    let hop = {
+        let body = match world
+            .narrow(
+                "h",
+                root.0.id(),
+                root.0.id(),
+                1,
+                "alice",
+                "gateway",
+                "server-a",
+                1,
+                1,
+                0,
+                50,
+            )
+            .1
+            .body
+        {
+            b @ Body::ScopeNarrowed(_) => b,
+            _ => unreachable!(),
+        };
+        sign(&signer, world.tick(), body)
+    };
+    ledger.apply(&hop.0, &hop.1).unwrap();
+    let token = TokenRef::jti("t", "h").unwrap();
+    let policy = world.policy();
+    let active = check_token(&ledger, &policy, &token, None, 10).unwrap();
+    assert!(
+        matches!(active.status, TokenStatus::Active { .. }),
+        "{active:?}"
+    );
+    let original = world.revoke_by_root(RevocationTarget::Key(world.key_id_of("gateway")));
+    ledger.apply(&original.0, &original.1).unwrap();
+    let check = check_token(&ledger, &policy, &token, None, 10).unwrap();
+    assert!(matches!(check.status, TokenStatus::Revoked(_)), "{check:?}");
+}
+
+/// Defect 2, the other end of a binding chain: a trust root removed from the
+/// configuration no longer vouches for anything bound under it.
+#[test]
+fn revoked_a_removed_trust_root_vouches_for_nothing() {
+    let mut world = World::new();
+    let mut ledger = ledger(&world);
+    let root = grant(&mut world, "r", "gateway");
+    ledger.apply(&root.0, &root.1).unwrap();
+    let token = TokenRef::jti("t", "r").unwrap();
+    let other_root = Policy::new([test_key(200).public_key()]);
+    let check = check_token(&ledger, &other_root, &token, None, 10).unwrap();
+    assert_eq!(check.status, TokenStatus::Unknown);
+    // And an append signed under it is refused.
+    let mut stale = MemoryLedger::over(&ledger, other_root);
+    let hop = world.narrow(
+        "h",
+        root.0.id(),
+        root.0.id(),
+        1,
+        "alice",
+        "gateway",
+        "server-a",
+        1,
+        1,
+        0,
+        50,
+    );
+    let refusal = match stale.try_apply(&hop.0, &hop.1, Some(10)) {
+        Err(baton_core::CheckError::Refused(r)) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        (refusal.rule, refusal.field),
+        (Rule::Revoked, "signer_key_id")
+    );
+    assert!(
+        refusal.reason.contains("not a configured trust root"),
+        "{refusal}"
+    );
+}
+
+/// Defect 3: an authorization server revokes a trust root's key.
+#[test]
+fn unauthorized_no_authorization_server_revokes_a_trust_root() {
+    let mut world = World::new();
+    let mut ledger = ledger(&world);
+    let root_key = world.root.key_id();
+    let attempt = revoke(
+        &world.as_key.clone(),
+        world.tick(),
+        AS,
+        RevocationTarget::Key(root_key),
+    );
+    let refusal = refused(ledger.apply(&attempt.0, &attempt.1));
+    assert_eq!(
+        (refusal.rule, refusal.field),
+        (Rule::Unauthorized, "target")
+    );
+    assert!(refusal.reason.contains("trust root"), "{refusal}");
+    // A trust root may.
+    let retire = world.revoke_by_root(RevocationTarget::Key(root_key));
+    ledger.apply(&retire.0, &retire.1).unwrap();
+}
+
+/// Defect 3: an authorization server acts only within its own universe.
+#[test]
+fn unauthorized_an_authorization_server_stays_in_its_universe() {
+    let mut world = World::new();
+    let mut ledger = ledger(&world);
+    let as2 = second_universe(&mut world, &mut ledger);
+    let root = grant(&mut world, "r", "gateway");
+    ledger.apply(&root.0, &root.1).unwrap();
+    let at = world.tick();
+    let cases = [
+        RevocationTarget::Client(client("gateway")),
+        RevocationTarget::Client(client(AS)),
+        RevocationTarget::Key(world.key_id_of("gateway")),
+        RevocationTarget::Token(TokenRef::jti("t", "r").unwrap()),
+        RevocationTarget::Subject(subject("alice")),
+    ];
+    for target in cases {
+        let attempt = revoke(&as2, at, AS2, target.clone());
+        let refusal = refused(ledger.apply(&attempt.0, &attempt.1));
+        assert_eq!(
+            (refusal.rule, refusal.field),
+            (Rule::Unauthorized, "revoked_by"),
+            "{target}"
+        );
+    }
+    // Its own client and key: yes. A subject: not without federation.
+    for target in [
+        RevocationTarget::Key(test_key(61).key_id()),
+        RevocationTarget::Client(client("tool-two")),
+    ] {
+        let own = revoke(&as2, at, AS2, target);
+        ledger.apply(&own.0, &own.1).unwrap();
+    }
+    // It may not issue to another universe's client ...
+    let body = match grant(&mut world, "cross", "gateway").1.body {
+        Body::TokenIssued(mut issued) => {
+            issued.issuer = client(AS2);
+            Body::TokenIssued(issued)
+        }
+        _ => unreachable!(),
+    };
+    let cross = sign(&as2, world.tick(), body);
+    let refusal = refused(ledger.apply(&cross.0, &cross.1));
+    assert_eq!(
+        (refusal.rule, refusal.field),
+        (Rule::Unauthorized, "holder")
+    );
+    // ... nor exchange a token of a chain it did not issue.
+    let hop = match world
+        .narrow(
+            "x",
+            root.0.id(),
+            root.0.id(),
+            1,
+            "alice",
+            "gateway",
+            "server-a",
+            1,
+            1,
+            0,
+            50,
+        )
+        .1
+        .body
+    {
+        Body::ScopeNarrowed(mut hop) => {
+            hop.performed_by = client(AS2);
+            Body::ScopeNarrowed(hop)
+        }
+        _ => unreachable!(),
+    };
+    let hop = sign(&as2, world.tick(), hop);
+    let refusal = refused(ledger.apply(&hop.0, &hop.1));
+    assert_eq!(
+        (refusal.rule, refusal.field),
+        (Rule::Unauthorized, "performed_by")
+    );
+    // The chain's own authorization server may.
+    let own_hop = match world
+        .narrow(
+            "y",
+            root.0.id(),
+            root.0.id(),
+            1,
+            "alice",
+            "gateway",
+            "server-a",
+            1,
+            1,
+            0,
+            50,
+        )
+        .1
+        .body
+    {
+        Body::ScopeNarrowed(mut hop) => {
+            hop.performed_by = client(AS);
+            Body::ScopeNarrowed(hop)
+        }
+        _ => unreachable!(),
+    };
+    let own_hop = sign(&world.as_key.clone(), world.tick(), own_hop);
+    ledger.apply(&own_hop.0, &own_hop.1).unwrap();
+}
+
+/// Defect 3: a federation (configuration) widens an authorization server's
+/// authority, subjects included.
+#[test]
+fn unauthorized_a_federated_authorization_server_acts_across() {
+    let mut world = World::new();
+    let mut policy = world.policy();
+    policy.federated.insert(client(AS2));
+    let mut ledger = ledger_with(&world, policy);
+    let as2 = second_universe(&mut world, &mut ledger);
+    let root = grant(&mut world, "r", "gateway");
+    ledger.apply(&root.0, &root.1).unwrap();
+    let at = world.tick();
+    for target in [
+        RevocationTarget::Token(TokenRef::jti("t", "r").unwrap()),
+        RevocationTarget::Subject(subject("alice")),
+        RevocationTarget::Client(client("gateway")),
+    ] {
+        let attempt = revoke(&as2, at, AS2, target);
+        ledger.apply(&attempt.0, &attempt.1).unwrap();
+    }
+}
+
+/// Defect 5: a stored payload re-signed by another registered key is a
+/// forgery, not a duplicate.
+#[test]
+fn signature_a_copy_re_signed_by_another_key_is_not_a_duplicate() {
+    let mut world = World::new();
+    let mut ledger = ledger(&world);
+    let root = grant(&mut world, "r", "gateway");
+    ledger.apply(&root.0, &root.1).unwrap();
+    let forged = Envelope::sign(
+        &world.key_of("agent"),
+        PAYLOAD_TYPE_EVENT_V1,
+        root.0.payload().to_vec(),
+    )
+    .unwrap();
+    assert_eq!(forged.id(), root.0.id());
+    let refusal = refused(ledger.apply(&forged, &root.1));
+    assert_eq!(
+        (refusal.rule, refusal.field),
+        (Rule::Signature, "signer_key_id")
+    );
+    assert_eq!(
+        ledger.apply(&root.0, &root.1).unwrap(),
+        Applied::Duplicate(root.0.id())
+    );
+}
+
+/// Defect 6: identifiers that render alike but compare unequal.
+#[test]
+fn identifiers_have_one_spelling() {
+    let nfc = "jos\u{e9}@example.com";
+    let nfd = "jose\u{301}@example.com";
+    assert!(Subject::new("subject", nfc).is_ok());
+    let error = Subject::new("subject", nfd).unwrap_err().to_string();
+    assert!(error.contains("identifier-nfc"), "{error}");
+    for (bad, rule) in [
+        ("gate\u{200b}way", "identifier-charset"),
+        ("gateway\u{202e}lmth", "identifier-charset"),
+        ("gate\u{2066}way", "identifier-charset"),
+        ("p\u{430}ypal", "identifier-script"),
+    ] {
+        let error = ClientId::new("client_id", bad).unwrap_err().to_string();
+        assert!(error.starts_with("client_id: "), "{error}");
+        assert!(error.contains(rule), "{bad:?}: {error}");
+    }
+    assert!(ClientId::new("client_id", "https://app.example/client.json").is_ok());
+    assert!(Subject::new("subject", "山田太郎").is_ok());
+}
+
+/// Defect 7: a second encoding of one key would be a second key id.
+#[test]
+fn keys_have_one_encoding() {
+    // p = 2^255 - 19; y and y + p encode the same point when y < 19.
+    let mut tried = 0;
+    for y in 2u8..19 {
+        let mut canonical = [0u8; 32];
+        canonical[0] = y;
+        let Ok(key) = PublicKey::from_slice("k", &canonical) else {
+            continue;
+        };
+        let mut alias = [0xffu8; 32];
+        alias[31] = 0x7f;
+        alias[0] = 0xed + y; // p = 0x7fff…ffed, so p + y
+        assert_ne!(alias, key.to_bytes());
+        let error = PublicKey::from_slice("public_keys[0]", &alias)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("canonical"), "{error}");
+        tried += 1;
+    }
+    assert!(tried > 0, "no usable small y: the test checks nothing");
+}
+
+/// Defect 8: dates are bounded at append.
+#[test]
+fn back_dated_future_dated_and_expired_events_are_refused_at_append() {
+    let now_s = 10_000;
+    let mut world = World::new();
+    let mut ledger = ledger(&world);
+    // created_at far behind the node's clock.
+    let old = grant(&mut world, "old", "gateway");
+    let refusal = refused(ledger.append(&old.0, &old.1, now_s + 3601));
+    assert_eq!(
+        (refusal.rule, refusal.field),
+        (Rule::BackDated, "created_at_unix_ms")
+    );
+    // A root grant issued in the future.
+    let body = match grant(&mut world, "future", "gateway").1.body {
+        Body::TokenIssued(mut issued) => {
+            issued.issued_at_s = now_s + 3600;
+            issued.expires_at_s = now_s + 7200;
+            Body::TokenIssued(issued)
+        }
+        _ => unreachable!(),
+    };
+    let future = sign(&world.as_key.clone(), now_s * 1000, body);
+    let refusal = refused(ledger.append(&future.0, &future.1, now_s));
+    assert_eq!(
+        (refusal.rule, refusal.field),
+        (Rule::FutureDated, "issued_at_unix_s")
+    );
+    // A hop that has already expired.
+    let body = match grant(&mut world, "live", "gateway").1.body {
+        Body::TokenIssued(mut issued) => {
+            issued.expires_at_s = now_s + 100;
+            Body::TokenIssued(issued)
+        }
+        _ => unreachable!(),
+    };
+    let live = sign(&world.as_key.clone(), now_s * 1000, body);
+    ledger.append(&live.0, &live.1, now_s).unwrap();
+    let body = match world
+        .narrow(
+            "gone",
+            live.0.id(),
+            live.0.id(),
+            1,
+            "alice",
+            "gateway",
+            "server-a",
+            1,
+            1,
+            0,
+            now_s - 1,
+        )
+        .1
+        .body
+    {
+        b @ Body::ScopeNarrowed(_) => b,
+        _ => unreachable!(),
+    };
+    let gone = sign(&world.key_of("gateway"), now_s * 1000, body);
+    let refusal = refused(ledger.append(&gone.0, &gone.1, now_s));
+    assert_eq!(
+        (refusal.rule, refusal.field),
+        (Rule::Expired, "expires_at_unix_s")
+    );
+}
