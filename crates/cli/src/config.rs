@@ -35,8 +35,14 @@ pub struct Rules {
     pub require_delegating_role: bool,
     pub static_grants_client_only: bool,
     pub enforce_ceiling: bool,
-    /// How far ahead of this node's clock an appended event may be dated.
+    /// How far ahead of this node's clock an appended event (or the token it
+    /// issues) may be dated.
     pub created_at_skew_max_ms: i64,
+    /// How far behind this node's clock an appended event may be dated.
+    pub created_at_age_max_ms: i64,
+    /// Authorization servers (client ids) whose authority spans the whole
+    /// ledger: a federation.
+    pub federated_authorization_servers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -98,6 +104,8 @@ impl Default for Rules {
             static_grants_client_only: true,
             enforce_ceiling: true,
             created_at_skew_max_ms: baton_core::limits::CREATED_AT_SKEW_MAX_MS_DEFAULT,
+            created_at_age_max_ms: baton_core::limits::CREATED_AT_AGE_MAX_MS_DEFAULT,
+            federated_authorization_servers: Vec::new(),
         }
     }
 }
@@ -257,11 +265,13 @@ impl Config {
                 baton_core::limits::DEPTH_MAX_CEILING
             );
         }
-        if self.rules.created_at_skew_max_ms < 0 {
-            bail!(
-                "rules.created_at_skew_max_ms: {} is negative",
-                self.rules.created_at_skew_max_ms
-            );
+        for (name, value) in [
+            ("created_at_skew_max_ms", self.rules.created_at_skew_max_ms),
+            ("created_at_age_max_ms", self.rules.created_at_age_max_ms),
+        ] {
+            if value < 0 {
+                bail!("rules.{name}: {value} is negative");
+            }
         }
         if self.kafka.partitions == 0 {
             bail!("kafka.partitions: must be at least 1");
@@ -276,6 +286,18 @@ impl Config {
         policy.static_grants_client_only = self.rules.static_grants_client_only;
         policy.enforce_ceiling = self.rules.enforce_ceiling;
         policy.created_at_skew_max_ms = self.rules.created_at_skew_max_ms;
+        policy.created_at_age_max_ms = self.rules.created_at_age_max_ms;
+        for (i, id) in self
+            .rules
+            .federated_authorization_servers
+            .iter()
+            .enumerate()
+        {
+            let field = format!("rules.federated_authorization_servers[{i}]");
+            policy
+                .federated
+                .insert(baton_core::ClientId::new(&field, id)?);
+        }
         Ok(policy)
     }
 

@@ -88,6 +88,11 @@ struct Shared {
     /// so consistency tokens and Watch never pass a record whose outcome is
     /// still open.
     applied: watch::Sender<Vec<u64>>,
+    /// Next offset to read, per partition, as committed: every record before
+    /// it is applied, deduplicated, quarantined or parked. Unlike `applied`
+    /// it passes parked records, so a writer waiting for its own records is
+    /// not held back by someone else's record waiting for a dependency.
+    read: watch::Sender<Vec<u64>>,
     partitions: u32,
     /// The rules' configuration: checks need the trust roots too.
     policy: Policy,
@@ -140,6 +145,7 @@ impl<L: EventLog> Projector<L> {
             tree,
             memo,
             db,
+            read: watch::Sender::new(applied.clone()),
             read_next: std::sync::Mutex::new(applied),
             applied: watch::Sender::new(published),
             partitions,
@@ -451,7 +457,12 @@ fn apply_batch(
         staged.commit()?;
     }
     let published = settled(&next, parked);
-    *shared.read_next.lock().expect("offsets lock") = next;
+    *shared.read_next.lock().expect("offsets lock") = next.clone();
+    shared.read.send_if_modified(|read| {
+        let changed = *read != next;
+        *read = next;
+        changed
+    });
     shared.applied.send_if_modified(|applied| {
         let changed = *applied != published;
         *applied = published;
@@ -473,6 +484,24 @@ impl Handle {
 
     /// Waits until the projection covers `token`, for at most `deadline`.
     pub async fn wait_for(&self, token: &ConsistencyToken, deadline: Duration) -> Result<()> {
+        self.wait_on(&self.shared.applied, token, deadline).await
+    }
+
+    /// Waits until the projector has read past every position in `token`
+    /// (each record applied, deduplicated, quarantined or parked), for at
+    /// most `deadline`. A writer waits on this for its own records: records
+    /// parked earlier in a partition hold back [`Handle::wait_for`] until
+    /// they settle, but not this.
+    pub async fn wait_for_read(&self, token: &ConsistencyToken, deadline: Duration) -> Result<()> {
+        self.wait_on(&self.shared.read, token, deadline).await
+    }
+
+    async fn wait_on(
+        &self,
+        offsets: &watch::Sender<Vec<u64>>,
+        token: &ConsistencyToken,
+        deadline: Duration,
+    ) -> Result<()> {
         if token.next_offsets().len() > self.shared.partitions as usize {
             return Err(Error::Invalid {
                 field: "consistency_token",
@@ -483,7 +512,7 @@ impl Handle {
                 ),
             });
         }
-        let mut applied = self.shared.applied.subscribe();
+        let mut applied = offsets.subscribe();
         let started = tokio::time::Instant::now();
         let covered =
             tokio::time::timeout(deadline, applied.wait_for(|now| token.is_covered_by(now))).await;

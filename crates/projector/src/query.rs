@@ -355,6 +355,16 @@ impl Handle {
         Ok(out)
     }
 
+    /// Why the record at `position` was quarantined, if it was.
+    pub fn quarantine_reason(&self, position: Position) -> Result<Option<String>> {
+        match self.shared.tree.get(key::position(b'q', position))? {
+            None => Ok(None),
+            Some(v) => Ok(Some(
+                decode::<StoredQuarantine>("stored quarantine", &v)?.reason,
+            )),
+        }
+    }
+
     /// Quarantined records, oldest first, at most `limit`.
     pub fn quarantined(&self, limit: usize) -> Result<Vec<Quarantined>> {
         let mut out = Vec::new();

@@ -35,6 +35,10 @@ pub enum Error {
     NotFound(String),
     #[error("too many concurrent streams (at most {0}); retry later")]
     Busy(usize),
+    /// Written to the log, but this node's projection refused it when
+    /// applying it (a race with a write it could not see).
+    #[error("{0}")]
+    NotApplied(String),
     /// Another request is appending the same claim right now.
     #[error("{0}")]
     Conflict(String),
@@ -117,7 +121,7 @@ impl From<Error> for Status {
             Error::NotYet(_) => Code::DeadlineExceeded,
             Error::NotFound(_) => Code::NotFound,
             Error::Busy(_) => Code::ResourceExhausted,
-            Error::Conflict(_) => Code::Aborted,
+            Error::Conflict(_) | Error::NotApplied(_) => Code::Aborted,
             Error::Internal(_) => Code::Internal,
         };
         if code == Code::Internal {

@@ -157,6 +157,24 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
             }
             let mut next = token.next_offsets().to_vec();
             next.resize(partitions, 0);
+            // A position past the log's end is from another log (another
+            // cluster, a rebuilt topic): streaming from it would stay silent
+            // for ever while revocations happen.
+            let ends = self.node.log.end_offsets().await.map_err(Error::from)?;
+            if let Some((partition, (want, end))) = next
+                .iter()
+                .zip(&ends)
+                .enumerate()
+                .find(|(_, (want, end))| want > end)
+            {
+                return Err(Error::Limit {
+                    field: "resume_token",
+                    reason: format!(
+                        "partition {partition} resumes at offset {want}, beyond the log's end ({end}): the token is from another log; resume with an empty token"
+                    ),
+                }
+                .into());
+            }
             next
         };
         let permit = self.node.stream_permit()?;

@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use baton_core::Envelope;
@@ -19,9 +21,49 @@ pub fn now_s() -> i64 {
         .as_secs() as i64
 }
 
+/// The embedded log, with a switch that stalls appends (they never answer),
+/// as a Kafka cluster that lost its quorum does: fault injection.
+#[derive(Clone)]
+pub struct TestLog {
+    inner: EmbeddedLog,
+    stalled: Arc<AtomicBool>,
+}
+
+impl TestLog {
+    pub fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+    }
+}
+
+impl baton_log::EventLog for TestLog {
+    type Reader = <EmbeddedLog as baton_log::EventLog>::Reader;
+
+    fn partitions(&self) -> u32 {
+        self.inner.partitions()
+    }
+
+    async fn append(
+        &self,
+        records: Vec<baton_log::Record>,
+    ) -> Vec<Result<baton_log::Position, baton_log::AppendError>> {
+        if self.stalled.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.inner.append(records).await
+    }
+
+    async fn end_offsets(&self) -> baton_log::Result<Vec<u64>> {
+        self.inner.end_offsets().await
+    }
+
+    fn reader(&self, start: &[u64]) -> baton_log::Result<Self::Reader> {
+        self.inner.reader(start)
+    }
+}
+
 pub struct Node {
     pub address: SocketAddr,
-    pub log: EmbeddedLog,
+    pub log: TestLog,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -41,7 +83,10 @@ impl Node {
         events: &[Envelope],
     ) -> Node {
         let dir = tempfile::tempdir().unwrap();
-        let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
+        let log = TestLog {
+            inner: EmbeddedLog::open(&dir.path().join("log")).unwrap(),
+            stalled: Arc::default(),
+        };
         if !events.is_empty() {
             let records = events
                 .iter()

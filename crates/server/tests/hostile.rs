@@ -1,0 +1,395 @@
+//! What a hostile client (and an unlucky operator) did to Append, Check and
+//! Watch over the wire, one regression test each (issue 8).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use baton_core::{
+    Body, ClientKind, ClientRegistered, ClientRole, Envelope, KeysRotated, Name,
+    RegistrationMethod, SigningKey,
+};
+use baton_log::EventLog;
+use baton_proto::v1;
+use baton_server::Limits;
+use baton_testkit::Fixture;
+use common::{Node, check_request, now_s};
+use tokio_stream::StreamExt as _;
+use tonic::Code;
+
+fn request(events: &[&Envelope]) -> v1::AppendRequest {
+    v1::AppendRequest {
+        events: events.iter().map(|e| v1::SignedEvent::from(*e)).collect(),
+        ..Default::default()
+    }
+}
+
+/// The ids of the events ListEvents returns for `client`, once the node has
+/// applied `token`.
+async fn events_of(node: &Node, client: &str, token: &str) -> Vec<Vec<u8>> {
+    let mut stream = node
+        .provenance()
+        .await
+        .list_events(v1::ListEventsRequest {
+            client_id: client.into(),
+            consistency_token: token.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ids = Vec::new();
+    while let Some(entry) = stream.next().await {
+        let entry = entry.unwrap();
+        ids.push(entry.event.unwrap().event_id);
+    }
+    ids
+}
+
+fn registration(f: &mut Fixture, id: &str, key: &SigningKey) -> Envelope {
+    let names = |list: &[&str]| list.iter().map(|n| Name::new("n", n).unwrap()).collect();
+    let body = Body::ClientRegistered(ClientRegistered {
+        client: Fixture::client_id(id),
+        kind: ClientKind::McpServer,
+        role: ClientRole::DelegatingLayer,
+        registration: RegistrationMethod::PreRegistered,
+        metadata_document_url: None,
+        public_keys: vec![key.public_key()],
+        scopes: names(&["files:read"]),
+        tools: names(&["fs/read"]),
+        registered_by: Some(Fixture::client_id("as")),
+    });
+    let as_key = f.client("as").key.clone();
+    f.seal_with(&as_key, body)
+}
+
+/// Defect 4: concurrent Appends that claim one exclusive name — a client id,
+/// a token reference, a key bound by registration or by rotation — were
+/// each answered ACCEPTED, and the projector kept only one. In every round,
+/// what was ACCEPTED is exactly what was applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_appends_on_every_exclusive_claim_accept_only_what_is_applied() {
+    let (mut f, setup) = Fixture::standard(now_s());
+    let node = Node::start(&f, Limits::default(), None).await;
+    node.append(&setup).await;
+    let mut accepted_total = 0;
+    for round in 0..12 {
+        let kind = round % 4;
+        let shared_key = SigningKey::generate();
+        let (a, b, client_a, client_b) = match kind {
+            // One client id, two registrations.
+            0 => {
+                let id = format!("dup{round}");
+                let a = registration(&mut f, &id, &SigningKey::generate());
+                let b = registration(&mut f, &id, &SigningKey::generate());
+                (a, b, id.clone(), id)
+            }
+            // One token reference, two grants.
+            1 => {
+                let jti = format!("race{round}");
+                let a = f.issue("as", &jti, &format!("user:a{round}"), "agent", 3600);
+                let b = f.issue("as", &jti, &format!("user:b{round}"), "agent", 3600);
+                (a, b, "agent".into(), "agent".into())
+            }
+            // One public key, registered to two clients.
+            2 => {
+                let (ida, idb) = (format!("ka{round}"), format!("kb{round}"));
+                let a = registration(&mut f, &ida, &shared_key);
+                let b = registration(&mut f, &idb, &shared_key);
+                (a, b, ida, idb)
+            }
+            // One public key, rotated into two clients.
+            _ => {
+                let (ida, idb) = (format!("ra{round}"), format!("rb{round}"));
+                let (ka, kb) = (SigningKey::generate(), SigningKey::generate());
+                let (reg_a, reg_b) = (
+                    registration(&mut f, &ida, &ka),
+                    registration(&mut f, &idb, &kb),
+                );
+                node.append(&[reg_a, reg_b]).await;
+                let rotate = |f: &mut Fixture, id: &str, key: &SigningKey| {
+                    let body = Body::KeysRotated(KeysRotated {
+                        client: Fixture::client_id(id),
+                        add: vec![shared_key.public_key()],
+                        retire: vec![],
+                    });
+                    f.seal_with(key, body)
+                };
+                let a = rotate(&mut f, &ida, &ka);
+                let b = rotate(&mut f, &idb, &kb);
+                (a, b, ida, idb)
+            }
+        };
+        let before = node.log.end_offsets().await.unwrap();
+        let (mut la, mut lb) = (node.ledger().await, node.ledger().await);
+        let (ra, rb) = tokio::join!(la.append(request(&[&a])), lb.append(request(&[&b])));
+        let mut accepted = 0;
+        for (result, event, client) in [(&ra, &a, &client_a), (&rb, &b, &client_b)] {
+            match result {
+                Ok(response) => {
+                    let response = response.get_ref();
+                    assert_eq!(
+                        response.results[0].outcome,
+                        v1::AppendOutcome::Accepted as i32
+                    );
+                    let applied = events_of(&node, client, &response.consistency_token).await;
+                    assert!(
+                        applied.contains(&event.id().0.to_vec()),
+                        "round {round} (kind {kind}): ACCEPTED {} but not applied",
+                        event.id()
+                    );
+                    accepted += 1;
+                }
+                Err(refused) => assert!(
+                    matches!(refused.code(), Code::Aborted | Code::AlreadyExists),
+                    "round {round} (kind {kind}): {refused:?}"
+                ),
+            }
+        }
+        assert_eq!(accepted, 1, "round {round} (kind {kind}): {ra:?} / {rb:?}");
+        // The loser was refused before it was written: the log grew by one.
+        let after = node.log.end_offsets().await.unwrap();
+        assert_eq!(
+            after[0],
+            before[0] + 1,
+            "round {round} (kind {kind}): {ra:?} / {rb:?}"
+        );
+        accepted_total += accepted;
+    }
+    assert_eq!(accepted_total, 12);
+    node.stop().await;
+}
+
+/// Defect 5: a batch whose first event carries a bad signature took the
+/// claims of every event before being checked, so garbage naming someone's
+/// token reference made their legitimate Append fail with ABORTED.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_garbage_claims_nothing() {
+    let (mut f, setup) = Fixture::standard(now_s());
+    let node = Node::start(&f, Limits::default(), None).await;
+    node.append(&setup).await;
+    let stranger = SigningKey::generate();
+    for round in 0..20 {
+        let jti = format!("victim{round}");
+        let legit = f.issue("as", &jti, "user:alice", "agent", 3600);
+        // Another grant of the victim's token reference, with a signature
+        // by a key the payload does not name: garbage. Padding slows its check.
+        let other = f.issue("as", &jti, "user:mallory", "agent", 3600);
+        let garbage = Envelope::from_parts(
+            other.payload().to_vec(),
+            other.payload_type().to_owned(),
+            &f.client("as").key.key_id().0,
+            &stranger_signature(&stranger, &other),
+        )
+        .unwrap();
+        let padding: Vec<Envelope> = (0..999)
+            .map(|i| f.issue("as", &format!("pad{round}-{i}"), "user:bob", "agent", 3600))
+            .collect();
+        // Last, so that checking the batch up to it takes a while.
+        let mut batch: Vec<&Envelope> = padding.iter().collect();
+        batch.push(&garbage);
+        let (mut lg, mut ll) = (node.ledger().await, node.ledger().await);
+        let owned = batch_owned(&batch);
+        let garbage_call = tokio::spawn(async move {
+            let refs: Vec<&Envelope> = owned.iter().collect();
+            lg.append(request(&refs)).await
+        });
+        // The victim appends (and retries, idempotently) while the garbage
+        // is in flight: no attempt may be refused.
+        loop {
+            let attempt = ll.append(request(&[&legit])).await;
+            let attempt = attempt
+                .unwrap_or_else(|e| panic!("round {round}: the victim's append failed: {e:?}"));
+            assert_ne!(
+                attempt.get_ref().results[0].outcome,
+                v1::AppendOutcome::Unspecified as i32
+            );
+            if garbage_call.is_finished() {
+                break;
+            }
+        }
+        let rl = ll.append(request(&[&legit])).await;
+        let rg = garbage_call.await.unwrap();
+        let refused = rg.expect_err("the garbage batch is refused");
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+        assert!(refused.message().contains("events[999]"), "{refused:?}");
+        let last =
+            rl.unwrap_or_else(|e| panic!("round {round}: the victim's append failed: {e:?}"));
+        assert_eq!(
+            last.get_ref().results[0].outcome,
+            v1::AppendOutcome::Duplicate as i32
+        );
+    }
+    node.stop().await;
+}
+
+fn batch_owned(batch: &[&Envelope]) -> Vec<Envelope> {
+    batch.iter().map(|e| (*e).clone()).collect()
+}
+
+fn stranger_signature(key: &SigningKey, of: &Envelope) -> Vec<u8> {
+    Envelope::sign(key, of.payload_type(), of.payload().to_vec())
+        .unwrap()
+        .signature()
+        .to_vec()
+}
+
+/// Defect 9: a megabyte of consistency token, resume token or payload type
+/// came back quoted whole in `grpc-message`, which stock clients saw as
+/// RESOURCE_EXHAUSTED. Every echo is truncated and every message bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_input_is_refused_with_a_short_message() {
+    let (f, setup) = Fixture::standard(now_s());
+    let node = Node::start(&f, Limits::default(), None).await;
+    node.append(&setup).await;
+    let huge = format!("ct1.{}", "z".repeat(1 << 20));
+    let mut check = check_request("anything");
+    check.consistency_token = huge.clone();
+    let refused = node.revocation().await.check(check).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().starts_with("consistency_token: "),
+        "{}",
+        refused.message()
+    );
+    assert!(
+        refused.message().len() <= 1100,
+        "{} bytes",
+        refused.message().len()
+    );
+    let watch = v1::WatchRequest { resume_token: huge };
+    let refused = node.revocation().await.watch(watch).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().len() <= 1100,
+        "{} bytes",
+        refused.message().len()
+    );
+    let mut signed = v1::SignedEvent::from(&setup[0]);
+    signed.payload_type = "x".repeat(1 << 20);
+    let refused = node
+        .ledger()
+        .await
+        .append(v1::AppendRequest {
+            events: vec![signed],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("payload_type"),
+        "{}",
+        refused.message()
+    );
+    assert!(
+        refused.message().len() <= 1100,
+        "{} bytes",
+        refused.message().len()
+    );
+    node.stop().await;
+}
+
+/// Defect 10: a Watch resumed from beyond the log's end (a token from
+/// another cluster or a rebuilt log) was accepted and stayed silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_from_beyond_the_log_end_is_refused() {
+    let (f, setup) = Fixture::standard(now_s());
+    let node = Node::start(&f, Limits::default(), None).await;
+    let appended = node.append(&setup).await;
+    // The token of what was appended is fine ...
+    let watch = v1::WatchRequest {
+        resume_token: appended.consistency_token.clone(),
+    };
+    node.revocation().await.watch(watch).await.unwrap();
+    // ... one past the end is not.
+    let watch = v1::WatchRequest {
+        resume_token: "ct1.ffff".into(),
+    };
+    let refused = node.revocation().await.watch(watch).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(
+        refused.message().contains("resume_token"),
+        "{}",
+        refused.message()
+    );
+    assert!(
+        refused.message().contains("beyond the log's end"),
+        "{}",
+        refused.message()
+    );
+    node.stop().await;
+}
+
+/// Defect 11: a record waiting for a dependency (written straight into the
+/// log) held back every Append on its partition until it was quarantined.
+/// Here the dependency comes only after an unrelated Append has answered;
+/// had that Append waited for the parked record to settle, the record would
+/// have been quarantined (5 s grace) and its token would be UNKNOWN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_record_does_not_hold_back_unrelated_appends() {
+    let (mut f, setup) = Fixture::standard(now_s());
+    let limits = Limits {
+        apply_wait_max: std::time::Duration::from_secs(20),
+        ..Limits::default()
+    };
+    let node = Node::start(&f, limits, None).await;
+    node.append(&setup).await;
+    let parent = f.issue("as", "parent", "user:alice", "agent", 3600);
+    let orphan = f.narrow("parent", "orphan", "agent", "gateway", &[], 60);
+    let raw = |e: &Envelope| baton_log::Record {
+        key: Vec::new(),
+        value: baton_proto::encode_signed(e),
+    };
+    let written = node.log.append(vec![raw(&orphan)]).await;
+    assert!(written[0].is_ok());
+    let unrelated = f.issue("as", "unrelated", "user:bob", "agent", 3600);
+    let answered = node.append(&[unrelated]).await;
+    assert_eq!(
+        answered.results[0].outcome,
+        v1::AppendOutcome::Accepted as i32
+    );
+    let written = node.log.append(vec![raw(&parent)]).await;
+    assert!(written[0].is_ok());
+    let later = f.issue("as", "later", "user:bob", "agent", 3600);
+    let token = node.append(&[later]).await.consistency_token;
+    let mut check = check_request("orphan");
+    check.consistency_token = token;
+    let answer = node
+        .revocation()
+        .await
+        .check(check)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.status, v1::TokenStatus::Active as i32, "{answer:?}");
+    node.stop().await;
+}
+
+/// Defect 13: with the log stalled (a Kafka cluster without quorum), Append
+/// ended in the transport's `CANCELLED "Timeout expired"`; the outcome is
+/// unknown and must be reported as such, before the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_log_answers_outcome_unknown_before_the_deadline() {
+    let (mut f, setup) = Fixture::standard(now_s());
+    let node = Node::start(&f, Limits::default(), None).await;
+    node.append(&setup).await;
+    node.log.stall();
+    let grant = f.issue("as", "stalled", "user:alice", "agent", 3600);
+    let mut call = tonic::Request::new(request(&[&grant]));
+    call.set_timeout(std::time::Duration::from_secs(2));
+    let refused = node.ledger().await.append(call).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(
+        refused.message().contains("outcome unknown"),
+        "{}",
+        refused.message()
+    );
+    assert!(
+        refused
+            .message()
+            .contains("retrying the whole batch is safe"),
+        "{}",
+        refused.message()
+    );
+}
