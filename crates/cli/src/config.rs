@@ -273,6 +273,13 @@ impl Config {
                 bail!("rules.{name}: {value} is negative");
             }
         }
+        let batch_max = baton_core::limits::BATCH_EVENTS_MAX;
+        if self.limits.batch_events_max == 0 || self.limits.batch_events_max > batch_max {
+            bail!(
+                "limits.batch_events_max: {} is not in 1..={batch_max} (a batch is one log record)",
+                self.limits.batch_events_max
+            );
+        }
         if self.kafka.partitions == 0 {
             bail!("kafka.partitions: must be at least 1");
         }

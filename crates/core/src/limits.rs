@@ -22,3 +22,5 @@ pub const DEPTH_MAX_CEILING: u32 = 64;
 /// `created_at` may be (an hour: a writer may buffer events through an outage
 /// of the ledger, but may not back-date history).
 pub const CREATED_AT_AGE_MAX_MS_DEFAULT: i64 = 60 * 60 * 1000;
+/// Most events in one log record (an Append's batch, written as one record).
+pub const BATCH_EVENTS_MAX: usize = 1000;

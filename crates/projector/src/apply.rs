@@ -37,19 +37,19 @@ pub enum Outcome {
     Quarantined(String),
 }
 
-/// A record decoded, and whether its signature was already verified strictly.
+/// A record decoded (one event, or a batch record's events in order), and
+/// per event whether its signature was already verified strictly.
 #[derive(Debug)]
 pub struct Decoded {
-    pub opened: Result<(Envelope, Event), String>,
-    pub verified: bool,
+    pub opened: Result<Vec<(Envelope, Event)>, String>,
+    pub verified: Vec<bool>,
 }
 
 impl Decoded {
     pub fn of(record: &ReadRecord) -> Decoded {
-        Decoded {
-            opened: baton_proto::decode_signed(&record.value).map_err(|e| e.to_string()),
-            verified: false,
-        }
+        let opened = baton_proto::decode_record(&record.value).map_err(|e| e.to_string());
+        let verified = vec![false; opened.as_ref().map_or(0, Vec::len)];
+        Decoded { opened, verified }
     }
 }
 
@@ -64,11 +64,16 @@ pub fn decode_batch(
     records: &[ReadRecord],
 ) -> Result<Vec<Decoded>> {
     let mut decoded: Vec<Decoded> = records.iter().map(Decoded::of).collect();
-    let events: Vec<Option<&(Envelope, Event)>> =
-        decoded.iter().map(|d| d.opened.as_ref().ok()).collect();
-    let verdicts = verify_in_parallel(policy, staged, &events)?;
-    for (item, verified) in decoded.iter_mut().zip(verdicts) {
-        item.verified = verified;
+    let events: Vec<Option<&(Envelope, Event)>> = decoded
+        .iter()
+        .flat_map(|d| d.opened.as_ref().map_or(&[][..], Vec::as_slice))
+        .map(Some)
+        .collect();
+    let mut verdicts = verify_in_parallel(policy, staged, &events)?.into_iter();
+    for item in &mut decoded {
+        for slot in &mut item.verified {
+            *slot = verdicts.next().expect("one verdict per event");
+        }
     }
     Ok(decoded)
 }
@@ -163,47 +168,109 @@ pub fn verdict_key(envelope: &Envelope, key: &PublicKey) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
-/// Applies one record to the staged state.
+/// What applying one event of a record did.
+enum Verdict {
+    Applied(EventId),
+    Duplicate(EventId),
+    /// A key, client or parent it needs has not been seen (yet).
+    Missing(String),
+    Refused(String),
+}
+
+/// Applies one record to the staged state: all its events in order, or —
+/// when one is refused or waits for a dependency — none of them, and the
+/// whole record is quarantined or parked.
 pub fn apply_record(
     policy: &Policy,
     staged: &mut Staged<'_>,
     record: &ReadRecord,
     decoded: Decoded,
 ) -> Result<Outcome> {
-    let (envelope, event) = match decoded.opened {
-        Ok(opened) => opened,
+    let events = match decoded.opened {
+        Ok(events) => events,
         Err(e) => return quarantine(staged, record, format!("undecodable: {e}")),
     };
+    let batch = events.len() > 1;
+    if batch {
+        staged.savepoint();
+    }
+    let (mut last, mut applied) = (None, false);
+    for (index, ((envelope, event), verified)) in events.iter().zip(decoded.verified).enumerate() {
+        let at = |reason: String| {
+            if batch {
+                format!("log_batch.events[{index}]: {reason}")
+            } else {
+                reason
+            }
+        };
+        match apply_event(
+            policy,
+            staged,
+            record.position,
+            index,
+            envelope,
+            event,
+            verified,
+        )? {
+            Verdict::Applied(id) => (last, applied) = (Some(id), true),
+            Verdict::Duplicate(id) => last = Some(id),
+            Verdict::Missing(reason) => {
+                staged.rollback();
+                staged.put(key::position(b'p', record.position), record.value.clone());
+                return Ok(Outcome::Parked(at(reason)));
+            }
+            Verdict::Refused(reason) => {
+                staged.rollback();
+                return quarantine(staged, record, at(reason));
+            }
+        }
+    }
+    staged.release();
+    let last = last.expect("a record holds at least one event");
+    Ok(if applied {
+        Outcome::Applied(last)
+    } else {
+        Outcome::Duplicate(last)
+    })
+}
+
+/// Applies one event: a duplicate (a retry, or a forgery if its signature
+/// does not hold), or checked by the rules and recorded.
+fn apply_event(
+    policy: &Policy,
+    staged: &mut Staged<'_>,
+    position: Position,
+    index: usize,
+    envelope: &Envelope,
+    event: &Event,
+    verified: bool,
+) -> Result<Verdict> {
     let id = envelope.id();
     if staged.contains(&key::event(&id))? {
         // The id covers what was signed, not the signature: a copy whose
         // signature does not verify is a forgery, not a replay.
-        match check_copy(policy, &*staged, &envelope, &event, decoded.verified) {
-            Ok(()) => {}
-            Err(CheckError::Refused(refusal)) => {
-                return quarantine(
-                    staged,
-                    record,
-                    format!("{id}: a copy of a stored event: {refusal}"),
-                );
+        return match check_copy(policy, &*staged, envelope, event, verified) {
+            Ok(()) => {
+                staged.add_counter("duplicates", 1);
+                Ok(Verdict::Duplicate(id))
             }
-            Err(CheckError::View(e)) => return Err(e),
-        }
-        staged.add_counter("duplicates", 1);
-        return Ok(Outcome::Duplicate(id));
+            Err(CheckError::Refused(refusal)) => Ok(Verdict::Refused(format!(
+                "{id}: a copy of a stored event: {refusal}"
+            ))),
+            Err(CheckError::View(e)) => Err(e),
+        };
     }
-    match check_event_verified(policy, &*staged, &envelope, &event, decoded.verified) {
+    match check_event_verified(policy, &*staged, envelope, event, verified) {
         Ok(signer) => {
-            record_event(staged, record.position, &envelope, &event, &signer)?;
+            record_event(staged, position, index, envelope, event, &signer)?;
             staged.add_counter("applied", 1);
-            Ok(Outcome::Applied(id))
+            Ok(Verdict::Applied(id))
         }
         Err(CheckError::View(e)) => Err(e),
         Err(CheckError::Refused(refusal)) if refusal.is_missing_dependency() => {
-            staged.put(key::position(b'p', record.position), record.value.clone());
-            Ok(Outcome::Parked(refusal.to_string()))
+            Ok(Verdict::Missing(refusal.to_string()))
         }
-        Err(CheckError::Refused(refusal)) => quarantine(staged, record, format!("{id}: {refusal}")),
+        Err(CheckError::Refused(refusal)) => Ok(Verdict::Refused(format!("{id}: {refusal}"))),
     }
 }
 
@@ -223,6 +290,7 @@ pub fn quarantine(staged: &mut Staged<'_>, record: &ReadRecord, reason: String) 
 fn record_event(
     staged: &mut Staged<'_>,
     position: Position,
+    index: usize,
     envelope: &Envelope,
     event: &Event,
     signer: &Signer,
@@ -296,7 +364,8 @@ fn record_event(
                 event: id.0.to_vec(),
                 target: key::target(&revoked.target),
             };
-            staged.put(key::position(b'w', position), feed.encode_to_vec());
+            let index = u32::try_from(index).expect("a record holds at most 1000 events");
+            staged.put(key::feed(position, index), feed.encode_to_vec());
         }
         Body::KeysRotated(rotation) => {
             clients.push(rotation.client.as_str());

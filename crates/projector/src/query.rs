@@ -337,12 +337,17 @@ impl Handle {
                 },
             );
             for entry in self.shared.tree.range(start..end) {
-                if out.len() >= limit {
-                    return Ok(out);
-                }
                 let (k, v) = entry?;
                 let position =
                     key::parse_position(&k).ok_or_else(|| Error::Corrupt("watch key".into()))?;
+                // A watcher resumes after a whole record: never split one.
+                if out.len() >= limit
+                    && out
+                        .last()
+                        .is_none_or(|e: &RevocationEffect| e.position != position)
+                {
+                    return Ok(out);
+                }
                 let stored: StoredRevocation = decode("stored revocation", &v)?;
                 out.push(RevocationEffect {
                     position,

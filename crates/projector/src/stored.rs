@@ -56,8 +56,9 @@ pub struct StoredEvent {
 /// The sled tree of this layout; change the name whenever what is stored
 /// changes meaning. A projection in another layout is dropped and rebuilt from
 /// the log when opened. `projection`: token records under `t`;
-/// `projection.v2`: token records derived from `e`.
-pub const TREE: &str = "projection.v2";
+/// `projection.v2`: token records derived from `e`; `projection.v3`: batch
+/// records, watch feed keyed by position and index.
+pub const TREE: &str = "projection.v3";
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StoredKey {
@@ -278,6 +279,14 @@ pub mod key {
                 &position.offset.to_be_bytes(),
             ],
         )
+    }
+
+    /// The watch feed's key of the `index`th revocation of the record at
+    /// `position` (a batch record may hold several).
+    pub fn feed(position: Position, index: u32) -> Vec<u8> {
+        let mut out = self::position(b'w', position);
+        out.extend_from_slice(&index.to_be_bytes());
+        out
     }
 
     pub fn parse_position(key: &[u8]) -> Option<Position> {

@@ -92,6 +92,13 @@ impl Memo {
     }
 }
 
+/// What a savepoint restores: each key staged since, with its previous
+/// entry, and the counters as they were.
+type Savepoint = (
+    Vec<(Vec<u8>, Option<Option<Vec<u8>>>)>,
+    BTreeMap<&'static str, u64>,
+);
+
 pub struct Staged<'a> {
     tree: &'a sled::Tree,
     memo: &'a Memo,
@@ -99,6 +106,9 @@ pub struct Staged<'a> {
     counters: BTreeMap<&'static str, u64>,
     /// Whether this batch stages a revocation or a key binding.
     touches_trust: bool,
+    /// While a savepoint is open: each staged key's previous entry, and the
+    /// counters as they were, to roll back to.
+    undo: Option<Savepoint>,
 }
 
 impl std::fmt::Debug for Staged<'_> {
@@ -117,7 +127,40 @@ impl<'a> Staged<'a> {
             writes: BTreeMap::new(),
             counters: BTreeMap::new(),
             touches_trust: false,
+            undo: None,
         }
+    }
+
+    /// Opens a savepoint: what is staged from here can be rolled back (a
+    /// batch record applies all its events or none). The memo's revoked-set
+    /// and trust generation only ever over-approximate, so they need no undo.
+    pub fn savepoint(&mut self) {
+        self.undo = Some((Vec::new(), self.counters.clone()));
+    }
+
+    /// Undoes everything staged since the savepoint, and closes it.
+    pub fn rollback(&mut self) {
+        if let Some((undo, counters)) = self.undo.take() {
+            for (key, previous) in undo.into_iter().rev() {
+                match previous {
+                    Some(entry) => self.writes.insert(key, entry),
+                    None => self.writes.remove(&key),
+                };
+            }
+            self.counters = counters;
+        }
+    }
+
+    /// Keeps everything staged since the savepoint, and closes it.
+    pub fn release(&mut self) {
+        self.undo = None;
+    }
+
+    fn stage(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        if let Some((undo, _)) = &mut self.undo {
+            undo.push((key.clone(), self.writes.get(&key).cloned()));
+        }
+        self.writes.insert(key, value);
     }
 
     /// Signatures verified strictly by this process.
@@ -153,11 +196,11 @@ impl<'a> Staged<'a> {
                 .generation
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
-        self.writes.insert(key, Some(value));
+        self.stage(key, Some(value));
     }
 
     pub fn delete(&mut self, key: Vec<u8>) {
-        self.writes.insert(key, None);
+        self.stage(key, None);
     }
 
     /// Adds to a counter; counters are written once, at commit.

@@ -42,7 +42,55 @@ pub fn encode_signed(envelope: &Envelope) -> Vec<u8> {
     v1::SignedEvent::from(envelope).encode_to_vec()
 }
 
-/// Reads a log record: decodes the `SignedEvent`, then [`open`]s it.
+/// The first byte of a log record holding a batch (see `LogBatch` in
+/// `events.proto`).
+pub const BATCH_RECORD_TAG: u8 = 0x00;
+
+/// Encodes the log record for `envelopes`: one `SignedEvent`, or a tagged
+/// `LogBatch` when there are several, which the log stores (and projectors
+/// apply) as one.
+pub fn encode_record(envelopes: &[&Envelope]) -> Vec<u8> {
+    match envelopes {
+        [one] => encode_signed(one),
+        many => {
+            let batch = v1::LogBatch {
+                events: many.iter().map(|e| v1::SignedEvent::from(*e)).collect(),
+            };
+            let mut out = Vec::with_capacity(1 + batch.encoded_len());
+            out.push(BATCH_RECORD_TAG);
+            batch.encode(&mut out).expect("a Vec grows as needed");
+            out
+        }
+    }
+}
+
+/// Reads a log record: its events in order, each decoded and [`open`]ed.
+pub fn decode_record(bytes: &[u8]) -> Result<Vec<(Envelope, Event)>> {
+    let Some(body) = bytes.strip_prefix(&[BATCH_RECORD_TAG]) else {
+        return Ok(vec![decode_signed(bytes)?]);
+    };
+    let batch = v1::LogBatch::decode(body)
+        .map_err(|e| Error::invalid("log_batch", format!("is not a baton.v1.LogBatch: {e}")))?;
+    if batch.events.len() < 2 || batch.events.len() > limits::BATCH_EVENTS_MAX {
+        return Err(Error::invalid(
+            "log_batch.events",
+            format!(
+                "holds {} events; a batch record holds 2 to {}",
+                batch.events.len(),
+                limits::BATCH_EVENTS_MAX
+            ),
+        ));
+    }
+    batch
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(i, signed)| open(signed).map_err(|e| e.within(&format!("log_batch.events[{i}]"))))
+        .collect()
+}
+
+/// Reads a log record holding one event: decodes the `SignedEvent`, then
+/// [`open`]s it.
 pub fn decode_signed(bytes: &[u8]) -> Result<(Envelope, Event)> {
     if bytes.len() > limits::PAYLOAD_BYTES_MAX + 1024 {
         return Err(Error::invalid(

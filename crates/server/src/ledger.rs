@@ -1,6 +1,7 @@
 //! `LedgerService.Append`: check a batch as a whole against the projection
-//! (plus the batch's own earlier events), then append it to the log in
-//! dependency waves, and wait until this node has applied it.
+//! (plus the batch's own earlier events), write it to the log as one record
+//! (all or nothing, also when the outcome is unknown), and wait until this
+//! node has applied it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -30,68 +31,113 @@ impl<L> Ledger<L> {
 struct Checked {
     envelope: Envelope,
     key: Vec<u8>,
-    wave: usize,
     duplicate: bool,
 }
 
-/// Exclusive claims (client ids, token references, key ids) of the Appends
-/// in flight on this node, each with the event that claims it. Each node
-/// checks a batch against its projection; without this, two concurrent
-/// Appends claiming one token reference (or binding one key) would both pass
-/// and both be acknowledged, and the projector would then quarantine one of
-/// them. The same event may be appended twice at once (a retry): it is one
-/// event, applied once.
+/// The Appends in flight on this node: their exclusive claims (client ids,
+/// token references, key ids), each with the event that claims it and how
+/// many Appends hold it, and the records they wrote but this node has not
+/// read back yet. Each node checks a batch against its projection; without
+/// claims, two concurrent Appends claiming one token reference (or binding
+/// one key) would both pass and both be written, and the projector would
+/// quarantine one of them. The same event may be in flight twice (a retry):
+/// it is one event, applied once — and a retry of a batch already written
+/// waits for that record instead of writing it again.
 #[derive(Debug, Default, Clone)]
-pub struct Claims(Arc<Mutex<HashMap<String, EventId>>>);
+pub struct Claims(Arc<Mutex<InFlight>>);
 
-/// Holds claims until dropped.
+#[derive(Debug, Default)]
+struct InFlight {
+    claims: HashMap<String, (EventId, usize)>,
+    written: HashMap<EventId, (Position, usize)>,
+}
+
+/// Holds claims (and written-record entries) until dropped.
 struct ClaimGuard {
     claims: Claims,
     held: Vec<String>,
+    written: Vec<EventId>,
 }
 
 impl Claims {
-    /// Takes the claims of a batch whose signatures have been verified, before
-    /// its rules are checked: a claim is released only once its event is
-    /// applied (or, when the outcome is unknown, once it can no longer land),
-    /// so whoever takes it next checks against a projection that holds it.
+    /// Takes the claims of a batch that has passed the rules once, before
+    /// the rules run again under the claims: a claim is released only once
+    /// its event is read back (or, when the outcome is unknown, once it can no
+    /// longer land), so whoever takes it next checks against a projection
+    /// that holds it.
     fn take(&self, events: &[(Envelope, Event)]) -> Result<ClaimGuard> {
-        let mut map = self.0.lock().expect("claims lock");
-        let mut wanted: Vec<(usize, String, EventId)> = Vec::new();
+        let mut in_flight = self.0.lock().expect("claims lock");
+        let mut wanted: Vec<(String, EventId)> = Vec::new();
         for (index, (envelope, event)) in events.iter().enumerate() {
+            let id = envelope.id();
             for claim in claims_of(event) {
-                wanted.push((index, claim, envelope.id()));
+                if let Some((other, _)) = in_flight.claims.get(&claim)
+                    && *other != id
+                {
+                    return Err(Error::Conflict(format!(
+                        "events[{index}]: {claim} is claimed by {other}, which is being appended concurrently; retry (appending the same event again is idempotent)"
+                    )));
+                }
+                wanted.push((claim, id));
             }
         }
-        for (index, claim, id) in &wanted {
-            let other = map
-                .get(claim)
-                .copied()
-                .or_else(|| wanted.iter().find(|(_, c, _)| c == claim).map(|w| w.2));
-            if let Some(other) = other.filter(|other| other != id) {
-                return Err(Error::Conflict(format!(
-                    "events[{index}]: {claim} is claimed by {other}, which is being appended concurrently; retry (appending the same event again is idempotent)"
-                )));
-            }
-        }
-        let mut held = Vec::new();
-        for (_, claim, id) in wanted {
-            if map.insert(claim.clone(), id).is_none() {
-                held.push(claim);
-            }
+        let mut held = Vec::with_capacity(wanted.len());
+        for (claim, id) in wanted {
+            in_flight.claims.entry(claim.clone()).or_insert((id, 0)).1 += 1;
+            held.push(claim);
         }
         Ok(ClaimGuard {
             claims: self.clone(),
             held,
+            written: Vec::new(),
         })
+    }
+
+    /// Where each of `ids` was written by an Append still in flight, if all
+    /// of them were written by one record.
+    fn written(&self, ids: &[EventId]) -> Option<Position> {
+        let in_flight = self.0.lock().expect("claims lock");
+        let mut at = None;
+        for id in ids {
+            let (position, _) = in_flight.written.get(id)?;
+            if at.is_some_and(|at| at != *position) {
+                return None;
+            }
+            at = Some(*position);
+        }
+        at
+    }
+}
+
+impl ClaimGuard {
+    /// Remembers that `ids` were written at `position`, until dropped.
+    fn wrote(&mut self, ids: &[EventId], position: Position) {
+        let mut in_flight = self.claims.0.lock().expect("claims lock");
+        for id in ids {
+            in_flight.written.entry(*id).or_insert((position, 0)).1 += 1;
+            self.written.push(*id);
+        }
     }
 }
 
 impl Drop for ClaimGuard {
     fn drop(&mut self) {
-        let mut map = self.claims.0.lock().expect("claims lock");
+        let mut in_flight = self.claims.0.lock().expect("claims lock");
         for claim in &self.held {
-            map.remove(claim);
+            if let Some(entry) = in_flight.claims.get_mut(claim) {
+                entry.1 -= 1;
+                if entry.1 == 0 {
+                    in_flight.claims.remove(claim);
+                }
+            }
+        }
+        for id in &self.written {
+            if let Some(entry) = in_flight.written.get_mut(id) {
+                entry.1 -= 1;
+                if entry.1 == 0 {
+                    in_flight.written.remove(id);
+                }
+            }
         }
     }
 }
@@ -125,18 +171,6 @@ const UNKNOWN_OUTCOME_CLAIM_HOLD: Duration = Duration::from_secs(60);
 /// clients, subjects and keys), which also keeps them in order.
 pub const CONTROL_KEY: &[u8] = b"control";
 
-/// Dependencies point from trees to registrations and from revocations to
-/// tokens, never the other way; appending in these waves, each acknowledged
-/// before the next starts, makes every dependency visible before what needs it
-/// even when they land in different partitions.
-fn wave(event: &Event) -> usize {
-    match event.body {
-        Body::ClientRegistered(_) | Body::KeysRotated(_) => 0,
-        Body::TokenIssued(_) | Body::ScopeNarrowed(_) => 1,
-        Body::Revoked(_) => 2,
-    }
-}
-
 fn open_batch(events: Vec<v1::SignedEvent>) -> Result<Vec<(Envelope, Event)>> {
     events
         .into_iter()
@@ -165,16 +199,16 @@ fn verify_batch(node: &Node<impl Sized>, opened: &[(Envelope, Event)]) -> Result
 /// plus the batch's earlier events.
 fn check_batch(
     node: &Node<impl Sized>,
-    opened: Vec<(Envelope, Event)>,
+    opened: &[(Envelope, Event)],
     verified: &[bool],
 ) -> Result<Vec<Checked>> {
     let view = node.handle.view();
     let mut overlay = MemoryLedger::over(&view, node.policy.clone());
     let now = now_s();
     let mut out = Vec::with_capacity(opened.len());
-    for (index, ((envelope, event), verified)) in opened.into_iter().zip(verified).enumerate() {
+    for (index, ((envelope, event), verified)) in opened.iter().zip(verified).enumerate() {
         let applied = overlay
-            .try_apply_verified(&envelope, &event, Some(now), *verified)
+            .try_apply_verified(envelope, event, Some(now), *verified)
             .map_err(|e| match e {
                 CheckError::Refused(refusal) => Error::Refused {
                     index: Some(index),
@@ -182,13 +216,11 @@ fn check_batch(
                 },
                 CheckError::View(e) => Error::from(e),
             })?;
-        let key = partition_key(&overlay, &envelope, &event)?;
-        let duplicate = matches!(applied, Applied::Duplicate(_));
+        let key = partition_key(&overlay, envelope, event)?;
         out.push(Checked {
-            wave: wave(&event),
-            envelope,
+            envelope: envelope.clone(),
             key,
-            duplicate,
+            duplicate: matches!(applied, Applied::Duplicate(_)),
         });
     }
     Ok(out)
@@ -225,6 +257,15 @@ fn partition_key<V: LedgerView<Error = baton_projector::Error>>(
     })
 }
 
+/// The partition key of a batch record: the one key all its events share
+/// (one delegation tree stays in one partition, in order), else `control`.
+fn record_key(events: &[&Checked]) -> Vec<u8> {
+    match events.split_first() {
+        Some((first, rest)) if rest.iter().all(|e| e.key == first.key) => first.key.clone(),
+        _ => CONTROL_KEY.to_vec(),
+    }
+}
+
 impl<L: EventLog> Ledger<L> {
     /// Appends a batch; everything must be done by `deadline` (the request's
     /// own, less a margin to answer in), so that a slow log is reported as an
@@ -256,68 +297,82 @@ impl<L: EventLog> Ledger<L> {
         // so a node that honours the token has every dependency of the batch
         // settled, not just the batch's own positions.
         let basis = node.handle.applied_token();
-        // Decoding and signature checks are CPU work, sled reads may block:
-        // all of it off the async workers.
+        // Decoding, signature checks and the rules are CPU work, sled reads
+        // may block: all of it off the async workers. The rules run once
+        // before any claim is taken — a batch that would be refused (a bad
+        // signature, an unknown key, a signer without authority) claims
+        // nothing, so it cannot make someone else's Append fail — and once
+        // more under the claims, against what concurrent Appends hold.
         let (opened, verified) = {
             let node = node.clone();
             blocking(move || {
                 let opened = open_batch(request.events)?;
                 let verified = verify_batch(&node, &opened)?;
+                check_batch(&node, &opened, &verified)?;
                 Ok((opened, verified))
             })
             .await?
         };
-        if verified.iter().any(|ok| !ok) {
-            // An event with a bad signature or an unknown key claims nothing:
-            // the rules name its refusal before any claim is taken, so unsigned
-            // garbage cannot make someone else's Append fail.
-            let (node, opened, verified) = (node.clone(), opened.clone(), verified.clone());
-            blocking(move || check_batch(&node, opened, &verified)).await?;
-        }
-        // Held until this node has read the batch back (or, when the outcome
-        // is unknown, until it can no longer land), so a concurrent Append of
-        // the same claim is refused, then sees it stored.
-        let claims = node.claims.take(&opened)?;
+        let mut claims = node.claims.take(&opened)?;
         let checked = {
             let node = node.clone();
-            blocking(move || check_batch(&node, opened, &verified)).await?
+            blocking(move || check_batch(&node, &opened, &verified)).await?
         };
-        let positions = match self.write(&checked, deadline).await {
-            Ok(positions) => positions,
-            Err(e) => {
-                if matches!(e, Error::Ambiguous(_)) {
-                    hold(claims, UNKNOWN_OUTCOME_CLAIM_HOLD);
+        let fresh: Vec<&Checked> = checked.iter().filter(|c| !c.duplicate).collect();
+        let ids: Vec<EventId> = fresh.iter().map(|c| c.envelope.id()).collect();
+        let position = if fresh.is_empty() {
+            None
+        } else if let Some(position) = node.claims.written(&ids) {
+            // A retry of a batch this node already wrote and is still
+            // reading back: the same record, not a second copy.
+            Some(position)
+        } else {
+            match self.write(&fresh, deadline).await {
+                Ok(position) => {
+                    claims.wrote(&ids, position);
+                    Some(position)
                 }
-                return Err(e);
+                Err(e) => {
+                    if matches!(e, Error::Ambiguous(_)) {
+                        hold(claims, UNKNOWN_OUTCOME_CLAIM_HOLD);
+                    }
+                    return Err(e);
+                }
             }
         };
         let mut written = ConsistencyToken::default();
-        for position in positions.iter().flatten() {
-            written.include(*position);
+        if let Some(position) = position {
+            written.include(position);
         }
         let mut token = basis;
         token.merge(&written);
         if request.return_before_applied {
             // Answer now; keep the claims until this node has read the batch.
             let (handle, wait) = (node.handle.clone(), node.limits.apply_wait_max);
+            let read = written.clone();
             tokio::spawn(async move {
-                let _ = handle.wait_for_read(&written, wait).await;
+                let _ = handle.wait_for_read(&read, wait).await;
                 drop(claims);
             });
-        } else {
-            self.applied(&checked, &positions, &written, deadline)
-                .await?;
+        } else if let Some(position) = position {
+            if let Err(e) = self.applied(&fresh, position, &written, deadline).await {
+                if matches!(e, Error::Ambiguous(_)) {
+                    hold(claims, UNKNOWN_OUTCOME_CLAIM_HOLD);
+                }
+                return Err(e);
+            }
             drop(claims);
         }
         let mut results = Vec::with_capacity(checked.len());
-        for (item, position) in checked.iter().zip(&positions) {
+        for item in &checked {
             let id = item.envelope.id();
-            let position = match position {
-                Some(position) => Some(*position),
-                None => node.handle.event(&id)?.map(|(_, _, position)| position),
+            let at = if item.duplicate {
+                node.handle.event(&id)?.map(|(_, _, position)| position)
+            } else {
+                position
             };
-            if let Some(position) = position {
-                token.include(position);
+            if let Some(at) = at {
+                token.include(at);
             }
             results.push(v1::AppendResult {
                 event_id: id.0.to_vec(),
@@ -326,7 +381,7 @@ impl<L: EventLog> Ledger<L> {
                 } else {
                     v1::AppendOutcome::Accepted
                 } as i32,
-                position: position.map(|p| v1::LogPosition {
+                position: at.map(|p| v1::LogPosition {
                     partition: p.partition,
                     offset: p.offset,
                 }),
@@ -338,52 +393,50 @@ impl<L: EventLog> Ledger<L> {
         })
     }
 
-    /// Writes the new events of a checked batch in dependency waves, each
-    /// acknowledged before the next; their positions, by index.
-    async fn write(&self, checked: &[Checked], deadline: Instant) -> Result<Vec<Option<Position>>> {
-        let mut positions: Vec<Option<Position>> = vec![None; checked.len()];
-        for wave in 0..3 {
-            let members: Vec<usize> = (0..checked.len())
-                .filter(|&i| checked[i].wave == wave && !checked[i].duplicate)
-                .collect();
-            if members.is_empty() {
-                continue;
-            }
-            let records = members
-                .iter()
-                .map(|&i| Record {
-                    key: checked[i].key.clone(),
-                    value: baton_proto::encode_signed(&checked[i].envelope),
-                })
-                .collect();
-            let Ok(outcome) =
-                tokio::time::timeout_at(deadline, self.node.log.append(records)).await
-            else {
-                let written = positions.iter().flatten().count();
-                return Err(Error::Ambiguous(format!(
-                    "the log did not acknowledge events {members:?} within the request's deadline ({written} other events acknowledged); outcome unknown, retrying the whole batch is safe: appends are idempotent"
-                )));
-            };
-            let mut failures = Vec::new();
-            for (&i, result) in members.iter().zip(outcome) {
-                match result {
-                    Ok(position) => positions[i] = Some(position),
-                    Err(e) => failures.push((i, e)),
-                }
-            }
-            if !failures.is_empty() {
-                return Err(write_failure(&failures, &positions));
-            }
+    /// Writes the new events of a checked batch as one log record: all or
+    /// nothing, also when the node dies mid-write or the log stalls.
+    async fn write(&self, fresh: &[&Checked], deadline: Instant) -> Result<Position> {
+        let envelopes: Vec<&Envelope> = fresh.iter().map(|c| &c.envelope).collect();
+        let record = Record {
+            key: record_key(fresh),
+            value: baton_proto::encode_record(&envelopes),
+        };
+        if record.value.len() > baton_log::RECORD_BYTES_MAX {
+            return Err(Error::Limit {
+                field: "events",
+                reason: format!(
+                    "the batch is {} bytes as one log record, more than {}: split it",
+                    record.value.len(),
+                    baton_log::RECORD_BYTES_MAX
+                ),
+            });
         }
-        Ok(positions)
+        let Ok(mut outcome) =
+            tokio::time::timeout_at(deadline, self.node.log.append(vec![record])).await
+        else {
+            return Err(Error::Ambiguous(format!(
+                "the log did not acknowledge the batch ({} events) within the request's deadline; outcome unknown, retrying the whole batch is safe: appends are idempotent",
+                fresh.len()
+            )));
+        };
+        match outcome.pop() {
+            Some(Ok(position)) => Ok(position),
+            Some(Err(AppendError::Ambiguous(e))) => Err(Error::Ambiguous(format!(
+                "{e}; retrying the whole batch is safe: appends are idempotent"
+            ))),
+            Some(Err(AppendError::Refused(e))) => Err(Error::NotWritten(format!(
+                "the log refused the batch, nothing is written: {e}"
+            ))),
+            None => Err(Error::Internal("the log answered nothing".into())),
+        }
     }
 
     /// Waits until this node has read back what was written, and makes sure
     /// each new event was applied: ACCEPTED means applied, here.
     async fn applied(
         &self,
-        checked: &[Checked],
-        positions: &[Option<Position>],
+        fresh: &[&Checked],
+        position: Position,
         written: &ConsistencyToken,
         deadline: Instant,
     ) -> Result<()> {
@@ -397,18 +450,17 @@ impl<L: EventLog> Ledger<L> {
                 "appended durably, but this node has not applied it yet ({e}); whether it is applied is unknown: retrying the whole batch is safe, and answers DUPLICATE once it is"
             )));
         }
-        for (index, (item, position)) in checked.iter().zip(positions).enumerate() {
-            let Some(position) = position else { continue };
+        for item in fresh {
             let id = item.envelope.id();
             if node.handle.event(&id)?.is_some() {
                 continue;
             }
             let reason = node
                 .handle
-                .quarantine_reason(*position)?
+                .quarantine_reason(position)?
                 .unwrap_or_else(|| "waiting for a dependency".into());
             return Err(Error::NotApplied(format!(
-                "events[{index}]: {id} was written at {}:{} but this node did not apply it: {}",
+                "the batch was written at {}:{} but this node did not apply it ({id} among others): {}",
                 position.partition,
                 position.offset,
                 baton_core::echo(&reason)
@@ -424,27 +476,6 @@ fn hold(claims: ClaimGuard, duration: Duration) {
         tokio::time::sleep(duration).await;
         drop(claims);
     });
-}
-
-fn write_failure(failures: &[(usize, AppendError)], positions: &[Option<Position>]) -> Error {
-    let written = positions.iter().filter(|p| p.is_some()).count();
-    let detail: Vec<String> = failures
-        .iter()
-        .map(|(i, e)| format!("events[{i}]: {e}"))
-        .collect();
-    let detail = detail.join("; ");
-    if failures
-        .iter()
-        .any(|(_, e)| matches!(e, AppendError::Ambiguous(_)))
-    {
-        Error::Ambiguous(format!(
-            "{detail} ({written} other events acknowledged); retrying the whole batch is safe: appends are idempotent"
-        ))
-    } else {
-        Error::NotWritten(format!(
-            "{detail} ({written} other events acknowledged); retrying the whole batch is safe: appends are idempotent"
-        ))
-    }
 }
 
 #[tonic::async_trait]

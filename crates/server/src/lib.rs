@@ -55,7 +55,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             message_bytes_max: 4 * 1024 * 1024,
-            batch_events_max: 1000,
+            batch_events_max: baton_core::limits::BATCH_EVENTS_MAX,
             check_batch_max: 1000,
             streams_max: 256,
             requests_per_connection_max: 256,

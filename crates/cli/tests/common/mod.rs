@@ -68,6 +68,13 @@ impl Served {
         format!("http://{}", self.address)
     }
 
+    /// SIGKILL: the node dies wherever it is.
+    pub fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// SIGTERM, and the node must exit cleanly.
     pub fn stop(mut self) {
         let mut child = self.child.take().unwrap();
