@@ -214,35 +214,58 @@ pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
-/// A principal's name (client id, subject): [`check_text`], and written in a
-/// single script (UTS #39 mixed-script detection; digits and punctuation go
-/// with any script), so `pаypal` with a Cyrillic `а` is refused rather than
-/// naming a second principal that renders like the first.
+/// A principal's name (client id, subject): [`check_text`]; in Unicode NFKC,
+/// so compatibility variants (fullwidth `ｐａｙｐａｌ`, mathematical bold,
+/// ligatures, no-break spaces) are refused rather than naming a second
+/// principal that renders like another; and each label (the runs between
+/// ASCII punctuation, as in `user:山田` or `дмитрий@yandex.ru`) written in a
+/// single script (UTS #39 mixed-script detection; digits go with any
+/// script), so `pаypal` with a Cyrillic `а` is refused.
 fn check_principal(field: &str, value: &str, max: usize) -> Result<()> {
     use unicode_security::MixedScript as _;
     check_text(field, value, max)?;
-    if !value.is_single_script() {
+    if !unicode_normalization::is_nfkc(value) {
         return Err(Error::invalid(
             field,
             format!(
-                "{:?} mixes scripts (rule identifier-script)",
+                "{:?} is not in Unicode normalization form KC (rule identifier-nfkc)",
                 crate::echo(value)
+            ),
+        ));
+    }
+    if let Some(label) = value
+        .split(|c: char| c.is_ascii_punctuation())
+        .find(|label| !label.is_single_script())
+    {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{:?} mixes scripts in {:?} (rule identifier-script)",
+                crate::echo(value),
+                crate::echo(label)
             ),
         ));
     }
     Ok(())
 }
 
-/// Whether `c` renders as nothing or reorders text: Unicode's
-/// Default_Ignorable_Code_Point set (zero-width characters, joiners, bidi
-/// embeddings, overrides and isolates, variation selectors, fillers, tags)
-/// and the line and paragraph separators.
+/// Whether `c` renders as nothing, reorders text, or has no agreed glyph:
+/// Unicode's Default_Ignorable_Code_Point set (zero-width characters,
+/// joiners, bidi embeddings, overrides and isolates, variation selectors,
+/// fillers, tags), the other format characters (prepended concatenation
+/// marks, interlinear annotation, Egyptian hieroglyph format controls), the
+/// line and paragraph separators, and private-use code points.
 fn is_invisible(c: char) -> bool {
     matches!(
         u32::from(c),
         0x00AD
             | 0x034F
+            | 0x0600..=0x0605
             | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
             | 0x115F..=0x1160
             | 0x17B4..=0x17B5
             | 0x180B..=0x180F
@@ -250,13 +273,18 @@ fn is_invisible(c: char) -> bool {
             | 0x2028..=0x202E
             | 0x2060..=0x206F
             | 0x3164
+            | 0xE000..=0xF8FF
             | 0xFE00..=0xFE0F
             | 0xFEFF
             | 0xFFA0
-            | 0xFFF0..=0xFFF8
+            | 0xFFF0..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
             | 0x1BCA0..=0x1BCA3
             | 0x1D173..=0x1D17A
             | 0xE0000..=0xE0FFF
+            | 0xF0000..=0x10FFFF
     )
 }
 

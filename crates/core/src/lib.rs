@@ -29,8 +29,8 @@ pub use ids::{ClientId, EventId, Name, Subject, TokenRef, token_digest};
 pub use keys::{KeyId, PublicKey, SigningKey};
 pub use memory::{Applied, Empty, MemoryLedger};
 pub use rules::{
-    CheckError, ClientRecord, KeyRecord, LedgerView, Policy, Signer, TokenRecord, check_copy,
-    check_event, check_event_verified, check_live, resolve_signer,
+    CheckError, ClientRecord, KeyRecord, LedgerView, Policy, RULES_VERSION, Signer, TokenRecord,
+    check_copy, check_event, check_event_verified, check_live, resolve_signer,
 };
 pub use status::{
     BINDING_CHAIN_MAX, Cause, Check, KeyTrust, RevocationHit, TokenStatus, Via, binding_depth,

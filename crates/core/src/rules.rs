@@ -74,7 +74,36 @@ impl Policy {
     pub fn depth_max(&self) -> u32 {
         self.depth_max.min(DEPTH_MAX_CEILING)
     }
+
+    /// A short hash of everything [`check_event`]'s verdicts depend on
+    /// besides the ledger: [`RULES_VERSION`] and the configuration (trust
+    /// roots, depth bound, practitioner switches, federation). Not the
+    /// append-time clock bounds, which no projector applies. Two projections
+    /// of one log with the same fingerprint hold the same verdicts.
+    pub fn fingerprint(&self) -> String {
+        let mut hasher = blake3::Hasher::new_derive_key("baton.v1 rules fingerprint");
+        hasher.update(&RULES_VERSION.to_be_bytes());
+        for key in self.trust_roots.keys() {
+            hasher.update(&key.0);
+        }
+        hasher.update(&self.depth_max().to_be_bytes());
+        hasher.update(&[
+            u8::from(self.require_delegating_role),
+            u8::from(self.static_grants_client_only),
+            u8::from(self.enforce_ceiling),
+        ]);
+        for client in &self.federated {
+            hasher.update(client.as_str().as_bytes());
+            hasher.update(&[0]);
+        }
+        hex::encode(&hasher.finalize().as_bytes()[..8])
+    }
 }
+
+/// The version of the rules [`check_event`] applies; bump it whenever a
+/// change would give another verdict on some event, so every projection is
+/// re-derived under the new rules (see [`Policy::fingerprint`]).
+pub const RULES_VERSION: u32 = 2;
 
 /// A public key bound to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -599,21 +628,7 @@ fn check_issue<V: LedgerView>(
         );
     }
     let holder = registered(view_, "holder", &issued.holder)?;
-    if !(holder.client == issued.issuer
-        || holder
-            .registered_by
-            .as_ref()
-            .is_none_or(|by| acts_for(policy, &issued.issuer, by)))
-    {
-        return refuse(
-            Rule::Unauthorized,
-            "holder",
-            format!(
-                "client {:?} was registered by another authorization server than {:?}",
-                issued.holder, issued.issuer
-            ),
-        );
-    }
+    in_universe(policy, &holder, &issued.issuer)?;
     within_ceiling(policy, &holder, &issued.scopes, &issued.tools)?;
     if policy.static_grants_client_only {
         if issued.grant.is_static() && issued.subject.as_str() != issued.holder.as_str() {
@@ -706,24 +721,25 @@ fn check_hop<V: LedgerView>(
             ),
         );
     }
+    // The chain's issuer: the authorization server whose universe it is.
+    let issuer = match parent.parent {
+        None => parent.performed_by.clone(),
+        Some(_) => match view(view_.token(&parent.root))? {
+            Some(root) => root.performed_by,
+            None => {
+                return refuse(
+                    Rule::UnknownParent,
+                    "root_event_id",
+                    format!("{} is not a token in the ledger", parent.root),
+                );
+            }
+        },
+    };
     if performer.client != parent.holder {
-        // Only the chain's own authorization server (the one that issued its
-        // root grant) exchanges a token it does not hold.
-        let root = match parent.parent {
-            None => parent.clone(),
-            Some(_) => match view(view_.token(&parent.root))? {
-                Some(root) => root,
-                None => {
-                    return refuse(
-                        Rule::UnknownParent,
-                        "root_event_id",
-                        format!("{} is not a token in the ledger", parent.root),
-                    );
-                }
-            },
-        };
+        // Only the chain's own authorization server exchanges a token it
+        // does not hold.
         if !(performer.kind == ClientKind::AuthorizationServer
-            && acts_for(policy, &performer.client, &root.performed_by))
+            && acts_for(policy, &performer.client, &issuer))
         {
             return refuse(
                 Rule::Unauthorized,
@@ -736,6 +752,7 @@ fn check_hop<V: LedgerView>(
         }
     }
     let holder = registered(view_, "holder", &hop.holder)?;
+    in_universe(policy, &holder, &issuer)?;
     if policy.static_grants_client_only
         && holder.registration == RegistrationMethod::StaticApiKey
         && !parent.grant.is_static()
@@ -774,6 +791,28 @@ fn check_hop<V: LedgerView>(
         );
     }
     Ok(())
+}
+
+/// A token of a chain issued by `issuer` may only be held by a client of
+/// `issuer`'s universe: the issuer itself, a client it (or, federated, a
+/// peer) registered, or a client a trust root registered.
+fn in_universe<E>(policy: &Policy, holder: &ClientRecord, issuer: &ClientId) -> Checked<(), E> {
+    let inside = &holder.client == issuer
+        || holder
+            .registered_by
+            .as_ref()
+            .is_none_or(|by| acts_for(policy, issuer, by));
+    if inside {
+        return Ok(());
+    }
+    refuse(
+        Rule::Unauthorized,
+        "holder",
+        format!(
+            "client {:?} was registered by another authorization server than {issuer:?}, which issued the chain",
+            holder.client
+        ),
+    )
 }
 
 /// Whether authorization server `actor` may act in the universe of
@@ -1055,8 +1094,11 @@ fn check_dates<E>(policy: &Policy, event: &Event, now_s: i64) -> Checked<(), E> 
             ),
         );
     }
+    // A revocation is never harmful late: one signed ahead of time (an
+    // emergency revocation kept ready) is taken whenever it comes.
     let behind_ms = now_ms.saturating_sub(event.created_at_ms);
-    if behind_ms > policy.created_at_age_max_ms {
+    let revocation = matches!(event.body, Body::Revoked(_));
+    if behind_ms > policy.created_at_age_max_ms && !revocation {
         return refuse(
             Rule::BackDated,
             "created_at_unix_ms",

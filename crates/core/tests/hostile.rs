@@ -442,8 +442,31 @@ fn identifiers_have_one_spelling() {
         assert!(error.starts_with("client_id: "), "{error}");
         assert!(error.contains(rule), "{bad:?}: {error}");
     }
-    assert!(ClientId::new("client_id", "https://app.example/client.json").is_ok());
-    assert!(Subject::new("subject", "山田太郎").is_ok());
+    for (bad, rule) in [
+        (
+            "\u{ff50}\u{ff41}\u{ff59}\u{ff50}\u{ff41}\u{ff4c}",
+            "identifier-nfkc",
+        ),
+        ("\u{1d429}\u{1d41a}\u{1d432}", "identifier-nfkc"),
+        ("alice\u{a0}smith", "identifier-nfkc"),
+        ("\u{fb01}nance", "identifier-nfkc"),
+        ("user\u{e000}", "identifier-charset"),
+        ("a\u{fffb}b", "identifier-charset"),
+    ] {
+        let error = Subject::new("subject", bad).unwrap_err().to_string();
+        assert!(error.contains(rule), "{bad:?}: {error}");
+    }
+    for good in [
+        "https://app.example/client.json",
+        "spiffe://corp.example/gateway-eu",
+        "user:alice",
+        "user:山田太郎",
+        "дмитрий@yandex.ru",
+        "jos\u{e9}@example.com",
+    ] {
+        assert!(ClientId::new("client_id", good).is_ok(), "{good:?}");
+        assert!(Subject::new("subject", good).is_ok(), "{good:?}");
+    }
 }
 
 /// Defect 7: a second encoding of one key would be a second key id.
@@ -534,4 +557,66 @@ fn back_dated_future_dated_and_expired_events_are_refused_at_append() {
         (refusal.rule, refusal.field),
         (Rule::Expired, "expires_at_unix_s")
     );
+}
+
+/// Review of defect 3: an authorization server grants a token to itself,
+/// then hops it to a client of another universe — the cross-universe grant
+/// the issue rule refuses, by a detour.
+#[test]
+fn unauthorized_a_hop_does_not_carry_a_chain_into_another_universe() {
+    let mut world = World::new();
+    let mut ledger = ledger(&world);
+    second_universe(&mut world, &mut ledger);
+    let body = match grant(&mut world, "own", "gateway").1.body {
+        Body::TokenIssued(mut issued) => {
+            issued.holder = client(AS);
+            Body::TokenIssued(issued)
+        }
+        _ => unreachable!(),
+    };
+    let own = sign(&world.as_key.clone(), world.tick(), body);
+    ledger.apply(&own.0, &own.1).unwrap();
+    let body = match world
+        .narrow(
+            "x",
+            own.0.id(),
+            own.0.id(),
+            1,
+            "alice",
+            "gateway",
+            "server-a",
+            1,
+            1,
+            0,
+            50,
+        )
+        .1
+        .body
+    {
+        Body::ScopeNarrowed(mut hop) => {
+            hop.performed_by = client(AS);
+            hop.holder = client("tool-two");
+            hop.audience = "https://tool-two.example/mcp".into();
+            Body::ScopeNarrowed(hop)
+        }
+        _ => unreachable!(),
+    };
+    let hop = sign(&world.as_key.clone(), world.tick(), body);
+    let refusal = refused(ledger.apply(&hop.0, &hop.1));
+    assert_eq!(
+        (refusal.rule, refusal.field),
+        (Rule::Unauthorized, "holder")
+    );
+}
+
+/// A revocation signed long ago (kept ready for an emergency) is taken
+/// whenever it comes: lateness never makes a revocation harmful.
+#[test]
+fn back_dated_does_not_apply_to_revocations() {
+    let now_s = 100_000;
+    let mut world = World::new();
+    let mut ledger = ledger(&world);
+    let revoke = world.revoke_by_root(RevocationTarget::Subject(subject("mallory")));
+    assert!(revoke.1.created_at_ms < 1_000_000);
+    ledger.append(&revoke.0, &revoke.1, now_s).unwrap();
 }

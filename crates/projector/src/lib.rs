@@ -134,7 +134,7 @@ impl<L: EventLog> Projector<L> {
             .path(dir)
             .flush_every_ms(Some(200))
             .open()?;
-        let tree = open_layout(&db)?;
+        let tree = open_layout(&db, &options.policy)?;
         let partitions = log.partitions();
         let applied = (0..partitions)
             .map(|p| Ok(view::read_u64(tree.get(stored::key::offset(p))?.as_deref())))
@@ -477,6 +477,12 @@ impl Handle {
         self.shared.applied.borrow().clone()
     }
 
+    /// Next offset to read per partition: every record before it is
+    /// applied, deduplicated, quarantined or parked.
+    pub fn read(&self) -> Vec<u64> {
+        self.shared.read.borrow().clone()
+    }
+
     /// The consistency token of what this node has applied.
     pub fn applied_token(&self) -> ConsistencyToken {
         ConsistencyToken::new(self.applied())
@@ -580,24 +586,27 @@ impl Handle {
     }
 }
 
-/// Opens this version's projection tree ([`stored::TREE`]) and drops the
-/// trees of other layouts. Each layout has its own tree, so a binary of another
-/// version (after a rollback, say) never reads or writes this one; a new
-/// tree starts empty and is built from the log — the system of record — from
-/// offset zero.
-fn open_layout(db: &sled::Db) -> Result<sled::Tree> {
+/// Opens the projection tree of this layout ([`stored::TREE`]) and of these
+/// rules (`policy`'s fingerprint), and drops every other projection tree.
+/// Each layout and rule set has its own tree, so a binary of another version
+/// (after a rollback, say) never reads or writes this one, and a node whose
+/// rules changed (a trust root removed, a federation changed, a new binary's
+/// rules) re-derives every verdict from the log — the system of record —
+/// rather than keep verdicts the rules it now runs would not reach: two nodes
+/// with the same log and rules always hold the same projection.
+fn open_layout(db: &sled::Db, policy: &Policy) -> Result<sled::Tree> {
+    let current = format!("{}.{}", stored::TREE, policy.fingerprint());
     for name in db.tree_names() {
-        // "projection" (the first layout) and "projection.v<N>" (the others).
+        // "projection" (the first layout) and "projection.v<N>[.<rules>]".
         let layout = name.as_ref() == b"projection" || name.starts_with(b"projection.v");
-        let other = layout && name.as_ref() != stored::TREE.as_bytes();
-        if other {
+        if layout && name.as_ref() != current.as_bytes() {
             tracing::warn!(
                 tree = %String::from_utf8_lossy(&name),
-                current = stored::TREE,
-                "dropping a projection written with another layout; rebuilding from the log"
+                %current,
+                "dropping a projection written with another layout or other rules; rebuilding from the log"
             );
             db.drop_tree(&name)?;
         }
     }
-    Ok(db.open_tree(stored::TREE)?)
+    Ok(db.open_tree(current)?)
 }

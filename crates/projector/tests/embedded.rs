@@ -242,3 +242,56 @@ async fn a_parked_record_expires_while_the_log_keeps_growing() {
     assert!(reasons[0].contains("still missing"), "{reasons:?}");
     projector.stop().await;
 }
+
+/// A node whose rules changed (here: an authorization server joins the
+/// federation) re-derives its projection from the log, and holds exactly
+/// what a fresh projection under the new rules holds: the subject
+/// revocation it once quarantined as unauthorized now applies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_under_other_rules_is_rebuilt_from_the_log() {
+    use baton_core::{Body, ClientKind, ClientRole, RevocationTarget, Revoked};
+    use baton_testkit::Fixture;
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
+    let (mut f, mut events) = scenarios::chain_events();
+    events.push(f.register(
+        "as2",
+        ClientKind::AuthorizationServer,
+        ClientRole::DelegatingLayer,
+        None,
+    ));
+    let as2 = f.client("as2").key.clone();
+    let revoke = Body::Revoked(Revoked {
+        target: RevocationTarget::Subject(Fixture::subject("user:alice")),
+        reason: "offboarded".into(),
+        revoked_by: Some(Fixture::client_id("as2")),
+    });
+    events.push(f.seal_with(&as2, revoke));
+    let token = scenarios::append(&log, &f, &events).await;
+    let wait = std::time::Duration::from_secs(30);
+    let grace = std::time::Duration::from_millis(300);
+    let mut federated = f.policy();
+    federated.federated.insert(Fixture::client_id("as2"));
+
+    let node = dir.path().join("node");
+    let alone = scenarios::Running::start_with_policy(log.clone(), &node, f.policy(), grace);
+    alone.handle.wait_for(&token, wait).await.unwrap();
+    assert!(scenarios::is_active(&alone.handle, "t0"));
+    assert_eq!(alone.handle.quarantined(10).unwrap().len(), 1);
+    alone.stop().await;
+
+    let fresh = dir.path().join("fresh");
+    let fresh =
+        scenarios::Running::start_with_policy(log.clone(), &fresh, federated.clone(), grace);
+    fresh.handle.wait_for(&token, wait).await.unwrap();
+    let digest = fresh.handle.state_digest().unwrap();
+    fresh.stop().await;
+
+    let reopened = scenarios::Running::start_with_policy(log.clone(), &node, federated, grace);
+    reopened.handle.wait_for(&token, wait).await.unwrap();
+    assert!(!scenarios::is_active(&reopened.handle, "t0"));
+    assert!(reopened.handle.quarantined(10).unwrap().is_empty());
+    assert_eq!(reopened.handle.state_digest().unwrap(), digest);
+    reopened.stop().await;
+}

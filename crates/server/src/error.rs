@@ -39,6 +39,9 @@ pub enum Error {
     /// applying it (a race with a write it could not see).
     #[error("{0}")]
     NotApplied(String),
+    /// Something this answer needs (the log) cannot be reached now.
+    #[error("{0}")]
+    Unavailable(String),
     /// Another request is appending the same claim right now.
     #[error("{0}")]
     Conflict(String),
@@ -117,7 +120,7 @@ impl From<Error> for Status {
             Error::Invalid { .. } | Error::Limit { .. } => Code::InvalidArgument,
             Error::Refused { refusal, .. } => rule_code(refusal.rule),
             Error::NotWritten(_) => Code::ResourceExhausted,
-            Error::Ambiguous(_) => Code::Unavailable,
+            Error::Ambiguous(_) | Error::Unavailable(_) => Code::Unavailable,
             Error::NotYet(_) => Code::DeadlineExceeded,
             Error::NotFound(_) => Code::NotFound,
             Error::Busy(_) => Code::ResourceExhausted,

@@ -160,7 +160,20 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
             // A position past the log's end is from another log (another
             // cluster, a rebuilt topic): streaming from it would stay silent
             // for ever while revocations happen.
-            let ends = self.node.log.end_offsets().await.map_err(Error::from)?;
+            // What this node has read is in the log; only a position past it
+            // needs the log's word (and a log that cannot answer now makes
+            // this Watch unavailable, not a node failure).
+            let read = self.node.handle.read();
+            let covered = next.iter().zip(&read).all(|(want, read)| want <= read);
+            let ends = if covered {
+                read
+            } else {
+                self.node.log.end_offsets().await.map_err(|e| {
+                    Error::Unavailable(format!(
+                        "resume_token: cannot read the log's end to check it: {e}"
+                    ))
+                })?
+            };
             if let Some((partition, (want, end))) = next
                 .iter()
                 .zip(&ends)

@@ -38,7 +38,16 @@ impl Running {
         fixture: &Fixture,
         grace: Duration,
     ) -> Running {
-        let mut options = ProjectorOptions::new(fixture.policy());
+        Running::start_with_policy(log, dir, fixture.policy(), grace)
+    }
+
+    pub fn start_with_policy<L: EventLog>(
+        log: L,
+        dir: &Path,
+        policy: baton_core::Policy,
+        grace: Duration,
+    ) -> Running {
+        let mut options = ProjectorOptions::new(policy);
         options.idle_wait = Duration::from_millis(50);
         options.park_grace = grace;
         let projector = when_released(|| Projector::open(log.clone(), dir, options.clone()));
