@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use baton_core::{Policy, PublicKey};
-use baton_kafka::{KafkaLog, KafkaOptions};
+use baton_kafka::KafkaOptions;
 use baton_log::{EmbeddedLog, EventLog};
 use baton_projector::{Projector, ProjectorOptions};
 
@@ -50,7 +50,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             let mut options = KafkaOptions::new(brokers.clone());
             options.topic = args.kafka_topic.clone();
             options.partitions = args.kafka_partitions;
-            let log = KafkaLog::connect(options).await?;
+            let log = crate::serve::connect_kafka(options, &args.data).await?;
             project(log, &projection, policy, args.progress_ms).await
         }
         None => {

@@ -34,7 +34,7 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result
         kafka.partitions = config.kafka.partitions;
         kafka.replication = config.kafka.replication;
         kafka.min_insync_replicas = config.kafka.min_insync_replicas;
-        let log = KafkaLog::connect(kafka).await?;
+        let log = connect_kafka(kafka, &config.data_dir).await?;
         announce(
             address,
             &format!(
@@ -59,4 +59,32 @@ async fn serve<L: EventLog>(
     baton_server::run(options, log, listener, crate::shutdown_signal())
         .await
         .map_err(|e| anyhow::anyhow!(e))
+}
+
+/// Where a node records its topic's partition count, so that it can start
+/// (and answer what it safely can) when no broker answers.
+const KAFKA_TOPIC_FILE: &str = "kafka-topic";
+
+/// Connects to Kafka with the partition count this data directory recorded
+/// for the topic, and records the count the log reports.
+pub async fn connect_kafka(
+    mut options: KafkaOptions,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<KafkaLog> {
+    let recorded = data_dir.join(KAFKA_TOPIC_FILE);
+    options.known_partitions = std::fs::read_to_string(&recorded).ok().and_then(|text| {
+        let (topic, partitions) = text.trim().rsplit_once(' ')?;
+        (topic == options.topic)
+            .then(|| partitions.parse().ok())
+            .flatten()
+    });
+    let topic = options.topic.clone();
+    let log = KafkaLog::connect(options).await?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("create data directory {}", data_dir.display()))?;
+    let temporary = recorded.with_extension("tmp");
+    std::fs::write(&temporary, format!("{topic} {}\n", log.partitions()))
+        .and_then(|()| std::fs::rename(&temporary, &recorded))
+        .with_context(|| format!("record the topic in {}", recorded.display()))?;
+    Ok(log)
 }

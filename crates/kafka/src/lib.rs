@@ -40,6 +40,10 @@ pub struct KafkaOptions {
     pub delivery_timeout: Duration,
     /// Deadline for metadata and admin requests.
     pub request_timeout: Duration,
+    /// The topic's partition count as this node last saw it (recorded in its
+    /// data directory): used when no broker answers at start, so that a node
+    /// with a projection starts and says where it stands.
+    pub known_partitions: Option<u32>,
 }
 
 impl KafkaOptions {
@@ -52,6 +56,7 @@ impl KafkaOptions {
             min_insync_replicas: None,
             delivery_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
+            known_partitions: None,
         }
     }
 }
@@ -110,7 +115,10 @@ fn base_config(options: &KafkaOptions) -> ClientConfig {
 }
 
 impl KafkaLog {
-    /// Connects, creates the topic if it does not exist, and learns its partitions.
+    /// Connects, learns the topic's partitions from metadata (which any live
+    /// broker answers, no controller needed), and creates the topic only if
+    /// it does not exist. With no broker answering, a node that knows its
+    /// topic (`known_partitions`) starts anyway.
     pub async fn connect(options: KafkaOptions) -> Result<Self> {
         let fail = |context: &str| {
             let brokers = options.brokers.clone();
@@ -121,7 +129,6 @@ impl KafkaLog {
                 source,
             }
         };
-        create_topic(&options).await?;
         let producer: FutureProducer = base_config(&options)
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -137,27 +144,42 @@ impl KafkaLog {
         let metadata: BaseConsumer = base_config(&options)
             .create()
             .map_err(fail("create metadata client"))?;
-        let (topic, timeout) = (options.topic.clone(), options.request_timeout);
-        let (metadata, found) = tokio::task::spawn_blocking(move || {
-            let found = metadata.fetch_metadata(Some(&topic), timeout).map(|m| {
-                m.topics()
-                    .first()
-                    .map_or(0, |t| t.partitions().len() as u32)
-            });
-            (metadata, found)
-        })
-        .await
-        .map_err(|e| Error::Topic {
-            topic: options.topic.clone(),
-            reason: format!("metadata task failed: {e}"),
-        })?;
-        let partitions = found.map_err(fail("fetch topic metadata"))?;
-        if partitions == 0 {
-            return Err(Error::Topic {
-                topic: options.topic.clone(),
-                reason: "has no partitions".into(),
-            });
-        }
+        let (metadata, found) = lookup(metadata, &options).await?;
+        let (metadata, partitions) = match found {
+            Ok(Some(partitions)) => (metadata, partitions),
+            Ok(None) => {
+                create_topic(&options).await?;
+                // Metadata may trail the creation by a moment.
+                let mut metadata = metadata;
+                let mut tries = 0;
+                loop {
+                    let (m, found) = lookup(metadata, &options).await?;
+                    metadata = m;
+                    match found {
+                        Ok(Some(partitions)) => break (metadata, partitions),
+                        _ if tries < 40 => {
+                            tries += 1;
+                            tokio::time::sleep(Duration::from_millis(250)).await;
+                        }
+                        Ok(None) => {
+                            return Err(Error::Topic {
+                                topic: options.topic.clone(),
+                                reason: "created, but it does not appear in metadata".into(),
+                            });
+                        }
+                        Err(e) => return Err(fail("fetch topic metadata")(e)),
+                    }
+                }
+            }
+            Err(e) => match options.known_partitions {
+                Some(partitions) => {
+                    tracing::warn!(error = %e, partitions, topic = %options.topic,
+                        "no broker answered; starting with the topic's partition count recorded in the data directory");
+                    (metadata, partitions)
+                }
+                None => return Err(fail("fetch topic metadata")(e)),
+            },
+        };
         tracing::info!(brokers = %options.brokers, topic = %options.topic, partitions, "connected to kafka");
         Ok(KafkaLog {
             inner: Arc::new(Inner {
@@ -172,6 +194,33 @@ impl KafkaLog {
     pub fn options(&self) -> &KafkaOptions {
         &self.inner.options
     }
+}
+
+/// The topic's partition count from metadata; `Ok(None)` when the topic
+/// does not exist.
+async fn lookup(
+    metadata: BaseConsumer,
+    options: &KafkaOptions,
+) -> Result<(BaseConsumer, Result<Option<u32>, KafkaError>)> {
+    let (topic, timeout) = (options.topic.clone(), options.request_timeout);
+    tokio::task::spawn_blocking(move || {
+        let found = metadata
+            .fetch_metadata(Some(&topic), timeout)
+            .and_then(|m| match m.topics().iter().find(|t| t.name() == topic) {
+                Some(t) if !t.partitions().is_empty() => Ok(Some(t.partitions().len() as u32)),
+                Some(t) => match t.error().map(RDKafkaErrorCode::from) {
+                    None | Some(RDKafkaErrorCode::UnknownTopicOrPartition) => Ok(None),
+                    Some(code) => Err(KafkaError::MetadataFetch(code)),
+                },
+                None => Ok(None),
+            });
+        (metadata, found)
+    })
+    .await
+    .map_err(|e| Error::Topic {
+        topic: options.topic.clone(),
+        reason: format!("metadata task failed: {e}"),
+    })
 }
 
 async fn create_topic(options: &KafkaOptions) -> Result<()> {

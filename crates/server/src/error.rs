@@ -39,6 +39,12 @@ pub enum Error {
     /// applying it (a race with a write it could not see).
     #[error("{0}")]
     NotApplied(String),
+    /// The node has not reached the log since it started: its projection is
+    /// as of the token given, and may miss what was appended since.
+    #[error(
+        "this node has not reached the log since it started; its projection is as of {0}: only REVOKED, EXPIRED and AUDIENCE_MISMATCH are answered until it has"
+    )]
+    LogUnreachable(String),
     /// Something this answer needs (the log) cannot be reached now.
     #[error("{0}")]
     Unavailable(String),
@@ -120,7 +126,9 @@ impl From<Error> for Status {
             Error::Invalid { .. } | Error::Limit { .. } => Code::InvalidArgument,
             Error::Refused { refusal, .. } => rule_code(refusal.rule),
             Error::NotWritten(_) => Code::ResourceExhausted,
-            Error::Ambiguous(_) | Error::Unavailable(_) => Code::Unavailable,
+            Error::Ambiguous(_) | Error::Unavailable(_) | Error::LogUnreachable(_) => {
+                Code::Unavailable
+            }
             Error::NotYet(_) => Code::DeadlineExceeded,
             Error::NotFound(_) => Code::NotFound,
             Error::Busy(_) => Code::ResourceExhausted,

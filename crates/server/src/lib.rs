@@ -88,11 +88,12 @@ pub(crate) struct Node<L> {
     /// Client ids and token references being appended right now: two
     /// concurrent Appends must not both claim one (see `ledger::Claims`).
     pub claims: ledger::Claims,
-    /// The log's end when the node started. Until the projection covers it,
-    /// every read and write waits for it, as if the caller had passed it as a
-    /// consistency token: a node that is (re)building its projection must not
-    /// answer ACTIVE for a token whose revocation it has not read yet.
-    pub startup: ConsistencyToken,
+    /// The log's end when the node started (unset until the log first
+    /// answers). Until the projection covers it, every read and write waits
+    /// for it, as if the caller had passed it as a consistency token: a node
+    /// that is (re)building its projection must not answer ACTIVE for a token
+    /// whose revocation it has not read yet.
+    pub startup: std::sync::OnceLock<ConsistencyToken>,
     pub caught_up: std::sync::atomic::AtomicBool,
 }
 
@@ -111,7 +112,12 @@ impl<L> Node<L> {
             ConsistencyToken::parse(token)?
         };
         if !caught_up {
-            wanted.merge(&self.startup);
+            let Some(startup) = self.startup.get() else {
+                return Err(Error::LogUnreachable(
+                    self.handle.applied_token().to_string(),
+                ));
+            };
+            wanted.merge(startup);
         }
         self.handle
             .wait_for(&wanted, self.limits.consistency_wait_max)
@@ -133,19 +139,23 @@ pub(crate) fn now_s() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// The log's end offsets, retried for up to a minute: a broker restarting
-/// while the node starts should delay it, not stop it.
-async fn startup_offsets<L: EventLog>(log: &L) -> Result<Vec<u64>, baton_log::Error> {
-    let started = tokio::time::Instant::now();
+/// The log's end offsets, retried until the log answers (backing off up to
+/// 5 s) or the node stops.
+async fn startup_offsets<L: EventLog>(
+    log: &L,
+    stopping: &mut watch::Receiver<bool>,
+) -> Option<Vec<u64>> {
+    let mut pause = Duration::from_millis(500);
     loop {
         match log.end_offsets().await {
-            Ok(ends) => return Ok(ends),
-            Err(e) if started.elapsed() < Duration::from_secs(60) => {
-                tracing::warn!(error = %e, "reading the log's end offsets failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(e) => return Err(e),
+            Ok(ends) => return Some(ends),
+            Err(e) => tracing::warn!(error = %e, "reading the log's end offsets failed; retrying"),
         }
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            _ = stopping.wait_for(|stop| *stop) => return None,
+        }
+        pause = (pause * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -206,8 +216,23 @@ pub async fn run<L: EventLog>(
         ProjectorOptions::new(options.policy.clone()),
     )?;
     let handle = projector.handle();
-    let startup = ConsistencyToken::new(startup_offsets(&log).await?);
-    let caught_up = startup.is_covered_by(&handle.applied());
+    // One try at the log's end; a node that cannot reach the log starts
+    // anyway (NOT_SERVING), answers what its projection can answer safely,
+    // and keeps trying (see `Node::consistent`).
+    let startup = std::sync::OnceLock::new();
+    match log.end_offsets().await {
+        Ok(ends) => {
+            let _ = startup.set(ConsistencyToken::new(ends));
+        }
+        Err(e) => tracing::warn!(
+            error = %e,
+            applied = %handle.applied_token(),
+            "the log is unreachable: NOT_SERVING; answering from the projection only what no later event can change (REVOKED, EXPIRED, AUDIENCE_MISMATCH)"
+        ),
+    }
+    let caught_up = startup
+        .get()
+        .is_some_and(|s: &ConsistencyToken| s.is_covered_by(&handle.applied()));
     let (stop, stopping) = watch::channel(false);
     let stop = Arc::new(stop);
     let mut for_projector = stopping.clone();
@@ -248,11 +273,19 @@ pub async fn run<L: EventLog>(
         tokio::spawn({
             let (node, health, mut stopping) = (node.clone(), health.clone(), stopping.clone());
             async move {
-                tracing::info!(startup = %node.startup, "catching up with the log");
+                if node.startup.get().is_none() {
+                    let Some(ends) = startup_offsets(&node.log, &mut stopping).await else {
+                        return;
+                    };
+                    let _ = node.startup.set(ConsistencyToken::new(ends));
+                    tracing::info!(applied = %node.handle.applied_token(), "reached the log");
+                }
+                let startup = node.startup.get().expect("set above");
+                tracing::info!(%startup, "catching up with the log");
                 // No deadline of its own: catching up takes as long as the log is long.
                 let progress = node
                     .handle
-                    .wait_for(&node.startup, Duration::from_secs(365 * 24 * 3600));
+                    .wait_for(startup, Duration::from_secs(365 * 24 * 3600));
                 let caught_up = tokio::select! {
                     caught_up = progress => caught_up.is_ok(),
                     _ = stopping.wait_for(|stop| *stop) => false,

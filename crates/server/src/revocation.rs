@@ -44,6 +44,30 @@ fn revoked_body<L>(node: &Node<L>, id: &baton_core::EventId) -> Result<Option<v1
         }))
 }
 
+/// Answers one check once the node is consistent with the request. A node
+/// that has not reached the log since it started answers only what no event
+/// it may have missed could change: REVOKED (revocation is monotone),
+/// EXPIRED, AUDIENCE_MISMATCH; anything else is UNAVAILABLE.
+async fn answer<L>(node: &Node<L>, request: &v1::CheckRequest) -> Result<v1::CheckResponse> {
+    match node.consistent(&request.consistency_token).await {
+        Ok(()) => check_one(node, request),
+        Err(Error::LogUnreachable(at)) => {
+            let response = check_one(node, request)?;
+            let settled = [
+                v1::TokenStatus::Revoked as i32,
+                v1::TokenStatus::Expired as i32,
+                v1::TokenStatus::AudienceMismatch as i32,
+            ];
+            if settled.contains(&response.status) {
+                Ok(response)
+            } else {
+                Err(Error::LogUnreachable(at))
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Answers one check (after any consistency wait).
 pub(crate) fn check_one<L>(
     node: &Node<L>,
@@ -100,8 +124,7 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
         request: Request<v1::CheckRequest>,
     ) -> Result<Response<v1::CheckResponse>, Status> {
         let request = request.into_inner();
-        self.node.consistent(&request.consistency_token).await?;
-        Ok(Response::new(check_one(&self.node, &request)?))
+        Ok(Response::new(answer(&self.node, &request).await?))
     }
 
     async fn check_batch(
@@ -119,8 +142,7 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
         }
         let mut results = Vec::with_capacity(checks.len());
         for (i, check) in checks.iter().enumerate() {
-            self.node.consistent(&check.consistency_token).await?;
-            let answer = check_one(&self.node, check).map_err(|e| match e {
+            let answer = answer(&self.node, check).await.map_err(|e| match e {
                 Error::Invalid { source, .. } => Error::Invalid {
                     index: None,
                     source: source.within(&format!("checks[{i}]")),
