@@ -3,9 +3,12 @@
 # real single-broker Kafka and two `baton serve` nodes on loopback, drives them
 # with `baton-bench` (appends, checks at a fixed rate and at saturation,
 # propagation A -> B, replay, disk, memory, and the baselines), then runs the
-# criterion micro-benchmarks. Everything stops by itself.
-# Writes OUT/report.json, OUT/report.md and OUT/micro.txt (default OUT:
-# target/bench-report). Extra arguments go to baton-bench (e.g. --duration-s 5).
+# criterion micro-benchmarks. Everything stops by itself. Beside the
+# project's own generator, ghz (the Go gRPC load generator, a client we did not
+# write) drives Check on a 3-hop chain's leaf and the gRPC health call on the
+# same node, 4 connections and 32 callers each.
+# Writes OUT/report.json, OUT/report.md, OUT/ghz.md and OUT/micro.txt (default
+# OUT: target/bench-report). Extra arguments go to baton-bench (e.g. --duration-s 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="target/bench-report"
@@ -13,6 +16,13 @@ mkdir -p "$OUT"
 
 cargo build --release --locked -p baton -p baton-benches >&2
 BATON=target/release/baton
+CACHE="${BATON_CACHE:-$HOME/.cache/baton}"
+GHZ_VERSION=v0.120.0  # pinned: the module proxy's "latest" is an older v0.93.0
+if [ ! -x "$CACHE/bin/ghz" ]; then
+    GOBIN="$CACHE/bin" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION" >&2
+fi
+GHZ="$CACHE/bin/ghz"
+GHZ_SECONDS="${GHZ_SECONDS:-10}"
 WORK="$(mktemp -d)"
 PIDS=()
 cleanup() {
@@ -47,9 +57,52 @@ target/release/baton-bench --node-a "http://$ADDR_a" --node-b "http://$ADDR_b" \
     --trust-root-key "$WORK/root.key" --kafka-brokers "$BOOTSTRAP" --topic "$TOPIC" --partitions 4 \
     --data-a "$WORK/a" --pid-a "$PID_a" --pid-b "$PID_b" --out "$OUT" "$@"
 
+# ghz against node A: Check of a real chain's leaf, and the empty RPC (health).
+ghz_chain() {
+    export BATON_SERVER="http://$ADDR_a"
+    for k in as gw mcp; do "$BATON" keygen --out "$WORK/ghz-$k.key" >/dev/null; done
+    "$BATON" register --key "$WORK/root.key" --client-id ghz-as.example --kind authorization-server \
+        --role delegating-layer --client-key "$WORK/ghz-as.key" --scopes repo:read --tools github/search >/dev/null
+    for c in gw mcp; do
+        "$BATON" register --key "$WORK/ghz-as.key" --registered-by ghz-as.example --client-id "ghz-$c" \
+            --kind gateway --role delegating-layer --client-key "$WORK/ghz-$c.key" \
+            --scopes repo:read --tools github/search >/dev/null
+    done
+    "$BATON" issue --key "$WORK/ghz-as.key" --issuer ghz-as.example --token jti:ghz-1 --subject user:ghz \
+        --holder ghz-gw --audience https://ghz-gw.example/ --scopes repo:read --tools github/search >/dev/null
+    "$BATON" narrow --key "$WORK/ghz-gw.key" --parent jti:ghz-1 --token jti:ghz-2 --performed-by ghz-gw \
+        --holder ghz-mcp --audience https://ghz-mcp.example/ --scopes repo:read --tools github/search >/dev/null
+    "$BATON" narrow --key "$WORK/ghz-mcp.key" --parent jti:ghz-2 --token jti:ghz-3 --performed-by ghz-mcp \
+        --holder ghz-mcp --audience https://ghz-mcp.example/ --scopes repo:read --tools github/search >/dev/null
+    "$BATON" check jti:ghz-3 >/dev/null
+    unset BATON_SERVER
+}
+ghz_run() { # name call data (the method is found through server reflection)
+    "$GHZ" --insecure --call "$2" -d "$3" --connections 4 -c 32 -z "${GHZ_SECONDS}s" \
+        --duration-stop=ignore -O json "$ADDR_a" >"$OUT/ghz-$1.json"
+}
+ghz_chain
+ghz_run health grpc.health.v1.Health/Check '{"service":""}'
+ghz_run check baton.v1.RevocationService/Check '{"token":{"jti":"ghz-3"}}'
+python3 - "$OUT" <<'PY' | tee "$OUT/ghz.md"
+import json, sys
+out = sys.argv[1]
+rows = {}
+for name in ("health", "check"):
+    r = json.load(open(f"{out}/ghz-{name}.json"))
+    p = {d["percentage"]: d["latency"] / 1e6 for d in r["latencyDistribution"]}
+    rows[name] = (r["rps"], p[50], p[99], r["statusCodeDistribution"])
+print("| ghz (4 connections, 32 callers) | calls/s | p50 ms | p99 ms | codes |")
+print("| --- | --- | --- | --- | --- |")
+for name, label in (("check", "Check (3-hop leaf)"), ("health", "gRPC health (empty RPC)")):
+    rps, p50, p99, codes = rows[name]
+    print(f"| {label} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {codes} |")
+print(f"\nCheck / empty RPC throughput: {rows['check'][0] / rows['health'][0]:.2f}")
+PY
+
 # Micro-benchmarks, with the nodes and Kafka stopped so they have the machine.
 cleanup
 trap - EXIT
 rm -rf target/criterion  # no comparisons with earlier runs in the output
 cargo bench --locked -p baton-benches --bench micro 2>&1 | grep -E '^[a-z_/0-9]+ *$|time:|thrpt:' | tee "$OUT/micro.txt"
-echo "wrote $OUT/report.json, $OUT/report.md, $OUT/micro.txt" >&2
+echo "wrote $OUT/report.json, $OUT/report.md, $OUT/ghz.md, $OUT/micro.txt" >&2

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 import check_vectors
 
 PAYLOAD_TYPE = "application/vnd.baton.event.v1+protobuf"
+KEY_PROOF_TYPE = "application/vnd.baton.key-proof.v1"
 
 
 class Signer:
@@ -32,6 +33,10 @@ class Signer:
         self.key = Ed25519PrivateKey.from_private_bytes(bytes([seed_byte]) * 32)
         self.public = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
         self.key_id = check_vectors.derive("baton.v1 key id", self.public)
+
+    def prove_possession(self, client_id: str) -> bytes:
+        """The key's consent to being bound to `client_id`."""
+        return self.key.sign(check_vectors.pae(KEY_PROOF_TYPE, client_id.encode()))
 
     def seal(self, events_pb2, event):
         event.signer_key_id = self.key_id
@@ -76,6 +81,7 @@ def main() -> int:
             r.client_id, r.kind, r.role = client_id, kind, role
             r.registration = events_pb2.REGISTRATION_METHOD_PRE_REGISTERED
             r.public_keys.append(key.public)
+            r.public_key_proofs.append(key.prove_possession(client_id))
             r.scopes.extend(scopes)
             r.tools.extend(tools)
             r.registered_by = by

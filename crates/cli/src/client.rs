@@ -171,7 +171,8 @@ pub struct Register {
     registration: String,
     #[arg(long)]
     metadata_url: Option<String>,
-    /// The client's public key: its key file, or 64 hex digits; repeatable.
+    /// The client's key: its key file, or `PUBLIC:PROOF` as `baton pubkey
+    /// KEYFILE --proof-for CLIENT_ID` prints it; repeatable.
     #[arg(long = "client-key", required = true)]
     client_keys: Vec<String>,
     /// The scope ceiling, comma-separated.
@@ -216,17 +217,20 @@ pub async fn register(args: Register) -> anyhow::Result<()> {
             "registration: {other:?} is not one of pre-registered, dynamic, metadata-document, static-api-key"
         ),
     };
+    let client_id = client("client_id", &args.client_id)?;
+    let bound: Vec<(baton_core::PublicKey, [u8; 64])> = args
+        .client_keys
+        .iter()
+        .map(|k| keys::bound(k, &client_id))
+        .collect::<anyhow::Result<_>>()?;
     let body = Body::ClientRegistered(ClientRegistered {
-        client: client("client_id", &args.client_id)?,
+        client: client_id,
         kind,
         role,
         registration,
         metadata_document_url: args.metadata_url.clone(),
-        public_keys: args
-            .client_keys
-            .iter()
-            .map(|k| keys::public(k))
-            .collect::<anyhow::Result<_>>()?,
+        public_keys: bound.iter().map(|(key, _)| *key).collect(),
+        key_proofs: bound.iter().map(|(_, proof)| *proof).collect(),
         scopes: list("scopes", &args.scopes)?,
         tools: list("tools", &args.tools)?,
         registered_by: args

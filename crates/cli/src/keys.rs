@@ -82,6 +82,32 @@ pub fn load(path: &Path) -> anyhow::Result<SigningKey> {
 }
 
 /// Reads the public half of a key: a key file, or 64 hex digits.
+/// A key to bind to `client`, with its proof of possession: a key file
+/// (the proof is made with it), or `PUBLIC:PROOF` in hex as `baton pubkey
+/// --proof-for` prints it for a client that keeps its key to itself.
+pub fn bound(
+    spec: &str,
+    client: &baton_core::ClientId,
+) -> anyhow::Result<(baton_core::PublicKey, [u8; 64])> {
+    if let Some((public, proof)) = spec.split_once(':')
+        && public.len() == 64
+        && proof.len() == 128
+    {
+        let public = baton_core::PublicKey::from_slice("public key", &hex::decode(public)?)?;
+        let proof: [u8; 64] = hex::decode(proof)?
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("a proof of possession is 64 bytes"))?;
+        return Ok((public, proof));
+    }
+    if spec.len() == 64 && spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!(
+            "client key {spec}: a bare public key cannot be bound without its proof of possession; pass the key file, or PUBLIC:PROOF from `baton pubkey KEYFILE --proof-for {client}`"
+        );
+    }
+    let key = load(Path::new(spec))?;
+    Ok((key.public_key(), key.prove_possession(client)))
+}
+
 pub fn public(spec: &str) -> anyhow::Result<baton_core::PublicKey> {
     if spec.len() == 64 && spec.bytes().all(|b| b.is_ascii_hexdigit()) {
         let bytes = hex::decode(spec)?;

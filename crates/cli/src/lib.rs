@@ -33,8 +33,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print the public key (64 hex digits) of a key file.
-    Pubkey { key: std::path::PathBuf },
+    /// Print the public key (64 hex digits) of a key file; with
+    /// `--proof-for CLIENT_ID`, `PUBLIC:PROOF`, the key and its proof of
+    /// possession for that client, for a registrar to pass as `--client-key`.
+    Pubkey {
+        key: std::path::PathBuf,
+        #[arg(long = "proof-for")]
+        proof_for: Option<String>,
+    },
     /// Register a client: its kind, role, keys and ceiling of scopes and tools.
     Register(client::Register),
     /// Record a root grant issued by an authorization server.
@@ -89,8 +95,16 @@ pub fn main() -> ExitCode {
                 }
                 Ok(0)
             }
-            Command::Pubkey { key } => {
-                println!("{}", hex::encode(keys::load(&key)?.public_key().to_bytes()));
+            Command::Pubkey { key, proof_for } => {
+                let key = keys::load(&key)?;
+                let public = hex::encode(key.public_key().to_bytes());
+                match proof_for {
+                    None => println!("{public}"),
+                    Some(client) => {
+                        let client = baton_core::ClientId::new("proof-for", &client)?;
+                        println!("{public}:{}", hex::encode(key.prove_possession(&client)));
+                    }
+                }
                 Ok(0)
             }
             Command::Register(args) => client::register(args).await.map(|()| 0),

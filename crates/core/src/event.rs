@@ -130,6 +130,8 @@ pub struct ClientRegistered {
     pub registration: RegistrationMethod,
     pub metadata_document_url: Option<String>,
     pub public_keys: Vec<PublicKey>,
+    /// Per key, in order: its proof of possession for this client.
+    pub key_proofs: Vec<[u8; 64]>,
     pub scopes: BTreeSet<Name>,
     pub tools: BTreeSet<Name>,
     /// `None` when a trust-root key registers.
@@ -200,6 +202,8 @@ pub struct Revoked {
 pub struct KeysRotated {
     pub client: ClientId,
     pub add: Vec<PublicKey>,
+    /// Per added key, in order: its proof of possession for this client.
+    pub add_proofs: Vec<[u8; 64]>,
     pub retire: Vec<KeyId>,
 }
 

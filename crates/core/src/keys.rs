@@ -6,7 +6,7 @@ use std::fmt;
 use ed25519_dalek::{Signer as _, VerifyingKey};
 
 use crate::error::{Error, Result};
-use crate::ids::parse_hex32;
+use crate::ids::{ClientId, parse_hex32};
 
 const KEY_ID_CONTEXT: &str = "baton.v1 key id";
 
@@ -95,6 +95,25 @@ impl PublicKey {
     pub(crate) fn verifying(&self) -> &VerifyingKey {
         &self.0
     }
+
+    /// Whether `proof` shows that whoever binds this key to `client` holds
+    /// its private key (see [`SigningKey::prove_possession`]).
+    pub fn verify_possession(&self, client: &ClientId, proof: &[u8; 64]) -> bool {
+        let signature = ed25519_dalek::Signature::from_bytes(proof);
+        self.0
+            .verify_strict(&possession_message(client), &signature)
+            .is_ok()
+    }
+}
+
+/// Payload type of a proof of possession: binds the proof's meaning (this
+/// key may be bound to this client) and keeps it from ever verifying as an
+/// event, whose payload type differs.
+pub const PAYLOAD_TYPE_KEY_PROOF_V1: &str = "application/vnd.baton.key-proof.v1";
+
+/// What a proof of possession signs: PAE(key-proof type, client id).
+fn possession_message(client: &ClientId) -> Vec<u8> {
+    crate::envelope::pae(PAYLOAD_TYPE_KEY_PROOF_V1, client.as_str().as_bytes())
 }
 
 impl fmt::Debug for PublicKey {
@@ -131,6 +150,13 @@ impl SigningKey {
 
     pub fn key_id(&self) -> KeyId {
         self.public_key().key_id()
+    }
+
+    /// A proof that the holder of this key agrees to its binding to
+    /// `client`: no one can bind someone else's public key (and so block its
+    /// owner's registration) without it.
+    pub fn prove_possession(&self, client: &ClientId) -> [u8; 64] {
+        self.sign_raw(&possession_message(client))
     }
 
     pub(crate) fn sign_raw(&self, message: &[u8]) -> [u8; 64] {

@@ -26,7 +26,7 @@ pub use event::{
     optional_text,
 };
 pub use ids::{ClientId, EventId, Name, Subject, TokenRef, token_digest};
-pub use keys::{KeyId, PublicKey, SigningKey};
+pub use keys::{KeyId, PAYLOAD_TYPE_KEY_PROOF_V1, PublicKey, SigningKey};
 pub use memory::{Applied, Empty, MemoryLedger};
 pub use rules::{
     CheckError, ClientRecord, KeyRecord, LedgerView, Policy, RULES_VERSION, Signer, TokenRecord,

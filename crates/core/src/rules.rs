@@ -463,9 +463,37 @@ fn unbound_keys<V: LedgerView>(
     policy: &Policy,
     view_: &V,
     signer: &Signer,
-    field: &'static str,
+    client: &ClientId,
+    (field, proofs_field): (&'static str, &'static str),
     keys: &[PublicKey],
+    proofs: &[[u8; 64]],
 ) -> Checked<(), V::Error> {
+    if proofs.len() != keys.len() {
+        return refuse(
+            Rule::Inconsistent,
+            proofs_field,
+            format!(
+                "has {} proofs for {} keys: one per key",
+                proofs.len(),
+                keys.len()
+            ),
+        );
+    }
+    if let Some((i, key)) = keys
+        .iter()
+        .zip(proofs)
+        .enumerate()
+        .find_map(|(i, (key, proof))| (!key.verify_possession(client, proof)).then_some((i, key)))
+    {
+        return refuse(
+            Rule::Signature,
+            proofs_field,
+            format!(
+                "[{i}] does not prove possession of {} for client {client:?}",
+                key.key_id()
+            ),
+        );
+    }
     match view(binding_depth(view_, policy, signer.key()))? {
         Some(depth) if depth < BINDING_CHAIN_MAX => {}
         depth => {
@@ -524,7 +552,15 @@ fn check_registration<V: LedgerView>(
             "a client needs at least one key",
         );
     }
-    unbound_keys(policy, view_, signer, "public_keys", &reg.public_keys)?;
+    unbound_keys(
+        policy,
+        view_,
+        signer,
+        &reg.client,
+        ("public_keys", "public_key_proofs"),
+        &reg.public_keys,
+        &reg.key_proofs,
+    )?;
     let wants_url = reg.registration == RegistrationMethod::MetadataDocument;
     if wants_url != reg.metadata_document_url.is_some() {
         return refuse(
@@ -968,7 +1004,15 @@ fn check_rotation<V: LedgerView>(
             "a rotation must add or retire at least one key",
         );
     }
-    unbound_keys(policy, view_, signer, "add_public_keys", &rotation.add)?;
+    unbound_keys(
+        policy,
+        view_,
+        signer,
+        &rotation.client,
+        ("add_public_keys", "add_public_key_proofs"),
+        &rotation.add,
+        &rotation.add_proofs,
+    )?;
     for key in &rotation.retire {
         if view(view_.key(key))?.is_none_or(|k| k.client != rotation.client) {
             return refuse(

@@ -110,11 +110,12 @@ fn rotation(
     world: &mut World,
     by: &SigningKey,
     client_: &str,
-    add: PublicKey,
+    add: &SigningKey,
 ) -> (Envelope, Event) {
     let body = Body::KeysRotated(KeysRotated {
         client: client(client_),
-        add: vec![add],
+        add: vec![add.public_key()],
+        add_proofs: vec![add.prove_possession(&client(client_))],
         retire: vec![],
     });
     sign(by, world.tick(), body)
@@ -136,7 +137,7 @@ fn too_deep_a_binding_chain_cannot_outgrow_the_walk() {
             n, 0xab, 0xcd, 0xef, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19,
             20, 21, 22, 23, 24, 25, 26, 27, 28,
         ]);
-        let signed = rotation(&mut world, &signer, "gateway", next.public_key());
+        let signed = rotation(&mut world, &signer, "gateway", &next);
         match ledger.apply(&signed.0, &signed.1) {
             Ok(_) => signer = next,
             Err(r) => {
@@ -619,4 +620,60 @@ fn back_dated_does_not_apply_to_revocations() {
     let revoke = world.revoke_by_root(RevocationTarget::Subject(subject("mallory")));
     assert!(revoke.1.created_at_ms < 1_000_000);
     ledger.append(&revoke.0, &revoke.1, now_s).unwrap();
+}
+
+/// Defect 7: binding someone else's public key (and so blocking its
+/// owner's registration) needs its private key now: a proof of possession
+/// per key, for exactly this client.
+#[test]
+fn signature_a_key_is_bound_only_with_proof_of_possession() {
+    let mut world = World::new();
+    let mut ledger = ledger(&world);
+    let victim = test_key(77);
+    let register = |world: &mut World, proofs: Vec<[u8; 64]>| {
+        let mut body = world.registration(
+            "squatter",
+            ClientKind::McpServer,
+            ClientRole::DelegatingLayer,
+            RegistrationMethod::Dynamic,
+            Some(AS),
+            77,
+        );
+        if let Body::ClientRegistered(reg) = &mut body {
+            reg.key_proofs = proofs;
+        }
+        sign(&world.as_key.clone(), world.tick(), body)
+    };
+    // No proof, and a proof made for another client: refused, naming the field.
+    let none = register(&mut world, vec![]);
+    let refusal = refused(ledger.apply(&none.0, &none.1));
+    assert_eq!(
+        (refusal.rule, refusal.field),
+        (Rule::Inconsistent, "public_key_proofs")
+    );
+    let elsewhere = register(&mut world, vec![victim.prove_possession(&client("victim"))]);
+    let refusal = refused(ledger.apply(&elsewhere.0, &elsewhere.1));
+    assert_eq!(
+        (refusal.rule, refusal.field),
+        (Rule::Signature, "public_key_proofs")
+    );
+    // By rotation too.
+    let body = Body::KeysRotated(KeysRotated {
+        client: client("gateway"),
+        add: vec![victim.public_key()],
+        add_proofs: vec![world.key_of("gateway").prove_possession(&client("gateway"))],
+        retire: vec![],
+    });
+    let rotation = sign(&world.key_of("gateway"), world.tick(), body);
+    let refusal = refused(ledger.apply(&rotation.0, &rotation.1));
+    assert_eq!(
+        (refusal.rule, refusal.field),
+        (Rule::Signature, "add_public_key_proofs")
+    );
+    // The key's holder can still register it.
+    let own = register(
+        &mut world,
+        vec![victim.prove_possession(&client("squatter"))],
+    );
+    ledger.apply(&own.0, &own.1).unwrap();
 }

@@ -180,6 +180,7 @@ fn only_trust_roots_register_authorization_servers() {
         registration: RegistrationMethod::PreRegistered,
         metadata_document_url: None,
         public_keys: vec![test_key(99).public_key()],
+        key_proofs: vec![test_key(99).prove_possession(&client("rogue-as"))],
         scopes: set(&SCOPES, 0xff),
         tools: set(&TOOLS, 0xff),
         registered_by: Some(client(AS)),

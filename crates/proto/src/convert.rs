@@ -176,6 +176,26 @@ fn public_keys(field: &str, raw: &[Vec<u8>]) -> Result<Vec<PublicKey>> {
         .collect()
 }
 
+fn proofs(field: &str, raw: &[Vec<u8>]) -> Result<Vec<[u8; 64]>> {
+    if raw.len() > limits::KEYS_MAX {
+        return Err(Error::invalid(
+            field,
+            format!("has {} proofs, more than {}", raw.len(), limits::KEYS_MAX),
+        ));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(i, p)| {
+            <[u8; 64]>::try_from(p.as_slice()).map_err(|_| {
+                Error::invalid(
+                    format!("{field}[{i}]"),
+                    format!("a proof of possession is 64 bytes, got {}", p.len()),
+                )
+            })
+        })
+        .collect()
+}
+
 fn timestamp_s(field: &str, value: i64) -> Result<i64> {
     if value <= 0 {
         return Err(Error::invalid(
@@ -303,6 +323,7 @@ impl TryFrom<v1::ClientRegistered> for ClientRegistered {
                 )?)
             },
             public_keys: public_keys("public_keys", &wire.public_keys)?,
+            key_proofs: proofs("public_key_proofs", &wire.public_key_proofs)?,
             scopes: names("scopes", &wire.scopes)?,
             tools: names("tools", &wire.tools)?,
             registered_by: optional_client("registered_by", &wire.registered_by)?,
@@ -345,6 +366,7 @@ impl From<&ClientRegistered> for v1::ClientRegistered {
                 .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_default(),
+            public_key_proofs: reg.key_proofs.iter().map(|p| p.to_vec()).collect(),
         }
     }
 }
@@ -523,6 +545,7 @@ impl TryFrom<v1::KeysRotated> for KeysRotated {
         Ok(KeysRotated {
             client: client_id("client_id", &wire.client_id)?,
             add: public_keys("add_public_keys", &wire.add_public_keys)?,
+            add_proofs: proofs("add_public_key_proofs", &wire.add_public_key_proofs)?,
             retire: wire
                 .retire_key_ids
                 .iter()
@@ -539,6 +562,7 @@ impl From<&KeysRotated> for v1::KeysRotated {
             client_id: r.client.to_string(),
             add_public_keys: r.add.iter().map(|k| k.to_bytes().to_vec()).collect(),
             retire_key_ids: r.retire.iter().map(|k| k.as_bytes().to_vec()).collect(),
+            add_public_key_proofs: r.add_proofs.iter().map(|p| p.to_vec()).collect(),
         }
     }
 }

@@ -88,6 +88,7 @@ fn event_json(event: &v1::Event) -> Value {
             put(&mut body, "scopes", strings(&b.scopes));
             put(&mut body, "tools", strings(&b.tools));
             put(&mut body, "registered_by", b.registered_by.clone().into());
+            put(&mut body, "public_key_proofs", blobs(&b.public_key_proofs));
             "client_registered"
         }
         v1::event::Body::TokenIssued(b) => {
@@ -155,6 +156,11 @@ fn event_json(event: &v1::Event) -> Value {
         v1::event::Body::KeysRotated(b) => {
             put(&mut body, "client_id", b.client_id.clone().into());
             put(&mut body, "add_public_keys", blobs(&b.add_public_keys));
+            put(
+                &mut body,
+                "add_public_key_proofs",
+                blobs(&b.add_public_key_proofs),
+            );
             put(&mut body, "retire_key_ids", blobs(&b.retire_key_ids));
             "keys_rotated"
         }
@@ -217,6 +223,7 @@ fn vector_events() -> Vec<(&'static str, u8, Envelope, Event)> {
             registration: RegistrationMethod::PreRegistered,
             metadata_document_url: None,
             public_keys: vec![auth.public_key()],
+            key_proofs: vec![auth.prove_possession(&id("https://auth.example.com"))],
             scopes: names(&["files:read", "files:write", "repo:read"]),
             tools: names(&["github/search", "github/create_issue", "fs/read"]),
             registered_by: None,
@@ -234,6 +241,7 @@ fn vector_events() -> Vec<(&'static str, u8, Envelope, Event)> {
             registration: RegistrationMethod::MetadataDocument,
             metadata_document_url: Some("https://gateway.example.com/oauth/client.json".into()),
             public_keys: vec![gateway.public_key()],
+            key_proofs: vec![gateway.prove_possession(&id("gateway-1"))],
             scopes: names(&["files:read", "repo:read"]),
             tools: names(&["github/search", "fs/read"]),
             registered_by: Some(id("https://auth.example.com")),
@@ -251,6 +259,7 @@ fn vector_events() -> Vec<(&'static str, u8, Envelope, Event)> {
             registration: RegistrationMethod::Dynamic,
             metadata_document_url: None,
             public_keys: vec![test_key(0x05).public_key()],
+            key_proofs: vec![test_key(0x05).prove_possession(&id("mcp-github"))],
             scopes: names(&["repo:read"]),
             tools: names(&["github/search"]),
             registered_by: Some(id("https://auth.example.com")),
@@ -306,6 +315,7 @@ fn vector_events() -> Vec<(&'static str, u8, Envelope, Event)> {
         Body::KeysRotated(KeysRotated {
             client: id("gateway-1"),
             add: vec![gateway_next.public_key()],
+            add_proofs: vec![gateway_next.prove_possession(&id("gateway-1"))],
             retire: vec![gateway.key_id()],
         }),
     );

@@ -55,6 +55,7 @@ fn registration(f: &mut Fixture, id: &str, key: &SigningKey) -> Envelope {
         registration: RegistrationMethod::PreRegistered,
         metadata_document_url: None,
         public_keys: vec![key.public_key()],
+        key_proofs: vec![key.prove_possession(&Fixture::client_id(id))],
         scopes: names(&["files:read"]),
         tools: names(&["fs/read"]),
         registered_by: Some(Fixture::client_id("as")),
@@ -111,6 +112,7 @@ async fn racing_appends_on_every_exclusive_claim_accept_only_what_is_applied() {
                     let body = Body::KeysRotated(KeysRotated {
                         client: Fixture::client_id(id),
                         add: vec![shared_key.public_key()],
+                        add_proofs: vec![shared_key.prove_possession(&Fixture::client_id(id))],
                         retire: vec![],
                     });
                     f.seal_with(key, body)

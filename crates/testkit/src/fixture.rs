@@ -156,6 +156,7 @@ impl Fixture {
             registration: RegistrationMethod::PreRegistered,
             metadata_document_url: None,
             public_keys: vec![key.public_key()],
+            key_proofs: vec![key.prove_possession(&client)],
             scopes: names(&SCOPES),
             tools: names(&TOOLS),
             registered_by: by.map(|b| self.clients[b].id.clone()),

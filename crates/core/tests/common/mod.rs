@@ -169,6 +169,7 @@ impl World {
             metadata_document_url: (registration == RegistrationMethod::MetadataDocument)
                 .then(|| format!("https://{id}.example/client.json")),
             public_keys: vec![test_key(seed).public_key()],
+            key_proofs: vec![test_key(seed).prove_possession(&client(id))],
             scopes: set(&SCOPES, 0xff),
             tools: set(&TOOLS, 0xff),
             registered_by: by.map(client),

@@ -431,6 +431,7 @@ where
         Body::KeysRotated(baton_core::KeysRotated {
             client: Fixture::client_id("server-a"),
             add: vec![fresh.public_key()],
+            add_proofs: vec![fresh.prove_possession(&Fixture::client_id("server-a"))],
             retire: vec![],
         }),
     );
