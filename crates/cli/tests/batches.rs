@@ -12,24 +12,16 @@ mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use baton_core::{ClientKind, ClientRole, Envelope, RevocationTarget};
 use baton_proto::v1;
 use baton_testkit::{Fixture, KafkaCluster};
-use common::Served;
+use common::{Served, check, now_s};
 use tokio_stream::StreamExt as _;
 
 const WRITERS: usize = 4;
 const BATCHES_PER_WRITER: usize = 60;
 const KILL_AFTER_ACKNOWLEDGED: usize = 40;
-
-fn now_s() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// Batch `i`: client `c{i}` registered, granted `t{i}`, narrowing it to
 /// `h{i}` for the gateway, and `h{i}` revoked.
@@ -70,18 +62,6 @@ async fn events_naming(url: &str, client: &str) -> usize {
         count += 1;
     }
     count
-}
-
-async fn status(url: &str, jti: &str) -> v1::TokenStatus {
-    let mut client =
-        v1::revocation_service_client::RevocationServiceClient::connect(url.to_owned())
-            .await
-            .unwrap();
-    let request = v1::CheckRequest {
-        token: Some(baton_proto::token_ref_to_wire(&Fixture::token(jti))),
-        ..Default::default()
-    };
-    v1::TokenStatus::try_from(client.check(request).await.unwrap().into_inner().status).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,7 +133,7 @@ async fn a_batch_is_all_or_nothing_when_the_node_is_killed_mid_stream() {
     let (mut whole, mut absent) = (0, 0);
     for i in 0..total {
         let named = events_naming(&url, &format!("c{i}")).await;
-        let hop = status(&url, &format!("h{i}")).await;
+        let hop = check(&url, &format!("h{i}"), "").await.unwrap();
         match (named, hop) {
             // Registration, grant and hop name the client; the revocation
             // is there too, or the hop would be ACTIVE.

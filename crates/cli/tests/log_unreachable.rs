@@ -9,45 +9,14 @@
 
 mod common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use baton_core::{Envelope, RevocationTarget};
+use baton_core::RevocationTarget;
 use baton_proto::v1;
 use baton_testkit::{Fixture, KafkaCluster};
-use common::Served;
+use common::{Served, append, now_s};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
-
-fn now_s() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-async fn append(url: &str, events: &[Envelope]) {
-    let mut client = v1::ledger_service_client::LedgerServiceClient::connect(url.to_owned())
-        .await
-        .unwrap();
-    let request = v1::AppendRequest {
-        events: events.iter().map(v1::SignedEvent::from).collect(),
-        ..Default::default()
-    };
-    client.append(request).await.unwrap();
-}
-
-async fn check(url: &str, jti: &str) -> Result<v1::TokenStatus, tonic::Status> {
-    let mut client =
-        v1::revocation_service_client::RevocationServiceClient::connect(url.to_owned())
-            .await
-            .unwrap();
-    let request = v1::CheckRequest {
-        token: Some(baton_proto::token_ref_to_wire(&Fixture::token(jti))),
-        ..Default::default()
-    };
-    let answer = client.check(request).await?.into_inner();
-    Ok(v1::TokenStatus::try_from(answer.status).unwrap())
-}
 
 async fn health(url: &str) -> ServingStatus {
     let channel = tonic::transport::Channel::from_shared(url.to_owned())
@@ -67,8 +36,11 @@ async fn health(url: &str) -> ServingStatus {
 /// live one UNAVAILABLE (never ACTIVE: a revocation may have been missed).
 async fn answers_what_it_safely_can(url: &str) {
     assert_eq!(health(url).await, ServingStatus::NotServing);
-    assert_eq!(check(url, "h2").await.unwrap(), v1::TokenStatus::Revoked);
-    let refused = check(url, "h1").await.unwrap_err();
+    assert_eq!(
+        common::check(url, "h2", "").await.unwrap(),
+        v1::TokenStatus::Revoked
+    );
+    let refused = common::check(url, "h1", "").await.unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
     assert!(
         refused.message().contains("has not reached the log"),
@@ -121,7 +93,7 @@ async fn a_node_restarts_and_answers_what_it_can_while_kafka_is_down() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(
-        check(&node.url(), "h1").await.unwrap(),
+        common::check(&node.url(), "h1", "").await.unwrap(),
         v1::TokenStatus::Active
     );
     node.stop();

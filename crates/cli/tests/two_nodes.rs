@@ -8,43 +8,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use baton_core::{Envelope, RevocationTarget};
+use baton_core::RevocationTarget;
 use baton_proto::v1;
 use baton_testkit::{Fixture, KafkaCluster};
-use common::{Served, baton};
-
-fn now_s() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-async fn append(url: &str, events: &[Envelope]) -> v1::AppendResponse {
-    let mut client = v1::ledger_service_client::LedgerServiceClient::connect(url.to_owned())
-        .await
-        .unwrap();
-    let request = v1::AppendRequest {
-        events: events.iter().map(v1::SignedEvent::from).collect(),
-        ..Default::default()
-    };
-    client.append(request).await.unwrap().into_inner()
-}
-
-async fn check(url: &str, jti: &str, consistency_token: &str) -> v1::TokenStatus {
-    let mut client =
-        v1::revocation_service_client::RevocationServiceClient::connect(url.to_owned())
-            .await
-            .unwrap();
-    let request = v1::CheckRequest {
-        token: Some(baton_proto::token_ref_to_wire(&Fixture::token(jti))),
-        presented_to: String::new(),
-        consistency_token: consistency_token.to_owned(),
-    };
-    v1::TokenStatus::try_from(client.check(request).await.unwrap().into_inner().status).unwrap()
-}
+use common::{Served, append, baton, now_s};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_one_kafka() {
@@ -73,10 +42,13 @@ async fn two_nodes_one_kafka() {
     let token = append(&a.url(), &[revoke]).await.consistency_token;
 
     // With A's consistency token, B answers with the revocation at once.
-    assert_eq!(check(&b.url(), "h1", &token).await, v1::TokenStatus::Active);
+    assert_eq!(
+        common::check(&b.url(), "h1", &token).await.unwrap(),
+        v1::TokenStatus::Active
+    );
     for hop in ["h2", "h3", "h4"] {
         assert_eq!(
-            check(&b.url(), hop, &token).await,
+            common::check(&b.url(), hop, &token).await.unwrap(),
             v1::TokenStatus::Revoked,
             "{hop} on node B"
         );
@@ -110,7 +82,10 @@ async fn two_nodes_one_kafka() {
     })
     .await
     .expect("node B did not see the revocation within 10 s");
-    assert_eq!(check(&b.url(), "x2", "").await, v1::TokenStatus::Revoked);
+    assert_eq!(
+        common::check(&b.url(), "x2", "").await.unwrap(),
+        v1::TokenStatus::Revoked
+    );
     eprintln!(
         "revocation acknowledged on A was REVOKED on B after {:?}",
         acknowledged.elapsed()

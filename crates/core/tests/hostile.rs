@@ -79,6 +79,43 @@ fn grant(world: &mut World, jti: &str, holder: &str) -> (Envelope, Event) {
     )
 }
 
+/// A root grant `jti` for alice to `holder`, changed by `edit`, signed by `key`.
+fn grant_with(
+    world: &mut World,
+    jti: &str,
+    key: &SigningKey,
+    at_ms: Option<i64>,
+    edit: impl FnOnce(&mut baton_core::TokenIssued),
+) -> (Envelope, Event) {
+    let Body::TokenIssued(mut issued) = grant(world, jti, "gateway").1.body else {
+        unreachable!("a grant")
+    };
+    edit(&mut issued);
+    let at = at_ms.unwrap_or_else(|| world.tick());
+    sign(key, at, Body::TokenIssued(issued))
+}
+
+/// A hop `jti` from root grant `root` (gateway to server-a), changed by
+/// `edit`, signed by `key`.
+fn hop_with(
+    world: &mut World,
+    jti: &str,
+    root: baton_core::EventId,
+    key: &SigningKey,
+    at_ms: Option<i64>,
+    edit: impl FnOnce(&mut baton_core::ScopeNarrowed),
+) -> (Envelope, Event) {
+    let (_, event) = world.narrow(
+        jti, root, root, 1, "alice", "gateway", "server-a", 1, 1, 0, 50,
+    );
+    let Body::ScopeNarrowed(mut hop) = event.body else {
+        unreachable!("a hop")
+    };
+    edit(&mut hop);
+    let at = at_ms.unwrap_or_else(|| world.tick());
+    sign(key, at, Body::ScopeNarrowed(hop))
+}
+
 /// Defect 1: a delegating layer narrows a user's token to a static-API-key
 /// client; only static grants may reach such a client, directly or by hop.
 #[test]
@@ -171,29 +208,7 @@ fn too_deep_a_binding_chain_cannot_outgrow_the_walk() {
     ledger.apply(&issued.0, &issued.1).unwrap();
     let root = grant(&mut world, "r", "gateway");
     ledger.apply(&root.0, &root.1).unwrap();
-    let hop = {
-        let body = match world
-            .narrow(
-                "h",
-                root.0.id(),
-                root.0.id(),
-                1,
-                "alice",
-                "gateway",
-                "server-a",
-                1,
-                1,
-                0,
-                50,
-            )
-            .1
-            .body
-        {
-            b @ Body::ScopeNarrowed(_) => b,
-            _ => unreachable!(),
-        };
-        sign(&signer, world.tick(), body)
-    };
+    let hop = hop_with(&mut world, "h", root.0.id(), &signer, None, |_| {});
     ledger.apply(&hop.0, &hop.1).unwrap();
     let token = TokenRef::jti("t", "h").unwrap();
     let policy = world.policy();
@@ -306,74 +321,28 @@ fn unauthorized_an_authorization_server_stays_in_its_universe() {
         ledger.apply(&own.0, &own.1).unwrap();
     }
     // It may not issue to another universe's client ...
-    let body = match grant(&mut world, "cross", "gateway").1.body {
-        Body::TokenIssued(mut issued) => {
-            issued.issuer = client(AS2);
-            Body::TokenIssued(issued)
-        }
-        _ => unreachable!(),
-    };
-    let cross = sign(&as2, world.tick(), body);
+    let cross = grant_with(&mut world, "cross", &as2, None, |issued| {
+        issued.issuer = client(AS2);
+    });
     let refusal = refused(ledger.apply(&cross.0, &cross.1));
     assert_eq!(
         (refusal.rule, refusal.field),
         (Rule::Unauthorized, "holder")
     );
     // ... nor exchange a token of a chain it did not issue.
-    let hop = match world
-        .narrow(
-            "x",
-            root.0.id(),
-            root.0.id(),
-            1,
-            "alice",
-            "gateway",
-            "server-a",
-            1,
-            1,
-            0,
-            50,
-        )
-        .1
-        .body
-    {
-        Body::ScopeNarrowed(mut hop) => {
-            hop.performed_by = client(AS2);
-            Body::ScopeNarrowed(hop)
-        }
-        _ => unreachable!(),
-    };
-    let hop = sign(&as2, world.tick(), hop);
+    let hop = hop_with(&mut world, "x", root.0.id(), &as2, None, |hop| {
+        hop.performed_by = client(AS2);
+    });
     let refusal = refused(ledger.apply(&hop.0, &hop.1));
     assert_eq!(
         (refusal.rule, refusal.field),
         (Rule::Unauthorized, "performed_by")
     );
     // The chain's own authorization server may.
-    let own_hop = match world
-        .narrow(
-            "y",
-            root.0.id(),
-            root.0.id(),
-            1,
-            "alice",
-            "gateway",
-            "server-a",
-            1,
-            1,
-            0,
-            50,
-        )
-        .1
-        .body
-    {
-        Body::ScopeNarrowed(mut hop) => {
-            hop.performed_by = client(AS);
-            Body::ScopeNarrowed(hop)
-        }
-        _ => unreachable!(),
-    };
-    let own_hop = sign(&world.as_key.clone(), world.tick(), own_hop);
+    let as_key = world.as_key.clone();
+    let own_hop = hop_with(&mut world, "y", root.0.id(), &as_key, None, |hop| {
+        hop.performed_by = client(AS);
+    });
     ledger.apply(&own_hop.0, &own_hop.1).unwrap();
 }
 
@@ -508,51 +477,39 @@ fn back_dated_future_dated_and_expired_events_are_refused_at_append() {
         (Rule::BackDated, "created_at_unix_ms")
     );
     // A root grant issued in the future.
-    let body = match grant(&mut world, "future", "gateway").1.body {
-        Body::TokenIssued(mut issued) => {
+    let as_key = world.as_key.clone();
+    let future = grant_with(
+        &mut world,
+        "future",
+        &as_key,
+        Some(now_s * 1000),
+        |issued| {
             issued.issued_at_s = now_s + 3600;
             issued.expires_at_s = now_s + 7200;
-            Body::TokenIssued(issued)
-        }
-        _ => unreachable!(),
-    };
-    let future = sign(&world.as_key.clone(), now_s * 1000, body);
+        },
+    );
     let refusal = refused(ledger.append(&future.0, &future.1, now_s));
     assert_eq!(
         (refusal.rule, refusal.field),
         (Rule::FutureDated, "issued_at_unix_s")
     );
     // A hop that has already expired.
-    let body = match grant(&mut world, "live", "gateway").1.body {
-        Body::TokenIssued(mut issued) => {
-            issued.expires_at_s = now_s + 100;
-            Body::TokenIssued(issued)
-        }
-        _ => unreachable!(),
-    };
-    let live = sign(&world.as_key.clone(), now_s * 1000, body);
+    let as_key = world.as_key.clone();
+    let live = grant_with(&mut world, "live", &as_key, Some(now_s * 1000), |issued| {
+        issued.expires_at_s = now_s + 100;
+    });
     ledger.append(&live.0, &live.1, now_s).unwrap();
-    let body = match world
-        .narrow(
-            "gone",
-            live.0.id(),
-            live.0.id(),
-            1,
-            "alice",
-            "gateway",
-            "server-a",
-            1,
-            1,
-            0,
-            now_s - 1,
-        )
-        .1
-        .body
-    {
-        b @ Body::ScopeNarrowed(_) => b,
-        _ => unreachable!(),
-    };
-    let gone = sign(&world.key_of("gateway"), now_s * 1000, body);
+    let gateway = world.key_of("gateway");
+    let gone = hop_with(
+        &mut world,
+        "gone",
+        live.0.id(),
+        &gateway,
+        Some(now_s * 1000),
+        |hop| {
+            hop.expires_at_s = now_s - 1;
+        },
+    );
     let refusal = refused(ledger.append(&gone.0, &gone.1, now_s));
     assert_eq!(
         (refusal.rule, refusal.field),
@@ -568,41 +525,17 @@ fn unauthorized_a_hop_does_not_carry_a_chain_into_another_universe() {
     let mut world = World::new();
     let mut ledger = ledger(&world);
     second_universe(&mut world, &mut ledger);
-    let body = match grant(&mut world, "own", "gateway").1.body {
-        Body::TokenIssued(mut issued) => {
-            issued.holder = client(AS);
-            Body::TokenIssued(issued)
-        }
-        _ => unreachable!(),
-    };
-    let own = sign(&world.as_key.clone(), world.tick(), body);
+    let as_key = world.as_key.clone();
+    let own = grant_with(&mut world, "own", &as_key, None, |issued| {
+        issued.holder = client(AS);
+    });
     ledger.apply(&own.0, &own.1).unwrap();
-    let body = match world
-        .narrow(
-            "x",
-            own.0.id(),
-            own.0.id(),
-            1,
-            "alice",
-            "gateway",
-            "server-a",
-            1,
-            1,
-            0,
-            50,
-        )
-        .1
-        .body
-    {
-        Body::ScopeNarrowed(mut hop) => {
-            hop.performed_by = client(AS);
-            hop.holder = client("tool-two");
-            hop.audience = "https://tool-two.example/mcp".into();
-            Body::ScopeNarrowed(hop)
-        }
-        _ => unreachable!(),
-    };
-    let hop = sign(&world.as_key.clone(), world.tick(), body);
+    let as_key = world.as_key.clone();
+    let hop = hop_with(&mut world, "x", own.0.id(), &as_key, None, |hop| {
+        hop.performed_by = client(AS);
+        hop.holder = client("tool-two");
+        hop.audience = "https://tool-two.example/mcp".into();
+    });
     let refusal = refused(ledger.apply(&hop.0, &hop.1));
     assert_eq!(
         (refusal.rule, refusal.field),

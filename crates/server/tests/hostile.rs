@@ -394,4 +394,10 @@ async fn a_stalled_log_answers_outcome_unknown_before_the_deadline() {
         "{}",
         refused.message()
     );
+    // The write may still land: its claims stay held, so another event
+    // naming the same token cannot be accepted meanwhile.
+    let rival = f.issue("as", "stalled", "user:bob", "agent", 3600);
+    let refused = node.refused(&[rival]).await;
+    assert_eq!(refused.code(), Code::Aborted, "{refused:?}");
+    node.stop().await;
 }

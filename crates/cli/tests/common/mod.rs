@@ -6,7 +6,11 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use baton_core::Envelope;
+use baton_proto::v1;
+use baton_testkit::Fixture;
 
 pub fn baton() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
@@ -95,4 +99,42 @@ impl Drop for Served {
             let _ = child.wait();
         }
     }
+}
+
+pub fn now_s() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Appends `events` in one batch; panics on refusal.
+pub async fn append(url: &str, events: &[Envelope]) -> v1::AppendResponse {
+    let mut client = v1::ledger_service_client::LedgerServiceClient::connect(url.to_owned())
+        .await
+        .unwrap();
+    let request = v1::AppendRequest {
+        events: events.iter().map(v1::SignedEvent::from).collect(),
+        ..Default::default()
+    };
+    client.append(request).await.unwrap().into_inner()
+}
+
+/// Checks fixture token `jti`, once the node has applied `consistency_token`.
+pub async fn check(
+    url: &str,
+    jti: &str,
+    consistency_token: &str,
+) -> Result<v1::TokenStatus, tonic::Status> {
+    let mut client =
+        v1::revocation_service_client::RevocationServiceClient::connect(url.to_owned())
+            .await
+            .unwrap();
+    let request = v1::CheckRequest {
+        token: Some(baton_proto::token_ref_to_wire(&Fixture::token(jti))),
+        presented_to: String::new(),
+        consistency_token: consistency_token.to_owned(),
+    };
+    let answer = client.check(request).await?.into_inner();
+    Ok(v1::TokenStatus::try_from(answer.status).unwrap())
 }
