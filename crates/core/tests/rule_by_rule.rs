@@ -61,6 +61,9 @@ fn hop_body(
     Body::ScopeNarrowed(hop)
 }
 
+/// A change to a hop, for table-driven cases.
+type HopEdit = dyn FnOnce(&mut baton_core::ScopeNarrowed);
+
 fn revocation(by: Option<&str>, target: RevocationTarget) -> Body {
     Body::Revoked(Revoked {
         target,
@@ -383,7 +386,7 @@ fn rule_not_narrower() {
             "scopes",
             Box::new(|hop: &mut baton_core::ScopeNarrowed| {
                 hop.scopes = common::set(&common::SCOPES, 0b11)
-            }) as Box<dyn FnOnce(&mut baton_core::ScopeNarrowed)>,
+            }) as Box<HopEdit>,
         ),
         (
             "tools",
@@ -472,7 +475,7 @@ fn rule_inconsistent() {
     let mut ledger = ledger(&world);
     let root = with_root(&mut world, &mut ledger);
     // Hop chain consistency: the root, the depth, the subject (inherited), the times.
-    let cases: [(&str, Box<dyn FnOnce(&mut baton_core::ScopeNarrowed)>); 4] = [
+    let cases: [(&str, Box<HopEdit>); 4] = [
         (
             "root_event_id",
             Box::new(|hop| hop.root = baton_core::EventId([7; 32])),
