@@ -144,14 +144,12 @@ fn reference(policy: Policy, events: &[Envelope]) -> MemoryLedger {
         match ledger.try_apply(&opened.0, &opened.1, None) {
             Ok(Applied::New(_)) => loop {
                 let before = parked.len();
-                parked.retain(
-                    |(envelope, event)| match ledger.try_apply(envelope, event, None) {
-                        Err(CheckError::Refused(refusal)) if refusal.is_missing_dependency() => {
-                            true
-                        }
-                        _ => false,
-                    },
-                );
+                parked.retain(|(envelope, event)| {
+                    matches!(
+                        ledger.try_apply(envelope, event, None),
+                        Err(CheckError::Refused(refusal)) if refusal.is_missing_dependency()
+                    )
+                });
                 if parked.len() == before {
                     break;
                 }
