@@ -64,6 +64,12 @@ pub struct Limits {
     pub check_batch_max: usize,
     pub streams_max: usize,
     pub request_timeout_ms: u64,
+    pub connections_max: usize,
+    pub requests_per_connection_max: usize,
+    pub consistency_wait_ms: u64,
+    pub apply_wait_ms: u64,
+    pub descendants_max: u32,
+    pub page_size_max: u32,
 }
 
 impl Default for Config {
@@ -119,6 +125,12 @@ impl Default for Limits {
             check_batch_max: d.check_batch_max,
             streams_max: d.streams_max,
             request_timeout_ms: d.request_timeout.as_millis() as u64,
+            connections_max: d.connections_max,
+            requests_per_connection_max: d.requests_per_connection_max,
+            consistency_wait_ms: d.consistency_wait_max.as_millis() as u64,
+            apply_wait_ms: d.apply_wait_max.as_millis() as u64,
+            descendants_max: d.descendants_max,
+            page_size_max: d.page_size_max,
         }
     }
 }
@@ -273,6 +285,26 @@ impl Config {
                 bail!("rules.{name}: {value} is negative");
             }
         }
+        for (name, value) in [
+            ("message_bytes_max", self.limits.message_bytes_max),
+            ("check_batch_max", self.limits.check_batch_max),
+            ("streams_max", self.limits.streams_max),
+            ("connections_max", self.limits.connections_max),
+            (
+                "requests_per_connection_max",
+                self.limits.requests_per_connection_max,
+            ),
+            ("descendants_max", self.limits.descendants_max as usize),
+            ("page_size_max", self.limits.page_size_max as usize),
+            (
+                "request_timeout_ms",
+                self.limits.request_timeout_ms as usize,
+            ),
+        ] {
+            if value == 0 {
+                bail!("limits.{name}: must be at least 1");
+            }
+        }
         let batch_max = baton_core::limits::BATCH_EVENTS_MAX;
         if self.limits.batch_events_max == 0 || self.limits.batch_events_max > batch_max {
             bail!(
@@ -315,7 +347,12 @@ impl Config {
             check_batch_max: self.limits.check_batch_max,
             streams_max: self.limits.streams_max,
             request_timeout: std::time::Duration::from_millis(self.limits.request_timeout_ms),
-            ..baton_server::Limits::default()
+            connections_max: self.limits.connections_max,
+            requests_per_connection_max: self.limits.requests_per_connection_max,
+            consistency_wait_max: std::time::Duration::from_millis(self.limits.consistency_wait_ms),
+            apply_wait_max: std::time::Duration::from_millis(self.limits.apply_wait_ms),
+            descendants_max: self.limits.descendants_max,
+            page_size_max: self.limits.page_size_max,
         }
     }
 }

@@ -23,7 +23,6 @@ use crate::{
 };
 
 const MAGIC: &[u8] = b"BATONLOG1\n";
-const FRAME_HEADER: usize = 12;
 /// Appends queued for the writer before callers wait.
 const QUEUE_JOBS_MAX: usize = 64;
 /// Records one group commit takes at most.
@@ -126,16 +125,21 @@ impl EmbeddedLog {
     }
 }
 
-/// Scans the file, checks every frame, truncates a torn tail, and returns the index.
+/// Reads the file frame by frame (streaming: memory stays at one frame
+/// whatever the log's size), checks every frame, truncates a torn tail, and
+/// returns the index.
 fn recover(path: &Path, file: &mut File) -> Result<Vec<u64>> {
-    let mut data = Vec::new();
-    file.read_to_end(&mut data).map_err(io(path))?;
-    if data.is_empty() {
+    let total = file.metadata().map_err(io(path))?.len();
+    if total == 0 {
         file.write_all(MAGIC).map_err(io(path))?;
         file.sync_all().map_err(io(path))?;
+        sync_dir(path)?;
         return Ok(vec![MAGIC.len() as u64]);
     }
-    if !data.starts_with(MAGIC) {
+    file.seek(SeekFrom::Start(0)).map_err(io(path))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, &mut *file);
+    let mut magic = vec![0; MAGIC.len()];
+    if reader.read_exact(&mut magic).is_err() || magic != MAGIC {
         return Err(Error::Corrupt {
             path: path.display().to_string(),
             at: 0,
@@ -143,44 +147,73 @@ fn recover(path: &Path, file: &mut File) -> Result<Vec<u64>> {
         });
     }
     let mut index = vec![MAGIC.len() as u64];
-    let mut at = MAGIC.len();
-    while let Some(next) = frame_end(&data, at) {
-        at = next;
-        index.push(at as u64);
+    let mut at = MAGIC.len() as u64;
+    let mut body = Vec::new();
+    loop {
+        let mut header = [0u8; 8];
+        if reader.read_exact(&mut header).is_err() {
+            break;
+        }
+        let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as u64;
+        let crc = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes"));
+        if len > total - at - 8 {
+            break;
+        }
+        body.resize(len as usize, 0);
+        if reader.read_exact(&mut body).is_err() || !frame_ok(crc, &body) {
+            break;
+        }
+        at += 8 + len;
+        index.push(at);
     }
-    if at < data.len() {
+    drop(reader);
+    if at < total {
         // A torn tail — the end of a write that crashed before its fsync, and
         // so was never acknowledged — holds no whole frame after the break.
         // A whole frame after it means damage in the middle of the log:
         // truncating would drop acknowledged records, so refuse instead.
-        if let Some(later) = (at + 1..data.len()).find(|&i| frame_end(&data, i).is_some()) {
+        let mut rest = Vec::new();
+        file.seek(SeekFrom::Start(at)).map_err(io(path))?;
+        file.read_to_end(&mut rest).map_err(io(path))?;
+        if let Some(later) = (1..rest.len()).find(|&i| frame_end(&rest, i).is_some()) {
             return Err(Error::Corrupt {
                 path: path.display().to_string(),
-                at: at as u64,
+                at,
                 reason: format!(
-                    "a damaged frame is followed by intact ones (the next at byte {later}); not truncating acknowledged records"
+                    "a damaged frame is followed by intact ones (the next at byte {}); not truncating acknowledged records",
+                    at + later as u64
                 ),
             });
         }
-        tracing::warn!(path = %path.display(), at, dropped_bytes = data.len() - at, "truncating a torn, unacknowledged tail");
-        file.set_len(at as u64).map_err(io(path))?;
+        tracing::warn!(path = %path.display(), at, dropped_bytes = total - at, "truncating a torn, unacknowledged tail");
+        file.set_len(at).map_err(io(path))?;
         file.sync_all().map_err(io(path))?;
     }
     file.seek(SeekFrom::End(0)).map_err(io(path))?;
     Ok(index)
 }
 
+/// Makes the log file's directory entry durable (after creating the file).
+fn sync_dir(path: &Path) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// Whether a frame body (key length, key, value) matches its checksum and
+/// its key length fits.
+fn frame_ok(crc: u32, body: &[u8]) -> bool {
+    body.len() >= 4
+        && crc32fast::hash(body) == crc
+        && u32::from_le_bytes(body[0..4].try_into().expect("4 bytes")) as usize <= body.len() - 4
+}
+
 /// The end of the valid frame starting at `at`, if there is one.
 fn frame_end(data: &[u8], at: usize) -> Option<usize> {
-    let header = data.get(at..at + FRAME_HEADER)?;
+    let header = data.get(at..at + 8)?;
     let len = u32::from_le_bytes(header[0..4].try_into().ok()?) as usize;
     let crc = u32::from_le_bytes(header[4..8].try_into().ok()?);
     let body = data.get(at + 8..at + 8 + len)?;
-    if len < 4 || crc32fast::hash(body) != crc {
-        return None;
-    }
-    let key_len = u32::from_le_bytes(body[0..4].try_into().ok()?) as usize;
-    (key_len <= len - 4).then_some(at + 8 + len)
+    frame_ok(crc, body).then_some(at + 8 + len)
 }
 
 fn encode_frame(out: &mut Vec<u8>, record: &Record) {

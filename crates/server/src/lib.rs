@@ -21,6 +21,7 @@ use tokio::sync::{Semaphore, watch};
 mod deadline;
 mod error;
 mod ledger;
+mod listener;
 mod provenance;
 mod revocation;
 
@@ -37,6 +38,9 @@ pub struct Limits {
     pub check_batch_max: usize,
     /// Most open server streams (Watch, GetDescendants, ListEvents) at once.
     pub streams_max: usize,
+    /// Most connections open at once; past it, new ones wait in the
+    /// listener's backlog until one closes.
+    pub connections_max: usize,
     /// Most requests in flight on one connection.
     pub requests_per_connection_max: usize,
     /// Deadline for any unary request.
@@ -58,6 +62,7 @@ impl Default for Limits {
             batch_events_max: baton_core::limits::BATCH_EVENTS_MAX,
             check_batch_max: 1000,
             streams_max: 256,
+            connections_max: 1024,
             requests_per_connection_max: 256,
             request_timeout: Duration::from_secs(30),
             consistency_wait_max: Duration::from_secs(10),
@@ -187,21 +192,6 @@ async fn set_health<L: EventLog>(health: &tonic_health::server::HealthReporter, 
     health.set_service_status("", status).await;
 }
 
-/// The listener's connections, each with `TCP_NODELAY` set: answers are
-/// small, and with Nagle's algorithm on, a response waits for the peer's
-/// delayed ACK (about 40 ms) before it leaves — what clients other than
-/// Baton's own (Go gRPC, Envoy, grpcio) saw.
-fn incoming(
-    listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt as _;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
-        let stream = accepted?;
-        stream.set_nodelay(true)?;
-        Ok(stream)
-    })
-}
-
 /// Runs a node on `listener` until `shutdown` resolves: the projector over
 /// `log` and the gRPC services. Returns once both have stopped.
 pub async fn run<L: EventLog>(
@@ -322,7 +312,7 @@ pub async fn run<L: EventLog>(
     .max_encoding_message_size(limits.message_bytes_max);
 
     tracing::info!(%address, "baton node serving");
-    let incoming = incoming(listener);
+    let incoming = listener::incoming(listener, limits.connections_max);
     let served = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(limits.requests_per_connection_max)
         .max_concurrent_streams(Some(limits.requests_per_connection_max as u32))
@@ -355,21 +345,4 @@ pub async fn run<L: EventLog>(
     }
     tracing::info!("baton node stopped");
     Ok(())
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn accepted_connections_do_not_wait_on_nagle() {
-        use tokio_stream::StreamExt as _;
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let mut accepted = Box::pin(incoming(listener));
-        let _client = tokio::net::TcpStream::connect(address).await.unwrap();
-        let server_side = accepted.next().await.unwrap().unwrap();
-        assert!(server_side.nodelay().unwrap());
-    }
 }

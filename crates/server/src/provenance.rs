@@ -78,12 +78,21 @@ fn stream_of<T: Send + 'static>(
 }
 
 impl<L: EventLog> Provenance<L> {
-    fn chain(
+    /// The chain of `token`, walked off the async workers (up to 1024 events
+    /// read from the store).
+    async fn chain(
         &self,
         token: Option<v1::TokenRef>,
     ) -> Result<(baton_core::TokenRef, baton_projector::ChainAnswer)> {
         let token = baton_proto::token_ref("token", token).map_err(invalid)?;
-        match self.node.handle.chain(&token)? {
+        let node = self.node.clone();
+        let walked = {
+            let token = token.clone();
+            tokio::task::spawn_blocking(move || node.handle.chain(&token))
+                .await
+                .map_err(|e| Error::Internal(format!("chain task: {e}")))??
+        };
+        match walked {
             Some(chain) => Ok((token, chain)),
             None => Err(Error::NotFound(format!(
                 "token: {token} is not in the ledger"
@@ -100,7 +109,7 @@ impl<L: EventLog> v1::provenance_service_server::ProvenanceService for Provenanc
     ) -> Result<Response<v1::GetChainResponse>, Status> {
         let request = request.into_inner();
         self.node.consistent(&request.consistency_token).await?;
-        let (_, chain) = self.chain(request.token.clone())?;
+        let (_, chain) = self.chain(request.token.clone()).await?;
         let events = chain
             .events
             .iter()
@@ -236,7 +245,7 @@ impl<L: EventLog> v1::provenance_service_server::ProvenanceService for Provenanc
     ) -> Result<Response<v1::ExportChainResponse>, Status> {
         let request = request.into_inner();
         self.node.consistent(&request.consistency_token).await?;
-        let (token, chain) = self.chain(request.token)?;
+        let (token, chain) = self.chain(request.token).await?;
         let envelopes: Vec<baton_core::Envelope> = chain
             .events
             .into_iter()

@@ -49,7 +49,17 @@ fn revoked_body<L>(node: &Node<L>, id: &baton_core::EventId) -> Result<Option<v1
 /// it may have missed could change: REVOKED (revocation is monotone),
 /// EXPIRED, AUDIENCE_MISMATCH; anything else is UNAVAILABLE.
 async fn answer<L>(node: &Node<L>, request: &v1::CheckRequest) -> Result<v1::CheckResponse> {
-    match node.consistent(&request.consistency_token).await {
+    let consistent = node.consistent(&request.consistency_token).await;
+    answer_when(node, request, consistent)
+}
+
+/// [`answer`], given the outcome of the consistency wait.
+fn answer_when<L>(
+    node: &Node<L>,
+    request: &v1::CheckRequest,
+    consistent: Result<()>,
+) -> Result<v1::CheckResponse> {
+    match consistent {
         Ok(()) => check_one(node, request),
         Err(Error::LogUnreachable(at)) => {
             let response = check_one(node, request)?;
@@ -140,17 +150,35 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
             }
             .into());
         }
-        let mut results = Vec::with_capacity(checks.len());
-        for (i, check) in checks.iter().enumerate() {
-            let answer = answer(&self.node, check).await.map_err(|e| match e {
-                Error::Invalid { source, .. } => Error::Invalid {
-                    index: None,
-                    source: source.within(&format!("checks[{i}]")),
-                },
-                other => other,
-            })?;
-            results.push(answer);
+        // The waits here; the checks (sled reads, status walks) off the
+        // async workers, in one blocking task.
+        let mut waits = Vec::with_capacity(checks.len());
+        for check in &checks {
+            match self.node.consistent(&check.consistency_token).await {
+                // Not reached in time: the batch fails, so stop waiting.
+                Err(e) if !matches!(e, Error::LogUnreachable(_)) => return Err(e.into()),
+                waited => waits.push(waited),
+            }
         }
+        let node = self.node.clone();
+        let results = tokio::task::spawn_blocking(move || {
+            checks
+                .iter()
+                .zip(waits)
+                .enumerate()
+                .map(|(i, (check, waited))| {
+                    answer_when(&node, check, waited).map_err(|e| match e {
+                        Error::Invalid { source, .. } => Error::Invalid {
+                            index: None,
+                            source: source.within(&format!("checks[{i}]")),
+                        },
+                        other => other,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("check task: {e}")))??;
         Ok(Response::new(v1::CheckBatchResponse { results }))
     }
 

@@ -1,0 +1,156 @@
+//! Accepting connections: at most `connections_max` open at once (past it,
+//! new ones wait in the kernel's backlog until one closes), each with
+//! `TCP_NODELAY` set — answers are small, and with Nagle's algorithm on a
+//! response waits for the peer's delayed ACK (about 40 ms) before it leaves,
+//! which is what clients other than Baton's own (Go gRPC, Envoy, grpcio) saw.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+/// An accepted connection; its slot is free again when it is dropped.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    _slot: OwnedSemaphorePermit,
+}
+
+#[cfg(test)]
+impl Connection {
+    fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+/// The listener's connections, as a stream for the gRPC server; the accept
+/// loop stops when the stream is dropped.
+pub fn incoming(
+    listener: TcpListener,
+    connections_max: usize,
+) -> impl tokio_stream::Stream<Item = io::Result<Connection>> {
+    let slots = Arc::new(Semaphore::new(connections_max.max(1)));
+    let (send, receive) = mpsc::channel(1);
+    tokio::spawn(async move {
+        loop {
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                () = send.closed() => return,
+            };
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                () = send.closed() => return,
+            };
+            let stream = match accepted.and_then(|(stream, _)| {
+                stream.set_nodelay(true)?;
+                Ok(stream)
+            }) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    // Out of file descriptors, a connection reset before
+                    // accept: not the listener's end. Pause, go on.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            };
+            let connection = Connection {
+                stream,
+                _slot: slot,
+            };
+            if send.send(Ok(connection)).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(receive)
+}
+
+impl Connected for Connection {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.stream.connect_info()
+    }
+}
+
+impl AsyncRead for Connection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Connection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use tokio_stream::StreamExt as _;
+
+    #[tokio::test]
+    async fn accepted_connections_do_not_wait_on_nagle() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut accepted = Box::pin(incoming(listener, 4));
+        let _client = TcpStream::connect(address).await.unwrap();
+        let server_side = accepted.next().await.unwrap().unwrap();
+        assert!(server_side.stream().nodelay().unwrap());
+    }
+
+    #[tokio::test]
+    async fn connections_past_the_bound_wait_for_a_free_slot() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut accepted = Box::pin(incoming(listener, 1));
+        let _first_client = TcpStream::connect(address).await.unwrap();
+        let first = accepted.next().await.unwrap().unwrap();
+        let _second_client = TcpStream::connect(address).await.unwrap();
+        let waiting = tokio::time::timeout(Duration::from_millis(200), accepted.next()).await;
+        assert!(
+            waiting.is_err(),
+            "a second connection was served past the bound"
+        );
+        drop(first);
+        let second = accepted.next().await.unwrap().unwrap();
+        assert!(second.stream().nodelay().unwrap());
+    }
+}
