@@ -10,6 +10,7 @@ mod bundle;
 mod envelope;
 mod error;
 mod event;
+mod facts;
 mod ids;
 mod keys;
 pub mod limits;
@@ -25,6 +26,7 @@ pub use event::{
     RegistrationMethod, RevocationTarget, Revoked, ScopeNarrowed, TokenIssued, audience, names,
     optional_text,
 };
+pub use facts::{Fact, earliest, facts};
 pub use ids::{ClientId, EventId, Name, Subject, TokenRef, token_digest};
 pub use keys::{KeyId, PAYLOAD_TYPE_KEY_PROOF_V1, PublicKey, SigningKey};
 pub use memory::{Applied, Empty, MemoryLedger};

@@ -9,7 +9,8 @@ use std::convert::Infallible;
 
 use crate::envelope::Envelope;
 use crate::error::Refusal;
-use crate::event::{Body, Event, RevocationTarget};
+use crate::event::{Event, RevocationTarget};
+use crate::facts::{Fact, earliest};
 use crate::ids::{ClientId, EventId, TokenRef};
 use crate::keys::KeyId;
 use crate::rules::{
@@ -151,51 +152,32 @@ impl<B: LedgerView> MemoryLedger<B> {
     }
 
     fn record(&mut self, id: EventId, signer: &Signer, event: &Event) -> Result<(), B::Error> {
+        let Some(facts) = crate::facts::facts(self, id, signer, event)? else {
+            unreachable!("check_event found the parent of {id}");
+        };
         self.seen.insert(id);
-        match &event.body {
-            Body::ClientRegistered(reg) => {
-                for key in &reg.public_keys {
-                    let record = KeyRecord {
-                        client: reg.client.clone(),
-                        public_key: *key,
-                        bound_by: id,
-                        bound_by_key: signer.key(),
-                    };
-                    self.keys.insert(key.key_id(), record);
+        for fact in facts {
+            match fact {
+                Fact::Key(record) => {
+                    self.keys.insert(record.public_key.key_id(), record);
                 }
-                self.clients
-                    .insert(reg.client.clone(), ClientRecord::from_event(id, reg));
-            }
-            Body::TokenIssued(issued) => {
-                self.by_ref.insert(issued.token.clone(), id);
-                self.tokens
-                    .insert(id, TokenRecord::root(id, signer.key(), issued));
-            }
-            Body::ScopeNarrowed(hop) => {
-                let Some(parent) = self.token(&hop.parent)? else {
-                    unreachable!("check_event found the parent of {id}");
-                };
-                let grant = parent.grant;
-                self.by_ref.insert(hop.token.clone(), id);
-                self.tokens
-                    .insert(id, TokenRecord::hop(id, signer.key(), hop, grant));
-                self.children.entry(hop.parent).or_default().push(id);
-            }
-            Body::Revoked(revoked) => {
-                let slot = self.revocations.entry(revoked.target.clone()).or_insert(id);
-                *slot = (*slot).min(id);
-            }
-            Body::KeysRotated(rotation) => {
-                for key in &rotation.add {
-                    let record = KeyRecord {
-                        client: rotation.client.clone(),
-                        public_key: *key,
-                        bound_by: id,
-                        bound_by_key: signer.key(),
-                    };
-                    self.keys.insert(key.key_id(), record);
+                Fact::Client(record) => {
+                    self.clients.insert(record.client.clone(), record);
                 }
-                self.retired.extend(rotation.retire.iter().copied());
+                Fact::Token(record) => {
+                    self.by_ref.insert(record.token.clone(), id);
+                    self.tokens.insert(id, record);
+                }
+                Fact::Child { parent, child } => {
+                    self.children.entry(parent).or_default().push(child);
+                }
+                Fact::Revocation { target, by } => {
+                    let stored = self.revocations.get(&target).copied();
+                    self.revocations.insert(target, earliest(stored, by));
+                }
+                Fact::Retired(key) => {
+                    self.retired.insert(key);
+                }
             }
         }
         Ok(())

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 
 use baton_core::{
-    Body, CheckError, Envelope, Event, EventId, EventKind, KeyRecord, LedgerView, Policy,
-    PublicKey, Signer, check_copy, check_event_verified,
+    Body, CheckError, Envelope, Event, EventId, EventKind, Fact, LedgerView, Policy, PublicKey,
+    Signer, check_copy, check_event_verified,
 };
 use baton_log::{Position, ReadRecord};
 use prost::Message as _;
@@ -285,8 +285,9 @@ pub fn quarantine(staged: &mut Staged<'_>, record: &ReadRecord, reason: String) 
     Ok(Outcome::Quarantined(reason))
 }
 
-/// Stages everything a well-founded event derives. Mirrors
-/// `baton_core::MemoryLedger::record`, over sled.
+/// Stages everything a well-founded event derives: the stored event, the
+/// ledger facts core derives from it (`baton_core::facts`, the one state
+/// transition `MemoryLedger` applies too), and the query indexes.
 fn record_event(
     staged: &mut Staged<'_>,
     position: Position,
@@ -296,19 +297,14 @@ fn record_event(
     signer: &Signer,
 ) -> Result<()> {
     let id = envelope.id();
-    // A token's record is derived from this entry; the grant type is the one
-    // field a hop inherits rather than carries.
-    let grant = match &event.body {
-        Body::TokenIssued(issued) => Some(issued.grant),
-        Body::ScopeNarrowed(hop) => Some(
-            baton_core::LedgerView::token(&*staged, &hop.parent)?
-                .ok_or_else(|| {
-                    Error::Corrupt(format!("parent {} vanished after its check", hop.parent))
-                })?
-                .grant,
-        ),
+    let facts = baton_core::facts(&*staged, id, signer, event)?
+        .ok_or_else(|| Error::Corrupt(format!("the parent of {id} vanished after its check")))?;
+    // A token's record is derived from the stored event; the grant type is
+    // the one field a hop inherits rather than carries.
+    let grant = facts.iter().find_map(|fact| match fact {
+        Fact::Token(record) => Some(record.grant),
         _ => None,
-    };
+    });
     let stored = StoredEvent {
         signed: baton_proto::encode_signed(envelope),
         partition: position.partition,
@@ -318,6 +314,51 @@ fn record_event(
         grant: grant.map(grant_index),
     };
     staged.put(key::event(&id), stored.encode_to_vec());
+    for fact in facts {
+        match fact {
+            Fact::Key(record) => {
+                let stored = crate::stored::StoredKey {
+                    client: record.client.to_string(),
+                    public_key: record.public_key.to_bytes().to_vec(),
+                    bound_by: record.bound_by.0.to_vec(),
+                    bound_by_key: record.bound_by_key.0.to_vec(),
+                };
+                staged.put(
+                    key::signing_key(&record.public_key.key_id()),
+                    stored.encode_to_vec(),
+                );
+            }
+            Fact::Client(record) => staged.put(
+                key::client(&record.client),
+                StoredClient::from_record(&record).encode_to_vec(),
+            ),
+            Fact::Token(record) => staged.put(key::by_ref(&record.token), id.0.to_vec()),
+            Fact::Child { parent, child } => staged.put(key::child(&parent, &child), Vec::new()),
+            Fact::Revocation { target, by } => {
+                let slot = key::revocation(&target);
+                let stored = staged
+                    .get(&slot)?
+                    .map(|v| EventId::from_slice("stored revocation", &v))
+                    .transpose()
+                    .map_err(|e| Error::Corrupt(e.to_string()))?;
+                staged.put(slot, baton_core::earliest(stored, by).0.to_vec());
+                let feed = StoredRevocation {
+                    event: by.0.to_vec(),
+                    target: key::target(&target),
+                };
+                let index = u32::try_from(index).expect("a record holds at most 1000 events");
+                staged.put(key::feed(position, index), feed.encode_to_vec());
+            }
+            Fact::Retired(key) => staged.put(key::retired(&key), Vec::new()),
+        }
+    }
+    index_event(staged, id, event, signer);
+    Ok(())
+}
+
+/// The query indexes of an event: by kind and time, and by every client and
+/// subject it names.
+fn index_event(staged: &mut Staged<'_>, id: EventId, event: &Event, signer: &Signer) {
     let at = event.created_at_ms;
     staged.put(key::by_kind(kind_code(event.kind()), at, &id), Vec::new());
     let mut clients: Vec<&str> = Vec::new();
@@ -326,56 +367,21 @@ fn record_event(
     }
     let mut subjects: Vec<&str> = Vec::new();
     match &event.body {
-        Body::ClientRegistered(reg) => {
-            clients.push(reg.client.as_str());
-            for public in &reg.public_keys {
-                bind_key(staged, &reg.client, public, id, signer.key());
-            }
-            let record = baton_core::ClientRecord::from_event(id, reg);
-            staged.put(
-                key::client(&reg.client),
-                StoredClient::from_record(&record).encode_to_vec(),
-            );
-        }
+        Body::ClientRegistered(reg) => clients.push(reg.client.as_str()),
         Body::TokenIssued(issued) => {
             clients.extend([issued.issuer.as_str(), issued.holder.as_str()]);
             subjects.push(issued.subject.as_str());
-            staged.put(key::by_ref(&issued.token), id.0.to_vec());
         }
         Body::ScopeNarrowed(hop) => {
             clients.extend([hop.performed_by.as_str(), hop.holder.as_str()]);
             subjects.push(hop.on_behalf_of.as_str());
-            staged.put(key::by_ref(&hop.token), id.0.to_vec());
-            staged.put(key::child(&hop.parent, &id), Vec::new());
         }
-        Body::Revoked(revoked) => {
-            match &revoked.target {
-                baton_core::RevocationTarget::Client(c) => clients.push(c.as_str()),
-                baton_core::RevocationTarget::Subject(s) => subjects.push(s.as_str()),
-                _ => {}
-            }
-            let slot = key::revocation(&revoked.target);
-            let keep = match staged.get(&slot)? {
-                Some(existing) if existing.as_slice() <= id.0.as_slice() => existing,
-                _ => id.0.to_vec(),
-            };
-            staged.put(slot, keep);
-            let feed = StoredRevocation {
-                event: id.0.to_vec(),
-                target: key::target(&revoked.target),
-            };
-            let index = u32::try_from(index).expect("a record holds at most 1000 events");
-            staged.put(key::feed(position, index), feed.encode_to_vec());
-        }
-        Body::KeysRotated(rotation) => {
-            clients.push(rotation.client.as_str());
-            for public in &rotation.add {
-                bind_key(staged, &rotation.client, public, id, signer.key());
-            }
-            for retired in &rotation.retire {
-                staged.put(key::retired(retired), Vec::new());
-            }
-        }
+        Body::Revoked(revoked) => match &revoked.target {
+            baton_core::RevocationTarget::Client(c) => clients.push(c.as_str()),
+            baton_core::RevocationTarget::Subject(s) => subjects.push(s.as_str()),
+            _ => {}
+        },
+        Body::KeysRotated(rotation) => clients.push(rotation.client.as_str()),
     }
     clients.sort_unstable();
     clients.dedup();
@@ -385,29 +391,6 @@ fn record_event(
     for subject in subjects {
         staged.put(key::by_name(b'S', subject, at, &id), Vec::new());
     }
-    Ok(())
-}
-
-fn bind_key(
-    staged: &mut Staged<'_>,
-    client: &baton_core::ClientId,
-    public: &baton_core::PublicKey,
-    by: EventId,
-    by_key: baton_core::KeyId,
-) {
-    let record = KeyRecord {
-        client: client.clone(),
-        public_key: *public,
-        bound_by: by,
-        bound_by_key: by_key,
-    };
-    let stored = crate::stored::StoredKey {
-        client: record.client.to_string(),
-        public_key: record.public_key.to_bytes().to_vec(),
-        bound_by: record.bound_by.0.to_vec(),
-        bound_by_key: record.bound_by_key.0.to_vec(),
-    };
-    staged.put(key::signing_key(&public.key_id()), stored.encode_to_vec());
 }
 
 /// A record waiting for a dependency, and since when (this process's clock).
