@@ -7,7 +7,7 @@ use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::event::{Body, Event};
 use crate::memory::MemoryLedger;
-use crate::rules::{Policy, TokenRecord};
+use crate::state::{Policy, TokenRecord};
 use crate::status::{TokenStatus, token_status};
 
 /// A verified chain, root first.

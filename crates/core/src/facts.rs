@@ -6,7 +6,8 @@
 use crate::event::{Body, Event, RevocationTarget};
 use crate::ids::EventId;
 use crate::keys::KeyId;
-use crate::rules::{ClientRecord, KeyRecord, LedgerView, Signer, TokenRecord};
+use crate::rules::Signer;
+use crate::state::{ClientRecord, KeyRecord, LedgerView, TokenRecord};
 
 /// One fact an event adds to the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,6 +16,7 @@ mod keys;
 pub mod limits;
 mod memory;
 mod rules;
+mod state;
 mod status;
 
 pub use bundle::{VerifiedChain, verify_chain};
@@ -31,10 +32,12 @@ pub use ids::{ClientId, EventId, Name, Subject, TokenRef, token_digest};
 pub use keys::{KeyId, PAYLOAD_TYPE_KEY_PROOF_V1, PublicKey, SigningKey};
 pub use memory::{Applied, Empty, MemoryLedger};
 pub use rules::{
-    CheckError, ClientRecord, KeyRecord, LedgerView, Policy, RULES_VERSION, Signer, TokenRecord,
-    check_copy, check_event, check_event_verified, check_live, resolve_signer,
+    CheckError, Signer, check_copy, check_event, check_event_verified, check_live, resolve_signer,
+};
+pub use state::{
+    ClientRecord, KeyRecord, KeyTrust, LedgerView, Policy, RULES_VERSION, TokenRecord,
 };
 pub use status::{
-    BINDING_CHAIN_MAX, Cause, Check, KeyTrust, RevocationHit, TokenStatus, Via, binding_depth,
-    check_token, key_trust, token_status,
+    BINDING_CHAIN_MAX, Cause, Check, RevocationHit, TokenStatus, Via, binding_depth, check_token,
+    key_trust, token_status,
 };

@@ -13,10 +13,8 @@ use crate::event::{Event, RevocationTarget};
 use crate::facts::{Fact, earliest};
 use crate::ids::{ClientId, EventId, TokenRef};
 use crate::keys::KeyId;
-use crate::rules::{
-    CheckError, ClientRecord, KeyRecord, LedgerView, Policy, Signer, TokenRecord, check_copy,
-    check_event_verified, check_live,
-};
+use crate::rules::{CheckError, Signer, check_copy, check_event_verified, check_live};
+use crate::state::{ClientRecord, KeyRecord, KeyTrust, LedgerView, Policy, TokenRecord};
 
 /// What applying an event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +51,9 @@ impl LedgerView for Empty {
     }
     fn revocation(&self, _: &RevocationTarget) -> Result<Option<EventId>, Infallible> {
         Ok(None)
+    }
+    fn key_trust(&self, policy: &Policy, key: &KeyId) -> Result<KeyTrust, Infallible> {
+        crate::status::key_trust(self, policy, *key)
     }
 }
 
@@ -213,6 +214,10 @@ fn unwrap_refusal(error: CheckError<Infallible>) -> Refusal {
 
 impl<B: LedgerView> LedgerView for MemoryLedger<B> {
     type Error = B::Error;
+
+    fn key_trust(&self, policy: &Policy, key: &KeyId) -> Result<KeyTrust, B::Error> {
+        crate::status::key_trust(self, policy, *key)
+    }
 
     fn contains_event(&self, id: &EventId) -> Result<bool, B::Error> {
         Ok(self.seen.contains(id) || self.base.contains_event(id)?)

@@ -12,7 +12,7 @@ use crate::event::RevocationTarget;
 use crate::ids::{EventId, TokenRef};
 use crate::keys::KeyId;
 use crate::limits::DEPTH_MAX_CEILING;
-use crate::rules::{LedgerView, Policy, TokenRecord};
+use crate::state::{KeyTrust, LedgerView, Policy, TokenRecord};
 
 /// What a check answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,27 +102,6 @@ fn link_targets(link: &TokenRecord) -> [(Via, RevocationTarget); 3] {
 /// chain in a ledger is walked to its end; a walk that would go further anyway
 /// answers [`KeyTrust::Unanchored`] (fail closed), never "trusted".
 pub const BINDING_CHAIN_MAX: usize = 64;
-
-/// Whether a signing key may be trusted now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyTrust {
-    /// Bound, binding by binding, to a configured trust root, and nothing on
-    /// the way is revoked.
-    Trusted,
-    /// `key` (the key itself or one on its binding chain, nearest first) is
-    /// revoked by event `by`.
-    Revoked { key: KeyId, by: EventId },
-    /// The chain does not reach a configured trust root within
-    /// [`BINDING_CHAIN_MAX`] bindings: a trust root was removed from the
-    /// configuration, or a binding is missing. Never trusted.
-    Unanchored { key: KeyId },
-}
-
-impl KeyTrust {
-    pub fn is_trusted(self) -> bool {
-        self == KeyTrust::Trusted
-    }
-}
 
 /// Whether `key` is trusted: revoked itself, or bound by an event signed by a
 /// key that is untrusted, up the binding chain (revoking a key distrusts

@@ -18,14 +18,15 @@ use baton_core::Policy;
 use baton_log::{ConsistencyToken, EventLog, LogReader, Position, ReadRecord};
 use tokio::sync::watch;
 
-pub mod apply;
+mod apply;
 mod query;
 mod stored;
-pub mod view;
+mod view;
 
+pub use apply::verdict_key;
 pub use apply::{Outcome, Parked};
 pub use query::{ChainAnswer, EventFilter, ListedEvent, Quarantined, RevocationEffect};
-pub use view::Staged as View;
+pub use view::{VerifiedSignatures, View};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

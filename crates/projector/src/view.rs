@@ -346,3 +346,65 @@ impl LedgerView for Staged<'_> {
             .transpose()
     }
 }
+
+/// A read-only view of the committed projection: what the append path
+/// checks a batch against. It reads through the same memo as the projector
+/// and can stage nothing.
+pub struct View<'a>(Staged<'a>);
+
+impl std::fmt::Debug for View<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("View").finish()
+    }
+}
+
+impl<'a> View<'a> {
+    pub(crate) fn new(tree: &'a sled::Tree, memo: &'a Memo) -> Self {
+        View(Staged::new(tree, memo))
+    }
+
+    /// Signatures verified strictly by this process.
+    pub fn verified_signatures(&self) -> &VerifiedSignatures {
+        self.0.verified_signatures()
+    }
+
+    /// Verifies events' signatures strictly, in parallel, against the keys
+    /// this view (or the events themselves) bind: which verified (see
+    /// [`crate::apply::verify_in_parallel`]).
+    pub fn verify(
+        &self,
+        policy: &Policy,
+        events: &[Option<&(baton_core::Envelope, baton_core::Event)>],
+    ) -> Result<Vec<bool>> {
+        crate::apply::verify_in_parallel(policy, &self.0, events)
+    }
+}
+
+impl LedgerView for View<'_> {
+    type Error = Error;
+
+    fn contains_event(&self, id: &EventId) -> Result<bool> {
+        self.0.contains_event(id)
+    }
+    fn key(&self, id: &KeyId) -> Result<Option<KeyRecord>> {
+        self.0.key(id)
+    }
+    fn key_retired(&self, id: &KeyId) -> Result<bool> {
+        self.0.key_retired(id)
+    }
+    fn client(&self, id: &ClientId) -> Result<Option<ClientRecord>> {
+        self.0.client(id)
+    }
+    fn token(&self, event: &EventId) -> Result<Option<TokenRecord>> {
+        self.0.token(event)
+    }
+    fn token_by_ref(&self, token: &TokenRef) -> Result<Option<EventId>> {
+        self.0.token_by_ref(token)
+    }
+    fn key_trust(&self, policy: &Policy, key: &KeyId) -> Result<KeyTrust> {
+        self.0.key_trust(policy, key)
+    }
+    fn revocation(&self, target: &RevocationTarget) -> Result<Option<EventId>> {
+        self.0.revocation(target)
+    }
+}

@@ -123,7 +123,7 @@ async fn a_projection_in_an_older_layout_is_rebuilt_from_the_log() {
 /// fail — rather than be taken for the verified original.
 #[test]
 fn a_verified_signature_is_remembered_for_its_exact_bytes_only() {
-    use baton_projector::apply::{verdict_key, verify_in_parallel};
+    use baton_projector::verdict_key;
     use baton_projector::{Projector, ProjectorOptions};
     use baton_testkit::Fixture;
 
@@ -149,27 +149,18 @@ fn a_verified_signature_is_remembered_for_its_exact_bytes_only() {
         .verified_signatures()
         .contains(&verdict_key(&good.0, &root));
     assert!(!cached, "nothing is verified yet");
-    assert_eq!(
-        verify_in_parallel(&policy, &view, &[Some(&good)]).unwrap(),
-        [true]
-    );
+    assert_eq!(view.verify(&policy, &[Some(&good)]).unwrap(), [true]);
     let cached = view
         .verified_signatures()
         .contains(&verdict_key(&good.0, &root));
     assert!(cached, "the verdict is remembered");
-    assert_eq!(
-        verify_in_parallel(&policy, &view, &[Some(&good)]).unwrap(),
-        [true]
-    );
+    assert_eq!(view.verify(&policy, &[Some(&good)]).unwrap(), [true]);
 
     let mut wire = baton_proto::v1::SignedEvent::from(&setup[0]);
     wire.signature[5] ^= 1;
     let bad = opened(wire);
     assert_eq!(bad.0.id(), good.0.id());
-    assert_eq!(
-        verify_in_parallel(&policy, &view, &[Some(&bad)]).unwrap(),
-        [false]
-    );
+    assert_eq!(view.verify(&policy, &[Some(&bad)]).unwrap(), [false]);
     let cached = view
         .verified_signatures()
         .contains(&verdict_key(&bad.0, &root));

@@ -186,13 +186,8 @@ fn open_batch(events: Vec<v1::SignedEvent>) -> Result<Vec<(Envelope, Event)>> {
 
 /// Verifies a batch's signatures strictly, in parallel: which verified.
 fn verify_batch(node: &Node<impl Sized>, opened: &[(Envelope, Event)]) -> Result<Vec<bool>> {
-    let view = node.handle.view();
     let items: Vec<Option<&(Envelope, Event)>> = opened.iter().map(Some).collect();
-    Ok(baton_projector::apply::verify_in_parallel(
-        &node.policy,
-        &view,
-        &items,
-    )?)
+    Ok(node.handle.view().verify(&node.policy, &items)?)
 }
 
 /// Runs the rules over a batch, in order, each event against the projection
