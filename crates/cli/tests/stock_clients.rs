@@ -106,3 +106,33 @@ fn grpcurl_and_a_python_grpcio_client() {
     );
     node.stop();
 }
+
+/// A hostile client we did not write (`tests/interop/hostile.py`, Python
+/// grpcio signing its own events) tries every class of attack issue 8 found:
+/// each is refused with the right code, field and rule, and a legitimate
+/// verdict is unchanged.
+#[test]
+fn a_hostile_python_client_is_refused_at_every_turn() {
+    let python = tools::interop_python().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let node = Served::start(&dir.path().join("node"), &vector_trust_root(), &[]);
+    let run = Command::new(&python)
+        .arg(repo_root().join("tests/interop/hostile.py"))
+        .arg(repo_root())
+        .arg(&node.address)
+        .current_dir(repo_root().join("tests/interop"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "hostile client failed:\n{out}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        out.lines()
+            .any(|l| l == "hostile client: 18 passed, 0 failed"),
+        "{out}"
+    );
+    node.stop();
+}
