@@ -85,7 +85,7 @@ pub struct Check {
 }
 
 /// The targets to look up on one link, in the order that decides the cause
-/// (the signing key comes last, through [`key_revocation`]).
+/// (the signing key comes last, through [`key_trust`]).
 fn link_targets(link: &TokenRecord) -> [(Via, RevocationTarget); 3] {
     [
         (Via::Token, RevocationTarget::Token(link.token.clone())),
