@@ -195,6 +195,15 @@ where
 }
 
 impl Config {
+    /// Reads a configuration file's text (the TOML layer alone), checked as
+    /// `load` checks it. What the config fuzz target drives.
+    pub fn from_toml(text: &str) -> anyhow::Result<Config> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        config.policy()?;
+        Ok(config)
+    }
+
     /// Builds the configuration from its layers.
     pub fn load(flags: &Flags, env: &BTreeMap<String, String>) -> anyhow::Result<Config> {
         let mut config = match &flags.config {

@@ -61,6 +61,11 @@ enum Command {
     Project(project::Args),
 }
 
+/// Parses and checks a configuration file's text (for the fuzz target).
+pub fn check_config(text: &str) -> anyhow::Result<()> {
+    config::Config::from_toml(text).map(drop)
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

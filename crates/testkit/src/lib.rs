@@ -3,6 +3,7 @@
 //! delegation chains signed exactly as a writer would sign them.
 
 mod fixture;
+pub mod fuzz;
 mod kafka;
 pub mod tools;
 
