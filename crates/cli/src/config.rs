@@ -65,6 +65,7 @@ pub struct Limits {
     pub streams_max: usize,
     pub request_timeout_ms: u64,
     pub connections_max: usize,
+    pub connection_idle_ms: u64,
     pub requests_per_connection_max: usize,
     pub consistency_wait_ms: u64,
     pub apply_wait_ms: u64,
@@ -126,6 +127,7 @@ impl Default for Limits {
             streams_max: d.streams_max,
             request_timeout_ms: d.request_timeout.as_millis() as u64,
             connections_max: d.connections_max,
+            connection_idle_ms: d.connection_idle_max.as_millis() as u64,
             requests_per_connection_max: d.requests_per_connection_max,
             consistency_wait_ms: d.consistency_wait_max.as_millis() as u64,
             apply_wait_ms: d.apply_wait_max.as_millis() as u64,
@@ -309,6 +311,10 @@ impl Config {
                 "request_timeout_ms",
                 self.limits.request_timeout_ms as usize,
             ),
+            (
+                "connection_idle_ms",
+                self.limits.connection_idle_ms as usize,
+            ),
         ] {
             if value == 0 {
                 bail!("limits.{name}: must be at least 1");
@@ -357,6 +363,7 @@ impl Config {
             streams_max: self.limits.streams_max,
             request_timeout: std::time::Duration::from_millis(self.limits.request_timeout_ms),
             connections_max: self.limits.connections_max,
+            connection_idle_max: std::time::Duration::from_millis(self.limits.connection_idle_ms),
             requests_per_connection_max: self.limits.requests_per_connection_max,
             consistency_wait_max: std::time::Duration::from_millis(self.limits.consistency_wait_ms),
             apply_wait_max: std::time::Duration::from_millis(self.limits.apply_wait_ms),

@@ -209,7 +209,11 @@ async fn lookup(
             .and_then(|m| match m.topics().iter().find(|t| t.name() == topic) {
                 Some(t) if !t.partitions().is_empty() => Ok(Some(t.partitions().len() as u32)),
                 Some(t) => match t.error().map(RDKafkaErrorCode::from) {
-                    None | Some(RDKafkaErrorCode::UnknownTopicOrPartition) => Ok(None),
+                    // Absent, or still being created (by another node
+                    // starting at the same moment): create, then wait for it.
+                    None
+                    | Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+                    | Some(RDKafkaErrorCode::LeaderNotAvailable) => Ok(None),
                     Some(code) => Err(KafkaError::MetadataFetch(code)),
                 },
                 None => Ok(None),

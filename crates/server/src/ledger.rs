@@ -57,6 +57,10 @@ struct ClaimGuard {
     claims: Claims,
     held: Vec<String>,
     written: Vec<EventId>,
+    /// Set once a write may have started and until its outcome is known:
+    /// dropped in that state (the request was cancelled, or the outcome is
+    /// unknown), the guard keeps its claims for [`UNKNOWN_OUTCOME_CLAIM_HOLD`].
+    outcome_open: bool,
 }
 
 impl Claims {
@@ -90,6 +94,7 @@ impl Claims {
             claims: self.clone(),
             held,
             written: Vec::new(),
+            outcome_open: false,
         })
     }
 
@@ -122,6 +127,22 @@ impl ClaimGuard {
 
 impl Drop for ClaimGuard {
     fn drop(&mut self) {
+        if self.outcome_open {
+            // The write may still land: whoever claims these next must see it.
+            let later = ClaimGuard {
+                claims: self.claims.clone(),
+                held: std::mem::take(&mut self.held),
+                written: std::mem::take(&mut self.written),
+                outcome_open: false,
+            };
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    tokio::time::sleep(UNKNOWN_OUTCOME_CLAIM_HOLD).await;
+                    drop(later);
+                });
+                return;
+            }
+        }
         let mut in_flight = self.claims.0.lock().expect("claims lock");
         for claim in &self.held {
             if let Some(entry) = in_flight.claims.get_mut(claim) {
@@ -322,15 +343,17 @@ impl<L: EventLog> Ledger<L> {
             // reading back: the same record, not a second copy.
             Some(position)
         } else {
+            // From here until this node has read the record back, dropping
+            // the claims (a cancelled request, an unknown outcome) holds them.
+            claims.outcome_open = true;
             match self.write(&fresh, deadline).await {
                 Ok(position) => {
                     claims.wrote(&ids, position);
                     Some(position)
                 }
                 Err(e) => {
-                    if matches!(e, Error::Ambiguous(_)) {
-                        hold(claims, UNKNOWN_OUTCOME_CLAIM_HOLD);
-                    }
+                    // Refused by the log or never sent: nothing can land.
+                    claims.outcome_open = matches!(e, Error::Ambiguous(_));
                     return Err(e);
                 }
             }
@@ -345,18 +368,18 @@ impl<L: EventLog> Ledger<L> {
             // Answer now; keep the claims until this node has read the batch.
             let (handle, wait) = (node.handle.clone(), node.limits.apply_wait_max);
             let read = written.clone();
+            let mut claims = claims;
             tokio::spawn(async move {
-                let _ = handle.wait_for_read(&read, wait).await;
+                // Read back: released now; not read back: held (on drop).
+                claims.outcome_open = handle.wait_for_read(&read, wait).await.is_err();
                 drop(claims);
             });
         } else if let Some(position) = position {
-            if let Err(e) = self.applied(&fresh, position, &written, deadline).await {
-                if matches!(e, Error::Ambiguous(_)) {
-                    hold(claims, UNKNOWN_OUTCOME_CLAIM_HOLD);
-                }
-                return Err(e);
-            }
+            let applied = self.applied(&fresh, position, &written, deadline).await;
+            // Read back (applied or refused): the outcome is known.
+            claims.outcome_open = matches!(applied, Err(Error::Ambiguous(_)));
             drop(claims);
+            applied?;
         }
         let mut results = Vec::with_capacity(checked.len());
         for item in &checked {
@@ -396,6 +419,12 @@ impl<L: EventLog> Ledger<L> {
             key: record_key(fresh),
             value: baton_proto::encode_record(&envelopes),
         };
+        if Instant::now() >= deadline {
+            return Err(Error::NotYet(format!(
+                "the request's deadline passed before the batch ({} events) was written; nothing was written",
+                fresh.len()
+            )));
+        }
         if record.value.len() > baton_log::RECORD_BYTES_MAX {
             return Err(Error::Limit {
                 field: "events",
@@ -463,14 +492,6 @@ impl<L: EventLog> Ledger<L> {
         }
         Ok(())
     }
-}
-
-/// Keeps claims held for `duration` after the call has answered.
-fn hold(claims: ClaimGuard, duration: Duration) {
-    tokio::spawn(async move {
-        tokio::time::sleep(duration).await;
-        drop(claims);
-    });
 }
 
 #[tonic::async_trait]

@@ -41,6 +41,9 @@ pub struct Limits {
     /// Most connections open at once; past it, new ones wait in the
     /// listener's backlog until one closes.
     pub connections_max: usize,
+    /// How long a connection may stay silent (no bytes from the peer, not
+    /// even an answer to the server's keepalive pings) before it is closed.
+    pub connection_idle_max: Duration,
     /// Most requests in flight on one connection.
     pub requests_per_connection_max: usize,
     /// Deadline for any unary request.
@@ -63,6 +66,7 @@ impl Default for Limits {
             check_batch_max: 1000,
             streams_max: 256,
             connections_max: 1024,
+            connection_idle_max: Duration::from_secs(60),
             requests_per_connection_max: 256,
             request_timeout: Duration::from_secs(30),
             consistency_wait_max: Duration::from_secs(10),
@@ -192,6 +196,11 @@ async fn set_health<L: EventLog>(health: &tonic_health::server::HealthReporter, 
     health.set_service_status("", status).await;
 }
 
+/// How often the server pings an HTTP/2 connection, and how long it waits for
+/// the answer before closing it.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Runs a node on `listener` until `shutdown` resolves: the projector over
 /// `log` and the gRPC services. Returns once both have stopped.
 pub async fn run<L: EventLog>(
@@ -312,11 +321,14 @@ pub async fn run<L: EventLog>(
     .max_encoding_message_size(limits.message_bytes_max);
 
     tracing::info!(%address, "baton node serving");
-    let incoming = listener::incoming(listener, limits.connections_max);
+    let incoming = listener::incoming(listener, limits.connections_max, limits.connection_idle_max);
     let served = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(limits.requests_per_connection_max)
         .max_concurrent_streams(Some(limits.requests_per_connection_max as u32))
         .timeout(limits.request_timeout)
+        // Pings keep live peers talking, so a silent one is a dead one.
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)

@@ -1,5 +1,8 @@
 //! Accepting connections: at most `connections_max` open at once (past it,
-//! new ones wait in the kernel's backlog until one closes), each with
+//! new ones wait in the kernel's backlog until one closes), each closed once
+//! its peer has sent nothing for `idle_max` (the server's HTTP/2 keepalive
+//! pings make a live peer answer well within it, so only dead or silent
+//! peers lose their slot), each with
 //! `TCP_NODELAY` set — answers are small, and with Nagle's algorithm on a
 //! response waits for the peer's delayed ACK (about 40 ms) before it leaves,
 //! which is what clients other than Baton's own (Go gRPC, Envoy, grpcio) saw.
@@ -20,6 +23,9 @@ use tonic::transport::server::{Connected, TcpConnectInfo};
 pub struct Connection {
     stream: TcpStream,
     _slot: OwnedSemaphorePermit,
+    /// Fires when the peer has sent nothing for `idle_max`.
+    idle: Pin<Box<tokio::time::Sleep>>,
+    idle_max: Duration,
 }
 
 #[cfg(test)]
@@ -34,6 +40,7 @@ impl Connection {
 pub fn incoming(
     listener: TcpListener,
     connections_max: usize,
+    idle_max: Duration,
 ) -> impl tokio_stream::Stream<Item = io::Result<Connection>> {
     let slots = Arc::new(Semaphore::new(connections_max.max(1)));
     let (send, receive) = mpsc::channel(1);
@@ -63,6 +70,8 @@ pub fn incoming(
             let connection = Connection {
                 stream,
                 _slot: slot,
+                idle: Box::pin(tokio::time::sleep(idle_max)),
+                idle_max,
             };
             if send.send(Ok(connection)).await.is_err() {
                 return;
@@ -82,11 +91,29 @@ impl Connected for Connection {
 
 impl AsyncRead for Connection {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    let again = tokio::time::Instant::now() + this.idle_max;
+                    this.idle.as_mut().reset(again);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => match this.idle.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the peer sent nothing for {:?}", this.idle_max),
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+            failed => failed,
+        }
     }
 }
 
@@ -130,7 +157,7 @@ mod tests {
     async fn accepted_connections_do_not_wait_on_nagle() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let mut accepted = Box::pin(incoming(listener, 4));
+        let mut accepted = Box::pin(incoming(listener, 4, Duration::from_secs(60)));
         let _client = TcpStream::connect(address).await.unwrap();
         let server_side = accepted.next().await.unwrap().unwrap();
         assert!(server_side.stream().nodelay().unwrap());
@@ -140,7 +167,7 @@ mod tests {
     async fn connections_past_the_bound_wait_for_a_free_slot() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let mut accepted = Box::pin(incoming(listener, 1));
+        let mut accepted = Box::pin(incoming(listener, 1, Duration::from_secs(60)));
         let _first_client = TcpStream::connect(address).await.unwrap();
         let first = accepted.next().await.unwrap().unwrap();
         let _second_client = TcpStream::connect(address).await.unwrap();
@@ -152,5 +179,24 @@ mod tests {
         drop(first);
         let second = accepted.next().await.unwrap().unwrap();
         assert!(second.stream().nodelay().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_silent_peer_loses_its_connection() {
+        use tokio::io::AsyncReadExt as _;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut accepted = Box::pin(incoming(listener, 1, Duration::from_millis(200)));
+        let _silent = TcpStream::connect(address).await.unwrap();
+        let mut connection = accepted.next().await.unwrap().unwrap();
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_secs(10), connection.read(&mut buf))
+            .await
+            .expect("the idle bound never fired");
+        assert_eq!(read.unwrap_err().kind(), io::ErrorKind::TimedOut);
+        // Its slot is free again for the next peer.
+        drop(connection);
+        let _next = TcpStream::connect(address).await.unwrap();
+        accepted.next().await.unwrap().unwrap();
     }
 }

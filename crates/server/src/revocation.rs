@@ -257,8 +257,16 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                     }
                 };
                 let quiet = effects.is_empty();
-                for effect in effects {
-                    cursor[effect.position.partition as usize] = effect.position.offset + 1;
+                let positions: Vec<baton_log::Position> =
+                    effects.iter().map(|e| e.position).collect();
+                for (i, effect) in effects.into_iter().enumerate() {
+                    // A resume token points past a record only with its last
+                    // revocation (a batch record may hold several; a chunk
+                    // never splits one): resuming mid-record delivers the
+                    // record's revocations again — at least once, never lost.
+                    if positions.get(i + 1) != Some(&effect.position) {
+                        cursor[effect.position.partition as usize] = effect.position.offset + 1;
+                    }
                     let revoked = match revoked_body(&node, &effect.revocation) {
                         Ok(revoked) => revoked,
                         Err(e) => {

@@ -401,3 +401,47 @@ async fn a_stalled_log_answers_outcome_unknown_before_the_deadline() {
     assert_eq!(refused.code(), Code::Aborted, "{refused:?}");
     node.stop().await;
 }
+
+/// Review: revocations appended in one batch share a log record; a watcher
+/// that resumes with the token of the first must still receive the second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_resumed_inside_a_batch_record_loses_nothing() {
+    let (mut f, setup) = Fixture::standard(now_s());
+    let node = Node::start(&f, Limits::default(), None).await;
+    node.append(&setup).await;
+    let a = f.issue("as", "wa", "user:alice", "agent", 3600);
+    let b = f.issue("as", "wb", "user:bob", "agent", 3600);
+    node.append(&[a, b]).await;
+    let first = f.revoke(baton_core::RevocationTarget::Token(Fixture::token("wa")));
+    let second = f.revoke(baton_core::RevocationTarget::Token(Fixture::token("wb")));
+    node.append(&[first.clone(), second.clone()]).await;
+    let mut stream = node
+        .revocation()
+        .await
+        .watch(v1::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let message = stream.next().await.unwrap().unwrap();
+    assert_eq!(message.revocation_event_id, first.id().0.to_vec());
+    drop(stream);
+    let mut resumed = node
+        .revocation()
+        .await
+        .watch(v1::WatchRequest {
+            resume_token: message.resume_token,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seen = Vec::new();
+    while !seen.contains(&second.id().0.to_vec()) {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), resumed.next())
+            .await
+            .expect("the second revocation never came")
+            .unwrap()
+            .unwrap();
+        seen.push(next.revocation_event_id);
+    }
+    node.stop().await;
+}
