@@ -46,18 +46,28 @@ class Signer:
         return events_pb2.SignedEvent(payload=payload, payload_type=PAYLOAD_TYPE, key_id=self.key_id, signature=signature)
 
 
-def main() -> int:
-    repo, target = pathlib.Path(sys.argv[1]).resolve(), sys.argv[2]
-    passed = failed = 0
+class Tally:
+    """Counts and prints checks: `expect(name, ok, detail)`, then `summary`."""
 
-    def expect(name, ok, detail=""):
-        nonlocal passed, failed
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def __call__(self, name, ok, detail=""):
         if ok:
-            passed += 1
+            self.passed += 1
             print(f"ok   {name}")
         else:
-            failed += 1
+            self.failed += 1
             print(f"FAIL {name} {detail}")
+
+    def summary(self, who: str) -> int:
+        print(f"{who}: {self.passed} passed, {self.failed} failed")
+        return 1 if self.failed or not self.passed else 0
+
+
+def main() -> int:
+    repo, target = pathlib.Path(sys.argv[1]).resolve(), sys.argv[2]
+    expect = Tally()
 
     document = json.loads((repo / "proto" / "testvectors" / "events.json").read_text())
     with tempfile.TemporaryDirectory() as out:
@@ -165,8 +175,7 @@ def main() -> int:
             str(answer),
         )
         print(f"hop token: {h.token.jti}")
-    print(f"python client: {passed} passed, {failed} failed")
-    return 1 if failed or not passed else 0
+    return expect.summary("python client")
 
 
 if __name__ == "__main__":

@@ -19,21 +19,12 @@ import unicodedata
 import grpc
 
 import check_vectors
-from client import PAYLOAD_TYPE, Signer
+from client import PAYLOAD_TYPE, Signer, Tally
 
 
 def main() -> int:
     repo, target = pathlib.Path(sys.argv[1]).resolve(), sys.argv[2]
-    passed = failed = 0
-
-    def expect(name, ok, detail=""):
-        nonlocal passed, failed
-        if ok:
-            passed += 1
-            print(f"ok   {name}")
-        else:
-            failed += 1
-            print(f"FAIL {name} {detail}")
+    expect = Tally()
 
     with tempfile.TemporaryDirectory() as out:
         check_vectors.generate(repo, pathlib.Path(out))
@@ -253,8 +244,7 @@ def main() -> int:
         request.token.jti = f"hx-root-{run}"
         expect("the legitimate grant is still ACTIVE",
                revocation.Check(request, timeout=30).status == revocation_pb2.TOKEN_STATUS_ACTIVE)
-    print(f"hostile client: {passed} passed, {failed} failed")
-    return 1 if failed or not passed else 0
+    return expect.summary("hostile client")
 
 
 if __name__ == "__main__":

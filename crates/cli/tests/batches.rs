@@ -11,7 +11,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use baton_core::{ClientKind, ClientRole, Envelope, RevocationTarget};
 use baton_proto::v1;
@@ -90,7 +89,8 @@ async fn a_batch_is_all_or_nothing_when_the_node_is_killed_mid_stream() {
     ledger.append(setup_request).await.unwrap();
     let total = WRITERS * BATCHES_PER_WRITER;
     let batches: Vec<Vec<Envelope>> = (0..total).map(|i| batch(&mut f, i)).collect();
-    let acknowledged = Arc::new(AtomicUsize::new(0));
+    // How many batches were acknowledged, watched by the test.
+    let acknowledged = Arc::new(tokio::sync::watch::Sender::new(0usize));
     let mut writers = Vec::new();
     for w in 0..WRITERS {
         let mine: Vec<Vec<Envelope>> = batches.iter().skip(w).step_by(WRITERS).cloned().collect();
@@ -108,20 +108,23 @@ async fn a_batch_is_all_or_nothing_when_the_node_is_killed_mid_stream() {
                 if ledger.append(request).await.is_err() {
                     return; // The node is gone.
                 }
-                acknowledged.fetch_add(1, Ordering::SeqCst);
+                acknowledged.send_modify(|n| *n += 1);
             }
         }));
     }
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while acknowledged.load(Ordering::SeqCst) < KILL_AFTER_ACKNOWLEDGED {
-        assert!(std::time::Instant::now() < deadline, "the writers stalled");
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-    }
+    let mut progress = acknowledged.subscribe();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        progress.wait_for(|n| *n >= KILL_AFTER_ACKNOWLEDGED),
+    )
+    .await
+    .expect("the writers stalled")
+    .unwrap();
     node.kill();
     for writer in writers {
         writer.await.unwrap();
     }
-    let at_kill = acknowledged.load(Ordering::SeqCst);
+    let at_kill = *acknowledged.borrow();
     eprintln!("node SIGKILLed with {at_kill} of {total} batches acknowledged");
     assert!(
         at_kill < total,

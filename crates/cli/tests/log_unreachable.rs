@@ -17,19 +17,46 @@ use baton_testkit::{Fixture, KafkaCluster};
 use common::{Served, append, now_s};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
-async fn health(url: &str) -> ServingStatus {
+async fn health_client(url: &str) -> HealthClient<tonic::transport::Channel> {
     let channel = tonic::transport::Channel::from_shared(url.to_owned())
         .unwrap()
         .connect()
         .await
         .unwrap();
-    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
-    let request = tonic_health::pb::HealthCheckRequest {
+    HealthClient::new(channel)
+}
+
+fn whole_node() -> tonic_health::pb::HealthCheckRequest {
+    tonic_health::pb::HealthCheckRequest {
         service: String::new(),
-    };
-    let status = client.check(request).await.unwrap().into_inner().status;
-    ServingStatus::try_from(status).unwrap()
+    }
+}
+
+async fn health(url: &str) -> ServingStatus {
+    let answer = health_client(url).await.check(whole_node()).await.unwrap();
+    ServingStatus::try_from(answer.into_inner().status).unwrap()
+}
+
+/// Waits, on gRPC health's Watch stream, until the node says SERVING.
+async fn serving(url: &str, deadline: Duration) {
+    let mut changes = health_client(url)
+        .await
+        .watch(whole_node())
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::timeout(deadline, async {
+        while let Some(change) = changes.message().await.unwrap() {
+            if ServingStatus::try_from(change.status) == Ok(ServingStatus::Serving) {
+                return;
+            }
+        }
+        panic!("the health stream ended");
+    })
+    .await
+    .expect("the node did not reach the log");
 }
 
 /// While the log is unreachable: NOT_SERVING, the revoked hop REVOKED, the
@@ -87,11 +114,7 @@ async fn a_node_restarts_and_answers_what_it_can_while_kafka_is_down() {
 
     // A broker returns: the node reaches the log, catches up and serves.
     cluster.start_broker(2).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while health(&node.url()).await != ServingStatus::Serving {
-        assert!(Instant::now() < deadline, "the node did not reach the log");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    serving(&node.url(), Duration::from_secs(90)).await;
     assert_eq!(
         common::check(&node.url(), "h1", "").await.unwrap(),
         v1::TokenStatus::Active

@@ -237,12 +237,6 @@ pub enum KeyTrust {
     Unanchored { key: KeyId },
 }
 
-impl KeyTrust {
-    pub fn is_trusted(self) -> bool {
-        self == KeyTrust::Trusted
-    }
-}
-
 impl<T: LedgerView> LedgerView for &T {
     type Error = T::Error;
     fn key_trust(&self, policy: &Policy, key: &KeyId) -> Result<KeyTrust, Self::Error> {
