@@ -5,10 +5,17 @@ It first checks its own signer against proto/testvectors/events.json, then,
 against a running node whose trust root is the vectors' TEST-ONLY root key
 (seed 01..01), registers an authorization server and a gateway, issues a
 token, narrows it for the next hop, checks both, revokes the root grant and
-checks that the hop is revoked through the cascade.
+checks that the hop is revoked through the cascade, and reads the hop's
+chain.
 
-Usage: python client.py REPO_ROOT HOST:PORT
+With --ca/--cert/--key it talks mTLS (grpc.ssl_channel_credentials) and
+first checks that the same node refuses a channel without a client
+certificate (UNAUTHENTICATED).
+
+Usage: python client.py REPO_ROOT HOST:PORT [--ca CA.pem --cert CERT.pem --key KEY.pem]
 """
+
+import argparse
 
 import json
 import pathlib
@@ -66,14 +73,29 @@ class Tally:
 
 
 def main() -> int:
-    repo, target = pathlib.Path(sys.argv[1]).resolve(), sys.argv[2]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("repo")
+    parser.add_argument("target")
+    parser.add_argument("--ca")
+    parser.add_argument("--cert")
+    parser.add_argument("--key")
+    args = parser.parse_args()
+    repo, target = pathlib.Path(args.repo).resolve(), args.target
     expect = Tally()
 
     document = json.loads((repo / "proto" / "testvectors" / "events.json").read_text())
     with tempfile.TemporaryDirectory() as out:
         check_vectors.generate(repo, pathlib.Path(out))
         sys.path.insert(0, out)
-        from baton.v1 import events_pb2, ledger_pb2, ledger_pb2_grpc, revocation_pb2, revocation_pb2_grpc  # noqa: E402
+        from baton.v1 import (  # noqa: E402
+            events_pb2,
+            ledger_pb2,
+            ledger_pb2_grpc,
+            provenance_pb2,
+            provenance_pb2_grpc,
+            revocation_pb2,
+            revocation_pb2_grpc,
+        )
 
         # 1. Our signer against the vectors.
         problems = [p for v in document["vectors"] for p in check_vectors.check(v, events_pb2)]
@@ -126,9 +148,30 @@ def main() -> int:
         h.issued_at_unix_s, h.expires_at_unix_s = now, now + 600
         narrowed = gateway.seal(events_pb2, hop)
 
-        channel = grpc.insecure_channel(target)
+        if args.ca:
+            read = lambda path: pathlib.Path(path).read_bytes()  # noqa: E731
+            # 0. Without a client certificate, TLS works and every call is refused.
+            anonymous = grpc.secure_channel(target, grpc.ssl_channel_credentials(read(args.ca)))
+            for name, call in [
+                ("append", lambda: ledger_pb2_grpc.LedgerServiceStub(anonymous).Append(ledger_pb2.AppendRequest(events=setup), timeout=30)),
+                ("check", lambda: revocation_pb2_grpc.RevocationServiceStub(anonymous).Check(revocation_pb2.CheckRequest(), timeout=30)),
+            ]:
+                try:
+                    call()
+                    expect(f"{name} without a client certificate is refused", False, "it was answered")
+                except grpc.RpcError as error:
+                    expect(
+                        f"{name} without a client certificate is refused",
+                        error.code() == grpc.StatusCode.UNAUTHENTICATED and "no client certificate" in error.details(),
+                        f"{error.code()} {error.details()}",
+                    )
+            credentials = grpc.ssl_channel_credentials(read(args.ca), read(args.key), read(args.cert))
+            channel = grpc.secure_channel(target, credentials)
+        else:
+            channel = grpc.insecure_channel(target)
         ledger = ledger_pb2_grpc.LedgerServiceStub(channel)
         revocation = revocation_pb2_grpc.RevocationServiceStub(channel)
+        provenance = provenance_pb2_grpc.ProvenanceServiceStub(channel)
 
         # 2. Append, then check.
         response = ledger.Append(ledger_pb2.AppendRequest(events=setup + [issued, narrowed]), timeout=30)
@@ -173,6 +216,16 @@ def main() -> int:
             and answer.cause.distance == 1
             and answer.cause.via == revocation_pb2.REVOCATION_VIA_TOKEN,
             str(answer),
+        )
+        # 5. The hop's chain: the root grant, then the hop.
+        request = provenance_pb2.GetChainRequest(consistency_token=response.consistency_token)
+        request.token.jti = h.token.jti
+        chain = provenance.GetChain(request, timeout=30)
+        ids = [e.event_id for e in chain.events]
+        expect(
+            "the hop's chain runs root grant -> hop",
+            root_id in ids and event_id in ids and ids.index(root_id) < ids.index(event_id),
+            str(ids),
         )
         print(f"hop token: {h.token.jti}")
     return expect.summary("python client")

@@ -29,6 +29,17 @@ pub struct Connection {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// CA bundle (PEM) the node's certificate must chain to; needs an
+    /// https:// server.
+    #[arg(long, env = "BATON_CA")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate (PEM) naming this caller's principal.
+    #[arg(long, env = "BATON_CERT", requires = "cert_key")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM). (`--key` is the event
+    /// signing key.)
+    #[arg(long, env = "BATON_CERT_KEY", requires = "cert")]
+    pub cert_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -88,13 +99,41 @@ async fn provenance(
 ) -> anyhow::Result<v1::provenance_service_client::ProvenanceServiceClient<tonic::transport::Channel>>
 {
     Ok(v1::provenance_service_client::ProvenanceServiceClient::new(
-        channel(&connection.server).await?,
+        channel(connection).await?,
     ))
 }
 
-async fn channel(server: &str) -> anyhow::Result<tonic::transport::Channel> {
-    tonic::transport::Endpoint::from_shared(server.to_owned())
-        .with_context(|| format!("server: {server:?} is not a URL"))?
+/// A channel to the connection's node: plaintext for http://, TLS (with a
+/// client certificate when given) for https://.
+async fn channel(connection: &Connection) -> anyhow::Result<tonic::transport::Channel> {
+    let server = &connection.server;
+    let mut endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
+        .with_context(|| format!("server: {server:?} is not a URL"))?;
+    let https = server.starts_with("https://");
+    match (&connection.ca, https) {
+        (Some(ca), true) => {
+            let read = |path: &PathBuf| {
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+            };
+            let mut tls = tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
+            if let (Some(cert), Some(key)) = (&connection.cert, &connection.cert_key) {
+                tls = tls.identity(tonic::transport::Identity::from_pem(
+                    read(cert)?,
+                    read(key)?,
+                ));
+            }
+            endpoint = endpoint.tls_config(tls).context("TLS configuration")?;
+        }
+        (None, true) => bail!(
+            "server: {server} is https://: --ca (BATON_CA) names the CA bundle its certificate chains to"
+        ),
+        (_, false) if connection.ca.is_some() || connection.cert.is_some() => {
+            bail!("server: {server} is not https://, but --ca/--cert were given: use https://")
+        }
+        (_, false) => {}
+    }
+    endpoint
         .connect()
         .await
         .with_context(|| format!("connecting to {server}"))
@@ -119,12 +158,11 @@ async fn sign_and_append(
         consistency_token: after.clone().unwrap_or_default(),
         return_before_applied: false,
     };
-    let response =
-        v1::ledger_service_client::LedgerServiceClient::new(channel(&connection.server).await?)
-            .append(request)
-            .await
-            .map_err(status_text)?
-            .into_inner();
+    let response = v1::ledger_service_client::LedgerServiceClient::new(channel(connection).await?)
+        .append(request)
+        .await
+        .map_err(status_text)?
+        .into_inner();
     let result = response
         .results
         .first()
@@ -465,7 +503,7 @@ pub async fn check(args: Check) -> anyhow::Result<u8> {
         consistency_token: args.after.clone().unwrap_or_default(),
     };
     let answer = v1::revocation_service_client::RevocationServiceClient::new(
-        channel(&args.connection.server).await?,
+        channel(&args.connection).await?,
     )
     .check(request)
     .await

@@ -27,6 +27,39 @@ pub struct Config {
     pub rules: Rules,
     pub kafka: Kafka,
     pub limits: Limits,
+    /// TLS on the listener, with client certificates identifying callers.
+    pub tls: Tls,
+    /// Roles granted to principals (needs `tls`).
+    pub access: Vec<AccessGrant>,
+    /// Serve plaintext on a non-loopback address: anyone who can reach the
+    /// port may do anything. Off by default; logged loudly when on.
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// The server's certificate chain (PEM).
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub key: Option<PathBuf>,
+    /// CA bundles (PEM) client certificates must chain to.
+    pub client_ca: Vec<PathBuf>,
+}
+
+/// `[[access]]`: roles for the principals `principal` matches.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessGrant {
+    /// A principal (URI or DNS SAN of a client certificate), or a prefix
+    /// ending in `*`.
+    pub principal: String,
+    /// Any of writer, checker, auditor, admin.
+    pub roles: Vec<String>,
+    /// The resources this principal serves: as a checker it learns token
+    /// details only for tokens addressed to one of them. Empty: all.
+    #[serde(default)]
+    pub audiences: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -88,6 +121,9 @@ impl Default for Config {
                 ..Kafka::default()
             },
             limits: Limits::default(),
+            tls: Tls::default(),
+            access: Vec::new(),
+            insecure: false,
         }
     }
 }
@@ -163,12 +199,25 @@ pub struct Flags {
     pub kafka_replication: Option<i32>,
     #[arg(long)]
     pub depth_max: Option<u32>,
+    /// The server's TLS certificate chain (PEM).
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+    /// The server certificate's private key (PEM).
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+    /// A CA bundle (PEM) client certificates must chain to; repeatable.
+    #[arg(long = "tls-client-ca")]
+    pub tls_client_ca: Vec<PathBuf>,
+    /// Serve plaintext on a non-loopback address (anyone who can reach the
+    /// port may do anything).
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// The `BATON_*` variables `serve` reads, then those other Baton tools read
 /// (the log filter, the CLI's node address, the scripts' caches), which serve
 /// accepts and ignores. Anything else starting with `BATON_` is a typo.
-const ENV_KEYS: [&str; 16] = [
+const ENV_KEYS: [&str; 23] = [
     "BATON_LISTEN",
     "BATON_DATA_DIR",
     "BATON_TRUST_ROOTS",
@@ -177,8 +226,15 @@ const ENV_KEYS: [&str; 16] = [
     "BATON_KAFKA_TOPIC",
     "BATON_KAFKA_PARTITIONS",
     "BATON_KAFKA_REPLICATION",
+    "BATON_TLS_CERT",
+    "BATON_TLS_KEY",
+    "BATON_TLS_CLIENT_CA",
+    "BATON_INSECURE",
     "BATON_LOG",
     "BATON_SERVER",
+    "BATON_CA",
+    "BATON_CERT",
+    "BATON_CERT_KEY",
     "BATON_CACHE",
     "BATON_KAFKA_CACHE",
     "BATON_KAFKA_VERSION",
@@ -233,6 +289,17 @@ impl Config {
                 "BATON_KAFKA_TOPIC" => config.kafka.topic = value.clone(),
                 "BATON_KAFKA_PARTITIONS" => config.kafka.partitions = parse(name, value)?,
                 "BATON_KAFKA_REPLICATION" => config.kafka.replication = parse(name, value)?,
+                "BATON_TLS_CERT" => config.tls.cert = Some(PathBuf::from(value)),
+                "BATON_TLS_KEY" => config.tls.key = Some(PathBuf::from(value)),
+                "BATON_TLS_CLIENT_CA" => {
+                    config.tls.client_ca = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(PathBuf::from)
+                        .collect()
+                }
+                "BATON_INSECURE" => config.insecure = parse(name, value)?,
                 known if ENV_KEYS.contains(&known) => {}
                 unknown => bail!(
                     "unknown environment variable {unknown}; known: {}",
@@ -264,6 +331,16 @@ impl Config {
         if let Some(depth) = flags.depth_max {
             config.depth_max = depth;
         }
+        if let Some(cert) = &flags.tls_cert {
+            config.tls.cert = Some(cert.clone());
+        }
+        if let Some(key) = &flags.tls_key {
+            config.tls.key = Some(key.clone());
+        }
+        if !flags.tls_client_ca.is_empty() {
+            config.tls.client_ca = flags.tls_client_ca.clone();
+        }
+        config.insecure |= flags.insecure;
         config.validate()?;
         Ok(config)
     }
@@ -330,7 +407,67 @@ impl Config {
         if self.kafka.partitions == 0 {
             bail!("kafka.partitions: must be at least 1");
         }
+        let tls = self.tls_files()?;
+        if tls.is_none() && !self.access.is_empty() {
+            bail!(
+                "access: roles need [tls] (cert, key, client_ca): on plaintext no caller has an identity, and every caller may do anything"
+            );
+        }
+        self.access()?;
+        if tls.is_none() && !self.insecure && !self.listen.ip().is_loopback() {
+            bail!(
+                "listen: refusing to serve plaintext on {}, which is not a loopback address: anyone who reaches it could read every chain and append. Configure TLS with client certificates ([tls] cert, key and client_ca in the config file, or --tls-cert, --tls-key, --tls-client-ca; `baton pki init DIR` makes a development set), or pass --insecure (BATON_INSECURE=true) to serve everyone anyway",
+                self.listen
+            );
+        }
         Ok(())
+    }
+
+    /// The TLS files, if TLS is configured; all three parts or none.
+    pub fn tls_files(&self) -> anyhow::Result<Option<baton_server::tls::TlsFiles>> {
+        let tls = &self.tls;
+        match (&tls.cert, &tls.key, tls.client_ca.is_empty()) {
+            (None, None, true) => Ok(None),
+            (Some(cert), Some(key), false) => Ok(Some(baton_server::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: tls.client_ca.clone(),
+            })),
+            _ => {
+                let missing: Vec<&str> = [
+                    ("tls.cert", tls.cert.is_none()),
+                    ("tls.key", tls.key.is_none()),
+                    ("tls.client_ca", tls.client_ca.is_empty()),
+                ]
+                .into_iter()
+                .filter_map(|(name, missing)| missing.then_some(name))
+                .collect();
+                bail!(
+                    "{}: TLS needs a certificate, its key and the CA bundle(s) of client certificates; missing",
+                    missing.join(", ")
+                )
+            }
+        }
+    }
+
+    /// The roles by principal.
+    pub fn access(&self) -> anyhow::Result<baton_server::auth::Access> {
+        let mut grants = Vec::with_capacity(self.access.len());
+        for (i, grant) in self.access.iter().enumerate() {
+            let mut roles = std::collections::BTreeSet::new();
+            for (j, role) in grant.roles.iter().enumerate() {
+                roles.insert(
+                    role.parse()
+                        .map_err(|e| anyhow::anyhow!("access[{i}].roles[{j}]: {e}"))?,
+                );
+            }
+            grants.push(baton_server::auth::Grant {
+                principal: grant.principal.clone(),
+                roles,
+                audiences: grant.audiences.iter().cloned().collect(),
+            });
+        }
+        baton_server::auth::Access::new(grants).map_err(|e| anyhow::anyhow!(e))
     }
 
     pub fn policy(&self) -> anyhow::Result<baton_core::Policy> {

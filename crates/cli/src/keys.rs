@@ -31,15 +31,24 @@ pub fn generate(path: &Path) -> anyhow::Result<SigningKey> {
         public_key_hex: hex::encode(key.public_key().to_bytes()),
         key_id: key.key_id().to_string(),
     };
+    write_private(
+        path,
+        format!("{}\n", serde_json::to_string_pretty(&file)?).as_bytes(),
+    )?;
+    Ok(key)
+}
+
+/// Writes a new file only its owner can read (mode 0600 from creation;
+/// an existing file is never overwritten).
+pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let mut out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("creating key file {}", path.display()))?;
-    out.write_all(serde_json::to_string_pretty(&file)?.as_bytes())?;
-    out.write_all(b"\n")?;
-    Ok(key)
+        .with_context(|| format!("creating {}", path.display()))?;
+    out.write_all(contents)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Reads a key file, refusing one that group or others can read.

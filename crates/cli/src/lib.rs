@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod client;
 mod config;
 pub mod keys;
+pub mod pki;
 mod project;
 mod serve;
 
@@ -59,6 +60,36 @@ enum Command {
     Verify(client::Verify),
     /// Run only a projector: apply the log to a projection and keep following it.
     Project(project::Args),
+    /// A development PKI: a throwaway CA, server and client certificates.
+    #[command(subcommand)]
+    Pki(Pki),
+}
+
+#[derive(Debug, Subcommand)]
+enum Pki {
+    /// Make a CA (ca.pem, ca.key) and a server certificate (server.pem,
+    /// server.key) for localhost, 127.0.0.1, ::1 and every --host, in DIR.
+    Init {
+        dir: std::path::PathBuf,
+        /// Another DNS name or IP address of the node; repeatable.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+    },
+    /// Issue a client certificate (NAME.pem, NAME.key) naming a principal:
+    /// a URI (spiffe://…) or a DNS name.
+    Issue {
+        /// The directory `pki init` made.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        #[arg(long)]
+        principal: String,
+        /// The files' name.
+        #[arg(long)]
+        name: String,
+        /// Days it is valid.
+        #[arg(long, default_value_t = pki::DAYS_DEFAULT)]
+        days: i64,
+    },
 }
 
 /// Parses and checks a configuration file's text (for the fuzz target).
@@ -121,6 +152,30 @@ pub fn main() -> ExitCode {
             Command::Export(args) => client::export(args).await.map(|()| 0),
             Command::Verify(args) => client::verify(args),
             Command::Project(args) => project::run(args).await.map(|()| 0),
+            Command::Pki(Pki::Init { dir, hosts }) => {
+                let server = pki::init(&dir, &hosts)?;
+                println!(
+                    "wrote {0}/ca.pem, {0}/ca.key, {1} and {2}",
+                    dir.display(),
+                    server.cert.display(),
+                    server.key.display()
+                );
+                Ok(0)
+            }
+            Command::Pki(Pki::Issue {
+                dir,
+                principal,
+                name,
+                days,
+            }) => {
+                let issued = pki::issue(&dir, &name, &principal, days)?;
+                println!(
+                    "wrote {} and {} for {principal}",
+                    issued.cert.display(),
+                    issued.key.display()
+                );
+                Ok(0)
+            }
         }
     });
     match result {

@@ -12,11 +12,29 @@ use crate::config::{Config, Flags};
 
 pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
     let config = Config::load(&flags, env)?;
+    let tls = match config.tls_files()? {
+        Some(files) => {
+            let tls = baton_server::tls::Tls::load(files).map_err(|e| anyhow::anyhow!(e))?;
+            reload_on_sighup(tls.clone());
+            Some(tls)
+        }
+        None if !config.listen.ip().is_loopback() => {
+            tracing::warn!(
+                listen = %config.listen,
+                "INSECURE: serving plaintext on a non-loopback address; anyone who can reach it may read every chain and append"
+            );
+            None
+        }
+        None => None,
+    };
     let options = ServerOptions {
         policy: config.policy()?,
         limits: config.limits(),
         projection_dir: config.data_dir.join("projection"),
+        tls,
+        access: config.access()?,
     };
+    let secured = if options.tls.is_some() { ", tls" } else { "" };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listen on {}", config.listen))?;
@@ -25,7 +43,7 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result
         let log = EmbeddedLog::open(&config.data_dir.join("log"))?;
         announce(
             address,
-            &format!("embedded log in {}", config.data_dir.display()),
+            &format!("embedded log in {}{secured}", config.data_dir.display()),
         );
         serve(options, log, listener).await
     } else {
@@ -38,12 +56,35 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result
         announce(
             address,
             &format!(
-                "kafka {} topic {}",
+                "kafka {} topic {}{secured}",
                 config.kafka.brokers, config.kafka.topic
             ),
         );
         serve(options, log, listener).await
     }
+}
+
+/// Reads the TLS files again on every SIGHUP: new connections get the new
+/// certificate; a file that does not load leaves the old one serving.
+fn reload_on_sighup(tls: baton_server::tls::Tls) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; TLS files are read only at start");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => {
+                    tracing::info!(cert = %tls.files().cert.display(), "SIGHUP: TLS certificate and client CAs reloaded")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "SIGHUP: TLS files not reloaded; still serving the previous ones")
+                }
+            }
+        }
+    });
 }
 
 /// One line on stdout that scripts and tests can wait for.

@@ -1,8 +1,10 @@
-//! Clients Baton did not write, against a real `baton serve`: grpcurl lists the
-//! services through server reflection and calls Check; a Python grpcio client
-//! generated from proto/ checks its signer against the test vectors, appends
-//! events it signed itself, checks them, is refused a widened hop, revokes,
-//! and sees the cascade.
+//! Clients Baton did not write, against a real `baton serve` over mTLS:
+//! grpcurl (`-cacert/-cert/-key`) lists the services through server
+//! reflection, calls Check and reads a chain; a Python grpcio client
+//! (`ssl_channel_credentials`) generated from proto/ checks its signer
+//! against the test vectors, appends events it signed itself, checks them,
+//! is refused a widened hop, revokes, sees the cascade and reads the chain.
+//! Without a client certificate both are refused; health answers anyway.
 
 #![allow(clippy::unwrap_used)]
 
@@ -19,17 +21,61 @@ fn vector_trust_root() -> String {
     hex::encode(SigningKey::from_seed(&[1; 32]).public_key().to_bytes())
 }
 
+/// The standard gRPC health service definition (grpc/grpc-proto).
+const HEALTH_PROTO: &str = r#"syntax = "proto3";
+package grpc.health.v1;
+message HealthCheckRequest { string service = 1; }
+message HealthCheckResponse {
+  enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; }
+  ServingStatus status = 1;
+}
+service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); }
+"#;
+
+/// grpcurl's TLS flags for `dir`'s CA and, with `name`, a client certificate.
+fn grpcurl_tls(dir: &std::path::Path, name: Option<&str>) -> Vec<String> {
+    let mut args = vec![
+        "-cacert".to_owned(),
+        dir.join("ca.pem").display().to_string(),
+    ];
+    if let Some(name) = name {
+        args.extend([
+            "-cert".to_owned(),
+            dir.join(format!("{name}.pem")).display().to_string(),
+            "-key".to_owned(),
+            dir.join(format!("{name}.key")).display().to_string(),
+        ]);
+    }
+    args
+}
+
 #[test]
-fn grpcurl_and_a_python_grpcio_client() {
+fn grpcurl_and_a_python_grpcio_client_over_mtls() {
     let grpcurl = tools::grpcurl().unwrap();
     let python = tools::interop_python().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let node = Served::start(&dir.path().join("node"), &vector_trust_root(), &[]);
+    let pki = dir.path().join("pki");
+    let config = common::mtls_config(
+        &pki,
+        "[[access]]\nprincipal = \"spiffe://baton.test/interop\"\nroles = [\"writer\", \"checker\", \"auditor\"]\n",
+    );
+    baton::pki::issue(&pki, "interop", "spiffe://baton.test/interop", 1).unwrap();
+    let config = config.display().to_string();
+    let node = Served::start(
+        &dir.path().join("node"),
+        &vector_trust_root(),
+        &["--config", &config],
+    );
+    assert!(node.tls);
+    let grpcurl_with = |name: Option<&str>, args: &[&str]| {
+        Command::new(&grpcurl)
+            .args(grpcurl_tls(&pki, name))
+            .args(args)
+            .output()
+            .unwrap()
+    };
 
-    let listed = Command::new(&grpcurl)
-        .args(["-plaintext", &node.address, "list"])
-        .output()
-        .unwrap();
+    let listed = grpcurl_with(Some("interop"), &[&node.address, "list"]);
     assert!(listed.status.success(), "{listed:?}");
     let services = String::from_utf8(listed.stdout).unwrap();
     for service in [
@@ -43,25 +89,44 @@ fn grpcurl_and_a_python_grpcio_client() {
             "grpcurl list lacks {service}: {services}"
         );
     }
-    let described = Command::new(&grpcurl)
-        .args([
-            "-plaintext",
+    let described = grpcurl_with(
+        Some("interop"),
+        &[
             &node.address,
             "describe",
             "baton.v1.RevocationService.Check",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(
         String::from_utf8_lossy(&described.stdout)
             .contains("rpc Check ( .baton.v1.CheckRequest ) returns ( .baton.v1.CheckResponse )"),
         "{described:?}"
     );
+    // Health answers over TLS without a client certificate (reflection
+    // needs one, so grpcurl reads the standard health.proto, as probes do).
+    std::fs::write(dir.path().join("health.proto"), HEALTH_PROTO).unwrap();
+    let protos = dir.path().display().to_string();
+    let health = grpcurl_with(
+        None,
+        &[
+            "-import-path",
+            &protos,
+            "-proto",
+            "health.proto",
+            &node.address,
+            "grpc.health.v1.Health/Check",
+        ],
+    );
+    assert!(health.status.success(), "{health:?}");
+    assert!(String::from_utf8_lossy(&health.stdout).contains("SERVING"));
 
     let client = Command::new(&python)
         .arg(repo_root().join("tests/interop/client.py"))
         .arg(repo_root())
         .arg(&node.address)
+        .args(["--ca", &pki.join("ca.pem").display().to_string()])
+        .args(["--cert", &pki.join("interop.pem").display().to_string()])
+        .args(["--key", &pki.join("interop.key").display().to_string()])
         .current_dir(repo_root().join("tests/interop"))
         .output()
         .unwrap();
@@ -73,7 +138,7 @@ fn grpcurl_and_a_python_grpcio_client() {
     );
     assert!(
         out.lines()
-            .any(|l| l == "python client: 7 passed, 0 failed"),
+            .any(|l| l == "python client: 10 passed, 0 failed"),
         "{out}"
     );
     let hop = out
@@ -82,18 +147,54 @@ fn grpcurl_and_a_python_grpcio_client() {
         .expect("the client names its hop token")
         .to_owned();
 
-    // grpcurl calls Check on the hop the Python client revoked (via its root).
+    // grpcurl calls Check, and reads the chain, of the hop the Python client
+    // revoked (via its root); without a client certificate, both are refused.
     let body = format!("{{\"token\": {{\"jti\": \"{hop}\"}}}}");
-    let checked = Command::new(&grpcurl)
-        .args([
-            "-plaintext",
+    // (Reflection needs a certificate too: grpcurl reads proto/ instead.)
+    let repo_protos = repo_root().join("proto").display().to_string();
+    for (method, proto, needs) in [
+        (
+            "baton.v1.RevocationService/Check",
+            "baton/v1/revocation.proto",
+            "role checker",
+        ),
+        (
+            "baton.v1.ProvenanceService/GetChain",
+            "baton/v1/provenance.proto",
+            "role auditor",
+        ),
+    ] {
+        let refused = grpcurl_with(
+            None,
+            &[
+                "-import-path",
+                &repo_protos,
+                "-proto",
+                proto,
+                "-d",
+                &body,
+                &node.address,
+                method,
+            ],
+        );
+        assert!(!refused.status.success(), "{refused:?}");
+        let said = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            said.contains("Code: Unauthenticated")
+                && said.contains(needs)
+                && said.contains("no client certificate"),
+            "{method}: {said}"
+        );
+    }
+    let checked = grpcurl_with(
+        Some("interop"),
+        &[
             "-d",
             &body,
             &node.address,
             "baton.v1.RevocationService/Check",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(checked.status.success(), "{checked:?}");
     let answer = String::from_utf8(checked.stdout).unwrap();
     assert!(
@@ -104,6 +205,18 @@ fn grpcurl_and_a_python_grpcio_client() {
         answer.contains("\"via\": \"REVOCATION_VIA_TOKEN\""),
         "{answer}"
     );
+    let chain = grpcurl_with(
+        Some("interop"),
+        &[
+            "-d",
+            &body,
+            &node.address,
+            "baton.v1.ProvenanceService/GetChain",
+        ],
+    );
+    assert!(chain.status.success(), "{chain:?}");
+    let chain = String::from_utf8(chain.stdout).unwrap();
+    assert!(chain.contains("\"eventId\""), "{chain}");
     node.stop();
 }
 

@@ -2,9 +2,9 @@
 //! and watch), `ProvenanceService` (chains, history, export), plus standard
 //! health and reflection, over a projector that follows the event log.
 //!
-//! API boundary: requests carry no caller identity yet; authentication (mTLS
-//! and roles) will be an interceptor in front of these services, without
-//! changing any message.
+//! Callers are identified by their TLS client certificate (`tls`) and
+//! authorized by role in a tower layer in front of every service (`auth`);
+//! no message carries an identity.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,12 +18,14 @@ use baton_proto::v1;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+pub mod auth;
 mod deadline;
 mod error;
 mod ledger;
 mod listener;
 mod provenance;
 mod revocation;
+pub mod tls;
 
 pub use error::{Error, Result, rule_code};
 
@@ -84,6 +86,10 @@ pub struct ServerOptions {
     pub limits: Limits,
     /// Where the projection lives.
     pub projection_dir: PathBuf,
+    /// TLS and client certificates; None: plaintext (every caller is admin).
+    pub tls: Option<tls::Tls>,
+    /// Roles by principal (used with `tls`).
+    pub access: auth::Access,
 }
 
 /// What every service shares.
@@ -321,7 +327,12 @@ pub async fn run<L: EventLog>(
     .max_encoding_message_size(limits.message_bytes_max);
 
     tracing::info!(%address, "baton node serving");
-    let incoming = listener::incoming(listener, limits.connections_max, limits.connection_idle_max);
+    let incoming = listener::incoming(
+        listener,
+        limits.connections_max,
+        limits.connection_idle_max,
+        options.tls.clone(),
+    );
     let served = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(limits.requests_per_connection_max)
         .max_concurrent_streams(Some(limits.requests_per_connection_max as u32))
@@ -329,6 +340,7 @@ pub async fn run<L: EventLog>(
         // Pings keep live peers talking, so a silent one is a dead one.
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+        .layer(auth::AuthorizeLayer::new(Arc::new(options.access.clone())))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)

@@ -6,8 +6,14 @@
 //! `TCP_NODELAY` set — answers are small, and with Nagle's algorithm on a
 //! response waits for the peer's delayed ACK (about 40 ms) before it leaves,
 //! which is what clients other than Baton's own (Go gRPC, Envoy, grpcio) saw.
+//!
+//! With TLS, each connection's handshake runs in its own task (bounded by
+//! [`HANDSHAKE_MAX`], and holding its slot), so a slow or silent client
+//! cannot hold up the accept loop; the verified client certificate becomes
+//! the connection's [`Peer`], which the gRPC server puts in every request.
 
 use std::io;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -16,12 +22,31 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
+
+use crate::tls::{Identity, Tls};
+
+/// Longest a TLS handshake may take.
+pub const HANDSHAKE_MAX: Duration = Duration::from_secs(10);
+
+/// Who a connection is from: every request on it carries this.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub remote: Option<SocketAddr>,
+    pub identity: Arc<Identity>,
+}
+
+#[derive(Debug)]
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+}
 
 /// An accepted connection; its slot is free again when it is dropped.
 #[derive(Debug)]
 pub struct Connection {
-    stream: TcpStream,
+    stream: Stream,
+    peer: Peer,
     _slot: OwnedSemaphorePermit,
     /// Fires when the peer has sent nothing for `idle_max`.
     idle: Pin<Box<tokio::time::Sleep>>,
@@ -31,19 +56,24 @@ pub struct Connection {
 #[cfg(test)]
 impl Connection {
     fn stream(&self) -> &TcpStream {
-        &self.stream
+        match &self.stream {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => tls.get_ref().0,
+        }
     }
 }
 
 /// The listener's connections, as a stream for the gRPC server; the accept
-/// loop stops when the stream is dropped.
+/// loop stops when the stream is dropped. With `tls`, only connections whose
+/// handshake completed come out.
 pub fn incoming(
     listener: TcpListener,
     connections_max: usize,
     idle_max: Duration,
+    tls: Option<Tls>,
 ) -> impl tokio_stream::Stream<Item = io::Result<Connection>> {
     let slots = Arc::new(Semaphore::new(connections_max.max(1)));
-    let (send, receive) = mpsc::channel(1);
+    let (send, receive) = mpsc::channel(16);
     tokio::spawn(async move {
         loop {
             let slot = tokio::select! {
@@ -54,11 +84,11 @@ pub fn incoming(
                 accepted = listener.accept() => accepted,
                 () = send.closed() => return,
             };
-            let stream = match accepted.and_then(|(stream, _)| {
+            let (stream, remote) = match accepted.and_then(|(stream, remote)| {
                 stream.set_nodelay(true)?;
-                Ok(stream)
+                Ok((stream, remote))
             }) {
-                Ok(stream) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors, a connection reset before
                     // accept: not the listener's end. Pause, go on.
@@ -67,25 +97,59 @@ pub fn incoming(
                     continue;
                 }
             };
-            let connection = Connection {
-                stream,
-                _slot: slot,
-                idle: Box::pin(tokio::time::sleep(idle_max)),
-                idle_max,
+            let Some(tls) = &tls else {
+                let connection = Connection {
+                    stream: Stream::Plain(stream),
+                    peer: Peer {
+                        remote: Some(remote),
+                        identity: Arc::new(Identity::Plaintext),
+                    },
+                    _slot: slot,
+                    idle: Box::pin(tokio::time::sleep(idle_max)),
+                    idle_max,
+                };
+                if send.send(Ok(connection)).await.is_err() {
+                    return;
+                }
+                continue;
             };
-            if send.send(Ok(connection)).await.is_err() {
-                return;
-            }
+            let (tls, send) = (tls.clone(), send.clone());
+            tokio::spawn(async move {
+                let handshake = tokio::time::timeout(HANDSHAKE_MAX, tls.acceptor().accept(stream));
+                let stream = match handshake.await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%remote, "TLS handshake took longer than {HANDSHAKE_MAX:?}");
+                        return;
+                    }
+                };
+                let identity = tls.identify(stream.get_ref().1.peer_certificates());
+                let connection = Connection {
+                    stream: Stream::Tls(Box::new(stream)),
+                    peer: Peer {
+                        remote: Some(remote),
+                        identity: Arc::new(identity),
+                    },
+                    _slot: slot,
+                    idle: Box::pin(tokio::time::sleep(idle_max)),
+                    idle_max,
+                };
+                let _ = send.send(Ok(connection)).await;
+            });
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(receive)
 }
 
 impl Connected for Connection {
-    type ConnectInfo = TcpConnectInfo;
+    type ConnectInfo = Peer;
 
-    fn connect_info(&self) -> TcpConnectInfo {
-        self.stream.connect_info()
+    fn connect_info(&self) -> Peer {
+        self.peer.clone()
     }
 }
 
@@ -97,7 +161,11 @@ impl AsyncRead for Connection {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        match Pin::new(&mut this.stream).poll_read(cx, buf) {
+        let read = match &mut this.stream {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        };
+        match read {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
                     let again = tokio::time::Instant::now() + this.idle_max;
@@ -123,15 +191,24 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        match &mut self.stream {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
+        match &mut self.stream {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+        match &mut self.stream {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
     }
 
     fn poll_write_vectored(
@@ -139,11 +216,17 @@ impl AsyncWrite for Connection {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        match &mut self.stream {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
+        }
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
+        match &self.stream {
+            Stream::Plain(tcp) => tcp.is_write_vectored(),
+            Stream::Tls(tls) => tls.is_write_vectored(),
+        }
     }
 }
 
@@ -157,7 +240,7 @@ mod tests {
     async fn accepted_connections_do_not_wait_on_nagle() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let mut accepted = Box::pin(incoming(listener, 4, Duration::from_secs(60)));
+        let mut accepted = Box::pin(incoming(listener, 4, Duration::from_secs(60), None));
         let _client = TcpStream::connect(address).await.unwrap();
         let server_side = accepted.next().await.unwrap().unwrap();
         assert!(server_side.stream().nodelay().unwrap());
@@ -167,7 +250,7 @@ mod tests {
     async fn connections_past_the_bound_wait_for_a_free_slot() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let mut accepted = Box::pin(incoming(listener, 1, Duration::from_secs(60)));
+        let mut accepted = Box::pin(incoming(listener, 1, Duration::from_secs(60), None));
         let _first_client = TcpStream::connect(address).await.unwrap();
         let first = accepted.next().await.unwrap().unwrap();
         let _second_client = TcpStream::connect(address).await.unwrap();
@@ -186,7 +269,7 @@ mod tests {
         use tokio::io::AsyncReadExt as _;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let mut accepted = Box::pin(incoming(listener, 1, Duration::from_millis(200)));
+        let mut accepted = Box::pin(incoming(listener, 1, Duration::from_millis(200), None));
         let _silent = TcpStream::connect(address).await.unwrap();
         let mut connection = accepted.next().await.unwrap().unwrap();
         let mut buf = [0u8; 16];

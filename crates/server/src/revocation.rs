@@ -11,6 +11,7 @@ use baton_proto::v1;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
+use crate::auth::Caller;
 use crate::{Error, Node, Result, now_s};
 
 pub struct Revocation<L> {
@@ -120,6 +121,20 @@ pub(crate) fn check_one<L>(
     Ok(response)
 }
 
+/// What `caller` may learn of `response`: everything for a token addressed
+/// to a resource it serves (or for an unbound caller), otherwise the bare
+/// status (and the position it reflects).
+fn for_caller(caller: Option<&Caller>, response: v1::CheckResponse) -> v1::CheckResponse {
+    if caller.is_some_and(|caller| caller.sees(&response.audience)) {
+        return response;
+    }
+    v1::CheckResponse {
+        status: response.status,
+        consistency_token: response.consistency_token,
+        ..Default::default()
+    }
+}
+
 type WatchStream = Pin<Box<dyn Stream<Item = Result<v1::WatchResponse, Status>> + Send>>;
 
 /// Revocations read per scan of the projection.
@@ -133,14 +148,17 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
         &self,
         request: Request<v1::CheckRequest>,
     ) -> Result<Response<v1::CheckResponse>, Status> {
+        let caller = request.extensions().get::<Caller>().cloned();
         let request = request.into_inner();
-        Ok(Response::new(answer(&self.node, &request).await?))
+        let response = answer(&self.node, &request).await?;
+        Ok(Response::new(for_caller(caller.as_ref(), response)))
     }
 
     async fn check_batch(
         &self,
         request: Request<v1::CheckBatchRequest>,
     ) -> Result<Response<v1::CheckBatchResponse>, Status> {
+        let caller = request.extensions().get::<Caller>().cloned();
         let checks = request.into_inner().checks;
         let max = self.node.limits.check_batch_max;
         if checks.len() > max {
@@ -167,13 +185,15 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                 .zip(waits)
                 .enumerate()
                 .map(|(i, (check, waited))| {
-                    answer_when(&node, check, waited).map_err(|e| match e {
-                        Error::Invalid { source, .. } => Error::Invalid {
-                            index: None,
-                            source: source.within(&format!("checks[{i}]")),
-                        },
-                        other => other,
-                    })
+                    answer_when(&node, check, waited)
+                        .map(|response| for_caller(caller.as_ref(), response))
+                        .map_err(|e| match e {
+                            Error::Invalid { source, .. } => Error::Invalid {
+                                index: None,
+                                source: source.within(&format!("checks[{i}]")),
+                            },
+                            other => other,
+                        })
                 })
                 .collect::<Result<Vec<_>>>()
         })

@@ -21,6 +21,27 @@ pub fn baton() -> Command {
 pub struct Served {
     child: Option<Child>,
     pub address: String,
+    /// Whether it serves TLS (https:// URLs).
+    pub tls: bool,
+}
+
+/// A development PKI (`baton pki init`) in `dir`, and a config file for
+/// `baton serve` that turns on mTLS with `grants` (TOML `[[access]]`
+/// tables) appended. Returns the config file.
+pub fn mtls_config(dir: &Path, grants: &str) -> std::path::PathBuf {
+    baton::pki::init(dir, &[]).unwrap();
+    let config = dir.join("baton.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tls]\ncert = {:?}\nkey = {:?}\nclient_ca = [{:?}]\n\n{grants}",
+            dir.join("server.pem"),
+            dir.join("server.key"),
+            dir.join("ca.pem"),
+        ),
+    )
+    .unwrap();
+    config
 }
 
 impl Served {
@@ -46,6 +67,7 @@ impl Served {
         let mut served = Served {
             child: Some(child),
             address: String::new(),
+            tls: false,
         };
         let (send, receive) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -63,13 +85,19 @@ impl Served {
                 .expect("baton serve exited before listening");
             if let Some(rest) = line.strip_prefix("baton listening on ") {
                 served.address = rest.split_whitespace().next().unwrap().to_owned();
+                served.tls = rest.ends_with(", tls)");
                 return served;
             }
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.address)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
     }
 
     /// SIGKILL: the node dies wherever it is.

@@ -108,6 +108,8 @@ impl Node {
             policy,
             limits,
             projection_dir: dir.path().join("projection"),
+            tls: None,
+            access: Default::default(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn({

@@ -1,0 +1,405 @@
+//! Who may call what: roles granted to principals, and a tower layer in
+//! front of every service that refuses a call its caller has no role for.
+//!
+//! Each gRPC method needs one role ([`required`]); anything not listed there
+//! (an operator call added later, a method nobody thought of) needs `admin`,
+//! so a new method is closed until someone opens it. Health is open to all,
+//! so that probes need no certificate; reflection (the schema, no data)
+//! needs an authenticated principal with any role.
+//!
+//! A plaintext connection carries no identity: a node serves plaintext only
+//! on loopback or when explicitly told `insecure`, and then every caller is
+//! `admin`, as every caller was before roles existed.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tonic::Status;
+
+use crate::tls::Identity;
+
+/// What a principal may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// `LedgerService.Append`.
+    Writer,
+    /// `RevocationService`: `Check`, `CheckBatch`, `Watch`.
+    Checker,
+    /// `ProvenanceService`: `GetChain`, `GetDescendants`, `ListEvents`, `ExportChain`.
+    Auditor,
+    /// Everything, including operator calls.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Writer, Role::Checker, Role::Auditor, Role::Admin];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Writer => "writer",
+            Role::Checker => "checker",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|role| role.name() == text)
+            .ok_or_else(|| {
+                format!(
+                    "{:?} is not a role (writer, checker, auditor, admin)",
+                    baton_core::echo(text)
+                )
+            })
+    }
+}
+
+/// Roles for the principals a pattern matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// A principal exactly (`spiffe://corp.example/gateway-eu`), or a prefix
+    /// followed by one `*` at the very end (`spiffe://corp.example/gateway-*`),
+    /// which matches every principal that starts with the prefix.
+    pub principal: String,
+    pub roles: BTreeSet<Role>,
+    /// The resources (audiences) the principal serves. Empty: unbound. A
+    /// bound checker learns a token's details only for tokens addressed to
+    /// one of them, and a bare status for any other.
+    pub audiences: BTreeSet<String>,
+}
+
+/// Every grant a node knows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Access {
+    grants: Vec<Grant>,
+}
+
+impl Access {
+    /// Checks every pattern: a `*` may only end one.
+    pub fn new(grants: Vec<Grant>) -> Result<Access, String> {
+        for (i, grant) in grants.iter().enumerate() {
+            let stars = grant.principal.matches('*').count();
+            if grant.principal.is_empty()
+                || stars > 1
+                || (stars == 1 && !grant.principal.ends_with('*'))
+            {
+                return Err(format!(
+                    "access[{i}].principal: {:?} must be a principal, or a prefix ending in one '*'",
+                    baton_core::echo(&grant.principal)
+                ));
+            }
+            if grant.roles.is_empty() {
+                return Err(format!("access[{i}].roles: grants no role"));
+            }
+        }
+        Ok(Access { grants })
+    }
+
+    /// What `identity` may do: the union of the roles of every grant that
+    /// matches its principal; bound to audiences only if every matching
+    /// grant is (then to all of theirs).
+    pub fn caller(&self, identity: &Identity) -> Caller {
+        let principal = match identity {
+            Identity::Plaintext => {
+                return Caller {
+                    principal: None,
+                    roles: BTreeSet::from([Role::Admin]),
+                    audiences: None,
+                };
+            }
+            Identity::Principal(principal) => principal,
+            Identity::Anonymous | Identity::Refused(_) => {
+                return Caller {
+                    principal: None,
+                    roles: BTreeSet::new(),
+                    audiences: None,
+                };
+            }
+        };
+        let mut roles = BTreeSet::new();
+        let mut audiences = Some(BTreeSet::new());
+        for grant in self
+            .grants
+            .iter()
+            .filter(|g| matches(&g.principal, principal))
+        {
+            roles.extend(grant.roles.iter().copied());
+            match (&mut audiences, grant.audiences.is_empty()) {
+                (_, true) => audiences = None,
+                (Some(all), false) => all.extend(grant.audiences.iter().cloned()),
+                (None, false) => {}
+            }
+        }
+        Caller {
+            principal: Some(principal.clone()),
+            audiences: if roles.is_empty() { None } else { audiences },
+            roles,
+        }
+    }
+}
+
+fn matches(pattern: &str, principal: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => principal.starts_with(prefix),
+        None => pattern == principal,
+    }
+}
+
+/// The caller of a request, as the services see it (a request extension).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// None on plaintext and for callers without a verified certificate.
+    pub principal: Option<String>,
+    pub roles: BTreeSet<Role>,
+    /// None: unbound.
+    pub audiences: Option<BTreeSet<String>>,
+}
+
+impl Caller {
+    pub fn may(&self, role: Role) -> bool {
+        self.roles.contains(&Role::Admin) || self.roles.contains(&role)
+    }
+
+    /// Whether this caller may learn the details (scopes, chain, subject,
+    /// cause) of a token addressed to `audience`. Auditors read whole chains
+    /// anyway; an unbound checker serves every resource.
+    pub fn sees(&self, audience: &str) -> bool {
+        self.may(Role::Auditor)
+            || self
+                .audiences
+                .as_ref()
+                .is_none_or(|bound| bound.contains(audience))
+    }
+}
+
+/// What a method needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    /// Nothing (health).
+    Nothing,
+    /// A verified principal with any role (reflection).
+    AnyRole,
+    Role(Role),
+}
+
+/// The one table of what each method needs; anything else needs admin.
+pub fn required(path: &str) -> Need {
+    let (service, _method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or(("", ""));
+    match path {
+        "/baton.v1.LedgerService/Append" => Need::Role(Role::Writer),
+        "/baton.v1.RevocationService/Check"
+        | "/baton.v1.RevocationService/CheckBatch"
+        | "/baton.v1.RevocationService/Watch" => Need::Role(Role::Checker),
+        "/baton.v1.ProvenanceService/GetChain"
+        | "/baton.v1.ProvenanceService/GetDescendants"
+        | "/baton.v1.ProvenanceService/ListEvents"
+        | "/baton.v1.ProvenanceService/ExportChain" => Need::Role(Role::Auditor),
+        _ => match service {
+            "grpc.health.v1.Health" => Need::Nothing,
+            "grpc.reflection.v1.ServerReflection" | "grpc.reflection.v1alpha.ServerReflection" => {
+                Need::AnyRole
+            }
+            _ => Need::Role(Role::Admin),
+        },
+    }
+}
+
+/// Decides one call: the caller, or the status that refuses it.
+pub fn authorize(
+    access: &Access,
+    identity: &Identity,
+    remote: Option<std::net::SocketAddr>,
+    path: &str,
+) -> Result<Caller, Status> {
+    let caller = access.caller(identity);
+    let need = required(path);
+    let role = match need {
+        Need::Nothing => return Ok(caller),
+        Need::AnyRole => None,
+        Need::Role(role) => Some(role),
+    };
+    let wanted = role.map_or("any role".to_owned(), |role| format!("role {role}"));
+    let method = baton_core::echo(path);
+    let unauthenticated = |why: &str| {
+        tracing::warn!(?remote, method = %method, reason = why, "call refused: unauthenticated");
+        Err(Status::unauthenticated(format!(
+            "{method} needs a principal with {wanted}: {why}"
+        )))
+    };
+    let principal = match identity {
+        Identity::Principal(principal) => principal,
+        Identity::Plaintext => return Ok(caller),
+        Identity::Anonymous => {
+            return unauthenticated("no client certificate was presented");
+        }
+        Identity::Refused(why) => return unauthenticated(why),
+    };
+    let allowed = match role {
+        None => !caller.roles.is_empty(),
+        Some(role) => caller.may(role),
+    };
+    if allowed {
+        return Ok(caller);
+    }
+    let principal = baton_core::echo(principal);
+    let has: Vec<&str> = caller.roles.iter().map(|r| r.name()).collect();
+    tracing::warn!(?remote, %principal, method = %method, missing = %wanted, "call refused: permission denied");
+    Err(Status::permission_denied(format!(
+        "{method} needs {wanted}; principal {principal:?} has {}",
+        if has.is_empty() {
+            "no role".to_owned()
+        } else {
+            format!("only {}", has.join(", "))
+        }
+    )))
+}
+
+/// The tower layer that puts [`authorize`] in front of every service.
+#[derive(Debug, Clone)]
+pub struct AuthorizeLayer {
+    access: Arc<Access>,
+}
+
+impl AuthorizeLayer {
+    pub fn new(access: Arc<Access>) -> Self {
+        AuthorizeLayer { access }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthorizeLayer {
+    type Service = Authorize<S>;
+
+    fn layer(&self, inner: S) -> Authorize<S> {
+        Authorize {
+            inner,
+            access: self.access.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Authorize<S> {
+    inner: S,
+    access: Arc<Access>,
+}
+
+type Answer<E> = Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send>>;
+
+impl<S, B> tower::Service<http::Request<B>> for Authorize<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = Answer<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        // Every connection the listener hands out carries its peer; a
+        // request without one is refused like an anonymous one.
+        let peer = request.extensions().get::<crate::listener::Peer>();
+        let remote = peer.and_then(|peer| peer.remote);
+        let identity = peer.map_or_else(
+            || Arc::new(Identity::Anonymous),
+            |peer| peer.identity.clone(),
+        );
+        match authorize(&self.access, &identity, remote, request.uri().path()) {
+            Ok(caller) => {
+                request.extensions_mut().insert(caller);
+                Box::pin(self.inner.call(request))
+            }
+            Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(principal: &str, roles: &[Role], audiences: &[&str]) -> Grant {
+        Grant {
+            principal: principal.into(),
+            roles: roles.iter().copied().collect(),
+            audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn patterns_are_exact_or_one_trailing_star() {
+        for bad in ["", "*x", "a*b", "a**"] {
+            assert!(
+                Access::new(vec![grant(bad, &[Role::Checker], &[])]).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(Access::new(vec![grant("spiffe://x/a", &[], &[])]).is_err());
+        let access = Access::new(vec![
+            grant("spiffe://x/gw-*", &[Role::Writer], &[]),
+            grant("spiffe://x/gw-eu", &[Role::Checker], &["https://a"]),
+        ])
+        .expect("valid");
+        let eu = access.caller(&Identity::Principal("spiffe://x/gw-eu".into()));
+        assert_eq!(eu.roles, BTreeSet::from([Role::Writer, Role::Checker]));
+        // One matching grant is unbound: the caller is unbound.
+        assert_eq!(eu.audiences, None);
+        let us = access.caller(&Identity::Principal("spiffe://x/gw-us".into()));
+        assert_eq!(us.roles, BTreeSet::from([Role::Writer]));
+        let other = access.caller(&Identity::Principal("spiffe://x/gw".into()));
+        assert!(other.roles.is_empty());
+        // A prefix is a prefix of the string, nothing looser.
+        let upper = access.caller(&Identity::Principal("SPIFFE://x/gw-eu".into()));
+        assert!(upper.roles.is_empty());
+    }
+
+    #[test]
+    fn bound_checkers_see_only_their_audiences() {
+        let access = Access::new(vec![grant(
+            "spiffe://x/a",
+            &[Role::Checker],
+            &["https://a"],
+        )])
+        .expect("ok");
+        let a = access.caller(&Identity::Principal("spiffe://x/a".into()));
+        assert!(a.sees("https://a"));
+        assert!(!a.sees("https://b"));
+        assert!(!a.sees("https://a/"));
+    }
+
+    #[test]
+    fn unlisted_methods_need_admin() {
+        assert_eq!(
+            required("/baton.v1.LedgerService/Rewrite"),
+            Need::Role(Role::Admin)
+        );
+        assert_eq!(required("/baton.v1.Ops/Status"), Need::Role(Role::Admin));
+        assert_eq!(required("/grpc.health.v1.Health/Check"), Need::Nothing);
+        assert_eq!(
+            required("/grpc.health.v1.HealthX/Check"),
+            Need::Role(Role::Admin)
+        );
+    }
+}

@@ -1,0 +1,297 @@
+//! TLS on the node's listeners (rustls, TLS 1.2 and 1.3 only) and who the
+//! peer is.
+//!
+//! The server's certificate and key, and the CA bundles client certificates
+//! are verified against, are read from files and read again by
+//! [`Tls::reload`] (the binary calls it on SIGHUP): connections made after a
+//! reload get the new certificate, connections already open keep theirs.
+//!
+//! Client certificates are optional at the TLS layer, so that health probes
+//! need none and so that a caller with a bad certificate is told why in a
+//! gRPC status (UNAUTHENTICATED: expired, unknown issuer…) instead of a bare
+//! handshake failure. The handshake still proves the client holds the key of
+//! the certificate it presented (its CertificateVerify signature is checked
+//! as usual); the certificate's chain, validity and key usage are checked
+//! right after the handshake, once per connection, by rustls' WebPKI
+//! verifier against the configured CAs. Only a certificate that passes
+//! becomes a [`Identity::Principal`]: its first URI subject alternative name
+//! (a SPIFFE ID such as `spiffe://corp.example/gateway-eu`), or, failing
+//! that, its first DNS name.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use tokio_rustls::rustls::{
+    self, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+    client::danger::HandshakeSignatureValid,
+    crypto::CryptoProvider,
+    pki_types::{CertificateDer, PrivateKeyDer, UnixTime, pem::PemObject as _},
+    server::{
+        ClientHello, ResolvesServerCert, WebPkiClientVerifier,
+        danger::{ClientCertVerified, ClientCertVerifier},
+    },
+    sign::CertifiedKey,
+};
+
+/// Where a node's TLS material lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The server's certificate chain (PEM), leaf first.
+    pub cert: PathBuf,
+    /// The server certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// CA bundles (PEM) that client certificates must chain to.
+    pub client_ca: Vec<PathBuf>,
+}
+
+/// Who is on the other end of a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity {
+    /// A plaintext connection: no identity can be established (a node
+    /// serves plaintext only on loopback, or when told `insecure`).
+    Plaintext,
+    /// TLS without a client certificate.
+    Anonymous,
+    /// TLS with a client certificate that verified; the principal it names.
+    Principal(String),
+    /// TLS with a client certificate that did not verify, and why.
+    Refused(String),
+}
+
+/// The TLS configuration a node serves with; cheap to share, reloadable.
+#[derive(Clone)]
+pub struct Tls {
+    files: TlsFiles,
+    provider: Arc<CryptoProvider>,
+    current: Arc<RwLock<Arc<Loaded>>>,
+    config: Arc<ServerConfig>,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls").field("files", &self.files).finish()
+    }
+}
+
+/// What the files said when last read.
+struct Loaded {
+    certified: Arc<CertifiedKey>,
+    clients: Arc<dyn ClientCertVerifier>,
+}
+
+impl Tls {
+    /// Reads the files; every error names the file and what is wrong with it.
+    pub fn load(files: TlsFiles) -> Result<Tls, String> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let loaded = Arc::new(read(&files, &provider)?);
+        let current = Arc::new(RwLock::new(loaded));
+        let mut config = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .map_err(|e| format!("TLS configuration: {e}"))?
+            .with_client_cert_verifier(Arc::new(AnyClientCert {
+                provider: provider.clone(),
+            }))
+            .with_cert_resolver(Arc::new(Resolver {
+                current: current.clone(),
+            }));
+        // gRPC is HTTP/2; clients such as grpc-go require ALPN to say so.
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(Tls {
+            files,
+            provider,
+            current,
+            config: Arc::new(config),
+        })
+    }
+
+    /// Reads the files again. On any error the node keeps serving what it
+    /// had, and the error says what was wrong.
+    pub fn reload(&self) -> Result<(), String> {
+        let loaded = Arc::new(read(&self.files, &self.provider)?);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+        Ok(())
+    }
+
+    pub fn files(&self) -> &TlsFiles {
+        &self.files
+    }
+
+    pub(crate) fn acceptor(&self) -> tokio_rustls::TlsAcceptor {
+        tokio_rustls::TlsAcceptor::from(self.config.clone())
+    }
+
+    /// Who presented `chain` (leaf first), verified against the CAs as they
+    /// are now.
+    pub(crate) fn identify(&self, chain: Option<&[CertificateDer<'static>]>) -> Identity {
+        let Some((leaf, intermediates)) = chain.and_then(<[_]>::split_first) else {
+            return Identity::Anonymous;
+        };
+        let clients = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clients
+            .clone();
+        if let Err(e) = clients.verify_client_cert(leaf, intermediates, UnixTime::now()) {
+            return Identity::Refused(format!("client certificate refused: {e}"));
+        }
+        match principal_of(leaf) {
+            Some(principal) => Identity::Principal(principal),
+            None => Identity::Refused(
+                "client certificate refused: it names no principal (no URI or DNS subject alternative name)"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// The principal a verified certificate names: its first URI SAN, else its
+/// first DNS SAN.
+fn principal_of(leaf: &CertificateDer<'_>) -> Option<String> {
+    let cert = webpki::EndEntityCert::try_from(leaf).ok()?;
+    let uri = cert.valid_uri_names().next();
+    uri.or_else(|| cert.valid_dns_names().next())
+        .map(str::to_owned)
+}
+
+fn read(files: &TlsFiles, provider: &Arc<CryptoProvider>) -> Result<Loaded, String> {
+    let chain = certificates(&files.cert, "tls.cert")?;
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| {
+        format!(
+            "tls.key: {}: no usable private key (PEM PKCS#8, PKCS#1 or SEC1): {e}",
+            files.key.display()
+        )
+    })?;
+    let certified = CertifiedKey::from_der(chain, key, provider).map_err(|e| {
+        format!(
+            "tls.key: {} does not fit the certificate in {}: {e}",
+            files.key.display(),
+            files.cert.display()
+        )
+    })?;
+    if files.client_ca.is_empty() {
+        return Err(
+            "tls.client_ca: no CA bundle for client certificates; callers are identified by mTLS"
+                .into(),
+        );
+    }
+    let mut roots = RootCertStore::empty();
+    for path in &files.client_ca {
+        for ca in certificates(path, "tls.client_ca")? {
+            roots
+                .add(ca)
+                .map_err(|e| format!("tls.client_ca: {}: {e}", path.display()))?;
+        }
+    }
+    let clients = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| format!("tls.client_ca: {e}"))?;
+    Ok(Loaded {
+        certified: Arc::new(certified),
+        clients,
+    })
+}
+
+fn certificates(path: &Path, field: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    let chain = CertificateDer::pem_file_iter(path)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{field}: {}: {e}", path.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "{field}: {}: no PEM certificate in it",
+            path.display()
+        ));
+    }
+    Ok(chain)
+}
+
+#[derive(Debug)]
+struct Resolver {
+    current: Arc<RwLock<Arc<Loaded>>>,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded").finish_non_exhaustive()
+    }
+}
+
+impl ResolvesServerCert for Resolver {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(
+            self.current
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .certified
+                .clone(),
+        )
+    }
+}
+
+/// Asks for a client certificate, takes any, and checks the handshake's
+/// proof that the client holds its key; the chain is verified after the
+/// handshake ([`Tls::identify`]).
+#[derive(Debug)]
+struct AnyClientCert {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ClientCertVerifier for AnyClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        // No hints: a client sends whatever certificate it has, and hears
+        // why it was refused.
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
