@@ -1,0 +1,643 @@
+//! Callers are authenticated and least-privileged: every RPC × every kind
+//! of caller (no certificate, a certificate from another CA, an expired
+//! one, a principal with no role, each role, admin), over a real TLS
+//! listener with certificates from `baton pki`; audience-bound checkers;
+//! the plaintext safety default; certificate rotation on SIGHUP.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use baton::pki;
+use baton_log::EmbeddedLog;
+use baton_proto::v1;
+use baton_server::ServerOptions;
+use baton_server::auth::{Access, Grant, Role};
+use baton_server::tls::{Tls, TlsFiles};
+use baton_testkit::Fixture;
+use tokio_stream::StreamExt as _;
+use tonic::Code;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+const AUDIENCE_A: &str = "https://gateway.example/mcp";
+
+/// A node in this process, serving mTLS with `access`.
+struct Node {
+    address: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    async fn start(fixture: &Fixture, pki_dir: &Path, access: Access) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
+        let tls = Tls::load(TlsFiles {
+            cert: pki_dir.join("server.pem"),
+            key: pki_dir.join("server.key"),
+            client_ca: vec![pki_dir.join("ca.pem")],
+        })
+        .unwrap();
+        let options = ServerOptions {
+            policy: fixture.policy(),
+            limits: Default::default(),
+            projection_dir: dir.path().join("projection"),
+            tls: Some(tls),
+            access,
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            baton_server::run(options, log, listener, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        });
+        Node {
+            address,
+            stop: Some(stop),
+            task,
+            _dir: dir,
+        }
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        self.task.await.unwrap();
+    }
+}
+
+/// A TLS channel trusting `ca`, presenting `name`'s certificate from `dir`
+/// if given.
+async fn channel(
+    address: std::net::SocketAddr,
+    ca: &Path,
+    client: Option<(&Path, &str)>,
+) -> Channel {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(std::fs::read(ca).unwrap()))
+        .domain_name("localhost");
+    if let Some((dir, name)) = client {
+        tls = tls.identity(Identity::from_pem(
+            std::fs::read(dir.join(format!("{name}.pem"))).unwrap(),
+            std::fs::read(dir.join(format!("{name}.key"))).unwrap(),
+        ));
+    }
+    Endpoint::from_shared(format!("https://{address}"))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rpc {
+    Append,
+    Check,
+    CheckBatch,
+    Watch,
+    GetChain,
+    GetDescendants,
+    ListEvents,
+    ExportChain,
+}
+
+impl Rpc {
+    const ALL: [Rpc; 8] = [
+        Rpc::Append,
+        Rpc::Check,
+        Rpc::CheckBatch,
+        Rpc::Watch,
+        Rpc::GetChain,
+        Rpc::GetDescendants,
+        Rpc::ListEvents,
+        Rpc::ExportChain,
+    ];
+
+    fn role(self) -> Role {
+        match self {
+            Rpc::Append => Role::Writer,
+            Rpc::Check | Rpc::CheckBatch | Rpc::Watch => Role::Checker,
+            _ => Role::Auditor,
+        }
+    }
+}
+
+fn token(jti: &str) -> Option<v1::TokenRef> {
+    Some(baton_proto::token_ref_to_wire(&Fixture::token(jti)))
+}
+
+/// Calls `rpc` with a request that succeeds for a caller allowed it.
+async fn call(
+    channel: &Channel,
+    rpc: Rpc,
+    duplicate: &v1::SignedEvent,
+) -> Result<(), tonic::Status> {
+    let mut ledger = v1::ledger_service_client::LedgerServiceClient::new(channel.clone());
+    let mut revocation =
+        v1::revocation_service_client::RevocationServiceClient::new(channel.clone());
+    let mut provenance =
+        v1::provenance_service_client::ProvenanceServiceClient::new(channel.clone());
+    let check = v1::CheckRequest {
+        token: token("t0"),
+        ..Default::default()
+    };
+    match rpc {
+        Rpc::Append => {
+            let response = ledger
+                .append(v1::AppendRequest {
+                    events: vec![duplicate.clone()],
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            assert_eq!(
+                response.results[0].outcome,
+                v1::AppendOutcome::Duplicate as i32
+            );
+        }
+        Rpc::Check => {
+            let answer = revocation.check(check).await?.into_inner();
+            assert_eq!(answer.status, v1::TokenStatus::Active as i32);
+        }
+        Rpc::CheckBatch => {
+            let answer = revocation
+                .check_batch(v1::CheckBatchRequest {
+                    checks: vec![check],
+                })
+                .await?
+                .into_inner();
+            assert_eq!(answer.results[0].status, v1::TokenStatus::Active as i32);
+        }
+        Rpc::Watch => {
+            let mut stream = revocation
+                .watch(v1::WatchRequest::default())
+                .await?
+                .into_inner();
+            // The setup revoked nothing: the stream opens and stays quiet.
+            let quiet =
+                tokio::time::timeout(std::time::Duration::from_millis(50), stream.next()).await;
+            assert!(quiet.is_err(), "{quiet:?}");
+        }
+        Rpc::GetChain => {
+            let chain = provenance
+                .get_chain(v1::GetChainRequest {
+                    token: token("t1"),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            assert!(chain.events.len() >= 2);
+        }
+        Rpc::GetDescendants => {
+            let mut stream = provenance
+                .get_descendants(v1::GetDescendantsRequest {
+                    token: token("t0"),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            assert!(stream.next().await.unwrap()?.token.is_some());
+        }
+        Rpc::ListEvents => {
+            let mut stream = provenance
+                .list_events(v1::ListEventsRequest::default())
+                .await?
+                .into_inner();
+            assert!(stream.next().await.unwrap().is_ok());
+        }
+        Rpc::ExportChain => {
+            let bundle = provenance
+                .export_chain(v1::ExportChainRequest {
+                    token: token("t1"),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            assert!(bundle.bundle.is_some());
+        }
+    }
+    Ok(())
+}
+
+fn grant(principal: &str, roles: &[Role], audiences: &[&str]) -> Grant {
+    Grant {
+        principal: principal.into(),
+        roles: roles.iter().copied().collect(),
+        audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_answers_exactly_the_roles_allowed_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, theirs) = (dir.path().join("pki"), dir.path().join("other"));
+    pki::init(&ours, &[]).unwrap();
+    pki::init(&theirs, &[]).unwrap();
+    let p = |name: &str| format!("spiffe://baton.test/{name}");
+    for name in ["writer", "checker", "auditor", "admin", "nobody", "bound"] {
+        pki::issue(&ours, name, &p(name), 1).unwrap();
+    }
+    // The admin's principal, from a CA the node does not trust...
+    pki::issue(&theirs, "admin", &p("admin"), 1).unwrap();
+    // ...and from the right CA, but expired yesterday.
+    let now = time::OffsetDateTime::now_utc();
+    pki::sign(
+        &ours,
+        "expired",
+        pki::Leaf::Client(p("admin")),
+        now - time::Duration::days(2),
+        now - time::Duration::days(1),
+    )
+    .unwrap();
+    let access = Access::new(vec![
+        grant(&p("writer"), &[Role::Writer], &[]),
+        grant(&p("checker"), &[Role::Checker], &[]),
+        grant(&p("auditor"), &[Role::Auditor], &[]),
+        grant(&p("admin"), &[Role::Admin], &[]),
+        grant(&p("bound"), &[Role::Checker], &[AUDIENCE_A]),
+    ])
+    .unwrap();
+
+    let (mut fixture, mut events) = Fixture::standard(common::now_s());
+    events.push(fixture.issue("as", "t0", "alice", "agent", 3600));
+    events.push(fixture.narrow("t0", "t1", "agent", "gateway", &[], 60));
+    let node = Node::start(&fixture, &ours, access).await;
+    let ca = ours.join("ca.pem");
+    let admin = channel(node.address, &ca, Some((&ours, "admin"))).await;
+    let mut ledger = v1::ledger_service_client::LedgerServiceClient::new(admin.clone());
+    let written = ledger
+        .append(v1::AppendRequest {
+            events: events.iter().map(v1::SignedEvent::from).collect(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        written
+            .results
+            .iter()
+            .all(|r| r.outcome == v1::AppendOutcome::Accepted as i32)
+    );
+    let duplicate = v1::SignedEvent::from(&events[events.len() - 2]);
+
+    // (caller, its roles, or the refusal every non-health call gets)
+    enum Expect {
+        Roles(&'static [Role]),
+        Unauthenticated(&'static str),
+    }
+    let callers: Vec<(&str, Channel, Expect)> = vec![
+        (
+            "no certificate",
+            channel(node.address, &ca, None).await,
+            Expect::Unauthenticated("no client certificate"),
+        ),
+        (
+            "another CA's certificate",
+            channel(node.address, &ca, Some((&theirs, "admin"))).await,
+            Expect::Unauthenticated("UnknownIssuer"),
+        ),
+        (
+            "an expired certificate",
+            channel(node.address, &ca, Some((&ours, "expired"))).await,
+            Expect::Unauthenticated("expired"),
+        ),
+        (
+            "a principal with no role",
+            channel(node.address, &ca, Some((&ours, "nobody"))).await,
+            Expect::Roles(&[]),
+        ),
+        (
+            "writer",
+            channel(node.address, &ca, Some((&ours, "writer"))).await,
+            Expect::Roles(&[Role::Writer]),
+        ),
+        (
+            "checker",
+            channel(node.address, &ca, Some((&ours, "checker"))).await,
+            Expect::Roles(&[Role::Checker]),
+        ),
+        (
+            "auditor",
+            channel(node.address, &ca, Some((&ours, "auditor"))).await,
+            Expect::Roles(&[Role::Auditor]),
+        ),
+        ("admin", admin.clone(), Expect::Roles(&Role::ALL)),
+    ];
+    let mut answered = 0;
+    for (who, channel, expect) in &callers {
+        for rpc in Rpc::ALL {
+            let needed = format!("role {}", rpc.role());
+            let got = call(channel, rpc, &duplicate).await;
+            match (expect, got) {
+                (Expect::Roles(roles), Ok(())) => {
+                    assert!(roles.contains(&rpc.role()), "{who} was allowed {rpc:?}");
+                    answered += 1;
+                }
+                (Expect::Roles(roles), Err(status)) => {
+                    assert!(
+                        !roles.contains(&rpc.role()),
+                        "{who} was refused {rpc:?}: {status:?}"
+                    );
+                    assert_eq!(
+                        status.code(),
+                        Code::PermissionDenied,
+                        "{who} {rpc:?}: {status:?}"
+                    );
+                    assert!(
+                        status.message().contains(&needed),
+                        "{who} {rpc:?}: {status:?}"
+                    );
+                    assert!(status.message().len() < 400, "{status:?}");
+                }
+                (Expect::Unauthenticated(why), got) => {
+                    let status = got.expect_err(who);
+                    assert_eq!(
+                        status.code(),
+                        Code::Unauthenticated,
+                        "{who} {rpc:?}: {status:?}"
+                    );
+                    assert!(
+                        status.message().contains(&needed) && status.message().contains(why),
+                        "{who} {rpc:?}: {status:?}"
+                    );
+                }
+            }
+        }
+        // Health answers every caller, with or without a certificate.
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        let serving = health
+            .check(tonic_health::pb::HealthCheckRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            serving.status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
+    }
+    // writer 1 + checker 3 + auditor 4 + admin 8.
+    assert_eq!(answered, 16);
+
+    // A checker bound to one audience: details for its tokens, a bare
+    // status for others.
+    let bound = channel(node.address, &ca, Some((&ours, "bound"))).await;
+    let mut checks = v1::revocation_service_client::RevocationServiceClient::new(bound);
+    let mut full = v1::revocation_service_client::RevocationServiceClient::new(admin.clone());
+    let ask = |jti: &str| v1::CheckRequest {
+        token: token(jti),
+        ..Default::default()
+    };
+    let own = checks.check(ask("t1")).await.unwrap().into_inner();
+    assert_eq!(own.audience, AUDIENCE_A);
+    assert_eq!(own, full.check(ask("t1")).await.unwrap().into_inner());
+    let other = checks.check(ask("t0")).await.unwrap().into_inner();
+    assert_eq!(other.status, v1::TokenStatus::Active as i32);
+    assert!(
+        other.audience.is_empty()
+            && other.event_id.is_empty()
+            && other.expires_at_unix_s == 0
+            && other.depth == 0,
+        "{other:?}"
+    );
+    let batch = checks
+        .check_batch(v1::CheckBatchRequest {
+            checks: vec![ask("t0"), ask("t1")],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(batch.results[0].event_id.is_empty() && batch.results[0].audience.is_empty());
+    assert_eq!(batch.results[1].audience, AUDIENCE_A);
+    // Revoked elsewhere: still only the status, not who revoked it or why.
+    let revoke = fixture.revoke(baton_core::RevocationTarget::Token(Fixture::token("t0")));
+    let revoked = ledger
+        .append(v1::AppendRequest {
+            events: vec![v1::SignedEvent::from(&revoke)],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let after = v1::CheckRequest {
+        consistency_token: revoked.consistency_token,
+        ..ask("t0")
+    };
+    let other = checks.check(after.clone()).await.unwrap().into_inner();
+    assert_eq!(other.status, v1::TokenStatus::Revoked as i32);
+    assert!(other.cause.is_none(), "{other:?}");
+    assert!(
+        full.check(after)
+            .await
+            .unwrap()
+            .into_inner()
+            .cause
+            .is_some()
+    );
+    // The bound checker is still only a checker.
+    let mut provenance = v1::provenance_service_client::ProvenanceServiceClient::new(
+        channel(node.address, &ca, Some((&ours, "bound"))).await,
+    );
+    let refused = provenance
+        .get_chain(v1::GetChainRequest {
+            token: token("t1"),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    node.stop().await;
+}
+
+#[test]
+fn plaintext_is_refused_off_loopback_unless_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = hex::encode(baton_core::SigningKey::generate().public_key().to_bytes());
+    let out = common::baton()
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--trust-root",
+            &root,
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("refusing to serve plaintext on 0.0.0.0:0")
+            && said.contains("--tls-cert")
+            && said.contains("baton pki init")
+            && said.contains("--insecure"),
+        "{said}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "it refused after touching the data directory"
+    );
+}
+
+/// The leaf certificate a fresh TLS connection to `address` is served.
+async fn served_certificate(address: &str, ca: &Path) -> Vec<u8> {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+fn pem_der(path: &Path) -> Vec<u8> {
+    use tokio_rustls::rustls::pki_types::{CertificateDer, pem::PemObject as _};
+    CertificateDer::from_pem_file(path).unwrap().to_vec()
+}
+
+/// Replacing the server certificate's files and sending SIGHUP serves the
+/// new certificate to new connections, while a client checking all along
+/// (on its open connection and on new ones) sees no failed request; files
+/// that do not load leave the node serving the certificate it had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_certificate_is_served_after_sighup_without_a_failed_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki_dir = dir.path().join("pki");
+    let config = common::mtls_config(
+        &pki_dir,
+        "[[access]]\nprincipal = \"spiffe://baton.test/gw\"\nroles = [\"checker\"]\n",
+    );
+    pki::issue(&pki_dir, "gw", "spiffe://baton.test/gw", 1).unwrap();
+    let fixture = Fixture::new(common::now_s());
+    let root = hex::encode(
+        fixture
+            .policy()
+            .trust_roots
+            .values()
+            .next()
+            .unwrap()
+            .to_bytes(),
+    );
+    let node = common::Served::start(
+        &dir.path().join("node"),
+        &root,
+        &["--config", &config.display().to_string()],
+    );
+    let ca = pki_dir.join("ca.pem");
+    let old = pem_der(&pki_dir.join("server.pem"));
+    assert_eq!(served_certificate(&node.address, &ca).await, old);
+
+    let address: std::net::SocketAddr = node.address.parse().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let checking = tokio::spawn({
+        let (stop, done, failed, ca, pki_dir) = (
+            stop.clone(),
+            done.clone(),
+            failed.clone(),
+            ca.clone(),
+            pki_dir.clone(),
+        );
+        async move {
+            let open = channel(address, &ca, Some((&pki_dir, "gw"))).await;
+            while !stop.load(Ordering::SeqCst) {
+                for channel in [
+                    open.clone(),
+                    channel(address, &ca, Some((&pki_dir, "gw"))).await,
+                ] {
+                    let mut client =
+                        v1::revocation_service_client::RevocationServiceClient::new(channel);
+                    let answer = client
+                        .check(v1::CheckRequest {
+                            token: token("nothing"),
+                            ..Default::default()
+                        })
+                        .await;
+                    match answer {
+                        Ok(answer)
+                            if answer.get_ref().status == v1::TokenStatus::Unknown as i32 =>
+                        {
+                            done.fetch_add(1, Ordering::SeqCst)
+                        }
+                        _ => failed.fetch_add(1, Ordering::SeqCst),
+                    };
+                }
+            }
+        }
+    });
+    let hangup = || {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &node.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    // Broken files first: the node keeps serving the old certificate.
+    std::fs::write(pki_dir.join("broken.pem"), "not a certificate").unwrap();
+    std::fs::rename(pki_dir.join("server.pem"), pki_dir.join("old.pem")).unwrap();
+    std::fs::rename(pki_dir.join("broken.pem"), pki_dir.join("server.pem")).unwrap();
+    hangup();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(served_certificate(&node.address, &ca).await, old);
+
+    // Then a new certificate and key, each renamed into place.
+    let now = time::OffsetDateTime::now_utc();
+    pki::sign(
+        &pki_dir,
+        "next",
+        pki::Leaf::Server(vec!["localhost".into(), "127.0.0.1".into()]),
+        now - time::Duration::minutes(1),
+        now + time::Duration::days(1),
+    )
+    .unwrap();
+    let new = pem_der(&pki_dir.join("next.pem"));
+    assert_ne!(new, old);
+    std::fs::rename(pki_dir.join("next.key"), pki_dir.join("server.key")).unwrap();
+    std::fs::rename(pki_dir.join("next.pem"), pki_dir.join("server.pem")).unwrap();
+    let before = done.load(Ordering::SeqCst);
+    hangup();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while served_certificate(&node.address, &ca).await != new {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new certificate was never served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Let the checker run on both certificates' connections for a while.
+    while done.load(Ordering::SeqCst) < before + 20 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    checking.await.unwrap();
+    assert_eq!(
+        failed.load(Ordering::SeqCst),
+        0,
+        "requests failed during the rotation"
+    );
+    assert!(done.load(Ordering::SeqCst) > before);
+    node.stop();
+}
