@@ -15,6 +15,15 @@ log() { printf '\n== %s\n' "$*" >&2; }
 
 log "tools"
 command -v cargo >/dev/null || { echo "cargo is required: install Rust (https://rustup.rs)" >&2; exit 1; }
+# librdkafka is built against the system OpenSSL (TLS and SASL/SCRAM to Kafka).
+if ! pkg-config --exists openssl 2>/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        apt-get install -y -q libssl-dev pkg-config >&2
+    else
+        echo "OpenSSL's development files are required: apt-get install libssl-dev pkg-config" >&2
+        exit 1
+    fi
+fi
 if [ ! -x "$CACHE/bin/buf" ]; then
     command -v go >/dev/null || { echo "go is required to install buf" >&2; exit 1; }
     GOBIN="$CACHE/bin" go install "github.com/bufbuild/buf/cmd/buf@$BUF_VERSION"

@@ -87,6 +87,25 @@ pub struct Kafka {
     pub partitions: u32,
     pub replication: i32,
     pub min_insync_replicas: Option<i32>,
+    /// librdkafka's `security.protocol`: PLAINTEXT (default), SSL,
+    /// SASL_PLAINTEXT or SASL_SSL.
+    pub security_protocol: Option<String>,
+    /// CA bundle (PEM) the brokers' certificates chain to.
+    pub ssl_ca: Option<PathBuf>,
+    /// Client certificate and key (PEM) for brokers that ask for one.
+    pub ssl_cert: Option<PathBuf>,
+    pub ssl_key: Option<PathBuf>,
+    /// A file holding the client key's password.
+    pub ssl_key_password_file: Option<PathBuf>,
+    /// SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN.
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    /// A file holding the SASL password (or BATON_KAFKA_SASL_PASSWORD);
+    /// never inline in the configuration.
+    pub sasl_password_file: Option<PathBuf>,
+    /// From BATON_KAFKA_SASL_PASSWORD.
+    #[serde(skip)]
+    pub sasl_password_env: Option<baton_kafka::Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -136,7 +155,67 @@ impl Default for Kafka {
             partitions: 8,
             replication: 1,
             min_insync_replicas: None,
+            security_protocol: None,
+            ssl_ca: None,
+            ssl_cert: None,
+            ssl_key: None,
+            ssl_key_password_file: None,
+            sasl_mechanism: None,
+            sasl_username: None,
+            sasl_password_file: None,
+            sasl_password_env: None,
         }
+    }
+}
+
+impl Kafka {
+    /// The security settings hang together (checked before anything connects).
+    fn check(&self) -> anyhow::Result<()> {
+        const PROTOCOLS: [&str; 4] = ["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"];
+        const MECHANISMS: [&str; 3] = ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"];
+        let protocol = self.security_protocol.as_deref().unwrap_or("PLAINTEXT");
+        if !PROTOCOLS.contains(&protocol) {
+            bail!(
+                "kafka.security_protocol: {:?} is not one of {}",
+                baton_core::echo(protocol),
+                PROTOCOLS.join(", ")
+            );
+        }
+        let sasl = protocol.starts_with("SASL_");
+        if sasl {
+            let mechanism = self.sasl_mechanism.as_deref().unwrap_or_default();
+            if !MECHANISMS.contains(&mechanism) {
+                bail!(
+                    "kafka.sasl_mechanism: {protocol} needs one of {}",
+                    MECHANISMS.join(", ")
+                );
+            }
+            if self.sasl_username.as_deref().unwrap_or_default().is_empty() {
+                bail!("kafka.sasl_username: {protocol} needs a username");
+            }
+            if self.sasl_password_file.is_none() && self.sasl_password_env.is_none() {
+                bail!(
+                    "kafka.sasl_password_file: {protocol} needs a password, from a file (kafka.sasl_password_file) or BATON_KAFKA_SASL_PASSWORD; never inline"
+                );
+            }
+        } else if self.sasl_mechanism.is_some()
+            || self.sasl_username.is_some()
+            || self.sasl_password_file.is_some()
+        {
+            bail!(
+                "kafka.security_protocol: SASL settings are given, but {protocol} does not use them (SASL_PLAINTEXT or SASL_SSL)"
+            );
+        }
+        let tls = protocol == "SSL" || protocol == "SASL_SSL";
+        if !tls && (self.ssl_ca.is_some() || self.ssl_cert.is_some() || self.ssl_key.is_some()) {
+            bail!(
+                "kafka.security_protocol: TLS files are given, but {protocol} does not use TLS (SSL or SASL_SSL)"
+            );
+        }
+        if self.ssl_cert.is_some() != self.ssl_key.is_some() {
+            bail!("kafka.ssl_cert, kafka.ssl_key: a client certificate needs both");
+        }
+        Ok(())
     }
 }
 
@@ -217,7 +296,7 @@ pub struct Flags {
 /// The `BATON_*` variables `serve` reads, then those other Baton tools read
 /// (the log filter, the CLI's node address, the scripts' caches), which serve
 /// accepts and ignores. Anything else starting with `BATON_` is a typo.
-const ENV_KEYS: [&str; 23] = [
+const ENV_KEYS: [&str; 27] = [
     "BATON_LISTEN",
     "BATON_DATA_DIR",
     "BATON_TRUST_ROOTS",
@@ -226,6 +305,10 @@ const ENV_KEYS: [&str; 23] = [
     "BATON_KAFKA_TOPIC",
     "BATON_KAFKA_PARTITIONS",
     "BATON_KAFKA_REPLICATION",
+    "BATON_KAFKA_SECURITY_PROTOCOL",
+    "BATON_KAFKA_SASL_MECHANISM",
+    "BATON_KAFKA_SASL_USERNAME",
+    "BATON_KAFKA_SASL_PASSWORD",
     "BATON_TLS_CERT",
     "BATON_TLS_KEY",
     "BATON_TLS_CLIENT_CA",
@@ -289,6 +372,14 @@ impl Config {
                 "BATON_KAFKA_TOPIC" => config.kafka.topic = value.clone(),
                 "BATON_KAFKA_PARTITIONS" => config.kafka.partitions = parse(name, value)?,
                 "BATON_KAFKA_REPLICATION" => config.kafka.replication = parse(name, value)?,
+                "BATON_KAFKA_SECURITY_PROTOCOL" => {
+                    config.kafka.security_protocol = Some(value.clone())
+                }
+                "BATON_KAFKA_SASL_MECHANISM" => config.kafka.sasl_mechanism = Some(value.clone()),
+                "BATON_KAFKA_SASL_USERNAME" => config.kafka.sasl_username = Some(value.clone()),
+                "BATON_KAFKA_SASL_PASSWORD" => {
+                    config.kafka.sasl_password_env = Some(baton_kafka::Secret::new(value.clone()))
+                }
                 "BATON_TLS_CERT" => config.tls.cert = Some(PathBuf::from(value)),
                 "BATON_TLS_KEY" => config.tls.key = Some(PathBuf::from(value)),
                 "BATON_TLS_CLIENT_CA" => {
@@ -407,6 +498,7 @@ impl Config {
         if self.kafka.partitions == 0 {
             bail!("kafka.partitions: must be at least 1");
         }
+        self.kafka.check()?;
         let tls = self.tls_files()?;
         if tls.is_none() && !self.access.is_empty() {
             bail!(
@@ -421,6 +513,45 @@ impl Config {
             );
         }
         Ok(())
+    }
+
+    /// How to reach Kafka, secrets read from their files.
+    pub fn kafka_options(&self) -> anyhow::Result<baton_kafka::KafkaOptions> {
+        let kafka = &self.kafka;
+        let mut options = baton_kafka::KafkaOptions::new(kafka.brokers.clone());
+        options.topic = kafka.topic.clone();
+        options.partitions = kafka.partitions;
+        options.replication = kafka.replication;
+        options.min_insync_replicas = kafka.min_insync_replicas;
+        let secret = |field: &str,
+                      path: &Option<PathBuf>|
+         -> anyhow::Result<Option<baton_kafka::Secret>> {
+            path.as_ref()
+                .map(|path| {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("kafka.{field}: reading {}", path.display()))?;
+                    let secret = text.trim_end_matches(['\n', '\r']);
+                    if secret.is_empty() {
+                        bail!("kafka.{field}: {} is empty", path.display());
+                    }
+                    Ok(baton_kafka::Secret::new(secret))
+                })
+                .transpose()
+        };
+        options.security = baton_kafka::Security {
+            protocol: kafka.security_protocol.clone(),
+            ssl_ca: kafka.ssl_ca.clone(),
+            ssl_cert: kafka.ssl_cert.clone(),
+            ssl_key: kafka.ssl_key.clone(),
+            ssl_key_password: secret("ssl_key_password_file", &kafka.ssl_key_password_file)?,
+            sasl_mechanism: kafka.sasl_mechanism.clone(),
+            sasl_username: kafka.sasl_username.clone(),
+            sasl_password: match secret("sasl_password_file", &kafka.sasl_password_file)? {
+                Some(secret) => Some(secret),
+                None => kafka.sasl_password_env.clone(),
+            },
+        };
+        Ok(options)
     }
 
     /// The TLS files, if TLS is configured; all three parts or none.

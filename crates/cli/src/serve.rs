@@ -47,11 +47,7 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result
         );
         serve(options, log, listener).await
     } else {
-        let mut kafka = KafkaOptions::new(config.kafka.brokers.clone());
-        kafka.topic = config.kafka.topic.clone();
-        kafka.partitions = config.kafka.partitions;
-        kafka.replication = config.kafka.replication;
-        kafka.min_insync_replicas = config.kafka.min_insync_replicas;
+        let kafka = config.kafka_options()?;
         let log = connect_kafka(kafka, &config.data_dir).await?;
         announce(
             address,

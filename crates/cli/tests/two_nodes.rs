@@ -1,8 +1,10 @@
-//! Two `baton serve` processes sharing one real Kafka: a 4-hop chain appended
+//! Two `baton serve` processes sharing one real Kafka whose clients must
+//! authenticate (SASL/SCRAM-SHA-512, credentials from a file): a 4-hop chain appended
 //! on node A, hop 2 revoked on A; node B answers REVOKED for hops 2–4 and
 //! ACTIVE for hop 1 at once when given A's consistency token, and within a
 //! bounded wait without it; node B serves the chain; `baton verify` accepts
-//! B's export and rejects every copy with one byte changed.
+//! B's export and rejects every copy with one byte changed. A node with the
+//! wrong password does not start, and says why.
 
 #![allow(clippy::unwrap_used)]
 
@@ -17,10 +19,25 @@ use common::{Served, append, baton, now_s};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_one_kafka() {
-    let cluster = KafkaCluster::shared();
+    let cluster = KafkaCluster::start_sasl(1).unwrap();
     let (mut f, setup) = Fixture::standard(now_s());
     let root = hex::encode(f.root.public_key().to_bytes());
     let dir = tempfile::tempdir().unwrap();
+    let sasl = |password: &std::path::Path| {
+        let config = dir.path().join(format!(
+            "{}.toml",
+            password.file_name().unwrap().to_string_lossy()
+        ));
+        std::fs::write(
+            &config,
+            format!(
+                "[kafka]\nsecurity_protocol = \"SASL_PLAINTEXT\"\nsasl_mechanism = \"SCRAM-SHA-512\"\nsasl_username = \"baton\"\nsasl_password_file = {password:?}\n"
+            ),
+        )
+        .unwrap();
+        config.display().to_string()
+    };
+    let config = sasl(&cluster.sasl_password_file());
     let kafka = [
         "--kafka-brokers",
         cluster.bootstrap(),
@@ -28,7 +45,36 @@ async fn two_nodes_one_kafka() {
         "two-nodes",
         "--kafka-partitions",
         "4",
+        "--config",
+        &config,
     ];
+
+    // The wrong password: the node fails at once, saying what to check.
+    let wrong = dir.path().join("wrong.password");
+    std::fs::write(&wrong, "not-the-password\n").unwrap();
+    let refused = baton()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--trust-root",
+            &root,
+            "--data-dir",
+        ])
+        .arg(dir.path().join("refused"))
+        .args(&kafka[..6])
+        .args(["--config", &sasl(&wrong)])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("refused to authenticate this node")
+            && said.contains("SASL authentication error")
+            && !said.contains("not-the-password"),
+        "{said}"
+    );
+
     let a = Served::start(&dir.path().join("a"), &root, &kafka);
     let b = Served::start(&dir.path().join("b"), &root, &kafka);
 

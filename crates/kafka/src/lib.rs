@@ -44,6 +44,42 @@ pub struct KafkaOptions {
     /// data directory): used when no broker answers at start, so that a node
     /// with a projection starts and says where it stands.
     pub known_partitions: Option<u32>,
+    /// How to authenticate to the brokers and encrypt the connection.
+    pub security: Security,
+}
+
+/// A secret (a password): never printed, not even by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// librdkafka's connection security, passed through as its own settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Security {
+    /// `security.protocol`: PLAINTEXT (default), SSL, SASL_PLAINTEXT, SASL_SSL.
+    pub protocol: Option<String>,
+    /// `ssl.ca.location`: the CA bundle the brokers' certificates chain to.
+    pub ssl_ca: Option<std::path::PathBuf>,
+    /// `ssl.certificate.location` / `ssl.key.location`: a client certificate.
+    pub ssl_cert: Option<std::path::PathBuf>,
+    pub ssl_key: Option<std::path::PathBuf>,
+    /// `ssl.key.password`.
+    pub ssl_key_password: Option<Secret>,
+    /// `sasl.mechanism`: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN.
+    pub sasl_mechanism: Option<String>,
+    pub sasl_username: Option<String>,
+    pub sasl_password: Option<Secret>,
 }
 
 impl KafkaOptions {
@@ -57,6 +93,7 @@ impl KafkaOptions {
             delivery_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(10),
             known_partitions: None,
+            security: Security::default(),
         }
     }
 }
@@ -71,6 +108,12 @@ pub enum Error {
     },
     #[error("kafka topic {topic}: {reason}")]
     Topic { topic: String, reason: String },
+    /// The brokers refused this node's credentials (or its TLS handshake):
+    /// retrying will not help, so the node does not start.
+    #[error(
+        "kafka at {brokers} refused to authenticate this node: {reason} (check kafka.security_protocol, the SASL username and password, and the TLS files)"
+    )]
+    Authentication { brokers: String, reason: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -81,8 +124,8 @@ const MESSAGE_BYTES_MAX: usize = baton_log::RECORD_BYTES_MAX + 64 * 1024;
 
 struct Inner {
     options: KafkaOptions,
-    producer: FutureProducer,
-    metadata: BaseConsumer,
+    producer: FutureProducer<Watchful>,
+    metadata: BaseConsumer<Watchful>,
     partitions: u32,
 }
 
@@ -111,7 +154,70 @@ fn base_config(options: &KafkaOptions) -> ClientConfig {
             "socket.timeout.ms",
             options.request_timeout.as_millis().to_string(),
         );
+    let security = &options.security;
+    let path = |p: &std::path::PathBuf| p.display().to_string();
+    for (key, value) in [
+        ("security.protocol", security.protocol.clone()),
+        ("ssl.ca.location", security.ssl_ca.as_ref().map(path)),
+        (
+            "ssl.certificate.location",
+            security.ssl_cert.as_ref().map(path),
+        ),
+        ("ssl.key.location", security.ssl_key.as_ref().map(path)),
+        (
+            "ssl.key.password",
+            security.ssl_key_password.as_ref().map(|s| s.0.clone()),
+        ),
+        ("sasl.mechanism", security.sasl_mechanism.clone()),
+        ("sasl.username", security.sasl_username.clone()),
+        (
+            "sasl.password",
+            security.sasl_password.as_ref().map(|s| s.0.clone()),
+        ),
+    ] {
+        if let Some(value) = value {
+            config.set(key, value);
+        }
+    }
     config
+}
+
+/// The producer's context: remembers the first time the brokers refused
+/// this node's credentials, so that `connect` fails at once instead of
+/// waiting out its metadata deadline (and logs later refusals).
+#[derive(Clone)]
+struct Watchful {
+    refused: Arc<tokio::sync::watch::Sender<Option<String>>>,
+}
+
+impl Watchful {
+    fn refusal(&self) -> Option<String> {
+        self.refused.borrow().clone()
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Watchful {}
+
+impl rdkafka::ClientContext for Watchful {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Authentication) {
+            self.refused.send_if_modified(|refused| {
+                let first = refused.is_none();
+                if first {
+                    *refused = Some(reason.to_owned());
+                }
+                first
+            });
+            tracing::error!(error = %error, reason, "kafka refused this node's credentials");
+        } else {
+            tracing::error!(error = %error, reason, "librdkafka error");
+        }
+    }
+}
+
+impl rdkafka::producer::ProducerContext for Watchful {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: ()) {}
 }
 
 impl KafkaLog {
@@ -129,7 +235,11 @@ impl KafkaLog {
                 source,
             }
         };
-        let producer: FutureProducer = base_config(&options)
+        let (refused, mut refusal) = tokio::sync::watch::channel(None);
+        let watchful = Watchful {
+            refused: Arc::new(refused),
+        };
+        let producer: FutureProducer<Watchful> = base_config(&options)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("max.in.flight.requests.per.connection", "5")
@@ -139,12 +249,24 @@ impl KafkaLog {
                 "delivery.timeout.ms",
                 options.delivery_timeout.as_millis().to_string(),
             )
-            .create()
+            .create_with_context(watchful.clone())
             .map_err(fail("create producer"))?;
-        let metadata: BaseConsumer = base_config(&options)
-            .create()
+        let metadata: BaseConsumer<Watchful> = base_config(&options)
+            .create_with_context(watchful)
             .map_err(fail("create metadata client"))?;
-        let (metadata, found) = lookup(metadata, &options).await?;
+        let authentication = |reason: String| Error::Authentication {
+            brokers: options.brokers.clone(),
+            reason,
+        };
+        let (metadata, found) = tokio::select! {
+            looked = lookup(metadata, &options) => looked?,
+            Ok(reason) = refusal.wait_for(Option::is_some) => {
+                return Err(authentication(reason.clone().unwrap_or_default()));
+            }
+        };
+        if let Some(reason) = refusal.borrow().clone() {
+            return Err(authentication(reason));
+        }
         let (metadata, partitions) = match found {
             Ok(Some(partitions)) => (metadata, partitions),
             Ok(None) => {
@@ -198,26 +320,39 @@ impl KafkaLog {
 
 /// The topic's partition count from metadata; `Ok(None)` when the topic
 /// does not exist.
+/// Asks in slices of a second, serving the client's events in between, so
+/// that refused credentials end the wait at once.
 async fn lookup(
-    metadata: BaseConsumer,
+    metadata: BaseConsumer<Watchful>,
     options: &KafkaOptions,
-) -> Result<(BaseConsumer, Result<Option<u32>, KafkaError>)> {
+) -> Result<(BaseConsumer<Watchful>, Result<Option<u32>, KafkaError>)> {
     let (topic, timeout) = (options.topic.clone(), options.request_timeout);
     tokio::task::spawn_blocking(move || {
-        let found = metadata
-            .fetch_metadata(Some(&topic), timeout)
-            .and_then(|m| match m.topics().iter().find(|t| t.name() == topic) {
-                Some(t) if !t.partitions().is_empty() => Ok(Some(t.partitions().len() as u32)),
-                Some(t) => match t.error().map(RDKafkaErrorCode::from) {
-                    // Absent, or still being created (by another node
-                    // starting at the same moment): create, then wait for it.
-                    None
-                    | Some(RDKafkaErrorCode::UnknownTopicOrPartition)
-                    | Some(RDKafkaErrorCode::LeaderNotAvailable) => Ok(None),
-                    Some(code) => Err(KafkaError::MetadataFetch(code)),
-                },
-                None => Ok(None),
-            });
+        let deadline = std::time::Instant::now() + timeout;
+        let fetched = loop {
+            let asked = std::time::Instant::now();
+            let left = deadline.saturating_duration_since(asked);
+            let fetched = metadata.fetch_metadata(Some(&topic), left.min(Duration::from_secs(1)));
+            // Serves error callbacks (no messages: nothing is assigned).
+            let _ = metadata.poll(Duration::ZERO);
+            if fetched.is_ok() || left.is_zero() || metadata.context().refusal().is_some() {
+                break fetched;
+            }
+            // An error without a wait (no broker resolvable): do not spin.
+            std::thread::sleep(Duration::from_millis(100).saturating_sub(asked.elapsed()));
+        };
+        let found = fetched.and_then(|m| match m.topics().iter().find(|t| t.name() == topic) {
+            Some(t) if !t.partitions().is_empty() => Ok(Some(t.partitions().len() as u32)),
+            Some(t) => match t.error().map(RDKafkaErrorCode::from) {
+                // Absent, or still being created (by another node
+                // starting at the same moment): create, then wait for it.
+                None
+                | Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+                | Some(RDKafkaErrorCode::LeaderNotAvailable) => Ok(None),
+                Some(code) => Err(KafkaError::MetadataFetch(code)),
+            },
+            None => Ok(None),
+        });
         (metadata, found)
     })
     .await

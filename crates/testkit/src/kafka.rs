@@ -41,18 +41,30 @@ impl KafkaCluster {
     /// Starts a cluster of `brokers` brokers (1, or 3 for fault tests) on free
     /// loopback ports and waits until it serves.
     pub fn start(brokers: u8) -> Result<KafkaCluster, String> {
+        KafkaCluster::start_with(brokers, &[])
+    }
+
+    /// A cluster whose clients must authenticate with SASL/SCRAM-SHA-512
+    /// (user `baton`, password in [`KafkaCluster::sasl_password_file`]).
+    pub fn start_sasl(brokers: u8) -> Result<KafkaCluster, String> {
+        KafkaCluster::start_with(brokers, &["--sasl"])
+    }
+
+    /// The file holding the `baton` user's SCRAM password (a --sasl cluster).
+    pub fn sasl_password_file(&self) -> PathBuf {
+        self.dir.path().join("sasl/baton.password")
+    }
+
+    fn start_with(brokers: u8, more: &[&str]) -> Result<KafkaCluster, String> {
         let dir = tempfile::Builder::new()
             .prefix("baton-kafka-")
             .tempdir()
             .map_err(|e| e.to_string())?;
         let dir_arg = dir.path().display().to_string();
-        let out = run(&[
-            "start",
-            "--brokers",
-            &brokers.to_string(),
-            "--dir",
-            &dir_arg,
-        ])?;
+        let brokers_arg = brokers.to_string();
+        let mut args = vec!["start", "--brokers", &brokers_arg, "--dir", &dir_arg];
+        args.extend_from_slice(more);
+        let out = run(&args)?;
         let bootstrap = out.lines().last().unwrap_or_default().trim().to_owned();
         if bootstrap.is_empty() {
             return Err("kafka.sh start printed no bootstrap servers".into());
