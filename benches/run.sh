@@ -6,7 +6,9 @@
 # criterion micro-benchmarks. Everything stops by itself. Beside the
 # project's own generator, ghz (the Go gRPC load generator, a client we did not
 # write) drives Check on a 3-hop chain's leaf and the gRPC health call on the
-# same node, 4 connections and 32 callers each.
+# same node, 4 connections and 32 callers each; then Check over mTLS against
+# Check over plaintext, on two fresh embedded-log nodes that differ only in
+# TLS (same chain, same load), as a ratio measured in the same run.
 # Writes OUT/report.json, OUT/report.md, OUT/ghz.md and OUT/micro.txt (default
 # OUT: target/bench-report). Extra arguments go to baton-bench (e.g. --duration-s 5).
 set -euo pipefail
@@ -38,9 +40,12 @@ BOOTSTRAP="$(deploy/kafka/kafka.sh start --dir "$WORK/kafka")"
 ROOT="$("$BATON" pubkey "$WORK/root.key")"
 TOPIC="bench-$(date +%s)"
 
-start_node() { # name -> sets ADDR_<name>, PID_<name>
-    BATON_LOG=warn "$BATON" serve --listen 127.0.0.1:0 --data-dir "$WORK/$1" --trust-root "$ROOT" \
-        --kafka-brokers "$BOOTSTRAP" --kafka-topic "$TOPIC" --kafka-partitions 4 >"$WORK/$1.out" 2>"$WORK/$1.err" &
+start_node() { # name [serve args] -> sets ADDR_<name>, PID_<name>
+    local name=$1; shift
+    [ $# -gt 0 ] || set -- --kafka-brokers "$BOOTSTRAP" --kafka-topic "$TOPIC" --kafka-partitions 4
+    BATON_LOG=warn "$BATON" serve --listen 127.0.0.1:0 --data-dir "$WORK/$name" --trust-root "$ROOT" \
+        "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    set -- "$name"
     local pid=$!
     PIDS+=("$pid")
     for _ in $(seq 300); do grep -q "baton listening on" "$WORK/$1.out" 2>/dev/null && break; sleep 0.1; done
@@ -58,9 +63,8 @@ target/release/baton-bench --node-a "http://$ADDR_a" --node-b "http://$ADDR_b" \
     --data-a "$WORK/a" --pid-a "$PID_a" --pid-b "$PID_b" --out "$OUT" "$@"
 
 # ghz against node A: Check of a real chain's leaf, and the empty RPC (health).
-ghz_chain() {
-    export BATON_SERVER="http://$ADDR_a"
-    for k in as gw mcp; do "$BATON" keygen --out "$WORK/ghz-$k.key" >/dev/null; done
+ghz_chain() { # BATON_SERVER (and BATON_CA...) name the node
+    for k in as gw mcp; do [ -f "$WORK/ghz-$k.key" ] || "$BATON" keygen --out "$WORK/ghz-$k.key" >/dev/null; done
     "$BATON" register --key "$WORK/root.key" --client-id ghz-as.example --kind authorization-server \
         --role delegating-layer --client-key "$WORK/ghz-as.key" --scopes repo:read --tools github/search >/dev/null
     for c in gw mcp; do
@@ -75,29 +79,50 @@ ghz_chain() {
     "$BATON" narrow --key "$WORK/ghz-mcp.key" --parent jti:ghz-2 --token jti:ghz-3 --performed-by ghz-mcp \
         --holder ghz-mcp --audience https://ghz-mcp.example/ --scopes repo:read --tools github/search >/dev/null
     "$BATON" check jti:ghz-3 >/dev/null
-    unset BATON_SERVER
 }
-ghz_run() { # name call data (the method is found through server reflection)
-    "$GHZ" --insecure --call "$2" -d "$3" --connections 4 -c 32 -z "${GHZ_SECONDS}s" \
-        --duration-stop=ignore -O json "$ADDR_a" >"$OUT/ghz-$1.json"
+ghz_run() { # name call data [address [tls args]] (the method is found through server reflection)
+    local name=$1 call=$2 data=$3 address=${4:-$ADDR_a}; shift 3; shift || true
+    [ $# -gt 0 ] || set -- --insecure
+    "$GHZ" "$@" --call "$call" -d "$data" --connections 4 -c 32 -z "${GHZ_SECONDS}s" \
+        --duration-stop=ignore -O json "$address" >"$OUT/ghz-$name.json"
 }
-ghz_chain
+BATON_SERVER="http://$ADDR_a" ghz_chain
 ghz_run health grpc.health.v1.Health/Check '{"service":""}'
 ghz_run check baton.v1.RevocationService/Check '{"token":{"jti":"ghz-3"}}'
+
+# Plaintext and mTLS, side by side: nodes P and T, embedded logs, same chain.
+"$BATON" pki init "$WORK/pki" >/dev/null
+"$BATON" pki issue --dir "$WORK/pki" --principal spiffe://bench/admin --name admin >/dev/null
+"$BATON" pki issue --dir "$WORK/pki" --principal spiffe://bench/checker --name checker >/dev/null
+printf '[[access]]\nprincipal = "spiffe://bench/admin"\nroles = ["admin"]\n[[access]]\nprincipal = "spiffe://bench/checker"\nroles = ["checker"]\n' >"$WORK/access.toml"
+start_node p --config /dev/null
+start_node t --config "$WORK/access.toml" --tls-cert "$WORK/pki/server.pem" --tls-key "$WORK/pki/server.key" \
+    --tls-client-ca "$WORK/pki/ca.pem"
+BATON_SERVER="http://$ADDR_p" ghz_chain
+BATON_SERVER="https://$ADDR_t" BATON_CA="$WORK/pki/ca.pem" BATON_CERT="$WORK/pki/admin.pem" \
+    BATON_CERT_KEY="$WORK/pki/admin.key" ghz_chain
+ghz_run check-plaintext baton.v1.RevocationService/Check '{"token":{"jti":"ghz-3"}}' "$ADDR_p"
+ghz_run check-mtls baton.v1.RevocationService/Check '{"token":{"jti":"ghz-3"}}' "$ADDR_t" \
+    --cacert "$WORK/pki/ca.pem" --cert "$WORK/pki/checker.pem" --key "$WORK/pki/checker.key"
 python3 - "$OUT" <<'PY' | tee "$OUT/ghz.md"
 import json, sys
 out = sys.argv[1]
 rows = {}
-for name in ("health", "check"):
+for name in ("health", "check", "check-plaintext", "check-mtls"):
     r = json.load(open(f"{out}/ghz-{name}.json"))
     p = {d["percentage"]: d["latency"] / 1e6 for d in r["latencyDistribution"]}
     rows[name] = (r["rps"], p[50], p[99], r["statusCodeDistribution"])
-print("| ghz (4 connections, 32 callers) | calls/s | p50 ms | p99 ms | codes |")
-print("| --- | --- | --- | --- | --- |")
-for name, label in (("check", "Check (3-hop leaf)"), ("health", "gRPC health (empty RPC)")):
-    rps, p50, p99, codes = rows[name]
-    print(f"| {label} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {codes} |")
-print(f"\nCheck / empty RPC throughput: {rows['check'][0] / rows['health'][0]:.2f}")
+def table(title, entries):
+    print(f"| {title} | calls/s | p50 ms | p99 ms | codes |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, label in entries:
+        rps, p50, p99, codes = rows[name]
+        print(f"| {label} | {rps:,.0f} | {p50:.2f} | {p99:.2f} | {codes} |")
+table("ghz (4 connections, 32 callers)", (("check", "Check (3-hop leaf)"), ("health", "gRPC health (empty RPC)")))
+print(f"\nCheck / empty RPC throughput: {rows['check'][0] / rows['health'][0]:.2f}\n")
+table("ghz, two fresh embedded-log nodes (4 connections, 32 callers)",
+      (("check-plaintext", "Check, plaintext"), ("check-mtls", "Check, mTLS (checker principal)")))
+print(f"\nmTLS / plaintext Check throughput: {rows['check-mtls'][0] / rows['check-plaintext'][0]:.2f}")
 PY
 
 # Micro-benchmarks, with the nodes and Kafka stopped so they have the machine.

@@ -639,5 +639,57 @@ async fn a_rotated_certificate_is_served_after_sighup_without_a_failed_request()
         "requests failed during the rotation"
     );
     assert!(done.load(Ordering::SeqCst) > before);
+
+    // The CLI over mTLS, by flags and by BATON_* variables; refused without
+    // a certificate, and told to give a CA for https://.
+    let url = node.url();
+    assert!(url.starts_with("https://"));
+    let file = |name: &str| pki_dir.join(name).display().to_string();
+    let check = |extra: &[&str], env: &[(&str, String)]| {
+        common::baton()
+            .args(["check", "jti:nothing"])
+            .args(extra)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap()
+    };
+    let (ca, cert, key) = (file("ca.pem"), file("gw.pem"), file("gw.key"));
+    let by_flags = check(
+        &[
+            "--server",
+            &url,
+            "--ca",
+            &ca,
+            "--cert",
+            &cert,
+            "--cert-key",
+            &key,
+        ],
+        &[],
+    );
+    assert_eq!(by_flags.status.code(), Some(5), "{by_flags:?}");
+    let by_env = check(
+        &[],
+        &[
+            ("BATON_SERVER", url.clone()),
+            ("BATON_CA", ca.clone()),
+            ("BATON_CERT", cert.clone()),
+            ("BATON_CERT_KEY", key.clone()),
+        ],
+    );
+    assert_eq!(by_env.status.code(), Some(5), "{by_env:?}");
+    let anonymous = check(&["--server", &url, "--ca", &ca], &[]);
+    assert_eq!(anonymous.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&anonymous.stderr);
+    assert!(
+        said.contains("UNAUTHENTICATED") && said.contains("role checker"),
+        "{said}"
+    );
+    let no_ca = check(&["--server", &url], &[]);
+    assert_eq!(no_ca.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&no_ca.stderr).contains("--ca"),
+        "{no_ca:?}"
+    );
     node.stop();
 }
