@@ -181,6 +181,7 @@ sasl.enabled.mechanisms=SCRAM-SHA-512
 sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
 listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(<"$DIR/sasl/admin.password")";
 EOF
+    chmod 600 "$d/server.properties"   # it holds the admin password
   fi
 }
 

@@ -351,7 +351,18 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading config file {}", path.display()))?;
-                toml::from_str(&text).with_context(|| format!("config file {}", path.display()))?
+                // The error names the line, not its text: a misplaced
+                // secret (`sasl_password = …`) must not reach the log.
+                toml::from_str(&text).map_err(|e: toml::de::Error| {
+                    let line = e.span().map_or(0, |span| {
+                        text[..span.start.min(text.len())].lines().count().max(1)
+                    });
+                    anyhow::anyhow!(
+                        "config file {}: line {line}: {}",
+                        path.display(),
+                        e.message()
+                    )
+                })?
             }
             None => Config::default(),
         };

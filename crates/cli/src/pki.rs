@@ -44,9 +44,11 @@ fn files(dir: &Path, name: &str) -> Issued {
 
 /// Makes the CA and the server certificate in `dir` (created 0700 if absent).
 pub fn init(dir: &Path, hosts: &[String]) -> anyhow::Result<Issued> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .with_context(|| format!("chmod 700 {}", dir.display()))?;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .with_context(|| format!("chmod 700 {}", dir.display()))?;
+    }
     let ca = files(dir, CA);
     if ca.key.exists() {
         bail!(

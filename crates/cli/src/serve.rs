@@ -63,13 +63,14 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result
 /// Reads the TLS files again on every SIGHUP: new connections get the new
 /// certificate; a file that does not load leaves the old one serving.
 fn reload_on_sighup(tls: baton_server::tls::Tls) {
-    #[cfg(unix)]
+    // Registered before anything else runs: a SIGHUP with no handler
+    // would end the process.
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; TLS files are read only at start");
+        return;
+    };
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; TLS files are read only at start");
-            return;
-        };
         while hangups.recv().await.is_some() {
             match tls.reload() {
                 Ok(()) => {

@@ -30,6 +30,7 @@ struct Node {
     address: std::net::SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    tls: Tls,
     _dir: tempfile::TempDir,
 }
 
@@ -47,7 +48,7 @@ impl Node {
             policy: fixture.policy(),
             limits: Default::default(),
             projection_dir: dir.path().join("projection"),
-            tls: Some(tls),
+            tls: Some(tls.clone()),
             access,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -64,6 +65,7 @@ impl Node {
             address,
             stop: Some(stop),
             task,
+            tls,
             _dir: dir,
         }
     }
@@ -417,7 +419,15 @@ async fn every_rpc_answers_exactly_the_roles_allowed_it() {
         .await
         .unwrap()
         .into_inner();
-    assert!(batch.results[0].event_id.is_empty() && batch.results[0].audience.is_empty());
+    let hidden = &batch.results[0];
+    assert!(
+        hidden.event_id.is_empty()
+            && hidden.audience.is_empty()
+            && hidden.expires_at_unix_s == 0
+            && hidden.depth == 0
+            && hidden.cause.is_none(),
+        "{hidden:?}"
+    );
     assert_eq!(batch.results[1].audience, AUDIENCE_A);
     // Revoked elsewhere: still only the status, not who revoked it or why.
     let revoke = fixture.revoke(baton_core::RevocationTarget::Token(Fixture::token("t0")));
@@ -456,6 +466,50 @@ async fn every_rpc_answers_exactly_the_roles_allowed_it() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
+    // It may not ask about tokens presented to someone else (that would
+    // tell it their audience), nor open the feed of every revocation.
+    let elsewhere = v1::CheckRequest {
+        presented_to: "https://agent.example/mcp".into(),
+        ..ask("t0")
+    };
+    let refused = checks.check(elsewhere.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    assert!(
+        refused.message().starts_with("presented_to:"),
+        "{refused:?}"
+    );
+    let refused = checks
+        .check_batch(v1::CheckBatchRequest {
+            checks: vec![ask("t1"), elsewhere],
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        refused.message().starts_with("checks[1].presented_to:"),
+        "{refused:?}"
+    );
+    let own = v1::CheckRequest {
+        presented_to: AUDIENCE_A.into(),
+        ..ask("t1")
+    };
+    // (t1 is revoked through t0 by now; its own checker sees why.)
+    let own = checks.check(own).await.unwrap().into_inner();
+    assert!(own.cause.is_some(), "{own:?}");
+    assert_eq!(own.status, v1::TokenStatus::Revoked as i32);
+    let refused = checks
+        .watch(v1::WatchRequest::default())
+        .await
+        .map(drop)
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+
+    // The CAs reloaded without ours: an open connection is refused at its
+    // next request, not at its next handshake.
+    std::fs::copy(theirs.join("ca.pem"), ours.join("ca.pem")).unwrap();
+    node.tls.reload().unwrap();
+    let refused = full.check(ask("t1")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    assert!(refused.message().contains("UnknownIssuer"), "{refused:?}");
     node.stop().await;
 }
 

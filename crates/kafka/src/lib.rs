@@ -182,6 +182,17 @@ fn base_config(options: &KafkaOptions) -> ClientConfig {
     config
 }
 
+/// A configuration error without the value librdkafka refused (it may be a
+/// password).
+fn without_value(error: KafkaError) -> KafkaError {
+    match error {
+        KafkaError::ClientConfig(code, description, key, _) => {
+            KafkaError::ClientConfig(code, description, key, "<not shown>".into())
+        }
+        other => other,
+    }
+}
+
 /// The producer's context: remembers the first time the brokers refused
 /// this node's credentials, so that `connect` fails at once instead of
 /// waiting out its metadata deadline (and logs later refusals).
@@ -200,7 +211,13 @@ impl rdkafka::consumer::ConsumerContext for Watchful {}
 
 impl rdkafka::ClientContext for Watchful {
     fn error(&self, error: KafkaError, reason: &str) {
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Authentication) {
+        // SASL refused the credentials, or the TLS handshake failed (a
+        // wrong CA, a refused client certificate).
+        let code = error.rdkafka_error_code();
+        if matches!(
+            code,
+            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)
+        ) {
             self.refused.send_if_modified(|refused| {
                 let first = refused.is_none();
                 if first {
@@ -232,7 +249,7 @@ impl KafkaLog {
             move |source| Error::Kafka {
                 brokers,
                 context,
-                source,
+                source: without_value(source),
             }
         };
         let (refused, mut refusal) = tokio::sync::watch::channel(None);
@@ -369,7 +386,7 @@ async fn create_topic(options: &KafkaOptions) -> Result<()> {
             .map_err(|source| Error::Kafka {
                 brokers: options.brokers.clone(),
                 context: "create admin client".into(),
-                source,
+                source: without_value(source),
             })?;
     let max_bytes = MESSAGE_BYTES_MAX.to_string();
     let min_isr = options.min_insync_replicas.map(|n| n.to_string());
@@ -531,7 +548,9 @@ impl EventLog for KafkaLog {
             .set("fetch.wait.max.ms", "5")
             .set("enable.partition.eof", "false")
             .create()
-            .map_err(|e| baton_log::Error::Backend(format!("kafka consumer: {e}")))?;
+            .map_err(|e| {
+                baton_log::Error::Backend(format!("kafka consumer: {}", without_value(e)))
+            })?;
         let mut assignment = TopicPartitionList::new();
         for p in 0..self.inner.partitions {
             let offset = start.get(p as usize).copied().unwrap_or(0);

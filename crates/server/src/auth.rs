@@ -90,16 +90,24 @@ pub struct Access {
 }
 
 impl Access {
-    /// Checks every pattern: a `*` may only end one.
+    /// Checks every pattern: a `*` may only end one, after a URI's scheme,
+    /// whole authority and a `/` (so that a pattern never spans trust
+    /// domains: `spiffe://corp.example*` would match
+    /// `spiffe://corp.example.evil/…`).
     pub fn new(grants: Vec<Grant>) -> Result<Access, String> {
         for (i, grant) in grants.iter().enumerate() {
             let stars = grant.principal.matches('*').count();
+            let spans_authority = grant
+                .principal
+                .strip_suffix('*')
+                .and_then(|prefix| prefix.split_once("://"))
+                .is_none_or(|(scheme, rest)| scheme.is_empty() || !rest.contains('/'));
             if grant.principal.is_empty()
                 || stars > 1
-                || (stars == 1 && !grant.principal.ends_with('*'))
+                || (stars == 1 && (!grant.principal.ends_with('*') || spans_authority))
             {
                 return Err(format!(
-                    "access[{i}].principal: {:?} must be a principal, or a prefix ending in one '*'",
+                    "access[{i}].principal: {:?} must be a principal, or a URI prefix that names its scheme, authority and a '/', then ends in one '*' (spiffe://corp.example/gateway-*)",
                     baton_core::echo(&grant.principal)
                 ));
             }
@@ -175,15 +183,20 @@ impl Caller {
         self.roles.contains(&Role::Admin) || self.roles.contains(&role)
     }
 
+    /// The audiences this caller is bound to, if it is (an auditor reads
+    /// everything anyway, so is never bound).
+    pub fn bound(&self) -> Option<&BTreeSet<String>> {
+        if self.may(Role::Auditor) {
+            return None;
+        }
+        self.audiences.as_ref()
+    }
+
     /// Whether this caller may learn the details (scopes, chain, subject,
     /// cause) of a token addressed to `audience`. Auditors read whole chains
     /// anyway; an unbound checker serves every resource.
     pub fn sees(&self, audience: &str) -> bool {
-        self.may(Role::Auditor)
-            || self
-                .audiences
-                .as_ref()
-                .is_none_or(|bound| bound.contains(audience))
+        self.bound().is_none_or(|bound| bound.contains(audience))
     }
 }
 
@@ -261,7 +274,7 @@ pub fn authorize(
     }
     let principal = baton_core::echo(principal);
     let has: Vec<&str> = caller.roles.iter().map(|r| r.name()).collect();
-    tracing::warn!(?remote, %principal, method = %method, missing = %wanted, "call refused: permission denied");
+    tracing::warn!(?remote, ?principal, method = %method, missing = %wanted, "call refused: permission denied");
     Err(Status::permission_denied(format!(
         "{method} needs {wanted}; principal {principal:?} has {}",
         if has.is_empty() {
@@ -324,7 +337,7 @@ where
         let remote = peer.and_then(|peer| peer.remote);
         let identity = peer.map_or_else(
             || Arc::new(Identity::Anonymous),
-            |peer| peer.identity.clone(),
+            |peer| peer.identity.identity(),
         );
         match authorize(&self.access, &identity, remote, request.uri().path()) {
             Ok(caller) => {
@@ -350,7 +363,16 @@ mod tests {
 
     #[test]
     fn patterns_are_exact_or_one_trailing_star() {
-        for bad in ["", "*x", "a*b", "a**"] {
+        for bad in [
+            "",
+            "*x",
+            "a*b",
+            "a**",
+            "spiffe://*",
+            "spiffe://corp.example*",
+            "gw-*",
+            "://x/*",
+        ] {
             assert!(
                 Access::new(vec![grant(bad, &[Role::Checker], &[])]).is_err(),
                 "{bad:?}"

@@ -24,7 +24,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tonic::transport::server::Connected;
 
-use crate::tls::{Identity, Tls};
+use crate::tls::{PeerIdentity, Tls};
 
 /// Longest a TLS handshake may take.
 pub const HANDSHAKE_MAX: Duration = Duration::from_secs(10);
@@ -33,7 +33,7 @@ pub const HANDSHAKE_MAX: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct Peer {
     pub remote: Option<SocketAddr>,
-    pub identity: Arc<Identity>,
+    pub identity: Arc<PeerIdentity>,
 }
 
 #[derive(Debug)]
@@ -102,7 +102,7 @@ pub fn incoming(
                     stream: Stream::Plain(stream),
                     peer: Peer {
                         remote: Some(remote),
-                        identity: Arc::new(Identity::Plaintext),
+                        identity: Arc::new(PeerIdentity::plaintext()),
                     },
                     _slot: slot,
                     idle: Box::pin(tokio::time::sleep(idle_max)),
@@ -127,7 +127,7 @@ pub fn incoming(
                         return;
                     }
                 };
-                let identity = tls.identify(stream.get_ref().1.peer_certificates());
+                let identity = PeerIdentity::tls(tls, stream.get_ref().1.peer_certificates());
                 let connection = Connection {
                     stream: Stream::Tls(Box::new(stream)),
                     peer: Peer {

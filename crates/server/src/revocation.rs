@@ -121,6 +121,29 @@ pub(crate) fn check_one<L>(
     Ok(response)
 }
 
+/// A caller bound to audiences checks tokens presented to one of them:
+/// asking whether a token is addressed to some other resource would tell it
+/// that token's audience.
+fn presented_within(
+    caller: Option<&Caller>,
+    index: Option<usize>,
+    presented_to: &str,
+) -> Result<(), Status> {
+    match caller.and_then(Caller::bound) {
+        Some(bound) if !presented_to.is_empty() && !bound.contains(presented_to) => {
+            let field = match index {
+                Some(i) => format!("checks[{i}].presented_to"),
+                None => "presented_to".to_owned(),
+            };
+            Err(Status::permission_denied(format!(
+                "{field}: {:?} is not one of the audiences this principal is bound to",
+                baton_core::echo(presented_to)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// What `caller` may learn of `response`: everything for a token addressed
 /// to a resource it serves (or for an unbound caller), otherwise the bare
 /// status (and the position it reflects).
@@ -150,6 +173,7 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
     ) -> Result<Response<v1::CheckResponse>, Status> {
         let caller = request.extensions().get::<Caller>().cloned();
         let request = request.into_inner();
+        presented_within(caller.as_ref(), None, &request.presented_to)?;
         let response = answer(&self.node, &request).await?;
         Ok(Response::new(for_caller(caller.as_ref(), response)))
     }
@@ -167,6 +191,9 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                 reason: format!("{} checks, more than the limit of {max}", checks.len()),
             }
             .into());
+        }
+        for (i, check) in checks.iter().enumerate() {
+            presented_within(caller.as_ref(), Some(i), &check.presented_to)?;
         }
         // The waits here; the checks (sled reads, status walks) off the
         // async workers, in one blocking task.
@@ -208,6 +235,14 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
         &self,
         request: Request<v1::WatchRequest>,
     ) -> Result<Response<WatchStream>, Status> {
+        // The feed names every revoked subject, client, key and token, of
+        // every audience: not for a principal bound to some of them.
+        let caller = request.extensions().get::<Caller>();
+        if caller.is_none_or(|caller| caller.bound().is_some()) {
+            return Err(Status::permission_denied(
+                "Watch streams every revocation, of every audience: it needs a checker not bound to audiences (or an auditor)",
+            ));
+        }
         let request = request.into_inner();
         let partitions = self.node.handle.partitions() as usize;
         let mut cursor = if request.resume_token.is_empty() {

@@ -19,7 +19,9 @@
 //! that, its first DNS name.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use tokio_rustls::rustls::{
     self, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
@@ -64,6 +66,9 @@ pub struct Tls {
     files: TlsFiles,
     provider: Arc<CryptoProvider>,
     current: Arc<RwLock<Arc<Loaded>>>,
+    /// Bumped by every successful reload: connections verify their
+    /// certificate again against the new CAs at their next request.
+    generation: Arc<AtomicU64>,
     config: Arc<ServerConfig>,
 }
 
@@ -100,6 +105,7 @@ impl Tls {
             files,
             provider,
             current,
+            generation: Arc::new(AtomicU64::new(0)),
             config: Arc::new(config),
         })
     }
@@ -109,6 +115,7 @@ impl Tls {
     pub fn reload(&self) -> Result<(), String> {
         let loaded = Arc::new(read(&self.files, &self.provider)?);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+        self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
 
@@ -146,12 +153,79 @@ impl Tls {
 }
 
 /// The principal a verified certificate names: its first URI SAN, else its
-/// first DNS SAN.
+/// first DNS SAN; only printable ASCII without spaces (what a URI or DNS
+/// name is), so that a principal never carries control characters into logs
+/// or lookalikes into grants.
 fn principal_of(leaf: &CertificateDer<'_>) -> Option<String> {
     let cert = webpki::EndEntityCert::try_from(leaf).ok()?;
     let uri = cert.valid_uri_names().next();
     uri.or_else(|| cert.valid_dns_names().next())
+        .filter(|name| !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
+}
+
+/// How often an open connection's certificate is verified again (so an
+/// expired certificate stops working on a connection opened before it
+/// expired).
+pub const REVERIFY_EVERY: Duration = Duration::from_secs(10);
+
+/// Who is on the other end of one connection, kept current: verified again
+/// after a reload of the CAs and every [`REVERIFY_EVERY`].
+#[derive(Debug)]
+pub struct PeerIdentity {
+    tls: Option<(Tls, Option<Vec<CertificateDer<'static>>>)>,
+    verified: Mutex<Verified>,
+}
+
+#[derive(Debug)]
+struct Verified {
+    identity: Arc<Identity>,
+    at: Instant,
+    generation: u64,
+}
+
+impl PeerIdentity {
+    /// A plaintext connection: never anyone.
+    pub fn plaintext() -> Self {
+        PeerIdentity {
+            tls: None,
+            verified: Mutex::new(Verified {
+                identity: Arc::new(Identity::Plaintext),
+                at: Instant::now(),
+                generation: 0,
+            }),
+        }
+    }
+
+    /// A TLS connection that presented `chain` (leaf first), if any.
+    pub(crate) fn tls(tls: Tls, chain: Option<&[CertificateDer<'static>]>) -> Self {
+        let generation = tls.generation.load(Ordering::SeqCst);
+        let identity = Arc::new(tls.identify(chain));
+        PeerIdentity {
+            tls: Some((tls, chain.map(<[_]>::to_vec))),
+            verified: Mutex::new(Verified {
+                identity,
+                at: Instant::now(),
+                generation,
+            }),
+        }
+    }
+
+    /// Who it is now.
+    pub fn identity(&self) -> Arc<Identity> {
+        let mut verified = self.verified.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((tls, chain)) = &self.tls {
+            let generation = tls.generation.load(Ordering::SeqCst);
+            if generation != verified.generation || verified.at.elapsed() >= REVERIFY_EVERY {
+                *verified = Verified {
+                    identity: Arc::new(tls.identify(chain.as_deref())),
+                    at: Instant::now(),
+                    generation,
+                };
+            }
+        }
+        verified.identity.clone()
+    }
 }
 
 fn read(files: &TlsFiles, provider: &Arc<CryptoProvider>) -> Result<Loaded, String> {
