@@ -355,7 +355,7 @@ impl Config {
                 // secret (`sasl_password = …`) must not reach the log.
                 toml::from_str(&text).map_err(|e: toml::de::Error| {
                     let line = e.span().map_or(0, |span| {
-                        text[..span.start.min(text.len())].lines().count().max(1)
+                        text[..span.start.min(text.len())].matches('\n').count() + 1
                     });
                     anyhow::anyhow!(
                         "config file {}: line {line}: {}",
@@ -687,6 +687,70 @@ mod tests {
         assert_eq!(config.kafka.topic, "from-flag");
         assert_eq!(config.trust_roots, vec![ROOT.to_string()]);
         assert_eq!(config.kafka.partitions, 8);
+    }
+
+    #[test]
+    fn a_misplaced_secret_is_not_echoed() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("baton.toml");
+        std::fs::write(&file, "[kafka]\nsasl_password = \"hunter2-secret\"\n").unwrap();
+        let flags = Flags {
+            config: Some(file),
+            trust_roots: vec![ROOT.into()],
+            ..Flags::default()
+        };
+        let err = format!("{:#}", Config::load(&flags, &env(&[])).unwrap_err());
+        assert!(
+            err.contains("line 2") && err.contains("sasl_password") && !err.contains("hunter2"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn plaintext_off_loopback_and_half_configured_security_are_refused() {
+        let load = |flags: Flags, pairs: &[(&str, &str)]| {
+            Config::load(
+                &Flags {
+                    trust_roots: vec![ROOT.into()],
+                    ..flags
+                },
+                &env(pairs),
+            )
+        };
+        let open = Flags {
+            listen: Some("0.0.0.0:7700".parse().unwrap()),
+            ..Flags::default()
+        };
+        let err = load(open.clone(), &[]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("listen: refusing to serve plaintext"),
+            "{err}"
+        );
+        assert!(load(open, &[("BATON_INSECURE", "true")]).is_ok());
+        let half = Flags {
+            tls_cert: Some("server.pem".into()),
+            ..Flags::default()
+        };
+        let err = load(half, &[]).unwrap_err().to_string();
+        assert!(err.starts_with("tls.key, tls.client_ca:"), "{err}");
+        let err = load(
+            Flags::default(),
+            &[("BATON_KAFKA_SECURITY_PROTOCOL", "SASL_SSL")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("kafka.sasl_mechanism:"), "{err}");
+        let err = load(
+            Flags::default(),
+            &[
+                ("BATON_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+                ("BATON_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+                ("BATON_KAFKA_SASL_USERNAME", "baton"),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("kafka.sasl_password_file:"), "{err}");
     }
 
     #[test]
