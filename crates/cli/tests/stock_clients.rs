@@ -89,6 +89,14 @@ fn grpcurl_and_a_python_grpcio_client_over_mtls() {
             "grpcurl list lacks {service}: {services}"
         );
     }
+    // Reflection (the schema) needs a principal too, with any role.
+    let anonymous = grpcurl_with(None, &[&node.address, "list"]);
+    assert!(!anonymous.status.success());
+    let said = String::from_utf8_lossy(&anonymous.stderr);
+    assert!(
+        said.contains("code = Unauthenticated") && said.contains("needs a principal with any role"),
+        "{said}"
+    );
     let described = grpcurl_with(
         Some("interop"),
         &[
