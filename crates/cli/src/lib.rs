@@ -76,13 +76,18 @@ enum Pki {
         hosts: Vec<String>,
     },
     /// Issue a client certificate (NAME.pem, NAME.key) naming a principal:
-    /// a URI (spiffe://…) or a DNS name.
+    /// a URI (spiffe://…) or a DNS name; or, with --host instead, a
+    /// certificate for a server that is also a client of its peers (a Kafka
+    /// broker).
     Issue {
         /// The directory `pki init` made.
         #[arg(long)]
         dir: std::path::PathBuf,
-        #[arg(long)]
-        principal: String,
+        #[arg(long, required_unless_present = "hosts", conflicts_with = "hosts")]
+        principal: Option<String>,
+        /// A DNS name or IP address of a server; repeatable.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
         /// The files' name.
         #[arg(long)]
         name: String,
@@ -165,12 +170,17 @@ pub fn main() -> ExitCode {
             Command::Pki(Pki::Issue {
                 dir,
                 principal,
+                hosts,
                 name,
                 days,
             }) => {
-                let issued = pki::issue(&dir, &name, &principal, days)?;
+                let (leaf, named) = match principal {
+                    Some(principal) => (pki::Leaf::Client(principal.clone()), principal),
+                    None => (pki::Leaf::Peer(hosts.clone()), hosts.join(", ")),
+                };
+                let issued = pki::issue_leaf(&dir, &name, leaf, days)?;
                 println!(
-                    "wrote {} and {} for {principal}",
+                    "wrote {} and {} for {named}",
                     issued.cert.display(),
                     issued.key.display()
                 );

@@ -80,11 +80,19 @@ pub enum Leaf {
     Server(Vec<String>),
     /// A client naming this principal.
     Client(String),
+    /// A server that is also a client of its peers (a Kafka broker talking
+    /// to the other brokers): DNS names and IP addresses, both key usages.
+    Peer(Vec<String>),
 }
 
 /// Issues a client certificate for `principal`, valid for `days`, as
 /// `NAME.pem` / `NAME.key` in `dir`.
 pub fn issue(dir: &Path, name: &str, principal: &str, days: i64) -> anyhow::Result<Issued> {
+    issue_leaf(dir, name, Leaf::Client(principal.to_owned()), days)
+}
+
+/// Issues `leaf`, valid for `days` from now (less 5 minutes of clock skew).
+pub fn issue_leaf(dir: &Path, name: &str, leaf: Leaf, days: i64) -> anyhow::Result<Issued> {
     if days < 1 {
         bail!("days: {days} is not at least 1");
     }
@@ -92,7 +100,7 @@ pub fn issue(dir: &Path, name: &str, principal: &str, days: i64) -> anyhow::Resu
     sign(
         dir,
         name,
-        Leaf::Client(principal.to_owned()),
+        leaf,
         now - Duration::minutes(5),
         now + Duration::days(days),
     )
@@ -135,11 +143,22 @@ pub fn sign(
     params.not_after = not_after;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     match leaf {
+        Leaf::Server(names) | Leaf::Peer(names) if names.is_empty() => {
+            bail!("host: a server certificate needs at least one DNS name or IP address")
+        }
         Leaf::Server(names) => {
             let server = CertificateParams::new(names)?;
             params.subject_alt_names = server.subject_alt_names;
             params.distinguished_name = common_name("baton node");
             params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        }
+        Leaf::Peer(names) => {
+            params.distinguished_name = common_name(&names[0]);
+            params.subject_alt_names = CertificateParams::new(names)?.subject_alt_names;
+            params.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
         }
         Leaf::Client(principal) => {
             params.subject_alt_names = vec![if principal.contains(':') {

@@ -517,20 +517,15 @@ async fn every_rpc_answers_exactly_the_roles_allowed_it() {
 fn plaintext_is_refused_off_loopback_unless_insecure() {
     let dir = tempfile::tempdir().unwrap();
     let root = hex::encode(baton_core::SigningKey::generate().public_key().to_bytes());
-    let out = common::baton()
-        .args([
-            "serve",
-            "--listen",
-            "0.0.0.0:0",
-            "--trust-root",
-            &root,
-            "--data-dir",
-        ])
-        .arg(dir.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
+    let data = dir.path().join("data").display().to_string();
+    let said = common::serve_refused(&[
+        "--listen",
+        "0.0.0.0:0",
+        "--trust-root",
+        &root,
+        "--data-dir",
+        &data,
+    ]);
     assert!(
         said.contains("refusing to serve plaintext on 0.0.0.0:0")
             && said.contains("--tls-cert")

@@ -52,22 +52,19 @@ async fn two_nodes_one_kafka() {
     // The wrong password: the node fails at once, saying what to check.
     let wrong = dir.path().join("wrong.password");
     std::fs::write(&wrong, "not-the-password\n").unwrap();
-    let refused = baton()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--trust-root",
-            &root,
-            "--data-dir",
-        ])
-        .arg(dir.path().join("refused"))
-        .args(&kafka[..6])
-        .args(["--config", &sasl(&wrong)])
-        .output()
-        .unwrap();
-    assert!(!refused.status.success(), "{refused:?}");
-    let said = String::from_utf8_lossy(&refused.stderr);
+    let refused_dir = dir.path().join("refused").display().to_string();
+    let wrong_config = sasl(&wrong);
+    let mut args = vec![
+        "--listen",
+        "127.0.0.1:0",
+        "--trust-root",
+        &root,
+        "--data-dir",
+        &refused_dir,
+    ];
+    args.extend_from_slice(&kafka[..6]);
+    args.extend(["--config", &wrong_config]);
+    let said = common::serve_refused(&args);
     assert!(
         said.contains("refused to authenticate this node")
             && said.contains("SASL authentication error")

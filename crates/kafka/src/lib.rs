@@ -212,12 +212,19 @@ impl rdkafka::consumer::ConsumerContext for Watchful {}
 impl rdkafka::ClientContext for Watchful {
     fn error(&self, error: KafkaError, reason: &str) {
         // SASL refused the credentials, or the TLS handshake failed (a
-        // wrong CA, a refused client certificate).
+        // wrong CA); a broker refusing this node's certificate (or its lack
+        // of one) with a TLS alert reaches librdkafka only as a transport
+        // failure whose reason names the alert.
         let code = error.rdkafka_error_code();
-        if matches!(
-            code,
-            Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)
-        ) {
+        let refused_by_alert = code == Some(RDKafkaErrorCode::BrokerTransportFailure)
+            && reason.contains("SSL alert")
+            && reason.contains("certificate");
+        if refused_by_alert
+            || matches!(
+                code,
+                Some(RDKafkaErrorCode::Authentication | RDKafkaErrorCode::SSL)
+            )
+        {
             self.refused.send_if_modified(|refused| {
                 let first = refused.is_none();
                 if first {

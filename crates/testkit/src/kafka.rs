@@ -50,6 +50,22 @@ impl KafkaCluster {
         KafkaCluster::start_with(brokers, &["--sasl"])
     }
 
+    /// A cluster whose listener requires TLS with a client certificate, the
+    /// broker's files from `pki` (`ca.pem`, `kafka.pem`, `kafka.key`); with
+    /// `sasl`, SCRAM-SHA-512 as well (SASL_SSL).
+    pub fn start_tls(
+        brokers: u8,
+        pki: &std::path::Path,
+        sasl: bool,
+    ) -> Result<KafkaCluster, String> {
+        let pki = pki.display().to_string();
+        let mut args = vec!["--tls", pki.as_str()];
+        if sasl {
+            args.push("--sasl");
+        }
+        KafkaCluster::start_with(brokers, &args)
+    }
+
     /// The file holding the `baton` user's SCRAM password (a --sasl cluster).
     pub fn sasl_password_file(&self) -> PathBuf {
         self.dir.path().join("sasl/baton.password")

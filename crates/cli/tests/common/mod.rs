@@ -18,6 +18,36 @@ pub fn baton() -> Command {
     command
 }
 
+/// Runs `baton serve` with `args`, which
+/// must refuse to start: it must exit non-zero within a minute (a node that
+/// starts instead is killed and the test fails). Returns its stderr.
+pub fn serve_refused<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    let mut child = baton()
+        .arg("serve")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "baton serve did not refuse to start within 60 s: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 pub struct Served {
     child: Option<Child>,
     pub address: String,
