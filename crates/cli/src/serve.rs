@@ -12,10 +12,12 @@ use crate::config::{Config, Flags};
 
 pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
     let config = Config::load(&flags, env)?;
+    let access = baton_server::auth::AccessHandle::new(config.access()?);
     let tls = match config.tls_files()? {
         Some(files) => {
             let tls = baton_server::tls::Tls::load(files).map_err(|e| anyhow::anyhow!(e))?;
-            reload_on_sighup(tls.clone());
+            reload_on_sighup(tls.clone(), access.clone(), flags.clone(), env.clone());
+            reload_on_change(tls.clone());
             Some(tls)
         }
         None if !config.listen.ip().is_loopback() => {
@@ -32,7 +34,7 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result
         limits: config.limits(),
         projection_dir: config.data_dir.join("projection"),
         tls,
-        access: config.access()?,
+        access,
     };
     let secured = if options.tls.is_some() { ", tls" } else { "" };
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -62,23 +64,78 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result
 
 /// Reads the TLS files again on every SIGHUP: new connections get the new
 /// certificate; a file that does not load leaves the old one serving.
-fn reload_on_sighup(tls: baton_server::tls::Tls) {
+/// On SIGHUP, reads the TLS files and the configuration's `[[access]]`
+/// grants again (other settings need a restart). What does not load leaves
+/// what was serving in place, and says why.
+fn reload_on_sighup(
+    tls: baton_server::tls::Tls,
+    access: baton_server::auth::AccessHandle,
+    flags: Flags,
+    env: BTreeMap<String, String>,
+) {
     // Registered before anything else runs: a SIGHUP with no handler
     // would end the process.
     use tokio::signal::unix::{SignalKind, signal};
     let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; TLS files are read only at start");
+        tracing::warn!("cannot listen for SIGHUP; TLS files and grants are read only at start");
         return;
     };
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            match tls.reload() {
-                Ok(()) => {
-                    tracing::info!(cert = %tls.files().cert.display(), "SIGHUP: TLS certificate and client CAs reloaded")
+            reload_tls(&tls, "SIGHUP");
+            match Config::load(&flags, &env).and_then(|config| config.access()) {
+                Ok(grants) => {
+                    access.set(grants);
+                    tracing::info!("SIGHUP: access grants reloaded");
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "SIGHUP: TLS files not reloaded; still serving the previous ones")
-                }
+                Err(e) => tracing::error!(
+                    error = format!("{e:#}"),
+                    "SIGHUP: configuration not reloaded; the previous access grants stay"
+                ),
+            }
+        }
+    });
+}
+
+fn reload_tls(tls: &baton_server::tls::Tls, why: &str) {
+    match tls.reload() {
+        Ok(()) => {
+            tracing::info!(cert = %tls.files().cert.display(), "{why}: TLS certificate and client CAs reloaded")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "{why}: TLS files not reloaded; still serving the previous ones")
+        }
+    }
+}
+
+/// How often the TLS files are looked at for changes (a certificate
+/// manager replacing them needs no signal).
+const TLS_FILES_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reloads the TLS files when any of them changes (modification time, size
+/// or identity), looked at every [`TLS_FILES_POLL`].
+fn reload_on_change(tls: baton_server::tls::Tls) {
+    fn stamp(
+        files: &baton_server::tls::TlsFiles,
+    ) -> Vec<Option<(std::time::SystemTime, u64, u64)>> {
+        use std::os::unix::fs::MetadataExt as _;
+        std::iter::once(&files.cert)
+            .chain(std::iter::once(&files.key))
+            .chain(&files.client_ca)
+            .map(|path| {
+                let meta = std::fs::metadata(path).ok()?;
+                Some((meta.modified().ok()?, meta.len(), meta.ino()))
+            })
+            .collect()
+    }
+    tokio::spawn(async move {
+        let mut last = stamp(tls.files());
+        loop {
+            tokio::time::sleep(TLS_FILES_POLL).await;
+            let now = stamp(tls.files());
+            if now != last {
+                last = now;
+                reload_tls(&tls, "TLS files changed");
             }
         }
     });

@@ -49,7 +49,7 @@ impl Node {
             limits: Default::default(),
             projection_dir: dir.path().join("projection"),
             tls: Some(tls.clone()),
-            access,
+            access: baton_server::auth::AccessHandle::new(access),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -740,5 +740,64 @@ async fn a_rotated_certificate_is_served_after_sighup_without_a_failed_request()
         String::from_utf8_lossy(&no_ca.stderr).contains("--ca"),
         "{no_ca:?}"
     );
+
+    // A certificate manager replaces the files and sends nothing: the node
+    // notices the change and serves the new certificate.
+    let now = time::OffsetDateTime::now_utc();
+    pki::sign(
+        &pki_dir,
+        "third",
+        pki::Leaf::Server(vec!["localhost".into(), "127.0.0.1".into()]),
+        now - time::Duration::minutes(1),
+        now + time::Duration::days(1),
+    )
+    .unwrap();
+    let third = pem_der(&pki_dir.join("third.pem"));
+    std::fs::rename(pki_dir.join("third.key"), pki_dir.join("server.key")).unwrap();
+    std::fs::rename(pki_dir.join("third.pem"), pki_dir.join("server.pem")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while served_certificate(&node.address, &pki_dir.join("ca.pem")).await != third {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a changed certificate was never served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // SIGHUP also re-reads the grants: without its grant, gw is refused.
+    let text = std::fs::read_to_string(&config).unwrap();
+    let without = text.split("[[access]]").next().unwrap().to_owned();
+    std::fs::write(&config, without).unwrap();
+    hangup();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let refused = check(
+            &[
+                "--server",
+                &url,
+                "--ca",
+                &ca,
+                "--cert",
+                &cert,
+                "--cert-key",
+                &key,
+            ],
+            &[],
+        );
+        if refused.status.code() == Some(1) {
+            let said = String::from_utf8_lossy(&refused.stderr);
+            assert!(
+                said.contains("PERMISSION_DENIED") && said.contains("has no role"),
+                "{said}"
+            );
+            break;
+        }
+        assert_eq!(refused.status.code(), Some(5), "{refused:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the grant was never withdrawn"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     node.stop();
 }

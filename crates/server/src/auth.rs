@@ -285,14 +285,33 @@ pub fn authorize(
     )))
 }
 
+/// The grants a node enforces now; replaced whole by [`AccessHandle::set`]
+/// (the binary does on SIGHUP), read once per request.
+#[derive(Debug, Clone, Default)]
+pub struct AccessHandle(Arc<std::sync::RwLock<Arc<Access>>>);
+
+impl AccessHandle {
+    pub fn new(access: Access) -> Self {
+        AccessHandle(Arc::new(std::sync::RwLock::new(Arc::new(access))))
+    }
+
+    pub fn get(&self) -> Arc<Access> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, access: Access) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(access);
+    }
+}
+
 /// The tower layer that puts [`authorize`] in front of every service.
 #[derive(Debug, Clone)]
 pub struct AuthorizeLayer {
-    access: Arc<Access>,
+    access: AccessHandle,
 }
 
 impl AuthorizeLayer {
-    pub fn new(access: Arc<Access>) -> Self {
+    pub fn new(access: AccessHandle) -> Self {
         AuthorizeLayer { access }
     }
 }
@@ -311,7 +330,7 @@ impl<S> tower::Layer<S> for AuthorizeLayer {
 #[derive(Debug, Clone)]
 pub struct Authorize<S> {
     inner: S,
-    access: Arc<Access>,
+    access: AccessHandle,
 }
 
 type Answer<E> = Pin<Box<dyn Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send>>;
@@ -339,7 +358,7 @@ where
             || Arc::new(Identity::Anonymous),
             |peer| peer.identity.identity(),
         );
-        match authorize(&self.access, &identity, remote, request.uri().path()) {
+        match authorize(&self.access.get(), &identity, remote, request.uri().path()) {
             Ok(caller) => {
                 request.extensions_mut().insert(caller);
                 Box::pin(self.inner.call(request))

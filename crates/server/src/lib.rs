@@ -88,8 +88,8 @@ pub struct ServerOptions {
     pub projection_dir: PathBuf,
     /// TLS and client certificates; None: plaintext (every caller is admin).
     pub tls: Option<tls::Tls>,
-    /// Roles by principal (used with `tls`).
-    pub access: auth::Access,
+    /// Roles by principal (used with `tls`); replaceable while serving.
+    pub access: auth::AccessHandle,
 }
 
 /// What every service shares.
@@ -340,7 +340,7 @@ pub async fn run<L: EventLog>(
         // Pings keep live peers talking, so a silent one is a dead one.
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
-        .layer(auth::AuthorizeLayer::new(Arc::new(options.access.clone())))
+        .layer(auth::AuthorizeLayer::new(options.access.clone()))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(reflection_alpha)
