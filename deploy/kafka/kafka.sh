@@ -206,9 +206,11 @@ protocol() {
   esac
 }
 
-# The admin client config kafka.sh's own tools use on a --sasl/--tls cluster.
+# The admin client config kafka.sh's own tools use on a --sasl/--tls
+# cluster, as arguments in the array TOOL_CONFIG.
 tool_config() {
-  if [[ ${SASL:-0} == 1 || -n ${TLS_DIR:-} ]]; then echo --command-config "$DIR/admin.properties"; fi
+  TOOL_CONFIG=()
+  if [[ ${SASL:-0} == 1 || -n ${TLS_DIR:-} ]]; then TOOL_CONFIG=(--command-config "$DIR/admin.properties"); fi
 }
 
 launch_node() {  # node id; starts the JVM detached (own session, no tty/stdout)
@@ -238,6 +240,7 @@ show_logs() {
 # them must open its port, and BrokerApiVersions must get a reply from at
 # least that many brokers (so all are registered, unfenced and serving).
 wait_ready() {  # node ids...
+  tool_config
   local deadline=$((SECONDS + START_TIMEOUT)) n up seen=0 t=()
   command -v timeout >/dev/null && t=(timeout 20)   # a hung client must not eat the deadline
   while (( SECONDS < deadline )); do
@@ -249,7 +252,7 @@ wait_ready() {  # node ids...
     done
     if (( up == $# )); then   # only then is a (slow) JVM-based probe worth it
       seen="$(BATON_KAFKA_CACHE="$CACHE" BATON_KAFKA_VERSION="$VERSION" "${t[@]}" bash "$0" \
-        run org.apache.kafka.tools.BrokerApiVersionsCommand $(tool_config) \
+        run org.apache.kafka.tools.BrokerApiVersionsCommand "${TOOL_CONFIG[@]}" \
         --bootstrap-server "$(bootstrap)" 2>/dev/null | grep -c ') -> ($' || true)"
       (( seen >= $# )) && return 0
     fi
@@ -277,7 +280,7 @@ cmd_start() {
   local ports n; mapfile -t ports < <(free_ports $((2 * BROKERS)))
   (( ${#ports[@]} == 2 * BROKERS )) || die "could not pick free ports"
   PORTS="${ports[*]:0:$BROKERS}"; CPORTS="${ports[*]:$BROKERS}"
-  printf 'BROKERS=%s\nPORTS="%s"\nCPORTS="%s"\nCACHE="%s"\nVERSION=%s\nSASL=%s\nTLS_DIR="%s"\n' \
+  printf 'BROKERS=%s\nPORTS="%s"\nCPORTS="%s"\nCACHE="%s"\nVERSION=%s\nSASL=%s\nTLS_DIR=%q\n' \
     "$BROKERS" "$PORTS" "$CPORTS" "$CACHE" "$VERSION" "$SASL" "$TLS_DIR" >"$DIR/cluster.env"
   local scram=()
   ( umask 077; echo "security.protocol=$(protocol)" >"$DIR/admin.properties" )
@@ -369,7 +372,7 @@ cmd_kill_broker() {
 }
 
 cmd_start_broker() {
-  load_cluster; local n=$1 i up=()
+  load_cluster; tool_config; local n=$1 i up=()
   [[ -f "$DIR/node$n/server.properties" ]] || die "no node $n in $DIR"
   node_pid "$n" >/dev/null && { log "node $n already running"; return 0; }
   for i in $(seq 1 "$BROKERS"); do node_pid "$i" >/dev/null && up+=("$i"); done
@@ -379,7 +382,7 @@ cmd_start_broker() {
   # (only possible when no other node is down).
   if (( ${#up[@]} + 1 == BROKERS )); then
     local deadline=$((SECONDS + START_TIMEOUT))
-    until [[ -z "$(run_class org.apache.kafka.tools.TopicCommand $(tool_config) --bootstrap-server "$(bootstrap)" \
+    until [[ -z "$(run_class org.apache.kafka.tools.TopicCommand "${TOOL_CONFIG[@]}" --bootstrap-server "$(bootstrap)" \
         --describe --under-replicated-partitions 2>/dev/null || echo failed)" ]]; do
       (( SECONDS < deadline )) || die "node $n did not catch up within ${START_TIMEOUT}s"
       sleep 0.5

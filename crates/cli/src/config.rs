@@ -36,7 +36,7 @@ pub struct Config {
     pub insecure: bool,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Tls {
     /// The server's certificate chain (PEM).
@@ -45,6 +45,10 @@ pub struct Tls {
     pub key: Option<PathBuf>,
     /// CA bundles (PEM) client certificates must chain to.
     pub client_ca: Vec<PathBuf>,
+    /// How often the files are looked at for changes (milliseconds; a
+    /// change is loaded once it has held still for one interval); 0: only
+    /// on SIGHUP.
+    pub poll_ms: u64,
 }
 
 /// `[[access]]`: roles for the principals `principal` matches.
@@ -164,6 +168,17 @@ impl Default for Kafka {
             sasl_username: None,
             sasl_password_file: None,
             sasl_password_env: None,
+        }
+    }
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Tls {
+            cert: None,
+            key: None,
+            client_ca: Vec::new(),
+            poll_ms: 5000,
         }
     }
 }

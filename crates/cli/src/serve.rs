@@ -17,7 +17,10 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result
         Some(files) => {
             let tls = baton_server::tls::Tls::load(files).map_err(|e| anyhow::anyhow!(e))?;
             reload_on_sighup(tls.clone(), access.clone(), flags.clone(), env.clone());
-            reload_on_change(tls.clone());
+            if config.tls.poll_ms > 0 {
+                let every = std::time::Duration::from_millis(config.tls.poll_ms);
+                reload_on_change(tls.clone(), every);
+            }
             Some(tls)
         }
         None if !config.listen.ip().is_loopback() => {
@@ -108,13 +111,11 @@ fn reload_tls(tls: &baton_server::tls::Tls, why: &str) {
     }
 }
 
-/// How often the TLS files are looked at for changes (a certificate
-/// manager replacing them needs no signal).
-const TLS_FILES_POLL: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// Reloads the TLS files when any of them changes (modification time, size
-/// or identity), looked at every [`TLS_FILES_POLL`].
-fn reload_on_change(tls: baton_server::tls::Tls) {
+/// or identity), looked at `every` so often, once the change has held still
+/// for one look (a file being written in place is not read half-way; a
+/// certificate manager replacing them needs no signal).
+fn reload_on_change(tls: baton_server::tls::Tls, every: std::time::Duration) {
     fn stamp(
         files: &baton_server::tls::TlsFiles,
     ) -> Vec<Option<(std::time::SystemTime, u64, u64)>> {
@@ -129,14 +130,16 @@ fn reload_on_change(tls: baton_server::tls::Tls) {
             .collect()
     }
     tokio::spawn(async move {
-        let mut last = stamp(tls.files());
+        let mut loaded = stamp(tls.files());
+        let mut seen = loaded.clone();
         loop {
-            tokio::time::sleep(TLS_FILES_POLL).await;
+            tokio::time::sleep(every).await;
             let now = stamp(tls.files());
-            if now != last {
-                last = now;
+            if now != loaded && now == seen {
+                loaded = now.clone();
                 reload_tls(&tls, "TLS files changed");
             }
+            seen = now;
         }
     });
 }

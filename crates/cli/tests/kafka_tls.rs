@@ -86,7 +86,7 @@ async fn a_node_on_kafka_over_mutual_tls_and_scram() {
             &config(dir.path(), name, &cluster, &lines),
         ]);
         assert!(
-            said.contains("refused to authenticate this node") && said.contains("SSL"),
+            said.contains("authentication failed (SASL or TLS)") && said.contains("SSL"),
             "{name}: {said}"
         );
     }

@@ -504,12 +504,31 @@ async fn every_rpc_answers_exactly_the_roles_allowed_it() {
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
 
     // The CAs reloaded without ours: an open connection is refused at its
-    // next request, not at its next handshake.
+    // next request, not at its next handshake, and an open Watch ends.
+    let mut watching = v1::revocation_service_client::RevocationServiceClient::new(
+        channel(node.address, &ca, Some((&ours, "checker"))).await,
+    )
+    .watch(v1::WatchRequest::default())
+    .await
+    .unwrap()
+    .into_inner();
     std::fs::copy(theirs.join("ca.pem"), ours.join("ca.pem")).unwrap();
     node.tls.reload().unwrap();
     let refused = full.check(ask("t1")).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
     assert!(refused.message().contains("UnknownIssuer"), "{refused:?}");
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            match watching.message().await {
+                Ok(Some(_revocation)) => continue,
+                Ok(None) => panic!("the Watch ended without a status"),
+                Err(status) => return status,
+            }
+        }
+    })
+    .await
+    .expect("the open Watch went on after its caller's CA was removed");
+    assert_eq!(ended.code(), Code::Unauthenticated, "{ended:?}");
     node.stop().await;
 }
 
@@ -562,6 +581,16 @@ async fn served_certificate(address: &str, ca: &Path) -> Vec<u8> {
     tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
 }
 
+/// `baton serve` with `config` and a fresh trust root, data in `dir/node`.
+fn served(dir: &Path, config: &Path) -> common::Served {
+    let root = baton_core::SigningKey::generate().public_key();
+    common::Served::start(
+        &dir.join("node"),
+        &hex::encode(root.to_bytes()),
+        &["--config", &config.display().to_string()],
+    )
+}
+
 fn pem_der(path: &Path) -> Vec<u8> {
     use tokio_rustls::rustls::pki_types::{CertificateDer, pem::PemObject as _};
     CertificateDer::from_pem_file(path).unwrap().to_vec()
@@ -575,26 +604,14 @@ fn pem_der(path: &Path) -> Vec<u8> {
 async fn a_rotated_certificate_is_served_after_sighup_without_a_failed_request() {
     let dir = tempfile::tempdir().unwrap();
     let pki_dir = dir.path().join("pki");
+    // The file watch off: what changes here changes on SIGHUP alone.
     let config = common::mtls_config(
         &pki_dir,
+        "poll_ms = 0",
         "[[access]]\nprincipal = \"spiffe://baton.test/gw\"\nroles = [\"checker\"]\n",
     );
     pki::issue(&pki_dir, "gw", "spiffe://baton.test/gw", 1).unwrap();
-    let fixture = Fixture::new(common::now_s());
-    let root = hex::encode(
-        fixture
-            .policy()
-            .trust_roots
-            .values()
-            .next()
-            .unwrap()
-            .to_bytes(),
-    );
-    let node = common::Served::start(
-        &dir.path().join("node"),
-        &root,
-        &["--config", &config.display().to_string()],
-    );
+    let node = served(dir.path(), &config);
     let ca = pki_dir.join("ca.pem");
     let old = pem_der(&pki_dir.join("server.pem"));
     assert_eq!(served_certificate(&node.address, &ca).await, old);
@@ -741,29 +758,6 @@ async fn a_rotated_certificate_is_served_after_sighup_without_a_failed_request()
         "{no_ca:?}"
     );
 
-    // A certificate manager replaces the files and sends nothing: the node
-    // notices the change and serves the new certificate.
-    let now = time::OffsetDateTime::now_utc();
-    pki::sign(
-        &pki_dir,
-        "third",
-        pki::Leaf::Server(vec!["localhost".into(), "127.0.0.1".into()]),
-        now - time::Duration::minutes(1),
-        now + time::Duration::days(1),
-    )
-    .unwrap();
-    let third = pem_der(&pki_dir.join("third.pem"));
-    std::fs::rename(pki_dir.join("third.key"), pki_dir.join("server.key")).unwrap();
-    std::fs::rename(pki_dir.join("third.pem"), pki_dir.join("server.pem")).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while served_certificate(&node.address, &pki_dir.join("ca.pem")).await != third {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "a changed certificate was never served"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-
     // SIGHUP also re-reads the grants: without its grant, gw is refused.
     let text = std::fs::read_to_string(&config).unwrap();
     let without = text.split("[[access]]").next().unwrap().to_owned();
@@ -799,5 +793,40 @@ async fn a_rotated_certificate_is_served_after_sighup_without_a_failed_request()
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+    node.stop();
+}
+
+/// A certificate manager replaces the files and sends nothing: the node
+/// notices the change (once it has held still) and serves the new
+/// certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_certificate_is_served_without_a_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki_dir = dir.path().join("pki");
+    let config = common::mtls_config(&pki_dir, "poll_ms = 100", "");
+    let node = served(dir.path(), &config);
+    // A certificate manager replaces the files and sends nothing: the node
+    // notices the change and serves the new certificate.
+    let now = time::OffsetDateTime::now_utc();
+    pki::sign(
+        &pki_dir,
+        "third",
+        pki::Leaf::Server(vec!["localhost".into(), "127.0.0.1".into()]),
+        now - time::Duration::minutes(1),
+        now + time::Duration::days(1),
+    )
+    .unwrap();
+    let third = pem_der(&pki_dir.join("third.pem"));
+    std::fs::rename(pki_dir.join("third.key"), pki_dir.join("server.key")).unwrap();
+    std::fs::rename(pki_dir.join("third.pem"), pki_dir.join("server.pem")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while served_certificate(&node.address, &pki_dir.join("ca.pem")).await != third {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a changed certificate was never served"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
     node.stop();
 }

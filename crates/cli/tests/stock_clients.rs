@@ -57,6 +57,7 @@ fn grpcurl_and_a_python_grpcio_client_over_mtls() {
     let pki = dir.path().join("pki");
     let config = common::mtls_config(
         &pki,
+        "",
         "[[access]]\nprincipal = \"spiffe://baton.test/interop\"\nroles = [\"writer\", \"checker\", \"auditor\"]\n",
     );
     baton::pki::issue(&pki, "interop", "spiffe://baton.test/interop", 1).unwrap();

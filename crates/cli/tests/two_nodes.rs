@@ -66,7 +66,7 @@ async fn two_nodes_one_kafka() {
     args.extend(["--config", &wrong_config]);
     let said = common::serve_refused(&args);
     assert!(
-        said.contains("refused to authenticate this node")
+        said.contains("authentication failed (SASL or TLS)")
             && said.contains("SASL authentication error")
             && !said.contains("not-the-password"),
         "{said}"

@@ -108,10 +108,11 @@ pub enum Error {
     },
     #[error("kafka topic {topic}: {reason}")]
     Topic { topic: String, reason: String },
-    /// The brokers refused this node's credentials (or its TLS handshake):
-    /// retrying will not help, so the node does not start.
+    /// The brokers refused this node's credentials, or TLS with them failed
+    /// (either side refused a certificate): retrying will not help, so the
+    /// node does not start.
     #[error(
-        "kafka at {brokers} refused to authenticate this node: {reason} (check kafka.security_protocol, the SASL username and password, and the TLS files)"
+        "kafka at {brokers} authentication failed (SASL or TLS): {reason} (check kafka.security_protocol, the SASL username and password, and the TLS files)"
     )]
     Authentication { brokers: String, reason: String },
 }
@@ -211,14 +212,14 @@ impl rdkafka::consumer::ConsumerContext for Watchful {}
 
 impl rdkafka::ClientContext for Watchful {
     fn error(&self, error: KafkaError, reason: &str) {
-        // SASL refused the credentials, or the TLS handshake failed (a
-        // wrong CA); a broker refusing this node's certificate (or its lack
-        // of one) with a TLS alert reaches librdkafka only as a transport
-        // failure whose reason names the alert.
+        // SASL refused the credentials, or the TLS handshake failed on
+        // this side (the brokers' certificate does not verify); a broker
+        // ending the handshake (refusing this node's certificate, or its
+        // lack of one) reaches librdkafka only as a transport failure whose
+        // reason names the TLS alert.
         let code = error.rdkafka_error_code();
         let refused_by_alert = code == Some(RDKafkaErrorCode::BrokerTransportFailure)
-            && reason.contains("SSL alert")
-            && reason.contains("certificate");
+            && reason.contains("SSL alert number");
         if refused_by_alert
             || matches!(
                 code,

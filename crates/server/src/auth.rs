@@ -120,7 +120,8 @@ impl Access {
 
     /// What `identity` may do: the union of the roles of every grant that
     /// matches its principal; bound to audiences only if every matching
-    /// grant is (then to all of theirs).
+    /// grant that makes it a checker is (then to all of theirs) — a grant of
+    /// other roles neither binds nor unbinds it.
     pub fn caller(&self, identity: &Identity) -> Caller {
         let principal = match identity {
             Identity::Plaintext => {
@@ -147,6 +148,9 @@ impl Access {
             .filter(|g| matches(&g.principal, principal))
         {
             roles.extend(grant.roles.iter().copied());
+            if !grant.roles.contains(&Role::Checker) {
+                continue;
+            }
             match (&mut audiences, grant.audiences.is_empty()) {
                 (_, true) => audiences = None,
                 (Some(all), false) => all.extend(grant.audiences.iter().cloned()),
@@ -285,6 +289,31 @@ pub fn authorize(
     )))
 }
 
+/// The path of `RevocationService.Watch`.
+pub(crate) const WATCH: &str = "/baton.v1.RevocationService/Watch";
+
+/// Whether the peer that opened a Watch stream may have it: a checker (or
+/// auditor, admin) not bound to audiences, since the feed names every
+/// revocation of every audience. Asked when the stream opens and again while
+/// it runs, so a withdrawn grant, a removed CA or an expired certificate
+/// ends an open stream too.
+pub(crate) fn may_watch(
+    access: &Access,
+    peer: Option<&crate::listener::Peer>,
+) -> Result<(), Status> {
+    let identity = peer.map_or_else(
+        || Arc::new(Identity::Anonymous),
+        |peer| peer.identity.identity(),
+    );
+    let caller = authorize(access, &identity, peer.and_then(|peer| peer.remote), WATCH)?;
+    if caller.bound().is_some() {
+        return Err(Status::permission_denied(
+            "Watch streams every revocation, of every audience: it needs a checker not bound to audiences (or an auditor)",
+        ));
+    }
+    Ok(())
+}
+
 /// The grants a node enforces now; replaced whole by [`AccessHandle::set`]
 /// (the binary does on SIGHUP), read once per request.
 #[derive(Debug, Clone, Default)]
@@ -405,8 +434,21 @@ mod tests {
         .expect("valid");
         let eu = access.caller(&Identity::Principal("spiffe://x/gw-eu".into()));
         assert_eq!(eu.roles, BTreeSet::from([Role::Writer, Role::Checker]));
-        // One matching grant is unbound: the caller is unbound.
-        assert_eq!(eu.audiences, None);
+        // A writer grant without audiences does not unbind a bound checker.
+        assert_eq!(eu.bound(), Some(&BTreeSet::from(["https://a".to_owned()])));
+        // Another checker grant without audiences does.
+        let access = Access::new(vec![
+            grant("spiffe://x/gw-*", &[Role::Checker], &[]),
+            grant("spiffe://x/gw-eu", &[Role::Checker], &["https://a"]),
+        ])
+        .expect("valid");
+        let eu = access.caller(&Identity::Principal("spiffe://x/gw-eu".into()));
+        assert_eq!(eu.bound(), None);
+        let access = Access::new(vec![
+            grant("spiffe://x/gw-*", &[Role::Writer], &[]),
+            grant("spiffe://x/gw-eu", &[Role::Checker], &["https://a"]),
+        ])
+        .expect("valid");
         let us = access.caller(&Identity::Principal("spiffe://x/gw-us".into()));
         assert_eq!(us.roles, BTreeSet::from([Role::Writer]));
         let other = access.caller(&Identity::Principal("spiffe://x/gw".into()));

@@ -110,6 +110,8 @@ pub(crate) struct Node<L> {
     /// whose revocation it has not read yet.
     pub startup: std::sync::OnceLock<ConsistencyToken>,
     pub caught_up: std::sync::atomic::AtomicBool,
+    /// The grants now (streams check again that their caller may go on).
+    pub access: auth::AccessHandle,
 }
 
 impl<L> Node<L> {
@@ -264,6 +266,7 @@ pub async fn run<L: EventLog>(
         claims: ledger::Claims::default(),
         startup,
         caught_up: std::sync::atomic::AtomicBool::new(caught_up),
+        access: options.access.clone(),
     });
     let address: SocketAddr = listener.local_addr()?;
     let limits = &options.limits;

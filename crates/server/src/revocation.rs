@@ -236,13 +236,10 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
         request: Request<v1::WatchRequest>,
     ) -> Result<Response<WatchStream>, Status> {
         // The feed names every revoked subject, client, key and token, of
-        // every audience: not for a principal bound to some of them.
-        let caller = request.extensions().get::<Caller>();
-        if caller.is_none_or(|caller| caller.bound().is_some()) {
-            return Err(Status::permission_denied(
-                "Watch streams every revocation, of every audience: it needs a checker not bound to audiences (or an auditor)",
-            ));
-        }
+        // every audience: not for a principal bound to some of them; asked
+        // again while the stream runs.
+        let peer = request.extensions().get::<crate::listener::Peer>().cloned();
+        crate::auth::may_watch(&self.node.access.get(), peer.as_ref())?;
         let request = request.into_inner();
         let partitions = self.node.handle.partitions() as usize;
         let mut cursor = if request.resume_token.is_empty() {
@@ -303,6 +300,13 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
             let mut shutdown = node.shutdown.clone();
             let mut applied = node.handle.subscribe_applied();
             loop {
+                // Each pass (at least every WATCH_IDLE): the caller may still
+                // watch (cheap: its identity is re-verified only after a CA
+                // reload or every REVERIFY_EVERY).
+                if let Err(refused) = crate::auth::may_watch(&node.access.get(), peer.as_ref()) {
+                    let _ = send.send(Err(refused)).await;
+                    return;
+                }
                 applied.mark_unchanged();
                 let effects = match node.handle.revocations_since(&cursor, WATCH_CHUNK) {
                     Ok(effects) => effects,

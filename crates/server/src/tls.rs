@@ -69,6 +69,9 @@ pub struct Tls {
     /// Bumped by every successful reload: connections verify their
     /// certificate again against the new CAs at their next request.
     generation: Arc<AtomicU64>,
+    /// One reload at a time (a signal and a file watch may race; the later
+    /// read must be the one that stays).
+    reloading: Arc<Mutex<()>>,
     config: Arc<ServerConfig>,
 }
 
@@ -106,6 +109,7 @@ impl Tls {
             provider,
             current,
             generation: Arc::new(AtomicU64::new(0)),
+            reloading: Arc::new(Mutex::new(())),
             config: Arc::new(config),
         })
     }
@@ -113,6 +117,7 @@ impl Tls {
     /// Reads the files again. On any error the node keeps serving what it
     /// had, and the error says what was wrong.
     pub fn reload(&self) -> Result<(), String> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let loaded = Arc::new(read(&self.files, &self.provider)?);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = loaded;
         self.generation.fetch_add(1, Ordering::SeqCst);

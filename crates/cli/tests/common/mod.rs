@@ -22,7 +22,7 @@ pub fn baton() -> Command {
 /// must refuse to start: it must exit non-zero within a minute (a node that
 /// starts instead is killed and the test fails). Returns its stderr.
 pub fn serve_refused<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
-    let mut child = baton()
+    let child = baton()
         .arg("serve")
         .args(args)
         .stdin(Stdio::null())
@@ -30,20 +30,25 @@ pub fn serve_refused<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            let out = child.wait_with_output().unwrap();
+    let pid = child.id().to_string();
+    // Its output is drained while it runs (a full pipe must not look like
+    // a node that does not stop).
+    let (send, receive) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = send.send(child.wait_with_output());
+    });
+    let out = match receive.recv_timeout(Duration::from_secs(60)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            let out = receive.recv().unwrap().unwrap();
             panic!(
                 "baton serve did not refuse to start within 60 s: {}{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
+    };
     assert!(!out.status.success(), "{out:?}");
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -56,15 +61,16 @@ pub struct Served {
 }
 
 /// A development PKI (`baton pki init`) in `dir`, and a config file for
-/// `baton serve` that turns on mTLS with `grants` (TOML `[[access]]`
-/// tables) appended. Returns the config file.
-pub fn mtls_config(dir: &Path, grants: &str) -> std::path::PathBuf {
+/// `baton serve` that turns on mTLS, with `tls` lines added to its `[tls]`
+/// table and `grants` (TOML `[[access]]` tables) appended. Returns the
+/// config file.
+pub fn mtls_config(dir: &Path, tls: &str, grants: &str) -> std::path::PathBuf {
     baton::pki::init(dir, &[]).unwrap();
     let config = dir.join("baton.toml");
     std::fs::write(
         &config,
         format!(
-            "[tls]\ncert = {:?}\nkey = {:?}\nclient_ca = [{:?}]\n\n{grants}",
+            "[tls]\ncert = {:?}\nkey = {:?}\nclient_ca = [{:?}]\n{tls}\n{grants}",
             dir.join("server.pem"),
             dir.join("server.key"),
             dir.join("ca.pem"),
