@@ -107,6 +107,7 @@ enum Rpc {
     Check,
     CheckBatch,
     Watch,
+    Introspect,
     GetChain,
     GetDescendants,
     ListEvents,
@@ -114,11 +115,12 @@ enum Rpc {
 }
 
 impl Rpc {
-    const ALL: [Rpc; 8] = [
+    const ALL: [Rpc; 9] = [
         Rpc::Append,
         Rpc::Check,
         Rpc::CheckBatch,
         Rpc::Watch,
+        Rpc::Introspect,
         Rpc::GetChain,
         Rpc::GetDescendants,
         Rpc::ListEvents,
@@ -128,7 +130,7 @@ impl Rpc {
     fn role(self) -> Role {
         match self {
             Rpc::Append => Role::Writer,
-            Rpc::Check | Rpc::CheckBatch | Rpc::Watch => Role::Checker,
+            Rpc::Check | Rpc::CheckBatch | Rpc::Watch | Rpc::Introspect => Role::Checker,
             _ => Role::Auditor,
         }
     }
@@ -189,6 +191,16 @@ async fn call(
             let quiet =
                 tokio::time::timeout(std::time::Duration::from_millis(50), stream.next()).await;
             assert!(quiet.is_err(), "{quiet:?}");
+        }
+        Rpc::Introspect => {
+            let answer = revocation
+                .introspect(v1::IntrospectRequest {
+                    token: token("t1"),
+                    ..Default::default()
+                })
+                .await?
+                .into_inner();
+            assert_eq!(answer.details.unwrap().chain.len(), 2);
         }
         Rpc::GetChain => {
             let chain = provenance
@@ -388,8 +400,8 @@ async fn every_rpc_answers_exactly_the_roles_allowed_it() {
             tonic_health::pb::health_check_response::ServingStatus::Serving as i32
         );
     }
-    // writer 1 + checker 3 + auditor 4 + admin 8.
-    assert_eq!(answered, 16);
+    // writer 1 + checker 4 + auditor 4 + admin 9.
+    assert_eq!(answered, 18);
 
     // A checker bound to one audience: details for its tokens, a bare
     // status for others.
@@ -429,6 +441,24 @@ async fn every_rpc_answers_exactly_the_roles_allowed_it() {
         "{hidden:?}"
     );
     assert_eq!(batch.results[1].audience, AUDIENCE_A);
+    // Introspect: what the token is, only for its own audience.
+    let introspect = |jti: &str| v1::IntrospectRequest {
+        token: token(jti),
+        ..Default::default()
+    };
+    let own = checks
+        .introspect(introspect("t1"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(own.details.unwrap().holder, "gateway");
+    let other = checks
+        .introspect(introspect("t0"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(other.details.is_none(), "{other:?}");
+    assert!(other.check.unwrap().audience.is_empty());
     // Revoked elsewhere: still only the status, not who revoked it or why.
     let revoke = fixture.revoke(baton_core::RevocationTarget::Token(Fixture::token("t0")));
     let revoked = ledger

@@ -81,6 +81,30 @@ impl Handle {
         )
     }
 
+    /// The records of `leaf`'s chain, root grant first, `leaf` last (bounded
+    /// by the depth ceiling; a longer walk means a corrupt projection).
+    pub fn lineage(&self, leaf: &baton_core::TokenRecord) -> Result<Vec<baton_core::TokenRecord>> {
+        let view = self.view();
+        let mut chain = vec![leaf.clone()];
+        while let Some(parent) = chain.last().and_then(|record| record.parent) {
+            if chain.len() > baton_core::limits::DEPTH_MAX_CEILING as usize {
+                return Err(Error::Corrupt(format!(
+                    "the chain of {} is longer than the depth ceiling",
+                    leaf.event
+                )));
+            }
+            let record = baton_core::LedgerView::token(&view, &parent)?.ok_or_else(|| {
+                Error::Corrupt(format!(
+                    "token {parent}, a parent on the chain of {}, is missing",
+                    leaf.event
+                ))
+            })?;
+            chain.push(record);
+        }
+        chain.reverse();
+        Ok(chain)
+    }
+
     /// The stored event `id`, decoded, with its position.
     pub fn event(&self, id: &EventId) -> Result<Option<(Envelope, Event, Position)>> {
         let Some(bytes) = self.shared.tree.get(key::event(id))? else {

@@ -383,7 +383,7 @@ fn grant_type(field: &str, raw: i32) -> Result<GrantType> {
     })
 }
 
-fn grant_type_to_wire(grant: GrantType) -> i32 {
+pub fn grant_type_to_wire(grant: GrantType) -> i32 {
     (match grant {
         GrantType::AuthorizationCodePkce => v1::GrantType::AuthorizationCodePkce,
         GrantType::DeviceCode => v1::GrantType::DeviceCode,

@@ -10,8 +10,8 @@ mod convert;
 
 pub use bundle::{BUNDLE_FORMAT, bundle, verify_bundle};
 pub use convert::{
-    BATCH_RECORD_TAG, decode_record, decode_signed, encode_record, encode_signed, open,
-    revocation_target, seal, token_ref, token_ref_to_wire,
+    BATCH_RECORD_TAG, decode_record, decode_signed, encode_record, encode_signed,
+    grant_type_to_wire, open, revocation_target, seal, token_ref, token_ref_to_wire,
 };
 
 /// The generated `baton.v1` messages and services.

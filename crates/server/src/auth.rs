@@ -224,7 +224,8 @@ pub fn required(path: &str) -> Need {
         "/baton.v1.LedgerService/Append" => Need::Role(Role::Writer),
         "/baton.v1.RevocationService/Check"
         | "/baton.v1.RevocationService/CheckBatch"
-        | "/baton.v1.RevocationService/Watch" => Need::Role(Role::Checker),
+        | "/baton.v1.RevocationService/Watch"
+        | "/baton.v1.RevocationService/Introspect" => Need::Role(Role::Checker),
         "/baton.v1.ProvenanceService/GetChain"
         | "/baton.v1.ProvenanceService/GetDescendants"
         | "/baton.v1.ProvenanceService/ListEvents"

@@ -116,7 +116,7 @@ impl<L: EventLog> v1::provenance_service_server::ProvenanceService for Provenanc
             .zip(&chain.positions)
             .map(|((envelope, _), p)| chain_event(envelope, *p))
             .collect();
-        let status = check_one(
+        let (status, _) = check_one(
             &self.node,
             &v1::CheckRequest {
                 token: request.token,

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_core::{Body, TokenStatus, Via};
+use baton_core::{Body, TokenRecord, TokenStatus, Via};
 use baton_log::{ConsistencyToken, EventLog};
 use baton_proto::v1;
 use tokio_stream::Stream;
@@ -49,17 +49,20 @@ fn revoked_body<L>(node: &Node<L>, id: &baton_core::EventId) -> Result<Option<v1
 /// that has not reached the log since it started answers only what no event
 /// it may have missed could change: REVOKED (revocation is monotone),
 /// EXPIRED, AUDIENCE_MISMATCH; anything else is UNAVAILABLE.
-async fn answer<L>(node: &Node<L>, request: &v1::CheckRequest) -> Result<v1::CheckResponse> {
+async fn answer<L>(node: &Node<L>, request: &v1::CheckRequest) -> Result<Answer> {
     let consistent = node.consistent(&request.consistency_token).await;
     answer_when(node, request, consistent)
 }
+
+/// A check's answer, and the token's record when the ledger knows it.
+pub(crate) type Answer = (v1::CheckResponse, Option<TokenRecord>);
 
 /// [`answer`], given the outcome of the consistency wait.
 fn answer_when<L>(
     node: &Node<L>,
     request: &v1::CheckRequest,
     consistent: Result<()>,
-) -> Result<v1::CheckResponse> {
+) -> Result<Answer> {
     match consistent {
         Ok(()) => check_one(node, request),
         Err(Error::LogUnreachable(at)) => {
@@ -69,7 +72,7 @@ fn answer_when<L>(
                 v1::TokenStatus::Expired as i32,
                 v1::TokenStatus::AudienceMismatch as i32,
             ];
-            if settled.contains(&response.status) {
+            if settled.contains(&response.0.status) {
                 Ok(response)
             } else {
                 Err(Error::LogUnreachable(at))
@@ -79,11 +82,10 @@ fn answer_when<L>(
     }
 }
 
-/// Answers one check (after any consistency wait).
-pub(crate) fn check_one<L>(
-    node: &Node<L>,
-    request: &v1::CheckRequest,
-) -> Result<v1::CheckResponse> {
+/// Answers one check (after any consistency wait): the one decision every
+/// caller's answer (Check, CheckBatch, Introspect, GetChain's status) is
+/// built on.
+pub(crate) fn check_one<L>(node: &Node<L>, request: &v1::CheckRequest) -> Result<Answer> {
     let token = baton_proto::token_ref("token", request.token.clone()).map_err(|source| {
         Error::Invalid {
             index: None,
@@ -118,7 +120,41 @@ pub(crate) fn check_one<L>(
             v1::TokenStatus::Revoked
         }
     } as i32;
-    Ok(response)
+    Ok((response, check.record))
+}
+
+/// What the ledger knows of the token of `record`: its grant and its chain.
+fn details<L>(node: &Node<L>, record: &TokenRecord) -> Result<v1::TokenDetails> {
+    let chain = node.handle.lineage(record)?;
+    let issuer = chain
+        .first()
+        .map_or_else(String::new, |root| root.performed_by.to_string());
+    let names = |set: &std::collections::BTreeSet<baton_core::Name>| {
+        set.iter().map(ToString::to_string).collect()
+    };
+    Ok(v1::TokenDetails {
+        scopes: names(&record.scopes),
+        tools: names(&record.tools),
+        holder: record.holder.to_string(),
+        subject: record.subject.to_string(),
+        issuer,
+        audience: record.audience.clone(),
+        issued_at_unix_s: record.issued_at_s,
+        expires_at_unix_s: record.expires_at_s,
+        grant_type: baton_proto::grant_type_to_wire(record.grant),
+        depth: record.depth,
+        chain: chain
+            .iter()
+            .map(|link| v1::ChainLink {
+                performed_by: link.performed_by.to_string(),
+                holder: link.holder.to_string(),
+                token: Some(baton_proto::token_ref_to_wire(&link.token)),
+                event_id: link.event.0.to_vec(),
+                depth: link.depth,
+                audience: link.audience.clone(),
+            })
+            .collect(),
+    })
 }
 
 /// A caller bound to audiences checks tokens presented to one of them:
@@ -174,8 +210,39 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
         let caller = request.extensions().get::<Caller>().cloned();
         let request = request.into_inner();
         presented_within(caller.as_ref(), None, &request.presented_to)?;
-        let response = answer(&self.node, &request).await?;
+        let (response, _) = answer(&self.node, &request).await?;
         Ok(Response::new(for_caller(caller.as_ref(), response)))
+    }
+
+    async fn introspect(
+        &self,
+        request: Request<v1::IntrospectRequest>,
+    ) -> Result<Response<v1::IntrospectResponse>, Status> {
+        let caller = request.extensions().get::<Caller>().cloned();
+        let request = request.into_inner();
+        presented_within(caller.as_ref(), None, &request.presented_to)?;
+        let check = v1::CheckRequest {
+            token: request.token,
+            presented_to: request.presented_to,
+            consistency_token: request.consistency_token,
+        };
+        let (response, record) = answer(&self.node, &check).await?;
+        let seen = caller
+            .as_ref()
+            .is_some_and(|caller| caller.sees(&response.audience));
+        let node = self.node.clone();
+        let details = match record {
+            Some(record) if seen => Some(
+                tokio::task::spawn_blocking(move || details(&node, &record))
+                    .await
+                    .map_err(|e| Error::Internal(format!("introspect task: {e}")))??,
+            ),
+            _ => None,
+        };
+        Ok(Response::new(v1::IntrospectResponse {
+            check: Some(for_caller(caller.as_ref(), response)),
+            details,
+        }))
     }
 
     async fn check_batch(
@@ -213,7 +280,7 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                 .enumerate()
                 .map(|(i, (check, waited))| {
                     answer_when(&node, check, waited)
-                        .map(|response| for_caller(caller.as_ref(), response))
+                        .map(|(response, _)| for_caller(caller.as_ref(), response))
                         .map_err(|e| match e {
                             Error::Invalid { source, .. } => Error::Invalid {
                                 index: None,

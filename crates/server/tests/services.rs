@@ -286,3 +286,88 @@ async fn a_starting_node_answers_only_once_it_has_read_the_log() {
     assert_eq!(answer.status(), v1::TokenStatus::Revoked, "{answer:?}");
     node.stop().await;
 }
+
+/// Introspect: Check's answer plus what the token is — narrowed scopes and
+/// tools, holder, subject, the root grant's issuer and type, times, and the
+/// chain of who performed each hop, root to leaf — for a 3-link chain; the
+/// same answer's status as Check; nothing but the status for a token the
+/// ledger does not know.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspect_tells_what_a_token_is_and_where_it_came_from() {
+    let (mut f, mut events) = Fixture::standard(now_s());
+    let node = Node::start(&f, Limits::default(), None).await;
+    events.push(f.issue("as", "i0", "user:alice", "agent", 3600));
+    events.push(f.narrow("i0", "i1", "agent", "gateway", &["repo:write"], 60));
+    events.push(f.narrow("i1", "i2", "gateway", "server-a", &["files:write"], 60));
+    let token = node.append(&events).await.consistency_token;
+    let mut revocation = node.revocation().await;
+    let ask = |jti: &str| v1::IntrospectRequest {
+        token: check_request(jti).token,
+        consistency_token: token.clone(),
+        ..Default::default()
+    };
+    let answer = revocation.introspect(ask("i2")).await.unwrap().into_inner();
+    let check = answer.check.unwrap();
+    assert_eq!(status_of(&check), v1::TokenStatus::Active);
+    let checked = revocation
+        .check(check_request("i2"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(check, checked, "Introspect's status is Check's");
+    let details = answer.details.unwrap();
+    let i2 = f.event_of("i2");
+    assert_eq!(details.subject, "user:alice");
+    assert_eq!(details.holder, "server-a");
+    assert_eq!(details.issuer, "as");
+    assert_eq!(details.audience, "https://server-a.example/mcp");
+    assert_eq!(details.depth, 2);
+    assert_eq!(details.expires_at_unix_s, f.expiry_of("i2"));
+    assert_eq!(
+        details.grant_type,
+        v1::GrantType::AuthorizationCodePkce as i32
+    );
+    assert!(
+        !details.scopes.iter().any(|s| s == "repo:write"),
+        "{details:?}"
+    );
+    assert!(!details.tools.is_empty());
+    let links: Vec<(&str, &str, u32)> = details
+        .chain
+        .iter()
+        .map(|l| (l.performed_by.as_str(), l.holder.as_str(), l.depth))
+        .collect();
+    assert_eq!(
+        links,
+        [
+            ("as", "agent", 0),
+            ("agent", "gateway", 1),
+            ("gateway", "server-a", 2)
+        ]
+    );
+    assert_eq!(details.chain[2].event_id, i2.0.to_vec());
+    assert_eq!(details.chain[0].event_id, f.event_of("i0").0.to_vec());
+
+    // Revoked in the middle: the answer says so and still names the chain.
+    let revoke = f.revoke(RevocationTarget::Token(Fixture::token("i1")));
+    let token = node.append(&[revoke]).await.consistency_token;
+    let answer = revocation
+        .introspect(v1::IntrospectRequest {
+            consistency_token: token,
+            ..ask("i2")
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status_of(&answer.check.unwrap()), v1::TokenStatus::Revoked);
+    assert_eq!(answer.details.unwrap().chain.len(), 3);
+
+    let unknown = revocation
+        .introspect(ask("nobody"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status_of(&unknown.check.unwrap()), v1::TokenStatus::Unknown);
+    assert!(unknown.details.is_none());
+    node.stop().await;
+}
