@@ -194,6 +194,9 @@ fn for_caller(caller: Option<&Caller>, response: v1::CheckResponse) -> v1::Check
     }
 }
 
+/// Largest bearer token Introspect takes.
+const BEARER_BYTES_MAX: usize = 16 * 1024;
+
 type WatchStream = Pin<Box<dyn Stream<Item = Result<v1::WatchResponse, Status>> + Send>>;
 
 /// Revocations read per scan of the projection.
@@ -221,8 +224,31 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
         let caller = request.extensions().get::<Caller>().cloned();
         let request = request.into_inner();
         presented_within(caller.as_ref(), None, &request.presented_to)?;
+        let token = match (request.token, request.bearer.is_empty()) {
+            (Some(_), false) => {
+                return Err(Error::Limit {
+                    field: "bearer",
+                    reason: "give the token by reference or as presented, not both".into(),
+                }
+                .into());
+            }
+            (token, true) => token,
+            (None, false) if request.bearer.len() > BEARER_BYTES_MAX => {
+                return Err(Error::Limit {
+                    field: "bearer",
+                    reason: format!(
+                        "{} bytes, more than the limit of {BEARER_BYTES_MAX}",
+                        request.bearer.len()
+                    ),
+                }
+                .into());
+            }
+            (None, false) => Some(baton_proto::token_ref_to_wire(&baton_core::token_digest(
+                &request.bearer,
+            ))),
+        };
         let check = v1::CheckRequest {
-            token: request.token,
+            token,
             presented_to: request.presented_to,
             consistency_token: request.consistency_token,
         };

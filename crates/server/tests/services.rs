@@ -371,3 +371,67 @@ async fn introspect_tells_what_a_token_is_and_where_it_came_from() {
     assert!(unknown.details.is_none());
     node.stop().await;
 }
+
+/// Introspect given the token as presented: found by its digest when the
+/// writer recorded it that way; a token the ledger knows only by `jti` is
+/// UNKNOWN (nobody verified the bytes that would carry that jti); both forms
+/// at once, or an oversized bearer, are refused without echoing it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn introspect_finds_a_presented_token_by_its_digest_only() {
+    let (mut f, mut events) = Fixture::standard(now_s());
+    let node = Node::start(&f, Limits::default(), None).await;
+    let bearer = b"eyJhbGciOiJFZERTQSJ9.TEST-ONLY.presented-bearer".to_vec();
+    // A root grant recorded by the digest of the bearer's bytes.
+    let by_jti = f.issue("as", "d0", "user:carol", "agent", 3600);
+    let (_, event) = baton_proto::decode_signed(&baton_proto::encode_signed(&by_jti)).unwrap();
+    let baton_core::Body::TokenIssued(mut issued) = event.body else {
+        panic!("not a grant")
+    };
+    issued.token = baton_core::token_digest(&bearer);
+    let key = f.client("as").key.clone();
+    events.push(f.seal_with(&key, baton_core::Body::TokenIssued(issued)));
+    // Another grant known only by jti.
+    events.push(f.issue("as", "jti-only", "user:carol", "agent", 3600));
+    let token = node.append(&events).await.consistency_token;
+    let mut revocation = node.revocation().await;
+    let presented = |bytes: &[u8]| v1::IntrospectRequest {
+        bearer: bytes.to_vec(),
+        consistency_token: token.clone(),
+        ..Default::default()
+    };
+
+    let found = revocation
+        .introspect(presented(&bearer))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status_of(&found.check.unwrap()), v1::TokenStatus::Active);
+    assert_eq!(found.details.unwrap().subject, "user:carol");
+    // The jti-only grant, presented as bytes that merely contain its jti.
+    let unverified = revocation
+        .introspect(presented(b"jti-only"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status_of(&unverified.check.unwrap()),
+        v1::TokenStatus::Unknown
+    );
+    assert!(unverified.details.is_none());
+
+    let both = v1::IntrospectRequest {
+        token: check_request("d0").token,
+        ..presented(&bearer)
+    };
+    let refused = revocation.introspect(both).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("bearer"), "{refused:?}");
+    let huge = vec![b'x'; 16 * 1024 + 1];
+    let refused = revocation.introspect(presented(&huge)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().len() < 300 && !refused.message().contains("xxxx"),
+        "{refused:?}"
+    );
+    node.stop().await;
+}
