@@ -621,6 +621,33 @@ fn served(dir: &Path, config: &Path) -> common::Served {
     )
 }
 
+/// Signs a new server certificate for localhost and 127.0.0.1 as `name`,
+/// renames its key and then its chain over the server's files (as a
+/// certificate manager does), and returns the new certificate (DER).
+fn replace_server_certificate(pki_dir: &Path, name: &str) -> Vec<u8> {
+    let now = time::OffsetDateTime::now_utc();
+    pki::sign(
+        pki_dir,
+        name,
+        pki::Leaf::Server(vec!["localhost".into(), "127.0.0.1".into()]),
+        now - time::Duration::minutes(1),
+        now + time::Duration::days(1),
+    )
+    .unwrap();
+    let der = pem_der(&pki_dir.join(format!("{name}.pem")));
+    std::fs::rename(
+        pki_dir.join(format!("{name}.key")),
+        pki_dir.join("server.key"),
+    )
+    .unwrap();
+    std::fs::rename(
+        pki_dir.join(format!("{name}.pem")),
+        pki_dir.join("server.pem"),
+    )
+    .unwrap();
+    der
+}
+
 fn pem_der(path: &Path) -> Vec<u8> {
     use tokio_rustls::rustls::pki_types::{CertificateDer, pem::PemObject as _};
     CertificateDer::from_pem_file(path).unwrap().to_vec()
@@ -696,23 +723,15 @@ async fn a_rotated_certificate_is_served_after_sighup_without_a_failed_request()
     std::fs::rename(pki_dir.join("server.pem"), pki_dir.join("old.pem")).unwrap();
     std::fs::rename(pki_dir.join("broken.pem"), pki_dir.join("server.pem")).unwrap();
     hangup();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    node.wait_for_log(
+        "SIGHUP: TLS files not reloaded",
+        std::time::Duration::from_secs(30),
+    );
     assert_eq!(served_certificate(&node.address, &ca).await, old);
 
     // Then a new certificate and key, each renamed into place.
-    let now = time::OffsetDateTime::now_utc();
-    pki::sign(
-        &pki_dir,
-        "next",
-        pki::Leaf::Server(vec!["localhost".into(), "127.0.0.1".into()]),
-        now - time::Duration::minutes(1),
-        now + time::Duration::days(1),
-    )
-    .unwrap();
-    let new = pem_der(&pki_dir.join("next.pem"));
+    let new = replace_server_certificate(&pki_dir, "next");
     assert_ne!(new, old);
-    std::fs::rename(pki_dir.join("next.key"), pki_dir.join("server.key")).unwrap();
-    std::fs::rename(pki_dir.join("next.pem"), pki_dir.join("server.pem")).unwrap();
     let before = done.load(Ordering::SeqCst);
     hangup();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -724,7 +743,12 @@ async fn a_rotated_certificate_is_served_after_sighup_without_a_failed_request()
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     // Let the checker run on both certificates' connections for a while.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while done.load(Ordering::SeqCst) < before + 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the checker stopped answering"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     stop.store(true, Ordering::SeqCst);
@@ -837,18 +861,7 @@ async fn a_changed_certificate_is_served_without_a_signal() {
     let node = served(dir.path(), &config);
     // A certificate manager replaces the files and sends nothing: the node
     // notices the change and serves the new certificate.
-    let now = time::OffsetDateTime::now_utc();
-    pki::sign(
-        &pki_dir,
-        "third",
-        pki::Leaf::Server(vec!["localhost".into(), "127.0.0.1".into()]),
-        now - time::Duration::minutes(1),
-        now + time::Duration::days(1),
-    )
-    .unwrap();
-    let third = pem_der(&pki_dir.join("third.pem"));
-    std::fs::rename(pki_dir.join("third.key"), pki_dir.join("server.key")).unwrap();
-    std::fs::rename(pki_dir.join("third.pem"), pki_dir.join("server.pem")).unwrap();
+    let third = replace_server_certificate(&pki_dir, "third");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while served_certificate(&node.address, &pki_dir.join("ca.pem")).await != third {
         assert!(

@@ -58,6 +58,8 @@ pub struct Served {
     pub address: String,
     /// Whether it serves TLS (https:// URLs).
     pub tls: bool,
+    /// Its log lines so far (also passed on to this process's stderr).
+    log: std::sync::Arc<(std::sync::Mutex<Vec<String>>, std::sync::Condvar)>,
 }
 
 /// A development PKI (`baton pki init`) in `dir`, and a config file for
@@ -96,15 +98,26 @@ impl Served {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
         // From here on, a failure drops `served`, which kills and reaps the child.
         let mut served = Served {
             child: Some(child),
             address: String::new(),
             tls: false,
+            log: Default::default(),
         };
+        let log = served.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("{line}");
+                log.0.lock().unwrap().push(line);
+                log.1.notify_all();
+            }
+        });
         let (send, receive) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -130,6 +143,22 @@ impl Served {
     pub fn url(&self) -> String {
         let scheme = if self.tls { "https" } else { "http" };
         format!("{scheme}://{}", self.address)
+    }
+
+    /// Waits (at most `within`) until the node has logged a line containing
+    /// `needle`; panics if it does not.
+    pub fn wait_for_log(&self, needle: &str, within: Duration) {
+        let (lines, logged) = &*self.log;
+        let (lines, waited) = logged
+            .wait_timeout_while(lines.lock().unwrap(), within, |lines| {
+                !lines.iter().any(|line| line.contains(needle))
+            })
+            .unwrap();
+        assert!(
+            !waited.timed_out(),
+            "the node did not log {needle:?} within {within:?}; it logged:\n{}",
+            lines.join("\n")
+        );
     }
 
     pub fn pid(&self) -> u32 {
