@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Baton test on a bare machine. It installs, once and into a cache,
 # what the tests need besides cargo (buf for proto lint, a Python venv for the
-# interop checks, the Apache Kafka jars), then runs formatting and lint checks,
+# interop checks and the MCP SDKs, nginx, the Apache Kafka jars), then runs formatting and lint checks,
 # the Rust tests (those that need Kafka start it through deploy/kafka/kafka.sh),
 # buf lint, and the Python interop checks. Exits non-zero on any failure.
 set -euo pipefail
@@ -21,6 +21,15 @@ if ! pkg-config --exists openssl 2>/dev/null; then
         apt-get install -y -q libssl-dev pkg-config >&2
     else
         echo "OpenSSL's development files are required: apt-get install libssl-dev pkg-config" >&2
+        exit 1
+    fi
+fi
+# Debian's nginx (nginx-light has auth_request): the gateway in the bridge tests.
+if [ ! -x /usr/sbin/nginx ]; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        apt-get install -y -q nginx-light >&2
+    else
+        echo "nginx is required for the gateway tests: apt-get install nginx-light" >&2
         exit 1
     fi
 fi

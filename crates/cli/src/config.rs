@@ -17,6 +17,9 @@ use serde::Deserialize;
 pub struct Config {
     /// Address to serve gRPC on.
     pub listen: SocketAddr,
+    /// Address to serve the HTTP bridges on (forward-auth, RFC 7662
+    /// introspection); unset: none.
+    pub http_listen: Option<SocketAddr>,
     /// Data directory: the projection, and the embedded log when Kafka is not configured.
     pub data_dir: PathBuf,
     /// Trust-root ed25519 public keys (64 hex digits each): the keys allowed to
@@ -29,8 +32,10 @@ pub struct Config {
     pub limits: Limits,
     /// TLS on the listener, with client certificates identifying callers.
     pub tls: Tls,
-    /// Roles granted to principals (needs `tls`).
+    /// Roles granted to principals (needs `tls`) and to HTTP clients.
     pub access: Vec<AccessGrant>,
+    /// What the gateway bridges map requests to (`[[resource]]`).
+    pub resource: Vec<ResourceConfig>,
     /// Serve plaintext on a non-loopback address: anyone who can reach the
     /// port may do anything. Off by default; logged loudly when on.
     pub insecure: bool,
@@ -64,6 +69,24 @@ pub struct AccessGrant {
     /// details only for tokens addressed to one of them. Empty: all.
     #[serde(default)]
     pub audiences: Vec<String>,
+    /// Set: the grant is for an HTTP client authenticating with HTTP Basic
+    /// credentials (client id `principal`), whose secret hashes to this
+    /// (`baton secret new` makes both). Never the secret itself.
+    #[serde(default)]
+    pub secret_hash: Option<String>,
+}
+
+/// `[[resource]]`: a resource the gateway bridges decide for.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    /// `http(s)://host[:port][/path]`: the requests it covers.
+    pub url: String,
+    /// The audience tokens presented there must have.
+    pub audience: String,
+    /// Scopes every request there needs.
+    #[serde(default)]
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -133,6 +156,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
+            http_listen: None,
             data_dir: PathBuf::from("baton-data"),
             trust_roots: Vec::new(),
             depth_max: baton_core::limits::DEPTH_MAX_DEFAULT,
@@ -146,6 +170,7 @@ impl Default for Config {
             limits: Limits::default(),
             tls: Tls::default(),
             access: Vec::new(),
+            resource: Vec::new(),
             insecure: false,
         }
     }
@@ -276,6 +301,10 @@ pub struct Flags {
     /// Address to serve gRPC on [default: 127.0.0.1:7700].
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Address to serve the HTTP bridges on (forward-auth, RFC 7662
+    /// introspection) [default: none].
+    #[arg(long)]
+    pub http_listen: Option<SocketAddr>,
     /// Data directory [default: ./baton-data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -311,8 +340,9 @@ pub struct Flags {
 /// The `BATON_*` variables `serve` reads, then those other Baton tools read
 /// (the log filter, the CLI's node address, the scripts' caches), which serve
 /// accepts and ignores. Anything else starting with `BATON_` is a typo.
-const ENV_KEYS: [&str; 27] = [
+const ENV_KEYS: [&str; 28] = [
     "BATON_LISTEN",
+    "BATON_HTTP_LISTEN",
     "BATON_DATA_DIR",
     "BATON_TRUST_ROOTS",
     "BATON_DEPTH_MAX",
@@ -384,6 +414,7 @@ impl Config {
         for (name, value) in env.iter().filter(|(k, _)| k.starts_with("BATON_")) {
             match name.as_str() {
                 "BATON_LISTEN" => config.listen = parse(name, value)?,
+                "BATON_HTTP_LISTEN" => config.http_listen = Some(parse(name, value)?),
                 "BATON_DATA_DIR" => config.data_dir = PathBuf::from(value),
                 "BATON_TRUST_ROOTS" => {
                     config.trust_roots = value
@@ -426,6 +457,9 @@ impl Config {
         }
         if let Some(listen) = flags.listen {
             config.listen = listen;
+        }
+        if let Some(listen) = flags.http_listen {
+            config.http_listen = Some(listen);
         }
         if let Some(dir) = &flags.data_dir {
             config.data_dir = dir.clone();
@@ -526,17 +560,25 @@ impl Config {
         }
         self.kafka.check()?;
         let tls = self.tls_files()?;
-        if tls.is_none() && !self.access.is_empty() {
+        if let Some(i) = self.access.iter().position(|g| g.secret_hash.is_none())
+            && tls.is_none()
+        {
             bail!(
-                "access: roles need [tls] (cert, key, client_ca): on plaintext no caller has an identity, and every caller may do anything"
+                "access[{i}]: roles for certificate principals need [tls] (cert, key, client_ca): on plaintext no caller has an identity, and every caller may do anything"
             );
         }
         self.access()?;
-        if tls.is_none() && !self.insecure && !self.listen.ip().is_loopback() {
-            bail!(
-                "listen: refusing to serve plaintext on {}, which is not a loopback address: anyone who reaches it could read every chain and append. Configure TLS with client certificates ([tls] cert, key and client_ca in the config file, or --tls-cert, --tls-key, --tls-client-ca; `baton pki init DIR` makes a development set), or pass --insecure (BATON_INSECURE=true) to serve everyone anyway",
-                self.listen
-            );
+        self.resources()?;
+        for (field, address) in [
+            ("listen", Some(self.listen)),
+            ("http_listen", self.http_listen),
+        ] {
+            let Some(address) = address else { continue };
+            if tls.is_none() && !self.insecure && !address.ip().is_loopback() {
+                bail!(
+                    "{field}: refusing to serve plaintext on {address}, which is not a loopback address: anyone who reaches it could read every chain and append. Configure TLS with client certificates ([tls] cert, key and client_ca in the config file, or --tls-cert, --tls-key, --tls-client-ca; `baton pki init DIR` makes a development set), or pass --insecure (BATON_INSECURE=true) to serve everyone anyway"
+                );
+            }
         }
         Ok(())
     }
@@ -618,13 +660,37 @@ impl Config {
                         .map_err(|e| anyhow::anyhow!("access[{i}].roles[{j}]: {e}"))?,
                 );
             }
+            let secret = match &grant.secret_hash {
+                None => None,
+                Some(hash) => Some(
+                    hash.parse()
+                        .map_err(|e| anyhow::anyhow!("access[{i}].secret_hash: {e}"))?,
+                ),
+            };
             grants.push(baton_server::auth::Grant {
                 principal: grant.principal.clone(),
                 roles,
                 audiences: grant.audiences.iter().cloned().collect(),
+                secret,
             });
         }
         baton_server::auth::Access::new(grants).map_err(|e| anyhow::anyhow!(e))
+    }
+
+    /// The resources the gateway bridges decide for.
+    pub fn resources(&self) -> anyhow::Result<baton_server::bridge::Resources> {
+        let mut resources = Vec::with_capacity(self.resource.len());
+        for (i, resource) in self.resource.iter().enumerate() {
+            resources.push(
+                baton_server::bridge::Resource::new(
+                    &resource.url,
+                    &resource.audience,
+                    resource.scopes.iter().cloned().collect(),
+                )
+                .map_err(|e| anyhow::anyhow!("resource[{i}].{e}"))?,
+            );
+        }
+        Ok(baton_server::bridge::Resources::new(resources))
     }
 
     pub fn policy(&self) -> anyhow::Result<baton_core::Policy> {

@@ -58,11 +58,29 @@ enum Command {
     Export(client::Export),
     /// Verify an exported bundle offline: exit 0 verified, 3 not.
     Verify(client::Verify),
+    /// Print the reference (`b3:…`) of a bearer token read from standard
+    /// input: the digest of its exact bytes (one trailing newline ignored),
+    /// which is how writers record a token and bridges look it up.
+    Digest,
     /// Run only a projector: apply the log to a projection and keep following it.
     Project(project::Args),
     /// A development PKI: a throwaway CA, server and client certificates.
     #[command(subcommand)]
     Pki(Pki),
+    /// Client secrets for the HTTP bridges (RFC 7662 callers): configuration
+    /// keeps only their hashes.
+    #[command(subcommand)]
+    Secret(Secret),
+}
+
+#[derive(Debug, Subcommand)]
+enum Secret {
+    /// Make a random 256-bit client secret, write it to OUT (mode 0600,
+    /// never overwritten) and print its hash for an `[[access]]` grant's
+    /// `secret_hash`.
+    New { out: std::path::PathBuf },
+    /// Print the hash of the secret in FILE (a trailing newline ignored).
+    Hash { file: std::path::PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,7 +174,42 @@ pub fn main() -> ExitCode {
             Command::Chain(args) => client::chain(args).await.map(|()| 0),
             Command::Export(args) => client::export(args).await.map(|()| 0),
             Command::Verify(args) => client::verify(args),
+            Command::Digest => {
+                let mut token = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut token)?;
+                let token = token.strip_suffix(b"\n").unwrap_or(&token);
+                let token = token.strip_suffix(b"\r").unwrap_or(token);
+                if token.is_empty() {
+                    anyhow::bail!("standard input: no token");
+                }
+                println!("{}", baton_core::token_digest(token));
+                Ok(0)
+            }
             Command::Project(args) => project::run(args).await.map(|()| 0),
+            Command::Secret(Secret::New { out }) => {
+                let mut secret = [0u8; 32];
+                rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret);
+                let secret = hex::encode(secret);
+                keys::write_private(&out, format!("{secret}\n").as_bytes())?;
+                let hash = baton_server::auth::SecretHash::of(secret.as_bytes());
+                println!("{hash}");
+                eprintln!("wrote the secret to {}; its hash is above", out.display());
+                Ok(0)
+            }
+            Command::Secret(Secret::Hash { file }) => {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                let secret = text.trim_end_matches(['\n', '\r']);
+                if secret.len() < 16 {
+                    anyhow::bail!(
+                        "{}: a secret of {} bytes is too short to be stored as a fast hash; make one with `baton secret new`",
+                        file.display(),
+                        secret.len()
+                    );
+                }
+                println!("{}", baton_server::auth::SecretHash::of(secret.as_bytes()));
+                Ok(0)
+            }
             Command::Pki(Pki::Init { dir, hosts }) => {
                 let server = pki::init(&dir, &hosts)?;
                 println!(

@@ -38,19 +38,32 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result
         projection_dir: config.data_dir.join("projection"),
         tls,
         access,
+        resources: config.resources()?,
     };
     let secured = if options.tls.is_some() { ", tls" } else { "" };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listen on {}", config.listen))?;
     let address = listener.local_addr()?;
+    let http = match config.http_listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("http_listen on {at}"))?,
+        ),
+        None => None,
+    };
+    if let Some(http) = &http {
+        // Before the line scripts wait for, so both addresses are known then.
+        println!("baton http listening on {}", http.local_addr()?);
+    }
     if config.kafka.brokers.is_empty() {
         let log = EmbeddedLog::open(&config.data_dir.join("log"))?;
         announce(
             address,
             &format!("embedded log in {}{secured}", config.data_dir.display()),
         );
-        serve(options, log, listener).await
+        serve(options, log, listener, http).await
     } else {
         let kafka = config.kafka_options()?;
         let log = connect_kafka(kafka, &config.data_dir).await?;
@@ -61,7 +74,7 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result
                 config.kafka.brokers, config.kafka.topic
             ),
         );
-        serve(options, log, listener).await
+        serve(options, log, listener, http).await
     }
 }
 
@@ -153,8 +166,9 @@ async fn serve<L: EventLog>(
     options: ServerOptions,
     log: L,
     listener: tokio::net::TcpListener,
+    http: Option<tokio::net::TcpListener>,
 ) -> anyhow::Result<()> {
-    baton_server::run(options, log, listener, crate::shutdown_signal())
+    baton_server::run_with_http(options, log, listener, http, crate::shutdown_signal())
         .await
         .map_err(|e| anyhow::anyhow!(e))
 }

@@ -50,6 +50,7 @@ impl Node {
             projection_dir: dir.path().join("projection"),
             tls: Some(tls.clone()),
             access: baton_server::auth::AccessHandle::new(access),
+            resources: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -245,6 +246,7 @@ async fn call(
 
 fn grant(principal: &str, roles: &[Role], audiences: &[&str]) -> Grant {
     Grant {
+        secret: None,
         principal: principal.into(),
         roles: roles.iter().copied().collect(),
         audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),

@@ -81,6 +81,61 @@ pub struct Grant {
     /// bound checker learns a token's details only for tokens addressed to
     /// one of them, and a bare status for any other.
     pub audiences: BTreeSet<String>,
+    /// Set: the grant is for an HTTP client that authenticates with HTTP
+    /// Basic credentials (`principal` is its client id, matched exactly),
+    /// never for a certificate. Unset: for certificates only.
+    pub secret: Option<SecretHash>,
+}
+
+/// The hash of an HTTP client's secret, as configuration stores it
+/// (`b3:` and 64 hex digits): blake3 in key-derivation mode, so a hash made
+/// for Baton is useless anywhere else. A fast hash is right for secrets
+/// that are random (`baton secret new` makes 256-bit ones); it would not be
+/// for a password a person chose, which is why Baton makes them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretHash(blake3::Hash);
+
+impl SecretHash {
+    const CONTEXT: &'static str = "baton 2026-11-30 http client secret";
+
+    pub fn of(secret: &[u8]) -> SecretHash {
+        SecretHash(
+            blake3::Hasher::new_derive_key(Self::CONTEXT)
+                .update(secret)
+                .finalize(),
+        )
+    }
+
+    /// Whether `secret` is the one hashed (constant time).
+    pub fn verifies(&self, secret: &[u8]) -> bool {
+        SecretHash::of(secret).0 == self.0
+    }
+}
+
+impl std::str::FromStr for SecretHash {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<SecretHash, String> {
+        text.strip_prefix("b3:")
+            .and_then(|hex| blake3::Hash::from_hex(hex).ok())
+            .map(SecretHash)
+            .ok_or_else(|| {
+                "must be `b3:` and 64 hex digits, as `baton secret new` or `baton secret hash` print"
+                    .to_owned()
+            })
+    }
+}
+
+impl std::fmt::Display for SecretHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "b3:{}", self.0.to_hex())
+    }
+}
+
+impl std::fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretHash(..)")
+    }
 }
 
 /// Every grant a node knows.
@@ -114,6 +169,11 @@ impl Access {
             if grant.roles.is_empty() {
                 return Err(format!("access[{i}].roles: grants no role"));
             }
+            if grant.secret.is_some() && stars > 0 {
+                return Err(format!(
+                    "access[{i}].principal: a grant with a secret names one client id, not a pattern"
+                ));
+            }
         }
         Ok(Access { grants })
     }
@@ -131,7 +191,7 @@ impl Access {
                     audiences: None,
                 };
             }
-            Identity::Principal(principal) => principal,
+            Identity::Principal(principal) | Identity::Client(principal) => principal,
             Identity::Anonymous | Identity::Refused(_) => {
                 return Caller {
                     principal: None,
@@ -140,12 +200,15 @@ impl Access {
                 };
             }
         };
+        // A certificate's principal gets only certificate grants, a client
+        // id only the grants its secret verified against.
+        let client = matches!(identity, Identity::Client(_));
         let mut roles = BTreeSet::new();
         let mut audiences = Some(BTreeSet::new());
         for grant in self
             .grants
             .iter()
-            .filter(|g| matches(&g.principal, principal))
+            .filter(|g| g.secret.is_some() == client && matches(&g.principal, principal))
         {
             roles.extend(grant.roles.iter().copied());
             if !grant.roles.contains(&Role::Checker) {
@@ -161,6 +224,25 @@ impl Access {
             principal: Some(principal.clone()),
             audiences: if roles.is_empty() { None } else { audiences },
             roles,
+        }
+    }
+}
+
+impl Access {
+    /// Who HTTP Basic credentials name: the client, when `secret` verifies
+    /// against a grant for `id`. Every grant for `id` is tried, so rotating a
+    /// secret is adding a grant with the new hash, then removing the old.
+    pub fn client(&self, id: &str, secret: &[u8]) -> Identity {
+        let verified = self
+            .grants
+            .iter()
+            .filter(|g| g.principal == id)
+            .filter_map(|g| g.secret.as_ref())
+            .any(|hash| hash.verifies(secret));
+        if verified {
+            Identity::Client(id.to_owned())
+        } else {
+            Identity::Refused("the client id and secret did not verify".to_owned())
         }
     }
 }
@@ -225,7 +307,10 @@ pub fn required(path: &str) -> Need {
         "/baton.v1.RevocationService/Check"
         | "/baton.v1.RevocationService/CheckBatch"
         | "/baton.v1.RevocationService/Watch"
-        | "/baton.v1.RevocationService/Introspect" => Need::Role(Role::Checker),
+        | "/baton.v1.RevocationService/Introspect"
+        | "/envoy.service.auth.v3.Authorization/Check"
+        | crate::http::FORWARD_AUTH
+        | crate::http::INTROSPECT => Need::Role(Role::Checker),
         "/baton.v1.ProvenanceService/GetChain"
         | "/baton.v1.ProvenanceService/GetDescendants"
         | "/baton.v1.ProvenanceService/ListEvents"
@@ -263,7 +348,7 @@ pub fn authorize(
         )))
     };
     let principal = match identity {
-        Identity::Principal(principal) => principal,
+        Identity::Principal(principal) | Identity::Client(principal) => principal,
         Identity::Plaintext => return Ok(caller),
         Identity::Anonymous => {
             return unauthenticated("no client certificate was presented");
@@ -407,6 +492,7 @@ mod tests {
             principal: principal.into(),
             roles: roles.iter().copied().collect(),
             audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
+            secret: None,
         }
     }
 
@@ -471,6 +557,50 @@ mod tests {
         assert!(a.sees("https://a"));
         assert!(!a.sees("https://b"));
         assert!(!a.sees("https://a/"));
+    }
+
+    #[test]
+    fn client_secrets_authenticate_only_their_client_and_never_a_certificate() {
+        let hash = SecretHash::of(b"s3cret-for-tests-only");
+        let access = Access::new(vec![
+            Grant {
+                secret: Some(hash.clone()),
+                ..grant("fastmcp-a", &[Role::Checker], &["https://a"])
+            },
+            grant("fastmcp-a", &[Role::Admin], &[]),
+        ])
+        .expect("valid");
+        assert_eq!(
+            access.client("fastmcp-a", b"s3cret-for-tests-only"),
+            Identity::Client("fastmcp-a".into())
+        );
+        for (id, secret) in [
+            ("fastmcp-a", &b"s3cret-for-tests-onlyx"[..]),
+            ("fastmcp-a", b""),
+            ("fastmcp-b", b"s3cret-for-tests-only"),
+        ] {
+            assert!(
+                matches!(access.client(id, secret), Identity::Refused(_)),
+                "{id}"
+            );
+        }
+        // The client gets the secret grant's roles, not the certificate grant's;
+        // a certificate naming the same principal gets only the latter.
+        let client = access.caller(&Identity::Client("fastmcp-a".into()));
+        assert_eq!(client.roles, BTreeSet::from([Role::Checker]));
+        assert!(client.sees("https://a") && !client.sees("https://b"));
+        let certificate = access.caller(&Identity::Principal("fastmcp-a".into()));
+        assert_eq!(certificate.roles, BTreeSet::from([Role::Admin]));
+        // A secret names one client, not a pattern.
+        let pattern = Grant {
+            secret: Some(hash.clone()),
+            ..grant("spiffe://x/gw-*", &[Role::Checker], &[])
+        };
+        assert!(Access::new(vec![pattern]).is_err());
+        // The stored form reads back, and says nothing in Debug.
+        assert_eq!(hash.to_string().parse::<SecretHash>(), Ok(hash.clone()));
+        assert_eq!(format!("{hash:?}"), "SecretHash(..)");
+        assert!("b3:12".parse::<SecretHash>().is_err());
     }
 
     #[test]

@@ -19,8 +19,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 pub mod auth;
+pub mod bridge;
 mod deadline;
 mod error;
+mod ext_authz;
+pub mod http;
 mod ledger;
 mod listener;
 mod provenance;
@@ -90,6 +93,8 @@ pub struct ServerOptions {
     pub tls: Option<tls::Tls>,
     /// Roles by principal (used with `tls`); replaceable while serving.
     pub access: auth::AccessHandle,
+    /// What the gateway bridges (ext_authz, forward-auth) map requests to.
+    pub resources: bridge::Resources,
 }
 
 /// What every service shares.
@@ -217,6 +222,17 @@ pub async fn run<L: EventLog>(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    run_with_http(options, log, listener, None, shutdown).await
+}
+
+/// [`run`], and the HTTP bridges (`http`) on `http` when given.
+pub async fn run_with_http<L: EventLog>(
+    options: ServerOptions,
+    log: L,
+    listener: TcpListener,
+    http: Option<TcpListener>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let projector = Projector::open(
         log.clone(),
         &options.projection_dir,
@@ -329,6 +345,23 @@ pub async fn run<L: EventLog>(
     .max_decoding_message_size(limits.message_bytes_max)
     .max_encoding_message_size(limits.message_bytes_max);
 
+    let ext_authz = envoy_types::ext_authz::v3::pb::AuthorizationServer::new(
+        ext_authz::ExtAuthz::new(node.clone(), options.resources.clone()),
+    )
+    .max_decoding_message_size(limits.message_bytes_max);
+    if let Some(http) = http {
+        let http_address = http.local_addr()?;
+        tracing::info!(address = %http_address, "HTTP bridges serving");
+        tokio::spawn(http::serve(
+            node.clone(),
+            options.resources.clone(),
+            options.access.clone(),
+            http,
+            limits.clone(),
+            options.tls.clone(),
+            stopping.clone(),
+        ));
+    }
     tracing::info!(%address, "baton node serving");
     let incoming = listener::incoming(
         listener,
@@ -350,6 +383,7 @@ pub async fn run<L: EventLog>(
         .add_service(ledger)
         .add_service(revocation)
         .add_service(provenance)
+        .add_service(ext_authz)
         .serve_with_incoming_shutdown(incoming, {
             let stop = stop.clone();
             let mut stopping = stopping.clone();

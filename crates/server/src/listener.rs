@@ -53,6 +53,12 @@ pub struct Connection {
     idle_max: Duration,
 }
 
+impl Connection {
+    pub fn peer(&self) -> &Peer {
+        &self.peer
+    }
+}
+
 #[cfg(test)]
 impl Connection {
     fn stream(&self) -> &TcpStream {

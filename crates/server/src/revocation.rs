@@ -194,8 +194,64 @@ fn for_caller(caller: Option<&Caller>, response: v1::CheckResponse) -> v1::Check
     }
 }
 
+/// What `caller` may know of a token: its check's answer and, for a token
+/// the caller serves, what it is. The one function under Introspect and
+/// every bridge (`http`, `ext_authz`).
+pub(crate) async fn introspect<L: EventLog>(
+    node: &Arc<Node<L>>,
+    caller: Option<&Caller>,
+    request: v1::IntrospectRequest,
+) -> Result<v1::IntrospectResponse, Status> {
+    presented_within(caller, None, &request.presented_to)?;
+    let token = match (request.token, request.bearer.is_empty()) {
+        (Some(_), false) => {
+            return Err(Error::Limit {
+                field: "bearer",
+                reason: "give the token by reference or as presented, not both".into(),
+            }
+            .into());
+        }
+        (token, true) => token,
+        (None, false) if request.bearer.len() > BEARER_BYTES_MAX => {
+            return Err(Error::Limit {
+                field: "bearer",
+                reason: format!(
+                    "{} bytes, more than the limit of {BEARER_BYTES_MAX}",
+                    request.bearer.len()
+                ),
+            }
+            .into());
+        }
+        (None, false) => Some(baton_proto::token_ref_to_wire(&baton_core::token_digest(
+            &request.bearer,
+        ))),
+    };
+    let check = v1::CheckRequest {
+        token,
+        presented_to: request.presented_to,
+        consistency_token: request.consistency_token,
+    };
+    let (response, record) = answer(node, &check).await?;
+    let seen = caller.is_some_and(|caller| caller.sees(&response.audience));
+    let details = match record {
+        Some(record) if seen => {
+            let node = node.clone();
+            Some(
+                tokio::task::spawn_blocking(move || details(&node, &record))
+                    .await
+                    .map_err(|e| Error::Internal(format!("introspect task: {e}")))??,
+            )
+        }
+        _ => None,
+    };
+    Ok(v1::IntrospectResponse {
+        check: Some(for_caller(caller, response)),
+        details,
+    })
+}
+
 /// Largest bearer token Introspect takes.
-const BEARER_BYTES_MAX: usize = 16 * 1024;
+pub(crate) const BEARER_BYTES_MAX: usize = 16 * 1024;
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<v1::WatchResponse, Status>> + Send>>;
 
@@ -222,53 +278,8 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
         request: Request<v1::IntrospectRequest>,
     ) -> Result<Response<v1::IntrospectResponse>, Status> {
         let caller = request.extensions().get::<Caller>().cloned();
-        let request = request.into_inner();
-        presented_within(caller.as_ref(), None, &request.presented_to)?;
-        let token = match (request.token, request.bearer.is_empty()) {
-            (Some(_), false) => {
-                return Err(Error::Limit {
-                    field: "bearer",
-                    reason: "give the token by reference or as presented, not both".into(),
-                }
-                .into());
-            }
-            (token, true) => token,
-            (None, false) if request.bearer.len() > BEARER_BYTES_MAX => {
-                return Err(Error::Limit {
-                    field: "bearer",
-                    reason: format!(
-                        "{} bytes, more than the limit of {BEARER_BYTES_MAX}",
-                        request.bearer.len()
-                    ),
-                }
-                .into());
-            }
-            (None, false) => Some(baton_proto::token_ref_to_wire(&baton_core::token_digest(
-                &request.bearer,
-            ))),
-        };
-        let check = v1::CheckRequest {
-            token,
-            presented_to: request.presented_to,
-            consistency_token: request.consistency_token,
-        };
-        let (response, record) = answer(&self.node, &check).await?;
-        let seen = caller
-            .as_ref()
-            .is_some_and(|caller| caller.sees(&response.audience));
-        let node = self.node.clone();
-        let details = match record {
-            Some(record) if seen => Some(
-                tokio::task::spawn_blocking(move || details(&node, &record))
-                    .await
-                    .map_err(|e| Error::Internal(format!("introspect task: {e}")))??,
-            ),
-            _ => None,
-        };
-        Ok(Response::new(v1::IntrospectResponse {
-            check: Some(for_caller(caller.as_ref(), response)),
-            details,
-        }))
+        let answer = introspect(&self.node, caller.as_ref(), request.into_inner()).await?;
+        Ok(Response::new(answer))
     }
 
     async fn check_batch(

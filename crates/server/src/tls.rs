@@ -58,6 +58,9 @@ pub enum Identity {
     Principal(String),
     /// TLS with a client certificate that did not verify, and why.
     Refused(String),
+    /// HTTP Basic client credentials (the HTTP bridges) that verified against
+    /// a grant's secret hash: the client id.
+    Client(String),
 }
 
 /// The TLS configuration a node serves with; cheap to share, reloadable.
@@ -122,6 +125,17 @@ impl Tls {
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = loaded;
         self.generation.fetch_add(1, Ordering::SeqCst);
         Ok(())
+    }
+
+    /// The same certificates and client CAs (reloads included), offering
+    /// `protocols` in ALPN instead of `h2`: the HTTP listener's.
+    pub fn with_alpn(&self, protocols: Vec<Vec<u8>>) -> Tls {
+        let mut config = (*self.config).clone();
+        config.alpn_protocols = protocols;
+        Tls {
+            config: Arc::new(config),
+            ..self.clone()
+        }
     }
 
     pub fn files(&self) -> &TlsFiles {

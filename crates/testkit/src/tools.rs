@@ -64,3 +64,45 @@ pub fn interop_python() -> Result<PathBuf, String> {
     std::fs::write(&stamp, wanted).map_err(|e| e.to_string())?;
     Ok(python)
 }
+
+/// Debian's nginx (package `nginx-light`, which has `auth_request`),
+/// installed with apt-get when it is missing and this runs as root.
+pub fn nginx() -> Result<PathBuf, String> {
+    let installed = PathBuf::from("/usr/sbin/nginx");
+    if !installed.exists() {
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|out| out.stdout.trim_ascii() == b"0");
+        if !root {
+            return Err("nginx is required: apt-get install nginx-light".into());
+        }
+        run(Command::new("apt-get").args(["install", "-y", "-q", "nginx-light"]))?;
+    }
+    Ok(installed)
+}
+
+/// A loopback port nothing listens on now (for servers that cannot be told
+/// to pick their own and report it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("binding 127.0.0.1:0")
+}
+
+/// Waits until something accepts connections on `port` (at most `within`).
+pub fn wait_for_port(port: u16, within: std::time::Duration) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!(
+                "nothing listens on 127.0.0.1:{port} after {within:?}"
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

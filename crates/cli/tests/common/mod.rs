@@ -56,6 +56,8 @@ pub fn serve_refused<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
 pub struct Served {
     child: Option<Child>,
     pub address: String,
+    /// The HTTP bridges' address, when it serves them.
+    pub http_address: Option<String>,
     /// Whether it serves TLS (https:// URLs).
     pub tls: bool,
     /// Its log lines so far (also passed on to this process's stderr).
@@ -85,7 +87,13 @@ pub fn mtls_config(dir: &Path, tls: &str, grants: &str) -> std::path::PathBuf {
 impl Served {
     /// Starts `baton serve` with `args` and waits for its listening line.
     pub fn start(data: &Path, trust_root: &str, args: &[&str]) -> Served {
+        Served::start_logging(data, trust_root, args, "warn")
+    }
+
+    /// [`Served::start`], logging what `filter` (`BATON_LOG`) lets through.
+    pub fn start_logging(data: &Path, trust_root: &str, args: &[&str], filter: &str) -> Served {
         let mut child = baton()
+            .env("BATON_LOG", filter)
             .args([
                 "serve",
                 "--listen",
@@ -107,6 +115,7 @@ impl Served {
         let mut served = Served {
             child: Some(child),
             address: String::new(),
+            http_address: None,
             tls: false,
             log: Default::default(),
         };
@@ -132,6 +141,9 @@ impl Served {
             let line = receive
                 .recv_timeout(left)
                 .expect("baton serve exited before listening");
+            if let Some(rest) = line.strip_prefix("baton http listening on ") {
+                served.http_address = Some(rest.trim().to_owned());
+            }
             if let Some(rest) = line.strip_prefix("baton listening on ") {
                 served.address = rest.split_whitespace().next().unwrap().to_owned();
                 served.tls = rest.ends_with(", tls)");
@@ -159,6 +171,11 @@ impl Served {
             "the node did not log {needle:?} within {within:?}; it logged:\n{}",
             lines.join("\n")
         );
+    }
+
+    /// Every line the node has logged so far.
+    pub fn logs(&self) -> Vec<String> {
+        self.log.0.lock().unwrap().clone()
     }
 
     pub fn pid(&self) -> u32 {

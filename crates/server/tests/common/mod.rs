@@ -110,6 +110,7 @@ impl Node {
             projection_dir: dir.path().join("projection"),
             tls: None,
             access: Default::default(),
+            resources: Default::default(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn({

@@ -1,0 +1,432 @@
+//! The bridges, driven by software we did not write: Debian's nginx in front
+//! of a Python MCP SDK server with Baton as its `auth_request` decision, a
+//! Python MCP SDK client through it; FastMCP's RFC 7662 introspection
+//! verifier; Envoy's ext_authz protocol from Envoy's published protos
+//! (`xds-protos`, grpcio). Each against a real `baton serve` whose ledger the
+//! CLI wrote, and whose log must never show a bearer token it was given.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use baton_testkit::tools;
+use common::{Served, baton};
+
+/// The audience of MCP server A's tokens, and another's.
+const AUDIENCE_A: &str = "https://mcp-a.example/mcp";
+const AUDIENCE_B: &str = "https://mcp-b.example/mcp";
+const SUBJECT: &str = "user:alice@example.com";
+
+/// A child process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A bearer token as a client would present it: random, marked test-only.
+fn bearer(name: &str) -> String {
+    let mut bytes = [0u8; 16];
+    let seed = format!(
+        "{name}{:?}{}",
+        std::time::SystemTime::now(),
+        std::process::id()
+    );
+    bytes.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..16]);
+    format!("test-only-{name}-{}", hex::encode(bytes))
+}
+
+/// A node with the HTTP bridges, and a ledger written through the CLI:
+/// an authorization server, a gateway, an MCP client and MCP servers A and
+/// B, with the tokens the tests present.
+struct Ledger {
+    dir: tempfile::TempDir,
+    node: Served,
+    /// Bearer tokens by name, all recorded by digest.
+    tokens: std::collections::BTreeMap<&'static str, String>,
+}
+
+impl Ledger {
+    /// `config` is appended to the node's configuration file.
+    fn start(config: &str) -> Ledger {
+        let dir = tempfile::tempdir().unwrap();
+        let path = |name: &str| dir.path().join(name);
+        for key in ["root", "auth", "gateway", "client", "a", "b"] {
+            cli(None, &["keygen", "--out"], &[path(&format!("{key}.key"))]);
+        }
+        let root = cli(None, &["pubkey"], &[path("root.key")]);
+        std::fs::write(path("baton.toml"), config).unwrap();
+        let config_file = path("baton.toml");
+        let node = Served::start_logging(
+            &path("data"),
+            root.trim(),
+            &[
+                "--config",
+                config_file.to_str().unwrap(),
+                "--http-listen",
+                "127.0.0.1:0",
+            ],
+            // Everything Baton says, so the bearer-token grep has teeth.
+            "info,baton=debug,baton_server=debug,baton_projector=debug,baton_log=debug",
+        );
+        let mut ledger = Ledger {
+            dir,
+            node,
+            tokens: Default::default(),
+        };
+        let scopes = "--scopes=mcp:tools";
+        let tools = "--tools=echo,secret";
+        ledger.run(&format!("register --key root.key --client-id auth.example --kind authorization-server --role delegating-layer --client-key auth.key {scopes} {tools}"));
+        for (id, kind, role, key) in [
+            ("gateway", "gateway", "delegating-layer", "gateway.key"),
+            ("mcp-client", "mcp-client", "delegating-layer", "client.key"),
+            ("mcp-a", "mcp-server", "tool-endpoint", "a.key"),
+            ("mcp-b", "mcp-server", "tool-endpoint", "b.key"),
+        ] {
+            ledger.run(&format!("register --key auth.key --registered-by auth.example --client-id {id} --kind {kind} --role {role} --client-key {key} {scopes} {tools}"));
+        }
+        // The MCP client's own token for server A: echo only.
+        let direct = ledger.digest("direct");
+        ledger.run(&format!("issue --key auth.key --issuer auth.example --token {direct} --subject {SUBJECT} --holder mcp-client --audience {AUDIENCE_A} {scopes} --tools=echo"));
+        // A chain: Alice's grant to the gateway, exchanged for server A's
+        // tokens (and one for B).
+        ledger.run(&format!("issue --key auth.key --issuer auth.example --token jti:alice-1 --subject {SUBJECT} --holder gateway --audience https://gateway.example/mcp {scopes} {tools}"));
+        for (name, holder, audience, ttl) in [
+            ("live", "mcp-a", AUDIENCE_A, "900"),
+            ("revoked", "mcp-a", AUDIENCE_A, "900"),
+            ("expired", "mcp-a", AUDIENCE_A, "1"),
+            ("elsewhere", "mcp-b", AUDIENCE_B, "900"),
+        ] {
+            let token = ledger.digest(name);
+            ledger.run(&format!("narrow --key gateway.key --parent jti:alice-1 --token {token} --performed-by gateway --holder {holder} --audience {audience} {scopes} --tools=echo --ttl {ttl}"));
+        }
+        let revoked = ledger.digest("revoked");
+        ledger.run(&format!(
+            "revoke --key gateway.key --revoked-by gateway --token {revoked} --reason test"
+        ));
+        ledger
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn http_url(&self) -> String {
+        format!("http://{}", self.node.http_address.as_ref().unwrap())
+    }
+
+    /// The bearer token `name` (made on first use) as a token reference.
+    fn digest(&mut self, name: &'static str) -> String {
+        let token = self
+            .tokens
+            .entry(name)
+            .or_insert_with(|| bearer(name))
+            .clone();
+        let mut child = baton()
+            .arg("digest")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(token.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Runs a client verb (`line`, split at spaces) against the node, key
+    /// files relative to the ledger's directory.
+    fn run(&self, line: &str) -> String {
+        let args: Vec<String> = line
+            .split_whitespace()
+            .map(|arg| {
+                if arg.ends_with(".key") {
+                    self.path(arg).to_str().unwrap().to_owned()
+                } else {
+                    (*arg).to_owned()
+                }
+            })
+            .collect();
+        let mut command = baton();
+        command.args(&args).env("BATON_SERVER", self.node.url());
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "baton {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// No line the node logged holds any bearer token the test used.
+    fn assert_no_token_logged(&self) {
+        let logs = self.node.logs();
+        assert!(
+            !logs.is_empty(),
+            "the node logged nothing: the grep has no teeth"
+        );
+        for (name, token) in &self.tokens {
+            let secret_part = &token[token.len() - 32..];
+            for line in &logs {
+                assert!(
+                    !line.contains(secret_part),
+                    "the node logged bearer token {name}: {line}"
+                );
+            }
+        }
+    }
+}
+
+/// A `baton` command that must succeed; its stdout.
+fn cli(server: Option<&str>, args: &[&str], paths: &[PathBuf]) -> String {
+    let mut command = baton();
+    command.args(args).args(paths);
+    if let Some(server) = server {
+        command.env("BATON_SERVER", server);
+    }
+    let out = command.output().unwrap();
+    assert!(out.status.success(), "{:?}: {:?}", args, out);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn python(script: &str) -> Command {
+    let mut command = Command::new(tools::interop_python().unwrap());
+    command
+        .arg(
+            baton_testkit::repo_root()
+                .join("tests/interop")
+                .join(script),
+        )
+        .env("PYTHONUNBUFFERED", "1");
+    command
+}
+
+/// The last line of `out` must be `{name}: N passed, 0 failed` with N > 0.
+fn assert_passed(name: &str, out: &str, at_least: u32) {
+    let summary = out
+        .lines()
+        .rev()
+        .find(|line| line.starts_with(&format!("{name}: ")))
+        .unwrap_or_else(|| panic!("{name} printed no summary:\n{out}"));
+    let passed: u32 = summary[name.len() + 2..]
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(
+        summary.ends_with(" 0 failed") && passed >= at_least,
+        "{summary}\n{out}"
+    );
+}
+
+/// Runs a check script to its end: it must pass at least `at_least` checks
+/// and fail none.
+fn run_checks(command: &mut Command, name: &str, at_least: u32) {
+    let out = command.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    print!("{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert_passed(name, &text, at_least);
+    assert!(out.status.success());
+}
+
+/// nginx's configuration: `/mcp` proxied to the MCP server once Baton's
+/// forward-auth said yes (README's snippet, with ports filled in).
+fn nginx_config(dir: &Path, listen: u16, upstream: u16, baton_http: &str) -> PathBuf {
+    for temp in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
+        std::fs::create_dir_all(dir.join(temp)).unwrap();
+    }
+    let config = format!(
+        r#"daemon off;
+master_process off;
+user root;
+pid {dir}/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/client_body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{listen};
+        location /mcp {{
+            auth_request /_baton;
+            # nginx passes WWW-Authenticate on with a 401 only; a 403 gets it here.
+            auth_request_set $baton_challenge $upstream_http_www_authenticate;
+            error_page 403 = @forbidden;
+            auth_request_set $baton_subject $upstream_http_x_baton_subject;
+            auth_request_set $baton_holder $upstream_http_x_baton_holder;
+            auth_request_set $baton_depth $upstream_http_x_baton_depth;
+            proxy_set_header X-Baton-Subject $baton_subject;
+            proxy_set_header X-Baton-Holder $baton_holder;
+            proxy_set_header X-Baton-Depth $baton_depth;
+            proxy_http_version 1.1;
+            proxy_pass http://127.0.0.1:{upstream};
+        }}
+        location @forbidden {{
+            add_header WWW-Authenticate $baton_challenge always;
+            return 403;
+        }}
+        location = /_baton {{
+            internal;
+            proxy_pass {baton_http}/authz;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            proxy_set_header X-Original-URI $request_uri;
+        }}
+    }}
+}}
+"#,
+        dir = dir.display()
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+#[test]
+fn nginx_asks_baton_before_an_mcp_sdk_server_answers_an_mcp_sdk_client() {
+    let nginx = tools::nginx().unwrap();
+    let mut ledger = Ledger::start(&format!(
+        "[[resource]]\nurl = \"http://127.0.0.1/mcp\"\naudience = \"{AUDIENCE_A}\"\nscopes = [\"mcp:tools\"]\n"
+    ));
+    let token = ledger.tokens["direct"].clone();
+    let direct = ledger.digest("direct");
+
+    let upstream = tools::free_port();
+    let _server = Running(
+        python("mcp_server.py")
+            .arg(upstream.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    tools::wait_for_port(upstream, Duration::from_secs(60)).unwrap();
+    let listen = tools::free_port();
+    let nginx_dir = ledger.path("nginx");
+    std::fs::create_dir_all(&nginx_dir).unwrap();
+    let config = nginx_config(&nginx_dir, listen, upstream, &ledger.http_url());
+    let _nginx = Running(
+        Command::new(nginx)
+            .arg("-p")
+            .arg(&nginx_dir)
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    tools::wait_for_port(listen, Duration::from_secs(30)).unwrap();
+
+    let mut client = python("mcp_client.py")
+        .arg(format!("http://127.0.0.1:{listen}/mcp"))
+        .arg(&token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    let mut out = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        out.push_str(&line);
+        out.push('\n');
+        if line == "READY FOR REVOCATION" {
+            break;
+        }
+    }
+    assert!(out.contains("READY FOR REVOCATION"), "{out}");
+    // Revoked on the node while the session is open; the next call is refused.
+    ledger.run(&format!(
+        "revoke --key auth.key --revoked-by auth.example --token {direct} --reason session-ended"
+    ));
+    client
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"revoked\n")
+        .unwrap();
+    for line in lines {
+        out.push_str(&line.unwrap());
+        out.push('\n');
+    }
+    let status = client.wait().unwrap();
+    print!("{out}");
+    assert_passed("mcp client", &out, 8);
+    assert!(status.success());
+    ledger.assert_no_token_logged();
+}
+
+#[test]
+fn fastmcp_introspection_verifier_accepts_live_tokens_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("fastmcp.secret");
+    let hash = cli(None, &["secret", "new"], std::slice::from_ref(&secret_file));
+    let mut ledger = Ledger::start(&format!(
+        "[[access]]\nprincipal = \"fastmcp-a\"\nroles = [\"checker\"]\naudiences = [\"{AUDIENCE_A}\"]\nsecret_hash = \"{}\"\n",
+        hash.trim()
+    ));
+    // The unknown one is never recorded.
+    let unknown = bearer("unknown");
+    ledger.tokens.insert("unknown", unknown);
+    // Expired: its one second of life has passed once the node says so.
+    let expired = ledger.digest("expired");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut check = baton();
+        check
+            .args(["check", &expired])
+            .env("BATON_SERVER", ledger.node.url());
+        if check.output().unwrap().status.code() == Some(4) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the token never expired"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut command = python("introspect_fastmcp.py");
+    command
+        .arg(format!("{}/oauth2/introspect", ledger.http_url()))
+        .arg("fastmcp-a")
+        .arg(&secret_file);
+    for name in ["live", "revoked", "expired", "unknown", "elsewhere"] {
+        command.arg(&ledger.tokens[name]);
+    }
+    run_checks(&mut command, "fastmcp", 10);
+    ledger.assert_no_token_logged();
+}
+
+#[test]
+fn envoy_ext_authz_clients_get_http_answers() {
+    let mut ledger = Ledger::start(&format!(
+        "[[resource]]\nurl = \"https://mcp-a.example/mcp\"\naudience = \"{AUDIENCE_A}\"\nscopes = [\"mcp:tools\"]\n"
+    ));
+    ledger.tokens.insert("unknown", bearer("unknown"));
+    let mut command = python("ext_authz.py");
+    command.arg(&ledger.node.address);
+    for name in ["live", "revoked", "elsewhere"] {
+        command.arg(&ledger.tokens[name]);
+    }
+    run_checks(&mut command, "ext_authz", 10);
+    ledger.assert_no_token_logged();
+}

@@ -1,0 +1,73 @@
+"""Envoy's external authorization protocol against Baton, from a client
+generated from Envoy's published protos (PyPI `xds-protos`, grpcio): the
+HTTP status, headers and gRPC status of each answer, for an allowed tool
+call, a tool the token lacks, a revoked token, a token addressed to another
+resource (passthrough) and no token at all.
+
+usage: ext_authz.py HOST:PORT LIVE REVOKED ELSEWHERE
+Prints "ext_authz: N passed, M failed" last; exits non-zero on any failure.
+"""
+
+import sys
+
+import grpc
+from envoy.service.auth.v3 import attribute_context_pb2 as ac
+from envoy.service.auth.v3 import external_auth_pb2 as ea
+from envoy.service.auth.v3 import external_auth_pb2_grpc as ea_grpc
+from google.rpc import code_pb2
+from checks import check, summary
+
+ADDRESS, LIVE, REVOKED, ELSEWHERE = sys.argv[1:5]
+
+
+
+def ask(stub, token: str | None, method: str, name: str | None = None) -> ea.CheckResponse:
+    headers = {"mcp-method": method, "content-type": "application/json"}
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    if name is not None:
+        headers["mcp-name"] = name
+    http = ac.AttributeContext.HttpRequest(
+        method="POST", scheme="https", host="mcp-a.example", path="/mcp", headers=headers)
+    return stub.Check(ea.CheckRequest(attributes=ac.AttributeContext(
+        request=ac.AttributeContext.Request(http=http))), timeout=30)
+
+
+def headers(options) -> dict:
+    return {h.header.key: h.header.value for h in options}
+
+
+def denied(label: str, r: ea.CheckResponse, http: int, grpc_code: int, challenge: str) -> None:
+    check(f"{label}: denied", r.WhichOneof("http_response") == "denied_response", r)
+    check(f"{label}: HTTP {http}", r.denied_response.status.code == http, r.denied_response.status)
+    check(f"{label}: gRPC status", r.status.code == grpc_code, r.status)
+    www = headers(r.denied_response.headers).get("www-authenticate", "")
+    check(f"{label}: WWW-Authenticate {challenge}", www.startswith(challenge), www)
+
+
+with grpc.insecure_channel(ADDRESS) as channel:
+    stub = ea_grpc.AuthorizationStub(channel)
+
+    r = ask(stub, LIVE, "tools/call", "echo")
+    check("allow: OK", r.status.code == code_pb2.OK and r.WhichOneof("http_response") == "ok_response", r)
+    upstream = headers(r.ok_response.headers)
+    check("allow: the upstream learns the subject", upstream.get("x-baton-subject") == "user:alice@example.com", upstream)
+    check("allow: ... the holder and depth", upstream.get("x-baton-holder") == "mcp-a"
+          and upstream.get("x-baton-depth") == "1", upstream)
+    overwrite = [h.append_action for h in r.ok_response.headers]
+    check("allow: the headers overwrite what the client sent", overwrite and all(a == 2 for a in overwrite), overwrite)
+    r = ask(stub, LIVE, "tools/list")
+    check("allow: tools/list needs no tool", r.status.code == code_pb2.OK, r)
+
+    denied("deny tool", ask(stub, LIVE, "tools/call", "secret"), 403, code_pb2.PERMISSION_DENIED,
+           'Bearer error="insufficient_scope"')
+    denied("revoked", ask(stub, REVOKED, "tools/call", "echo"), 401, code_pb2.UNAUTHENTICATED,
+           'Bearer error="invalid_token"')
+    denied("passthrough", ask(stub, ELSEWHERE, "tools/call", "echo"), 401, code_pb2.UNAUTHENTICATED,
+           'Bearer error="invalid_token"')
+    r = ask(stub, None, "tools/list")
+    denied("no token", r, 401, code_pb2.UNAUTHENTICATED, "Bearer")
+    www = headers(r.denied_response.headers).get("www-authenticate", "")
+    check("no token: no error code (RFC 6750 3.1)", "error=" not in www, www)
+
+summary("ext_authz")
