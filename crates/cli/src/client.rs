@@ -477,6 +477,7 @@ pub async fn revoke(args: Revoke) -> anyhow::Result<()> {
             .as_deref()
             .map(|c| client("revoked_by", c))
             .transpose()?,
+        requested_by: None,
     });
     sign_and_append(&args.connection, &args.signer, body, &args.after).await
 }

@@ -36,6 +36,8 @@ pub struct Config {
     pub access: Vec<AccessGrant>,
     /// What the gateway bridges map requests to (`[[resource]]`).
     pub resource: Vec<ResourceConfig>,
+    /// The identity RFC 7009 revocations are signed with.
+    pub revocation: Revocation,
     /// Serve plaintext on a non-loopback address: anyone who can reach the
     /// port may do anything. Off by default; logged loudly when on.
     pub insecure: bool,
@@ -74,6 +76,20 @@ pub struct AccessGrant {
     /// (`baton secret new` makes both). Never the secret itself.
     #[serde(default)]
     pub secret_hash: Option<String>,
+    /// The ledger client this principal is: RFC 7009 revocations it asks
+    /// for may revoke what that client could revoke itself.
+    #[serde(default)]
+    pub client_id: Option<String>,
+}
+
+/// `[revocation]`: the registered client (one of `rules.revocation_delegates`)
+/// whose key signs the revocations RFC 7009 callers ask for.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Revocation {
+    pub client_id: Option<String>,
+    /// Its signing key (`baton keygen`; mode 0600).
+    pub key_file: Option<PathBuf>,
 }
 
 /// `[[resource]]`: a resource the gateway bridges decide for.
@@ -103,6 +119,9 @@ pub struct Rules {
     /// Authorization servers (client ids) whose authority spans the whole
     /// ledger: a federation.
     pub federated_authorization_servers: Vec<String>,
+    /// Clients that may sign revocations for other clients (a node's RFC
+    /// 7009 endpoint signs as one): every node must list the same.
+    pub revocation_delegates: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -171,6 +190,7 @@ impl Default for Config {
             tls: Tls::default(),
             access: Vec::new(),
             resource: Vec::new(),
+            revocation: Revocation::default(),
             insecure: false,
         }
     }
@@ -268,6 +288,7 @@ impl Default for Rules {
             created_at_skew_max_ms: baton_core::limits::CREATED_AT_SKEW_MAX_MS_DEFAULT,
             created_at_age_max_ms: baton_core::limits::CREATED_AT_AGE_MAX_MS_DEFAULT,
             federated_authorization_servers: Vec::new(),
+            revocation_delegates: Vec::new(),
         }
     }
 }
@@ -667,14 +688,41 @@ impl Config {
                         .map_err(|e| anyhow::anyhow!("access[{i}].secret_hash: {e}"))?,
                 ),
             };
+            let client = match &grant.client_id {
+                None => None,
+                Some(id) => Some(baton_core::ClientId::new(
+                    &format!("access[{i}].client_id"),
+                    id,
+                )?),
+            };
             grants.push(baton_server::auth::Grant {
                 principal: grant.principal.clone(),
                 roles,
                 audiences: grant.audiences.iter().cloned().collect(),
                 secret,
+                client,
             });
         }
         baton_server::auth::Access::new(grants).map_err(|e| anyhow::anyhow!(e))
+    }
+
+    /// The RFC 7009 signing identity, its key read (and checked private).
+    pub fn revocation_delegate(
+        &self,
+    ) -> anyhow::Result<Option<baton_server::http::RevocationDelegate>> {
+        let (id, key_file) = match (&self.revocation.client_id, &self.revocation.key_file) {
+            (None, None) => return Ok(None),
+            (Some(id), Some(key)) => (id, key),
+            _ => bail!("revocation: needs both client_id and key_file"),
+        };
+        let client = baton_core::ClientId::new("revocation.client_id", id)?;
+        if !self.rules.revocation_delegates.contains(id) {
+            bail!(
+                "revocation.client_id: {id:?} is not in rules.revocation_delegates: every revocation it signed would be refused"
+            );
+        }
+        let key = crate::keys::load(key_file)?;
+        Ok(Some(baton_server::http::RevocationDelegate { client, key }))
     }
 
     /// The resources the gateway bridges decide for.
@@ -710,6 +758,12 @@ impl Config {
             let field = format!("rules.federated_authorization_servers[{i}]");
             policy
                 .federated
+                .insert(baton_core::ClientId::new(&field, id)?);
+        }
+        for (i, id) in self.rules.revocation_delegates.iter().enumerate() {
+            let field = format!("rules.revocation_delegates[{i}]");
+            policy
+                .revocation_delegates
                 .insert(baton_core::ClientId::new(&field, id)?);
         }
         Ok(policy)

@@ -39,6 +39,7 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result
         tls,
         access,
         resources: config.resources()?,
+        revocation_delegate: config.revocation_delegate()?,
     };
     let secured = if options.tls.is_some() { ", tls" } else { "" };
     let listener = tokio::net::TcpListener::bind(config.listen)

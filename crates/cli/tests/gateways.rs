@@ -50,36 +50,46 @@ fn bearer(name: &str) -> String {
 struct Ledger {
     dir: tempfile::TempDir,
     node: Served,
+    /// The trust root's public key, and the arguments every node of this
+    /// ledger is started with.
+    root: String,
+    args: Vec<String>,
     /// Bearer tokens by name, all recorded by digest.
     tokens: std::collections::BTreeMap<&'static str, String>,
 }
 
 impl Ledger {
-    /// `config` is appended to the node's configuration file.
+    /// `config` is the node's configuration file (`{dir}` in it: the
+    /// ledger's directory, where the key files are).
     fn start(config: &str) -> Ledger {
         let dir = tempfile::tempdir().unwrap();
         let path = |name: &str| dir.path().join(name);
-        for key in ["root", "auth", "gateway", "client", "a", "b"] {
+        for key in ["root", "auth", "gateway", "client", "a", "b", "node"] {
             cli(None, &["keygen", "--out"], &[path(&format!("{key}.key"))]);
         }
-        let root = cli(None, &["pubkey"], &[path("root.key")]);
-        std::fs::write(path("baton.toml"), config).unwrap();
+        let root = cli(None, &["pubkey"], &[path("root.key")])
+            .trim()
+            .to_owned();
         let config_file = path("baton.toml");
-        let node = Served::start_logging(
-            &path("data"),
-            root.trim(),
-            &[
-                "--config",
-                config_file.to_str().unwrap(),
-                "--http-listen",
-                "127.0.0.1:0",
-            ],
-            // Everything Baton says, so the bearer-token grep has teeth.
-            "info,baton=debug,baton_server=debug,baton_projector=debug,baton_log=debug",
-        );
+        std::fs::write(
+            &config_file,
+            config.replace("{dir}", dir.path().to_str().unwrap()),
+        )
+        .unwrap();
+        let args: Vec<String> = [
+            "--config",
+            config_file.to_str().unwrap(),
+            "--http-listen",
+            "127.0.0.1:0",
+        ]
+        .map(String::from)
+        .into();
+        let node = Ledger::serve(&path("data"), &root, &args);
         let mut ledger = Ledger {
             dir,
             node,
+            root,
+            args,
             tokens: Default::default(),
         };
         let scopes = "--scopes=mcp:tools";
@@ -90,6 +100,7 @@ impl Ledger {
             ("mcp-client", "mcp-client", "delegating-layer", "client.key"),
             ("mcp-a", "mcp-server", "tool-endpoint", "a.key"),
             ("mcp-b", "mcp-server", "tool-endpoint", "b.key"),
+            ("baton-node", "service", "tool-endpoint", "node.key"),
         ] {
             ledger.run(&format!("register --key auth.key --registered-by auth.example --client-id {id} --kind {kind} --role {role} --client-key {key} {scopes} {tools}"));
         }
@@ -98,7 +109,8 @@ impl Ledger {
         ledger.run(&format!("issue --key auth.key --issuer auth.example --token {direct} --subject {SUBJECT} --holder mcp-client --audience {AUDIENCE_A} {scopes} --tools=echo"));
         // A chain: Alice's grant to the gateway, exchanged for server A's
         // tokens (and one for B).
-        ledger.run(&format!("issue --key auth.key --issuer auth.example --token jti:alice-1 --subject {SUBJECT} --holder gateway --audience https://gateway.example/mcp {scopes} {tools}"));
+        let root = ledger.digest("root");
+        ledger.run(&format!("issue --key auth.key --issuer auth.example --token {root} --subject {SUBJECT} --holder gateway --audience https://gateway.example/mcp {scopes} {tools}"));
         for (name, holder, audience, ttl) in [
             ("live", "mcp-a", AUDIENCE_A, "900"),
             ("revoked", "mcp-a", AUDIENCE_A, "900"),
@@ -106,13 +118,30 @@ impl Ledger {
             ("elsewhere", "mcp-b", AUDIENCE_B, "900"),
         ] {
             let token = ledger.digest(name);
-            ledger.run(&format!("narrow --key gateway.key --parent jti:alice-1 --token {token} --performed-by gateway --holder {holder} --audience {audience} {scopes} --tools=echo --ttl {ttl}"));
+            ledger.run(&format!("narrow --key gateway.key --parent {root} --token {token} --performed-by gateway --holder {holder} --audience {audience} {scopes} --tools=echo --ttl {ttl}"));
         }
         let revoked = ledger.digest("revoked");
         ledger.run(&format!(
             "revoke --key gateway.key --revoked-by gateway --token {revoked} --reason test"
         ));
         ledger
+    }
+
+    /// A node of this ledger, with data in `data`.
+    fn serve(data: &Path, root: &str, args: &[String]) -> Served {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Served::start_logging(
+            data,
+            root,
+            &args,
+            // Everything Baton says, so the bearer-token grep has teeth.
+            "info,baton=debug,baton_server=debug,baton_projector=debug,baton_log=debug",
+        )
+    }
+
+    /// Another node over the same log (a Kafka ledger's).
+    fn another_node(&self) -> Served {
+        Ledger::serve(&self.path("data-2"), &self.root, &self.args)
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -173,7 +202,11 @@ impl Ledger {
 
     /// No line the node logged holds any bearer token the test used.
     fn assert_no_token_logged(&self) {
-        let logs = self.node.logs();
+        self.assert_no_token_logged_by(&self.node);
+    }
+
+    fn assert_no_token_logged_by(&self, node: &Served) {
+        let logs = node.logs();
         assert!(
             !logs.is_empty(),
             "the node logged nothing: the grep has no teeth"
@@ -429,4 +462,77 @@ fn envoy_ext_authz_clients_get_http_answers() {
     }
     run_checks(&mut command, "ext_authz", 10);
     ledger.assert_no_token_logged();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rfc7009_revocation_cascades_to_another_node_and_stays_within_the_callers_chain() {
+    let cluster = baton_testkit::KafkaCluster::start(1).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = |name: &str| {
+        let file = dir.path().join(format!("{name}.secret"));
+        let hash = cli(None, &["secret", "new"], std::slice::from_ref(&file));
+        (file, hash.trim().to_owned())
+    };
+    let (gateway_secret, gateway_hash) = secret("gateway");
+    let (outsider_secret, outsider_hash) = secret("outsider");
+    let ledger = Ledger::start(&format!(
+        r#"[kafka]
+brokers = "{}"
+topic = "rfc7009"
+partitions = 2
+[rules]
+revocation_delegates = ["baton-node"]
+[revocation]
+client_id = "baton-node"
+key_file = "{{dir}}/node.key"
+[[access]]
+principal = "gateway-admin"
+roles = ["writer", "checker"]
+client_id = "gateway"
+secret_hash = "{gateway_hash}"
+[[access]]
+principal = "mcp-b-admin"
+roles = ["writer", "checker"]
+client_id = "mcp-b"
+secret_hash = "{outsider_hash}"
+"#,
+        cluster.bootstrap()
+    ));
+    let other = ledger.another_node();
+    let mut command = python("revoke_rfc7009.py");
+    command
+        .arg(ledger.http_url())
+        .arg(format!("http://{}", other.http_address.as_ref().unwrap()))
+        .arg(&gateway_secret)
+        .arg(&outsider_secret)
+        .arg(&ledger.tokens["root"])
+        .arg(&ledger.tokens["live"]);
+    run_checks(&mut command, "rfc7009", 12);
+
+    // The event records who asked, and which delegate signed for it.
+    let mut revocation =
+        baton_proto::v1::revocation_service_client::RevocationServiceClient::connect(other.url())
+            .await
+            .unwrap();
+    let live = baton_core::token_digest(ledger.tokens["live"].as_bytes());
+    let answer = revocation
+        .check(baton_proto::v1::CheckRequest {
+            token: Some(baton_proto::token_ref_to_wire(&live)),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let revoked = answer.cause.and_then(|cause| cause.revoked).unwrap();
+    assert_eq!(
+        (revoked.revoked_by.as_str(), revoked.requested_by.as_str()),
+        ("baton-node", "gateway")
+    );
+    assert!(
+        revoked.reason.contains("gateway-admin"),
+        "{}",
+        revoked.reason
+    );
+    ledger.assert_no_token_logged();
+    ledger.assert_no_token_logged_by(&other);
 }

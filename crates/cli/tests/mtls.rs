@@ -51,6 +51,7 @@ impl Node {
             tls: Some(tls.clone()),
             access: baton_server::auth::AccessHandle::new(access),
             resources: Default::default(),
+            revocation_delegate: None,
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -247,6 +248,7 @@ async fn call(
 fn grant(principal: &str, roles: &[Role], audiences: &[&str]) -> Grant {
     Grant {
         secret: None,
+        client: None,
         principal: principal.into(),
         roles: roles.iter().copied().collect(),
         audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),

@@ -196,6 +196,11 @@ pub struct Revoked {
     pub reason: String,
     /// `None` when a trust-root key revokes.
     pub revoked_by: Option<ClientId>,
+    /// The client that asked for this revocation, when `revoked_by` signed
+    /// it for another (a node's RFC 7009 endpoint): then `revoked_by` must be
+    /// one of the policy's revocation delegates, and what may be revoked is
+    /// what `requested_by` could revoke by signing itself.
+    pub requested_by: Option<ClientId>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

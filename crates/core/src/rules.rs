@@ -630,6 +630,13 @@ fn check_revocation<V: LedgerView>(
     revoked: &Revoked,
 ) -> Checked<(), V::Error> {
     let Some(by) = &revoked.revoked_by else {
+        if revoked.requested_by.is_some() {
+            return refuse(
+                Rule::Unauthorized,
+                "requested_by",
+                "is set but revoked_by is empty: only a revocation delegate revokes for another client",
+            );
+        }
         if let Signer::TrustRoot(_) = signer {
             return Ok(());
         }
@@ -640,7 +647,24 @@ fn check_revocation<V: LedgerView>(
         );
     };
     signed_by(signer, "revoked_by", by)?;
-    let revoker = registered(view_, "revoked_by", by)?;
+    let mut revoker = registered(view_, "revoked_by", by)?;
+    // Signed for another client: a delegate's signature, that client's authority.
+    let (by, field) = match &revoked.requested_by {
+        None => (by, "revoked_by"),
+        Some(requester) => {
+            if !policy.revocation_delegates.contains(by) {
+                return refuse(
+                    Rule::Unauthorized,
+                    "requested_by",
+                    format!(
+                        "client {by:?} is not a revocation delegate: it may not revoke for another client"
+                    ),
+                );
+            }
+            revoker = registered(view_, "requested_by", requester)?;
+            (requester, "requested_by")
+        }
+    };
     let authority = revoker.kind == ClientKind::AuthorizationServer;
     // Whether client `c` is `by` itself or, for an authorization server, one
     // it registered (or may act for).
@@ -682,7 +706,7 @@ fn check_revocation<V: LedgerView>(
     }
     refuse(
         Rule::Unauthorized,
-        "revoked_by",
+        field,
         format!(
             "client {by:?} may not revoke {}: outside what it registered, holds or issued",
             revoked.target

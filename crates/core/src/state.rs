@@ -39,6 +39,10 @@ pub struct Policy {
     /// federation): they act on what other authorization servers registered
     /// and issued, and revoke subjects. Empty by default.
     pub federated: BTreeSet<ClientId>,
+    /// Clients that may sign a revocation on behalf of another client (the
+    /// `requested_by` of a `Revoked` event): the key a node's RFC 7009
+    /// endpoint signs with. Empty by default.
+    pub revocation_delegates: BTreeSet<ClientId>,
 }
 
 impl Policy {
@@ -52,6 +56,7 @@ impl Policy {
             created_at_skew_max_ms: crate::limits::CREATED_AT_SKEW_MAX_MS_DEFAULT,
             created_at_age_max_ms: crate::limits::CREATED_AT_AGE_MAX_MS_DEFAULT,
             federated: BTreeSet::new(),
+            revocation_delegates: BTreeSet::new(),
         }
     }
 
@@ -80,6 +85,11 @@ impl Policy {
             hasher.update(client.as_str().as_bytes());
             hasher.update(&[0]);
         }
+        hasher.update(&[1]);
+        for client in &self.revocation_delegates {
+            hasher.update(client.as_str().as_bytes());
+            hasher.update(&[0]);
+        }
         hex::encode(&hasher.finalize().as_bytes()[..8])
     }
 }
@@ -87,7 +97,7 @@ impl Policy {
 /// The version of the rules [`crate::check_event`] applies; bump it whenever a
 /// change would give another verdict on some event, so every projection is
 /// re-derived under the new rules (see [`Policy::fingerprint`]).
-pub const RULES_VERSION: u32 = 3;
+pub const RULES_VERSION: u32 = 4;
 
 /// A public key bound to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -62,6 +62,7 @@ fn revoke(key: &SigningKey, at: i64, by: &str, target: RevocationTarget) -> (Env
         target,
         reason: "test".into(),
         revoked_by: Some(client(by)),
+        requested_by: None,
     });
     sign(key, at, body)
 }

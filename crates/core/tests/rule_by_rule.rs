@@ -69,6 +69,7 @@ fn revocation(by: Option<&str>, target: RevocationTarget) -> Body {
         target,
         reason: "test".into(),
         revoked_by: by.map(client),
+        requested_by: None,
     })
 }
 
@@ -263,6 +264,66 @@ fn rule_unauthorized() {
         Rule::Unauthorized,
         "registered_by",
     );
+}
+
+/// A delegate (a node's RFC 7009 endpoint) revokes for another client
+/// exactly what that client could revoke itself.
+#[test]
+fn rule_unauthorized_revocation_for_another_client() {
+    let mut world = World::new();
+    let mut policy = world.policy();
+    policy.revocation_delegates.insert(client("server-b"));
+    let mut ledger = MemoryLedger::new(policy);
+    for (envelope, event) in &world.setup {
+        ledger.apply(envelope, event).unwrap();
+    }
+    with_root(&mut world, &mut ledger);
+    let token = RevocationTarget::Token(TokenRef::jti("t", "r").unwrap());
+    let for_ = |by: Option<&str>, requester: &str| {
+        Body::Revoked(Revoked {
+            target: token.clone(),
+            reason: "rfc 7009".into(),
+            revoked_by: by.map(client),
+            requested_by: Some(client(requester)),
+        })
+    };
+    // For a client the token is nothing to: refused, naming the requester.
+    let event = sign(
+        &world.key_of("server-b"),
+        world.tick(),
+        for_(Some("server-b"), "server-a"),
+    );
+    let refusal = refused_by(
+        ledger.apply(&event.0, &event.1),
+        Rule::Unauthorized,
+        "requested_by",
+    );
+    assert!(refusal.reason.contains("server-a"), "{refusal}");
+    // A client that is no delegate may not revoke for another.
+    let event = sign(
+        &world.key_of("agent"),
+        world.tick(),
+        for_(Some("agent"), "gateway"),
+    );
+    refused_by(
+        ledger.apply(&event.0, &event.1),
+        Rule::Unauthorized,
+        "requested_by",
+    );
+    // Nor may a trust root name a requester.
+    let event = world.signed_by_root(for_(None, "gateway"));
+    refused_by(
+        ledger.apply(&event.0, &event.1),
+        Rule::Unauthorized,
+        "requested_by",
+    );
+    // For the holder of the chain: applied.
+    let event = sign(
+        &world.key_of("server-b"),
+        world.tick(),
+        for_(Some("server-b"), "gateway"),
+    );
+    ledger.apply(&event.0, &event.1).unwrap();
 }
 
 #[test]

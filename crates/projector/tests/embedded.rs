@@ -257,6 +257,7 @@ async fn a_projection_under_other_rules_is_rebuilt_from_the_log() {
         target: RevocationTarget::Subject(Fixture::subject("user:alice")),
         reason: "offboarded".into(),
         revoked_by: Some(Fixture::client_id("as2")),
+        requested_by: None,
     });
     events.push(f.seal_with(&as2, revoke));
     let token = scenarios::append(&log, &f, &events).await;

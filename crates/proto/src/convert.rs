@@ -503,6 +503,7 @@ impl TryFrom<v1::Revoked> for Revoked {
             target: revocation_target(wire.target)?,
             reason: optional_text("reason", &wire.reason)?.unwrap_or_default(),
             revoked_by: optional_client("revoked_by", &wire.revoked_by)?,
+            requested_by: optional_client("requested_by", &wire.requested_by)?,
         })
     }
 }
@@ -521,6 +522,11 @@ impl From<&Revoked> for v1::Revoked {
             reason: r.reason.clone(),
             revoked_by: r
                 .revoked_by
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            requested_by: r
+                .requested_by
                 .as_ref()
                 .map(ToString::to_string)
                 .unwrap_or_default(),

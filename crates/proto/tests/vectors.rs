@@ -328,6 +328,7 @@ fn vector_events() -> Vec<(&'static str, u8, Envelope, Event)> {
             target: RevocationTarget::Token(digest),
             reason: "user signed out".into(),
             revoked_by: Some(id("https://auth.example.com")),
+            requested_by: None,
         }),
     );
     push(
@@ -341,6 +342,7 @@ fn vector_events() -> Vec<(&'static str, u8, Envelope, Event)> {
             ),
             reason: "account compromised".into(),
             revoked_by: None,
+            requested_by: None,
         }),
     );
     out

@@ -85,6 +85,10 @@ pub struct Grant {
     /// Basic credentials (`principal` is its client id, matched exactly),
     /// never for a certificate. Unset: for certificates only.
     pub secret: Option<SecretHash>,
+    /// The ledger client the principal is: whose authority an RFC 7009
+    /// revocation it asks for is checked against (and recorded as its
+    /// `requested_by`).
+    pub client: Option<baton_core::ClientId>,
 }
 
 /// The hash of an HTTP client's secret, as configuration stores it
@@ -189,6 +193,7 @@ impl Access {
                     principal: None,
                     roles: BTreeSet::from([Role::Admin]),
                     audiences: None,
+                    client: None,
                 };
             }
             Identity::Principal(principal) | Identity::Client(principal) => principal,
@@ -197,6 +202,7 @@ impl Access {
                     principal: None,
                     roles: BTreeSet::new(),
                     audiences: None,
+                    client: None,
                 };
             }
         };
@@ -205,12 +211,14 @@ impl Access {
         let client = matches!(identity, Identity::Client(_));
         let mut roles = BTreeSet::new();
         let mut audiences = Some(BTreeSet::new());
+        let mut clients = BTreeSet::new();
         for grant in self
             .grants
             .iter()
             .filter(|g| g.secret.is_some() == client && matches(&g.principal, principal))
         {
             roles.extend(grant.roles.iter().copied());
+            clients.extend(grant.client.iter().cloned());
             if !grant.roles.contains(&Role::Checker) {
                 continue;
             }
@@ -220,10 +228,16 @@ impl Access {
                 (None, false) => {}
             }
         }
+        // Two grants naming two clients name none: never a guess.
+        let client = match clients.len() {
+            1 => clients.pop_first(),
+            _ => None,
+        };
         Caller {
             principal: Some(principal.clone()),
             audiences: if roles.is_empty() { None } else { audiences },
             roles,
+            client,
         }
     }
 }
@@ -262,6 +276,8 @@ pub struct Caller {
     pub roles: BTreeSet<Role>,
     /// None: unbound.
     pub audiences: Option<BTreeSet<String>>,
+    /// The ledger client it is, when its grants name exactly one.
+    pub client: Option<baton_core::ClientId>,
 }
 
 impl Caller {
@@ -311,6 +327,7 @@ pub fn required(path: &str) -> Need {
         | "/envoy.service.auth.v3.Authorization/Check"
         | crate::http::FORWARD_AUTH
         | crate::http::INTROSPECT => Need::Role(Role::Checker),
+        crate::http::REVOKE => Need::Role(Role::Writer),
         "/baton.v1.ProvenanceService/GetChain"
         | "/baton.v1.ProvenanceService/GetDescendants"
         | "/baton.v1.ProvenanceService/ListEvents"
@@ -493,6 +510,7 @@ mod tests {
             roles: roles.iter().copied().collect(),
             audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
             secret: None,
+            client: None,
         }
     }
 

@@ -9,6 +9,10 @@
 //!   upstream, or 401/403 with `WWW-Authenticate`.
 //! - `POST /oauth2/introspect` — RFC 7662 token introspection, the chain as
 //!   nested RFC 8693 `act` claims.
+//! - `POST /oauth2/revoke` — RFC 7009 revocation: a `Revoked` event signed
+//!   by the node's revocation delegate key for the calling client
+//!   (`requested_by`), which the rules let revoke only what that client
+//!   could revoke by signing itself.
 //!
 //! Callers are who they are on gRPC — the connection's client certificate
 //! (same TLS files, ALPN `http/1.1`), or anyone on a plaintext loopback
@@ -33,13 +37,23 @@ use tonic::Code;
 use crate::auth::{AccessHandle, Caller};
 use crate::bridge::{self, Resources, Verdict};
 use crate::listener::Peer;
-use crate::tls::{Identity, Tls};
-use crate::{Limits, Node};
+use crate::tls::Identity;
+use crate::{Node, ServerOptions};
 
 /// Forward-auth (any method).
 pub const FORWARD_AUTH: &str = "/authz";
 /// RFC 7662 introspection.
 pub const INTROSPECT: &str = "/oauth2/introspect";
+/// RFC 7009 revocation.
+pub const REVOKE: &str = "/oauth2/revoke";
+
+/// The identity a node signs RFC 7009 revocations with: a registered client
+/// the policy lists among its revocation delegates, and its key.
+#[derive(Debug, Clone)]
+pub struct RevocationDelegate {
+    pub client: baton_core::ClientId,
+    pub key: baton_core::SigningKey,
+}
 
 /// Largest form an introspection request may send: a bearer token of the
 /// largest size, percent-encoded, and room for the other parameters.
@@ -51,33 +65,35 @@ struct Http<L> {
     node: Arc<Node<L>>,
     resources: Resources,
     access: AccessHandle,
+    delegate: Option<RevocationDelegate>,
 }
 
 /// Serves the HTTP bridges on `listener` until `stopping` turns true.
 pub(crate) async fn serve<L: EventLog>(
     node: Arc<Node<L>>,
-    resources: Resources,
-    access: AccessHandle,
+    options: ServerOptions,
     listener: TcpListener,
-    limits: Limits,
-    tls: Option<Tls>,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let tls = tls.map(|tls| tls.with_alpn(vec![b"http/1.1".to_vec()]));
+    let tls = options
+        .tls
+        .map(|tls| tls.with_alpn(vec![b"http/1.1".to_vec()]));
     let mut incoming = Box::pin(crate::listener::incoming(
         listener,
-        limits.connections_max,
-        limits.connection_idle_max,
+        options.limits.connections_max,
+        options.limits.connection_idle_max,
         tls,
     ));
     let router = axum::Router::new()
         .route(FORWARD_AUTH, axum::routing::any(forward_auth::<L>))
         .route(INTROSPECT, axum::routing::post(introspect::<L>))
+        .route(REVOKE, axum::routing::post(revoke::<L>))
         .layer(axum::extract::DefaultBodyLimit::max(FORM_BYTES_MAX))
         .with_state(Arc::new(Http {
             node,
-            resources,
-            access,
+            resources: options.resources,
+            access: options.access,
+            delegate: options.revocation_delegate,
         }));
     loop {
         let connection = tokio::select! {
@@ -126,7 +142,8 @@ fn caller<L>(
     path: &str,
 ) -> Result<Caller, tonic::Status> {
     let access = http.access.get();
-    let basic = (path == INTROSPECT)
+    let oauth = path == INTROSPECT || path == REVOKE;
+    let basic = oauth
         .then(|| headers.get(header::AUTHORIZATION))
         .flatten()
         .and_then(|value| {
@@ -143,10 +160,10 @@ fn caller<L>(
             |peer| peer.identity.identity(),
         ),
     };
-    // RFC 7662 §2.1: introspection callers authenticate, even on a
+    // RFC 7662 §2.1, RFC 7009 §2.1: these callers authenticate, even on a
     // plaintext loopback listener (where everyone else is admin).
     let identity = match *identity {
-        Identity::Plaintext if path == INTROSPECT => Arc::new(Identity::Anonymous),
+        Identity::Plaintext if oauth => Arc::new(Identity::Anonymous),
         _ => identity,
     };
     crate::auth::authorize(&access, &identity, peer.and_then(|p| p.remote), path)
@@ -313,30 +330,46 @@ async fn forward_auth<L: EventLog>(
     }
 }
 
-/// RFC 7662 §2.1: a form with `token` (once) and optionally
-/// `token_type_hint`; other parameters are ignored.
-fn token_of(form: &[u8]) -> Result<String, String> {
+/// What an OAuth endpoint's form asks about.
+#[derive(Debug, PartialEq, Eq)]
+struct Form {
+    token: String,
+    /// Baton's extension: answer once this node has applied these log
+    /// positions (a revocation's `x-baton-consistency-token`, from any node).
+    consistency_token: String,
+}
+
+/// RFC 7662 §2.1, RFC 7009 §2.1: a form with `token` (once) and optionally
+/// `token_type_hint` and Baton's `consistency_token` (once each); other
+/// parameters are ignored.
+fn form_of(form: &[u8]) -> Result<Form, String> {
     let mut token = None;
-    let mut hints = 0;
+    let mut consistency_token = None;
+    let mut hint = None;
     for (name, value) in form_urlencoded::parse(form) {
-        match name.as_ref() {
-            "token" if token.is_some() => return Err("token: given more than once".into()),
-            "token" => token = Some(value.into_owned()),
-            "token_type_hint" => {
-                hints += 1;
-                if hints > 1 {
-                    return Err("token_type_hint: given more than once".into());
-                }
-            }
-            _ => {}
+        let slot = match name.as_ref() {
+            "token" => &mut token,
+            "token_type_hint" => &mut hint,
+            "consistency_token" => &mut consistency_token,
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err(format!("{name}: given more than once"));
         }
+        *slot = Some(value.into_owned());
     }
     match token {
         None => Err("token: missing".into()),
         Some(token) if token.is_empty() => Err("token: is empty".into()),
-        Some(token) => Ok(token),
+        Some(token) => Ok(Form {
+            token,
+            consistency_token: consistency_token.unwrap_or_default(),
+        }),
     }
 }
+
+/// The header a revocation's answer carries its consistency token in.
+pub const CONSISTENCY_TOKEN: &str = "x-baton-consistency-token";
 
 async fn introspect<L: EventLog>(
     State(http): State<Arc<Http<L>>>,
@@ -344,34 +377,16 @@ async fn introspect<L: EventLog>(
     headers: HeaderMap,
     form: Bytes,
 ) -> Response {
-    let caller = match caller(&http, peer.as_deref(), &headers, INTROSPECT) {
-        Ok(caller) => caller,
-        Err(status) => return refused(&status),
-    };
-    let form_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if !form_type {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "Content-Type: must be application/x-www-form-urlencoded",
-        );
-    }
-    let token = match token_of(&form) {
-        Ok(token) => token,
-        Err(why) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &why),
+    let (caller, form) = match oauth_form(&http, peer.as_deref(), &headers, INTROSPECT, &form) {
+        Ok(called) => called,
+        Err(refused) => return *refused,
     };
     let answer = crate::revocation::introspect(
         &http.node,
         Some(&caller),
         v1::IntrospectRequest {
-            bearer: token.into_bytes(),
+            bearer: form.token.into_bytes(),
+            consistency_token: form.consistency_token,
             ..Default::default()
         },
     )
@@ -386,6 +401,165 @@ async fn introspect<L: EventLog>(
             "temporarily_unavailable",
             status.message(),
         ),
+    }
+}
+
+/// The form of an OAuth endpoint (introspection, revocation): its caller,
+/// then its `token`, or the answer that refuses it.
+fn oauth_form<L>(
+    http: &Http<L>,
+    peer: Option<&Peer>,
+    headers: &HeaderMap,
+    path: &str,
+    form: &[u8],
+) -> Result<(Caller, Form), Box<Response>> {
+    let caller = caller(http, peer, headers, path).map_err(|status| Box::new(refused(&status)))?;
+    let form_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !form_type {
+        return Err(Box::new(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Content-Type: must be application/x-www-form-urlencoded",
+        )));
+    }
+    let form = form_of(form).map_err(|why| {
+        Box::new(oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &why,
+        ))
+    })?;
+    Ok((caller, form))
+}
+
+/// RFC 7009: revokes the token (and so everything derived from it) when the
+/// calling client could revoke it by signing itself; 200 also for a token
+/// the ledger does not know or has revoked already (§2.2), and nothing is
+/// appended then. A token outside the caller's authority is refused
+/// (`unauthorized_client`), nothing appended.
+async fn revoke<L: EventLog>(
+    State(http): State<Arc<Http<L>>>,
+    peer: Option<axum::Extension<Peer>>,
+    headers: HeaderMap,
+    form: Bytes,
+) -> Response {
+    let (caller, form) = match oauth_form(&http, peer.as_deref(), &headers, REVOKE, &form) {
+        Ok(called) => called,
+        Err(refused) => return *refused,
+    };
+    let Some(delegate) = &http.delegate else {
+        return oauth_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "this node has no revocation delegate ([revocation] client_id and key_file)",
+        );
+    };
+    let Some(requester) = caller.client.clone() else {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unauthorized_client",
+            "the caller's grant names no ledger client (client_id in its [[access]] grant): nothing says whose authority it revokes with",
+        );
+    };
+    let token = baton_core::token_digest(form.token.as_bytes());
+    // Unknown or revoked already: the answer RFC 7009 gives for both, and
+    // no event.
+    let check = v1::CheckRequest {
+        token: Some(baton_proto::token_ref_to_wire(&token)),
+        consistency_token: form.consistency_token,
+        ..Default::default()
+    };
+    match crate::revocation::answer(&http.node, &check).await {
+        Ok((check, _))
+            if check.status == v1::TokenStatus::Unknown as i32
+                || check.status == v1::TokenStatus::Revoked as i32 =>
+        {
+            return StatusCode::OK.into_response();
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let status = tonic::Status::from(e);
+            return oauth_error(
+                http_status(status.code()),
+                "temporarily_unavailable",
+                status.message(),
+            );
+        }
+    }
+    let who = caller.principal.as_deref().unwrap_or("");
+    let event = baton_core::Event {
+        signer: delegate.key.key_id(),
+        created_at_ms: crate::now_ms(),
+        body: baton_core::Body::Revoked(baton_core::Revoked {
+            target: baton_core::RevocationTarget::Token(token),
+            reason: format!("RFC 7009 request by principal {:?}", baton_core::echo(who)),
+            revoked_by: Some(delegate.client.clone()),
+            requested_by: Some(requester),
+        }),
+    };
+    let envelope = match baton_proto::seal(&delegate.key, &event) {
+        Ok(envelope) => envelope,
+        Err(e) => {
+            return oauth_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                &format!("sealing the revocation: {e}"),
+            );
+        }
+    };
+    let request = v1::AppendRequest {
+        events: vec![v1::SignedEvent::from(&envelope)],
+        ..Default::default()
+    };
+    let deadline = crate::deadline::answer_by(
+        &tonic::metadata::MetadataMap::new(),
+        http.node.limits.request_timeout,
+        tokio::time::Instant::now(),
+    );
+    match crate::ledger::Ledger::new(http.node.clone())
+        .append(request, deadline)
+        .await
+    {
+        Ok(appended) => {
+            let mut response = StatusCode::OK.into_response();
+            if let Ok(value) = HeaderValue::from_str(&appended.consistency_token) {
+                response.headers_mut().insert(CONSISTENCY_TOKEN, value);
+            }
+            response
+        }
+        // Revoked meanwhile by someone else: revoked, as asked.
+        Err(crate::Error::Refused { refusal, .. }) if refusal.rule == baton_core::Rule::Revoked => {
+            StatusCode::OK.into_response()
+        }
+        Err(crate::Error::Refused { refusal, .. })
+            if refusal.rule == baton_core::Rule::Unauthorized =>
+        {
+            oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unauthorized_client",
+                &refusal.to_string(),
+            )
+        }
+        Err(crate::Error::Refused { refusal, .. }) => oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &refusal.to_string(),
+        ),
+        Err(e) => {
+            let status = tonic::Status::from(e);
+            oauth_error(
+                http_status(status.code()),
+                "temporarily_unavailable",
+                status.message(),
+            )
+        }
     }
 }
 
@@ -441,22 +615,31 @@ mod tests {
 
     #[test]
     fn the_token_parameter_is_required_once() {
+        let token = |form: &[u8]| form_of(form).map(|f| f.token);
         assert_eq!(
-            token_of(b"token=a%2Bb&token_type_hint=access_token"),
+            token(b"token=a%2Bb&token_type_hint=access_token"),
             Ok("a+b".into())
         );
-        assert_eq!(token_of(b"token=a+b&extra=1"), Ok("a b".into()));
+        assert_eq!(token(b"token=a+b&extra=1"), Ok("a b".into()));
+        assert!(token(b"token=a&token=b").unwrap_err().starts_with("token:"));
+        assert!(token(b"token=").unwrap_err().starts_with("token:"));
+        assert!(token(b"hint=x").unwrap_err().starts_with("token:"));
         assert!(
-            token_of(b"token=a&token=b")
-                .unwrap_err()
-                .starts_with("token:")
-        );
-        assert!(token_of(b"token=").unwrap_err().starts_with("token:"));
-        assert!(token_of(b"hint=x").unwrap_err().starts_with("token:"));
-        assert!(
-            token_of(b"token=a&token_type_hint=x&token_type_hint=y")
+            token(b"token=a&token_type_hint=x&token_type_hint=y")
                 .unwrap_err()
                 .starts_with("token_type_hint:")
+        );
+        assert_eq!(
+            form_of(b"token=a&consistency_token=ct1.5"),
+            Ok(Form {
+                token: "a".into(),
+                consistency_token: "ct1.5".into()
+            })
+        );
+        assert!(
+            form_of(b"token=a&consistency_token=1&consistency_token=2")
+                .unwrap_err()
+                .starts_with("consistency_token:")
         );
     }
 

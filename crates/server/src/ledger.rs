@@ -286,7 +286,7 @@ impl<L: EventLog> Ledger<L> {
     /// Appends a batch; everything must be done by `deadline` (the request's
     /// own, less a margin to answer in), so that a slow log is reported as an
     /// unknown outcome rather than cut off by the transport's timeout.
-    async fn append(
+    pub(crate) async fn append(
         &self,
         request: v1::AppendRequest,
         deadline: Instant,

@@ -95,6 +95,9 @@ pub struct ServerOptions {
     pub access: auth::AccessHandle,
     /// What the gateway bridges (ext_authz, forward-auth) map requests to.
     pub resources: bridge::Resources,
+    /// The key RFC 7009 revocations are signed with; None: the endpoint
+    /// answers that it is not configured.
+    pub revocation_delegate: Option<http::RevocationDelegate>,
 }
 
 /// What every service shares.
@@ -153,6 +156,12 @@ impl<L> Node<L> {
             .try_acquire_owned()
             .map_err(|_| Error::Busy(self.limits.streams_max))
     }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub(crate) fn now_s() -> i64 {
@@ -275,7 +284,7 @@ pub async fn run_with_http<L: EventLog>(
     let node = Arc::new(Node {
         log,
         handle,
-        policy: options.policy,
+        policy: options.policy.clone(),
         limits: options.limits.clone(),
         streams: Arc::new(Semaphore::new(options.limits.streams_max)),
         shutdown: stopping.clone(),
@@ -354,11 +363,8 @@ pub async fn run_with_http<L: EventLog>(
         tracing::info!(address = %http_address, "HTTP bridges serving");
         tokio::spawn(http::serve(
             node.clone(),
-            options.resources.clone(),
-            options.access.clone(),
+            options.clone(),
             http,
-            limits.clone(),
-            options.tls.clone(),
             stopping.clone(),
         ));
     }

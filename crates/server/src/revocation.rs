@@ -49,7 +49,7 @@ fn revoked_body<L>(node: &Node<L>, id: &baton_core::EventId) -> Result<Option<v1
 /// that has not reached the log since it started answers only what no event
 /// it may have missed could change: REVOKED (revocation is monotone),
 /// EXPIRED, AUDIENCE_MISMATCH; anything else is UNAVAILABLE.
-async fn answer<L>(node: &Node<L>, request: &v1::CheckRequest) -> Result<Answer> {
+pub(crate) async fn answer<L>(node: &Node<L>, request: &v1::CheckRequest) -> Result<Answer> {
     let consistent = node.consistent(&request.consistency_token).await;
     answer_when(node, request, consistent)
 }

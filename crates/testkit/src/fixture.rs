@@ -342,6 +342,7 @@ impl Fixture {
             target,
             reason: "test".into(),
             revoked_by: None,
+            requested_by: None,
         });
         let key = self.root.clone();
         self.seal(&key, body)

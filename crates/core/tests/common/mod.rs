@@ -263,6 +263,7 @@ impl World {
             target,
             reason: "test".into(),
             revoked_by: None,
+            requested_by: None,
         });
         self.signed_by_root(body)
     }

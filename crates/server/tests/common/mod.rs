@@ -111,6 +111,7 @@ impl Node {
             tls: None,
             access: Default::default(),
             resources: Default::default(),
+            revocation_delegate: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn({
