@@ -38,6 +38,8 @@ pub struct Config {
     pub resource: Vec<ResourceConfig>,
     /// The identity RFC 7009 revocations are signed with.
     pub revocation: Revocation,
+    /// Issuers whose JWTs the bridges verify (`[[jwt_issuer]]`).
+    pub jwt_issuer: Vec<JwtIssuerConfig>,
     /// Serve plaintext on a non-loopback address: anyone who can reach the
     /// port may do anything. Off by default; logged loudly when on.
     pub insecure: bool,
@@ -90,6 +92,19 @@ pub struct Revocation {
     pub client_id: Option<String>,
     /// Its signing key (`baton keygen`; mode 0600).
     pub key_file: Option<PathBuf>,
+}
+
+/// `[[jwt_issuer]]`: an issuer whose JWTs the bridges verify, so that a
+/// token recorded by `jti` can be answered for when presented whole.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtIssuerConfig {
+    /// The `iss` its tokens carry.
+    pub iss: String,
+    /// The authorization server (ledger client id) that records its tokens.
+    pub client_id: String,
+    /// Its keys, as a JWKS document (the issuer's `jwks_uri`, saved to a file).
+    pub jwks_file: PathBuf,
 }
 
 /// `[[resource]]`: a resource the gateway bridges decide for.
@@ -191,6 +206,7 @@ impl Default for Config {
             access: Vec::new(),
             resource: Vec::new(),
             revocation: Revocation::default(),
+            jwt_issuer: Vec::new(),
             insecure: false,
         }
     }
@@ -723,6 +739,31 @@ impl Config {
         }
         let key = crate::keys::load(key_file)?;
         Ok(Some(baton_server::http::RevocationDelegate { client, key }))
+    }
+
+    /// The JWT issuers, their JWKS files read.
+    pub fn jwt_issuers(&self) -> anyhow::Result<baton_server::jwt::JwtIssuers> {
+        let mut issuers = Vec::with_capacity(self.jwt_issuer.len());
+        for (i, issuer) in self.jwt_issuer.iter().enumerate() {
+            let client = baton_core::ClientId::new(
+                &format!("jwt_issuer[{i}].client_id"),
+                &issuer.client_id,
+            )?;
+            let jwks = std::fs::read_to_string(&issuer.jwks_file).with_context(|| {
+                format!("jwt_issuer[{i}].jwks_file: {}", issuer.jwks_file.display())
+            })?;
+            issuers.push(
+                baton_server::jwt::JwtIssuer::from_jwks(&issuer.iss, client, &jwks).map_err(
+                    |e| {
+                        anyhow::anyhow!(
+                            "jwt_issuer[{i}].jwks_file {}: {e}",
+                            issuer.jwks_file.display()
+                        )
+                    },
+                )?,
+            );
+        }
+        baton_server::jwt::JwtIssuers::new(issuers).map_err(|e| anyhow::anyhow!(e))
     }
 
     /// The resources the gateway bridges decide for.

@@ -40,6 +40,7 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result
         access,
         resources: config.resources()?,
         revocation_delegate: config.revocation_delegate()?,
+        jwt_issuers: config.jwt_issuers()?,
     };
     let secured = if options.tls.is_some() { ", tls" } else { "" };
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -536,3 +536,77 @@ secret_hash = "{outsider_hash}"
     ledger.assert_no_token_logged();
     ledger.assert_no_token_logged_by(&other);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_known_by_jti_is_answered_only_for_a_jwt_its_issuer_signed() {
+    let keys = tempfile::tempdir().unwrap();
+    let out = python("make_jwts.py")
+        .arg(keys.path())
+        .args([
+            "https://auth.example.com",
+            "jwt-1",
+            "https://other.example.com",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let jwts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let jwks = keys.path().join("jwks.json");
+    // The other issuer shares the keys but is another authorization server:
+    // its JWTs may not speak for auth.example's tokens.
+    let ledger = Ledger::start(&format!(
+        "[[jwt_issuer]]\niss = \"https://auth.example.com\"\nclient_id = \"auth.example\"\njwks_file = {jwks:?}\n\
+         [[jwt_issuer]]\niss = \"https://other.example.com\"\nclient_id = \"gateway\"\njwks_file = {jwks:?}\n"
+    ));
+    ledger.run(&format!("issue --key auth.key --issuer auth.example --token jti:jwt-1 --subject {SUBJECT} --holder mcp-client --audience {AUDIENCE_A} --scopes=mcp:tools --tools=echo"));
+    let mut revocation =
+        baton_proto::v1::revocation_service_client::RevocationServiceClient::connect(
+            ledger.node.url(),
+        )
+        .await
+        .unwrap();
+    use baton_proto::v1::TokenStatus::{Active, Expired, Unknown};
+    for (name, want) in [
+        ("good", Active),
+        ("tampered", Unknown),
+        ("stranger", Unknown),
+        ("none", Unknown),
+        ("other_issuer", Unknown),
+        ("expired", Expired),
+    ] {
+        let answer = revocation
+            .introspect(baton_proto::v1::IntrospectRequest {
+                bearer: jwts[name].as_str().unwrap().as_bytes().to_vec(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let status = answer.check.unwrap().status;
+        assert_eq!(status, want as i32, "{name}");
+        if want == Active {
+            assert_eq!(answer.details.unwrap().subject, SUBJECT);
+        }
+    }
+    // A JWKS file that does not read stops the node from starting.
+    std::fs::write(&jwks, "{\"keys\": [{\"kty\": \"oct\"}]}").unwrap();
+    let config = ledger.path("bad-jwks.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[jwt_issuer]]\niss = \"i\"\nclient_id = \"auth.example\"\njwks_file = {jwks:?}\n"
+        ),
+    )
+    .unwrap();
+    let said = common::serve_refused(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--trust-root",
+        &ledger.root,
+        "--data-dir",
+        ledger.path("refused").to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert!(said.contains("jwt_issuer[0].jwks_file"), "{said}");
+}

@@ -52,6 +52,7 @@ impl Node {
             access: baton_server::auth::AccessHandle::new(access),
             resources: Default::default(),
             revocation_delegate: None,
+            jwt_issuers: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();

@@ -24,6 +24,7 @@ mod deadline;
 mod error;
 mod ext_authz;
 pub mod http;
+pub mod jwt;
 mod ledger;
 mod listener;
 mod provenance;
@@ -98,6 +99,9 @@ pub struct ServerOptions {
     /// The key RFC 7009 revocations are signed with; None: the endpoint
     /// answers that it is not configured.
     pub revocation_delegate: Option<http::RevocationDelegate>,
+    /// Issuers whose JWTs a bridge verifies to answer for a token the
+    /// ledger knows only by `jti`.
+    pub jwt_issuers: jwt::JwtIssuers,
 }
 
 /// What every service shares.
@@ -120,6 +124,7 @@ pub(crate) struct Node<L> {
     pub caught_up: std::sync::atomic::AtomicBool,
     /// The grants now (streams check again that their caller may go on).
     pub access: auth::AccessHandle,
+    pub jwt_issuers: jwt::JwtIssuers,
 }
 
 impl<L> Node<L> {
@@ -292,6 +297,7 @@ pub async fn run_with_http<L: EventLog>(
         startup,
         caught_up: std::sync::atomic::AtomicBool::new(caught_up),
         access: options.access.clone(),
+        jwt_issuers: options.jwt_issuers.clone(),
     });
     let address: SocketAddr = listener.local_addr()?;
     let limits = &options.limits;

@@ -226,12 +226,20 @@ pub(crate) async fn introspect<L: EventLog>(
             &request.bearer,
         ))),
     };
-    let check = v1::CheckRequest {
+    let mut check = v1::CheckRequest {
         token,
         presented_to: request.presented_to,
         consistency_token: request.consistency_token,
     };
-    let (response, record) = answer(node, &check).await?;
+    let (mut response, mut record) = answer(node, &check).await?;
+    let unknown = response.status == v1::TokenStatus::Unknown as i32;
+    if unknown
+        && !request.bearer.is_empty()
+        && !node.jwt_issuers.is_empty()
+        && let Some(by_jti) = by_verified_jwt(node, &mut check, &request.bearer).await?
+    {
+        (response, record) = by_jti;
+    }
     let seen = caller.is_some_and(|caller| caller.sees(&response.audience));
     let details = match record {
         Some(record) if seen => {
@@ -248,6 +256,47 @@ pub(crate) async fn introspect<L: EventLog>(
         check: Some(for_caller(caller, response)),
         details,
     })
+}
+
+/// The answer for a presented token the ledger does not know by digest,
+/// when it is a JWT that verifies against its issuer's configured keys and
+/// the ledger's record of its `jti` was issued by that issuer's
+/// authorization server; None otherwise (the token stays unknown). A JWT
+/// past its own `exp` is expired whatever the ledger says.
+async fn by_verified_jwt<L: EventLog>(
+    node: &Arc<Node<L>>,
+    check: &mut v1::CheckRequest,
+    bearer: &[u8],
+) -> Result<Option<Answer>, Status> {
+    let Some(verified) = node.jwt_issuers.verify(bearer, now_s()) else {
+        return Ok(None);
+    };
+    let Ok(jti) = baton_core::TokenRef::jti("jti", &verified.jti) else {
+        return Ok(None);
+    };
+    check.token = Some(baton_proto::token_ref_to_wire(&jti));
+    // Consistent already: the digest's answer waited.
+    let (mut response, record) = check_one(node, check)?;
+    let Some(found) = record.clone() else {
+        return Ok(None);
+    };
+    let lineage = {
+        let handle = node.handle.clone();
+        tokio::task::spawn_blocking(move || handle.lineage(&found))
+            .await
+            .map_err(|e| Error::Internal(format!("introspect task: {e}")))?
+            .map_err(Error::from)?
+    };
+    let issued_by = lineage.first().map(|root| &root.performed_by);
+    if issued_by != Some(&verified.client) {
+        return Ok(None);
+    }
+    if verified.expires_at_s.is_some_and(|exp| exp <= now_s())
+        && response.status == v1::TokenStatus::Active as i32
+    {
+        response.status = v1::TokenStatus::Expired as i32;
+    }
+    Ok(Some((response, record)))
 }
 
 /// Largest bearer token Introspect takes.

@@ -112,6 +112,7 @@ impl Node {
             access: Default::default(),
             resources: Default::default(),
             revocation_delegate: None,
+            jwt_issuers: Default::default(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn({
