@@ -21,14 +21,20 @@ ADDRESS, LIVE, REVOKED, ELSEWHERE = sys.argv[1:5]
 
 
 
-def ask(stub, token: str | None, method: str, name: str | None = None) -> ea.CheckResponse:
-    headers = {"mcp-method": method, "content-type": "application/json"}
+def ask(stub, token: str | None, method: str | None, name: str | None = None,
+        version: str | None = "2026-07-28", http_method: str = "POST",
+        path: str = "/mcp") -> ea.CheckResponse:
+    headers = {"content-type": "application/json"}
+    if method is not None:
+        headers["mcp-method"] = method
+    if version is not None:
+        headers["mcp-protocol-version"] = version
     if token is not None:
         headers["authorization"] = f"Bearer {token}"
     if name is not None:
         headers["mcp-name"] = name
     http = ac.AttributeContext.HttpRequest(
-        method="POST", scheme="https", host="mcp-a.example", path="/mcp", headers=headers)
+        method=http_method, scheme="https", host="mcp-a.example", path=path, headers=headers)
     return stub.Check(ea.CheckRequest(attributes=ac.AttributeContext(
         request=ac.AttributeContext.Request(http=http))), timeout=30)
 
@@ -65,6 +71,18 @@ with grpc.insecure_channel(ADDRESS) as channel:
            'Bearer error="invalid_token"')
     denied("passthrough", ask(stub, ELSEWHERE, "tools/call", "echo"), 401, code_pb2.UNAUTHENTICATED,
            'Bearer error="invalid_token"')
+    # A request the gateway cannot see into is refused, not waved through:
+    # an older protocol (no Mcp-Method; the server would not check the body
+    # against headers), a path a normalising server reads as another.
+    denied("legacy protocol", ask(stub, LIVE, None, version="2025-06-18"), 400,
+           code_pb2.PERMISSION_DENIED, 'Bearer error="invalid_request"')
+    denied("header claims list, old version", ask(stub, LIVE, "tools/list", version="2025-11-25"), 400,
+           code_pb2.PERMISSION_DENIED, 'Bearer error="invalid_request"')
+    denied("dot segments", ask(stub, LIVE, "tools/list", path="/mcp/../admin"), 400,
+           code_pb2.PERMISSION_DENIED, 'Bearer error="invalid_request"')
+    r = ask(stub, LIVE, None, version=None, http_method="GET")
+    check("a GET (the server's event stream) needs no MCP headers", r.status.code == code_pb2.OK, r)
+
     r = ask(stub, None, "tools/list")
     denied("no token", r, 401, code_pb2.UNAUTHENTICATED, "Bearer")
     www = headers(r.denied_response.headers).get("www-authenticate", "")

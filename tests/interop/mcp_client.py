@@ -41,7 +41,9 @@ async def denied(client: Client, tool: str, arguments: dict) -> httpx2.Response 
 
 async def main() -> None:
     async with httpx2.AsyncClient(
-        headers={"Authorization": f"Bearer {BEARER}"},
+        # A client claiming to be someone else to the upstream: the gateway
+        # must overwrite it.
+        headers={"Authorization": f"Bearer {BEARER}", "X-Baton-Subject": "admin"},
         timeout=httpx2.Timeout(30.0),
         event_hooks={"response": [record]},
     ) as http:
@@ -61,6 +63,19 @@ async def main() -> None:
                   answer and answer.status_code)
             challenge = answer.headers.get("www-authenticate", "") if answer is not None else ""
             check("... with insufficient_scope", 'error="insufficient_scope"' in challenge, challenge)
+
+            # The same ungranted call in the older protocol, which carries no
+            # Mcp-Method header and whose server does not check the body
+            # against headers: refused at the gateway (nginx turns Baton's
+            # 400 into a 500), the tool never runs.
+            legacy = await http.post(URL, json={
+                "jsonrpc": "2.0", "id": 99, "method": "tools/call",
+                "params": {"name": "secret", "arguments": {}},
+            }, headers={"MCP-Protocol-Version": "2025-06-18",
+                        "Accept": "application/json, text/event-stream"})
+            check("a legacy-protocol tools/call is refused at the gateway",
+                  legacy.status_code >= 400 and "ungranted" not in legacy.text,
+                  (legacy.status_code, legacy.text[:200]))
 
             print("READY FOR REVOCATION", flush=True)
             await anyio.to_thread.run_sync(sys.stdin.readline)

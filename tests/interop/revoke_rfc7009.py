@@ -43,6 +43,7 @@ try:
         check("a client outside the chain is refused", r.status_code == 400
               and r.json().get("error") == "unauthorized_client", (r.status_code, r.text))
         check("... naming whose authority fell short", "mcp-b" in r.json().get("error_description", ""), r.text)
+        check("... with no position written", "x-baton-consistency-token" not in r.headers, r.headers)
         after = introspect(http, A, LIVE)
         check("... and nothing was appended", after.get("active") is True
               and after.get("baton_consistency_token") == position, after)

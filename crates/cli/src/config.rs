@@ -118,6 +118,18 @@ pub struct ResourceConfig {
     /// Scopes every request there needs.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// An MCP endpoint (default true): requests other than GET, HEAD,
+    /// DELETE and OPTIONS must carry Mcp-Method and MCP-Protocol-Version
+    /// 2026-07-28 or later, or they are refused.
+    #[serde(default = "yes")]
+    pub mcp: bool,
+    /// Its RFC 9728 protected-resource metadata URL, named in 401 answers.
+    #[serde(default)]
+    pub metadata_url: Option<String>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -770,14 +782,12 @@ impl Config {
     pub fn resources(&self) -> anyhow::Result<baton_server::bridge::Resources> {
         let mut resources = Vec::with_capacity(self.resource.len());
         for (i, resource) in self.resource.iter().enumerate() {
-            resources.push(
-                baton_server::bridge::Resource::new(
-                    &resource.url,
-                    &resource.audience,
-                    resource.scopes.iter().cloned().collect(),
-                )
-                .map_err(|e| anyhow::anyhow!("resource[{i}].{e}"))?,
-            );
+            let mut built = baton_server::bridge::Resource::new(&resource.url, &resource.audience)
+                .map_err(|e| anyhow::anyhow!("resource[{i}].{e}"))?;
+            built.scopes = resource.scopes.iter().cloned().collect();
+            built.mcp = resource.mcp;
+            built.metadata_url = resource.metadata_url.clone();
+            resources.push(built);
         }
         Ok(baton_server::bridge::Resources::new(resources))
     }

@@ -56,6 +56,8 @@ struct Ledger {
     args: Vec<String>,
     /// Bearer tokens by name, all recorded by digest.
     tokens: std::collections::BTreeMap<&'static str, String>,
+    /// Client ids and secrets the test used (never to be logged either).
+    secrets: Vec<(String, String)>,
 }
 
 impl Ledger {
@@ -91,6 +93,7 @@ impl Ledger {
             root,
             args,
             tokens: Default::default(),
+            secrets: Vec::new(),
         };
         let scopes = "--scopes=mcp:tools";
         let tools = "--tools=echo,secret";
@@ -211,12 +214,28 @@ impl Ledger {
             !logs.is_empty(),
             "the node logged nothing: the grep has no teeth"
         );
-        for (name, token) in &self.tokens {
-            let secret_part = &token[token.len() - 32..];
+        use base64::Engine as _;
+        let mut secret_parts: Vec<(String, String)> = self
+            .tokens
+            .iter()
+            .map(|(name, token)| {
+                (
+                    format!("bearer token {name}"),
+                    token[token.len() - 32..].to_owned(),
+                )
+            })
+            .collect();
+        for (id, secret) in &self.secrets {
+            secret_parts.push((format!("{id}'s secret"), secret.clone()));
+            // As it travels in a Basic header, too.
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+            secret_parts.push((format!("{id}'s Basic header"), basic));
+        }
+        for (what, part) in &secret_parts {
             for line in &logs {
                 assert!(
-                    !line.contains(secret_part),
-                    "the node logged bearer token {name}: {line}"
+                    !line.contains(part.as_str()),
+                    "the node logged {what}: {line}"
                 );
             }
         }
@@ -305,9 +324,12 @@ http {{
             auth_request_set $baton_subject $upstream_http_x_baton_subject;
             auth_request_set $baton_holder $upstream_http_x_baton_holder;
             auth_request_set $baton_depth $upstream_http_x_baton_depth;
+            auth_request_set $baton_event $upstream_http_x_baton_event_id;
+            # Set all four, so nothing a client sent under these names passes.
             proxy_set_header X-Baton-Subject $baton_subject;
             proxy_set_header X-Baton-Holder $baton_holder;
             proxy_set_header X-Baton-Depth $baton_depth;
+            proxy_set_header X-Baton-Event-Id $baton_event;
             proxy_http_version 1.1;
             proxy_pass http://127.0.0.1:{upstream};
         }}
@@ -323,6 +345,8 @@ http {{
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-Host $host;
             proxy_set_header X-Original-URI $request_uri;
+            proxy_set_header X-Original-Method $request_method;
+            proxy_set_header X-Forwarded-Uri "";
         }}
     }}
 }}
@@ -403,7 +427,7 @@ fn nginx_asks_baton_before_an_mcp_sdk_server_answers_an_mcp_sdk_client() {
     }
     let status = client.wait().unwrap();
     print!("{out}");
-    assert_passed("mcp client", &out, 8);
+    assert_passed("mcp client", &out, 9);
     assert!(status.success());
     ledger.assert_no_token_logged();
 }
@@ -420,6 +444,10 @@ fn fastmcp_introspection_verifier_accepts_live_tokens_and_nothing_else() {
     // The unknown one is never recorded.
     let unknown = bearer("unknown");
     ledger.tokens.insert("unknown", unknown);
+    let secret = std::fs::read_to_string(&secret_file).unwrap();
+    ledger
+        .secrets
+        .push(("fastmcp-a".into(), secret.trim().to_owned()));
     // Expired: its one second of life has passed once the node says so.
     let expired = ledger.digest("expired");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -460,7 +488,7 @@ fn envoy_ext_authz_clients_get_http_answers() {
     for name in ["live", "revoked", "elsewhere"] {
         command.arg(&ledger.tokens[name]);
     }
-    run_checks(&mut command, "ext_authz", 10);
+    run_checks(&mut command, "ext_authz", 20);
     ledger.assert_no_token_logged();
 }
 
@@ -475,7 +503,7 @@ async fn rfc7009_revocation_cascades_to_another_node_and_stays_within_the_caller
     };
     let (gateway_secret, gateway_hash) = secret("gateway");
     let (outsider_secret, outsider_hash) = secret("outsider");
-    let ledger = Ledger::start(&format!(
+    let mut ledger = Ledger::start(&format!(
         r#"[kafka]
 brokers = "{}"
 topic = "rfc7009"
@@ -498,6 +526,13 @@ secret_hash = "{outsider_hash}"
 "#,
         cluster.bootstrap()
     ));
+    for (id, file) in [
+        ("gateway-admin", &gateway_secret),
+        ("mcp-b-admin", &outsider_secret),
+    ] {
+        let secret = std::fs::read_to_string(file).unwrap();
+        ledger.secrets.push((id.into(), secret.trim().to_owned()));
+    }
     let other = ledger.another_node();
     let mut command = python("revoke_rfc7009.py");
     command
@@ -507,7 +542,7 @@ secret_hash = "{outsider_hash}"
         .arg(&outsider_secret)
         .arg(&ledger.tokens["root"])
         .arg(&ledger.tokens["live"]);
-    run_checks(&mut command, "rfc7009", 12);
+    run_checks(&mut command, "rfc7009", 14);
 
     // The event records who asked, and which delegate signed for it.
     let mut revocation =

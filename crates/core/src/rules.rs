@@ -661,6 +661,18 @@ fn check_revocation<V: LedgerView>(
                     ),
                 );
             }
+            // A delegate speaks for a client about tokens only: never a
+            // client, key or subject (a whole universe) on someone's word.
+            if !matches!(revoked.target, RevocationTarget::Token(_)) {
+                return refuse(
+                    Rule::Unauthorized,
+                    "requested_by",
+                    format!(
+                        "a revocation delegate revokes tokens only, not {}",
+                        revoked.target
+                    ),
+                );
+            }
             revoker = registered(view_, "requested_by", requester)?;
             (requester, "requested_by")
         }

@@ -317,6 +317,19 @@ fn rule_unauthorized_revocation_for_another_client() {
         Rule::Unauthorized,
         "requested_by",
     );
+    // Only tokens: not a client, even one the requester could revoke itself.
+    let client_target = Body::Revoked(Revoked {
+        target: RevocationTarget::Client(client("gateway")),
+        reason: "rfc 7009".into(),
+        revoked_by: Some(client("server-b")),
+        requested_by: Some(client("gateway")),
+    });
+    let event = sign(&world.key_of("server-b"), world.tick(), client_target);
+    refused_by(
+        ledger.apply(&event.0, &event.1),
+        Rule::Unauthorized,
+        "requested_by",
+    );
     // For the holder of the chain: applied.
     let event = sign(
         &world.key_of("server-b"),

@@ -173,9 +173,9 @@ impl Access {
             if grant.roles.is_empty() {
                 return Err(format!("access[{i}].roles: grants no role"));
             }
-            if grant.secret.is_some() && stars > 0 {
+            if (grant.secret.is_some() || grant.client.is_some()) && stars > 0 {
                 return Err(format!(
-                    "access[{i}].principal: a grant with a secret names one client id, not a pattern"
+                    "access[{i}].principal: a grant with a secret or a client_id names one principal, not a pattern"
                 ));
             }
         }
@@ -196,7 +196,7 @@ impl Access {
                     client: None,
                 };
             }
-            Identity::Principal(principal) | Identity::Client(principal) => principal,
+            Identity::Principal(principal) | Identity::Client { id: principal, .. } => principal,
             Identity::Anonymous | Identity::Refused(_) => {
                 return Caller {
                     principal: None,
@@ -207,15 +207,18 @@ impl Access {
             }
         };
         // A certificate's principal gets only certificate grants, a client
-        // id only the grants its secret verified against.
-        let client = matches!(identity, Identity::Client(_));
+        // id only the grants whose hash its secret matched.
+        let secret = match identity {
+            Identity::Client { secret, .. } => Some(secret),
+            _ => None,
+        };
         let mut roles = BTreeSet::new();
         let mut audiences = Some(BTreeSet::new());
         let mut clients = BTreeSet::new();
         for grant in self
             .grants
             .iter()
-            .filter(|g| g.secret.is_some() == client && matches(&g.principal, principal))
+            .filter(|g| g.secret.as_ref() == secret && matches(&g.principal, principal))
         {
             roles.extend(grant.roles.iter().copied());
             clients.extend(grant.client.iter().cloned());
@@ -244,17 +247,20 @@ impl Access {
 
 impl Access {
     /// Who HTTP Basic credentials name: the client, when `secret` verifies
-    /// against a grant for `id`. Every grant for `id` is tried, so rotating a
-    /// secret is adding a grant with the new hash, then removing the old.
+    /// against a grant for `id`; it gets the roles of the grants with that
+    /// hash only. Rotating a secret is adding a grant with the new hash,
+    /// then removing the old.
     pub fn client(&self, id: &str, secret: &[u8]) -> Identity {
+        let hash = SecretHash::of(secret);
         let verified = self
             .grants
             .iter()
-            .filter(|g| g.principal == id)
-            .filter_map(|g| g.secret.as_ref())
-            .any(|hash| hash.verifies(secret));
+            .any(|g| g.principal == id && g.secret.as_ref() == Some(&hash));
         if verified {
-            Identity::Client(id.to_owned())
+            Identity::Client {
+                id: id.to_owned(),
+                secret: hash,
+            }
         } else {
             Identity::Refused("the client id and secret did not verify".to_owned())
         }
@@ -365,7 +371,7 @@ pub fn authorize(
         )))
     };
     let principal = match identity {
-        Identity::Principal(principal) | Identity::Client(principal) => principal,
+        Identity::Principal(principal) | Identity::Client { id: principal, .. } => principal,
         Identity::Plaintext => return Ok(caller),
         Identity::Anonymous => {
             return unauthenticated("no client certificate was presented");
@@ -580,17 +586,29 @@ mod tests {
     #[test]
     fn client_secrets_authenticate_only_their_client_and_never_a_certificate() {
         let hash = SecretHash::of(b"s3cret-for-tests-only");
+        let other = SecretHash::of(b"another-secret-for-tests");
         let access = Access::new(vec![
             Grant {
                 secret: Some(hash.clone()),
                 ..grant("fastmcp-a", &[Role::Checker], &["https://a"])
             },
+            // The same id with another secret (a rotation, or a mistake):
+            // each secret gets its own grants' roles, never the union.
+            Grant {
+                secret: Some(other.clone()),
+                client: Some(baton_core::ClientId::new("t", "auth.example").unwrap()),
+                ..grant("fastmcp-a", &[Role::Writer, Role::Checker], &[])
+            },
             grant("fastmcp-a", &[Role::Admin], &[]),
         ])
         .expect("valid");
+        let identity = access.client("fastmcp-a", b"s3cret-for-tests-only");
         assert_eq!(
-            access.client("fastmcp-a", b"s3cret-for-tests-only"),
-            Identity::Client("fastmcp-a".into())
+            identity,
+            Identity::Client {
+                id: "fastmcp-a".into(),
+                secret: hash.clone()
+            }
         );
         for (id, secret) in [
             ("fastmcp-a", &b"s3cret-for-tests-onlyx"[..]),
@@ -602,19 +620,34 @@ mod tests {
                 "{id}"
             );
         }
-        // The client gets the secret grant's roles, not the certificate grant's;
-        // a certificate naming the same principal gets only the latter.
-        let client = access.caller(&Identity::Client("fastmcp-a".into()));
+        // The client gets its secret's grant's roles, not the other secret's
+        // or the certificate grant's; a certificate naming the same
+        // principal gets only the latter.
+        let client = access.caller(&identity);
         assert_eq!(client.roles, BTreeSet::from([Role::Checker]));
         assert!(client.sees("https://a") && !client.sees("https://b"));
+        assert_eq!(client.client, None);
+        let rotated = access.caller(&access.client("fastmcp-a", b"another-secret-for-tests"));
+        assert_eq!(rotated.roles, BTreeSet::from([Role::Writer, Role::Checker]));
+        assert_eq!(
+            rotated.client.map(|c| c.to_string()),
+            Some("auth.example".into())
+        );
         let certificate = access.caller(&Identity::Principal("fastmcp-a".into()));
         assert_eq!(certificate.roles, BTreeSet::from([Role::Admin]));
-        // A secret names one client, not a pattern.
-        let pattern = Grant {
-            secret: Some(hash.clone()),
-            ..grant("spiffe://x/gw-*", &[Role::Checker], &[])
-        };
-        assert!(Access::new(vec![pattern]).is_err());
+        // A secret or a ledger client names one principal, not a pattern.
+        for pattern in [
+            Grant {
+                secret: Some(hash.clone()),
+                ..grant("spiffe://x/gw-*", &[Role::Checker], &[])
+            },
+            Grant {
+                client: Some(baton_core::ClientId::new("t", "auth.example").unwrap()),
+                ..grant("spiffe://x/gw-*", &[Role::Writer], &[])
+            },
+        ] {
+            assert!(Access::new(vec![pattern]).is_err());
+        }
         // The stored form reads back, and says nothing in Debug.
         assert_eq!(hash.to_string().parse::<SecretHash>(), Ok(hash.clone()));
         assert_eq!(format!("{hash:?}"), "SecretHash(..)");

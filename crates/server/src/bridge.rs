@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use baton_log::EventLog;
 use baton_proto::v1;
-use tonic::Status;
 
 use crate::Node;
 use crate::auth::Caller;
@@ -27,43 +26,155 @@ use crate::auth::Caller;
 /// must carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resource {
-    /// `scheme://host[:port]` and a path prefix (`https://mcp.example/mcp`):
-    /// covers requests to that host whose path is the prefix or continues
-    /// it after a `/`.
+    /// As configured: `scheme://host[:port]` and a path prefix
+    /// (`https://mcp.example/mcp`). It covers requests to that origin whose
+    /// path is the prefix or continues it after a `/`.
     pub url: String,
+    /// `scheme://host[:port]`, lower case, without the scheme's default port.
+    origin: String,
+    /// The path prefix, without a trailing `/` (empty: the whole origin).
+    path: String,
     /// The audience a token presented here must have.
     pub audience: String,
     /// Scopes every request here needs (besides the tool of a `tools/call`).
     pub scopes: BTreeSet<String>,
+    /// An MCP endpoint (the default): every request that is not a GET,
+    /// HEAD, DELETE or OPTIONS must say what it does — `Mcp-Method`, and an
+    /// `MCP-Protocol-Version` of 2026-07-28 or later, under which the MCP
+    /// server refuses a body that disagrees with the headers. Without them
+    /// a gateway, which never sees the body, could not tell a `tools/call`.
+    pub mcp: bool,
+    /// Its RFC 9728 protected-resource metadata, named in 401 answers
+    /// (`resource_metadata`), as the MCP authorization spec asks.
+    pub metadata_url: Option<String>,
+}
+
+/// The first MCP protocol version whose requests carry `Mcp-Method`.
+pub const MCP_HEADERS_SINCE: &str = "2026-07-28";
+
+/// `scheme://host[:port]` in one form: lower case, a host that is a DNS
+/// name or an IP literal, the default port dropped.
+fn origin(scheme: &str, authority: &str) -> Result<String, String> {
+    let scheme = scheme.to_ascii_lowercase();
+    let default = match scheme.as_str() {
+        "http" => "80",
+        "https" => "443",
+        _ => {
+            return Err(format!(
+                "scheme {:?} is not http or https",
+                baton_core::echo(&scheme)
+            ));
+        }
+    };
+    let authority = authority.to_ascii_lowercase();
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (inside, after) = rest.split_once(']').ok_or("an IPv6 host without ']'")?;
+            if inside.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err("an IPv6 host that does not parse".into());
+            }
+            (&authority[..inside.len() + 2], after.strip_prefix(':'))
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority.as_str(), None),
+        },
+    };
+    let named = !host.is_empty()
+        && (host.starts_with('[')
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
+    if !named {
+        return Err(format!(
+            "host {:?} is not a DNS name or IP address",
+            baton_core::echo(host)
+        ));
+    }
+    match port {
+        None => Ok(format!("{scheme}://{host}")),
+        Some(port) if port == default => Ok(format!("{scheme}://{host}")),
+        Some(port)
+            if !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Ok(format!("{scheme}://{host}:{port}"))
+        }
+        Some(port) => Err(format!("port {:?} is not a number", baton_core::echo(port))),
+    }
+}
+
+/// A request path as resources are matched against it: the query dropped;
+/// refused when it could name another path to a server that normalises
+/// (dot segments, empty segments, encoded dots, slashes or backslashes).
+fn clean_path(path: &str) -> Result<&str, String> {
+    let path = path.split(['?', '#']).next().unwrap_or("");
+    let path = if path.is_empty() { "/" } else { path };
+    let lower = path.to_ascii_lowercase();
+    let ambiguous = !path.starts_with('/')
+        || path.contains("//")
+        || path.contains('\\')
+        || path
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
+        || ["%2e", "%2f", "%5c"]
+            .iter()
+            .any(|encoded| lower.contains(encoded))
+        || path.bytes().any(|b| !b.is_ascii_graphic());
+    if ambiguous {
+        return Err(format!(
+            "path {:?} is ambiguous (dot or empty segments, encoded '.', '/' or '\\'): refused rather than guessed",
+            baton_core::echo(path)
+        ));
+    }
+    Ok(path)
 }
 
 impl Resource {
-    /// Checks the URL's shape; errors name the field.
-    pub fn new(url: &str, audience: &str, scopes: BTreeSet<String>) -> Result<Resource, String> {
-        let shaped = url.split_once("://").is_some_and(|(scheme, rest)| {
-            matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.starts_with('/')
-        });
-        if !shaped || url.contains(['?', '#']) || url.chars().any(|c| !c.is_ascii_graphic()) {
-            return Err(format!(
-                "url: {:?} must be http(s)://host[:port][/path], printable ASCII, no query",
+    /// A resource at `url` for tokens addressed to `audience`: no scopes
+    /// required, an MCP endpoint, no metadata URL (set the fields to change
+    /// that). Errors name the field.
+    pub fn new(url: &str, audience: &str) -> Result<Resource, String> {
+        let bad = |why: String| {
+            format!(
+                "url: {:?} must be http(s)://host[:port][/path] with no query: {why}",
                 baton_core::echo(url)
-            ));
+            )
+        };
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("no scheme".into()))?;
+        if url.contains(['?', '#']) {
+            return Err(bad("a query or fragment".into()));
         }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        let origin = origin(scheme, authority).map_err(bad)?;
+        let path = clean_path(path)
+            .map_err(bad)?
+            .trim_end_matches('/')
+            .to_owned();
         if audience.is_empty() {
             return Err("audience: is empty".to_owned());
         }
         Ok(Resource {
-            url: url.trim_end_matches('/').to_owned(),
+            url: url.to_owned(),
+            origin,
+            path,
             audience: audience.to_owned(),
-            scopes,
+            scopes: BTreeSet::new(),
+            mcp: true,
+            metadata_url: None,
         })
     }
 
-    /// Whether this resource covers `target` (`scheme://host/path`, no query).
-    fn covers(&self, target: &str) -> bool {
-        target.strip_prefix(self.url.as_str()).is_some_and(|rest| {
-            rest.is_empty() || rest.starts_with('/') || self.url.ends_with("://") // never: url has a host
-        })
+    /// Whether this resource covers `path` at `origin` (both clean).
+    fn covers(&self, origin: &str, path: &str) -> bool {
+        origin == self.origin
+            && path
+                .strip_prefix(self.path.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     }
 }
 
@@ -76,35 +187,17 @@ impl Resources {
         Resources(resources)
     }
 
-    /// The resource `scheme://host` + `path` is addressed to: the one with
-    /// the longest URL that covers it. Host names compare without case.
-    fn find(&self, scheme: &str, host: &str, path: &str) -> Option<&Resource> {
-        let path = path.split(['?', '#']).next().unwrap_or("");
-        let target = format!(
-            "{}://{}{path}",
-            scheme.to_ascii_lowercase(),
-            host.to_ascii_lowercase()
-        );
-        self.0
+    /// The resource a request to `scheme://host` + `path` is addressed to:
+    /// the one with the longest path that covers it; an error for a request
+    /// whose origin or path is malformed or ambiguous.
+    fn find(&self, scheme: &str, host: &str, path: &str) -> Result<Option<&Resource>, String> {
+        let origin = origin(scheme, host)?;
+        let path = clean_path(path)?;
+        Ok(self
+            .0
             .iter()
-            .filter(|r| {
-                let (origin, path) = split_origin(&r.url);
-                Resource {
-                    url: format!("{}{path}", origin.to_ascii_lowercase()),
-                    ..(*r).clone()
-                }
-                .covers(&target)
-            })
-            .max_by_key(|r| r.url.len())
-    }
-}
-
-/// `scheme://host[:port]` and the path after it.
-fn split_origin(url: &str) -> (&str, &str) {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    match url[after_scheme..].find('/') {
-        Some(i) => url.split_at(after_scheme + i),
-        None => (url, ""),
+            .filter(|r| r.covers(&origin, path))
+            .max_by_key(|r| r.path.len()))
     }
 }
 
@@ -117,8 +210,11 @@ pub(crate) struct Request<'a> {
     pub host: &'a str,
     /// Path (a query is ignored).
     pub path: &'a str,
+    /// The HTTP method (`POST`, `GET`, …).
+    pub method: &'a str,
     pub mcp_method: Option<&'a str>,
     pub mcp_name: Option<&'a str>,
+    pub mcp_protocol_version: Option<&'a str>,
 }
 
 /// What to tell the gateway.
@@ -126,11 +222,13 @@ pub(crate) struct Request<'a> {
 pub(crate) enum Verdict {
     /// Let it through, with these headers for the upstream.
     Allow(Vec<(&'static str, String)>),
-    /// Answer the client with `status` (401 or 403), this
-    /// `WWW-Authenticate` and `reason` as the body.
+    /// Answer the client with `status` (400, 401, 403, or 503 when the
+    /// node cannot decide now), this `WWW-Authenticate` and `reason` as the
+    /// body. Every failure is a denial: a gateway told to let requests
+    /// through when its authorization service errs still denies.
     Deny {
         status: u16,
-        www_authenticate: String,
+        www_authenticate: Option<String>,
         reason: String,
     },
 }
@@ -141,27 +239,68 @@ pub const HOLDER: &str = "x-baton-holder";
 pub const DEPTH: &str = "x-baton-depth";
 pub const EVENT_ID: &str = "x-baton-event-id";
 
-fn invalid_token(reason: String) -> Verdict {
+/// A `Bearer` challenge: `params` (already quoted), and the resource's
+/// metadata URL when it has one (RFC 9728 §5.1).
+fn challenge(resource: Option<&Resource>, params: &str) -> String {
+    let metadata = resource
+        .and_then(|r| r.metadata_url.as_deref())
+        .map(|url| format!("resource_metadata=\"{}\"", quotable(url)));
+    match (params.is_empty(), metadata) {
+        (true, None) => "Bearer".to_owned(),
+        (true, Some(metadata)) => format!("Bearer {metadata}"),
+        (false, None) => format!("Bearer {params}"),
+        (false, Some(metadata)) => format!("Bearer {params}, {metadata}"),
+    }
+}
+
+fn invalid_token(resource: &Resource, reason: String) -> Verdict {
     Verdict::Deny {
         status: 401,
-        www_authenticate: format!(
-            "Bearer error=\"invalid_token\", error_description=\"{}\"",
-            quotable(&reason)
-        ),
+        www_authenticate: Some(challenge(
+            Some(resource),
+            &format!(
+                "error=\"invalid_token\", error_description=\"{}\"",
+                quotable(&reason)
+            ),
+        )),
         reason,
     }
 }
 
-fn insufficient_scope(scopes: &str, reason: String) -> Verdict {
+fn insufficient_scope(resource: &Resource, scopes: &str, reason: String) -> Verdict {
     Verdict::Deny {
         status: 403,
-        www_authenticate: format!(
-            "Bearer error=\"insufficient_scope\", scope=\"{}\", error_description=\"{}\"",
-            quotable(scopes),
-            quotable(&reason)
-        ),
+        www_authenticate: Some(challenge(
+            Some(resource),
+            &format!(
+                "error=\"insufficient_scope\", scope=\"{}\", error_description=\"{}\"",
+                quotable(scopes),
+                quotable(&reason)
+            ),
+        )),
         reason,
     }
+}
+
+fn invalid_request(resource: Option<&Resource>, reason: String) -> Verdict {
+    Verdict::Deny {
+        status: 400,
+        www_authenticate: Some(challenge(
+            resource,
+            &format!(
+                "error=\"invalid_request\", error_description=\"{}\"",
+                quotable(&reason)
+            ),
+        )),
+        reason,
+    }
+}
+
+/// Methods that carry no MCP message a gateway would need to see.
+fn bodiless(method: &str) -> bool {
+    ["GET", "HEAD", "DELETE", "OPTIONS"]
+        .iter()
+        .any(|m| m.eq_ignore_ascii_case(method))
 }
 
 /// `text` as the inside of a quoted-string: printable ASCII, no quote or
@@ -226,35 +365,56 @@ pub(crate) async fn decide<L: EventLog>(
     resources: &Resources,
     caller: Option<&Caller>,
     request: &Request<'_>,
-) -> Result<Verdict, Status> {
-    let Some(resource) = resources.find(request.scheme, request.host, request.path) else {
-        // Not a resource anyone configured: nothing says what it needs.
-        return Ok(Verdict::Deny {
-            status: 403,
-            www_authenticate: "Bearer".to_owned(),
-            reason: format!(
-                "no resource is configured for {}://{}{}",
-                quotable(&baton_core::echo(request.scheme)),
-                quotable(&baton_core::echo(request.host)),
-                quotable(&baton_core::echo(
-                    request.path.split(['?', '#']).next().unwrap_or("")
-                ))
-            ),
-        });
+) -> Verdict {
+    let resource = match resources.find(request.scheme, request.host, request.path) {
+        Ok(Some(resource)) => resource,
+        Ok(None) => {
+            // Not a resource anyone configured: nothing says what it needs.
+            return Verdict::Deny {
+                status: 403,
+                www_authenticate: Some("Bearer".to_owned()),
+                reason: format!(
+                    "no resource is configured for {}://{}{}",
+                    quotable(&baton_core::echo(request.scheme)),
+                    quotable(&baton_core::echo(request.host)),
+                    quotable(&baton_core::echo(
+                        request.path.split(['?', '#']).next().unwrap_or("")
+                    ))
+                ),
+            };
+        }
+        Err(why) => return invalid_request(None, why),
     };
     let Some(token) = bearer(request.authorization) else {
         // RFC 6750 §3.1: no error code when no credentials were sent.
-        return Ok(Verdict::Deny {
+        return Verdict::Deny {
             status: 401,
-            www_authenticate: "Bearer".to_owned(),
+            www_authenticate: Some(challenge(Some(resource), "")),
             reason: "no bearer token".to_owned(),
-        });
+        };
     };
     if token.len() > crate::revocation::BEARER_BYTES_MAX {
-        return Ok(invalid_token(format!(
-            "the token is longer than {} bytes",
-            crate::revocation::BEARER_BYTES_MAX
-        )));
+        return invalid_token(
+            resource,
+            format!(
+                "the token is longer than {} bytes",
+                crate::revocation::BEARER_BYTES_MAX
+            ),
+        );
+    }
+    if resource.mcp && !bodiless(request.method) {
+        let described = request.mcp_method.is_some_and(|m| !m.is_empty())
+            && request
+                .mcp_protocol_version
+                .is_some_and(|v| v.len() == MCP_HEADERS_SINCE.len() && v >= MCP_HEADERS_SINCE);
+        if !described {
+            return invalid_request(
+                Some(resource),
+                format!(
+                    "an MCP request must carry Mcp-Method and MCP-Protocol-Version {MCP_HEADERS_SINCE} or later, so that the gateway knows what it does"
+                ),
+            );
+        }
     }
     let answer = crate::revocation::introspect(
         node,
@@ -265,7 +425,23 @@ pub(crate) async fn decide<L: EventLog>(
             ..Default::default()
         },
     )
-    .await?;
+    .await;
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(status) => {
+            let unavailable = matches!(
+                status.code(),
+                tonic::Code::Unavailable
+                    | tonic::Code::DeadlineExceeded
+                    | tonic::Code::ResourceExhausted
+            );
+            return Verdict::Deny {
+                status: if unavailable { 503 } else { 403 },
+                www_authenticate: None,
+                reason: format!("Baton could not decide: {}", status.message()),
+            };
+        }
+    };
     let status = answer
         .check
         .as_ref()
@@ -281,7 +457,7 @@ pub(crate) async fn decide<L: EventLog>(
                 }
                 _ => "the token is not known",
             };
-            return Ok(invalid_token(why.to_owned()));
+            return invalid_token(resource, why.to_owned());
         }
     };
     let missing: Vec<&str> = resource
@@ -292,36 +468,38 @@ pub(crate) async fn decide<L: EventLog>(
         .collect();
     if !missing.is_empty() {
         let missing = missing.join(" ");
-        return Ok(insufficient_scope(
+        return insufficient_scope(
+            resource,
             &missing,
             format!("the token lacks scope {missing}"),
-        ));
+        );
     }
     if request.mcp_method == Some("tools/call") {
         let tool = request.mcp_name.map(tool_name).unwrap_or_default();
         let tool = tool.as_str();
         if tool.is_empty() || !details.tools.iter().any(|t| t == tool) {
             let shown = quotable(&baton_core::echo(tool));
-            return Ok(insufficient_scope(
+            return insufficient_scope(
+                resource,
                 &shown,
                 if tool.is_empty() {
                     "a tools/call without an Mcp-Name header".to_owned()
                 } else {
                     format!("the token does not grant tool {shown}")
                 },
-            ));
+            );
         }
     }
     let event_id = answer
         .check
         .map(|check| hex::encode(check.event_id))
         .unwrap_or_default();
-    Ok(Verdict::Allow(vec![
+    Verdict::Allow(vec![
         (SUBJECT, header_value(&details.subject)),
         (HOLDER, header_value(&details.holder)),
         (DEPTH, details.depth.to_string()),
         (EVENT_ID, event_id),
-    ]))
+    ])
 }
 
 #[cfg(test)]
@@ -329,7 +507,7 @@ mod tests {
     use super::*;
 
     fn resource(url: &str, audience: &str) -> Resource {
-        Resource::new(url, audience, BTreeSet::new()).expect("valid")
+        Resource::new(url, audience).expect("valid")
     }
 
     #[test]
@@ -338,36 +516,66 @@ mod tests {
             resource("http://mcp.example/mcp", "https://a"),
             resource("http://mcp.example/mcp/b/", "https://b"),
             resource("https://MCP.example:8443", "https://c"),
+            resource("https://[::1]:443/x", "https://d"),
         ]);
         let find = |scheme, host, path| {
             resources
                 .find(scheme, host, path)
-                .map(|r| r.audience.as_str())
+                .map(|r| r.map(|r| r.audience.as_str()))
         };
-        assert_eq!(find("http", "mcp.example", "/mcp"), Some("https://a"));
-        assert_eq!(find("http", "MCP.EXAMPLE", "/mcp/x?q=1"), Some("https://a"));
-        assert_eq!(find("http", "mcp.example", "/mcp/b"), Some("https://b"));
+        assert_eq!(find("http", "mcp.example", "/mcp"), Ok(Some("https://a")));
+        assert_eq!(
+            find("HTTP", "MCP.EXAMPLE:80", "/mcp/x?q=1"),
+            Ok(Some("https://a"))
+        );
+        assert_eq!(find("http", "mcp.example", "/mcp/b"), Ok(Some("https://b")));
         assert_eq!(
             find("http", "mcp.example", "/mcp/b/tools"),
-            Some("https://b")
+            Ok(Some("https://b"))
         );
-        // A prefix ends at a path segment.
-        assert_eq!(find("http", "mcp.example", "/mcpx"), None);
-        assert_eq!(find("https", "mcp.example", "/mcp"), None);
-        assert_eq!(find("http", "mcp.example.evil", "/mcp"), None);
+        // A prefix ends at a path segment; origins match whole.
+        assert_eq!(find("http", "mcp.example", "/mcpx"), Ok(None));
+        assert_eq!(find("https", "mcp.example", "/mcp"), Ok(None));
+        assert_eq!(find("http", "mcp.example.evil", "/mcp"), Ok(None));
         assert_eq!(
             find("https", "mcp.example:8443", "/anything"),
-            Some("https://c")
+            Ok(Some("https://c"))
         );
-        assert_eq!(find("https", "mcp.example:84430", "/"), None);
+        assert_eq!(find("https", "mcp.example:84430", "/"), Ok(None));
+        assert_eq!(find("https", "[::1]", "/x/y"), Ok(Some("https://d")));
+        // Paths a normalising server would read as another are refused,
+        // as are hosts that are no host.
+        for path in [
+            "/mcp/./b/x",
+            "/mcp//b/x",
+            "/mcp/%62/../b",
+            "/mcp/z/../b/x",
+            "/mcp/%2e%2e/b",
+            "/mcp%2fb",
+            "/mcp\\b",
+            "mcp",
+        ] {
+            assert!(find("http", "mcp.example", path).is_err(), "{path}");
+        }
+        for host in [
+            "mcp.example/mcp",
+            "u@mcp.example",
+            "mcp.example:x",
+            "[::1",
+            "[zz]",
+            "",
+        ] {
+            assert!(find("http", host, "/mcp").is_err(), "{host}");
+        }
         for bad in [
             "mcp.example/mcp",
             "ftp://x/",
             "http:///x",
             "http://x/?q",
             "http://x/ y",
+            "http://x/a/../b",
         ] {
-            assert!(Resource::new(bad, "a", BTreeSet::new()).is_err(), "{bad}");
+            assert!(Resource::new(bad, "a").is_err(), "{bad}");
         }
     }
 

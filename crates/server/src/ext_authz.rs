@@ -7,8 +7,9 @@
 //! (overwriting any the client sent, so an MCP server can trust them); a
 //! denied one is answered by Envoy with Baton's HTTP status (401 or 403),
 //! `WWW-Authenticate` header and reason. A decision the node cannot make
-//! (the log unreachable, a consistency wait timed out) is a gRPC error, which
-//! Envoy treats as its `failure_mode_allow` says (deny by default).
+//! (the log unreachable, a consistency wait timed out) is a denial too (503),
+//! not a gRPC error: an Envoy set to `failure_mode_allow` would let a gRPC
+//! error through. Only a transport failure reaches that setting.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -98,11 +99,13 @@ impl<L: EventLog> Authorization for ExtAuthz<L> {
                 scheme: &http.scheme,
                 host: &http.host,
                 path: &http.path,
+                method: &http.method,
                 mcp_method: get("mcp-method"),
                 mcp_name: get("mcp-name"),
+                mcp_protocol_version: get("mcp-protocol-version"),
             },
         )
-        .await?;
+        .await;
         let response = match verdict {
             Verdict::Allow(upstream) => CheckResponse {
                 status: Some(rpc::Status {
@@ -136,7 +139,14 @@ impl<L: EventLog> Authorization for ExtAuthz<L> {
                     status: Some(HttpStatus {
                         code: i32::from(status),
                     }),
-                    headers: vec![header("www-authenticate", www_authenticate)],
+                    headers: www_authenticate
+                        .map(|value| header("www-authenticate", value))
+                        .into_iter()
+                        .chain([header(
+                            "content-type",
+                            "text/plain; charset=utf-8".to_owned(),
+                        )])
+                        .collect(),
                     body: reason,
                 })),
                 ..Default::default()

@@ -23,7 +23,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -60,6 +59,10 @@ pub struct RevocationDelegate {
 const FORM_BYTES_MAX: usize = 3 * crate::revocation::BEARER_BYTES_MAX + 1024;
 /// Longest a client may take to send a request's headers.
 const HEADER_READ_MAX: Duration = Duration::from_secs(10);
+/// Longest an authenticated client may take to send a form.
+const BODY_READ_MAX: Duration = Duration::from_secs(10);
+/// How long open requests may finish when the node stops.
+const DRAIN_MAX: Duration = Duration::from_secs(5);
 
 struct Http<L> {
     node: Arc<Node<L>>,
@@ -88,7 +91,6 @@ pub(crate) async fn serve<L: EventLog>(
         .route(FORWARD_AUTH, axum::routing::any(forward_auth::<L>))
         .route(INTROSPECT, axum::routing::post(introspect::<L>))
         .route(REVOKE, axum::routing::post(revoke::<L>))
-        .layer(axum::extract::DefaultBodyLimit::max(FORM_BYTES_MAX))
         .with_state(Arc::new(Http {
             node,
             resources: options.resources,
@@ -122,11 +124,24 @@ pub(crate) async fn serve<L: EventLog>(
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_READ_MAX)
                 .serve_connection(hyper_util::rt::TokioIo::new(connection), service);
-            tokio::select! {
-                result = served => if let Err(e) = result {
-                    tracing::debug!(error = %e, "HTTP connection ended");
-                },
-                _ = stopping.wait_for(|stop| *stop) => {}
+            tokio::pin!(served);
+            let ended = tokio::select! {
+                result = served.as_mut() => Some(result),
+                _ = stopping.wait_for(|stop| *stop) => None,
+            };
+            let result = match ended {
+                Some(result) => result,
+                None => {
+                    // A request under way (a revocation being appended)
+                    // finishes and is answered; then the connection closes.
+                    served.as_mut().graceful_shutdown();
+                    tokio::time::timeout(DRAIN_MAX, served)
+                        .await
+                        .unwrap_or(Ok(()))
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "HTTP connection ended");
             }
         });
     }
@@ -174,7 +189,7 @@ fn caller<L>(
 fn refused(status: &tonic::Status) -> Response {
     let (code, error) = match status.code() {
         Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "invalid_client"),
-        _ => (StatusCode::FORBIDDEN, "access_denied"),
+        _ => (StatusCode::FORBIDDEN, "unauthorized_client"),
     };
     let mut response = oauth_error(code, error, status.message());
     if code == StatusCode::UNAUTHORIZED {
@@ -231,16 +246,17 @@ fn no_store(status: StatusCode, body: serde_json::Value) -> Response {
         .into_response()
 }
 
-/// The HTTP status for a gRPC status the decision failed with.
-fn http_status(code: Code) -> StatusCode {
-    match code {
-        Code::InvalidArgument => StatusCode::BAD_REQUEST,
-        Code::PermissionDenied => StatusCode::FORBIDDEN,
+/// The OAuth answer for a gRPC status an endpoint failed with.
+fn failure(status: &tonic::Status) -> Response {
+    let (code, error) = match status.code() {
+        Code::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_request"),
+        Code::PermissionDenied => (StatusCode::FORBIDDEN, "unauthorized_client"),
         Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
-            StatusCode::SERVICE_UNAVAILABLE
+            (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
         }
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+        _ => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
+    };
+    oauth_error(code, error, status.message())
 }
 
 fn text(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -267,19 +283,31 @@ async fn forward_auth<L: EventLog>(
             );
         }
     };
+    // Where the request went: the gateway must set these (overwriting
+    // anything its client sent). Both URI headers at once means one came
+    // from the client: refused rather than picked.
+    let original = text(&headers, "x-original-uri");
+    let forwarded = text(&headers, "x-forwarded-uri");
     let (Some(scheme), Some(host), Some(uri)) = (
         text(&headers, "x-forwarded-proto"),
         text(&headers, "x-forwarded-host"),
-        text(&headers, "x-original-uri").or_else(|| text(&headers, "x-forwarded-uri")),
+        original.clone().xor(forwarded.clone()),
     ) else {
         return oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
-            "forward-auth needs the X-Forwarded-Proto, X-Forwarded-Host and X-Original-URI (or X-Forwarded-Uri) headers of the request it decides",
+            "forward-auth needs X-Forwarded-Proto, X-Forwarded-Host and exactly one of X-Original-URI or X-Forwarded-Uri, set by the gateway",
         );
     };
-    let method = text(&headers, "mcp-method");
-    let name = text(&headers, "mcp-name");
+    // The method too (absent: judged as a POST, the strictest).
+    let method = text(&headers, "x-original-method")
+        .or_else(|| text(&headers, "x-forwarded-method"))
+        .unwrap_or_else(|| "POST".to_owned());
+    let (mcp_method, name, version) = (
+        text(&headers, "mcp-method"),
+        text(&headers, "mcp-name"),
+        text(&headers, "mcp-protocol-version"),
+    );
     let request = bridge::Request {
         authorization: headers
             .get(header::AUTHORIZATION)
@@ -287,11 +315,13 @@ async fn forward_auth<L: EventLog>(
         scheme: &scheme,
         host: &host,
         path: &uri,
-        mcp_method: method.as_deref(),
+        method: &method,
+        mcp_method: mcp_method.as_deref(),
         mcp_name: name.as_deref(),
+        mcp_protocol_version: version.as_deref(),
     };
     match bridge::decide(&http.node, &http.resources, Some(&caller), &request).await {
-        Ok(Verdict::Allow(upstream)) => {
+        Verdict::Allow(upstream) => {
             let mut response = StatusCode::OK.into_response();
             for (name, value) in upstream {
                 if let Ok(value) = HeaderValue::from_str(&value) {
@@ -300,33 +330,26 @@ async fn forward_auth<L: EventLog>(
             }
             response
         }
-        Ok(Verdict::Deny {
+        Verdict::Deny {
             status,
             www_authenticate,
             reason,
-        }) => {
+        } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FORBIDDEN);
-            let mut response = oauth_error(
-                status,
-                if status == StatusCode::UNAUTHORIZED {
-                    "invalid_token"
-                } else {
-                    "insufficient_scope"
-                },
-                &reason,
-            );
-            if let Ok(value) = HeaderValue::from_str(&www_authenticate) {
+            let error = match status {
+                StatusCode::BAD_REQUEST => "invalid_request",
+                StatusCode::UNAUTHORIZED => "invalid_token",
+                StatusCode::FORBIDDEN => "insufficient_scope",
+                _ => "temporarily_unavailable",
+            };
+            let mut response = oauth_error(status, error, &reason);
+            if let Some(value) = www_authenticate.and_then(|v| HeaderValue::from_str(&v).ok()) {
                 response
                     .headers_mut()
                     .insert(header::WWW_AUTHENTICATE, value);
             }
             response
         }
-        Err(status) => oauth_error(
-            http_status(status.code()),
-            "temporarily_unavailable",
-            status.message(),
-        ),
     }
 }
 
@@ -375,9 +398,10 @@ async fn introspect<L: EventLog>(
     State(http): State<Arc<Http<L>>>,
     peer: Option<axum::Extension<Peer>>,
     headers: HeaderMap,
-    form: Bytes,
+    body: axum::body::Body,
 ) -> Response {
-    let (caller, form) = match oauth_form(&http, peer.as_deref(), &headers, INTROSPECT, &form) {
+    let (caller, form) = match oauth_form(&http, peer.as_deref(), &headers, INTROSPECT, body).await
+    {
         Ok(called) => called,
         Err(refused) => return *refused,
     };
@@ -393,27 +417,38 @@ async fn introspect<L: EventLog>(
     .await;
     match answer {
         Ok(answer) => no_store(StatusCode::OK, introspection(answer)),
-        Err(status) if status.code() == Code::InvalidArgument => {
-            oauth_error(StatusCode::BAD_REQUEST, "invalid_request", status.message())
-        }
-        Err(status) => oauth_error(
-            http_status(status.code()),
-            "temporarily_unavailable",
-            status.message(),
-        ),
+        Err(status) => failure(&status),
     }
 }
 
 /// The form of an OAuth endpoint (introspection, revocation): its caller,
-/// then its `token`, or the answer that refuses it.
-fn oauth_form<L>(
+/// then its `token`, or the answer that refuses it. The body is read only
+/// for a caller that may call, and must arrive within [`BODY_READ_MAX`]:
+/// nobody unauthenticated holds a connection by trickling a body.
+async fn oauth_form<L>(
     http: &Http<L>,
     peer: Option<&Peer>,
     headers: &HeaderMap,
     path: &str,
-    form: &[u8],
+    body: axum::body::Body,
 ) -> Result<(Caller, Form), Box<Response>> {
     let caller = caller(http, peer, headers, path).map_err(|status| Box::new(refused(&status)))?;
+    let bad = |why: &str| Box::new(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", why));
+    let form = match tokio::time::timeout(BODY_READ_MAX, axum::body::to_bytes(body, FORM_BYTES_MAX))
+        .await
+    {
+        Ok(Ok(form)) => form,
+        Ok(Err(_)) => {
+            return Err(bad(&format!(
+                "the body is unreadable or larger than {FORM_BYTES_MAX} bytes"
+            )));
+        }
+        Err(_) => {
+            return Err(bad(&format!(
+                "the body did not arrive within {BODY_READ_MAX:?}"
+            )));
+        }
+    };
     let form_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -429,7 +464,7 @@ fn oauth_form<L>(
             "Content-Type: must be application/x-www-form-urlencoded",
         )));
     }
-    let form = form_of(form).map_err(|why| {
+    let form = form_of(&form).map_err(|why| {
         Box::new(oauth_error(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -448,9 +483,9 @@ async fn revoke<L: EventLog>(
     State(http): State<Arc<Http<L>>>,
     peer: Option<axum::Extension<Peer>>,
     headers: HeaderMap,
-    form: Bytes,
+    body: axum::body::Body,
 ) -> Response {
-    let (caller, form) = match oauth_form(&http, peer.as_deref(), &headers, REVOKE, &form) {
+    let (caller, form) = match oauth_form(&http, peer.as_deref(), &headers, REVOKE, body).await {
         Ok(called) => called,
         Err(refused) => return *refused,
     };
@@ -468,15 +503,36 @@ async fn revoke<L: EventLog>(
             "the caller's grant names no ledger client (client_id in its [[access]] grant): nothing says whose authority it revokes with",
         );
     };
-    let token = baton_core::token_digest(form.token.as_bytes());
-    // Unknown or revoked already: the answer RFC 7009 gives for both, and
-    // no event.
-    let check = v1::CheckRequest {
-        token: Some(baton_proto::token_ref_to_wire(&token)),
+    // First, everything the log holds now: a token issued at another node
+    // a moment ago must not read as unknown here (and get a 200 with
+    // nothing revoked).
+    let caught_up = match http.node.log.end_offsets().await {
+        Ok(ends) => http
+            .node
+            .handle
+            .wait_for(
+                &baton_log::ConsistencyToken::new(ends),
+                http.node.limits.consistency_wait_max,
+            )
+            .await
+            .map_err(crate::Error::from),
+        Err(e) => Err(crate::Error::Unavailable(format!(
+            "reading the log's end: {e}"
+        ))),
+    };
+    if let Err(e) = caught_up {
+        return failure(&tonic::Status::from(e));
+    }
+    let mut check = v1::CheckRequest {
+        token: Some(baton_proto::token_ref_to_wire(&baton_core::token_digest(
+            form.token.as_bytes(),
+        ))),
         consistency_token: form.consistency_token,
         ..Default::default()
     };
-    match crate::revocation::answer(&http.node, &check).await {
+    // Unknown (by digest, or as a JWT that verifies) or revoked already:
+    // the answer RFC 7009 gives for both, and no event.
+    match crate::revocation::presented(&http.node, &mut check, form.token.as_bytes()).await {
         Ok((check, _))
             if check.status == v1::TokenStatus::Unknown as i32
                 || check.status == v1::TokenStatus::Revoked as i32 =>
@@ -484,15 +540,12 @@ async fn revoke<L: EventLog>(
             return StatusCode::OK.into_response();
         }
         Ok(_) => {}
-        Err(e) => {
-            let status = tonic::Status::from(e);
-            return oauth_error(
-                http_status(status.code()),
-                "temporarily_unavailable",
-                status.message(),
-            );
-        }
+        Err(status) => return failure(&status),
     }
+    let token = match baton_proto::token_ref("token", check.token) {
+        Ok(token) => token,
+        Err(e) => return failure(&tonic::Status::internal(e.to_string())),
+    };
     let who = caller.principal.as_deref().unwrap_or("");
     let event = baton_core::Event {
         signer: delegate.key.key_id(),
@@ -552,14 +605,7 @@ async fn revoke<L: EventLog>(
             "invalid_request",
             &refusal.to_string(),
         ),
-        Err(e) => {
-            let status = tonic::Status::from(e);
-            oauth_error(
-                http_status(status.code()),
-                "temporarily_unavailable",
-                status.message(),
-            )
-        }
+        Err(e) => failure(&tonic::Status::from(e)),
     }
 }
 

@@ -231,15 +231,11 @@ pub(crate) async fn introspect<L: EventLog>(
         presented_to: request.presented_to,
         consistency_token: request.consistency_token,
     };
-    let (mut response, mut record) = answer(node, &check).await?;
-    let unknown = response.status == v1::TokenStatus::Unknown as i32;
-    if unknown
-        && !request.bearer.is_empty()
-        && !node.jwt_issuers.is_empty()
-        && let Some(by_jti) = by_verified_jwt(node, &mut check, &request.bearer).await?
-    {
-        (response, record) = by_jti;
-    }
+    let (response, record) = if request.bearer.is_empty() {
+        answer(node, &check).await?
+    } else {
+        presented(node, &mut check, &request.bearer).await?
+    };
     let seen = caller.is_some_and(|caller| caller.sees(&response.audience));
     let details = match record {
         Some(record) if seen => {
@@ -256,6 +252,29 @@ pub(crate) async fn introspect<L: EventLog>(
         check: Some(for_caller(caller, response)),
         details,
     })
+}
+
+/// The answer for a token as presented (`check.token` its digest): by the
+/// digest, or, for a token the ledger does not know by digest, by the `jti`
+/// of a JWT that verifies (see [`by_verified_jwt`]). `check.token` is left
+/// naming the reference that answered.
+pub(crate) async fn presented<L: EventLog>(
+    node: &Arc<Node<L>>,
+    check: &mut v1::CheckRequest,
+    bearer: &[u8],
+) -> Result<Answer, Status> {
+    let by_digest = answer(node, check).await?;
+    if by_digest.0.status != v1::TokenStatus::Unknown as i32 || node.jwt_issuers.is_empty() {
+        return Ok(by_digest);
+    }
+    let digest = check.token.clone();
+    match by_verified_jwt(node, check, bearer).await? {
+        Some(by_jti) => Ok(by_jti),
+        None => {
+            check.token = digest;
+            Ok(by_digest)
+        }
+    }
 }
 
 /// The answer for a presented token the ledger does not know by digest,

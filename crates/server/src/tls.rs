@@ -58,9 +58,13 @@ pub enum Identity {
     Principal(String),
     /// TLS with a client certificate that did not verify, and why.
     Refused(String),
-    /// HTTP Basic client credentials (the HTTP bridges) that verified against
-    /// a grant's secret hash: the client id.
-    Client(String),
+    /// HTTP Basic client credentials (the HTTP bridges) that verified: the
+    /// client id, and the hash its secret matched (only the grants with that
+    /// hash apply).
+    Client {
+        id: String,
+        secret: crate::auth::SecretHash,
+    },
 }
 
 /// The TLS configuration a node serves with; cheap to share, reloadable.
