@@ -56,6 +56,8 @@ struct Ledger {
     args: Vec<String>,
     /// Bearer tokens by name, all recorded by digest.
     tokens: std::collections::BTreeMap<&'static str, String>,
+    /// Environment for client verbs (a certificate, when the node is mTLS).
+    cli_env: Vec<(String, String)>,
     /// Client ids and secrets the test used (never to be logged either).
     secrets: Vec<(String, String)>,
 }
@@ -64,6 +66,11 @@ impl Ledger {
     /// `config` is the node's configuration file (`{dir}` in it: the
     /// ledger's directory, where the key files are).
     fn start(config: &str) -> Ledger {
+        Ledger::start_with(config, Vec::new())
+    }
+
+    /// [`Ledger::start`], client verbs run with `cli_env`.
+    fn start_with(config: &str, cli_env: Vec<(String, String)>) -> Ledger {
         let dir = tempfile::tempdir().unwrap();
         let path = |name: &str| dir.path().join(name);
         for key in ["root", "auth", "gateway", "client", "a", "b", "node"] {
@@ -93,6 +100,7 @@ impl Ledger {
             root,
             args,
             tokens: Default::default(),
+            cli_env,
             secrets: Vec::new(),
         };
         let scopes = "--scopes=mcp:tools";
@@ -193,7 +201,10 @@ impl Ledger {
             })
             .collect();
         let mut command = baton();
-        command.args(&args).env("BATON_SERVER", self.node.url());
+        command
+            .args(&args)
+            .env("BATON_SERVER", self.node.url())
+            .envs(self.cli_env.iter().map(|(k, v)| (k, v)));
         let out = command.output().unwrap();
         assert!(
             out.status.success(),
@@ -644,4 +655,57 @@ async fn a_token_known_by_jti_is_answered_only_for_a_jwt_its_issuer_signed() {
         config.to_str().unwrap(),
     ]);
     assert!(said.contains("jwt_issuer[0].jwks_file"), "{said}");
+}
+
+#[test]
+fn the_bridges_serve_certificate_callers_over_tls() {
+    let pki = tempfile::tempdir().unwrap();
+    let pem = |name: &str| pki.path().join(name).to_str().unwrap().to_owned();
+    let tls = common::mtls_config(pki.path(), "", "");
+    let tls = std::fs::read_to_string(tls).unwrap();
+    for (name, principal) in [
+        ("admin", "spiffe://corp.example/admin"),
+        ("gateway", "spiffe://corp.example/gateway"),
+        ("other", "spiffe://corp.example/other"),
+    ] {
+        baton::pki::issue_leaf(
+            pki.path(),
+            name,
+            baton::pki::Leaf::Client(principal.into()),
+            baton::pki::DAYS_DEFAULT,
+        )
+        .unwrap();
+    }
+    let ledger = Ledger::start_with(
+        &format!(
+            "{tls}\n[[access]]\nprincipal = \"spiffe://corp.example/admin\"\nroles = [\"admin\"]\n\
+             [[access]]\nprincipal = \"spiffe://corp.example/gateway\"\nroles = [\"checker\"]\naudiences = [\"{AUDIENCE_A}\"]\n\
+             [[access]]\nprincipal = \"spiffe://corp.example/other\"\nroles = [\"checker\"]\naudiences = [\"{AUDIENCE_B}\"]\n\
+             [[resource]]\nurl = \"https://mcp-a.example/mcp\"\naudience = \"{AUDIENCE_A}\"\n"
+        ),
+        vec![
+            ("BATON_CA".into(), pem("ca.pem")),
+            ("BATON_CERT".into(), pem("admin.pem")),
+            ("BATON_CERT_KEY".into(), pem("admin.key")),
+        ],
+    );
+    assert!(ledger.node.tls);
+    let mut command = python("bridges_mtls.py");
+    command
+        .arg(format!(
+            "https://{}",
+            ledger.node.http_address.as_ref().unwrap()
+        ))
+        .arg(&ledger.node.address)
+        .args([
+            pem("ca.pem"),
+            pem("gateway.pem"),
+            pem("gateway.key"),
+            pem("other.pem"),
+            pem("other.key"),
+        ])
+        .arg(&ledger.tokens["live"])
+        .arg(&ledger.tokens["elsewhere"]);
+    run_checks(&mut command, "bridges over mTLS", 9);
+    ledger.assert_no_token_logged();
 }
