@@ -16,6 +16,7 @@ import sys
 import httpx2
 from fastmcp.server.auth.providers.introspection import IntrospectionTokenVerifier
 from checks import check, summary
+from readme import snippet
 
 URL, CLIENT_ID, SECRET_FILE = sys.argv[1:4]
 LIVE, REVOKED, EXPIRED, UNKNOWN, ELSEWHERE = sys.argv[4:9]
@@ -24,13 +25,14 @@ SECRET = open(SECRET_FILE).read().strip()
 
 
 async def main() -> None:
-    verifier = IntrospectionTokenVerifier(
-        introspection_url=URL,
-        client_id=CLIENT_ID,
-        client_secret=SECRET,
-        required_scopes=["mcp:tools"],
-        audience="https://mcp-a.example/mcp",
-    )
+    # README's snippet, as written (the node's address and the secret file
+    # put where they are).
+    code = snippet("fastmcp").replace("http://127.0.0.1:7701/oauth2/introspect", URL)
+    code = code.replace('open("mcp-a.secret")', f"open({SECRET_FILE!r})")
+    scope: dict = {}
+    exec(code, scope)  # noqa: S102 - our own README
+    verifier = scope["verifier"]
+    check("README's verifier is for this client", verifier is not None and CLIENT_ID == "mcp-a")
     live = await verifier.verify_token(LIVE)
     check("a live token is accepted", live is not None, live)
     if live is not None:

@@ -127,6 +127,7 @@ impl Ledger {
             ("revoked", "mcp-a", AUDIENCE_A, "900"),
             ("expired", "mcp-a", AUDIENCE_A, "1"),
             ("elsewhere", "mcp-b", AUDIENCE_B, "900"),
+            ("spare", "mcp-a", AUDIENCE_A, "900"),
         ] {
             let token = ledger.digest(name);
             ledger.run(&format!("narrow --key gateway.key --parent {root} --token {token} --performed-by gateway --holder {holder} --audience {audience} {scopes} --tools=echo --ttl {ttl}"));
@@ -305,12 +306,17 @@ fn run_checks(command: &mut Command, name: &str, at_least: u32) {
     assert!(out.status.success());
 }
 
-/// nginx's configuration: `/mcp` proxied to the MCP server once Baton's
-/// forward-auth said yes (README's snippet, with ports filled in).
+/// nginx's configuration: README's snippet (the MCP server and Baton's
+/// HTTP listener put where they are), in a server on `listen`.
 fn nginx_config(dir: &Path, listen: u16, upstream: u16, baton_http: &str) -> PathBuf {
     for temp in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
         std::fs::create_dir_all(dir.join(temp)).unwrap();
     }
+    let snippet = common::readme_snippet("nginx");
+    assert!(snippet.contains("127.0.0.1:8000") && snippet.contains("http://127.0.0.1:7701"));
+    let locations = snippet
+        .replace("127.0.0.1:8000", &format!("127.0.0.1:{upstream}"))
+        .replace("http://127.0.0.1:7701", baton_http);
     let config = format!(
         r#"daemon off;
 master_process off;
@@ -327,38 +333,7 @@ http {{
     scgi_temp_path {dir}/scgi;
     server {{
         listen 127.0.0.1:{listen};
-        location /mcp {{
-            auth_request /_baton;
-            # nginx passes WWW-Authenticate on with a 401 only; a 403 gets it here.
-            auth_request_set $baton_challenge $upstream_http_www_authenticate;
-            error_page 403 = @forbidden;
-            auth_request_set $baton_subject $upstream_http_x_baton_subject;
-            auth_request_set $baton_holder $upstream_http_x_baton_holder;
-            auth_request_set $baton_depth $upstream_http_x_baton_depth;
-            auth_request_set $baton_event $upstream_http_x_baton_event_id;
-            # Set all four, so nothing a client sent under these names passes.
-            proxy_set_header X-Baton-Subject $baton_subject;
-            proxy_set_header X-Baton-Holder $baton_holder;
-            proxy_set_header X-Baton-Depth $baton_depth;
-            proxy_set_header X-Baton-Event-Id $baton_event;
-            proxy_http_version 1.1;
-            proxy_pass http://127.0.0.1:{upstream};
-        }}
-        location @forbidden {{
-            add_header WWW-Authenticate $baton_challenge always;
-            return 403;
-        }}
-        location = /_baton {{
-            internal;
-            proxy_pass {baton_http}/authz;
-            proxy_pass_request_body off;
-            proxy_set_header Content-Length "";
-            proxy_set_header X-Forwarded-Proto $scheme;
-            proxy_set_header X-Forwarded-Host $host;
-            proxy_set_header X-Original-URI $request_uri;
-            proxy_set_header X-Original-Method $request_method;
-            proxy_set_header X-Forwarded-Uri "";
-        }}
+{locations}
     }}
 }}
 "#,
@@ -367,6 +342,20 @@ http {{
     let path = dir.join("nginx.conf");
     std::fs::write(&path, config).unwrap();
     path
+}
+
+/// Runs a README shell snippet in `dir` with `env`, Baton's HTTP listener
+/// where the node has it; its output.
+fn run_snippet(name: &str, dir: &Path, baton_http: &str, env: &[(&str, &str)]) -> String {
+    let script = common::readme_snippet(name).replace("http://127.0.0.1:7701", baton_http);
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "README snippet {name}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
@@ -446,10 +435,11 @@ fn nginx_asks_baton_before_an_mcp_sdk_server_answers_an_mcp_sdk_client() {
 #[test]
 fn fastmcp_introspection_verifier_accepts_live_tokens_and_nothing_else() {
     let dir = tempfile::tempdir().unwrap();
-    let secret_file = dir.path().join("fastmcp.secret");
+    // Named as README's snippets name it.
+    let secret_file = dir.path().join("mcp-a.secret");
     let hash = cli(None, &["secret", "new"], std::slice::from_ref(&secret_file));
     let mut ledger = Ledger::start(&format!(
-        "[[access]]\nprincipal = \"fastmcp-a\"\nroles = [\"checker\"]\naudiences = [\"{AUDIENCE_A}\"]\nsecret_hash = \"{}\"\n",
+        "[[access]]\nprincipal = \"mcp-a\"\nroles = [\"checker\"]\naudiences = [\"{AUDIENCE_A}\"]\nsecret_hash = \"{}\"\n",
         hash.trim()
     ));
     // The unknown one is never recorded.
@@ -458,7 +448,7 @@ fn fastmcp_introspection_verifier_accepts_live_tokens_and_nothing_else() {
     let secret = std::fs::read_to_string(&secret_file).unwrap();
     ledger
         .secrets
-        .push(("fastmcp-a".into(), secret.trim().to_owned()));
+        .push(("mcp-a".into(), secret.trim().to_owned()));
     // Expired: its one second of life has passed once the node says so.
     let expired = ledger.digest("expired");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
@@ -479,12 +469,22 @@ fn fastmcp_introspection_verifier_accepts_live_tokens_and_nothing_else() {
     let mut command = python("introspect_fastmcp.py");
     command
         .arg(format!("{}/oauth2/introspect", ledger.http_url()))
-        .arg("fastmcp-a")
+        .arg("mcp-a")
         .arg(&secret_file);
     for name in ["live", "revoked", "expired", "unknown", "elsewhere"] {
         command.arg(&ledger.tokens[name]);
     }
     run_checks(&mut command, "fastmcp", 10);
+    // README's curl, as written.
+    let answer = run_snippet(
+        "introspect",
+        dir.path(),
+        &ledger.http_url(),
+        &[("TOKEN", &ledger.tokens["live"])],
+    );
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    assert_eq!(answer["active"], true, "{answer}");
+    assert_eq!(answer["act"]["act"]["sub"], "gateway", "{answer}");
     ledger.assert_no_token_logged();
 }
 
@@ -500,6 +500,7 @@ fn envoy_ext_authz_clients_get_http_answers() {
         command.arg(&ledger.tokens[name]);
     }
     run_checks(&mut command, "ext_authz", 20);
+    run_checks(&mut python("envoy_config.py"), "envoy config", 4);
     ledger.assert_no_token_logged();
 }
 
@@ -512,7 +513,7 @@ async fn rfc7009_revocation_cascades_to_another_node_and_stays_within_the_caller
         let hash = cli(None, &["secret", "new"], std::slice::from_ref(&file));
         (file, hash.trim().to_owned())
     };
-    let (gateway_secret, gateway_hash) = secret("gateway");
+    let (gateway_secret, gateway_hash) = secret("gateway-admin");
     let (outsider_secret, outsider_hash) = secret("outsider");
     let mut ledger = Ledger::start(&format!(
         r#"[kafka]
@@ -544,6 +545,17 @@ secret_hash = "{outsider_hash}"
         let secret = std::fs::read_to_string(file).unwrap();
         ledger.secrets.push((id.into(), secret.trim().to_owned()));
     }
+    // README's curl, as written, on a token the gateway's chain holds.
+    let answer = run_snippet(
+        "revoke",
+        dir.path(),
+        &ledger.http_url(),
+        &[("TOKEN", &ledger.tokens["spare"])],
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains("x-baton-consistency-token: ct1."),
+        "{answer}"
+    );
     let other = ledger.another_node();
     let mut command = python("revoke_rfc7009.py");
     command
