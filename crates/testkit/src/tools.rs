@@ -41,6 +41,11 @@ pub fn grpcurl() -> Result<PathBuf, String> {
 /// The Python of the interop venv, created from `tests/interop/requirements.txt`
 /// if it is not cached yet (or the requirements changed).
 pub fn interop_python() -> Result<PathBuf, String> {
+    // The tests of one binary run on threads: one of them (re)builds the
+    // venv while the others wait, rather than each deleting it under the
+    // others' feet.
+    static BUILDING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     let venv = cache_dir().join("venv-interop");
     let python = venv.join("bin/python");
     let requirements = crate::repo_root().join("tests/interop/requirements.txt");
