@@ -8,7 +8,11 @@
 # write) drives Check on a 3-hop chain's leaf and the gRPC health call on the
 # same node, 4 connections and 32 callers each; then Check over mTLS against
 # Check over plaintext, on two fresh embedded-log nodes that differ only in
-# TLS (same chain, same load), as a ratio measured in the same run.
+# TLS (same chain, same load), as a ratio measured in the same run; then the
+# bridges next to empty handlers on the plaintext node: Envoy's ext_authz
+# Check over gRPC (ghz, with a protoset made from Envoy's published protos)
+# against gRPC health, and RFC 7662 introspection and forward-auth over HTTP
+# (hey, the Go HTTP load generator) against the HTTP listener's /healthz.
 # Writes OUT/report.json, OUT/report.md, OUT/ghz.md and OUT/micro.txt (default
 # OUT: target/bench-report). Extra arguments go to baton-bench (e.g. --duration-s 5).
 set -euo pipefail
@@ -24,6 +28,19 @@ if [ ! -x "$CACHE/bin/ghz" ]; then
     GOBIN="$CACHE/bin" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION" >&2
 fi
 GHZ="$CACHE/bin/ghz"
+HEY_VERSION=v0.1.4
+if [ ! -x "$CACHE/bin/hey" ]; then
+    GOBIN="$CACHE/bin" go install "github.com/rakyll/hey@$HEY_VERSION" >&2
+fi
+HEY="$CACHE/bin/hey"
+# Python with Envoy's protos (the interop venv tests/run.sh builds).
+VENV="$CACHE/venv-interop"
+if [ ! -x "$VENV/bin/python" ] || ! cmp -s tests/interop/requirements.txt "$VENV/.requirements"; then
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt >&2
+    cp tests/interop/requirements.txt "$VENV/.requirements"
+fi
 GHZ_SECONDS="${GHZ_SECONDS:-10}"
 WORK="$(mktemp -d)"
 PIDS=()
@@ -53,6 +70,7 @@ start_node() { # name [serve args] -> sets ADDR_<name>, PID_<name>
     addr="$(sed -n 's/^baton listening on \([^ ]*\).*/\1/p' "$WORK/$1.out")"
     [ -n "$addr" ] || { echo "node $1 did not start:" >&2; cat "$WORK/$1.err" >&2; exit 1; }
     printf -v "ADDR_$1" '%s' "$addr"
+    printf -v "HTTP_$1" '%s' "$(sed -n 's/^baton http listening on \([^ ]*\).*/\1/p' "$WORK/$1.out")"
     printf -v "PID_$1" '%s' "$pid"
 }
 start_node a
@@ -78,8 +96,14 @@ ghz_chain() { # BATON_SERVER (and BATON_CA...) name the node
         --holder ghz-mcp --audience https://ghz-mcp.example/ --scopes repo:read --tools github/search >/dev/null
     "$BATON" narrow --key "$WORK/ghz-mcp.key" --parent jti:ghz-2 --token jti:ghz-3 --performed-by ghz-mcp \
         --holder ghz-mcp --audience https://ghz-mcp.example/ --scopes repo:read --tools github/search >/dev/null
+    # The leaf once more, recorded by the digest of a bearer token (the
+    # bridges look tokens up that way).
+    "$BATON" narrow --key "$WORK/ghz-mcp.key" --parent jti:ghz-3 --token "$BEARER_REF" --performed-by ghz-mcp \
+        --holder ghz-mcp --audience https://ghz-mcp.example/ --scopes repo:read --tools github/search >/dev/null
     "$BATON" check jti:ghz-3 >/dev/null
 }
+BEARER="bench-bearer-TEST-ONLY-$(date +%s%N)"
+BEARER_REF="$(printf '%s' "$BEARER" | "$BATON" digest)"
 ghz_run() { # name call data [address [tls args]] (the method is found through server reflection)
     local name=$1 call=$2 data=$3 address=${4:-$ADDR_a}; shift 3; shift || true
     [ $# -gt 0 ] || set -- --insecure
@@ -95,7 +119,10 @@ ghz_run check baton.v1.RevocationService/Check '{"token":{"jti":"ghz-3"}}'
 "$BATON" pki issue --dir "$WORK/pki" --principal spiffe://bench/admin --name admin >/dev/null
 "$BATON" pki issue --dir "$WORK/pki" --principal spiffe://bench/checker --name checker >/dev/null
 printf '[[access]]\nprincipal = "spiffe://bench/admin"\nroles = ["admin"]\n[[access]]\nprincipal = "spiffe://bench/checker"\nroles = ["checker"]\n' >"$WORK/access.toml"
-start_node p --config /dev/null
+SECRET_HASH="$("$BATON" secret new "$WORK/bench.secret" 2>/dev/null)"
+printf '[[resource]]\nurl = "https://mcp.bench/mcp"\naudience = "https://ghz-mcp.example/"\nscopes = ["repo:read"]\n[[access]]\nprincipal = "bench-rs"\nsecret_hash = "%s"\nroles = ["checker"]\n' \
+    "$SECRET_HASH" >"$WORK/bridges.toml"
+start_node p --config "$WORK/bridges.toml" --http-listen 127.0.0.1:0
 start_node t --config "$WORK/access.toml" --tls-cert "$WORK/pki/server.pem" --tls-key "$WORK/pki/server.key" \
     --tls-client-ca "$WORK/pki/ca.pem"
 BATON_SERVER="http://$ADDR_p" ghz_chain
@@ -104,14 +131,55 @@ BATON_SERVER="https://$ADDR_t" BATON_CA="$WORK/pki/ca.pem" BATON_CERT="$WORK/pki
 ghz_run check-plaintext baton.v1.RevocationService/Check '{"token":{"jti":"ghz-3"}}' "$ADDR_p"
 ghz_run check-mtls baton.v1.RevocationService/Check '{"token":{"jti":"ghz-3"}}' "$ADDR_t" \
     --cacert "$WORK/pki/ca.pem" --cert "$WORK/pki/checker.pem" --key "$WORK/pki/checker.key"
+# The bridges on node P, each next to an empty handler on the same listener.
+"$VENV/bin/python" tests/interop/envoy_protoset.py "$WORK/envoy.protoset"
+EXT_AUTHZ="$(printf '{"attributes":{"request":{"http":{"method":"POST","scheme":"https","host":"mcp.bench","path":"/mcp","headers":{"authorization":"Bearer %s","mcp-method":"tools/call","mcp-name":"github/search","mcp-protocol-version":"2026-07-28"}}}}}' "$BEARER")"
+ghz_run health-p grpc.health.v1.Health/Check '{"service":""}' "$ADDR_p"
+ghz_run ext-authz envoy.service.auth.v3.Authorization/Check "$EXT_AUTHZ" "$ADDR_p" \
+    --insecure --protoset "$WORK/envoy.protoset"
+hey_run() { # name url [hey args]
+    local name=$1 url=$2; shift 2
+    "$HEY" -z "${GHZ_SECONDS}s" -c 32 "$@" "$url" >"$OUT/hey-$name.txt"
+}
+hey_run healthz "http://$HTTP_p/healthz"
+hey_run introspect "http://$HTTP_p/oauth2/introspect" -m POST -a "bench-rs:$(cat "$WORK/bench.secret")" \
+    -T application/x-www-form-urlencoded -d "token=$BEARER"
+hey_run forward-auth "http://$HTTP_p/authz" -H "Authorization: Bearer $BEARER" -H "X-Forwarded-Proto: https" \
+    -H "X-Forwarded-Host: mcp.bench" -H "X-Original-URI: /mcp" -H "X-Original-Method: POST" \
+    -H "Mcp-Method: tools/call" -H "Mcp-Name: github/search" -H "MCP-Protocol-Version: 2026-07-28"
+# Every bridge call measured must be an allow, or the figures measure
+# refusals: ghz counts an in-band denial as an OK call, so one sample call
+# is checked to be an allow; hey's status codes are checked below.
+"$VENV/bin/python" - "$ADDR_p" "$BEARER" <<'PY'
+import sys
+import grpc
+from envoy.service.auth.v3 import attribute_context_pb2 as ac, external_auth_pb2 as ea, external_auth_pb2_grpc as ea_grpc
+address, bearer = sys.argv[1:3]
+http = ac.AttributeContext.HttpRequest(method="POST", scheme="https", host="mcp.bench", path="/mcp", headers={
+    "authorization": f"Bearer {bearer}", "mcp-method": "tools/call", "mcp-name": "github/search",
+    "mcp-protocol-version": "2026-07-28"})
+with grpc.insecure_channel(address) as channel:
+    answer = ea_grpc.AuthorizationStub(channel).Check(ea.CheckRequest(
+        attributes=ac.AttributeContext(request=ac.AttributeContext.Request(http=http))), timeout=30)
+if answer.status.code != 0 or answer.WhichOneof("http_response") != "ok_response":
+    sys.exit(f"the benchmarked ext_authz request is not an allow: {answer}")
+PY
 python3 - "$OUT" <<'PY' | tee "$OUT/ghz.md"
-import json, sys
+import json, re, sys
 out = sys.argv[1]
 rows = {}
-for name in ("health", "check", "check-plaintext", "check-mtls"):
+for name in ("health", "check", "check-plaintext", "check-mtls", "health-p", "ext-authz"):
     r = json.load(open(f"{out}/ghz-{name}.json"))
     p = {d["percentage"]: d["latency"] / 1e6 for d in r["latencyDistribution"]}
     rows[name] = (r["rps"], p[50], p[99], r["statusCodeDistribution"])
+for name in ("healthz", "introspect", "forward-auth"):
+    text = open(f"{out}/hey-{name}.txt").read()
+    rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", text).group(1))
+    pct = {int(m.group(1)): float(m.group(2)) * 1000 for m in re.finditer(r"\s(\d+)%+ in ([0-9.]+) secs", text)}
+    codes = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", text))
+    rows[name] = (rps, pct[50], pct[99], codes)
+    if set(codes) != {"200"}:
+        sys.exit(f"{name}: not every answer was a 200: {codes}")
 def table(title, entries):
     print(f"| {title} | calls/s | p50 ms | p99 ms | codes |")
     print("| --- | --- | --- | --- | --- |")
@@ -122,7 +190,14 @@ table("ghz (4 connections, 32 callers)", (("check", "Check (3-hop leaf)"), ("hea
 print(f"\nCheck / empty RPC throughput: {rows['check'][0] / rows['health'][0]:.2f}\n")
 table("ghz, two fresh embedded-log nodes (4 connections, 32 callers)",
       (("check-plaintext", "Check, plaintext"), ("check-mtls", "Check, mTLS (checker principal)")))
-print(f"\nmTLS / plaintext Check throughput: {rows['check-mtls'][0] / rows['check-plaintext'][0]:.2f}")
+print(f"\nmTLS / plaintext Check throughput: {rows['check-mtls'][0] / rows['check-plaintext'][0]:.2f}\n")
+table("the bridges, node P (ghz: 4 connections, 32 callers; hey: 32 workers)",
+      (("ext-authz", "ext_authz Check over gRPC (allow, 4-hop chain)"), ("health-p", "gRPC health (empty RPC)"),
+       ("introspect", "RFC 7662 introspection over HTTP (Basic client)"),
+       ("forward-auth", "forward-auth over HTTP (allow)"), ("healthz", "HTTP /healthz (empty handler)")))
+print(f"\next_authz / empty RPC throughput: {rows['ext-authz'][0] / rows['health-p'][0]:.2f}")
+print(f"introspection / empty HTTP handler throughput: {rows['introspect'][0] / rows['healthz'][0]:.2f}")
+print(f"forward-auth / empty HTTP handler throughput: {rows['forward-auth'][0] / rows['healthz'][0]:.2f}")
 PY
 
 # Micro-benchmarks, with the nodes and Kafka stopped so they have the machine.

@@ -63,6 +63,8 @@ try:
         check("no certificate: forward-auth is an error, not a decision", r.status_code == 500, (r.status_code, r.text))
         r = anonymous.post(f"{URL}/oauth2/introspect", data={"token": LIVE})
         check("no certificate: introspection 401", r.status_code == 401, (r.status_code, r.text))
+        r = anonymous.get(f"{URL}/healthz")
+        check("/healthz answers anyone", r.status_code == 200 and r.text == "serving\n", (r.status_code, r.text))
 
     r = ext_authz(CERT, KEY, LIVE)
     check("ext_authz over mTLS allows", r.status.code == code_pb2.OK, r)

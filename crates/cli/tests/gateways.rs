@@ -718,6 +718,6 @@ fn the_bridges_serve_certificate_callers_over_tls() {
         ])
         .arg(&ledger.tokens["live"])
         .arg(&ledger.tokens["elsewhere"]);
-    run_checks(&mut command, "bridges over mTLS", 9);
+    run_checks(&mut command, "bridges over mTLS", 10);
     ledger.assert_no_token_logged();
 }

@@ -334,6 +334,7 @@ pub fn required(path: &str) -> Need {
         | crate::http::FORWARD_AUTH
         | crate::http::INTROSPECT => Need::Role(Role::Checker),
         crate::http::REVOKE => Need::Role(Role::Writer),
+        crate::http::HEALTH => Need::Nothing,
         "/baton.v1.ProvenanceService/GetChain"
         | "/baton.v1.ProvenanceService/GetDescendants"
         | "/baton.v1.ProvenanceService/ListEvents"

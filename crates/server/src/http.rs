@@ -45,6 +45,9 @@ pub const FORWARD_AUTH: &str = "/authz";
 pub const INTROSPECT: &str = "/oauth2/introspect";
 /// RFC 7009 revocation.
 pub const REVOKE: &str = "/oauth2/revoke";
+/// Readiness for HTTP probes: 200 once the node serves (has caught up with
+/// the log), 503 before; open to all, like gRPC health.
+pub const HEALTH: &str = "/healthz";
 
 /// The identity a node signs RFC 7009 revocations with: a registered client
 /// the policy lists among its revocation delegates, and its key.
@@ -91,6 +94,7 @@ pub(crate) async fn serve<L: EventLog>(
         .route(FORWARD_AUTH, axum::routing::any(forward_auth::<L>))
         .route(INTROSPECT, axum::routing::post(introspect::<L>))
         .route(REVOKE, axum::routing::post(revoke::<L>))
+        .route(HEALTH, axum::routing::get(health::<L>))
         .with_state(Arc::new(Http {
             node,
             resources: options.resources,
@@ -350,6 +354,22 @@ async fn forward_auth<L: EventLog>(
             }
             response
         }
+    }
+}
+
+async fn health<L: EventLog>(State(http): State<Arc<Http<L>>>) -> Response {
+    if http
+        .node
+        .caught_up
+        .load(std::sync::atomic::Ordering::Acquire)
+    {
+        (StatusCode::OK, "serving\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "catching up with the log\n",
+        )
+            .into_response()
     }
 }
 
