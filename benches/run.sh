@@ -142,7 +142,9 @@ hey_run() { # name url [hey args]
     "$HEY" -z "${GHZ_SECONDS}s" -c 32 "$@" "$url" >"$OUT/hey-$name.txt"
 }
 hey_run healthz "http://$HTTP_p/healthz"
-hey_run introspect "http://$HTTP_p/oauth2/introspect" -m POST -a "bench-rs:$(cat "$WORK/bench.secret")" \
+# (hey's -a sends no header at v0.1.4: the Basic header is spelled out.)
+BASIC="$(printf 'bench-rs:%s' "$(cat "$WORK/bench.secret")" | base64 -w0)"
+hey_run introspect "http://$HTTP_p/oauth2/introspect" -m POST -H "Authorization: Basic $BASIC" \
     -T application/x-www-form-urlencoded -d "token=$BEARER"
 hey_run forward-auth "http://$HTTP_p/authz" -H "Authorization: Bearer $BEARER" -H "X-Forwarded-Proto: https" \
     -H "X-Forwarded-Host: mcp.bench" -H "X-Original-URI: /mcp" -H "X-Original-Method: POST" \

@@ -23,14 +23,21 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result
             }
             Some(tls)
         }
-        None if !config.listen.ip().is_loopback() => {
-            tracing::warn!(
-                listen = %config.listen,
-                "INSECURE: serving plaintext on a non-loopback address; anyone who can reach it may read every chain and append"
-            );
+        None => {
+            if !config.listen.ip().is_loopback() {
+                tracing::warn!(
+                    listen = %config.listen,
+                    "INSECURE: serving plaintext on a non-loopback address; anyone who can reach it may read every chain and append"
+                );
+            }
+            if let Some(http) = config.http_listen.filter(|at| !at.ip().is_loopback()) {
+                tracing::warn!(
+                    http_listen = %http,
+                    "INSECURE: serving the HTTP bridges in plaintext on a non-loopback address; client secrets and bearer tokens cross the network in the clear, and anyone who can reach it may ask forward-auth"
+                );
+            }
             None
         }
-        None => None,
     };
     let options = ServerOptions {
         policy: config.policy()?,

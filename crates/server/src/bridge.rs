@@ -424,6 +424,8 @@ pub(crate) async fn decide<L: EventLog>(
             presented_to: resource.audience.clone(),
             ..Default::default()
         },
+        // The decision reads the token's own record only.
+        crate::revocation::Chain::Skipped,
     )
     .await;
     let answer = match answer {

@@ -433,6 +433,7 @@ async fn introspect<L: EventLog>(
             consistency_token: form.consistency_token,
             ..Default::default()
         },
+        crate::revocation::Chain::Walked,
     )
     .await;
     match answer {

@@ -123,9 +123,22 @@ pub(crate) fn check_one<L>(node: &Node<L>, request: &v1::CheckRequest) -> Result
     Ok((response, check.record))
 }
 
-/// What the ledger knows of the token of `record`: its grant and its chain.
-fn details<L>(node: &Node<L>, record: &TokenRecord) -> Result<v1::TokenDetails> {
-    let chain = node.handle.lineage(record)?;
+/// Whether an answer needs the token's chain (and so its root's issuer):
+/// introspection does; a gateway's decision, which reads only the token's
+/// own record, does not, and skips the walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Chain {
+    Walked,
+    Skipped,
+}
+
+/// What the ledger knows of the token of `record`: its grant and, when
+/// asked, its chain.
+fn details<L>(node: &Node<L>, record: &TokenRecord, chain: Chain) -> Result<v1::TokenDetails> {
+    let chain = match chain {
+        Chain::Walked => node.handle.lineage(record)?,
+        Chain::Skipped => Vec::new(),
+    };
     let issuer = chain
         .first()
         .map_or_else(String::new, |root| root.performed_by.to_string());
@@ -201,6 +214,7 @@ pub(crate) async fn introspect<L: EventLog>(
     node: &Arc<Node<L>>,
     caller: Option<&Caller>,
     request: v1::IntrospectRequest,
+    chain: Chain,
 ) -> Result<v1::IntrospectResponse, Status> {
     presented_within(caller, None, &request.presented_to)?;
     let token = match (request.token, request.bearer.is_empty()) {
@@ -238,10 +252,12 @@ pub(crate) async fn introspect<L: EventLog>(
     };
     let seen = caller.is_some_and(|caller| caller.sees(&response.audience));
     let details = match record {
+        Some(record) if seen && chain == Chain::Skipped => Some(details(node, &record, chain)?),
         Some(record) if seen => {
+            // The walk reads sled: off the async workers.
             let node = node.clone();
             Some(
-                tokio::task::spawn_blocking(move || details(&node, &record))
+                tokio::task::spawn_blocking(move || details(&node, &record, chain))
                     .await
                     .map_err(|e| Error::Internal(format!("introspect task: {e}")))??,
             )
@@ -346,7 +362,13 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
         request: Request<v1::IntrospectRequest>,
     ) -> Result<Response<v1::IntrospectResponse>, Status> {
         let caller = request.extensions().get::<Caller>().cloned();
-        let answer = introspect(&self.node, caller.as_ref(), request.into_inner()).await?;
+        let answer = introspect(
+            &self.node,
+            caller.as_ref(),
+            request.into_inner(),
+            Chain::Walked,
+        )
+        .await?;
         Ok(Response::new(answer))
     }
 
