@@ -427,6 +427,7 @@ async fn propagation(
     let mut watch = checker
         .watch(v1::WatchRequest {
             resume_token: probe.consistency_token,
+            ..Default::default()
         })
         .await?
         .into_inner();

@@ -343,6 +343,9 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<v1::WatchResponse, Status>> 
 const WATCH_CHUNK: usize = 256;
 /// How long a quiet Watch sleeps before looking again (woken early by applies).
 const WATCH_IDLE: Duration = Duration::from_millis(500);
+/// Bounds of a Watch's checkpoint interval.
+const CHECKPOINT_MIN_MS: u32 = 100;
+const CHECKPOINT_MAX_MS: u32 = 60_000;
 
 #[tonic::async_trait]
 impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocation<L> {
@@ -486,6 +489,21 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
             }
             next
         };
+        let checkpoints = match request.checkpoint_interval_ms {
+            0 => None,
+            ms if (CHECKPOINT_MIN_MS..=CHECKPOINT_MAX_MS).contains(&ms) => {
+                Some(Duration::from_millis(u64::from(ms)))
+            }
+            ms => {
+                return Err(Error::Limit {
+                    field: "checkpoint_interval_ms",
+                    reason: format!(
+                        "{ms} is not 0 (none) or in {CHECKPOINT_MIN_MS}..={CHECKPOINT_MAX_MS}"
+                    ),
+                }
+                .into());
+            }
+        };
         let permit = self.node.stream_permit()?;
         let node = self.node.clone();
         let (send, receive) = tokio::sync::mpsc::channel(64);
@@ -493,6 +511,7 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
             let _permit = permit;
             let mut shutdown = node.shutdown.clone();
             let mut applied = node.handle.subscribe_applied();
+            let mut last_sent = tokio::time::Instant::now();
             loop {
                 // Each pass (at least every WATCH_IDLE): the caller may still
                 // watch (cheap: its identity is re-verified only after a CA
@@ -502,6 +521,9 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                     return;
                 }
                 applied.mark_unchanged();
+                // Taken before the scan: an empty scan then means nothing was
+                // revoked up to here (a checkpoint may say so).
+                let snapshot = node.handle.applied();
                 let effects = match node.handle.revocations_since(&cursor, WATCH_CHUNK) {
                     Ok(effects) => effects,
                     Err(e) => {
@@ -535,14 +557,38 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                             offset: effect.position.offset,
                         }),
                         resume_token: ConsistencyToken::new(cursor.clone()).to_string(),
+                        checkpoint: None,
                     };
                     if send.send(Ok(message)).await.is_err() {
                         return; // The watcher went away.
                     }
+                    last_sent = tokio::time::Instant::now();
+                }
+                let mut idle = WATCH_IDLE;
+                if quiet && let Some(every) = checkpoints {
+                    if last_sent.elapsed() >= every {
+                        for (next, applied) in cursor.iter_mut().zip(&snapshot) {
+                            *next = (*next).max(*applied);
+                        }
+                        let position = ConsistencyToken::new(cursor.clone()).to_string();
+                        let checkpoint = v1::WatchResponse {
+                            resume_token: position.clone(),
+                            checkpoint: Some(v1::WatchCheckpoint {
+                                consistency_token: position,
+                                sent_at_unix_ms: crate::now_ms(),
+                            }),
+                            ..Default::default()
+                        };
+                        if send.send(Ok(checkpoint)).await.is_err() {
+                            return;
+                        }
+                        last_sent = tokio::time::Instant::now();
+                    }
+                    idle = idle.min(every.saturating_sub(last_sent.elapsed()));
                 }
                 if quiet {
                     tokio::select! {
-                        _ = tokio::time::timeout(WATCH_IDLE, applied.changed()) => {}
+                        _ = tokio::time::timeout(idle, applied.changed()) => {}
                         () = send.closed() => return,
                         _ = shutdown.wait_for(|stop| *stop) => return,
                     }

@@ -249,7 +249,10 @@ async fn huge_input_is_refused_with_a_short_message() {
         "{}",
         refused.message()
     );
-    let watch = v1::WatchRequest { resume_token: huge };
+    let watch = v1::WatchRequest {
+        resume_token: huge,
+        ..Default::default()
+    };
     let refused = node.revocation().await.watch(watch).await.unwrap_err();
     short_invalid_argument(&refused, "resume_token");
     let mut signed = v1::SignedEvent::from(&setup[0]);
@@ -290,11 +293,13 @@ async fn a_watch_from_beyond_the_log_end_is_refused() {
     // The token of what was appended is fine ...
     let watch = v1::WatchRequest {
         resume_token: appended.consistency_token.clone(),
+        ..Default::default()
     };
     node.revocation().await.watch(watch).await.unwrap();
     // ... one past the end is not.
     let watch = v1::WatchRequest {
         resume_token: "ct1.ffff".into(),
+        ..Default::default()
     };
     let refused = node.revocation().await.watch(watch).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
@@ -418,6 +423,7 @@ async fn a_watch_resumed_inside_a_batch_record_loses_nothing() {
         .await
         .watch(v1::WatchRequest {
             resume_token: message.resume_token,
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -76,6 +76,7 @@ async fn services_answer_end_to_end() {
         .await
         .watch(v1::WatchRequest {
             resume_token: seen.resume_token.clone(),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -433,5 +434,105 @@ async fn introspect_finds_a_presented_token_by_its_digest_only() {
         refused.message().len() < 300 && !refused.message().contains("xxxx"),
         "{refused:?}"
     );
+    node.stop().await;
+}
+
+/// The next message on a Watch stream, within 10 s.
+async fn next(watch: &mut tonic::Streaming<v1::WatchResponse>) -> v1::WatchResponse {
+    tokio::time::timeout(Duration::from_secs(10), watch.message())
+        .await
+        .expect("nothing on the stream within 10 s")
+        .unwrap()
+        .unwrap()
+}
+
+/// A quiet Watch sends checkpoints when asked, so a cache can tell "nothing
+/// was revoked" from "cut off"; a checkpoint's position covers everything
+/// applied before it, and a revocation arrives before any checkpoint that
+/// covers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_watch_sends_checkpoints_that_cover_what_was_applied() {
+    let (mut f, mut events) = Fixture::standard(now_s());
+    let node = Node::start(&f, Limits::default(), None).await;
+    events.push(f.issue("as", "c1", "user:carol", "agent", 3600));
+    let written = node.append(&events).await;
+    let mut revocation = node.revocation().await;
+    for bad in [1, 99, 60_001] {
+        let refused = revocation
+            .watch(v1::WatchRequest {
+                checkpoint_interval_ms: bad,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{bad}");
+        assert!(
+            refused.message().contains("checkpoint_interval_ms"),
+            "{refused:?}"
+        );
+    }
+    let mut watch = revocation
+        .watch(v1::WatchRequest {
+            resume_token: written.consistency_token.clone(),
+            checkpoint_interval_ms: 200,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = next(&mut watch).await;
+    let checkpoint = first.checkpoint.expect("a checkpoint on a quiet stream");
+    assert!(first.revocation_event_id.is_empty() && first.revoked.is_none());
+    let covered = baton_log::ConsistencyToken::parse(&checkpoint.consistency_token).unwrap();
+    assert!(
+        baton_log::ConsistencyToken::parse(&written.consistency_token)
+            .unwrap()
+            .is_covered_by(covered.next_offsets())
+    );
+    assert_eq!(first.resume_token, checkpoint.consistency_token);
+    // Appends that revoke nothing move the checkpoints along: a cache learns
+    // it is current up to them.
+    let quiet = node
+        .append(&[f.issue("as", "c2", "user:carol", "agent", 3600)])
+        .await;
+    let quiet_at = baton_log::ConsistencyToken::parse(&quiet.consistency_token).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no checkpoint covered the append within 10 s"
+        );
+        let message = next(&mut watch).await;
+        let at = message.checkpoint.expect("only checkpoints: nothing was revoked");
+        let at = baton_log::ConsistencyToken::parse(&at.consistency_token).unwrap();
+        if quiet_at.is_covered_by(at.next_offsets()) {
+            break;
+        }
+    }
+    // A revocation: it comes before any checkpoint past it.
+    let revoke = f.revoke(RevocationTarget::Token(Fixture::token("c1")));
+    let revoked = node.append(std::slice::from_ref(&revoke)).await;
+    let revoked_at = baton_log::ConsistencyToken::parse(&revoked.consistency_token).unwrap();
+    loop {
+        let message = next(&mut watch).await;
+        match message.checkpoint {
+            Some(checkpoint) => {
+                let at = baton_log::ConsistencyToken::parse(&checkpoint.consistency_token).unwrap();
+                assert!(
+                    !revoked_at.is_covered_by(at.next_offsets()),
+                    "a checkpoint covered the revocation before it was sent"
+                );
+            }
+            None => {
+                assert_eq!(message.revocation_event_id, revoke.id().0.to_vec());
+                break;
+            }
+        }
+    }
+    let after = next(&mut watch)
+        .await
+        .checkpoint
+        .expect("a checkpoint again");
+    let at = baton_log::ConsistencyToken::parse(&after.consistency_token).unwrap();
+    assert!(revoked_at.is_covered_by(at.next_offsets()));
     node.stop().await;
 }
