@@ -38,6 +38,6 @@ pub use state::{
     ClientRecord, KeyRecord, KeyTrust, LedgerView, Policy, RULES_VERSION, TokenRecord,
 };
 pub use status::{
-    BINDING_CHAIN_MAX, Cause, Check, RevocationHit, TokenStatus, Via, binding_depth, check_token,
-    key_trust, token_status,
+    BINDING_CHAIN_MAX, Cause, Check, RevocationHit, TokenStatus, Via, binding_chain, binding_depth,
+    check_token, dependencies, key_trust, token_status,
 };

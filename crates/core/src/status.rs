@@ -112,20 +112,82 @@ pub fn key_trust<V: LedgerView>(
     policy: &Policy,
     key: KeyId,
 ) -> Result<KeyTrust, V::Error> {
+    let (chain, anchored) = binding_chain(view, policy, key)?;
+    for at in &chain {
+        if let Some(by) = view.revocation(&RevocationTarget::Key(*at))? {
+            return Ok(KeyTrust::Revoked { key: *at, by });
+        }
+    }
+    Ok(if anchored {
+        KeyTrust::Trusted
+    } else {
+        KeyTrust::Unanchored {
+            key: chain.last().copied().unwrap_or(key),
+        }
+    })
+}
+
+/// The keys whose revocation distrusts `key`, in the order trust is decided:
+/// the key itself, then each key that bound the one before, up to a
+/// configured trust root (at most [`BINDING_CHAIN_MAX`] bindings); and
+/// whether the chain reached one.
+pub fn binding_chain<V: LedgerView>(
+    view: &V,
+    policy: &Policy,
+    key: KeyId,
+) -> Result<(Vec<KeyId>, bool), V::Error> {
+    let mut chain = Vec::new();
     let mut at = key;
     for _ in 0..=BINDING_CHAIN_MAX {
-        if let Some(by) = view.revocation(&RevocationTarget::Key(at))? {
-            return Ok(KeyTrust::Revoked { key: at, by });
-        }
+        chain.push(at);
         if policy.trust_roots.contains_key(&at) {
-            return Ok(KeyTrust::Trusted);
+            return Ok((chain, true));
         }
         match view.key(&at)? {
             Some(record) if record.bound_by_key != at => at = record.bound_by_key,
-            _ => return Ok(KeyTrust::Unanchored { key: at }),
+            _ => return Ok((chain, false)),
         }
     }
-    Ok(KeyTrust::Unanchored { key: at })
+    Ok((chain, false))
+}
+
+/// Every revocation target the status of the token recorded by `event`
+/// depends on: per link, leaf to root, its token, holder and performer (the
+/// targets [`token_status`] looks up) and its signer's binding chain
+/// ([`binding_chain`], what [`key_trust`] looks up), then the root's
+/// subject. A revocation of any of them revokes the token; of anything else,
+/// it does not. None when the token's status cannot be vouched for (unknown,
+/// an ancestor missing, a signer not anchored). What a cache of answers
+/// invalidates on.
+pub fn dependencies<V: LedgerView>(
+    view: &V,
+    policy: &Policy,
+    event: &EventId,
+) -> Result<Option<Vec<RevocationTarget>>, V::Error> {
+    let Some(mut link) = view.token(event)? else {
+        return Ok(None);
+    };
+    let mut targets = Vec::new();
+    for _ in 0..=DEPTH_MAX_CEILING {
+        targets.extend(link_targets(&link).into_iter().map(|(_, target)| target));
+        let (keys, anchored) = binding_chain(view, policy, link.signer)?;
+        if !anchored {
+            return Ok(None);
+        }
+        targets.extend(keys.into_iter().map(RevocationTarget::Key));
+        let Some(parent) = link.parent else {
+            targets.push(RevocationTarget::Subject(link.subject.clone()));
+            // Each once, in the order first met.
+            let mut seen = std::collections::BTreeSet::new();
+            targets.retain(|target| seen.insert(target.clone()));
+            return Ok(Some(targets));
+        };
+        match view.token(&parent)? {
+            None => return Ok(None),
+            Some(next) => link = next,
+        }
+    }
+    Ok(None)
 }
 
 /// How many bindings separate `key` from a configured trust root (0 for a

@@ -502,7 +502,9 @@ async fn a_quiet_watch_sends_checkpoints_that_cover_what_was_applied() {
             "no checkpoint covered the append within 10 s"
         );
         let message = next(&mut watch).await;
-        let at = message.checkpoint.expect("only checkpoints: nothing was revoked");
+        let at = message
+            .checkpoint
+            .expect("only checkpoints: nothing was revoked");
         let at = baton_log::ConsistencyToken::parse(&at.consistency_token).unwrap();
         if quiet_at.is_covered_by(at.next_offsets()) {
             break;
