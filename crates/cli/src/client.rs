@@ -502,6 +502,7 @@ pub async fn check(args: Check) -> anyhow::Result<u8> {
         token: wire_token("token", &args.token)?,
         presented_to: args.presented_to.clone().unwrap_or_default(),
         consistency_token: args.after.clone().unwrap_or_default(),
+        with_dependencies: false,
     };
     let answer = v1::revocation_service_client::RevocationServiceClient::new(
         channel(&args.connection).await?,

@@ -81,6 +81,16 @@ impl Handle {
         )
     }
 
+    /// The revocation targets the status of the token recorded by `event`
+    /// depends on ([`baton_core::dependencies`]); None when it cannot be
+    /// vouched for.
+    pub fn dependencies(
+        &self,
+        event: &EventId,
+    ) -> Result<Option<Vec<baton_core::RevocationTarget>>> {
+        baton_core::dependencies(&self.view(), &self.shared.policy, event)
+    }
+
     /// The records of `leaf`'s chain, root grant first, `leaf` last (bounded
     /// by the depth ceiling; a longer walk means a corrupt projection).
     pub fn lineage(&self, leaf: &baton_core::TokenRecord) -> Result<Vec<baton_core::TokenRecord>> {

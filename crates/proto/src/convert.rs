@@ -508,14 +508,31 @@ impl TryFrom<v1::Revoked> for Revoked {
     }
 }
 
+impl From<&RevocationTarget> for v1::RevocationTarget {
+    fn from(target: &RevocationTarget) -> Self {
+        use v1::revocation_target::Target;
+        v1::RevocationTarget {
+            target: Some(match target {
+                RevocationTarget::Token(t) => Target::Token(token_ref_to_wire(t)),
+                RevocationTarget::Client(c) => Target::ClientId(c.to_string()),
+                RevocationTarget::Subject(s) => Target::Subject(s.to_string()),
+                RevocationTarget::Key(k) => Target::KeyId(k.as_bytes().to_vec()),
+            }),
+        }
+    }
+}
+
 impl From<&Revoked> for v1::Revoked {
     fn from(r: &Revoked) -> Self {
         use v1::revoked::Target;
-        let target = match &r.target {
-            RevocationTarget::Token(t) => Target::Token(token_ref_to_wire(t)),
-            RevocationTarget::Client(c) => Target::ClientId(c.to_string()),
-            RevocationTarget::Subject(s) => Target::Subject(s.to_string()),
-            RevocationTarget::Key(k) => Target::KeyId(k.as_bytes().to_vec()),
+        // One mapping of a target to the wire: the standalone message's,
+        // moved into the event's oneof.
+        let target = match v1::RevocationTarget::from(&r.target).target {
+            Some(v1::revocation_target::Target::Token(t)) => Target::Token(t),
+            Some(v1::revocation_target::Target::ClientId(c)) => Target::ClientId(c),
+            Some(v1::revocation_target::Target::Subject(s)) => Target::Subject(s),
+            Some(v1::revocation_target::Target::KeyId(k)) => Target::KeyId(k),
+            None => unreachable!("every target maps to one"),
         };
         v1::Revoked {
             target: Some(target),

@@ -104,6 +104,19 @@ pub(crate) fn check_one<L>(node: &Node<L>, request: &v1::CheckRequest) -> Result
         response.event_id = record.event.0.to_vec();
         response.depth = record.depth;
     }
+    if request.with_dependencies
+        && matches!(check.status, TokenStatus::Active { .. })
+        && let Some(record) = &check.record
+    {
+        // An active token's chain is complete and anchored; were it not, an
+        // empty list would let a cache keep the answer for ever: an error.
+        let Some(targets) = node.handle.dependencies(&record.event)? else {
+            return Err(Error::Internal(
+                "an active token's dependencies could not be walked".into(),
+            ));
+        };
+        response.depends_on = targets.iter().map(v1::RevocationTarget::from).collect();
+    }
     response.status = match check.status {
         TokenStatus::Active { .. } => v1::TokenStatus::Active,
         TokenStatus::Expired { .. } => v1::TokenStatus::Expired,
@@ -244,6 +257,7 @@ pub(crate) async fn introspect<L: EventLog>(
         token,
         presented_to: request.presented_to,
         consistency_token: request.consistency_token,
+        with_dependencies: false,
     };
     let (response, record) = if request.bearer.is_empty() {
         answer(node, &check).await?

@@ -538,3 +538,84 @@ async fn a_quiet_watch_sends_checkpoints_that_cover_what_was_applied() {
     assert!(revoked_at.is_covered_by(at.next_offsets()));
     node.stop().await;
 }
+
+/// A Check answer can say what the token's status depends on; a Watch
+/// message about any of them is what invalidates it in a cache.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_active_answer_names_the_revocations_that_would_end_it() {
+    let (mut f, mut events) = Fixture::standard(now_s());
+    let node = Node::start(&f, Limits::default(), None).await;
+    events.push(f.issue("as", "d1", "user:dana", "agent", 3600));
+    events.push(f.narrow("d1", "d2", "agent", "gateway", &[], 10));
+    let written = node.append(&events).await;
+    let mut revocation = node.revocation().await;
+    let mut request = check_request("d2");
+    request.consistency_token = written.consistency_token.clone();
+    let plain = revocation
+        .check(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(plain.depends_on.is_empty(), "only when asked");
+    request.with_dependencies = true;
+    let answer = revocation.check(request).await.unwrap().into_inner();
+    assert_eq!(status_of(&answer), v1::TokenStatus::Active);
+    use v1::revocation_target::Target;
+    let names = |target: Target| {
+        answer.depends_on.contains(&v1::RevocationTarget {
+            target: Some(target),
+        })
+    };
+    let token = |jti: &str| Target::Token(baton_proto::token_ref_to_wire(&Fixture::token(jti)));
+    for (what, target) in [
+        ("the token", token("d2")),
+        ("its parent", token("d1")),
+        (
+            "its holder",
+            Target::ClientId(Fixture::client_id("gateway").to_string()),
+        ),
+        (
+            "the performer",
+            Target::ClientId(Fixture::client_id("agent").to_string()),
+        ),
+        ("the subject", Target::Subject("user:dana".into())),
+        (
+            "the root's signing key",
+            Target::KeyId(f.client("as").key.key_id().as_bytes().to_vec()),
+        ),
+        (
+            "the trust root",
+            Target::KeyId(f.root.key_id().as_bytes().to_vec()),
+        ),
+    ] {
+        assert!(
+            names(target),
+            "{what} is missing from {:?}",
+            answer.depends_on
+        );
+    }
+    assert!(!names(token("d0")) && !names(Target::Subject("user:erin".into())));
+    // The Watch message of a revocation of one of them names it the same way.
+    let mut watch = revocation
+        .watch(v1::WatchRequest {
+            resume_token: written.consistency_token.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let revoke = f.revoke(RevocationTarget::Client(Fixture::client_id("agent")));
+    node.append(std::slice::from_ref(&revoke)).await;
+    let message = next(&mut watch).await;
+    let Some(v1::revoked::Target::ClientId(client)) = message.revoked.unwrap().target else {
+        panic!("not a client revocation")
+    };
+    assert!(names(Target::ClientId(client)));
+    // Revoked now: nothing to depend on any more.
+    let mut again = check_request("d2");
+    again.with_dependencies = true;
+    let revoked = revocation.check(again).await.unwrap().into_inner();
+    assert_eq!(status_of(&revoked), v1::TokenStatus::Revoked);
+    assert!(revoked.depends_on.is_empty());
+    node.stop().await;
+}

@@ -244,6 +244,7 @@ pub async fn check(
         token: Some(baton_proto::token_ref_to_wire(&Fixture::token(jti))),
         presented_to: String::new(),
         consistency_token: consistency_token.to_owned(),
+        with_dependencies: false,
     };
     let answer = client.check(request).await?.into_inner();
     Ok(v1::TokenStatus::try_from(answer.status).unwrap())
