@@ -93,9 +93,14 @@ pub(crate) fn check_one<L>(node: &Node<L>, request: &v1::CheckRequest) -> Result
         }
     })?;
     let presented_to = (!request.presented_to.is_empty()).then_some(request.presented_to.as_str());
+    // The position is read before the status: the answer reflects at least
+    // it. Read after, it could cover a revocation applied in between that
+    // the status did not see, and a cache watching from it would never hear
+    // of that revocation.
+    let reflects = node.handle.applied_token().to_string();
     let check = node.handle.check(&token, presented_to, now_s())?;
     let mut response = v1::CheckResponse {
-        consistency_token: node.handle.applied_token().to_string(),
+        consistency_token: reflects,
         ..Default::default()
     };
     if let Some(record) = &check.record {
