@@ -18,16 +18,7 @@ use common::{AS, CLIENTS, World, client, subject};
 fn a_revocation_revokes_a_token_exactly_when_it_hits_one_of_its_dependencies() {
     let mut world = World::new();
     let mut chain: Vec<(Envelope, Event)> = Vec::new();
-    let root = world.issue(
-        "r",
-        "alice",
-        "gateway",
-        0xff,
-        0xff,
-        GrantType::AuthorizationCodePkce,
-        0,
-        100,
-    );
+    let root = world.root_grant();
     let root_id = root.0.id();
     chain.push(root);
     let hop = world.narrow(

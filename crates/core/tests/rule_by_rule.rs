@@ -31,16 +31,7 @@ fn refused_by(result: Result<Applied, Refusal>, rule: Rule, field: &str) -> Refu
 
 /// A world with a live root grant `r` (alice → gateway, expires at 100 s).
 fn with_root(world: &mut World, ledger: &mut MemoryLedger) -> baton_core::EventId {
-    let root = world.issue(
-        "r",
-        "alice",
-        "gateway",
-        0xff,
-        0xff,
-        GrantType::AuthorizationCodePkce,
-        0,
-        100,
-    );
+    let root = world.root_grant();
     ledger.apply(&root.0, &root.1).unwrap();
     root.0.id()
 }

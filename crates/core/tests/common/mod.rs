@@ -258,6 +258,21 @@ impl World {
         sign(&key, self.tick(), body)
     }
 
+    /// The root grant `r`: alice → gateway, every scope and tool, living
+    /// from 0 to 100 s.
+    pub fn root_grant(&mut self) -> (Envelope, Event) {
+        self.issue(
+            "r",
+            "alice",
+            "gateway",
+            0xff,
+            0xff,
+            GrantType::AuthorizationCodePkce,
+            0,
+            100,
+        )
+    }
+
     pub fn revoke_by_root(&mut self, target: RevocationTarget) -> (Envelope, Event) {
         let body = Body::Revoked(Revoked {
             target,
