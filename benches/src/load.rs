@@ -113,18 +113,11 @@ impl Drop for Progress {
 }
 
 async fn channel(url: &str) -> anyhow::Result<Channel> {
-    Channel::from_shared(url.to_owned())?
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {url}"))
+    Ok(baton_client::Endpoint::new(url).connect().await?.channel())
 }
 
 fn request(events: &[Envelope], return_before_applied: bool) -> v1::AppendRequest {
-    v1::AppendRequest {
-        events: events.iter().map(v1::SignedEvent::from).collect(),
-        consistency_token: String::new(),
-        return_before_applied,
-    }
+    baton_client::append_request(events, None, return_before_applied)
 }
 
 /// Sequential single-event appends: latency per call.
@@ -456,6 +449,113 @@ async fn propagation(
     Ok(samples)
 }
 
+/// Times `lookup` over `keys` (one core, in process), `rounds` calls.
+fn time_lookups<K>(keys: &[K], rounds: usize, mut lookup: impl FnMut(&K) -> bool) -> Samples {
+    let mut samples = Samples {
+        latencies: Vec::with_capacity(rounds),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    for i in 0..rounds {
+        let key = &keys[(i * 7919) % keys.len()];
+        let t0 = Instant::now();
+        let found = lookup(key);
+        samples.latencies.push(t0.elapsed());
+        if found {
+            samples.work += 1;
+        } else {
+            samples.errors += 1;
+        }
+    }
+    samples.elapsed = started.elapsed();
+    samples
+}
+
+/// The SDK's Checker on node B: cache hits (in process, one core) next to a
+/// `HashMap` lookup and a raw sled get of the same keys, timed the same way.
+async fn checker_hits(b: &str, tokens: &[TokenRef]) -> anyhow::Result<(Samples, Samples, Samples)> {
+    let checker = baton_client::Checker::start(
+        baton_client::Endpoint::new(b).connect().await?,
+        baton_client::CheckerConfig {
+            capacity: tokens.len() * 2,
+            ..Default::default()
+        },
+    )
+    .await?;
+    let mut keyed = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        let answer = checker.check(token, None).await;
+        let info = answer
+            .token
+            .filter(|_| answer.status == baton_client::Status::Active)
+            .with_context(|| format!("{token} is not active at node B: {:?}", answer.status))?;
+        keyed.push((token.clone(), info));
+    }
+    const ROUNDS: usize = 500_000;
+    let hits = time_lookups(&keyed, ROUNDS, |(token, info)| {
+        checker
+            .cached(token, Some(&info.audience))
+            .is_some_and(|a| a.allows())
+    });
+    let map: std::collections::HashMap<TokenRef, _> = keyed.iter().cloned().collect();
+    let hashmap = time_lookups(&keyed, ROUNDS, |(token, _)| {
+        map.get(token).map(Arc::clone).is_some()
+    });
+    let db = sled::Config::new().temporary(true).open()?;
+    let tree = db.open_tree("raw")?;
+    for (token, _) in &keyed {
+        tree.insert(token.to_string().as_bytes(), vec![7u8; 200])?;
+    }
+    let sled = time_lookups(&keyed, ROUNDS, |(token, _)| {
+        tree.get(token.to_string().as_bytes())
+            .ok()
+            .flatten()
+            .is_some()
+    });
+    Ok((hits, hashmap, sled))
+}
+
+/// Revoke on A, time from the append's send until node B's Checker has
+/// evicted the cached answer.
+async fn checker_invalidation(
+    a: &Channel,
+    b: &str,
+    tokens: &[TokenRef],
+    revocations: Vec<Envelope>,
+) -> anyhow::Result<Samples> {
+    let checker = baton_client::Checker::start(
+        baton_client::Endpoint::new(b).connect().await?,
+        baton_client::CheckerConfig::default(),
+    )
+    .await?;
+    for token in tokens {
+        let answer = checker.check(token, None).await;
+        if answer.status != baton_client::Status::Active {
+            bail!("{token} is not active at node B: {:?}", answer.status);
+        }
+    }
+    let mut ledger = v1::ledger_service_client::LedgerServiceClient::new(a.clone());
+    let mut deliveries = checker.deliveries();
+    let mut samples = Samples::default();
+    let started = Instant::now();
+    for revocation in revocations {
+        let before = checker.stats().invalidations;
+        let sent = Instant::now();
+        ledger
+            .append(request(std::slice::from_ref(&revocation), true))
+            .await?;
+        while checker.stats().invalidations == before {
+            tokio::time::timeout(Duration::from_secs(30), deliveries.changed())
+                .await
+                .context("node B's checker heard nothing")??;
+        }
+        samples.latencies.push(sent.elapsed());
+        samples.work += 1;
+    }
+    samples.elapsed = started.elapsed();
+    Ok(samples)
+}
+
 /// Rebuilds a projection of the nodes' topic from offset zero, verifying
 /// every event; returns (samples, (bytes on disk, logical bytes) per event).
 async fn replay(args: &Args, policy: Policy) -> anyhow::Result<(Samples, (f64, f64))> {
@@ -687,6 +787,28 @@ pub async fn main() -> anyhow::Result<()> {
     let propagated = propagation(&channels_a[0], &channel_b, revocations).await?;
     report.insert("propagation_a_to_b".into(), propagated.json());
 
+    phase("checker: in-process cache hits against a HashMap and a raw sled get (1000 tokens)");
+    let leaves = |range: std::ops::Range<usize>| -> Vec<TokenRef> {
+        range
+            .filter(|t| *t < trees)
+            .map(|t| f.token_of(&format!("tree{t}-3")))
+            .collect()
+    };
+    let (hits, hashmap, sled_hits) = checker_hits(&args.node_b, &leaves(200..1200)).await?;
+    report.insert("checker_hit".into(), hits.json_us());
+    report.insert("baseline_hashmap_get".into(), hashmap.json_us());
+    report.insert("baseline_sled_get_same_keys".into(), sled_hits.json_us());
+
+    phase("checker: revoke on A, sent -> evicted from node B's checker (200 revocations)");
+    let doomed = leaves(1200..1400);
+    let revocations: Vec<Envelope> = doomed
+        .iter()
+        .map(|token| f.revoke(RevocationTarget::Token(token.clone())))
+        .collect();
+    let invalidated =
+        checker_invalidation(&channels_a[0], &args.node_b, &doomed, revocations).await?;
+    report.insert("checker_invalidation_a_to_b".into(), invalidated.json());
+
     phase("replay: rebuild a projection of the topic from offset zero, verifying everything");
     let (replayed, replay_bytes) = replay(&args, policy).await?;
     report.insert("replay".into(), replayed.json());
@@ -715,6 +837,8 @@ pub async fn main() -> anyhow::Result<()> {
         "append_batch_over_raw_produce": round(batched.rate() / produce_batched.rate()),
         "append_batch_over_verify_all_cores": round(batched.rate() / (verify.rate() * cores)),
         "replay_over_verify_one_core": round(replayed.rate() / verify.rate()),
+        "checker_hit_p99_over_hashmap_p99": round(hits.percentile_us(99.0) / hashmap.percentile_us(99.0)),
+        "checker_hit_p99_over_sled_p99": round(hits.percentile_us(99.0) / sled_hits.percentile_us(99.0)),
     });
     report.insert("ratios".into(), ratios);
     report.insert("machine".into(), json!({"cores": cores, "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim()}));
@@ -805,6 +929,33 @@ fn markdown(r: &Value, cores: f64) -> String {
             ),
             "≤ 100 ms",
             get(r, "propagation_a_to_b.p99_ms") <= 100.0,
+        ),
+        (
+            "Checker cache hit, in process, p99 (µs)",
+            get(r, "checker_hit.p99_us"),
+            &*format!(
+                "p50 {} µs; HashMap get p50 {} / p99 {} µs (ratio {}); sled get p50 {} / p99 {} µs (ratio {})",
+                get(r, "checker_hit.p50_us"),
+                get(r, "baseline_hashmap_get.p50_us"),
+                get(r, "baseline_hashmap_get.p99_us"),
+                get(r, "ratios.checker_hit_p99_over_hashmap_p99"),
+                get(r, "baseline_sled_get_same_keys.p50_us"),
+                get(r, "baseline_sled_get_same_keys.p99_us"),
+                get(r, "ratios.checker_hit_p99_over_sled_p99"),
+            ),
+            "≤ 5 µs",
+            get(r, "checker_hit.p99_us") <= 5.0,
+        ),
+        (
+            "revocation on A → evicted from B's Checker, p99 (ms)",
+            get(r, "checker_invalidation_a_to_b.p99_ms"),
+            &*format!(
+                "p50 {} ms, max {} ms (from the append's send; Kafka, two nodes)",
+                get(r, "checker_invalidation_a_to_b.p50_ms"),
+                get(r, "checker_invalidation_a_to_b.max_ms")
+            ),
+            "≤ 50 ms",
+            get(r, "checker_invalidation_a_to_b.p99_ms") <= 50.0,
         ),
         (
             "replay with full verification (events/s)",

@@ -25,6 +25,23 @@ impl Samples {
         sorted[rank.min(sorted.len() - 1)].as_secs_f64() * 1000.0
     }
 
+    /// For in-process latencies: microseconds.
+    pub fn percentile_us(&self, p: f64) -> f64 {
+        self.percentile_ms(p) * 1000.0
+    }
+
+    /// [`Samples::json`] with percentiles in microseconds.
+    pub fn json_us(&self) -> Value {
+        json!({
+            "work": self.work,
+            "per_s": round(self.rate()),
+            "p50_us": round(self.percentile_us(50.0)),
+            "p99_us": round(self.percentile_us(99.0)),
+            "p999_us": round(self.percentile_us(99.9)),
+            "max_us": round(self.max_ms() * 1000.0),
+        })
+    }
+
     pub fn max_ms(&self) -> f64 {
         self.latencies
             .iter()

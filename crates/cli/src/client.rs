@@ -6,20 +6,15 @@
 //! refused append); 2 usage; `check`: 3 REVOKED, 4 EXPIRED, 5 UNKNOWN,
 //! 6 AUDIENCE_MISMATCH; `verify`: 3 the bundle does not verify.
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use baton_core::{
-    Body, ClientId, ClientKind, ClientRegistered, ClientRole, Event, GrantType, KeyId, Name,
-    RegistrationMethod, RevocationTarget, Revoked, ScopeNarrowed, Subject, TokenIssued, TokenRef,
-};
+use baton_client::events::{self, Hop, Parent, Signer as KeySigner, now};
+use baton_client::{Endpoint, keys};
+use baton_core::{Body, ClientId, KeyId, RevocationTarget, Subject, TokenIssued, TokenRef};
 use baton_proto::v1;
 use prost::Message as _;
 use serde_json::json;
-
-use crate::keys;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Connection {
@@ -42,28 +37,23 @@ pub struct Connection {
     pub cert_key: Option<PathBuf>,
 }
 
+impl Connection {
+    /// The SDK's client for this node.
+    async fn client(&self) -> anyhow::Result<baton_client::Client> {
+        let endpoint = Endpoint {
+            server: self.server.clone(),
+            ca: self.ca.clone(),
+            identity: self.cert.clone().zip(self.cert_key.clone()),
+        };
+        Ok(endpoint.connect().await?)
+    }
+}
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct Signer {
     /// The signing key file (from `baton keygen`).
     #[arg(long)]
     pub key: PathBuf,
-}
-
-fn now() -> (i64, i64) {
-    let d = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    (d.as_secs() as i64, d.as_millis() as i64)
-}
-
-fn list(field: &str, values: &[String]) -> anyhow::Result<BTreeSet<Name>> {
-    let flat: Vec<&str> = values
-        .iter()
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    Ok(baton_core::names(field, &flat)?)
 }
 
 fn client(field: &str, value: &str) -> anyhow::Result<ClientId> {
@@ -79,64 +69,9 @@ fn wire_token(field: &str, value: &str) -> anyhow::Result<Option<v1::TokenRef>> 
     Ok(Some(baton_proto::token_ref_to_wire(&token(field, value)?)))
 }
 
-/// A gRPC status as `CODE_NAME: message`, the way the node phrased it.
+/// A node error as `CODE_NAME: message`, the way the node phrased it.
 fn status_text(status: tonic::Status) -> anyhow::Error {
-    let name = format!("{:?}", status.code());
-    let mut upper = String::new();
-    for (i, c) in name.chars().enumerate() {
-        if c.is_uppercase() && i > 0 {
-            upper.push('_');
-        }
-        upper.push(c.to_ascii_uppercase());
-    }
-    anyhow::anyhow!("{upper}: {}", status.message())
-}
-
-/// A connection to the node; the generated clients are built on it.
-/// A ProvenanceService client on the connection's node.
-async fn provenance(
-    connection: &Connection,
-) -> anyhow::Result<v1::provenance_service_client::ProvenanceServiceClient<tonic::transport::Channel>>
-{
-    Ok(v1::provenance_service_client::ProvenanceServiceClient::new(
-        channel(connection).await?,
-    ))
-}
-
-/// A channel to the connection's node: plaintext for http://, TLS (with a
-/// client certificate when given) for https://.
-async fn channel(connection: &Connection) -> anyhow::Result<tonic::transport::Channel> {
-    let server = &connection.server;
-    let mut endpoint = tonic::transport::Endpoint::from_shared(server.to_owned())
-        .with_context(|| format!("server: {server:?} is not a URL"))?;
-    let https = server.starts_with("https://");
-    match (&connection.ca, https) {
-        (Some(ca), true) => {
-            let read = |path: &PathBuf| {
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))
-            };
-            let mut tls = tonic::transport::ClientTlsConfig::new()
-                .ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
-            if let (Some(cert), Some(key)) = (&connection.cert, &connection.cert_key) {
-                tls = tls.identity(tonic::transport::Identity::from_pem(
-                    read(cert)?,
-                    read(key)?,
-                ));
-            }
-            endpoint = endpoint.tls_config(tls).context("TLS configuration")?;
-        }
-        (None, true) => bail!(
-            "server: {server} is https://: --ca (BATON_CA) names the CA bundle its certificate chains to"
-        ),
-        (_, false) if connection.ca.is_some() || connection.cert.is_some() => {
-            bail!("server: {server} is not https://, but --ca/--cert were given: use https://")
-        }
-        (_, false) => {}
-    }
-    endpoint
-        .connect()
-        .await
-        .with_context(|| format!("connecting to {server}"))
+    anyhow::anyhow!(baton_client::status_text(&status))
 }
 
 /// Signs `body` with the key file and appends it; prints the outcome.
@@ -146,45 +81,31 @@ async fn sign_and_append(
     body: Body,
     after: &Option<String>,
 ) -> anyhow::Result<()> {
-    let key = keys::load(&signer.key)?;
-    let event = Event {
-        signer: key.key_id(),
-        created_at_ms: now().1,
-        body,
-    };
-    let envelope = baton_proto::seal(&key, &event)?;
-    let request = v1::AppendRequest {
-        events: vec![v1::SignedEvent::from(&envelope)],
-        consistency_token: after.clone().unwrap_or_default(),
-        return_before_applied: false,
-    };
-    let response = v1::ledger_service_client::LedgerServiceClient::new(channel(connection).await?)
-        .append(request)
-        .await
-        .map_err(status_text)?
-        .into_inner();
-    let result = response
-        .results
+    let kind = body.kind().as_str();
+    let envelope = KeySigner::from_key_file(&signer.key)?.sign(body)?;
+    let appended = connection
+        .client()
+        .await?
+        .append(std::slice::from_ref(&envelope), after.as_deref())
+        .await?;
+    let result = appended
+        .events
         .first()
         .context("the node returned no result")?;
-    let outcome = if result.outcome == v1::AppendOutcome::Duplicate as i32 {
-        "duplicate"
-    } else {
+    let outcome = if result.accepted {
         "accepted"
+    } else {
+        "duplicate"
     };
-    let position = result
-        .position
-        .map(|p| format!("{}/{}", p.partition, p.offset))
-        .unwrap_or_default();
-    let id = envelope.id();
+    let (id, position) = (result.event_id, &result.position);
     if connection.json {
         println!(
             "{}",
-            json!({"outcome": outcome, "event_id": id.to_string(), "position": position, "consistency_token": response.consistency_token})
+            json!({"outcome": outcome, "event_id": id.to_string(), "position": position, "consistency_token": appended.consistency_token})
         );
     } else {
-        println!("{outcome} {} {id} at {position}", event.kind().as_str());
-        println!("consistency token {}", response.consistency_token);
+        println!("{outcome} {kind} {id} at {position}");
+        println!("consistency token {}", appended.consistency_token);
     }
     Ok(())
 }
@@ -228,55 +149,28 @@ pub struct Register {
 }
 
 pub async fn register(args: Register) -> anyhow::Result<()> {
-    let kind = match args.kind.as_str() {
-        "mcp-client" => ClientKind::McpClient,
-        "gateway" => ClientKind::Gateway,
-        "mcp-server" => ClientKind::McpServer,
-        "authorization-server" => ClientKind::AuthorizationServer,
-        "service" => ClientKind::Service,
-        other => bail!(
-            "kind: {other:?} is not one of mcp-client, gateway, mcp-server, authorization-server, service"
-        ),
-    };
-    let role = match args.role.as_str() {
-        "tool-endpoint" => ClientRole::ToolEndpoint,
-        "delegating-layer" => ClientRole::DelegatingLayer,
-        "mixed-trust-boundary" => ClientRole::MixedTrustBoundary,
-        other => bail!(
-            "role: {other:?} is not one of tool-endpoint, delegating-layer, mixed-trust-boundary"
-        ),
-    };
-    let registration = match args.registration.as_str() {
-        "pre-registered" => RegistrationMethod::PreRegistered,
-        "dynamic" => RegistrationMethod::Dynamic,
-        "metadata-document" => RegistrationMethod::MetadataDocument,
-        "static-api-key" => RegistrationMethod::StaticApiKey,
-        other => bail!(
-            "registration: {other:?} is not one of pre-registered, dynamic, metadata-document, static-api-key"
-        ),
-    };
     let client_id = client("client_id", &args.client_id)?;
     let bound: Vec<(baton_core::PublicKey, [u8; 64])> = args
         .client_keys
         .iter()
         .map(|k| keys::bound(k, &client_id))
-        .collect::<anyhow::Result<_>>()?;
-    let body = Body::ClientRegistered(ClientRegistered {
-        client: client_id,
-        kind,
-        role,
-        registration,
-        metadata_document_url: args.metadata_url.clone(),
-        public_keys: bound.iter().map(|(key, _)| *key).collect(),
-        key_proofs: bound.iter().map(|(_, proof)| *proof).collect(),
-        scopes: list("scopes", &args.scopes)?,
-        tools: list("tools", &args.tools)?,
-        registered_by: args
-            .registered_by
+        .collect::<Result<_, _>>()?;
+    let mut body = events::register(
+        client_id,
+        events::client_kind(&args.kind)?,
+        events::client_role(&args.role)?,
+        &bound,
+        events::names("scopes", &args.scopes)?,
+        events::names("tools", &args.tools)?,
+        args.registered_by
             .as_deref()
             .map(|c| client("registered_by", c))
             .transpose()?,
-    });
+    );
+    if let Body::ClientRegistered(registration) = &mut body {
+        registration.registration = events::registration_method(&args.registration)?;
+        registration.metadata_document_url = args.metadata_url.clone();
+    }
     sign_and_append(&args.connection, &args.signer, body, &args.after).await
 }
 
@@ -316,16 +210,6 @@ pub struct Issue {
 }
 
 pub async fn issue(args: Issue) -> anyhow::Result<()> {
-    let grant = match args.grant.as_str() {
-        "authorization-code-pkce" => GrantType::AuthorizationCodePkce,
-        "device-code" => GrantType::DeviceCode,
-        "client-credentials" => GrantType::ClientCredentials,
-        "api-key" => GrantType::ApiKey,
-        "refresh-token" => GrantType::RefreshToken,
-        other => bail!(
-            "grant: {other:?} is not one of authorization-code-pkce, device-code, client-credentials, api-key, refresh-token"
-        ),
-    };
     let (now_s, _) = now();
     let body = Body::TokenIssued(TokenIssued {
         token: token("token", &args.token)?,
@@ -333,9 +217,9 @@ pub async fn issue(args: Issue) -> anyhow::Result<()> {
         issuer: client("issuer", &args.issuer)?,
         holder: client("holder", &args.holder)?,
         audience: baton_core::audience("audience", &args.audience)?,
-        scopes: list("scopes", &args.scopes)?,
-        tools: list("tools", &args.tools)?,
-        grant,
+        scopes: events::names("scopes", &args.scopes)?,
+        tools: events::names("tools", &args.tools)?,
+        grant: events::grant_type(&args.grant)?,
         issued_at_s: now_s,
         expires_at_s: now_s + args.ttl,
         session_id: args.session_id.clone(),
@@ -377,52 +261,25 @@ pub struct Narrow {
 
 pub async fn narrow(args: Narrow) -> anyhow::Result<()> {
     let parent = token("parent", &args.parent)?;
-    let chain = provenance(&args.connection)
-        .await?
-        .get_chain(v1::GetChainRequest {
-            token: Some(baton_proto::token_ref_to_wire(&parent)),
-            consistency_token: args.after.clone().unwrap_or_default(),
-        })
-        .await
-        .map_err(status_text)?
-        .into_inner();
-    let mut links = Vec::new();
-    for item in chain.events {
-        let signed = item.event.context("chain event missing")?;
-        let (envelope, event) = baton_proto::open(signed)?;
-        match event.body {
-            Body::TokenIssued(t) => {
-                links.push((envelope.id(), t.subject, 0, t.expires_at_s, t.issued_at_s))
-            }
-            Body::ScopeNarrowed(n) => links.push((
-                envelope.id(),
-                n.on_behalf_of,
-                n.depth,
-                n.expires_at_s,
-                n.issued_at_s,
-            )),
-            _ => {}
-        }
-    }
-    let (Some(root), Some(leaf)) = (links.first(), links.last()) else {
-        bail!("parent: the node returned no chain for {parent}");
-    };
-    let (now_s, _) = now();
-    let body = Body::ScopeNarrowed(ScopeNarrowed {
+    let hop = Hop {
         token: token("token", &args.token)?,
-        parent: leaf.0,
-        root: root.0,
-        depth: leaf.2 + 1,
         performed_by: client("performed_by", &args.performed_by)?,
-        on_behalf_of: root.1.clone(),
         holder: client("holder", &args.holder)?,
         audience: baton_core::audience("audience", &args.audience)?,
-        scopes: list("scopes", &args.scopes)?,
-        tools: list("tools", &args.tools)?,
-        issued_at_s: now_s.max(leaf.4),
-        expires_at_s: (now_s + args.ttl).min(leaf.3),
-        transaction_id: None,
-    });
+        scopes: events::names("scopes", &args.scopes)?,
+        tools: events::names("tools", &args.tools)?,
+    };
+    let chain = args
+        .connection
+        .client()
+        .await?
+        .chain(&parent, args.after.as_deref())
+        .await?;
+    let Some(leaf) = Parent::of_chain(&chain) else {
+        bail!("parent: the node returned no chain for {parent}");
+    };
+    let (issued_at_s, expires_at_s) = leaf.lifetime(now().0, args.ttl);
+    let body = leaf.narrow(hop, issued_at_s, expires_at_s);
     sign_and_append(&args.connection, &args.signer, body, &args.after).await
 }
 
@@ -469,16 +326,12 @@ pub async fn revoke(args: Revoke) -> anyhow::Result<()> {
     } else {
         bail!("one of --token, --client, --subject or --key-id is required");
     };
-    let body = Body::Revoked(Revoked {
-        target,
-        reason: args.reason.clone(),
-        revoked_by: args
-            .revoked_by
-            .as_deref()
-            .map(|c| client("revoked_by", c))
-            .transpose()?,
-        requested_by: None,
-    });
+    let revoked_by = args
+        .revoked_by
+        .as_deref()
+        .map(|c| client("revoked_by", c))
+        .transpose()?;
+    let body = events::revoke(target, &args.reason, revoked_by);
     sign_and_append(&args.connection, &args.signer, body, &args.after).await
 }
 
@@ -504,13 +357,15 @@ pub async fn check(args: Check) -> anyhow::Result<u8> {
         consistency_token: args.after.clone().unwrap_or_default(),
         with_dependencies: false,
     };
-    let answer = v1::revocation_service_client::RevocationServiceClient::new(
-        channel(&args.connection).await?,
-    )
-    .check(request)
-    .await
-    .map_err(status_text)?
-    .into_inner();
+    let answer = args
+        .connection
+        .client()
+        .await?
+        .revocation()
+        .check(request)
+        .await
+        .map_err(status_text)?
+        .into_inner();
     let status = v1::TokenStatus::try_from(answer.status).unwrap_or(v1::TokenStatus::Unspecified);
     let (name, code) = match status {
         v1::TokenStatus::Active => ("ACTIVE", 0),
@@ -576,8 +431,11 @@ pub async fn chain(args: Chain) -> anyhow::Result<()> {
         token: wire_token("token", &args.token)?,
         consistency_token: args.after.clone().unwrap_or_default(),
     };
-    let chain = provenance(&args.connection)
+    let chain = args
+        .connection
+        .client()
         .await?
+        .provenance()
         .get_chain(request)
         .await
         .map_err(status_text)?
@@ -650,8 +508,11 @@ pub async fn export(args: Export) -> anyhow::Result<()> {
         token: wire_token("token", &args.token)?,
         consistency_token: args.after.clone().unwrap_or_default(),
     };
-    let bundle = provenance(&args.connection)
+    let bundle = args
+        .connection
+        .client()
         .await?
+        .provenance()
         .export_chain(request)
         .await
         .map_err(status_text)?
@@ -699,7 +560,7 @@ pub fn verify(args: Verify) -> anyhow::Result<u8> {
         .trust_roots
         .iter()
         .map(|r| keys::public(r))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let bytes = std::fs::read(&args.bundle)
         .with_context(|| format!("reading {}", args.bundle.display()))?;
     match baton_proto::verify_bundle(&bytes, baton_core::Policy::new(roots), now().0) {

@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 
 mod client;
 mod config;
-pub mod keys;
+pub use baton_client::keys;
 pub mod pki;
 mod project;
 mod serve;

@@ -28,8 +28,7 @@ const AUDIENCE_A: &str = "https://gateway.example/mcp";
 /// A node in this process, serving mTLS with `access`.
 struct Node {
     address: std::net::SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    node: baton_server::Spawned,
     tls: Tls,
     _dir: tempfile::TempDir,
 }
@@ -45,37 +44,22 @@ impl Node {
         })
         .unwrap();
         let options = ServerOptions {
-            policy: fixture.policy(),
-            limits: Default::default(),
-            projection_dir: dir.path().join("projection"),
             tls: Some(tls.clone()),
             access: baton_server::auth::AccessHandle::new(access),
-            resources: Default::default(),
-            revocation_delegate: None,
-            jwt_issuers: Default::default(),
+            ..ServerOptions::new(fixture.policy(), dir.path().join("projection"))
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            baton_server::run(options, log, listener, async move {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        });
+        let node = baton_server::spawn(options, log, listener).unwrap();
         Node {
-            address,
-            stop: Some(stop),
-            task,
+            address: node.address,
+            node,
             tls,
             _dir: dir,
         }
     }
 
-    async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.await.unwrap();
+    async fn stop(self) {
+        self.node.stop().await.unwrap();
     }
 }
 

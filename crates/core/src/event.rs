@@ -27,15 +27,21 @@ pub enum Body {
     KeysRotated(KeysRotated),
 }
 
-impl Event {
+impl Body {
     pub fn kind(&self) -> EventKind {
-        match &self.body {
+        match self {
             Body::ClientRegistered(_) => EventKind::ClientRegistered,
             Body::TokenIssued(_) => EventKind::TokenIssued,
             Body::ScopeNarrowed(_) => EventKind::ScopeNarrowed,
             Body::Revoked(_) => EventKind::Revoked,
             Body::KeysRotated(_) => EventKind::KeysRotated,
         }
+    }
+}
+
+impl Event {
+    pub fn kind(&self) -> EventKind {
+        self.body.kind()
     }
 
     /// The root of the delegation tree this event belongs to, given its own id:

@@ -39,5 +39,5 @@ pub use state::{
 };
 pub use status::{
     BINDING_CHAIN_MAX, Cause, Check, RevocationHit, TokenStatus, Via, binding_chain, binding_depth,
-    check_token, dependencies, key_trust, token_status,
+    check_token, dependencies, expired, key_trust, presented_elsewhere, token_status,
 };

@@ -272,7 +272,7 @@ pub fn token_status<V: LedgerView>(
                     hit,
                 }));
             }
-            if leaf.expires_at_s <= now_s {
+            if expired(leaf.expires_at_s, now_s) {
                 return Ok(TokenStatus::Expired {
                     expired_at_s: leaf.expires_at_s,
                 });
@@ -289,6 +289,19 @@ pub fn token_status<V: LedgerView>(
         }
     }
     Ok(TokenStatus::Unknown)
+}
+
+/// Whether a token expiring at `expires_at_s` has expired at `now_s`: the
+/// one rule for the node's check and a client's cache of its answers.
+pub fn expired(expires_at_s: i64, now_s: i64) -> bool {
+    expires_at_s <= now_s
+}
+
+/// Whether a live token addressed to `audience` was presented to another
+/// resource (token passthrough): exact equality, the one rule for the node's
+/// check and a client's cache of its answers.
+pub fn presented_elsewhere(audience: &str, presented_to: Option<&str>) -> bool {
+    presented_to.is_some_and(|resource| resource != audience)
 }
 
 /// A resource server's check: the status of the token named `token`, and an
@@ -308,9 +321,8 @@ pub fn check_token<V: LedgerView>(
     };
     let record = view.token(&event)?;
     let mut status = token_status(view, policy, &event, now_s)?;
-    if let (TokenStatus::Active { .. }, Some(resource), Some(record)) =
-        (&status, presented_to, &record)
-        && resource != record.audience
+    if let (TokenStatus::Active { .. }, Some(record)) = (&status, &record)
+        && presented_elsewhere(&record.audience, presented_to)
     {
         status = TokenStatus::AudienceMismatch {
             audience: record.audience.clone(),

@@ -107,6 +107,20 @@ pub fn decode_signed(bytes: &[u8]) -> Result<(Envelope, Event)> {
     open(signed)
 }
 
+/// Signs `body` as an event of `key`'s made at `created_at_ms`: how every
+/// writer (the client SDK, a node's RFC 7009 delegate, the test kit) makes
+/// an event.
+pub fn sign(key: &SigningKey, created_at_ms: i64, body: baton_core::Body) -> Result<Envelope> {
+    seal(
+        key,
+        &Event {
+            signer: key.key_id(),
+            created_at_ms,
+            body,
+        },
+    )
+}
+
 /// Encodes and signs an event. The event must name `key` as its signer.
 pub fn seal(key: &SigningKey, event: &Event) -> Result<Envelope> {
     if event.signer != key.key_id() {
@@ -492,6 +506,23 @@ pub fn revocation_target(wire: Option<v1::revoked::Target>) -> Result<Revocation
             "target.key_id",
             &k,
         )?)),
+    }
+}
+
+/// A standalone target (a Check answer's `depends_on`) read as a revoked
+/// one is: the same oneof, the same rules.
+impl TryFrom<v1::RevocationTarget> for RevocationTarget {
+    type Error = Error;
+
+    fn try_from(wire: v1::RevocationTarget) -> Result<Self> {
+        use v1::revocation_target::Target as Standalone;
+        use v1::revoked::Target;
+        revocation_target(wire.target.map(|target| match target {
+            Standalone::Token(t) => Target::Token(t),
+            Standalone::ClientId(c) => Target::ClientId(c),
+            Standalone::Subject(s) => Target::Subject(s),
+            Standalone::KeyId(k) => Target::KeyId(k),
+        }))
     }
 }
 

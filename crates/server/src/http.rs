@@ -568,17 +568,13 @@ async fn revoke<L: EventLog>(
         Err(e) => return failure(&tonic::Status::internal(e.to_string())),
     };
     let who = caller.principal.as_deref().unwrap_or("");
-    let event = baton_core::Event {
-        signer: delegate.key.key_id(),
-        created_at_ms: crate::now_ms(),
-        body: baton_core::Body::Revoked(baton_core::Revoked {
-            target: baton_core::RevocationTarget::Token(token),
-            reason: format!("RFC 7009 request by principal {:?}", baton_core::echo(who)),
-            revoked_by: Some(delegate.client.clone()),
-            requested_by: Some(requester),
-        }),
-    };
-    let envelope = match baton_proto::seal(&delegate.key, &event) {
+    let body = baton_core::Body::Revoked(baton_core::Revoked {
+        target: baton_core::RevocationTarget::Token(token),
+        reason: format!("RFC 7009 request by principal {:?}", baton_core::echo(who)),
+        revoked_by: Some(delegate.client.clone()),
+        requested_by: Some(requester),
+    });
+    let envelope = match baton_proto::sign(&delegate.key, crate::now_ms(), body) {
         Ok(envelope) => envelope,
         Err(e) => {
             return oauth_error(

@@ -104,6 +104,22 @@ pub struct ServerOptions {
     pub jwt_issuers: jwt::JwtIssuers,
 }
 
+impl ServerOptions {
+    /// A plaintext node with default limits and nothing else configured.
+    pub fn new(policy: Policy, projection_dir: PathBuf) -> Self {
+        ServerOptions {
+            policy,
+            limits: Limits::default(),
+            projection_dir,
+            tls: None,
+            access: Default::default(),
+            resources: Default::default(),
+            revocation_delegate: None,
+            jwt_issuers: Default::default(),
+        }
+    }
+}
+
 /// What every service shares.
 pub(crate) struct Node<L> {
     pub log: L,
@@ -237,6 +253,44 @@ pub async fn run<L: EventLog>(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     run_with_http(options, log, listener, None, shutdown).await
+}
+
+/// A node running in this process (see [`spawn`]).
+#[derive(Debug)]
+pub struct Spawned {
+    /// Where it listens.
+    pub address: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), Box<dyn std::error::Error + Send + Sync>>>,
+}
+
+/// Runs a node on `listener` in a task of this process (an embedded node,
+/// a test's node) until [`Spawned::stop`].
+pub fn spawn<L: EventLog>(
+    options: ServerOptions,
+    log: L,
+    listener: TcpListener,
+) -> std::io::Result<Spawned> {
+    let address = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(run(options, log, listener, async move {
+        let _ = stopped.await;
+    }));
+    Ok(Spawned {
+        address,
+        stop,
+        task,
+    })
+}
+
+impl Spawned {
+    /// Stops the node (a graceful shutdown) and returns how it ended.
+    pub async fn stop(self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let _ = self.stop.send(());
+        self.task
+            .await
+            .map_err(|e| format!("the node's task: {e}"))?
+    }
 }
 
 /// [`run`], and the HTTP bridges (`http`) on `http` when given.

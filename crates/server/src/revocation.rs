@@ -262,7 +262,7 @@ pub(crate) async fn introspect<L: EventLog>(
         token,
         presented_to: request.presented_to,
         consistency_token: request.consistency_token,
-        with_dependencies: false,
+        with_dependencies: request.with_dependencies,
     };
     let (response, record) = if request.bearer.is_empty() {
         answer(node, &check).await?
@@ -354,7 +354,7 @@ async fn by_verified_jwt<L: EventLog>(
 }
 
 /// Largest bearer token Introspect takes.
-pub(crate) const BEARER_BYTES_MAX: usize = 16 * 1024;
+pub(crate) use baton_bridge::BEARER_BYTES_MAX;
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<v1::WatchResponse, Status>> + Send>>;
 
@@ -530,7 +530,7 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
             let _permit = permit;
             let mut shutdown = node.shutdown.clone();
             let mut applied = node.handle.subscribe_applied();
-            let mut last_sent = tokio::time::Instant::now();
+            let mut last_checkpoint = tokio::time::Instant::now();
             loop {
                 // Each pass (at least every WATCH_IDLE): the caller may still
                 // watch (cheap: its identity is re-verified only after a CA
@@ -551,6 +551,10 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                     }
                 };
                 let quiet = effects.is_empty();
+                // Fewer than a chunk: the scan reached everything applied at
+                // the snapshot, so once these are sent a checkpoint may
+                // cover the snapshot.
+                let caught_up = effects.len() < WATCH_CHUNK;
                 let positions: Vec<baton_log::Position> =
                     effects.iter().map(|e| e.position).collect();
                 for (i, effect) in effects.into_iter().enumerate() {
@@ -581,11 +585,10 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                     if send.send(Ok(message)).await.is_err() {
                         return; // The watcher went away.
                     }
-                    last_sent = tokio::time::Instant::now();
                 }
                 let mut idle = WATCH_IDLE;
-                if quiet && let Some(every) = checkpoints {
-                    if last_sent.elapsed() >= every {
+                if caught_up && let Some(every) = checkpoints {
+                    if last_checkpoint.elapsed() >= every {
                         for (next, applied) in cursor.iter_mut().zip(&snapshot) {
                             *next = (*next).max(*applied);
                         }
@@ -601,9 +604,9 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                         if send.send(Ok(checkpoint)).await.is_err() {
                             return;
                         }
-                        last_sent = tokio::time::Instant::now();
+                        last_checkpoint = tokio::time::Instant::now();
                     }
-                    idle = idle.min(every.saturating_sub(last_sent.elapsed()));
+                    idle = idle.min(every.saturating_sub(last_checkpoint.elapsed()));
                 }
                 if quiet {
                     tokio::select! {

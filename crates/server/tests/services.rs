@@ -539,6 +539,92 @@ async fn a_quiet_watch_sends_checkpoints_that_cover_what_was_applied() {
     node.stop().await;
 }
 
+/// A stream that is never quiet (a revocation every 20 ms, checkpoints
+/// asked every 100 ms) still gets checkpoints, each after every revocation
+/// it covers: a cache behind a flood knows where it stands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_watch_still_sends_checkpoints() {
+    let (mut f, mut events) = Fixture::standard(now_s());
+    let node = Node::start(&f, Limits::default(), None).await;
+    for i in 0..60 {
+        events.push(f.issue("as", &format!("busy-{i}"), "user:busy", "agent", 3600));
+    }
+    let written = node.append(&events).await;
+    let mut watch = node
+        .revocation()
+        .await
+        .watch(v1::WatchRequest {
+            resume_token: written.consistency_token.clone(),
+            checkpoint_interval_ms: 100,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let revocations: Vec<_> = (0..60)
+        .map(|i| {
+            f.revoke(RevocationTarget::Token(Fixture::token(&format!(
+                "busy-{i}"
+            ))))
+        })
+        .collect();
+    let writer = {
+        let url = node.url();
+        let revocations = revocations.clone();
+        tokio::spawn(async move {
+            let mut ledger = v1::ledger_service_client::LedgerServiceClient::connect(url)
+                .await
+                .unwrap();
+            for revocation in revocations {
+                let request = v1::AppendRequest {
+                    events: vec![v1::SignedEvent::from(&revocation)],
+                    ..Default::default()
+                };
+                ledger.append(request).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    // (revocations sent before it, its position) per checkpoint; the
+    // position of every revocation, in order.
+    let mut checkpoints = Vec::new();
+    let mut positions = Vec::new();
+    while positions.len() < revocations.len() {
+        let message = next(&mut watch).await;
+        match message.checkpoint {
+            Some(checkpoint) => checkpoints.push((
+                positions.len(),
+                baton_log::ConsistencyToken::parse(&checkpoint.consistency_token).unwrap(),
+            )),
+            None => {
+                let p = message.position.unwrap();
+                positions.push(baton_log::Position {
+                    partition: p.partition,
+                    offset: p.offset,
+                });
+            }
+        }
+    }
+    writer.await.unwrap();
+    for (sent, at) in &checkpoints {
+        for position in &positions[*sent..] {
+            let unsent = baton_log::ConsistencyToken::covering([*position]);
+            assert!(
+                !unsent.is_covered_by(at.next_offsets()),
+                "a checkpoint after {sent} revocations covered one not yet sent"
+            );
+        }
+    }
+    let between = checkpoints
+        .iter()
+        .filter(|(sent, _)| *sent > 0 && *sent < revocations.len())
+        .count();
+    assert!(
+        between >= 2,
+        "only {between} checkpoint(s) while revocations kept coming"
+    );
+    node.stop().await;
+}
+
 /// A Check answer can say what the token's status depends on; a Watch
 /// message about any of them is what invalidates it in a cache.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use baton_client::events::{self, Hop, Parent, Signer};
 use baton_core::{
-    Body, ClientId, ClientKind, ClientRegistered, ClientRole, Envelope, Event, EventId, GrantType,
-    Name, Policy, RegistrationMethod, RevocationTarget, Revoked, ScopeNarrowed, SigningKey,
-    Subject, TokenIssued, TokenRef,
+    Body, ClientId, ClientKind, ClientRole, Envelope, EventId, GrantType, Name, Policy,
+    RevocationTarget, SigningKey, Subject, TokenIssued, TokenRef,
 };
 
 /// A registered fixture client and its (test-only) key.
@@ -17,25 +17,12 @@ pub struct FixtureClient {
     pub kind: ClientKind,
 }
 
-#[derive(Debug, Clone)]
-struct TokenInfo {
-    event: EventId,
-    root: EventId,
-    depth: u32,
-    token: TokenRef,
-    subject: Subject,
-    scopes: Vec<String>,
-    tools: Vec<String>,
-    issued_at_s: i64,
-    expires_at_s: i64,
-}
-
 /// A trust root, clients, and the tokens issued so far.
 #[derive(Debug)]
 pub struct Fixture {
     pub root: SigningKey,
     clients: BTreeMap<String, FixtureClient>,
-    tokens: BTreeMap<String, TokenInfo>,
+    tokens: BTreeMap<String, Parent>,
     clock_ms: i64,
     /// The issue time of every token (unix seconds); tokens live from here.
     pub now_s: i64,
@@ -129,12 +116,10 @@ impl Fixture {
     }
 
     fn seal(&mut self, key: &SigningKey, body: Body) -> Envelope {
-        let event = Event {
-            signer: key.key_id(),
-            created_at_ms: self.tick(),
-            body,
-        };
-        baton_proto::seal(key, &event).expect("fixture events seal")
+        let created_at_ms = self.tick();
+        Signer::from_key(key.clone())
+            .sign_at(body, created_at_ms)
+            .expect("fixture events seal")
     }
 
     /// Registers a client with a fresh key; `by` is the registering
@@ -149,18 +134,15 @@ impl Fixture {
         let key = SigningKey::generate();
         let client =
             ClientId::new("fixture", &format!("{}{id}", self.prefix)).expect("fixture client id");
-        let body = Body::ClientRegistered(ClientRegistered {
-            client: client.clone(),
+        let body = events::register(
+            client.clone(),
             kind,
             role,
-            registration: RegistrationMethod::PreRegistered,
-            metadata_document_url: None,
-            public_keys: vec![key.public_key()],
-            key_proofs: vec![key.prove_possession(&client)],
-            scopes: names(&SCOPES),
-            tools: names(&TOOLS),
-            registered_by: by.map(|b| self.clients[b].id.clone()),
-        });
+            &[Signer::from_key(key.clone()).bound_to(&client)],
+            names(&SCOPES),
+            names(&TOOLS),
+            by.map(|b| self.clients[b].id.clone()),
+        );
         let signer = match by {
             None => self.root.clone(),
             Some(b) => self.clients[b].key.clone(),
@@ -205,8 +187,8 @@ impl Fixture {
             TokenRef::jti("fixture", &format!("{}{jti}", self.prefix)).expect("fixture jti");
         let subject = Subject::new("fixture", subject).expect("fixture subject");
         let body = Body::TokenIssued(TokenIssued {
-            token: token.clone(),
-            subject: subject.clone(),
+            token,
+            subject,
             issuer: self.clients[issuer].id.clone(),
             holder: self.clients[holder].id.clone(),
             audience: format!("https://{holder}.example/mcp"),
@@ -219,21 +201,7 @@ impl Fixture {
             transaction_id: None,
         });
         let key = self.clients[issuer].key.clone();
-        let envelope = self.seal(&key, body);
-        let id = envelope.id();
-        let info = TokenInfo {
-            event: id,
-            root: id,
-            depth: 0,
-            token,
-            subject,
-            scopes: SCOPES.iter().map(|s| s.to_string()).collect(),
-            tools: TOOLS.iter().map(|s| s.to_string()).collect(),
-            issued_at_s: self.now_s,
-            expires_at_s: self.now_s + ttl_s,
-        };
-        self.tokens.insert(jti.to_owned(), info);
-        envelope
+        self.seal_token(jti, &key, body)
     }
 
     /// One hop from token `parent`: `performer` exchanges it for a token held
@@ -249,52 +217,41 @@ impl Fixture {
         shorter_s: i64,
     ) -> Envelope {
         let parent = self.tokens[parent].clone();
-        let keep = |list: &[String]| -> Vec<String> {
-            list.iter()
+        let keep = |set: &std::collections::BTreeSet<Name>| {
+            set.iter()
                 .filter(|s| !drop.contains(&s.as_str()))
                 .cloned()
                 .collect()
         };
-        let (scopes, tools) = (keep(&parent.scopes), keep(&parent.tools));
-        let token =
-            TokenRef::jti("fixture", &format!("{}{jti}", self.prefix)).expect("fixture jti");
-        let expires_at_s = parent.expires_at_s - shorter_s;
-        let body = Body::ScopeNarrowed(ScopeNarrowed {
-            token: token.clone(),
-            parent: parent.event,
-            root: parent.root,
-            depth: parent.depth + 1,
+        let hop = self.hop(
+            jti,
+            performer,
+            holder,
+            keep(&parent.scopes),
+            keep(&parent.tools),
+        );
+        let body = parent.narrow(hop, parent.issued_at_s, parent.expires_at_s - shorter_s);
+        let key = self.clients[performer].key.clone();
+        self.seal_token(jti, &key, body)
+    }
+
+    /// What a hop to `holder`, performed by `performer`, makes.
+    fn hop(
+        &self,
+        jti: &str,
+        performer: &str,
+        holder: &str,
+        scopes: std::collections::BTreeSet<Name>,
+        tools: std::collections::BTreeSet<Name>,
+    ) -> Hop {
+        Hop {
+            token: TokenRef::jti("fixture", &format!("{}{jti}", self.prefix)).expect("fixture jti"),
             performed_by: self.clients[performer].id.clone(),
-            on_behalf_of: parent.subject.clone(),
             holder: self.clients[holder].id.clone(),
             audience: format!("https://{holder}.example/mcp"),
-            scopes: scopes
-                .iter()
-                .map(|s| Name::new("fixture", s).expect("name"))
-                .collect(),
-            tools: tools
-                .iter()
-                .map(|s| Name::new("fixture", s).expect("name"))
-                .collect(),
-            issued_at_s: parent.issued_at_s,
-            expires_at_s,
-            transaction_id: None,
-        });
-        let key = self.clients[performer].key.clone();
-        let envelope = self.seal(&key, body);
-        let info = TokenInfo {
-            event: envelope.id(),
-            root: parent.root,
-            depth: parent.depth + 1,
-            token,
-            subject: parent.subject,
             scopes,
             tools,
-            issued_at_s: parent.issued_at_s,
-            expires_at_s,
-        };
-        self.tokens.insert(jti.to_owned(), info);
-        envelope
+        }
     }
 
     /// A hop from `parent` with explicit scopes, tools, expiry and depth, not
@@ -311,22 +268,12 @@ impl Fixture {
         expires_at_s: i64,
         depth: Option<u32>,
     ) -> Envelope {
-        let info = self.tokens[parent].clone();
-        let body = Body::ScopeNarrowed(ScopeNarrowed {
-            token: TokenRef::jti("fixture", &format!("{}{jti}", self.prefix)).expect("fixture jti"),
-            parent: info.event,
-            root: info.root,
-            depth: depth.unwrap_or(info.depth + 1),
-            performed_by: self.clients[performer].id.clone(),
-            on_behalf_of: info.subject.clone(),
-            holder: self.clients[holder].id.clone(),
-            audience: format!("https://{holder}.example/mcp"),
-            scopes: names(scopes),
-            tools: names(tools),
-            issued_at_s: info.issued_at_s,
-            expires_at_s,
-            transaction_id: None,
-        });
+        let hop = self.hop(jti, performer, holder, names(scopes), names(tools));
+        let parent = &self.tokens[parent];
+        let mut body = parent.narrow(hop, parent.issued_at_s, expires_at_s);
+        if let (Body::ScopeNarrowed(hop), Some(depth)) = (&mut body, depth) {
+            hop.depth = depth;
+        }
         let key = self.clients[performer].key.clone();
         self.seal(&key, body)
     }
@@ -338,12 +285,7 @@ impl Fixture {
 
     /// A revocation signed by the trust root.
     pub fn revoke(&mut self, target: RevocationTarget) -> Envelope {
-        let body = Body::Revoked(Revoked {
-            target,
-            reason: "test".into(),
-            revoked_by: None,
-            requested_by: None,
-        });
+        let body = events::revoke(target, "test", None);
         let key = self.root.clone();
         self.seal(&key, body)
     }
@@ -368,6 +310,14 @@ impl Fixture {
     /// The reference of token `jti`.
     pub fn token_of(&self, jti: &str) -> TokenRef {
         self.tokens[jti].token.clone()
+    }
+
+    /// Seals a root grant or hop and records its token under `jti`.
+    fn seal_token(&mut self, jti: &str, key: &SigningKey, body: Body) -> Envelope {
+        let envelope = self.seal(key, body.clone());
+        let parent = Parent::of_body(envelope.id(), &body).expect("a token event");
+        self.tokens.insert(jti.to_owned(), parent);
+        envelope
     }
 
     /// The tree root (partition key) of token `jti`.

@@ -5,10 +5,12 @@
 mod fixture;
 pub mod fuzz;
 mod kafka;
+mod proxy;
 pub mod tools;
 
 pub use fixture::{Fixture, FixtureClient};
 pub use kafka::KafkaCluster;
+pub use proxy::Proxy;
 
 /// The repository root, for scripts under `deploy/`.
 pub fn repo_root() -> std::path::PathBuf {

@@ -56,17 +56,39 @@ pub fn interop_python() -> Result<PathBuf, String> {
     }
     let _ = std::fs::remove_dir_all(&venv);
     run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run(Command::new(&python)
+    pip_install(&python, &["-r".as_ref(), requirements.as_os_str()])?;
+    std::fs::write(&stamp, wanted).map_err(|e| e.to_string())?;
+    Ok(python)
+}
+
+/// `python -m pip install --quiet ARGS`.
+fn pip_install(python: &std::path::Path, args: &[&std::ffi::OsStr]) -> Result<(), String> {
+    run(Command::new(python)
         .args([
             "-m",
             "pip",
             "install",
             "--quiet",
             "--disable-pip-version-check",
-            "-r",
         ])
-        .arg(&requirements))?;
-    std::fs::write(&stamp, wanted).map_err(|e| e.to_string())?;
+        .args(args))
+}
+
+/// The interop venv's Python with the repository's Python SDK
+/// (`crates/client-python`) installed from this checkout by pip, once per
+/// test process (so it is always the code under test).
+pub fn sdk_python() -> Result<PathBuf, String> {
+    static INSTALLED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let python = interop_python()?;
+    let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+    if !*installed {
+        let package = crate::repo_root().join("crates/client-python");
+        let args = ["--no-deps", "--no-build-isolation", "--force-reinstall"];
+        let mut all: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        all.push(package.as_os_str());
+        pip_install(&python, &all)?;
+        *installed = true;
+    }
     Ok(python)
 }
 

@@ -64,8 +64,7 @@ impl baton_log::EventLog for TestLog {
 pub struct Node {
     pub address: SocketAddr,
     pub log: TestLog,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    node: Option<baton_server::Spawned>,
     _dir: tempfile::TempDir,
 }
 
@@ -99,37 +98,19 @@ impl Node {
             assert!(written.iter().all(Result::is_ok), "{written:?}");
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
         let mut policy = fixture.policy();
         if let Some(depth) = depth_max {
             policy.depth_max = depth;
         }
         let options = ServerOptions {
-            policy,
             limits,
-            projection_dir: dir.path().join("projection"),
-            tls: None,
-            access: Default::default(),
-            resources: Default::default(),
-            revocation_delegate: None,
-            jwt_issuers: Default::default(),
+            ..ServerOptions::new(policy, dir.path().join("projection"))
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn({
-            let log = log.clone();
-            async move {
-                baton_server::run(options, log, listener, async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-            }
-        });
+        let node = baton_server::spawn(options, log.clone(), listener).unwrap();
         Node {
-            address,
+            address: node.address,
             log,
-            stop: Some(stop),
-            task: Some(task),
+            node: Some(node),
             _dir: dir,
         }
     }
@@ -186,8 +167,7 @@ impl Node {
     }
 
     pub async fn stop(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        self.task.take().unwrap().await.unwrap();
+        self.node.take().unwrap().stop().await.unwrap();
     }
 }
 

@@ -6,9 +6,10 @@ use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
-use anyhow::{Context as _, bail};
 use baton_core::SigningKey;
 use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
 
 const FILE_TYPE: &str = "baton-ed25519-private-key";
 
@@ -23,7 +24,7 @@ struct KeyFile {
 }
 
 /// Writes a fresh key to `path` (created with mode 0600; never overwritten).
-pub fn generate(path: &Path) -> anyhow::Result<SigningKey> {
+pub fn generate(path: &Path) -> Result<SigningKey> {
     let key = SigningKey::generate();
     let file = KeyFile {
         kind: FILE_TYPE.into(),
@@ -31,98 +32,121 @@ pub fn generate(path: &Path) -> anyhow::Result<SigningKey> {
         public_key_hex: hex::encode(key.public_key().to_bytes()),
         key_id: key.key_id().to_string(),
     };
-    write_private(
-        path,
-        format!("{}\n", serde_json::to_string_pretty(&file)?).as_bytes(),
-    )?;
+    let text = serde_json::to_string_pretty(&file).map_err(|e| key_file(path, e))?;
+    write_private(path, format!("{text}\n").as_bytes())?;
     Ok(key)
 }
 
 /// Writes a new file only its owner can read (mode 0600 from creation;
 /// an existing file is never overwritten).
-pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
     let mut out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
+        .map_err(|e| key_file(path, format!("creating: {e}")))?;
     out.write_all(contents)
-        .with_context(|| format!("writing {}", path.display()))
+        .map_err(|e| key_file(path, format!("writing: {e}")))
+}
+
+fn key_file(path: &Path, reason: impl std::fmt::Display) -> Error {
+    Error::KeyFile {
+        path: path.to_owned(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Reads a key file, refusing one that group or others can read.
-pub fn load(path: &Path) -> anyhow::Result<SigningKey> {
+pub fn load(path: &Path) -> Result<SigningKey> {
     let mode = std::fs::metadata(path)
-        .with_context(|| format!("key file {}", path.display()))?
+        .map_err(|e| key_file(path, e))?
         .permissions()
         .mode();
     if mode & 0o077 != 0 {
-        bail!(
-            "key file {}: mode {:o} lets others read it; run `chmod 600 {}`",
-            path.display(),
-            mode & 0o777,
-            path.display()
-        );
+        return Err(key_file(
+            path,
+            format!(
+                "mode {:o} lets others read it; run `chmod 600 {}`",
+                mode & 0o777,
+                path.display()
+            ),
+        ));
     }
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading key file {}", path.display()))?;
-    let file: KeyFile =
-        serde_json::from_str(&text).with_context(|| format!("key file {}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| key_file(path, e))?;
+    let file: KeyFile = serde_json::from_str(&text).map_err(|e| key_file(path, e))?;
     if file.kind != FILE_TYPE {
-        bail!(
-            "key file {}: type is {:?}, not {FILE_TYPE:?}",
-            path.display(),
-            file.kind
-        );
+        return Err(key_file(
+            path,
+            format!(
+                "type is {:?}, not {FILE_TYPE:?}",
+                baton_core::echo(&file.kind)
+            ),
+        ));
     }
     let seed: [u8; 32] = hex::decode(&file.seed_hex)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .with_context(|| format!("key file {}: seed_hex is not 64 hex digits", path.display()))?;
+        .ok_or_else(|| key_file(path, "seed_hex is not 64 hex digits"))?;
     let key = SigningKey::from_seed(&seed);
     if hex::encode(key.public_key().to_bytes()) != file.public_key_hex {
-        bail!(
-            "key file {}: public_key_hex does not match the seed",
-            path.display()
-        );
+        return Err(key_file(path, "public_key_hex does not match the seed"));
     }
     Ok(key)
 }
 
-/// Reads the public half of a key: a key file, or 64 hex digits.
 /// A key to bind to `client`, with its proof of possession: a key file
 /// (the proof is made with it), or `PUBLIC:PROOF` in hex as `baton pubkey
 /// --proof-for` prints it for a client that keeps its key to itself.
 pub fn bound(
     spec: &str,
     client: &baton_core::ClientId,
-) -> anyhow::Result<(baton_core::PublicKey, [u8; 64])> {
+) -> Result<(baton_core::PublicKey, [u8; 64])> {
+    let hex_field = |field: &str, digits: &str, len: usize| {
+        hex::decode(digits)
+            .ok()
+            .filter(|b| b.len() == len)
+            .ok_or_else(|| Error::Config {
+                field: "client_key",
+                reason: format!("{field} is not {} hex digits", len * 2),
+            })
+    };
     if let Some((public, proof)) = spec.split_once(':')
         && public.len() == 64
         && proof.len() == 128
     {
-        let public = baton_core::PublicKey::from_slice("public key", &hex::decode(public)?)?;
-        let proof: [u8; 64] = hex::decode(proof)?
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("a proof of possession is 64 bytes"))?;
-        return Ok((public, proof));
+        let public =
+            baton_core::PublicKey::from_slice("public key", &hex_field("PUBLIC", public, 32)?)?;
+        let mut bytes = [0u8; 64];
+        bytes.copy_from_slice(&hex_field("PROOF", proof, 64)?);
+        return Ok((public, bytes));
     }
-    if spec.len() == 64 && spec.bytes().all(|b| b.is_ascii_hexdigit()) {
-        bail!(
-            "client key {spec}: a bare public key cannot be bound without its proof of possession; pass the key file, or PUBLIC:PROOF from `baton pubkey KEYFILE --proof-for {client}`"
-        );
+    if is_public_hex(spec) {
+        return Err(Error::Config {
+            field: "client_key",
+            reason: format!(
+                "{spec}: a bare public key cannot be bound without its proof of possession; pass the key file, or PUBLIC:PROOF from `baton pubkey KEYFILE --proof-for {client}`"
+            ),
+        });
     }
     let key = load(Path::new(spec))?;
     Ok((key.public_key(), key.prove_possession(client)))
 }
 
-pub fn public(spec: &str) -> anyhow::Result<baton_core::PublicKey> {
-    if spec.len() == 64 && spec.bytes().all(|b| b.is_ascii_hexdigit()) {
-        let bytes = hex::decode(spec)?;
+/// Reads the public half of a key: a key file, or 64 hex digits.
+pub fn public(spec: &str) -> Result<baton_core::PublicKey> {
+    if is_public_hex(spec) {
+        let bytes = hex::decode(spec).map_err(|e| Error::Config {
+            field: "public key",
+            reason: e.to_string(),
+        })?;
         return Ok(baton_core::PublicKey::from_slice("public key", &bytes)?);
     }
     Ok(load(Path::new(spec))?.public_key())
+}
+
+fn is_public_hex(spec: &str) -> bool {
+    spec.len() == 64 && spec.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

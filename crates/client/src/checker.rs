@@ -1,0 +1,648 @@
+//! A local cache of token answers kept current by `Watch`: a hit answers in
+//! well under a microsecond with no network in the path, and a revocation
+//! anywhere evicts what it revokes as soon as the node's feed delivers it.
+//!
+//! # The invalidation rule
+//!
+//! An active answer is cached with the revocation targets the node says its
+//! status depends on (`CheckResponse.depends_on`: each link's token, holder
+//! and performer, each signing key and the keys that bound it up to a trust
+//! root, the subject). A revocation delivered by `Watch` evicts every entry
+//! whose targets include it; no other revocation can change an active
+//! answer. REVOKED and EXPIRED answers never change and are kept until the
+//! LRU drops them; UNKNOWN is never cached (the token may be recorded a
+//! moment later). Expiry and the audience a token is presented to are
+//! judged locally, by the core's own rules.
+//!
+//! # No gap between an answer and the feed
+//!
+//! A miss asks the node for an answer reflecting at least the feed's
+//! position P (everything up to P was delivered already), so the answer
+//! covers every revocation before P; every revocation after P arrives on
+//! the feed. One delivered while the answer was in flight is matched
+//! against the answer's targets before it is cached (a bounded record of
+//! recent revocations): on a match the node is asked again.
+//!
+//! # Fail closed
+//!
+//! The node sends a checkpoint at least every `checkpoint_interval` once it
+//! has delivered every revocation it applied. When none has arrived within
+//! `staleness` (the stream cut, the node gone, the feed behind a flood)
+//! every answer is UNKNOWN with [`Source::Stale`], and the caller denies.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use baton_core::{RevocationTarget, TokenRef};
+use baton_proto::v1;
+
+use crate::{Client, Error, Result};
+
+/// How revocations delivered while an answer was in flight are remembered;
+/// an answer that outlived more than this many is fetched again.
+const RECENT_MAX: usize = 4096;
+/// Fetches of one token before an ever-changing answer is given up on.
+const ATTEMPTS: usize = 3;
+
+/// A checker's bounds.
+#[derive(Debug, Clone)]
+pub struct CheckerConfig {
+    /// Tokens kept (least recently used out first).
+    pub capacity: usize,
+    /// With no checkpoint for this long, answers are UNKNOWN.
+    pub staleness: Duration,
+    /// How often the node is asked to send checkpoints (100 ms to 60 s; at
+    /// most half of `staleness`).
+    pub checkpoint_interval: Duration,
+    /// A miss's call to the node; past it the answer is UNKNOWN.
+    pub request_timeout: Duration,
+}
+
+impl Default for CheckerConfig {
+    fn default() -> Self {
+        CheckerConfig {
+            capacity: 10_000,
+            staleness: Duration::from_secs(2),
+            checkpoint_interval: Duration::from_millis(250),
+            request_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+impl CheckerConfig {
+    fn validate(&self) -> Result<()> {
+        let interval = self.checkpoint_interval.as_millis();
+        if !(100..=60_000).contains(&interval) {
+            return Err(Error::Config {
+                field: "checkpoint_interval",
+                reason: format!("{interval} ms is not in 100..=60000 ms"),
+            });
+        }
+        if self.staleness < self.checkpoint_interval * 2 {
+            return Err(Error::Config {
+                field: "staleness",
+                reason: format!(
+                    "{:?} is less than twice the checkpoint interval ({:?}): a healthy feed would look stale",
+                    self.staleness, self.checkpoint_interval
+                ),
+            });
+        }
+        if self.capacity == 0 {
+            return Err(Error::Config {
+                field: "capacity",
+                reason: "must be at least 1".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// A token's status, as the node's `TokenStatus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Status {
+    Active,
+    Revoked,
+    Expired,
+    Unknown,
+    AudienceMismatch,
+}
+
+impl Status {
+    /// As the node's wire status.
+    pub fn to_wire(self) -> i32 {
+        (match self {
+            Status::Active => v1::TokenStatus::Active,
+            Status::Revoked => v1::TokenStatus::Revoked,
+            Status::Expired => v1::TokenStatus::Expired,
+            Status::Unknown => v1::TokenStatus::Unknown,
+            Status::AudienceMismatch => v1::TokenStatus::AudienceMismatch,
+        }) as i32
+    }
+
+    /// The node's wire status.
+    pub fn of_wire(status: i32) -> Status {
+        match v1::TokenStatus::try_from(status) {
+            Ok(v1::TokenStatus::Active) => Status::Active,
+            Ok(v1::TokenStatus::Revoked) => Status::Revoked,
+            Ok(v1::TokenStatus::Expired) => Status::Expired,
+            Ok(v1::TokenStatus::AudienceMismatch) => Status::AudienceMismatch,
+            Ok(v1::TokenStatus::Unknown | v1::TokenStatus::Unspecified) | Err(_) => Status::Unknown,
+        }
+    }
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The cache, current to within the staleness bound.
+    Cache,
+    /// The node, just now (a miss).
+    Node,
+    /// UNKNOWN: no checkpoint within the staleness bound.
+    Stale,
+    /// UNKNOWN: the node did not answer (unreachable, timed out, an error).
+    Unavailable,
+}
+
+/// What the ledger knows of a token (for an answer the node gave details
+/// with).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenInfo {
+    pub token: TokenRef,
+    pub expires_at_s: i64,
+    pub audience: String,
+    /// Its event's id (32 bytes).
+    pub event_id: Vec<u8>,
+    /// Scopes, tools, holder, subject, issuer and the chain, root first.
+    pub details: Option<v1::TokenDetails>,
+}
+
+/// A checker's answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: Status,
+    pub source: Source,
+    /// Set when the ledger knows the token.
+    pub token: Option<Arc<TokenInfo>>,
+}
+
+impl Answer {
+    fn unknown(source: Source) -> Answer {
+        Answer {
+            status: Status::Unknown,
+            source,
+            token: None,
+        }
+    }
+
+    /// Only ACTIVE allows.
+    pub fn allows(&self) -> bool {
+        self.status == Status::Active
+    }
+}
+
+/// Counters, for operators and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub entries: usize,
+    pub hits: u64,
+    pub misses: u64,
+    /// Entries evicted by a delivered revocation.
+    pub invalidations: u64,
+    /// Revocations delivered by the feed.
+    pub revocations: u64,
+    pub checkpoints: u64,
+    /// The feed's position (a consistency token): every revocation the node
+    /// applied before it has been delivered.
+    pub position: String,
+}
+
+#[derive(Debug)]
+enum Entry {
+    /// Kept while none of `depends_on` is revoked.
+    Active {
+        info: Arc<TokenInfo>,
+        depends_on: Vec<RevocationTarget>,
+    },
+    /// REVOKED or EXPIRED: never changes.
+    Settled {
+        status: Status,
+        info: Option<Arc<TokenInfo>>,
+    },
+}
+
+#[derive(Debug)]
+struct State {
+    entries: lru::LruCache<TokenRef, Entry>,
+    /// Target -> the active entries depending on it.
+    index: HashMap<RevocationTarget, HashSet<TokenRef>>,
+    /// Recent revocations, by delivery sequence number.
+    recent: VecDeque<(u64, RevocationTarget)>,
+    sequence: u64,
+    fresh_at: Option<Instant>,
+    stats: Stats,
+}
+
+impl State {
+    fn fresh(&self, staleness: Duration) -> bool {
+        self.fresh_at.is_some_and(|at| at.elapsed() <= staleness)
+    }
+
+    fn unindex(&mut self, key: &TokenRef, entry: &Entry) {
+        if let Entry::Active { depends_on, .. } = entry {
+            for target in depends_on {
+                if let Some(keys) = self.index.get_mut(target) {
+                    keys.remove(key);
+                    if keys.is_empty() {
+                        self.index.remove(target);
+                    }
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, key: TokenRef, entry: Entry) {
+        if let Some(old) = self.entries.pop(&key) {
+            self.unindex(&key, &old);
+        }
+        if let Entry::Active { depends_on, .. } = &entry {
+            for target in depends_on {
+                self.index
+                    .entry(target.clone())
+                    .or_default()
+                    .insert(key.clone());
+            }
+        }
+        // The least recently used entry falls out when full.
+        if let Some((old_key, old)) = self.entries.push(key, entry) {
+            self.unindex(&old_key, &old);
+        }
+    }
+
+    fn revoked(&mut self, target: RevocationTarget) {
+        self.sequence += 1;
+        self.stats.revocations += 1;
+        if let Some(keys) = self.index.remove(&target) {
+            for key in keys {
+                if let Some(entry) = self.entries.pop(&key) {
+                    self.unindex(&key, &entry);
+                    self.stats.invalidations += 1;
+                }
+            }
+        }
+        self.recent.push_back((self.sequence, target));
+        if self.recent.len() > RECENT_MAX {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Whether a revocation delivered after `since` may concern `targets`
+    /// (true too when the record of them no longer reaches back that far).
+    fn revoked_since(&self, since: u64, targets: &[RevocationTarget]) -> bool {
+        if since == self.sequence {
+            return false;
+        }
+        if self
+            .recent
+            .front()
+            .is_none_or(|(first, _)| *first > since + 1)
+        {
+            return true;
+        }
+        self.recent
+            .iter()
+            .filter(|(seq, _)| *seq > since)
+            .any(|(_, target)| targets.contains(target))
+    }
+}
+
+/// The status an entry gives now, presented to `presented_to`.
+fn judge(
+    entry: &Entry,
+    presented_to: Option<&str>,
+    now_s: i64,
+) -> (Status, Option<Arc<TokenInfo>>) {
+    match entry {
+        Entry::Active { info, .. } => {
+            let status = if baton_core::expired(info.expires_at_s, now_s) {
+                Status::Expired
+            } else if baton_core::presented_elsewhere(&info.audience, presented_to) {
+                Status::AudienceMismatch
+            } else {
+                Status::Active
+            };
+            (status, Some(info.clone()))
+        }
+        Entry::Settled { status, info } => (*status, info.clone()),
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: CheckerConfig,
+    state: Mutex<State>,
+    /// Ticks on every delivered message (tests and benchmarks wait on it).
+    delivered: tokio::sync::watch::Sender<u64>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave an entry half made
+        // (each mutation is whole); keep serving.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn deliver(&self, message: v1::WatchResponse) {
+        let mut state = self.lock();
+        if let Some(revoked) = message.revoked {
+            match baton_proto::revocation_target(revoked.target) {
+                Ok(target) => state.revoked(target),
+                Err(e) => {
+                    // A revocation this cache cannot read could revoke any
+                    // entry: drop them all.
+                    tracing::warn!(error = %e, "an unreadable revocation on the feed: cache cleared");
+                    state.entries.clear();
+                    state.index.clear();
+                    state.sequence += 1;
+                    state.recent.clear();
+                }
+            }
+        }
+        if !message.resume_token.is_empty() {
+            state.stats.position = message.resume_token;
+        }
+        if message.checkpoint.is_some() {
+            state.fresh_at = Some(Instant::now());
+            state.stats.checkpoints += 1;
+        }
+        drop(state);
+        self.delivered.send_modify(|n| *n += 1);
+    }
+}
+
+/// Aborts the feed when the last checker handle goes.
+#[derive(Debug)]
+struct Feed(tokio::task::JoinHandle<()>);
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A Watch-fed cache of token answers (cheap to clone; the feed stops when
+/// the last clone is dropped). Its node connection must be a checker not
+/// bound to audiences: `Watch` streams every revocation.
+#[derive(Debug, Clone)]
+pub struct Checker {
+    shared: Arc<Shared>,
+    client: Client,
+    _feed: Arc<Feed>,
+}
+
+impl Checker {
+    /// Starts the feed from the node's current position and waits (up to
+    /// the staleness bound) for its first checkpoint.
+    pub async fn start(client: Client, config: CheckerConfig) -> Result<Checker> {
+        config.validate()?;
+        let capacity = NonZeroUsize::new(config.capacity).unwrap_or(NonZeroUsize::MIN);
+        // The node's position now: this cache holds nothing older.
+        let probe = v1::CheckRequest {
+            token: Some(baton_proto::token_ref_to_wire(&TokenRef::jti(
+                "probe",
+                "baton-checker-position",
+            )?)),
+            ..Default::default()
+        };
+        let position = client
+            .revocation()
+            .check(probe)
+            .await?
+            .into_inner()
+            .consistency_token;
+        let staleness = config.staleness;
+        let shared = Arc::new(Shared {
+            config,
+            state: Mutex::new(State {
+                entries: lru::LruCache::new(capacity),
+                index: HashMap::new(),
+                recent: VecDeque::new(),
+                sequence: 0,
+                fresh_at: None,
+                stats: Stats {
+                    position,
+                    ..Default::default()
+                },
+            }),
+            delivered: tokio::sync::watch::channel(0).0,
+        });
+        let mut delivered = shared.delivered.subscribe();
+        let feed = tokio::spawn(feed(shared.clone(), client.clone()));
+        let checker = Checker {
+            shared,
+            client,
+            _feed: Arc::new(Feed(feed)),
+        };
+        let fresh = tokio::time::timeout(staleness, async {
+            while !checker.is_fresh() {
+                if delivered.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        if fresh.is_err() || !checker.is_fresh() {
+            return Err(Error::Answer(format!(
+                "no Watch checkpoint within {staleness:?}"
+            )));
+        }
+        Ok(checker)
+    }
+
+    /// Whether a checkpoint arrived within the staleness bound.
+    pub fn is_fresh(&self) -> bool {
+        self.shared.lock().fresh(self.shared.config.staleness)
+    }
+
+    pub fn stats(&self) -> Stats {
+        let state = self.shared.lock();
+        Stats {
+            entries: state.entries.len(),
+            ..state.stats.clone()
+        }
+    }
+
+    /// A receiver that changes on every message the feed delivers.
+    pub fn deliveries(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.delivered.subscribe()
+    }
+
+    /// The cached answer, if any (no network): UNKNOWN when the feed is
+    /// stale, None on a miss. The hot path of [`Checker::check`].
+    pub fn cached(&self, token: &TokenRef, presented_to: Option<&str>) -> Option<Answer> {
+        let now_s = crate::events::now().0;
+        let mut state = self.shared.lock();
+        if !state.fresh(self.shared.config.staleness) {
+            return Some(Answer::unknown(Source::Stale));
+        }
+        let (status, token) = judge(state.entries.get(token)?, presented_to, now_s);
+        state.stats.hits += 1;
+        Some(Answer {
+            status,
+            source: Source::Cache,
+            token,
+        })
+    }
+
+    /// The token's status presented to `presented_to` (this server's
+    /// resource URI): from the cache, else from the node (and cached).
+    pub async fn check(&self, token: &TokenRef, presented_to: Option<&str>) -> Answer {
+        if let Some(answer) = self.cached(token, presented_to) {
+            return answer;
+        }
+        let request = v1::IntrospectRequest {
+            token: Some(baton_proto::token_ref_to_wire(token)),
+            ..Default::default()
+        };
+        self.fetch(token.clone(), request, presented_to).await
+    }
+
+    /// [`Checker::check`] of a bearer token exactly as presented: cached by
+    /// its digest (the token itself is never kept); a miss sends it to the
+    /// node, which may know it by its digest or, for a JWT that verifies,
+    /// by its `jti`.
+    pub async fn check_bearer(&self, bearer: &[u8], presented_to: Option<&str>) -> Answer {
+        let key = baton_core::token_digest(bearer);
+        if let Some(answer) = self.cached(&key, presented_to) {
+            return answer;
+        }
+        let request = v1::IntrospectRequest {
+            bearer: bearer.to_vec(),
+            ..Default::default()
+        };
+        self.fetch(key, request, presented_to).await
+    }
+
+    async fn fetch(
+        &self,
+        key: TokenRef,
+        mut request: v1::IntrospectRequest,
+        presented_to: Option<&str>,
+    ) -> Answer {
+        let config = &self.shared.config;
+        request.with_dependencies = true;
+        for _ in 0..ATTEMPTS {
+            let since = {
+                let mut state = self.shared.lock();
+                if !state.fresh(config.staleness) {
+                    return Answer::unknown(Source::Stale);
+                }
+                state.stats.misses += 1;
+                request.consistency_token = state.stats.position.clone();
+                state.sequence
+            };
+            let mut revocation = self.client.revocation();
+            let call = revocation.introspect(request.clone());
+            let response = match tokio::time::timeout(config.request_timeout, call).await {
+                Ok(Ok(response)) => response.into_inner(),
+                Ok(Err(status)) => {
+                    tracing::debug!(error = %crate::status_text(&status), "check: the node refused");
+                    return Answer::unknown(Source::Unavailable);
+                }
+                Err(_) => return Answer::unknown(Source::Unavailable),
+            };
+            let Some(entry) = entry_of(&key, response) else {
+                return Answer::unknown(Source::Node);
+            };
+            let mut state = self.shared.lock();
+            if let Entry::Active { depends_on, .. } = &entry
+                && state.revoked_since(since, depends_on)
+            {
+                // Something it depends on may have been revoked after the
+                // node answered: ask again (the feed's position now covers
+                // that revocation).
+                continue;
+            }
+            let (status, token) = judge(&entry, presented_to, crate::events::now().0);
+            match entry {
+                Entry::Settled {
+                    status: Status::Unknown,
+                    ..
+                } => {}
+                entry => state.insert(key, entry),
+            }
+            return Answer {
+                status,
+                source: Source::Node,
+                token,
+            };
+        }
+        Answer::unknown(Source::Unavailable)
+    }
+}
+
+/// What to keep of a node's answer (None: an answer that cannot be used).
+/// UNKNOWN comes back as a settled entry the caller does not cache.
+fn entry_of(key: &TokenRef, response: v1::IntrospectResponse) -> Option<Entry> {
+    let check = response.check?;
+    let status = Status::of_wire(check.status);
+    let info = (check.expires_at_unix_s != 0).then(|| {
+        Arc::new(TokenInfo {
+            token: key.clone(),
+            expires_at_s: check.expires_at_unix_s,
+            audience: check.audience.clone(),
+            event_id: check.event_id.clone(),
+            details: response.details,
+        })
+    });
+    match status {
+        Status::Active => {
+            let depends_on = check
+                .depends_on
+                .into_iter()
+                .map(RevocationTarget::try_from)
+                .collect::<Result<Vec<_>, _>>()
+                .ok()?;
+            // An active answer with nothing to watch could never be
+            // invalidated: not kept, not trusted.
+            if depends_on.is_empty() {
+                return None;
+            }
+            Some(Entry::Active {
+                info: info?,
+                depends_on,
+            })
+        }
+        Status::Revoked | Status::Expired => Some(Entry::Settled { status, info }),
+        // Not asked with an audience, the node does not answer a mismatch.
+        Status::Unknown | Status::AudienceMismatch => Some(Entry::Settled {
+            status: Status::Unknown,
+            info: None,
+        }),
+    }
+}
+
+/// The feed: Watch from the last position, for ever; a stream silent past
+/// the staleness bound is dropped and opened again from where it stopped.
+async fn feed(shared: Arc<Shared>, client: Client) {
+    let interval_ms = shared.config.checkpoint_interval.as_millis() as u32;
+    let silence = shared.config.staleness;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let request = v1::WatchRequest {
+            resume_token: shared.lock().stats.position.clone(),
+            checkpoint_interval_ms: interval_ms,
+        };
+        match client.revocation().watch(request).await {
+            Ok(stream) => {
+                let mut stream = stream.into_inner();
+                loop {
+                    match tokio::time::timeout(silence, stream.message()).await {
+                        Ok(Ok(Some(message))) => {
+                            backoff = Duration::from_millis(50);
+                            shared.deliver(message);
+                        }
+                        Ok(Ok(None)) => break,
+                        Ok(Err(status)) => {
+                            tracing::debug!(error = %crate::status_text(&status), "watch ended");
+                            break;
+                        }
+                        Err(_) => {
+                            tracing::debug!("watch silent past the staleness bound: reopening");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(status) => {
+                tracing::debug!(error = %crate::status_text(&status), "watch refused");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}

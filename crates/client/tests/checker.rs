@@ -1,0 +1,456 @@
+//! The Watch-fed `Checker` against a real node (in process, on a loopback
+//! port, over the embedded log), reached through a TCP proxy the tests cut:
+//! every cached answer must equal the node's own `Check` at the same
+//! position, and a feed cut for longer than the staleness bound must turn
+//! every answer UNKNOWN.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use baton_client::{Checker, CheckerConfig, Client, Endpoint, Source, Status};
+use baton_core::{ClientKind, ClientRole, RevocationTarget};
+use baton_proto::v1;
+use baton_testkit::{Fixture, Proxy};
+use common::{FAST, Node, append, caught_up, now_s};
+use proptest::prelude::*;
+
+/// The node's own answer.
+async fn node_says(client: &Client, token: &baton_core::TokenRef, presented_to: &str) -> Status {
+    let answer = client
+        .revocation()
+        .check(v1::CheckRequest {
+            token: Some(baton_proto::token_ref_to_wire(token)),
+            presented_to: presented_to.to_owned(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    Status::of_wire(answer.status)
+}
+
+/// The checker's answer equals the node's: asked of the node before and
+/// after (a token may expire in between; either instant is the same
+/// position).
+async fn agree(checker: &Checker, node: &Client, token: &baton_core::TokenRef, presented_to: &str) {
+    let before = node_says(node, token, presented_to).await;
+    let answer = checker.check(token, Some(presented_to)).await;
+    let after = node_says(node, token, presented_to).await;
+    assert!(
+        answer.status == before || answer.status == after,
+        "{token} presented to {presented_to}: the checker says {:?} ({:?}), the node {before:?} then {after:?}",
+        answer.status,
+        answer.source
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_kind_of_revocation_evicts_a_cached_answer_on_arrival() {
+    let (mut f, setup) = Fixture::standard(now_s());
+    let node = Node::start(&f).await;
+    let direct = node.client().await;
+    append(&direct, &setup).await.unwrap();
+    let checker = Checker::start(direct.clone(), FAST).await.unwrap();
+    for name in ["token", "ancestor", "holder", "performer", "key", "subject"] {
+        // A fresh chain of fresh clients per target, issued by `as`:
+        // agent -> gateway -> server, for a subject of its own.
+        let (agent, gateway, server) = (
+            format!("a-{name}"),
+            format!("g-{name}"),
+            format!("s-{name}"),
+        );
+        let mut events = vec![
+            f.register(
+                &agent,
+                ClientKind::McpClient,
+                ClientRole::DelegatingLayer,
+                Some("as"),
+            ),
+            f.register(
+                &gateway,
+                ClientKind::Gateway,
+                ClientRole::DelegatingLayer,
+                Some("as"),
+            ),
+            f.register(
+                &server,
+                ClientKind::McpServer,
+                ClientRole::MixedTrustBoundary,
+                Some("as"),
+            ),
+        ];
+        let subject = format!("user:{name}");
+        events.push(f.issue("as", &format!("t-{name}-0"), &subject, &agent, 3600));
+        events.push(f.narrow(
+            &format!("t-{name}-0"),
+            &format!("t-{name}-1"),
+            &agent,
+            &gateway,
+            &[],
+            1,
+        ));
+        events.push(f.narrow(
+            &format!("t-{name}-1"),
+            &format!("t-{name}-2"),
+            &gateway,
+            &server,
+            &[],
+            2,
+        ));
+        let written = append(&direct, &events).await.unwrap();
+        caught_up(&checker, &written).await;
+        let target = match name {
+            "token" => RevocationTarget::Token(Fixture::token(&format!("t-{name}-2"))),
+            "ancestor" => RevocationTarget::Token(Fixture::token(&format!("t-{name}-0"))),
+            "holder" => RevocationTarget::Client(Fixture::client_id(&server)),
+            "performer" => RevocationTarget::Client(Fixture::client_id(&gateway)),
+            "key" => RevocationTarget::Key(f.client(&agent).key.key_id()),
+            _ => RevocationTarget::Subject(Fixture::subject(&subject)),
+        };
+        let token = Fixture::token(&format!("t-{name}-2"));
+        let audience = format!("https://{server}.example/mcp");
+        let audience = audience.as_str();
+        let first = checker.check(&token, Some(audience)).await;
+        assert_eq!(
+            (first.status, first.source),
+            (Status::Active, Source::Node),
+            "{name}"
+        );
+        let details = first.token.as_ref().unwrap().details.as_ref().unwrap();
+        assert_eq!(
+            details.chain.len(),
+            3,
+            "{name}: the chain comes with the answer"
+        );
+        let hit = checker.check(&token, Some(audience)).await;
+        assert_eq!(
+            (hit.status, hit.source),
+            (Status::Active, Source::Cache),
+            "{name}"
+        );
+        let elsewhere = checker
+            .check(&token, Some("https://other.example/mcp"))
+            .await;
+        assert_eq!(elsewhere.status, Status::AudienceMismatch, "{name}");
+
+        let before = checker.stats().invalidations;
+        let revoked = append(&direct, &[f.revoke(target)]).await.unwrap();
+        caught_up(&checker, &revoked).await;
+        assert!(
+            checker.stats().invalidations > before,
+            "{name}: nothing was evicted"
+        );
+        let after = checker.check(&token, Some(audience)).await;
+        assert_eq!(
+            (after.status, after.source),
+            (Status::Revoked, Source::Node),
+            "{name}"
+        );
+        agree(&checker, &direct, &token, audience).await;
+    }
+    drop(checker);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_cut_past_the_bound_answers_unknown_and_catches_up_after() {
+    let (mut f, setup) = Fixture::standard(now_s());
+    let node = Node::start(&f).await;
+    let direct = node.client().await;
+    append(&direct, &setup).await.unwrap();
+    let root = f.issue("as", "cut-0", "user:cut", "agent", 3600);
+    let other = f.issue("as", "cut-1", "user:kept", "agent", 3600);
+    let written = append(&direct, &[root, other]).await.unwrap();
+    let proxy = Proxy::start(node.address).unwrap();
+    let via_proxy = Endpoint::new(proxy.url()).connect_lazy().unwrap();
+    let checker = Checker::start(via_proxy, FAST).await.unwrap();
+    caught_up(&checker, &written).await;
+    let audience = "https://agent.example/mcp";
+    for jti in ["cut-0", "cut-1"] {
+        assert_eq!(
+            checker
+                .check(&Fixture::token(jti), Some(audience))
+                .await
+                .status,
+            Status::Active
+        );
+    }
+
+    proxy.cut();
+    // Revoked while the checker is cut off: it cannot know.
+    let revoked = append(
+        &direct,
+        &[f.revoke(RevocationTarget::Subject(Fixture::subject("user:cut")))],
+    )
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while checker.is_fresh() {
+        assert!(Instant::now() < deadline, "the feed never went stale");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for jti in ["cut-0", "cut-1", "never-issued"] {
+        let answer = checker.check(&Fixture::token(jti), Some(audience)).await;
+        assert_eq!(
+            (answer.status, answer.source),
+            (Status::Unknown, Source::Stale),
+            "{jti}"
+        );
+    }
+
+    proxy.restore();
+    caught_up(&checker, &revoked).await;
+    assert_eq!(
+        checker
+            .check(&Fixture::token("cut-0"), Some(audience))
+            .await
+            .status,
+        Status::Revoked
+    );
+    let kept = checker
+        .check(&Fixture::token("cut-1"), Some(audience))
+        .await;
+    assert_eq!((kept.status, kept.source), (Status::Active, Source::Cache));
+    drop(checker);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiry_is_judged_locally() {
+    let (mut f, setup) = Fixture::standard(now_s());
+    let node = Node::start(&f).await;
+    let direct = node.client().await;
+    append(&direct, &setup).await.unwrap();
+    let written = append(&direct, &[f.issue("as", "brief", "user:brief", "agent", 2)])
+        .await
+        .unwrap();
+    let checker = Checker::start(direct.clone(), FAST).await.unwrap();
+    caught_up(&checker, &written).await;
+    let token = Fixture::token("brief");
+    let audience = "https://agent.example/mcp";
+    let first = checker.check(&token, Some(audience)).await;
+    assert_eq!(first.status, Status::Active);
+    let expires = first.token.as_ref().unwrap().expires_at_s;
+    while now_s() < expires {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let later = checker.check(&token, Some(audience)).await;
+    assert_eq!(
+        (later.status, later.source),
+        (Status::Expired, Source::Cache)
+    );
+    agree(&checker, &direct, &token, audience).await;
+    drop(checker);
+    node.stop().await;
+}
+
+#[test]
+fn bounds_are_refused_naming_the_field() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client =
+        runtime.block_on(async { Endpoint::new("http://127.0.0.1:9").connect_lazy().unwrap() });
+    for (config, field) in [
+        (
+            CheckerConfig {
+                checkpoint_interval: Duration::from_millis(50),
+                ..FAST
+            },
+            "checkpoint_interval",
+        ),
+        (
+            CheckerConfig {
+                staleness: Duration::from_millis(150),
+                ..FAST
+            },
+            "staleness",
+        ),
+        (
+            CheckerConfig {
+                capacity: 0,
+                ..FAST
+            },
+            "capacity",
+        ),
+    ] {
+        let err = runtime
+            .block_on(Checker::start(client.clone(), config))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with(field), "{err}");
+    }
+}
+
+/// One step of the model.
+#[derive(Debug, Clone)]
+enum Op {
+    Issue {
+        subject: u8,
+        holder: u8,
+    },
+    Narrow {
+        parent: u8,
+        holder: u8,
+    },
+    Revoke {
+        kind: u8,
+        pick: u8,
+    },
+    Check {
+        token: u8,
+        elsewhere: bool,
+    },
+    /// Cut the feed past the bound, revoke while it is cut, restore.
+    Cut {
+        revoke: Vec<(u8, u8)>,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => (0u8..3, 0u8..3).prop_map(|(subject, holder)| Op::Issue { subject, holder }),
+        4 => (any::<u8>(), any::<u8>()).prop_map(|(parent, holder)| Op::Narrow { parent, holder }),
+        3 => (0u8..4, any::<u8>()).prop_map(|(kind, pick)| Op::Revoke { kind, pick }),
+        5 => (any::<u8>(), any::<bool>()).prop_map(|(token, elsewhere)| Op::Check { token, elsewhere }),
+        1 => prop::collection::vec((0u8..4, any::<u8>()), 0..3).prop_map(|revoke| Op::Cut { revoke }),
+    ]
+}
+
+const HOLDERS: [&str; 3] = ["agent", "gateway", "server-a"];
+const NEXT: [&str; 4] = ["gateway", "server-a", "server-b", "server-c"];
+const CLIENTS: [&str; 6] = ["as", "agent", "gateway", "server-a", "server-b", "server-c"];
+
+fn target(
+    f: &Fixture,
+    tokens: &[(String, String)],
+    kind: u8,
+    pick: u8,
+) -> Option<RevocationTarget> {
+    let pick = pick as usize;
+    Some(match kind {
+        0 => RevocationTarget::Token(Fixture::token(&tokens.get(pick % tokens.len().max(1))?.0)),
+        1 => RevocationTarget::Client(Fixture::client_id(CLIENTS[pick % CLIENTS.len()])),
+        2 => RevocationTarget::Subject(Fixture::subject(&format!("user:{}", pick % 3))),
+        _ => RevocationTarget::Key(f.client(CLIENTS[pick % CLIENTS.len()]).key.key_id()),
+    })
+}
+
+async fn run_model(ops: Vec<Op>) {
+    let (mut f, setup) = Fixture::standard(now_s());
+    let node = Node::start(&f).await;
+    let direct = node.client().await;
+    let mut written = append(&direct, &setup).await.unwrap();
+    let proxy = Proxy::start(node.address).unwrap();
+    let checker = Checker::start(Endpoint::new(proxy.url()).connect_lazy().unwrap(), FAST)
+        .await
+        .unwrap();
+    // (jti, holder) of every token recorded.
+    let mut tokens: Vec<(String, String)> = Vec::new();
+    for (step, op) in ops.into_iter().enumerate() {
+        match op {
+            Op::Issue { subject, holder } => {
+                let jti = format!("m-{step}");
+                let holder = HOLDERS[holder as usize];
+                let event = f.issue("as", &jti, &format!("user:{subject}"), holder, 3600);
+                if let Ok(at) = append(&direct, &[event]).await {
+                    written = at;
+                    tokens.push((jti, holder.to_owned()));
+                }
+            }
+            Op::Narrow { parent, holder } => {
+                let Some((parent, performer)) =
+                    tokens.get(parent as usize % tokens.len().max(1)).cloned()
+                else {
+                    continue;
+                };
+                let holder = NEXT[holder as usize % NEXT.len()];
+                if holder == performer {
+                    continue;
+                }
+                let jti = format!("m-{step}");
+                let event = f.narrow(&parent, &jti, &performer, holder, &[], 1);
+                // Refused when the parent is revoked or its holder may not
+                // delegate: the model keeps only what the ledger took.
+                if let Ok(at) = append(&direct, &[event]).await {
+                    written = at;
+                    tokens.push((jti, holder.to_owned()));
+                }
+            }
+            Op::Revoke { kind, pick } => {
+                if let Some(target) = target(&f, &tokens, kind, pick) {
+                    written = append(&direct, &[f.revoke(target)]).await.unwrap();
+                }
+            }
+            Op::Check { token, elsewhere } => {
+                let Some((jti, holder)) = tokens.get(token as usize % tokens.len().max(1)) else {
+                    continue;
+                };
+                caught_up(&checker, &written).await;
+                let presented_to = if elsewhere {
+                    "https://elsewhere.example/mcp".to_owned()
+                } else {
+                    format!("https://{holder}.example/mcp")
+                };
+                agree(&checker, &direct, &Fixture::token(jti), &presented_to).await;
+            }
+            Op::Cut { revoke } => {
+                proxy.cut();
+                for (kind, pick) in revoke {
+                    if let Some(target) = target(&f, &tokens, kind, pick) {
+                        written = append(&direct, &[f.revoke(target)]).await.unwrap();
+                    }
+                }
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while checker.is_fresh() {
+                    assert!(Instant::now() < deadline, "the feed never went stale");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                for (jti, holder) in &tokens {
+                    let answer = checker
+                        .check(
+                            &Fixture::token(jti),
+                            Some(&format!("https://{holder}.example/mcp")),
+                        )
+                        .await;
+                    assert_eq!(
+                        (answer.status, answer.source),
+                        (Status::Unknown, Source::Stale)
+                    );
+                }
+                proxy.restore();
+            }
+        }
+    }
+    // Everything, at the end.
+    caught_up(&checker, &written).await;
+    for (jti, holder) in &tokens {
+        agree(
+            &checker,
+            &direct,
+            &Fixture::token(jti),
+            &format!("https://{holder}.example/mcp"),
+        )
+        .await;
+    }
+    drop(checker);
+    node.stop().await;
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, max_shrink_iters: 32, ..ProptestConfig::default() })]
+
+    /// Random trees, random revocations of every target kind, random cuts
+    /// of the feed: the checker answers what the node answers, or UNKNOWN
+    /// while it is cut off past its bound.
+    #[test]
+    fn the_checker_answers_what_the_node_answers(ops in prop::collection::vec(op(), 10..40)) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(run_model(ops));
+    }
+}
