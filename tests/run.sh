@@ -48,6 +48,10 @@ if [ ! -x "$VENV/bin/python" ] || ! cmp -s tests/interop/requirements.txt "$VENV
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
     cp tests/interop/requirements.txt "$VENV/.requirements"
 fi
+# The Python SDK from this checkout (its stubs generated from proto/ by pip's
+# build): the vectors check and the Python clients use it.
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+    --force-reinstall ./crates/client-python
 if [ -x deploy/kafka/kafka.sh ]; then
     deploy/kafka/kafka.sh fetch >&2
 fi

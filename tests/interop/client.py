@@ -1,7 +1,8 @@
-"""A gRPC client Baton did not write: Python grpcio stubs generated from
-proto/, signing with the `cryptography` package and hashing with `blake3`.
+"""A gRPC client on stock grpcio (synchronous stubs generated from proto/),
+signing with the Python SDK's `Signer` (crates/client-python; the
+`cryptography` package's ed25519, the `blake3` package).
 
-It first checks its own signer against proto/testvectors/events.json, then,
+It first checks the signer against proto/testvectors/events.json, then,
 against a running node whose trust root is the vectors' TEST-ONLY root key
 (seed 01..01), registers an authorization server and a gateway, issues a
 token, narrows it for the next hop, checks both, revokes the root grant and
@@ -20,37 +21,36 @@ import argparse
 import json
 import pathlib
 import sys
-import tempfile
 import time
 
 import grpc
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from baton.v1 import (
+    events_pb2,
+    ledger_pb2,
+    ledger_pb2_grpc,
+    provenance_pb2,
+    provenance_pb2_grpc,
+    revocation_pb2,
+    revocation_pb2_grpc,
+)
+from baton_client.signing import Signer as SdkSigner
+from baton_client.signing import event_id as signed_event_id
 
 import check_vectors
 
-PAYLOAD_TYPE = "application/vnd.baton.event.v1+protobuf"
-KEY_PROOF_TYPE = "application/vnd.baton.key-proof.v1"
 
-
-class Signer:
-    """A TEST-ONLY key from a fixed seed."""
+class Signer(SdkSigner):
+    """A TEST-ONLY key from a fixed seed byte."""
 
     def __init__(self, seed_byte: int):
-        self.key = Ed25519PrivateKey.from_private_bytes(bytes([seed_byte]) * 32)
-        self.public = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self.key_id = check_vectors.derive("baton.v1 key id", self.public)
-
-    def prove_possession(self, client_id: str) -> bytes:
-        """The key's consent to being bound to `client_id`."""
-        return self.key.sign(check_vectors.pae(KEY_PROOF_TYPE, client_id.encode()))
+        other = SdkSigner.from_seed(bytes([seed_byte]) * 32)
+        super().__init__(other._key)
+        # Hostile tests sign raw bytes with the key itself.
+        self.key = other._key
+        self.public = self.public_key
 
     def seal(self, events_pb2, event):
-        event.signer_key_id = self.key_id
-        event.created_at_unix_ms = int(time.time() * 1000)
-        payload = event.SerializeToString()
-        signature = self.key.sign(check_vectors.pae(PAYLOAD_TYPE, payload))
-        return events_pb2.SignedEvent(payload=payload, payload_type=PAYLOAD_TYPE, key_id=self.key_id, signature=signature)
+        return self.sign(event)
 
 
 class Tally:
@@ -84,150 +84,137 @@ def main() -> int:
     expect = Tally()
 
     document = json.loads((repo / "proto" / "testvectors" / "events.json").read_text())
-    with tempfile.TemporaryDirectory() as out:
-        check_vectors.generate(repo, pathlib.Path(out))
-        sys.path.insert(0, out)
-        from baton.v1 import (  # noqa: E402
-            events_pb2,
-            ledger_pb2,
-            ledger_pb2_grpc,
-            provenance_pb2,
-            provenance_pb2_grpc,
-            revocation_pb2,
-            revocation_pb2_grpc,
-        )
+    # 1. The signer against the vectors.
+    problems = [p for v in document["vectors"] for p in check_vectors.check(v)]
+    expect("signer matches the test vectors", not problems, "; ".join(problems))
 
-        # 1. Our signer against the vectors.
-        problems = [p for v in document["vectors"] for p in check_vectors.check(v, events_pb2)]
-        expect("signer matches the test vectors", not problems, "; ".join(problems))
+    root, auth, gateway = Signer(0x01), Signer(0x21), Signer(0x22)
+    now = int(time.time())
+    suffix = str(time.time_ns())
+    as_id, gw_id, srv_id = f"py-as-{suffix}", f"py-gw-{suffix}", f"py-srv-{suffix}"
+    scopes, tools = ["repo:read", "repo:write"], ["github/search", "github/delete_repo"]
 
-        root, auth, gateway = Signer(0x01), Signer(0x21), Signer(0x22)
-        now = int(time.time())
-        suffix = str(time.time_ns())
-        as_id, gw_id, srv_id = f"py-as-{suffix}", f"py-gw-{suffix}", f"py-srv-{suffix}"
-        scopes, tools = ["repo:read", "repo:write"], ["github/search", "github/delete_repo"]
+    def registration(signer, client_id, kind, role, key, by=""):
+        event = events_pb2.Event()
+        r = event.client_registered
+        r.client_id, r.kind, r.role = client_id, kind, role
+        r.registration = events_pb2.REGISTRATION_METHOD_PRE_REGISTERED
+        r.public_keys.append(key.public)
+        r.public_key_proofs.append(key.prove_possession(client_id))
+        r.scopes.extend(scopes)
+        r.tools.extend(tools)
+        r.registered_by = by
+        return signer.seal(events_pb2, event)
 
-        def registration(signer, client_id, kind, role, key, by=""):
-            event = events_pb2.Event()
-            r = event.client_registered
-            r.client_id, r.kind, r.role = client_id, kind, role
-            r.registration = events_pb2.REGISTRATION_METHOD_PRE_REGISTERED
-            r.public_keys.append(key.public)
-            r.public_key_proofs.append(key.prove_possession(client_id))
-            r.scopes.extend(scopes)
-            r.tools.extend(tools)
-            r.registered_by = by
-            return signer.seal(events_pb2, event)
+    server = Signer(0x23)
+    setup = [
+        registration(root, as_id, events_pb2.CLIENT_KIND_AUTHORIZATION_SERVER, events_pb2.CLIENT_ROLE_DELEGATING_LAYER, auth),
+        registration(auth, gw_id, events_pb2.CLIENT_KIND_GATEWAY, events_pb2.CLIENT_ROLE_DELEGATING_LAYER, gateway, as_id),
+        registration(auth, srv_id, events_pb2.CLIENT_KIND_MCP_SERVER, events_pb2.CLIENT_ROLE_TOOL_ENDPOINT, server, as_id),
+    ]
+    grant = events_pb2.Event()
+    g = grant.token_issued
+    g.token.jti = f"py-root-{suffix}"
+    g.subject, g.issuer, g.holder = "user:py@example.com", as_id, gw_id
+    g.audience = "https://gateway.example/mcp"
+    g.scopes.extend(scopes)
+    g.tools.extend(tools)
+    g.grant_type = events_pb2.GRANT_TYPE_AUTHORIZATION_CODE_PKCE
+    g.issued_at_unix_s, g.expires_at_unix_s = now, now + 3600
+    issued = auth.seal(events_pb2, grant)
+    root_id = signed_event_id(issued)
 
-        server = Signer(0x23)
-        setup = [
-            registration(root, as_id, events_pb2.CLIENT_KIND_AUTHORIZATION_SERVER, events_pb2.CLIENT_ROLE_DELEGATING_LAYER, auth),
-            registration(auth, gw_id, events_pb2.CLIENT_KIND_GATEWAY, events_pb2.CLIENT_ROLE_DELEGATING_LAYER, gateway, as_id),
-            registration(auth, srv_id, events_pb2.CLIENT_KIND_MCP_SERVER, events_pb2.CLIENT_ROLE_TOOL_ENDPOINT, server, as_id),
-        ]
-        grant = events_pb2.Event()
-        g = grant.token_issued
-        g.token.jti = f"py-root-{suffix}"
-        g.subject, g.issuer, g.holder = "user:py@example.com", as_id, gw_id
-        g.audience = "https://gateway.example/mcp"
-        g.scopes.extend(scopes)
-        g.tools.extend(tools)
-        g.grant_type = events_pb2.GRANT_TYPE_AUTHORIZATION_CODE_PKCE
-        g.issued_at_unix_s, g.expires_at_unix_s = now, now + 3600
-        issued = auth.seal(events_pb2, grant)
-        root_id = check_vectors.derive("baton.v1 event id", check_vectors.pae(PAYLOAD_TYPE, issued.payload))
+    hop = events_pb2.Event()
+    h = hop.scope_narrowed
+    h.token.jti = f"py-hop-{suffix}"
+    h.parent_event_id, h.root_event_id, h.depth = root_id, root_id, 1
+    h.performed_by, h.on_behalf_of, h.holder = gw_id, "user:py@example.com", srv_id
+    h.audience = "https://server.example/mcp"
+    h.scopes.append("repo:read")
+    h.tools.append("github/search")
+    h.issued_at_unix_s, h.expires_at_unix_s = now, now + 600
+    narrowed = gateway.seal(events_pb2, hop)
 
-        hop = events_pb2.Event()
-        h = hop.scope_narrowed
-        h.token.jti = f"py-hop-{suffix}"
-        h.parent_event_id, h.root_event_id, h.depth = root_id, root_id, 1
-        h.performed_by, h.on_behalf_of, h.holder = gw_id, "user:py@example.com", srv_id
-        h.audience = "https://server.example/mcp"
-        h.scopes.append("repo:read")
-        h.tools.append("github/search")
-        h.issued_at_unix_s, h.expires_at_unix_s = now, now + 600
-        narrowed = gateway.seal(events_pb2, hop)
+    if args.ca:
+        read = lambda path: pathlib.Path(path).read_bytes()  # noqa: E731
+        # 0. Without a client certificate, TLS works and every call is refused.
+        anonymous = grpc.secure_channel(target, grpc.ssl_channel_credentials(read(args.ca)))
+        for name, call in [
+            ("append", lambda: ledger_pb2_grpc.LedgerServiceStub(anonymous).Append(ledger_pb2.AppendRequest(events=setup), timeout=30)),
+            ("check", lambda: revocation_pb2_grpc.RevocationServiceStub(anonymous).Check(revocation_pb2.CheckRequest(), timeout=30)),
+        ]:
+            try:
+                call()
+                expect(f"{name} without a client certificate is refused", False, "it was answered")
+            except grpc.RpcError as error:
+                expect(
+                    f"{name} without a client certificate is refused",
+                    error.code() == grpc.StatusCode.UNAUTHENTICATED and "no client certificate" in error.details(),
+                    f"{error.code()} {error.details()}",
+                )
+        credentials = grpc.ssl_channel_credentials(read(args.ca), read(args.key), read(args.cert))
+        channel = grpc.secure_channel(target, credentials)
+    else:
+        channel = grpc.insecure_channel(target)
+    ledger = ledger_pb2_grpc.LedgerServiceStub(channel)
+    revocation = revocation_pb2_grpc.RevocationServiceStub(channel)
+    provenance = provenance_pb2_grpc.ProvenanceServiceStub(channel)
 
-        if args.ca:
-            read = lambda path: pathlib.Path(path).read_bytes()  # noqa: E731
-            # 0. Without a client certificate, TLS works and every call is refused.
-            anonymous = grpc.secure_channel(target, grpc.ssl_channel_credentials(read(args.ca)))
-            for name, call in [
-                ("append", lambda: ledger_pb2_grpc.LedgerServiceStub(anonymous).Append(ledger_pb2.AppendRequest(events=setup), timeout=30)),
-                ("check", lambda: revocation_pb2_grpc.RevocationServiceStub(anonymous).Check(revocation_pb2.CheckRequest(), timeout=30)),
-            ]:
-                try:
-                    call()
-                    expect(f"{name} without a client certificate is refused", False, "it was answered")
-                except grpc.RpcError as error:
-                    expect(
-                        f"{name} without a client certificate is refused",
-                        error.code() == grpc.StatusCode.UNAUTHENTICATED and "no client certificate" in error.details(),
-                        f"{error.code()} {error.details()}",
-                    )
-            credentials = grpc.ssl_channel_credentials(read(args.ca), read(args.key), read(args.cert))
-            channel = grpc.secure_channel(target, credentials)
-        else:
-            channel = grpc.insecure_channel(target)
-        ledger = ledger_pb2_grpc.LedgerServiceStub(channel)
-        revocation = revocation_pb2_grpc.RevocationServiceStub(channel)
-        provenance = provenance_pb2_grpc.ProvenanceServiceStub(channel)
+    # 2. Append, then check.
+    response = ledger.Append(ledger_pb2.AppendRequest(events=setup + [issued, narrowed]), timeout=30)
+    accepted = [r.outcome == ledger_pb2.APPEND_OUTCOME_ACCEPTED for r in response.results]
+    expect("append accepted all five events", all(accepted) and len(accepted) == 5, str(response))
+    event_id = signed_event_id(narrowed)
+    expect("the node's event id equals ours", response.results[4].event_id == event_id)
 
-        # 2. Append, then check.
-        response = ledger.Append(ledger_pb2.AppendRequest(events=setup + [issued, narrowed]), timeout=30)
-        accepted = [r.outcome == ledger_pb2.APPEND_OUTCOME_ACCEPTED for r in response.results]
-        expect("append accepted all five events", all(accepted) and len(accepted) == 5, str(response))
-        event_id = check_vectors.derive("baton.v1 event id", check_vectors.pae(PAYLOAD_TYPE, narrowed.payload))
-        expect("the node's event id equals ours", response.results[4].event_id == event_id)
+    def check(jti, token=""):
+        request = revocation_pb2.CheckRequest(consistency_token=token)
+        request.token.jti = jti
+        return revocation.Check(request, timeout=30)
 
-        def check(jti, token=""):
-            request = revocation_pb2.CheckRequest(consistency_token=token)
-            request.token.jti = jti
-            return revocation.Check(request, timeout=30)
+    ct = response.consistency_token
+    expect("root grant is ACTIVE", check(g.token.jti, ct).status == revocation_pb2.TOKEN_STATUS_ACTIVE)
+    expect("hop is ACTIVE", check(h.token.jti, ct).status == revocation_pb2.TOKEN_STATUS_ACTIVE)
 
-        ct = response.consistency_token
-        expect("root grant is ACTIVE", check(g.token.jti, ct).status == revocation_pb2.TOKEN_STATUS_ACTIVE)
-        expect("hop is ACTIVE", check(h.token.jti, ct).status == revocation_pb2.TOKEN_STATUS_ACTIVE)
-
-        # 3. A widened hop is refused with a status naming the field.
-        wide = events_pb2.Event()
-        wide.CopyFrom(hop)
-        wide.scope_narrowed.token.jti = f"py-wide-{suffix}"
-        wide.scope_narrowed.scopes.append("admin")
-        try:
-            ledger.Append(ledger_pb2.AppendRequest(events=[gateway.seal(events_pb2, wide)]), timeout=30)
-            expect("a widened hop is refused", False, "it was accepted")
-        except grpc.RpcError as error:
-            expect(
-                "a widened hop is refused",
-                error.code() == grpc.StatusCode.INVALID_ARGUMENT and 'scope "admin" is not held by parent token' in error.details(),
-                f"{error.code()} {error.details()}",
-            )
-
-        # 4. Revoke the root grant; the hop is revoked through the cascade.
-        revoke = events_pb2.Event()
-        revoke.revoked.token.jti = g.token.jti
-        revoke.revoked.reason = "python interop"
-        response = ledger.Append(ledger_pb2.AppendRequest(events=[root.seal(events_pb2, revoke)]), timeout=30)
-        answer = check(h.token.jti, response.consistency_token)
+    # 3. A widened hop is refused with a status naming the field.
+    wide = events_pb2.Event()
+    wide.CopyFrom(hop)
+    wide.scope_narrowed.token.jti = f"py-wide-{suffix}"
+    wide.scope_narrowed.scopes.append("admin")
+    try:
+        ledger.Append(ledger_pb2.AppendRequest(events=[gateway.seal(events_pb2, wide)]), timeout=30)
+        expect("a widened hop is refused", False, "it was accepted")
+    except grpc.RpcError as error:
         expect(
-            "hop is REVOKED via its ancestor",
-            answer.status == revocation_pb2.TOKEN_STATUS_REVOKED
-            and answer.cause.distance == 1
-            and answer.cause.via == revocation_pb2.REVOCATION_VIA_TOKEN,
-            str(answer),
+            "a widened hop is refused",
+            error.code() == grpc.StatusCode.INVALID_ARGUMENT and 'scope "admin" is not held by parent token' in error.details(),
+            f"{error.code()} {error.details()}",
         )
-        # 5. The hop's chain: the root grant, then the hop.
-        request = provenance_pb2.GetChainRequest(consistency_token=response.consistency_token)
-        request.token.jti = h.token.jti
-        chain = provenance.GetChain(request, timeout=30)
-        ids = [e.event_id for e in chain.events]
-        expect(
-            "the hop's chain runs root grant -> hop",
-            root_id in ids and event_id in ids and ids.index(root_id) < ids.index(event_id),
-            str(ids),
-        )
-        print(f"hop token: {h.token.jti}")
+
+    # 4. Revoke the root grant; the hop is revoked through the cascade.
+    revoke = events_pb2.Event()
+    revoke.revoked.token.jti = g.token.jti
+    revoke.revoked.reason = "python interop"
+    response = ledger.Append(ledger_pb2.AppendRequest(events=[root.seal(events_pb2, revoke)]), timeout=30)
+    answer = check(h.token.jti, response.consistency_token)
+    expect(
+        "hop is REVOKED via its ancestor",
+        answer.status == revocation_pb2.TOKEN_STATUS_REVOKED
+        and answer.cause.distance == 1
+        and answer.cause.via == revocation_pb2.REVOCATION_VIA_TOKEN,
+        str(answer),
+    )
+    # 5. The hop's chain: the root grant, then the hop.
+    request = provenance_pb2.GetChainRequest(consistency_token=response.consistency_token)
+    request.token.jti = h.token.jti
+    chain = provenance.GetChain(request, timeout=30)
+    ids = [e.event_id for e in chain.events]
+    expect(
+        "the hop's chain runs root grant -> hop",
+        root_id in ids and event_id in ids and ids.index(root_id) < ids.index(event_id),
+        str(ids),
+    )
+    print(f"hop token: {h.token.jti}")
     return expect.summary("python client")
 
 

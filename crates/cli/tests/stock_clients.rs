@@ -52,7 +52,7 @@ fn grpcurl_tls(dir: &std::path::Path, name: Option<&str>) -> Vec<String> {
 #[test]
 fn grpcurl_and_a_python_grpcio_client_over_mtls() {
     let grpcurl = tools::grpcurl().unwrap();
-    let python = tools::interop_python().unwrap();
+    let python = tools::sdk_python().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
     let config = common::mtls_config(
@@ -235,7 +235,7 @@ fn grpcurl_and_a_python_grpcio_client_over_mtls() {
 /// verdict is unchanged.
 #[test]
 fn a_hostile_python_client_is_refused_at_every_turn() {
-    let python = tools::interop_python().unwrap();
+    let python = tools::sdk_python().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let node = Served::start(&dir.path().join("node"), &vector_trust_root(), &[]);
     let run = Command::new(&python)

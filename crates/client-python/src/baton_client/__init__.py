@@ -1,0 +1,21 @@
+"""Baton's Python SDK.
+
+- `Signer` (from a key file) and the event builders in `events`;
+- `Client`: typed calls on a node (grpc.aio; TLS and mTLS);
+- `exchange`: a token exchange (RFC 8693) recorded where it happens;
+- `Checker`: a Watch-fed cache of token answers that fails closed;
+- `baton_client.mcp.BatonTokenVerifier`: the Python MCP SDK's token
+  verifier on a `Checker` (needs the `mcp` extra).
+"""
+
+from .checker import ACTIVE, AUDIENCE_MISMATCH, EXPIRED, REVOKED, UNKNOWN, Answer, Checker, TokenInfo
+from .client import Appended, Client
+from .events import Parent, issue, register, revoke, rotate, token_ref, token_text
+from .exchange import Exchanged, exchange
+from .signing import KeyFileError, Signer, derive, event_id, pae, token_digest
+
+__all__ = [
+    "ACTIVE", "AUDIENCE_MISMATCH", "EXPIRED", "REVOKED", "UNKNOWN", "Answer", "Appended", "Checker", "Client",
+    "Exchanged", "KeyFileError", "Parent", "Signer", "TokenInfo", "derive", "event_id", "exchange", "issue",
+    "pae", "register", "revoke", "rotate", "token_digest", "token_ref", "token_text",
+]

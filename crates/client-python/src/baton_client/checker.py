@@ -1,0 +1,319 @@
+"""A local cache of token answers kept current by Watch — the same design
+and rules as the Rust SDK's `Checker` (crates/client/src/checker.rs):
+
+- an ACTIVE answer is kept with the revocation targets the node says it
+  depends on (`depends_on`); a Watch message naming one evicts it;
+- REVOKED and EXPIRED never change and stay until the LRU drops them;
+  UNKNOWN is never kept;
+- expiry and the audience a token is presented to are judged locally;
+- a miss asks the node for an answer at least as recent as the feed's
+  position, and an answer that a revocation delivered meanwhile may concern
+  is asked again;
+- with no checkpoint for `staleness_s`, every answer is UNKNOWN (source
+  "stale"): the caller denies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+from dataclasses import dataclass, field
+
+import grpc
+
+from baton.v1 import events_pb2, revocation_pb2
+
+from .client import Client
+from .events import token_ref, token_text
+from .signing import token_digest
+
+log = logging.getLogger("baton_client.checker")
+
+ACTIVE = revocation_pb2.TOKEN_STATUS_ACTIVE
+REVOKED = revocation_pb2.TOKEN_STATUS_REVOKED
+EXPIRED = revocation_pb2.TOKEN_STATUS_EXPIRED
+UNKNOWN = revocation_pb2.TOKEN_STATUS_UNKNOWN
+AUDIENCE_MISMATCH = revocation_pb2.TOKEN_STATUS_AUDIENCE_MISMATCH
+
+RECENT_MAX = 4096
+ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    token: str
+    expires_at_s: int
+    audience: str
+    event_id: bytes
+    details: revocation_pb2.TokenDetails | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    # "cache", "node", "stale" (UNKNOWN: the feed is stale) or
+    # "unavailable" (UNKNOWN: the node did not answer).
+    source: str
+    token: TokenInfo | None = None
+
+    @property
+    def allows(self) -> bool:
+        return self.status == ACTIVE
+
+
+@dataclass
+class _Entry:
+    status: int
+    info: TokenInfo | None
+    depends_on: list[bytes] = field(default_factory=list)
+
+
+def expired(expires_at_s: int, now_s: int) -> bool:
+    return expires_at_s <= now_s
+
+
+def presented_elsewhere(audience: str, presented_to: str | None) -> bool:
+    return presented_to is not None and presented_to != audience
+
+
+def _judge(entry: _Entry, presented_to: str | None, now_s: int) -> int:
+    if entry.status != ACTIVE:
+        return entry.status
+    if expired(entry.info.expires_at_s, now_s):
+        return EXPIRED
+    if presented_elsewhere(entry.info.audience, presented_to):
+        return AUDIENCE_MISMATCH
+    return ACTIVE
+
+
+def _revoked_target(revoked: events_pb2.Revoked) -> bytes:
+    """A Watch message's target, encoded as a `RevocationTarget` (the same
+    oneof and field numbers as `depends_on`'s)."""
+    target = events_pb2.RevocationTarget()
+    which = revoked.WhichOneof("target")
+    if which == "token":
+        target.token.CopyFrom(revoked.token)
+    elif which is not None:
+        setattr(target, which, getattr(revoked, which))
+    return target.SerializeToString()
+
+
+class Checker:
+    """Use `await Checker(client).start()`; `await checker.close()` stops the
+    feed. The client must be a checker not bound to audiences."""
+
+    def __init__(
+        self,
+        client: Client,
+        capacity: int = 10_000,
+        staleness_s: float = 2.0,
+        checkpoint_interval_ms: int = 250,
+        request_timeout_s: float = 2.0,
+    ):
+        if not 100 <= checkpoint_interval_ms <= 60_000:
+            raise ValueError(f"checkpoint_interval_ms: {checkpoint_interval_ms} is not in 100..=60000")
+        if staleness_s * 1000 < 2 * checkpoint_interval_ms:
+            raise ValueError(f"staleness_s: {staleness_s} is less than twice the checkpoint interval")
+        if capacity < 1:
+            raise ValueError("capacity: must be at least 1")
+        self.client = client
+        self.capacity = capacity
+        self.staleness_s = staleness_s
+        self.checkpoint_interval_ms = checkpoint_interval_ms
+        self.request_timeout_s = request_timeout_s
+        self._entries: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
+        self._index: dict[bytes, set[str]] = {}
+        self._recent: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._sequence = 0
+        self._fresh_at: float | None = None
+        self.position = ""
+        self.stats = collections.Counter()
+        self._delivered = asyncio.Condition()
+        self._feed: asyncio.Task | None = None
+
+    async def start(self) -> "Checker":
+        probe = await self.client.check("jti:baton-checker-position", timeout=self.request_timeout_s)
+        self.position = probe.consistency_token
+        self._feed = asyncio.create_task(self._run_feed())
+        try:
+            await asyncio.wait_for(self.wait_for(self.is_fresh), self.staleness_s)
+        except TimeoutError:
+            await self.close()
+            raise TimeoutError(f"no Watch checkpoint within {self.staleness_s} s") from None
+        return self
+
+    async def close(self) -> None:
+        if self._feed is not None:
+            self._feed.cancel()
+            try:
+                await self._feed
+            except (asyncio.CancelledError, Exception):
+                pass
+            self._feed = None
+
+    def is_fresh(self) -> bool:
+        return self._fresh_at is not None and time.monotonic() - self._fresh_at <= self.staleness_s
+
+    async def wait_for(self, predicate) -> None:
+        """Waits until `predicate()` holds, re-tested on each delivered
+        message."""
+        async with self._delivered:
+            await self._delivered.wait_for(predicate)
+
+    # The cache.
+
+    def _unindex(self, key: str, entry: _Entry) -> None:
+        for target in entry.depends_on:
+            keys = self._index.get(target)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._index[target]
+
+    def _insert(self, key: str, entry: _Entry) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._unindex(key, old)
+        for target in entry.depends_on:
+            self._index.setdefault(target, set()).add(key)
+        self._entries[key] = entry
+        while len(self._entries) > self.capacity:
+            evicted_key, evicted = self._entries.popitem(last=False)
+            self._unindex(evicted_key, evicted)
+
+    def _revoked(self, target: bytes) -> None:
+        self._sequence += 1
+        self.stats["revocations"] += 1
+        for key in self._index.pop(target, set()):
+            entry = self._entries.pop(key, None)
+            if entry is not None:
+                self._unindex(key, entry)
+                self.stats["invalidations"] += 1
+        self._recent.append((self._sequence, target))
+        while len(self._recent) > RECENT_MAX:
+            self._recent.popleft()
+
+    def _revoked_since(self, since: int, targets: list[bytes]) -> bool:
+        if since == self._sequence:
+            return False
+        if not self._recent or self._recent[0][0] > since + 1:
+            return True
+        wanted = set(targets)
+        return any(seq > since and target in wanted for seq, target in self._recent)
+
+    def cached(self, key: str, presented_to: str | None = None) -> Answer | None:
+        """The cached answer for a token's text reference (no network):
+        UNKNOWN when the feed is stale, None on a miss."""
+        if not self.is_fresh():
+            return Answer(UNKNOWN, "stale")
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        self.stats["hits"] += 1
+        return Answer(_judge(entry, presented_to, int(time.time())), "cache", entry.info)
+
+    async def check(self, token, presented_to: str | None = None) -> Answer:
+        """The token's status presented to `presented_to` (this server's
+        resource URI): from the cache, else from the node (and cached)."""
+        ref = token_ref(token)
+        key = token_text(ref)
+        answer = self.cached(key, presented_to)
+        if answer is not None:
+            return answer
+        request = revocation_pb2.IntrospectRequest(with_dependencies=True)
+        request.token.CopyFrom(ref)
+        return await self._fetch(key, request, presented_to)
+
+    async def check_bearer(self, bearer: bytes, presented_to: str | None = None) -> Answer:
+        """`check` of a bearer token as presented: cached by its digest (the
+        token itself is never kept)."""
+        key = token_text(token_ref(token_digest(bearer)))
+        answer = self.cached(key, presented_to)
+        if answer is not None:
+            return answer
+        return await self._fetch(key, revocation_pb2.IntrospectRequest(bearer=bearer, with_dependencies=True), presented_to)
+
+    async def _fetch(self, key: str, request, presented_to: str | None) -> Answer:
+        for _ in range(ATTEMPTS):
+            if not self.is_fresh():
+                return Answer(UNKNOWN, "stale")
+            self.stats["misses"] += 1
+            request.consistency_token = self.position
+            since = self._sequence
+            try:
+                response = await self.client.revocation.Introspect(request, timeout=self.request_timeout_s)
+            except grpc.aio.AioRpcError as error:
+                log.debug("check: the node refused: %s %s", error.code(), error.details())
+                return Answer(UNKNOWN, "unavailable")
+            entry = _entry_of(key, response)
+            if entry is None:
+                return Answer(UNKNOWN, "node")
+            if entry.status == ACTIVE and self._revoked_since(since, entry.depends_on):
+                continue  # Asked again: the feed's position now covers it.
+            status = _judge(entry, presented_to, int(time.time()))
+            if entry.status != UNKNOWN:
+                self._insert(key, entry)
+            return Answer(status, "node", entry.info)
+        return Answer(UNKNOWN, "unavailable")
+
+    # The feed.
+
+    async def _deliver(self, message: revocation_pb2.WatchResponse) -> None:
+        if message.HasField("revoked"):
+            self._revoked(_revoked_target(message.revoked))
+        if message.resume_token:
+            self.position = message.resume_token
+        if message.HasField("checkpoint"):
+            self._fresh_at = time.monotonic()
+            self.stats["checkpoints"] += 1
+        async with self._delivered:
+            self._delivered.notify_all()
+
+    async def _run_feed(self) -> None:
+        backoff = 0.05
+        while True:
+            request = revocation_pb2.WatchRequest(
+                resume_token=self.position, checkpoint_interval_ms=self.checkpoint_interval_ms
+            )
+            call = self.client.revocation.Watch(request)
+            try:
+                while True:
+                    message = await asyncio.wait_for(call.read(), self.staleness_s)
+                    if message is grpc.aio.EOF:
+                        break
+                    backoff = 0.05
+                    await self._deliver(message)
+            except TimeoutError:
+                log.debug("watch silent past the staleness bound: reopening")
+            except grpc.aio.AioRpcError as error:
+                log.debug("watch ended: %s %s", error.code(), error.details())
+            finally:
+                call.cancel()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 1.0)
+
+
+def _entry_of(key: str, response: revocation_pb2.IntrospectResponse) -> _Entry | None:
+    check = response.check
+    info = None
+    if check.expires_at_unix_s:
+        info = TokenInfo(
+            token=key,
+            expires_at_s=check.expires_at_unix_s,
+            audience=check.audience,
+            event_id=check.event_id,
+            details=response.details if response.HasField("details") else None,
+        )
+    if check.status == ACTIVE:
+        depends_on = [t.SerializeToString() for t in check.depends_on]
+        # An active answer with nothing to watch could never be
+        # invalidated: not kept, not trusted.
+        if not depends_on or info is None:
+            return None
+        return _Entry(ACTIVE, info, depends_on)
+    if check.status in (REVOKED, EXPIRED):
+        return _Entry(check.status, info)
+    return _Entry(UNKNOWN, None)

@@ -1,0 +1,362 @@
+"""The Python SDK's Checker on a real node, through a TCP proxy this script
+cuts: the same scenarios as the Rust Checker's (crates/client/tests/
+checker.rs): every kind of revocation evicts a cached answer on arrival; a
+feed cut past the bound answers UNKNOWN and catches up after; expiry is
+judged locally; bounds are refused; and a seeded random model (trees,
+revocations of every target kind, cuts) where every answer equals the
+node's own Check at the same position. The node trusts the TEST-ONLY root
+of proto/testvectors (seed 01..01); every other key is made here.
+
+usage: checker_scenarios.py HOST:PORT [SEED]
+"""
+
+import asyncio
+import random
+import sys
+import time
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[3] / "tests" / "interop"))
+
+import checks  # noqa: E402
+import grpc  # noqa: E402
+from baton.v1 import events_pb2  # noqa: E402
+from baton_client import (  # noqa: E402
+    ACTIVE, AUDIENCE_MISMATCH, EXPIRED, REVOKED, UNKNOWN, Checker, Client, Signer, issue, register, revoke,
+    token_ref,
+)
+from baton_client.events import Parent  # noqa: E402
+
+ROOT = Signer.from_seed(bytes([1]) * 32)
+RUN = f"py{time.time_ns()}-"
+SCOPES, TOOLS = ["files:read", "files:write"], ["fs/read", "fs/write"]
+REFUSED = {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED}
+STATUS = {ACTIVE: "ACTIVE", REVOKED: "REVOKED", EXPIRED: "EXPIRED", UNKNOWN: "UNKNOWN", AUDIENCE_MISMATCH: "AUDIENCE_MISMATCH"}
+
+
+class Proxy:
+    """A loopback TCP proxy to the node that can be cut (open connections
+    reset, new ones refused) and restored."""
+
+    def __init__(self, target: str):
+        self.host, self.port = target.rsplit(":", 1)
+        self.cut_off = False
+        self.live: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _serve(self, reader, writer):
+        if self.cut_off:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(self.host, int(self.port))
+        except OSError:
+            writer.close()
+            return
+        self.live |= {writer, up_writer}
+
+        async def pipe(src, dst):
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self):
+        self.cut_off = True
+        for writer in list(self.live):
+            writer.transport.abort()
+        self.live.clear()
+
+    def restore(self):
+        self.cut_off = False
+
+
+class Ledger:
+    """Registered clients (fresh keys) and the tokens recorded."""
+
+    def __init__(self, node: Client, prefix: str):
+        self.node = node
+        self.prefix = prefix
+        self.keys: dict[str, Signer] = {}
+        self.parents: dict[str, Parent] = {}
+        self.written = ""
+
+    def cid(self, name: str) -> str:
+        return self.prefix + name
+
+    def ref(self, jti: str) -> str:
+        return f"jti:{self.prefix}{jti}"
+
+    async def append(self, *events):
+        appended = await self.node.append(list(events))
+        self.written = appended.consistency_token
+        return appended
+
+    async def setup(self):
+        self.keys["as"] = Signer.generate()
+        events = [ROOT.sign(register(self.cid("as"), events_pb2.CLIENT_KIND_AUTHORIZATION_SERVER,
+                                     events_pb2.CLIENT_ROLE_DELEGATING_LAYER, [self.keys["as"]], SCOPES, TOOLS))]
+        for name, kind, role in [
+            ("agent", events_pb2.CLIENT_KIND_MCP_CLIENT, events_pb2.CLIENT_ROLE_DELEGATING_LAYER),
+            ("gateway", events_pb2.CLIENT_KIND_GATEWAY, events_pb2.CLIENT_ROLE_DELEGATING_LAYER),
+            ("server-a", events_pb2.CLIENT_KIND_MCP_SERVER, events_pb2.CLIENT_ROLE_MIXED_TRUST_BOUNDARY),
+            ("server-b", events_pb2.CLIENT_KIND_MCP_SERVER, events_pb2.CLIENT_ROLE_MIXED_TRUST_BOUNDARY),
+            ("server-c", events_pb2.CLIENT_KIND_MCP_SERVER, events_pb2.CLIENT_ROLE_TOOL_ENDPOINT),
+        ]:
+            events.append(self.register(name, kind, role))
+        await self.append(*events)
+
+    def register(self, name, kind, role):
+        self.keys[name] = Signer.generate()
+        return self.keys["as"].sign(register(self.cid(name), kind, role, [self.keys[name]], SCOPES, TOOLS,
+                                             registered_by=self.cid("as")))
+
+    def issue(self, jti, subject, holder, ttl_s=3600):
+        now = int(time.time())
+        signed = self.keys["as"].sign(issue(self.ref(jti), subject, self.cid("as"), self.cid(holder),
+                                            audience(holder), SCOPES, TOOLS, now, now + ttl_s))
+        self.parents[jti] = Parent.of_signed(signed)
+        return signed
+
+    def narrow(self, parent, jti, performer, holder, shorter_s=1):
+        p = self.parents[parent]
+        signed = self.keys[performer].sign(p.narrow(self.ref(jti), self.cid(performer), self.cid(holder),
+                                                    audience(holder), SCOPES, TOOLS, p.issued_at_s,
+                                                    p.expires_at_s - shorter_s))
+        self.parents[jti] = Parent.of_signed(signed)
+        return signed
+
+    def revocation(self, kind, pick, tokens):
+        if kind == 0:
+            if not tokens:
+                return None
+            return ROOT.sign(revoke(token=self.ref(tokens[pick % len(tokens)][0]), reason="test"))
+        names = ["as", "agent", "gateway", "server-a", "server-b", "server-c"]
+        name = names[pick % len(names)]
+        if kind == 1:
+            return ROOT.sign(revoke(client_id=self.cid(name), reason="test"))
+        if kind == 2:
+            return ROOT.sign(revoke(subject=f"user:{self.prefix}{pick % 3}", reason="test"))
+        return ROOT.sign(revoke(key_id=self.keys[name].key_id, reason="test"))
+
+
+def audience(holder: str) -> str:
+    return f"https://{holder}.example/mcp"
+
+
+def covered(token: str, position: str) -> bool:
+    """Whether consistency token `position` covers `token`: `ct1.` and per
+    partition the next offset, lowercase hex, `-`-separated (empty: 0)."""
+    def offsets(text):
+        if not text.startswith("ct1."):
+            return None
+        return [int(part, 16) if part else 0 for part in text[4:].split("-")]
+    want, have = offsets(token), offsets(position)
+    if want is None or have is None:
+        return False
+    return all(w == 0 or (i < len(have) and have[i] >= w) for i, w in enumerate(want))
+
+
+async def caught_up(checker: Checker, token: str):
+    await asyncio.wait_for(checker.wait_for(lambda: checker.is_fresh() and covered(token, checker.position)), 20)
+
+
+async def node_says(node: Client, token: str, presented_to: str) -> int:
+    return (await node.check(token, presented_to=presented_to)).status
+
+
+async def agree(checker, ledger, jti, presented_to, name):
+    token = ledger.ref(jti)
+    before = await node_says(ledger.node, token, presented_to)
+    answer = await checker.check(token, presented_to)
+    after = await node_says(ledger.node, token, presented_to)
+    ok = answer.status in (before, after)
+    if not ok:
+        checks.check(name, False, f"{jti} at {presented_to}: checker {STATUS.get(answer.status)} ({answer.source}), "
+                                  f"node {STATUS.get(before)} then {STATUS.get(after)}")
+    return ok
+
+
+async def stale(checker):
+    deadline = time.monotonic() + 10
+    while checker.is_fresh():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def every_kind_evicts(ledger: Ledger, checker: Checker):
+    for name in ["token", "ancestor", "holder", "performer", "key", "subject"]:
+        agent, gateway, server = f"a-{name}", f"g-{name}", f"s-{name}"
+        events = [
+            ledger.register(agent, events_pb2.CLIENT_KIND_MCP_CLIENT, events_pb2.CLIENT_ROLE_DELEGATING_LAYER),
+            ledger.register(gateway, events_pb2.CLIENT_KIND_GATEWAY, events_pb2.CLIENT_ROLE_DELEGATING_LAYER),
+            ledger.register(server, events_pb2.CLIENT_KIND_MCP_SERVER, events_pb2.CLIENT_ROLE_MIXED_TRUST_BOUNDARY),
+            ledger.issue(f"t-{name}-0", f"user:{name}", agent),
+        ]
+        events.append(ledger.narrow(f"t-{name}-0", f"t-{name}-1", agent, gateway))
+        events.append(ledger.narrow(f"t-{name}-1", f"t-{name}-2", gateway, server, 2))
+        await ledger.append(*events)
+        await caught_up(checker, ledger.written)
+        token, at = ledger.ref(f"t-{name}-2"), audience(server)
+        first = await checker.check(token, at)
+        hit = await checker.check(token, at)
+        elsewhere = await checker.check(token, "https://other.example/mcp")
+        checks.check(f"{name}: a miss asks the node, then the cache answers",
+                     (first.status, first.source, hit.status, hit.source) == (ACTIVE, "node", ACTIVE, "cache"),
+                     (first, hit))
+        checks.check(f"{name}: the chain comes with the answer",
+                     first.token is not None and len(first.token.details.chain) == 3)
+        checks.check(f"{name}: presented elsewhere is AUDIENCE_MISMATCH", elsewhere.status == AUDIENCE_MISMATCH)
+        target = {
+            "token": dict(token=token),
+            "ancestor": dict(token=ledger.ref(f"t-{name}-0")),
+            "holder": dict(client_id=ledger.cid(server)),
+            "performer": dict(client_id=ledger.cid(gateway)),
+            "key": dict(key_id=ledger.keys[agent].key_id),
+            "subject": dict(subject=f"user:{name}"),
+        }[name]
+        before = checker.stats["invalidations"]
+        await ledger.append(ROOT.sign(revoke(reason="test", **target)))
+        await caught_up(checker, ledger.written)
+        checks.check(f"{name}: the revocation evicted the entry", checker.stats["invalidations"] > before)
+        after = await checker.check(token, at)
+        checks.check(f"{name}: then REVOKED, from the node", (after.status, after.source) == (REVOKED, "node"), after)
+
+
+async def cut_answers_unknown(ledger: Ledger, proxy: Proxy, checker: Checker):
+    await ledger.append(ledger.issue("cut-0", "user:cut", "agent"), ledger.issue("cut-1", "user:kept", "agent"))
+    await caught_up(checker, ledger.written)
+    at = audience("agent")
+    first = [await checker.check(ledger.ref(jti), at) for jti in ("cut-0", "cut-1")]
+    checks.check("cut: both ACTIVE before", all(a.status == ACTIVE for a in first))
+    proxy.cut()
+    await ledger.append(ROOT.sign(revoke(subject="user:cut", reason="test")))
+    checks.check("cut: the feed goes stale", await stale(checker))
+    answers = [await checker.check(ledger.ref(jti), at) for jti in ("cut-0", "cut-1", "never-issued")]
+    checks.check("cut: every answer is UNKNOWN (stale)", all((a.status, a.source) == (UNKNOWN, "stale") for a in answers),
+                 answers)
+    proxy.restore()
+    await caught_up(checker, ledger.written)
+    revoked = await checker.check(ledger.ref("cut-0"), at)
+    kept = await checker.check(ledger.ref("cut-1"), at)
+    checks.check("cut: caught up, the revoked one is REVOKED", revoked.status == REVOKED, revoked)
+    checks.check("cut: the other is still cached ACTIVE", (kept.status, kept.source) == (ACTIVE, "cache"), kept)
+
+
+async def expiry_is_local(ledger: Ledger, checker: Checker):
+    await ledger.append(ledger.issue("brief", "user:brief", "agent", ttl_s=2))
+    await caught_up(checker, ledger.written)
+    token, at = ledger.ref("brief"), audience("agent")
+    first = await checker.check(token, at)
+    checks.check("expiry: ACTIVE first", first.status == ACTIVE, first)
+    while int(time.time()) < first.token.expires_at_s:
+        await asyncio.sleep(0.05)
+    later = await checker.check(token, at)
+    checks.check("expiry: EXPIRED from the cache", (later.status, later.source) == (EXPIRED, "cache"), later)
+    checks.check("expiry: the node agrees", await agree(checker, ledger, "brief", at, "expiry: the node agrees"))
+
+
+def bounds_refused():
+    for kwargs, field in [(dict(checkpoint_interval_ms=50), "checkpoint_interval_ms"),
+                          (dict(staleness_s=0.15, checkpoint_interval_ms=100), "staleness_s"),
+                          (dict(capacity=0), "capacity")]:
+        try:
+            Checker(None, **kwargs)
+            checks.check(f"bounds: {field} refused", False, "accepted")
+        except ValueError as error:
+            checks.check(f"bounds: {field} refused", str(error).startswith(field), error)
+
+
+async def model(node: Client, proxy: Proxy, checker: Checker, seed: int, steps: int):
+    # Fresh clients per run: a revoked authorization server ends a run's
+    # issuing, not the next run's.
+    ledger = Ledger(node, f"{RUN}m{seed}-")
+    await ledger.setup()
+    rng = random.Random(seed)
+    holders, nexts = ["agent", "gateway", "server-a"], ["gateway", "server-a", "server-b", "server-c"]
+    tokens: list[tuple[str, str]] = []
+    disagreements = compared = 0
+    for step in range(steps):
+        op = rng.choices(["issue", "narrow", "revoke", "check", "cut"], weights=[4, 5, 2, 6, 1])[0]
+        jti = f"m{seed}-{step}"
+        try:
+            if op == "issue":
+                holder = rng.choice(holders)
+                await ledger.append(ledger.issue(jti, f"user:{ledger.prefix}{rng.randrange(3)}", holder))
+                tokens.append((jti, holder))
+            elif op == "narrow" and tokens:
+                parent, performer = rng.choice(tokens)
+                holder = rng.choice(nexts)
+                if holder != performer:
+                    await ledger.append(ledger.narrow(parent, jti, performer, holder))
+                    tokens.append((jti, holder))
+            elif op == "revoke":
+                event = ledger.revocation(rng.randrange(4), rng.randrange(256), tokens)
+                if event is not None:
+                    await ledger.append(event)
+            elif op == "check" and tokens:
+                jti, holder = rng.choice(tokens)
+                await caught_up(checker, ledger.written)
+                at = "https://elsewhere.example/mcp" if rng.random() < 0.2 else audience(holder)
+                disagreements += not await agree(checker, ledger, jti, at, f"model {seed}: step {step}")
+                compared += 1
+            elif op == "cut":
+                proxy.cut()
+                for _ in range(rng.randrange(3)):
+                    event = ledger.revocation(rng.randrange(4), rng.randrange(256), tokens)
+                    if event is not None:
+                        await ledger.append(event)
+                if not await stale(checker):
+                    checks.check(f"model {seed}: step {step}: the feed goes stale", False)
+                answers = [await checker.check(ledger.ref(jti), audience(h)) for jti, h in tokens]
+                if any((a.status, a.source) != (UNKNOWN, "stale") for a in answers):
+                    checks.check(f"model {seed}: step {step}: cut off, every answer UNKNOWN", False, answers)
+                proxy.restore()
+        except grpc.aio.AioRpcError as error:
+            # A refused append (a revoked parent, a tool endpoint that may not
+            # delegate): the model keeps only what the ledger took.
+            if error.code() not in REFUSED:
+                raise
+            tokens = [t for t in tokens if t[0] != jti]
+    await caught_up(checker, ledger.written)
+    for jti, holder in tokens:
+        disagreements += not await agree(checker, ledger, jti, audience(holder), f"model {seed}: at the end")
+        compared += 1
+    checks.check(f"model {seed}: {steps} steps, {len(tokens)} tokens, {compared} answers, every one the node's",
+                 disagreements == 0)
+
+
+async def main(target: str, seed: int) -> None:
+    node = Client(target)
+    ledger = Ledger(node, RUN)
+    await ledger.setup()
+    proxy = Proxy(target)
+    via = Client(await proxy.start())
+    checker = await Checker(via, capacity=64, staleness_s=0.4, checkpoint_interval_ms=100,
+                            request_timeout_s=5).start()
+    await every_kind_evicts(ledger, checker)
+    await cut_answers_unknown(ledger, proxy, checker)
+    await expiry_is_local(ledger, checker)
+    bounds_refused()
+    for run in range(4):
+        await model(node, proxy, checker, seed + run, 60)
+    checks.check("the cache was hit and invalidated",
+                 checker.stats["hits"] > 0 and checker.stats["invalidations"] > 0, dict(checker.stats))
+    await checker.close()
+    await via.close()
+    await node.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else int(time.time())))
+    checks.summary("python checker")
