@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
-use baton_client::events::{self, Hop, Parent, Signer as KeySigner, now};
+use baton_client::events::{self, Hop, Signer as KeySigner, now};
 use baton_client::{Endpoint, keys};
 use baton_core::{Body, ClientId, KeyId, RevocationTarget, Subject, TokenIssued, TokenRef};
 use baton_proto::v1;
@@ -92,6 +92,17 @@ async fn sign_and_append(
         .events
         .first()
         .context("the node returned no result")?;
+    print_appended(connection, kind, result, &appended.consistency_token);
+    Ok(())
+}
+
+/// Prints an appended event's outcome.
+fn print_appended(
+    connection: &Connection,
+    kind: &str,
+    result: &baton_client::Appended,
+    consistency_token: &str,
+) {
     let outcome = if result.accepted {
         "accepted"
     } else {
@@ -101,13 +112,12 @@ async fn sign_and_append(
     if connection.json {
         println!(
             "{}",
-            json!({"outcome": outcome, "event_id": id.to_string(), "position": position, "consistency_token": appended.consistency_token})
+            json!({"outcome": outcome, "event_id": id.to_string(), "position": position, "consistency_token": consistency_token})
         );
     } else {
         println!("{outcome} {kind} {id} at {position}");
-        println!("consistency token {}", appended.consistency_token);
+        println!("consistency token {consistency_token}");
     }
-    Ok(())
 }
 
 #[derive(Debug, clap::Args)]
@@ -260,27 +270,34 @@ pub struct Narrow {
 }
 
 pub async fn narrow(args: Narrow) -> anyhow::Result<()> {
-    let parent = token("parent", &args.parent)?;
-    let hop = Hop {
-        token: token("token", &args.token)?,
-        performed_by: client("performed_by", &args.performed_by)?,
-        holder: client("holder", &args.holder)?,
-        audience: baton_core::audience("audience", &args.audience)?,
-        scopes: events::names("scopes", &args.scopes)?,
-        tools: events::names("tools", &args.tools)?,
+    let exchange = baton_client::Exchange {
+        parent: token("parent", &args.parent)?,
+        hop: Hop {
+            token: token("token", &args.token)?,
+            performed_by: client("performed_by", &args.performed_by)?,
+            holder: client("holder", &args.holder)?,
+            audience: baton_core::audience("audience", &args.audience)?,
+            scopes: events::names("scopes", &args.scopes)?,
+            tools: events::names("tools", &args.tools)?,
+        },
+        ttl_s: args.ttl,
+        after: args.after.clone(),
     };
-    let chain = args
-        .connection
-        .client()
-        .await?
-        .chain(&parent, args.after.as_deref())
-        .await?;
-    let Some(leaf) = Parent::of_chain(&chain) else {
-        bail!("parent: the node returned no chain for {parent}");
+    let signer = KeySigner::from_key_file(&args.signer.key)?;
+    let client = args.connection.client().await?;
+    let done = baton_client::exchange(&client, &signer, exchange).await?;
+    let appended = baton_client::Appended {
+        event_id: done.event_id,
+        accepted: done.accepted,
+        position: done.position,
     };
-    let (issued_at_s, expires_at_s) = leaf.lifetime(now().0, args.ttl);
-    let body = leaf.narrow(hop, issued_at_s, expires_at_s);
-    sign_and_append(&args.connection, &args.signer, body, &args.after).await
+    print_appended(
+        &args.connection,
+        "scope_narrowed",
+        &appended,
+        &done.consistency_token,
+    );
+    Ok(())
 }
 
 #[derive(Debug, clap::Args)]
@@ -463,10 +480,16 @@ pub async fn chain(args: Chain) -> anyhow::Result<()> {
                 .or(row.get("performed_by"))
                 .and_then(|v| v.as_str())
                 .unwrap_or("");
+            let subject = row
+                .get("subject")
+                .or(row.get("on_behalf_of"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
             println!(
-                "{:>2}  {}  {} -> {}  scopes={}  tools={}",
+                "{:>2}  {}  for {}: {} -> {}  scopes={}  tools={}",
                 row["depth"].as_u64().unwrap_or(0),
                 row["token"].as_str().unwrap_or(""),
+                subject,
                 by,
                 row["holder"].as_str().unwrap_or(""),
                 row["scopes"]

@@ -312,7 +312,7 @@ fn nginx_config(dir: &Path, listen: u16, upstream: u16, baton_http: &str) -> Pat
     for temp in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
         std::fs::create_dir_all(dir.join(temp)).unwrap();
     }
-    let snippet = common::readme_snippet("nginx");
+    let snippet = baton_testkit::readme_snippet("nginx");
     assert!(snippet.contains("127.0.0.1:8000") && snippet.contains("http://127.0.0.1:7701"));
     let locations = snippet
         .replace("127.0.0.1:8000", &format!("127.0.0.1:{upstream}"))
@@ -347,7 +347,7 @@ http {{
 /// Runs a README shell snippet in `dir` with `env`, Baton's HTTP listener
 /// where the node has it; its output.
 fn run_snippet(name: &str, dir: &Path, baton_http: &str, env: &[(&str, &str)]) -> String {
-    let script = common::readme_snippet(name).replace("http://127.0.0.1:7701", baton_http);
+    let script = baton_testkit::readme_snippet(name).replace("http://127.0.0.1:7701", baton_http);
     let out = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
         .current_dir(dir)

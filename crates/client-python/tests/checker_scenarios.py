@@ -24,13 +24,13 @@ from baton_client import (  # noqa: E402
     ACTIVE, AUDIENCE_MISMATCH, EXPIRED, REVOKED, UNKNOWN, Checker, Client, Signer, issue, register, revoke,
     token_ref,
 )
+from baton_client.checker import STATUS_NAMES  # noqa: E402
 from baton_client.events import Parent  # noqa: E402
 
 ROOT = Signer.from_seed(bytes([1]) * 32)
 RUN = f"py{time.time_ns()}-"
 SCOPES, TOOLS = ["files:read", "files:write"], ["fs/read", "fs/write"]
 REFUSED = {grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.PERMISSION_DENIED}
-STATUS = {ACTIVE: "ACTIVE", REVOKED: "REVOKED", EXPIRED: "EXPIRED", UNKNOWN: "UNKNOWN", AUDIENCE_MISMATCH: "AUDIENCE_MISMATCH"}
 
 
 class Proxy:
@@ -180,8 +180,8 @@ async def agree(checker, ledger, jti, presented_to, name):
     after = await node_says(ledger.node, token, presented_to)
     ok = answer.status in (before, after)
     if not ok:
-        checks.check(name, False, f"{jti} at {presented_to}: checker {STATUS.get(answer.status)} ({answer.source}), "
-                                  f"node {STATUS.get(before)} then {STATUS.get(after)}")
+        checks.check(name, False, f"{jti} at {presented_to}: checker {STATUS_NAMES.get(answer.status)} ({answer.source}), "
+                                  f"node {STATUS_NAMES.get(before)} then {STATUS_NAMES.get(after)}")
     return ok
 
 

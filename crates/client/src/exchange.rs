@@ -29,6 +29,8 @@ pub struct Exchanged {
     pub expires_at_s: i64,
     /// False: this very hop was recorded before (a retry); nothing appended.
     pub accepted: bool,
+    /// `partition/offset` in the log.
+    pub position: String,
     /// Covers the hop: pass it to checks on any node.
     pub consistency_token: String,
 }
@@ -54,12 +56,18 @@ pub async fn exchange(client: &Client, signer: &Signer, exchange: Exchange) -> R
     let appended = client
         .append(std::slice::from_ref(&envelope), after)
         .await?;
+    let result = appended
+        .events
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Answer("no result for the hop".into()))?;
     Ok(Exchanged {
         token,
         event_id: envelope.id(),
         depth: parent.depth + 1,
         expires_at_s,
-        accepted: appended.events.first().is_some_and(|e| e.accepted),
+        accepted: result.accepted,
+        position: result.position,
         consistency_token: appended.consistency_token,
     })
 }

@@ -16,3 +16,19 @@ pub use proxy::Proxy;
 pub fn repo_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
+
+/// The fenced block after `<!-- snippet:NAME -->` in README.md: what the
+/// tests run or compare, so README shows what was tested.
+pub fn readme_snippet(name: &str) -> String {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let marker = format!("<!-- snippet:{name} -->");
+    let start = readme
+        .find(&marker)
+        .unwrap_or_else(|| panic!("README has no {marker}"));
+    let mut lines = readme[start..]
+        .lines()
+        .skip_while(|line| !line.starts_with("```"));
+    lines.next().expect("a fenced block after the marker");
+    let block: Vec<&str> = lines.take_while(|line| !line.starts_with("```")).collect();
+    format!("{}\n", block.join("\n"))
+}

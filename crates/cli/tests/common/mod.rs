@@ -250,16 +250,3 @@ pub async fn check(
     Ok(v1::TokenStatus::try_from(answer.status).unwrap())
 }
 
-/// The fenced block that follows `<!-- snippet:NAME -->` in README.md: what
-/// the README shows users is what the tests run.
-pub fn readme_snippet(name: &str) -> String {
-    let readme = std::fs::read_to_string(baton_testkit::repo_root().join("README.md")).unwrap();
-    let marker = format!("<!-- snippet:{name} -->");
-    let after = &readme[readme
-        .find(&marker)
-        .unwrap_or_else(|| panic!("README has no {marker}"))..];
-    let mut lines = after.lines().skip_while(|line| !line.starts_with("```"));
-    lines.next().expect("a fenced block after the marker");
-    let block: Vec<&str> = lines.take_while(|line| !line.starts_with("```")).collect();
-    format!("{}\n", block.join("\n"))
-}
