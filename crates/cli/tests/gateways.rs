@@ -640,10 +640,21 @@ async fn a_token_known_by_jti_is_answered_only_for_a_jwt_its_issuer_signed() {
             .await
             .unwrap()
             .into_inner();
-        let status = answer.check.unwrap().status;
-        assert_eq!(status, want as i32, "{name}");
+        let check = answer.check.unwrap();
+        assert_eq!(check.status, want as i32, "{name}");
         if want == Active {
             assert_eq!(answer.details.unwrap().subject, SUBJECT);
+            // The JWT's own exp (10 minutes) bounds the expiry the answer
+            // reports, below the ledger's hour: a cache judges by it.
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            assert!(
+                (now..=now + 600).contains(&check.expires_at_unix_s),
+                "{name}: expires at {} (now {now})",
+                check.expires_at_unix_s
+            );
         }
     }
     // A JWKS file that does not read stops the node from starting.

@@ -36,6 +36,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use baton_core::{RevocationTarget, TokenRef};
+use baton_log::ConsistencyToken;
 use baton_proto::v1;
 
 use crate::{Client, Error, Result};
@@ -222,6 +223,8 @@ struct State {
     recent: VecDeque<(u64, RevocationTarget)>,
     sequence: u64,
     fresh_at: Option<Instant>,
+    /// Covers every delivered revocation's record: what a miss is asked at.
+    covered: ConsistencyToken,
     stats: Stats,
 }
 
@@ -244,6 +247,13 @@ impl State {
     }
 
     fn insert(&mut self, key: TokenRef, entry: Entry) {
+        if matches!(entry, Entry::Active { .. })
+            && matches!(self.entries.peek(&key), Some(Entry::Settled { .. }))
+        {
+            // REVOKED and EXPIRED never go back: an older ACTIVE that raced
+            // a newer answer in loses.
+            return;
+        }
         if let Some(old) = self.entries.pop(&key) {
             self.unindex(&key, &old);
         }
@@ -338,21 +348,40 @@ impl Shared {
 
     fn deliver(&self, message: v1::WatchResponse) {
         let mut state = self.lock();
-        if let Some(revoked) = message.revoked {
-            match baton_proto::revocation_target(revoked.target) {
-                Ok(target) => state.revoked(target),
-                Err(e) => {
-                    // A revocation this cache cannot read could revoke any
-                    // entry: drop them all.
-                    tracing::warn!(error = %e, "an unreadable revocation on the feed: cache cleared");
-                    state.entries.clear();
-                    state.index.clear();
-                    state.sequence += 1;
-                    state.recent.clear();
-                }
+        let target = match (message.revoked, message.revocation_event_id.is_empty()) {
+            (Some(revoked), _) => Some(baton_proto::revocation_target(revoked.target)),
+            (None, false) => Some(Err(baton_core::Error::invalid(
+                "revoked",
+                "a revocation message without its revocation",
+            ))),
+            (None, true) => None,
+        };
+        match target {
+            Some(Ok(target)) => state.revoked(target),
+            Some(Err(e)) => {
+                // A revocation this cache cannot read could revoke any
+                // entry: drop them all.
+                tracing::warn!(error = %e, "an unreadable revocation on the feed: cache cleared");
+                state.entries.clear();
+                state.index.clear();
+                state.sequence += 1;
+                state.recent.clear();
             }
+            None => {}
+        }
+        // What a miss must be answered at: every record a revocation came
+        // from (the resume token stays on a batch record until its last
+        // revocation is sent).
+        if let Some(position) = message.position {
+            state.covered.include(baton_log::Position {
+                partition: position.partition,
+                offset: position.offset,
+            });
         }
         if !message.resume_token.is_empty() {
+            if let Ok(resume) = ConsistencyToken::parse(&message.resume_token) {
+                state.covered.merge(&resume);
+            }
             state.stats.position = message.resume_token;
         }
         if message.checkpoint.is_some() {
@@ -413,6 +442,7 @@ impl Checker {
                 recent: VecDeque::new(),
                 sequence: 0,
                 fresh_at: None,
+                covered: ConsistencyToken::parse(&position).unwrap_or_default(),
                 stats: Stats {
                     position,
                     ..Default::default()
@@ -522,7 +552,7 @@ impl Checker {
                     return Answer::unknown(Source::Stale);
                 }
                 state.stats.misses += 1;
-                request.consistency_token = state.stats.position.clone();
+                request.consistency_token = state.covered.to_string();
                 state.sequence
             };
             let mut revocation = self.client.revocation();
@@ -644,5 +674,132 @@ async fn feed(shared: Arc<Shared>, client: Client) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn shared(capacity: usize) -> Shared {
+        Shared {
+            config: CheckerConfig {
+                capacity,
+                ..CheckerConfig::default()
+            },
+            state: Mutex::new(State {
+                entries: lru::LruCache::new(NonZeroUsize::new(capacity).unwrap()),
+                index: HashMap::new(),
+                recent: VecDeque::new(),
+                sequence: 0,
+                fresh_at: Some(Instant::now()),
+                covered: ConsistencyToken::default(),
+                stats: Stats::default(),
+            }),
+            delivered: tokio::sync::watch::channel(0).0,
+        }
+    }
+
+    fn token(jti: &str) -> TokenRef {
+        TokenRef::jti("t", jti).unwrap()
+    }
+
+    fn subject(s: &str) -> RevocationTarget {
+        RevocationTarget::Subject(baton_core::Subject::new("s", s).unwrap())
+    }
+
+    fn active(jti: &str, depends_on: Vec<RevocationTarget>) -> Entry {
+        Entry::Active {
+            info: Arc::new(TokenInfo {
+                token: token(jti),
+                expires_at_s: i64::MAX,
+                audience: "https://a".into(),
+                event_id: Vec::new(),
+                details: None,
+            }),
+            depends_on,
+        }
+    }
+
+    fn revocation_of(target: &RevocationTarget) -> v1::WatchResponse {
+        let wire = v1::Revoked::from(&baton_core::Revoked {
+            target: target.clone(),
+            reason: String::new(),
+            revoked_by: None,
+            requested_by: None,
+        });
+        v1::WatchResponse {
+            revocation_event_id: vec![1; 32],
+            revoked: Some(wire),
+            position: Some(v1::LogPosition {
+                partition: 1,
+                offset: 7,
+            }),
+            resume_token: "ct1.-7".into(),
+            checkpoint: None,
+        }
+    }
+
+    #[test]
+    fn a_settled_answer_is_never_replaced_by_an_older_active_one() {
+        let shared = shared(8);
+        let mut state = shared.lock();
+        state.insert(
+            token("a"),
+            Entry::Settled {
+                status: Status::Revoked,
+                info: None,
+            },
+        );
+        state.insert(token("a"), active("a", vec![subject("u")]));
+        assert!(matches!(
+            state.entries.peek(&token("a")),
+            Some(Entry::Settled { .. })
+        ));
+        assert!(
+            state.index.is_empty(),
+            "nothing indexed for a refused entry"
+        );
+    }
+
+    #[test]
+    fn eviction_and_revocation_keep_the_index_exact() {
+        let shared = shared(2);
+        {
+            let mut state = shared.lock();
+            state.insert(token("a"), active("a", vec![subject("u"), subject("v")]));
+            state.insert(token("b"), active("b", vec![subject("v")]));
+            // The LRU drops "a": its index links go with it.
+            state.insert(token("c"), active("c", vec![subject("w")]));
+            assert!(state.entries.peek(&token("a")).is_none());
+            assert!(!state.index.contains_key(&subject("u")));
+            assert_eq!(state.index[&subject("v")].len(), 1);
+        }
+        shared.deliver(revocation_of(&subject("v")));
+        let state = shared.lock();
+        assert!(state.entries.peek(&token("b")).is_none());
+        assert!(state.entries.peek(&token("c")).is_some());
+        assert_eq!(state.stats.invalidations, 1);
+        assert!(!state.index.contains_key(&subject("v")));
+        // A miss is now asked at the revocation's record, not before it.
+        assert_eq!(state.covered.next_offsets(), &[0, 8]);
+    }
+
+    #[test]
+    fn a_revocation_that_cannot_be_read_clears_the_cache() {
+        let shared = shared(4);
+        shared
+            .lock()
+            .insert(token("a"), active("a", vec![subject("u")]));
+        let mut unreadable = revocation_of(&subject("zzz"));
+        unreadable.revoked = None;
+        shared.deliver(unreadable);
+        let state = shared.lock();
+        assert_eq!(state.entries.len(), 0);
+        assert!(state.index.is_empty());
+        // And an answer in flight meanwhile is asked again.
+        assert!(state.revoked_since(0, &[subject("u")]));
     }
 }

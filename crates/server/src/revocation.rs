@@ -345,10 +345,15 @@ async fn by_verified_jwt<L: EventLog>(
     if issued_by != Some(&verified.client) {
         return Ok(None);
     }
-    if verified.expires_at_s.is_some_and(|exp| exp <= now_s())
-        && response.status == v1::TokenStatus::Active as i32
-    {
-        response.status = v1::TokenStatus::Expired as i32;
+    if let Some(exp) = verified.expires_at_s {
+        // The JWT's own `exp` bounds it whatever the ledger says: now, and
+        // in the expiry the answer reports (a cache judges expiry by it).
+        if response.expires_at_unix_s != 0 {
+            response.expires_at_unix_s = response.expires_at_unix_s.min(exp);
+        }
+        if baton_core::expired(exp, now_s()) && response.status == v1::TokenStatus::Active as i32 {
+            response.status = v1::TokenStatus::Expired as i32;
+        }
     }
     Ok(Some((response, record)))
 }

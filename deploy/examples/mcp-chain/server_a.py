@@ -9,17 +9,17 @@ usage: server_a.py PORT BATON_TARGET KEY_FILE B_URL
 import asyncio
 import secrets
 import sys
+import time
 
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
 import baton_client
-from baton_client.mcp import BatonTokenVerifier
+from baton_client.mcp import BatonTokenVerifier, require_tool
 
 PORT, TARGET, KEY_FILE, B_URL = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 URL = f"http://127.0.0.1:{PORT}/mcp"
@@ -38,15 +38,16 @@ async def main() -> None:
     )
     # (end of the README snippet)
 
-    # Downstream tokens minted so far, by the upstream token they came from.
-    minted: dict[str, str] = {}
+    # Downstream tokens minted so far (and when they expire), by the upstream
+    # token they came from.
+    minted: dict[str, tuple[str, int]] = {}
 
     @server.tool()
     async def research(topic: str) -> str:
         """Researches a topic, asking MCP server B to look it up."""
-        upstream = get_access_token()
+        upstream = require_tool("research")
         key = baton_client.token_text(baton_client.token_ref(baton_client.token_digest(upstream.token.encode())))
-        if key not in minted:
+        if key not in minted or minted[key][1] <= time.time() + 30:
             # Record a token exchange: the hop from this server's token to B's.
             downstream = secrets.token_urlsafe(32)
             exchanged = await baton_client.exchange(
@@ -57,9 +58,9 @@ async def main() -> None:
                 scopes=["kb:read"], tools=["lookup"], ttl_s=600,
             )
             # (end of the exchange snippet)
-            minted[key] = downstream
+            minted[key] = (downstream, exchanged.expires_at_s)
             print(f"server-a exchanged {key} for {exchanged.token} (depth {exchanged.depth})", flush=True)
-        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {minted[key]}"}, timeout=30) as http:
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {minted[key][0]}"}, timeout=30) as http:
             async with Client(streamable_http_client(B_URL, http_client=http), mode="2026-07-28") as b:
                 result = await b.call_tool("lookup", {"topic": topic})
         answer = result.content[0].text if result.content else ""

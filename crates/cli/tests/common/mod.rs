@@ -249,4 +249,3 @@ pub async fn check(
     let answer = client.check(request).await?.into_inner();
     Ok(v1::TokenStatus::try_from(answer.status).unwrap())
 }
-

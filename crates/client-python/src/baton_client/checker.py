@@ -133,6 +133,8 @@ class Checker:
         self._sequence = 0
         self._fresh_at: float | None = None
         self.position = ""
+        # The consistency token covering every delivered revocation.
+        self._covered = ""
         self.stats = collections.Counter()
         self._delivered = asyncio.Condition()
         self._feed: asyncio.Task | None = None
@@ -177,6 +179,11 @@ class Checker:
                     del self._index[target]
 
     def _insert(self, key: str, entry: _Entry) -> None:
+        current = self._entries.get(key)
+        if current is not None and current.status != ACTIVE and entry.status == ACTIVE:
+            # A settled answer (REVOKED, EXPIRED) never goes back: an older
+            # ACTIVE that raced it in loses.
+            return
         old = self._entries.pop(key, None)
         if old is not None:
             self._unindex(key, old)
@@ -245,7 +252,9 @@ class Checker:
             if not self.is_fresh():
                 return Answer(UNKNOWN, "stale")
             self.stats["misses"] += 1
-            request.consistency_token = self.position
+            # Everything delivered so far: past the resume token, which
+            # stays on a batch record until its last revocation is sent.
+            request.consistency_token = self._covered or self.position
             since = self._sequence
             try:
                 response = await self.client.revocation.Introspect(request, timeout=self.request_timeout_s)
@@ -265,11 +274,26 @@ class Checker:
 
     # The feed.
 
+    def _clear(self) -> None:
+        """Drops every entry: a revocation this cache cannot read could
+        revoke any of them."""
+        self._entries.clear()
+        self._index.clear()
+        self._recent.clear()
+        self._sequence += 1
+
     async def _deliver(self, message: revocation_pb2.WatchResponse) -> None:
-        if message.HasField("revoked"):
+        if message.HasField("revoked") and message.revoked.WhichOneof("target") is not None:
             self._revoked(_revoked_target(message.revoked))
+        elif message.HasField("revoked") or message.revocation_event_id:
+            log.warning("an unreadable revocation on the feed: cache cleared")
+            self._clear()
+        if message.HasField("position"):
+            self._covered = _merged(self._covered or self.position, message.position.partition,
+                                    message.position.offset + 1)
         if message.resume_token:
             self.position = message.resume_token
+            self._covered = _max_token(self._covered, message.resume_token)
         if message.HasField("checkpoint"):
             self._fresh_at = time.monotonic()
             self.stats["checkpoints"] += 1
@@ -294,10 +318,42 @@ class Checker:
                 log.debug("watch silent past the staleness bound: reopening")
             except grpc.aio.AioRpcError as error:
                 log.debug("watch ended: %s %s", error.code(), error.details())
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let the feed die: reopen it
+                log.exception("the watch feed failed; reopening")
             finally:
                 call.cancel()
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 1.0)
+
+
+def _offsets(token: str) -> list[int]:
+    """A consistency token's next offset per partition (`ct1.` and lowercase
+    hex, `-`-separated, empty for 0)."""
+    if not token.startswith("ct1."):
+        return []
+    return [int(part, 16) if part else 0 for part in token[4:].split("-")]
+
+
+def _token(offsets: list[int]) -> str:
+    return "ct1." + "-".join(format(o, "x") if o else "" for o in offsets)
+
+
+def _merged(token: str, partition: int, next_offset: int) -> str:
+    offsets = _offsets(token)
+    offsets += [0] * (partition + 1 - len(offsets))
+    offsets[partition] = max(offsets[partition], next_offset)
+    return _token(offsets)
+
+
+def _max_token(a: str, b: str) -> str:
+    x, y = _offsets(a), _offsets(b)
+    if not x:
+        return b
+    n = max(len(x), len(y))
+    x, y = x + [0] * (n - len(x)), y + [0] * (n - len(y))
+    return _token([max(p, q) for p, q in zip(x, y)])
 
 
 def _entry_of(key: str, response: revocation_pb2.IntrospectResponse) -> _Entry | None:

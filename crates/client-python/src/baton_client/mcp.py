@@ -6,9 +6,25 @@ says it is ACTIVE as presented to `resource`; the chain behind it rides in
 
 from __future__ import annotations
 
+from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 
 from .checker import Checker
+
+
+class ToolNotGranted(PermissionError):
+    """The caller's token does not grant the tool being called."""
+
+
+def require_tool(name: str) -> AccessToken:
+    """In a tool: the caller's token, if it grants tool `name` (Baton's
+    `baton_tools`); raises `ToolNotGranted` otherwise. The verifier sees only
+    the token, not the call, so each tool asks."""
+    token = get_access_token()
+    tools = (token.claims or {}).get("baton_tools", []) if token is not None else []
+    if name not in tools:
+        raise ToolNotGranted(f"the token does not grant tool {name!r}")
+    return token
 
 
 class BatonTokenVerifier:
