@@ -33,6 +33,7 @@ from baton.v1 import (
     revocation_pb2,
     revocation_pb2_grpc,
 )
+from baton_client import Parent, issue, register
 from baton_client.signing import Signer as SdkSigner
 from baton_client.signing import event_id as signed_event_id
 
@@ -95,16 +96,7 @@ def main() -> int:
     scopes, tools = ["repo:read", "repo:write"], ["github/search", "github/delete_repo"]
 
     def registration(signer, client_id, kind, role, key, by=""):
-        event = events_pb2.Event()
-        r = event.client_registered
-        r.client_id, r.kind, r.role = client_id, kind, role
-        r.registration = events_pb2.REGISTRATION_METHOD_PRE_REGISTERED
-        r.public_keys.append(key.public)
-        r.public_key_proofs.append(key.prove_possession(client_id))
-        r.scopes.extend(scopes)
-        r.tools.extend(tools)
-        r.registered_by = by
-        return signer.seal(events_pb2, event)
+        return signer.sign(register(client_id, kind, role, [key], scopes, tools, registered_by=by))
 
     server = Signer(0x23)
     setup = [
@@ -112,28 +104,16 @@ def main() -> int:
         registration(auth, gw_id, events_pb2.CLIENT_KIND_GATEWAY, events_pb2.CLIENT_ROLE_DELEGATING_LAYER, gateway, as_id),
         registration(auth, srv_id, events_pb2.CLIENT_KIND_MCP_SERVER, events_pb2.CLIENT_ROLE_TOOL_ENDPOINT, server, as_id),
     ]
-    grant = events_pb2.Event()
+    grant = issue(f"jti:py-root-{suffix}", "user:py@example.com", as_id, gw_id, "https://gateway.example/mcp",
+                  scopes, tools, now, now + 3600)
     g = grant.token_issued
-    g.token.jti = f"py-root-{suffix}"
-    g.subject, g.issuer, g.holder = "user:py@example.com", as_id, gw_id
-    g.audience = "https://gateway.example/mcp"
-    g.scopes.extend(scopes)
-    g.tools.extend(tools)
-    g.grant_type = events_pb2.GRANT_TYPE_AUTHORIZATION_CODE_PKCE
-    g.issued_at_unix_s, g.expires_at_unix_s = now, now + 3600
-    issued = auth.seal(events_pb2, grant)
+    issued = auth.sign(grant)
     root_id = signed_event_id(issued)
 
-    hop = events_pb2.Event()
+    hop = Parent.of_signed(issued).narrow(f"jti:py-hop-{suffix}", gw_id, srv_id, "https://server.example/mcp",
+                                          ["repo:read"], ["github/search"], now, now + 600)
     h = hop.scope_narrowed
-    h.token.jti = f"py-hop-{suffix}"
-    h.parent_event_id, h.root_event_id, h.depth = root_id, root_id, 1
-    h.performed_by, h.on_behalf_of, h.holder = gw_id, "user:py@example.com", srv_id
-    h.audience = "https://server.example/mcp"
-    h.scopes.append("repo:read")
-    h.tools.append("github/search")
-    h.issued_at_unix_s, h.expires_at_unix_s = now, now + 600
-    narrowed = gateway.seal(events_pb2, hop)
+    narrowed = gateway.sign(hop)
 
     if args.ca:
         read = lambda path: pathlib.Path(path).read_bytes()  # noqa: E731
