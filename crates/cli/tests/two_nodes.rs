@@ -146,7 +146,7 @@ async fn two_nodes_one_kafka() {
         text.lines()
             .last()
             .unwrap()
-            .contains("jti:h4  server-a -> server-b"),
+            .contains("jti:h4  for user:alice: server-a -> server-b"),
         "{text}"
     );
     let bundle = dir.path().join("h4.bundle");

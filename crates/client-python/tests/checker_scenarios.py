@@ -21,7 +21,7 @@ import checks  # noqa: E402
 import grpc  # noqa: E402
 from baton.v1 import events_pb2  # noqa: E402
 from baton_client import (  # noqa: E402
-    ACTIVE, AUDIENCE_MISMATCH, EXPIRED, REVOKED, UNKNOWN, Checker, Client, Signer, issue, register, revoke,
+    ACTIVE, AUDIENCE_MISMATCH, EXPIRED, REVOKED, UNKNOWN, Checker, Client, Signer, issue, register, revoke, rotate,
     token_ref,
 )
 from baton_client.checker import STATUS_NAMES  # noqa: E402
@@ -266,6 +266,25 @@ async def expiry_is_local(ledger: Ledger, checker: Checker):
     checks.check("expiry: the node agrees", await agree(checker, ledger, "brief", at, "expiry: the node agrees"))
 
 
+async def rotation(node: Client):
+    """The rotate builder: the authorization server rotates its own key; the
+    new key issues, the retired one is refused."""
+    ledger = Ledger(node, f"{RUN}rot-")
+    await ledger.setup()
+    old, new = ledger.keys["as"], Signer.generate()
+    await ledger.append(old.sign(rotate(ledger.cid("as"), [new], [old.key_id])))
+    ledger.keys["as"] = new
+    await ledger.append(ledger.issue("after", "user:rot", "agent"))
+    checks.check("rotation: the new key issues", (await node.check(ledger.ref("after"))).status == ACTIVE)
+    ledger.keys["as"] = old
+    try:
+        await ledger.append(ledger.issue("retired", "user:rot", "agent"))
+        checks.check("rotation: the retired key is refused", False, "accepted")
+    except grpc.aio.AioRpcError as error:
+        checks.check("rotation: the retired key is refused",
+                     error.code() in REFUSED and "retired" in error.details(), error.details())
+
+
 def bounds_refused():
     for kwargs, field in [(dict(checkpoint_interval_ms=50), "checkpoint_interval_ms"),
                           (dict(staleness_s=0.15, checkpoint_interval_ms=100), "staleness_s"),
@@ -348,6 +367,7 @@ async def main(target: str, seed: int) -> None:
     await cut_answers_unknown(ledger, proxy, checker)
     await expiry_is_local(ledger, checker)
     bounds_refused()
+    await rotation(node)
     for run in range(4):
         await model(node, proxy, checker, seed + run, 60)
     checks.check("the cache was hit and invalidated",

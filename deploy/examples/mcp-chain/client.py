@@ -46,9 +46,15 @@ async def main() -> None:
         async with Client(streamable_http_client(GATEWAY, http_client=http), mode="2026-07-28") as client:
             tools = sorted(t.name for t in (await client.list_tools()).tools)
             check("tools/list through the gateway reaches server A", tools == ["research"], tools)
+            started = time.monotonic()
             result = await client.call_tool("research", {"topic": "delegation"})
+            first_ms = (time.monotonic() - started) * 1000
             text = result.content[0].text if result.content else ""
             print(f"research: {text}", flush=True)
+            started = time.monotonic()
+            await client.call_tool("research", {"topic": "warm"})
+            print(f"one call through the chain: {first_ms:.0f} ms cold, {(time.monotonic() - started) * 1000:.0f} ms warm",
+                  flush=True)
             check("a tool call at A that calls B succeeds", not result.is_error and "B looked up" in text, text)
             check("B saw the user and the whole chain",
                   "for user:alice@example.com via gateway > server-a > server-b" in text, text)
@@ -74,9 +80,11 @@ async def main() -> None:
             await node2.append([revocation])
             revoked_at = time.monotonic()
             refused = None
+            served = 0
             while time.monotonic() - revoked_at < BOUND_S:
                 try:
                     await client.call_tool("research", {"topic": "again"})
+                    served += 1
                 except Exception as error:  # the SDK raises on the 401
                     refused = error
                     break
@@ -87,7 +95,8 @@ async def main() -> None:
                   last is not None and last.status_code == 401
                   and 'error="invalid_token"' in last.headers.get("www-authenticate", ""),
                   last and (last.status_code, last.headers.get("www-authenticate")))
-            print(f"revocation on node 2 -> 401 at server A after {elapsed_ms:.0f} ms", flush=True)
+            print(f"revocation on node 2 -> 401 at server A after {elapsed_ms:.0f} ms "
+                  f"({served} call(s) served meanwhile)", flush=True)
     await node2.close()
 
 
