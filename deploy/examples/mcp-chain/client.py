@@ -45,7 +45,11 @@ async def main() -> None:
                                   event_hooks={"response": [record]}) as http:
         async with Client(streamable_http_client(GATEWAY, http_client=http), mode="2026-07-28") as client:
             tools = sorted(t.name for t in (await client.list_tools()).tools)
-            check("tools/list through the gateway reaches server A", tools == ["research"], tools)
+            check("tools/list through the gateway reaches server A", tools == ["audit", "research"], tools)
+            ungranted = await client.call_tool("audit", {"topic": "delegation"})
+            said = ungranted.content[0].text if ungranted.content else ""
+            check("a tool the token does not grant is refused (require_tool)",
+                  ungranted.is_error and "does not grant tool 'audit'" in said, said)
             started = time.monotonic()
             result = await client.call_tool("research", {"topic": "delegation"})
             first_ms = (time.monotonic() - started) * 1000

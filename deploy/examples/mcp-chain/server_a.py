@@ -66,6 +66,12 @@ async def main() -> None:
         answer = result.content[0].text if result.content else ""
         return f"A researched {topic!r} for {upstream.subject}; {answer}"
 
+    @server.tool()
+    async def audit(topic: str) -> str:
+        """A tool Alice's grant does not include: refused by require_tool."""
+        require_tool("audit")
+        return f"audited {topic!r}"
+
     print(f"server-a listening on {URL}", flush=True)
     await server.run_streamable_http_async(
         host="127.0.0.1", port=PORT, stateless_http=True, json_response=True,

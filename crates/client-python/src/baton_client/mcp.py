@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
+from mcp.server.mcpserver.exceptions import ToolError
 
 from .checker import Checker
 
 
-class ToolNotGranted(PermissionError):
-    """The caller's token does not grant the tool being called."""
+class ToolNotGranted(ToolError):
+    """The caller's token does not grant the tool being called (a `ToolError`:
+    the MCP SDK tells the client why)."""
 
 
 def require_tool(name: str) -> AccessToken:

@@ -69,7 +69,7 @@ fn a_real_mcp_chain_is_cut_mid_session_by_a_revocation_on_another_node() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.lines().any(|l| l == "mcp chain: 8 passed, 0 failed"),
+        stdout.lines().any(|l| l == "mcp chain: 9 passed, 0 failed"),
         "{stdout}"
     );
     let bound = stdout
