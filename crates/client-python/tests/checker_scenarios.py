@@ -24,7 +24,7 @@ from baton_client import (  # noqa: E402
     ACTIVE, AUDIENCE_MISMATCH, EXPIRED, REVOKED, UNKNOWN, Checker, Client, Signer, issue, register, revoke, rotate,
     token_ref,
 )
-from baton_client.checker import STATUS_NAMES  # noqa: E402
+from baton_client.checker import STATUS_NAMES, covers  # noqa: E402
 from baton_client.events import Parent  # noqa: E402
 
 ROOT = Signer.from_seed(bytes([1]) * 32)
@@ -152,21 +152,8 @@ def audience(holder: str) -> str:
     return f"https://{holder}.example/mcp"
 
 
-def covered(token: str, position: str) -> bool:
-    """Whether consistency token `position` covers `token`: `ct1.` and per
-    partition the next offset, lowercase hex, `-`-separated (empty: 0)."""
-    def offsets(text):
-        if not text.startswith("ct1."):
-            return None
-        return [int(part, 16) if part else 0 for part in text[4:].split("-")]
-    want, have = offsets(token), offsets(position)
-    if want is None or have is None:
-        return False
-    return all(w == 0 or (i < len(have) and have[i] >= w) for i, w in enumerate(want))
-
-
 async def caught_up(checker: Checker, token: str):
-    await asyncio.wait_for(checker.wait_for(lambda: checker.is_fresh() and covered(token, checker.position)), 20)
+    await asyncio.wait_for(checker.wait_for(lambda: checker.is_fresh() and covers(checker.position, token)), 20)
 
 
 async def node_says(node: Client, token: str, presented_to: str) -> int:

@@ -8,13 +8,13 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use baton_client::{Checker, CheckerConfig, Client, Endpoint, Source, Status};
 use baton_core::{ClientKind, ClientRole, RevocationTarget};
 use baton_proto::v1;
 use baton_testkit::{Fixture, Proxy};
-use common::{FAST, Node, append, caught_up, now_s};
+use common::{FAST, Node, append, caught_up, now_s, went_stale};
 use proptest::prelude::*;
 
 /// The node's own answer.
@@ -187,11 +187,7 @@ async fn a_feed_cut_past_the_bound_answers_unknown_and_catches_up_after() {
     )
     .await
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while checker.is_fresh() {
-        assert!(Instant::now() < deadline, "the feed never went stale");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    went_stale(&checker).await;
     for jti in ["cut-0", "cut-1", "never-issued"] {
         let answer = checker.check(&Fixture::token(jti), Some(audience)).await;
         assert_eq!(
@@ -402,11 +398,7 @@ async fn run_model(ops: Vec<Op>) {
                         written = append(&direct, &[f.revoke(target)]).await.unwrap();
                     }
                 }
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while checker.is_fresh() {
-                    assert!(Instant::now() < deadline, "the feed never went stale");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
+                went_stale(&checker).await;
                 for (jti, holder) in &tokens {
                     let answer = checker
                         .check(

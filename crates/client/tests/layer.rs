@@ -11,13 +11,12 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use baton_client::events::{self, Signer};
 use baton_client::{Authorized, BatonLayer, BatonService, Checker, Endpoint, Resource};
 use baton_core::{Body, RevocationTarget, Subject, TokenIssued};
 use baton_testkit::{Fixture, Proxy};
-use common::{FAST, Node, append, caught_up, now_s};
+use common::{FAST, Node, append, caught_up, now_s, went_stale};
 use tower::{Layer as _, Service};
 
 /// The guarded service: answers 200 with what the layer said of the token.
@@ -229,11 +228,7 @@ async fn the_layer_answers_as_the_mcp_spec_asks() {
 
     // Cut off past the bound: refused, 503, even for a cached token.
     proxy.cut();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while checker.is_fresh() {
-        assert!(Instant::now() < deadline, "the feed never went stale");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    went_stale(&checker).await;
     let stale = call(
         &mut service,
         mcp(Some("alice-bearer-2"), "tools/list", None),

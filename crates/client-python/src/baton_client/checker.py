@@ -336,6 +336,15 @@ def _offsets(token: str) -> list[int]:
     return [int(part, 16) if part else 0 for part in token[4:].split("-")]
 
 
+def covers(position: str, token: str) -> bool:
+    """Whether consistency token `position` covers `token` (every partition
+    at least as far)."""
+    have, want = _offsets(position), _offsets(token)
+    if not token.startswith("ct1.") or not position.startswith("ct1."):
+        return False
+    return all(w == 0 or (i < len(have) and have[i] >= w) for i, w in enumerate(want))
+
+
 def _token(offsets: list[int]) -> str:
     return "ct1." + "-".join(format(o, "x") if o else "" for o in offsets)
 

@@ -82,3 +82,13 @@ pub async fn append(node: &Client, events: &[Envelope]) -> Result<String, tonic:
         Err(e) => panic!("{e}"),
     }
 }
+
+/// Waits until the checker's feed has gone stale (no checkpoint within its
+/// bound): staleness comes with time alone, so this polls, with a deadline.
+pub async fn went_stale(checker: &Checker) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while checker.is_fresh() {
+        assert!(Instant::now() < deadline, "the feed never went stale");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
