@@ -39,7 +39,7 @@ pub struct Connection {
 
 impl Connection {
     /// The SDK's client for this node.
-    async fn client(&self) -> anyhow::Result<baton_client::Client> {
+    pub async fn client(&self) -> anyhow::Result<baton_client::Client> {
         let endpoint = Endpoint {
             server: self.server.clone(),
             ca: self.ca.clone(),
@@ -70,7 +70,7 @@ fn wire_token(field: &str, value: &str) -> anyhow::Result<Option<v1::TokenRef>> 
 }
 
 /// A node error as `CODE_NAME: message`, the way the node phrased it.
-fn status_text(status: tonic::Status) -> anyhow::Error {
+pub fn status_text(status: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!(baton_client::status_text(&status))
 }
 

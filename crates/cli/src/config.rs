@@ -20,6 +20,10 @@ pub struct Config {
     /// Address to serve the HTTP bridges on (forward-auth, RFC 7662
     /// introspection); unset: none.
     pub http_listen: Option<SocketAddr>,
+    /// Address to serve Prometheus metrics on (`/metrics`, plain HTTP:
+    /// counts and positions only, no token or chain); unset: none, and
+    /// nothing is recorded.
+    pub metrics_listen: Option<SocketAddr>,
     /// Data directory: the projection, and the embedded log when Kafka is not configured.
     pub data_dir: PathBuf,
     /// Trust-root ed25519 public keys (64 hex digits each): the keys allowed to
@@ -203,6 +207,7 @@ impl Default for Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
             http_listen: None,
+            metrics_listen: None,
             data_dir: PathBuf::from("baton-data"),
             trust_roots: Vec::new(),
             depth_max: baton_core::limits::DEPTH_MAX_DEFAULT,
@@ -354,6 +359,9 @@ pub struct Flags {
     /// introspection) [default: none].
     #[arg(long)]
     pub http_listen: Option<SocketAddr>,
+    /// Address to serve Prometheus metrics on (`/metrics`) [default: none].
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Data directory [default: ./baton-data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -389,9 +397,10 @@ pub struct Flags {
 /// The `BATON_*` variables `serve` reads, then those other Baton tools read
 /// (the log filter, the CLI's node address, the scripts' caches), which serve
 /// accepts and ignores. Anything else starting with `BATON_` is a typo.
-const ENV_KEYS: [&str; 28] = [
+const ENV_KEYS: [&str; 29] = [
     "BATON_LISTEN",
     "BATON_HTTP_LISTEN",
+    "BATON_METRICS_LISTEN",
     "BATON_DATA_DIR",
     "BATON_TRUST_ROOTS",
     "BATON_DEPTH_MAX",
@@ -464,6 +473,7 @@ impl Config {
             match name.as_str() {
                 "BATON_LISTEN" => config.listen = parse(name, value)?,
                 "BATON_HTTP_LISTEN" => config.http_listen = Some(parse(name, value)?),
+                "BATON_METRICS_LISTEN" => config.metrics_listen = Some(parse(name, value)?),
                 "BATON_DATA_DIR" => config.data_dir = PathBuf::from(value),
                 "BATON_TRUST_ROOTS" => {
                     config.trust_roots = value
@@ -509,6 +519,9 @@ impl Config {
         }
         if let Some(listen) = flags.http_listen {
             config.http_listen = Some(listen);
+        }
+        if let Some(listen) = flags.metrics_listen {
+            config.metrics_listen = Some(listen);
         }
         if let Some(dir) = &flags.data_dir {
             config.data_dir = dir.clone();

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod admin;
 mod client;
 mod config;
 pub use baton_client::keys;
@@ -64,6 +65,13 @@ enum Command {
     Digest,
     /// Run only a projector: apply the log to a projection and keep following it.
     Project(project::Args),
+    /// Where a live node stands: readiness, position and lag per partition,
+    /// counts, and (with --digest) its projection's state digest. Admin role.
+    Status(admin::Status),
+    /// The log records a live node quarantined (attempted forgeries,
+    /// garbage): `list`, `show POSITION`. Admin role.
+    #[command(subcommand)]
+    Quarantine(admin::Quarantine),
     /// A development PKI: a throwaway CA, server and client certificates.
     #[command(subcommand)]
     Pki(Pki),
@@ -186,6 +194,8 @@ pub fn main() -> ExitCode {
                 Ok(0)
             }
             Command::Project(args) => project::run(args).await.map(|()| 0),
+            Command::Status(args) => admin::status(args).await.map(|()| 0),
+            Command::Quarantine(command) => admin::quarantine(command).await.map(|()| 0),
             Command::Secret(Secret::New { out }) => {
                 let mut secret = [0u8; 32];
                 rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret);

@@ -62,17 +62,33 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result
         ),
         None => None,
     };
+    let metrics = match config.metrics_listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("metrics_listen on {at}"))?,
+        ),
+        None => None,
+    };
+    // Before the line scripts wait for, so every address is known then.
     if let Some(http) = &http {
-        // Before the line scripts wait for, so both addresses are known then.
         println!("baton http listening on {}", http.local_addr()?);
     }
+    if let Some(metrics) = &metrics {
+        println!("baton metrics listening on {}", metrics.local_addr()?);
+    }
+    let listeners = baton_server::Listeners {
+        grpc: listener,
+        http,
+        metrics,
+    };
     if config.kafka.brokers.is_empty() {
         let log = EmbeddedLog::open(&config.data_dir.join("log"))?;
         announce(
             address,
             &format!("embedded log in {}{secured}", config.data_dir.display()),
         );
-        serve(options, log, listener, http).await
+        serve(options, log, listeners).await
     } else {
         let kafka = config.kafka_options()?;
         let log = connect_kafka(kafka, &config.data_dir).await?;
@@ -83,7 +99,7 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result
                 config.kafka.brokers, config.kafka.topic
             ),
         );
-        serve(options, log, listener, http).await
+        serve(options, log, listeners).await
     }
 }
 
@@ -174,10 +190,9 @@ fn announce(address: std::net::SocketAddr, log: &str) {
 async fn serve<L: EventLog>(
     options: ServerOptions,
     log: L,
-    listener: tokio::net::TcpListener,
-    http: Option<tokio::net::TcpListener>,
+    listeners: baton_server::Listeners,
 ) -> anyhow::Result<()> {
-    baton_server::run_with_http(options, log, listener, http, crate::shutdown_signal())
+    baton_server::run_with(options, log, listeners, crate::shutdown_signal())
         .await
         .map_err(|e| anyhow::anyhow!(e))
 }

@@ -168,6 +168,11 @@ impl Client {
         v1::provenance_service_client::ProvenanceServiceClient::new(self.channel())
     }
 
+    /// The operator's service (the admin role).
+    pub fn admin(&self) -> v1::admin_service_client::AdminServiceClient<Channel> {
+        v1::admin_service_client::AdminServiceClient::new(self.channel())
+    }
+
     /// Appends signed events as one batch (all or nothing), checked once the
     /// node has applied `after` when given. An error whose outcome is unknown
     /// may be retried as a whole: appends are idempotent.

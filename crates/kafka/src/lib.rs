@@ -463,6 +463,8 @@ fn classify(error: &KafkaError) -> AppendError {
 }
 
 impl EventLog for KafkaLog {
+    const KIND: &'static str = "kafka";
+
     type Reader = KafkaReader;
 
     fn partitions(&self) -> u32 {

@@ -353,6 +353,8 @@ fn commit(
 }
 
 impl EventLog for EmbeddedLog {
+    const KIND: &'static str = "embedded";
+
     type Reader = EmbeddedReader;
 
     fn partitions(&self) -> u32 {

@@ -93,6 +93,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub trait EventLog: Clone + Send + Sync + 'static {
     type Reader: LogReader;
 
+    /// What kind of log this is, for operators ("kafka", "embedded").
+    const KIND: &'static str = "log";
+
     /// How many partitions the log has; fixed for its lifetime.
     fn partitions(&self) -> u32;
 

@@ -33,8 +33,36 @@ pub enum Outcome {
     Applied(EventId),
     Duplicate(EventId),
     /// Its key, client or parent has not been seen (yet).
-    Parked(String),
-    Quarantined(String),
+    Parked(Why),
+    Quarantined(Why),
+}
+
+/// Why a record was parked or quarantined: the rule (a core rule's name, or
+/// `undecodable`) and the reason, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Why {
+    pub rule: &'static str,
+    pub reason: String,
+}
+
+impl Why {
+    /// A record that is not a signed event or a batch of them.
+    pub const UNDECODABLE: &'static str = "undecodable";
+
+    fn refused(refusal: &baton_core::Refusal, reason: String) -> Why {
+        Why {
+            rule: refusal.rule.as_str(),
+            reason,
+        }
+    }
+
+    /// The same rule, the reason extended.
+    pub fn and(self, more: impl std::fmt::Display) -> Why {
+        Why {
+            rule: self.rule,
+            reason: format!("{}; {more}", self.reason),
+        }
+    }
 }
 
 /// A record decoded (one event, or a batch record's events in order), and
@@ -173,8 +201,8 @@ enum Verdict {
     Applied(EventId),
     Duplicate(EventId),
     /// A key, client or parent it needs has not been seen (yet).
-    Missing(String),
-    Refused(String),
+    Missing(Why),
+    Refused(Why),
 }
 
 /// Applies one record to the staged state: all its events in order, or —
@@ -188,7 +216,13 @@ pub fn apply_record(
 ) -> Result<Outcome> {
     let events = match decoded.opened {
         Ok(events) => events,
-        Err(e) => return quarantine(staged, record, format!("undecodable: {e}")),
+        Err(e) => {
+            let why = Why {
+                rule: Why::UNDECODABLE,
+                reason: format!("undecodable: {e}"),
+            };
+            return quarantine(staged, record, why);
+        }
     };
     let batch = events.len() > 1;
     if batch {
@@ -196,11 +230,14 @@ pub fn apply_record(
     }
     let (mut last, mut applied) = (None, false);
     for (index, ((envelope, event), verified)) in events.iter().zip(decoded.verified).enumerate() {
-        let at = |reason: String| {
+        let at = |why: Why| {
             if batch {
-                format!("log_batch.events[{index}]: {reason}")
+                Why {
+                    reason: format!("log_batch.events[{index}]: {}", why.reason),
+                    ..why
+                }
             } else {
-                reason
+                why
             }
         };
         match apply_event(
@@ -254,8 +291,9 @@ fn apply_event(
                 staged.add_counter("duplicates", 1);
                 Ok(Verdict::Duplicate(id))
             }
-            Err(CheckError::Refused(refusal)) => Ok(Verdict::Refused(format!(
-                "{id}: a copy of a stored event: {refusal}"
+            Err(CheckError::Refused(refusal)) => Ok(Verdict::Refused(Why::refused(
+                &refusal,
+                format!("{id}: a copy of a stored event: {refusal}"),
             ))),
             Err(CheckError::View(e)) => Err(e),
         };
@@ -267,22 +305,27 @@ fn apply_event(
             Ok(Verdict::Applied(id))
         }
         Err(CheckError::View(e)) => Err(e),
-        Err(CheckError::Refused(refusal)) if refusal.is_missing_dependency() => {
-            Ok(Verdict::Missing(refusal.to_string()))
-        }
-        Err(CheckError::Refused(refusal)) => Ok(Verdict::Refused(format!("{id}: {refusal}"))),
+        Err(CheckError::Refused(refusal)) if refusal.is_missing_dependency() => Ok(
+            Verdict::Missing(Why::refused(&refusal, refusal.to_string())),
+        ),
+        Err(CheckError::Refused(refusal)) => Ok(Verdict::Refused(Why::refused(
+            &refusal,
+            format!("{id}: {refusal}"),
+        ))),
     }
 }
 
-pub fn quarantine(staged: &mut Staged<'_>, record: &ReadRecord, reason: String) -> Result<Outcome> {
-    tracing::warn!(partition = record.position.partition, offset = record.position.offset, %reason, "quarantined a log record");
+pub fn quarantine(staged: &mut Staged<'_>, record: &ReadRecord, why: Why) -> Result<Outcome> {
+    tracing::warn!(partition = record.position.partition, offset = record.position.offset, rule = why.rule, reason = %why.reason, "quarantined a log record");
     let stored = StoredQuarantine {
-        reason: reason.clone(),
+        reason: why.reason.clone(),
         value: record.value.clone(),
+        rule: why.rule.to_string(),
     };
     staged.put(key::position(b'q', record.position), stored.encode_to_vec());
     staged.add_counter("quarantined", 1);
-    Ok(Outcome::Quarantined(reason))
+    staged.add_labelled_counter("quarantined", why.rule, 1);
+    Ok(Outcome::Quarantined(why))
 }
 
 /// Stages everything a well-founded event derives: the stored event, the

@@ -24,7 +24,7 @@ mod stored;
 mod view;
 
 pub use apply::verdict_key;
-pub use apply::{Outcome, Parked};
+pub use apply::{Outcome, Parked, Why};
 pub use query::{ChainAnswer, EventFilter, ListedEvent, Quarantined, RevocationEffect};
 pub use view::{VerifiedSignatures, View};
 
@@ -97,6 +97,10 @@ struct Shared {
     partitions: u32,
     /// The rules' configuration: checks need the trust roots too.
     policy: Policy,
+    /// Records waiting for a dependency now.
+    parked: std::sync::atomic::AtomicU64,
+    /// When (this process's clock) a read last found nothing more in the log.
+    at_end: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// A projector over one log, storing its projection in a sled database.
@@ -141,8 +145,11 @@ impl<L: EventLog> Projector<L> {
             .map(|p| Ok(view::read_u64(tree.get(stored::key::offset(p))?.as_deref())))
             .collect::<Result<Vec<u64>>>()?;
         let memo = view::Memo::load(&tree)?;
-        let published = settled(&applied, &load_parked(&tree)?);
+        let parked = load_parked(&tree)?;
+        let published = settled(&applied, &parked);
         let shared = Arc::new(Shared {
+            parked: std::sync::atomic::AtomicU64::new(parked.len() as u64),
+            at_end: std::sync::Mutex::new(None),
             tree,
             memo,
             db,
@@ -214,6 +221,9 @@ impl<L: EventLog> Projector<L> {
                 Some(Err(e)) => break Err(e),
                 None => break Err(Error::Task("the log feeder stopped".into())),
             };
+            if batch.is_empty() {
+                *self.shared.at_end.lock().expect("at_end lock") = Some(std::time::Instant::now());
+            }
             if batch.is_empty() && parked.is_empty() {
                 horizon = None;
                 continue;
@@ -397,11 +407,12 @@ fn apply_batch(
             continue;
         }
         match apply::apply_record(policy, &mut staged, record, item)? {
-            Outcome::Parked(reason) if parked.len() >= PARKED_MAX => {
+            Outcome::Parked(why) if parked.len() >= PARKED_MAX => {
                 staged.delete(stored::key::position(b'p', record.position));
-                let reason =
-                    format!("{reason}; {PARKED_MAX} records already wait for dependencies");
-                apply::quarantine(&mut staged, record, reason)?;
+                let why = why.and(format!(
+                    "{PARKED_MAX} records already wait for dependencies"
+                ));
+                apply::quarantine(&mut staged, record, why)?;
             }
             Outcome::Parked(_) => {
                 let since = std::time::Instant::now();
@@ -447,10 +458,9 @@ fn apply_batch(
                 apply::apply_record(policy, &mut staged, &record, apply::Decoded::of(&record))?
             {
                 staged.delete(stored::key::position(b'p', position));
-                let reason = format!(
-                    "{missing}; still missing after the whole log as of a later moment was read"
-                );
-                apply::quarantine(&mut staged, &record, reason)?;
+                let why =
+                    missing.and("still missing after the whole log as of a later moment was read");
+                apply::quarantine(&mut staged, &record, why)?;
             }
         }
     }
@@ -458,6 +468,9 @@ fn apply_batch(
         staged.commit()?;
     }
     let published = settled(&next, parked);
+    shared
+        .parked
+        .store(parked.len() as u64, std::sync::atomic::Ordering::Relaxed);
     *shared.read_next.lock().expect("offsets lock") = next.clone();
     shared.read.send_if_modified(|read| {
         let changed = *read != next;
@@ -554,6 +567,37 @@ impl Handle {
         Ok(view::read_u64(
             self.shared.tree.get(stored::key::counter(name))?.as_deref(),
         ))
+    }
+
+    /// One counter's counts by label (quarantined records by rule), from
+    /// the projection: every label ever counted, in label order.
+    pub fn labelled_counter(&self, name: &str) -> Result<Vec<(String, u64)>> {
+        let prefix = stored::key::labelled_counter(name, "");
+        let mut out = Vec::new();
+        for entry in self.shared.tree.scan_prefix(&prefix) {
+            let (key, value) = entry?;
+            let label = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            out.push((label, view::read_u64(Some(&value))));
+        }
+        Ok(out)
+    }
+
+    /// Records waiting for a dependency now.
+    pub fn parked(&self) -> u64 {
+        self.shared
+            .parked
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How long ago a read of the log last found nothing more to read (None:
+    /// not yet since this process started). While the log's end is ahead of
+    /// what is applied, this is how far behind the node is in time.
+    pub fn since_at_end(&self) -> Option<Duration> {
+        self.shared
+            .at_end
+            .lock()
+            .expect("at_end lock")
+            .map(|at| at.elapsed())
     }
 
     /// A digest of the whole projection (state, indexes, offsets, quarantine):

@@ -65,6 +65,8 @@ pub struct RevocationEffect {
 #[derive(Debug, Clone)]
 pub struct Quarantined {
     pub position: Position,
+    /// The rule that refused it (a core rule's name, or `undecodable`).
+    pub rule: String,
     pub reason: String,
     pub value: Vec<u8>,
 }
@@ -406,14 +408,31 @@ impl Handle {
 
     /// Quarantined records, oldest first, at most `limit`.
     pub fn quarantined(&self, limit: usize) -> Result<Vec<Quarantined>> {
+        self.quarantined_from(
+            Position {
+                partition: 0,
+                offset: 0,
+            },
+            limit,
+        )
+    }
+
+    /// Quarantined records from `from` on (inclusive), oldest first, at most
+    /// `limit`: a page of the forensic trail.
+    pub fn quarantined_from(&self, from: Position, limit: usize) -> Result<Vec<Quarantined>> {
         let mut out = Vec::new();
-        for entry in self.shared.tree.scan_prefix([b'q']).take(limit) {
+        let start = key::position(b'q', from);
+        for entry in self.shared.tree.range(start..).take(limit) {
             let (k, v) = entry?;
+            if k.first() != Some(&b'q') {
+                break;
+            }
             let stored: StoredQuarantine = decode("stored quarantine", &v)?;
             let position =
                 key::parse_position(&k).ok_or_else(|| Error::Corrupt("quarantine key".into()))?;
             out.push(Quarantined {
                 position,
+                rule: stored.rule,
                 reason: stored.reason,
                 value: stored.value,
             });

@@ -19,7 +19,7 @@
 //! | `i` | kind, created ms, id | empty: events by kind and time |
 //! | `I` | client, 0, created ms, id | empty: events naming a client |
 //! | `S` | subject, 0, created ms, id | empty: events naming a subject |
-//! | `m` | counter name | u64 |
+//! | `m` | counter name [, 0, label] | u64 |
 //!
 //! All integers are big-endian so that keys sort numerically.
 //!
@@ -57,8 +57,9 @@ pub struct StoredEvent {
 /// changes meaning. A projection in another layout is dropped and rebuilt from
 /// the log when opened. `projection`: token records under `t`;
 /// `projection.v2`: token records derived from `e`; `projection.v3`: batch
-/// records, watch feed keyed by position and index.
-pub const TREE: &str = "projection.v3";
+/// records, watch feed keyed by position and index; `projection.v4`: the rule
+/// of each quarantined record, and quarantine counters by rule.
+pub const TREE: &str = "projection.v4";
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StoredKey {
@@ -106,6 +107,9 @@ pub struct StoredQuarantine {
     pub reason: String,
     #[prost(bytes = "vec", tag = "2")]
     pub value: Vec<u8>,
+    /// The rule that refused it (a core rule's name, or `undecodable`).
+    #[prost(string, tag = "3")]
+    pub rule: String,
 }
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> Error {
@@ -395,5 +399,11 @@ pub mod key {
 
     pub fn counter(name: &str) -> Vec<u8> {
         with(b'm', &[name.as_bytes()])
+    }
+
+    /// One label's count of a counter (quarantined records by rule): the
+    /// counter's key, a zero byte, the label.
+    pub fn labelled_counter(name: &str, label: &str) -> Vec<u8> {
+        with(b'm', &[name.as_bytes(), &[0], label.as_bytes()])
     }
 }

@@ -96,14 +96,15 @@ impl Memo {
 /// entry, and the counters as they were.
 type Savepoint = (
     Vec<(Vec<u8>, Option<Option<Vec<u8>>>)>,
-    BTreeMap<&'static str, u64>,
+    BTreeMap<(&'static str, &'static str), u64>,
 );
 
 pub struct Staged<'a> {
     tree: &'a sled::Tree,
     memo: &'a Memo,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    counters: BTreeMap<&'static str, u64>,
+    /// Counters by (name, label); the label is empty for a plain counter.
+    counters: BTreeMap<(&'static str, &'static str), u64>,
     /// Whether this batch stages a revocation or a key binding.
     touches_trust: bool,
     /// While a savepoint is open: each staged key's previous entry, and the
@@ -205,7 +206,12 @@ impl<'a> Staged<'a> {
 
     /// Adds to a counter; counters are written once, at commit.
     pub fn add_counter(&mut self, name: &'static str, by: u64) {
-        *self.counters.entry(name).or_default() += by;
+        self.add_labelled_counter(name, "", by);
+    }
+
+    /// Adds to one label's count of a counter (see [`key::labelled_counter`]).
+    pub fn add_labelled_counter(&mut self, name: &'static str, label: &'static str, by: u64) {
+        *self.counters.entry((name, label)).or_default() += by;
     }
 
     pub fn is_empty(&self) -> bool {
@@ -214,8 +220,12 @@ impl<'a> Staged<'a> {
 
     /// Commits every staged write in one atomic sled batch.
     pub fn commit(mut self) -> Result<()> {
-        for (name, by) in std::mem::take(&mut self.counters) {
-            let key = key::counter(name);
+        for ((name, label), by) in std::mem::take(&mut self.counters) {
+            let key = if label.is_empty() {
+                key::counter(name)
+            } else {
+                key::labelled_counter(name, label)
+            };
             let now = read_u64(self.get(&key)?.as_deref());
             self.writes
                 .insert(key, Some((now + by).to_be_bytes().to_vec()));

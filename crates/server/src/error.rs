@@ -101,6 +101,29 @@ fn bounded(mut message: String) -> String {
     message
 }
 
+impl Error {
+    /// What an Append that failed with this error did with its events, and
+    /// the rule or cause (`baton_appends_total`'s labels): rejected (nothing
+    /// appended: a ledger rule, malformed input or a limit), unknown (may or
+    /// may not be appended), not_applied (appended, but this node's
+    /// projection refused it), failed (not appended).
+    pub fn append_outcome(&self) -> (&'static str, &'static str) {
+        match self {
+            Error::Refused { refusal, .. } => ("rejected", refusal.rule.as_str()),
+            Error::Invalid { .. } => ("rejected", "invalid"),
+            Error::Limit { .. } => ("rejected", "limit"),
+            Error::Ambiguous(_) => ("unknown", ""),
+            Error::NotApplied(_) => ("not_applied", ""),
+            Error::NotWritten(_) => ("failed", "log-refused"),
+            Error::NotYet(_) => ("failed", "deadline"),
+            Error::Busy(_) | Error::Conflict(_) => ("failed", "conflict"),
+            Error::LogUnreachable(_) | Error::Unavailable(_) => ("failed", "unavailable"),
+            Error::NotFound(_) => ("failed", "not-found"),
+            Error::Internal(_) => ("failed", "internal"),
+        }
+    }
+}
+
 /// The gRPC code of a ledger rule's refusal.
 pub fn rule_code(rule: Rule) -> Code {
     match rule {

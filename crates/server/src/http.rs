@@ -79,17 +79,11 @@ pub(crate) async fn serve<L: EventLog>(
     node: Arc<Node<L>>,
     options: ServerOptions,
     listener: TcpListener,
-    mut stopping: watch::Receiver<bool>,
+    stopping: watch::Receiver<bool>,
 ) {
     let tls = options
         .tls
         .map(|tls| tls.with_alpn(vec![b"http/1.1".to_vec()]));
-    let mut incoming = Box::pin(crate::listener::incoming(
-        listener,
-        options.limits.connections_max,
-        options.limits.connection_idle_max,
-        tls,
-    ));
     let router = axum::Router::new()
         .route(FORWARD_AUTH, axum::routing::any(forward_auth::<L>))
         .route(INTROSPECT, axum::routing::post(introspect::<L>))
@@ -101,6 +95,25 @@ pub(crate) async fn serve<L: EventLog>(
             access: options.access,
             delegate: options.revocation_delegate,
         }));
+    serve_router(router, listener, tls, &options.limits, stopping).await;
+}
+
+/// Serves `router` over HTTP/1.1 on `listener` (with `tls` when given, under
+/// the node's connection limits) until the node stops; each request carries
+/// its connection's [`Peer`].
+pub(crate) async fn serve_router(
+    router: axum::Router,
+    listener: TcpListener,
+    tls: Option<crate::tls::Tls>,
+    limits: &crate::Limits,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut incoming = Box::pin(crate::listener::incoming(
+        listener,
+        limits.connections_max,
+        limits.connection_idle_max,
+        tls,
+    ));
     loop {
         let connection = tokio::select! {
             next = incoming.next() => match next {

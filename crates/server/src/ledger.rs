@@ -435,9 +435,13 @@ impl<L: EventLog> Ledger<L> {
                 ),
             });
         }
-        let Ok(mut outcome) =
-            tokio::time::timeout_at(deadline, self.node.log.append(vec![record])).await
-        else {
+        let started = std::time::Instant::now();
+        let answered = tokio::time::timeout_at(deadline, self.node.log.append(vec![record])).await;
+        if let Some(metrics) = &self.node.metrics {
+            let ok = matches!(&answered, Ok(outcome) if matches!(outcome.last(), Some(Ok(_))));
+            metrics.log_appended(started.elapsed(), ok);
+        }
+        let Ok(mut outcome) = answered else {
             return Err(Error::Ambiguous(format!(
                 "the log did not acknowledge the batch ({} events) within the request's deadline; outcome unknown, retrying the whole batch is safe: appends are idempotent",
                 fresh.len()
@@ -505,8 +509,25 @@ impl<L: EventLog> v1::ledger_service_server::LedgerService for Ledger<L> {
             self.node.limits.request_timeout,
             Instant::now(),
         );
-        Ok(Response::new(
-            Ledger::append(self, request.into_inner(), deadline).await?,
-        ))
+        let events = request.get_ref().events.len();
+        let answer = Ledger::append(self, request.into_inner(), deadline).await;
+        if let Some(metrics) = &self.node.metrics {
+            match &answer {
+                Ok(response) => {
+                    let accepted = response
+                        .results
+                        .iter()
+                        .filter(|r| r.outcome == v1::AppendOutcome::Accepted as i32)
+                        .count();
+                    metrics.appended("accepted", "", accepted);
+                    metrics.appended("duplicate", "", response.results.len() - accepted);
+                }
+                Err(e) => {
+                    let (outcome, rule) = e.append_outcome();
+                    metrics.appended(outcome, rule, events);
+                }
+            }
+        }
+        Ok(Response::new(answer?))
     }
 }

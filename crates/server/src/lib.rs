@@ -18,6 +18,7 @@ use baton_proto::v1;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+mod admin;
 pub mod auth;
 pub mod bridge;
 mod deadline;
@@ -27,6 +28,7 @@ pub mod http;
 pub mod jwt;
 mod ledger;
 mod listener;
+pub mod metrics;
 mod provenance;
 mod revocation;
 pub mod tls;
@@ -141,6 +143,11 @@ pub(crate) struct Node<L> {
     /// The grants now (streams check again that their caller may go on).
     pub access: auth::AccessHandle,
     pub jwt_issuers: jwt::JwtIssuers,
+    /// What the node records for `/metrics`; None: no metrics listener,
+    /// nothing recorded.
+    pub metrics: Option<Arc<metrics::Metrics>>,
+    /// When the node started.
+    pub started: std::time::Instant,
 }
 
 impl<L> Node<L> {
@@ -252,7 +259,30 @@ pub async fn run<L: EventLog>(
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    run_with_http(options, log, listener, None, shutdown).await
+    run_with(options, log, Listeners::grpc(listener), shutdown).await
+}
+
+/// Where a node listens.
+#[derive(Debug)]
+pub struct Listeners {
+    /// gRPC (the node's TLS and roles apply).
+    pub grpc: TcpListener,
+    /// The HTTP bridges (`http`), on the same TLS and roles.
+    pub http: Option<TcpListener>,
+    /// Prometheus `/metrics`, plain HTTP (see [`metrics::serve`]); without
+    /// it, the node records no metrics.
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// gRPC only.
+    pub fn grpc(grpc: TcpListener) -> Self {
+        Listeners {
+            grpc,
+            http: None,
+            metrics: None,
+        }
+    }
 }
 
 /// A node running in this process (see [`spawn`]).
@@ -293,14 +323,21 @@ impl Spawned {
     }
 }
 
-/// [`run`], and the HTTP bridges (`http`) on `http` when given.
-pub async fn run_with_http<L: EventLog>(
+/// [`run`], with the HTTP bridges and `/metrics` on their listeners when given.
+pub async fn run_with<L: EventLog>(
     options: ServerOptions,
     log: L,
-    listener: TcpListener,
-    http: Option<TcpListener>,
+    listeners: Listeners,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let Listeners {
+        grpc: listener,
+        http,
+        metrics: metrics_listener,
+    } = listeners;
+    let metrics = metrics_listener
+        .is_some()
+        .then(|| Arc::new(metrics::Metrics::new(L::KIND)));
     let projector = Projector::open(
         log.clone(),
         &options.projection_dir,
@@ -352,6 +389,8 @@ pub async fn run_with_http<L: EventLog>(
         caught_up: std::sync::atomic::AtomicBool::new(caught_up),
         access: options.access.clone(),
         jwt_issuers: options.jwt_issuers.clone(),
+        metrics: metrics.clone(),
+        started: std::time::Instant::now(),
     });
     let address: SocketAddr = listener.local_addr()?;
     let limits = &options.limits;
@@ -418,6 +457,17 @@ pub async fn run_with_http<L: EventLog>(
         ext_authz::ExtAuthz::new(node.clone(), options.resources.clone()),
     )
     .max_decoding_message_size(limits.message_bytes_max);
+    let admin = v1::admin_service_server::AdminServiceServer::new(admin::Admin::new(node.clone()));
+    if let (Some(listener), Some(metrics)) = (metrics_listener, metrics.clone()) {
+        tracing::info!(address = %listener.local_addr()?, "metrics serving on /metrics");
+        tokio::spawn(metrics::serve(
+            node.clone(),
+            metrics,
+            listener,
+            options.limits.clone(),
+            stopping.clone(),
+        ));
+    }
     if let Some(http) = http {
         let http_address = http.local_addr()?;
         tracing::info!(address = %http_address, "HTTP bridges serving");
@@ -442,6 +492,8 @@ pub async fn run_with_http<L: EventLog>(
         // Pings keep live peers talking, so a silent one is a dead one.
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+        // Outermost: calls the authorization refuses are counted too.
+        .layer(metrics::GrpcMetricsLayer::new(metrics))
         .layer(auth::AuthorizeLayer::new(options.access.clone()))
         .add_service(health_service)
         .add_service(reflection)
@@ -450,6 +502,7 @@ pub async fn run_with_http<L: EventLog>(
         .add_service(revocation)
         .add_service(provenance)
         .add_service(ext_authz)
+        .add_service(admin)
         .serve_with_incoming_shutdown(incoming, {
             let stop = stop.clone();
             let mut stopping = stopping.clone();

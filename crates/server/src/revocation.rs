@@ -269,6 +269,9 @@ pub(crate) async fn introspect<L: EventLog>(
     } else {
         presented(node, &mut check, &request.bearer).await?
     };
+    if let Some(metrics) = &node.metrics {
+        metrics.checked(response.status);
+    }
     let seen = caller.is_some_and(|caller| caller.sees(&response.audience));
     let details = match record {
         Some(record) if seen && chain == Chain::Skipped => Some(details(node, &record, chain)?),
@@ -381,6 +384,9 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
         let request = request.into_inner();
         presented_within(caller.as_ref(), None, &request.presented_to)?;
         let (response, _) = answer(&self.node, &request).await?;
+        if let Some(metrics) = &self.node.metrics {
+            metrics.checked(response.status);
+        }
         Ok(Response::new(for_caller(caller.as_ref(), response)))
     }
 
@@ -447,6 +453,11 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
         })
         .await
         .map_err(|e| Error::Internal(format!("check task: {e}")))??;
+        if let Some(metrics) = &self.node.metrics {
+            for result in &results {
+                metrics.checked(result.status);
+            }
+        }
         Ok(Response::new(v1::CheckBatchResponse { results }))
     }
 
@@ -531,8 +542,10 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
         let permit = self.node.stream_permit()?;
         let node = self.node.clone();
         let (send, receive) = tokio::sync::mpsc::channel(64);
+        let watching = node.metrics.as_ref().map(|m| m.watching());
         tokio::spawn(async move {
             let _permit = permit;
+            let _watching = watching;
             let mut shutdown = node.shutdown.clone();
             let mut applied = node.handle.subscribe_applied();
             let mut last_checkpoint = tokio::time::Instant::now();
@@ -590,6 +603,9 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                     if send.send(Ok(message)).await.is_err() {
                         return; // The watcher went away.
                     }
+                    if let Some(metrics) = &node.metrics {
+                        metrics.watch_sent(false);
+                    }
                 }
                 let mut idle = WATCH_IDLE;
                 if caught_up && let Some(every) = checkpoints {
@@ -608,6 +624,9 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                         };
                         if send.send(Ok(checkpoint)).await.is_err() {
                             return;
+                        }
+                        if let Some(metrics) = &node.metrics {
+                            metrics.watch_sent(true);
                         }
                         last_checkpoint = tokio::time::Instant::now();
                     }

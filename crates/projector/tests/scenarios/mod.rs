@@ -495,6 +495,25 @@ where
             "no quarantine reason mentions {needle:?}: {reasons:#?}"
         );
     }
+    // Each quarantine names its rule, and the counts by rule are the records.
+    let mut by_rule = std::collections::BTreeMap::<String, u64>::new();
+    for q in h.quarantined(100).unwrap() {
+        *by_rule.entry(q.rule).or_default() += 1;
+    }
+    assert!(
+        by_rule.contains_key("signature") && by_rule.contains_key("undecodable"),
+        "{by_rule:?}"
+    );
+    assert!(
+        !by_rule.contains_key(""),
+        "a quarantine without a rule: {by_rule:?}"
+    );
+    let counted: std::collections::BTreeMap<String, u64> = h
+        .labelled_counter("quarantined")
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(counted, by_rule);
     let after: Vec<TokenStatus> = jtis.iter().map(|j| status(h, j)).collect();
     assert_eq!(before, after, "a forgery changed an answer");
     for jti in ["f-badsig", "f-unknown", "f-orphan", "f-wide", "f-late"] {

@@ -1,0 +1,281 @@
+//! The operator's verbs, over a live node's `AdminService` (a running node
+//! locks its data directory): `baton status`, `baton quarantine list|show`.
+
+use anyhow::{Context as _, bail};
+use baton_proto::v1;
+use serde_json::json;
+
+use crate::client::{Connection, status_text};
+
+#[derive(Debug, clap::Args)]
+pub struct Status {
+    #[command(flatten)]
+    connection: Connection,
+    /// Also compute the projection's state digest (a scan of the whole
+    /// projection): two nodes at the same position hold the same projection
+    /// exactly when their digests are equal.
+    #[arg(long)]
+    digest: bool,
+}
+
+pub async fn status(args: Status) -> anyhow::Result<()> {
+    let status = args
+        .connection
+        .client()
+        .await?
+        .admin()
+        .status(v1::StatusRequest {
+            with_digest: args.digest,
+        })
+        .await
+        .map_err(status_text)?
+        .into_inner();
+    if args.connection.json {
+        let partitions: Vec<_> = status
+            .partitions
+            .iter()
+            .map(|p| json!({"partition": p.partition, "applied": p.applied, "read": p.read, "log_end": p.log_end, "lag": p.lag}))
+            .collect();
+        println!(
+            "{}",
+            json!({
+                "ready": status.ready,
+                "log": status.log,
+                "version": status.version,
+                "log_error": status.log_error,
+                "lag": status.lag,
+                "seconds_behind": status.seconds_behind,
+                "consistency_token": status.consistency_token,
+                "partitions": partitions,
+                "events_applied": status.events_applied,
+                "duplicates": status.duplicates,
+                "quarantined": status.quarantined,
+                "quarantined_by_rule": status.quarantined_by_rule,
+                "parked": status.parked,
+                "projection_bytes": status.projection_bytes,
+                "state_digest": status.state_digest,
+                "digest_settled": status.digest_settled,
+            })
+        );
+        return Ok(());
+    }
+    let readiness = if status.ready { "ready" } else { "catching up" };
+    println!(
+        "node: {readiness} ({} log, baton {})",
+        status.log, status.version
+    );
+    if status.log_error.is_empty() {
+        println!(
+            "lag: {} records, {:.1} s behind",
+            status.lag, status.seconds_behind
+        );
+    } else {
+        println!("lag: unknown, the log did not answer: {}", status.log_error);
+    }
+    println!("position: {}", status.consistency_token);
+    println!("partition  applied  read  log-end  lag");
+    for p in &status.partitions {
+        println!(
+            "{:>9}  {:>7}  {:>4}  {:>7}  {:>3}",
+            p.partition, p.applied, p.read, p.log_end, p.lag
+        );
+    }
+    let rules: Vec<String> = status
+        .quarantined_by_rule
+        .iter()
+        .map(|(rule, n)| format!("{rule} {n}"))
+        .collect();
+    println!(
+        "events: {} applied, {} duplicates, {} quarantined{}, {} parked",
+        status.events_applied,
+        status.duplicates,
+        status.quarantined,
+        if rules.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", rules.join(", "))
+        },
+        status.parked
+    );
+    println!("projection: {} bytes on disk", status.projection_bytes);
+    if !status.state_digest.is_empty() {
+        let settled = if status.digest_settled {
+            "settled"
+        } else {
+            "moving: the projection changed while it was computed"
+        };
+        println!("state digest: {} ({settled})", status.state_digest);
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Quarantine {
+    /// Every quarantined log record, in log order: position, rule, reason,
+    /// the ids of its events when it decodes.
+    List {
+        #[command(flatten)]
+        connection: Connection,
+        /// Start at this position (PARTITION:OFFSET).
+        #[arg(long)]
+        from: Option<String>,
+        /// Print at most this many.
+        #[arg(long, default_value_t = 10_000)]
+        limit: usize,
+    },
+    /// One quarantined record, with its bytes as written (base64).
+    Show {
+        #[command(flatten)]
+        connection: Connection,
+        /// Its position, PARTITION:OFFSET.
+        position: String,
+    },
+}
+
+fn position(field: &str, text: &str) -> anyhow::Result<v1::LogPosition> {
+    let parse = || -> Option<v1::LogPosition> {
+        let (partition, offset) = text.split_once(':')?;
+        Some(v1::LogPosition {
+            partition: partition.parse().ok()?,
+            offset: offset.parse().ok()?,
+        })
+    };
+    parse().with_context(|| {
+        format!(
+            "{field}: expected PARTITION:OFFSET (e.g. 3:1200), got {:?}",
+            baton_core::echo(text)
+        )
+    })
+}
+
+fn row(record: &v1::QuarantinedRecord) -> serde_json::Value {
+    let at = record.position.unwrap_or_default();
+    json!({
+        "position": format!("{}:{}", at.partition, at.offset),
+        "rule": record.rule,
+        "reason": record.reason,
+        "event_ids": record.event_ids.iter().map(|id| format!("b3:{}", hex::encode(id))).collect::<Vec<_>>(),
+        "value_bytes": record.value_bytes,
+    })
+}
+
+pub async fn quarantine(command: Quarantine) -> anyhow::Result<()> {
+    match command {
+        Quarantine::List {
+            connection,
+            from,
+            limit,
+        } => {
+            let mut admin = connection.client().await?.admin();
+            let mut from = from.map(|f| position("--from", &f)).transpose()?;
+            let mut rows = Vec::new();
+            let mut more = None;
+            loop {
+                let page = admin
+                    .list_quarantined(v1::ListQuarantinedRequest {
+                        from,
+                        page_size: 1000,
+                        with_value: false,
+                    })
+                    .await
+                    .map_err(status_text)?
+                    .into_inner();
+                for record in &page.records {
+                    if rows.len() == limit {
+                        more = record.position;
+                        break;
+                    }
+                    rows.push(row(record));
+                }
+                match page.next {
+                    Some(next) if more.is_none() && rows.len() < limit => from = Some(next),
+                    Some(next) if more.is_none() => {
+                        more = Some(next);
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+            if connection.json {
+                let more = more.map(|p| format!("{}:{}", p.partition, p.offset));
+                println!("{}", json!({"records": rows, "more_from": more}));
+                return Ok(());
+            }
+            println!("{} quarantined record(s)", rows.len());
+            for row in &rows {
+                println!(
+                    "{}  {}  {}{}",
+                    row["position"].as_str().unwrap_or_default(),
+                    row["rule"].as_str().unwrap_or_default(),
+                    row["reason"].as_str().unwrap_or_default(),
+                    match row["event_ids"].as_array() {
+                        Some(ids) if !ids.is_empty() => format!(
+                            "  [{}]",
+                            ids.iter()
+                                .filter_map(|id| id.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        _ => String::new(),
+                    }
+                );
+            }
+            if let Some(p) = more {
+                println!(
+                    "more: baton quarantine list --from {}:{}",
+                    p.partition, p.offset
+                );
+            }
+            Ok(())
+        }
+        Quarantine::Show {
+            connection,
+            position: text,
+        } => {
+            let wanted = position("position", &text)?;
+            let page = connection
+                .client()
+                .await?
+                .admin()
+                .list_quarantined(v1::ListQuarantinedRequest {
+                    from: Some(wanted),
+                    page_size: 1,
+                    with_value: true,
+                })
+                .await
+                .map_err(status_text)?
+                .into_inner();
+            let Some(record) = page
+                .records
+                .into_iter()
+                .find(|r| r.position == Some(wanted))
+            else {
+                bail!(
+                    "position: no quarantined record at {}:{}",
+                    wanted.partition,
+                    wanted.offset
+                );
+            };
+            let mut shown = row(&record);
+            shown["value_base64"] = json!(base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                &record.value
+            ));
+            if connection.json {
+                println!("{shown}");
+            } else {
+                for key in ["position", "rule", "reason", "value_bytes"] {
+                    println!("{key}: {}", shown[key].to_string().trim_matches('"'));
+                }
+                for id in record.event_ids {
+                    println!("event: b3:{}", hex::encode(id));
+                }
+                println!(
+                    "value (base64): {}",
+                    shown["value_base64"].as_str().unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! `AdminService`: where a node stands and what it quarantined, for
+//! operators (`baton status`, `baton quarantine`). The node's data directory
+//! is locked while it runs, so these answers come over its API, behind the
+//! admin role. [`NodeState`] is also what `/metrics` reports at each scrape.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use baton_log::{EventLog, Position};
+use baton_proto::v1;
+use tonic::{Request, Response, Status};
+
+use crate::{Error, Node, Result};
+
+/// How long a status or a scrape waits for the log's end offsets.
+const LOG_END_WAIT: Duration = Duration::from_secs(2);
+
+/// Default and largest page of `ListQuarantined`.
+const QUARANTINE_PAGE: u32 = 100;
+const QUARANTINE_PAGE_MAX: u32 = 1000;
+
+/// Where a node stands, read at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct NodeState {
+    pub ready: bool,
+    pub applied_offsets: Vec<u64>,
+    pub read_offsets: Vec<u64>,
+    /// The log's end offsets; None when the log did not answer.
+    pub log_end: Option<Vec<u64>>,
+    pub log_error: String,
+    pub seconds_behind: f64,
+    pub applied: u64,
+    pub duplicates: u64,
+    pub quarantined: u64,
+    pub quarantined_by_rule: Vec<(String, u64)>,
+    pub parked: u64,
+    pub projection_bytes: u64,
+    /// The projection's digest and whether it was settled, when asked.
+    pub digest: Option<([u8; 32], bool)>,
+}
+
+impl NodeState {
+    /// Reads it now (and the projection's digest, when `digest`).
+    pub(crate) async fn take<L: EventLog>(node: &Arc<Node<L>>, digest: bool) -> Result<NodeState> {
+        let handle = &node.handle;
+        let (log_end, log_error) =
+            match tokio::time::timeout(LOG_END_WAIT, node.log.end_offsets()).await {
+                Ok(Ok(ends)) => (Some(ends), String::new()),
+                Ok(Err(e)) => (None, e.to_string()),
+                Err(_) => (
+                    None,
+                    format!("the log did not answer within {LOG_END_WAIT:?}"),
+                ),
+            };
+        let applied_offsets = handle.applied();
+        let mut state = NodeState {
+            ready: node.caught_up.load(std::sync::atomic::Ordering::Acquire),
+            read_offsets: handle.read(),
+            log_end,
+            log_error,
+            applied: handle.counter("applied")?,
+            duplicates: handle.counter("duplicates")?,
+            quarantined: handle.counter("quarantined")?,
+            quarantined_by_rule: handle.labelled_counter("quarantined")?,
+            parked: handle.parked(),
+            projection_bytes: handle.size_on_disk()?,
+            applied_offsets,
+            ..Default::default()
+        };
+        if state.lag().iter().any(|lag| *lag > 0) {
+            // Never at the end since start: behind for as long as it ran.
+            state.seconds_behind = handle
+                .since_at_end()
+                .unwrap_or_else(|| node.started.elapsed())
+                .as_secs_f64();
+        }
+        if digest {
+            let node = node.clone();
+            state.digest = Some(
+                tokio::task::spawn_blocking(move || {
+                    let before = node.handle.applied();
+                    let digest = node.handle.state_digest()?;
+                    Ok::<_, Error>((digest, node.handle.applied() == before))
+                })
+                .await
+                .map_err(|e| Error::Internal(format!("digest task: {e}")))??,
+            );
+        }
+        Ok(state)
+    }
+
+    /// Records in the log not applied yet, per partition (empty when the
+    /// log did not answer).
+    pub fn lag(&self) -> Vec<u64> {
+        let Some(ends) = &self.log_end else {
+            return Vec::new();
+        };
+        ends.iter()
+            .enumerate()
+            .map(|(p, end)| end.saturating_sub(self.applied_offsets.get(p).copied().unwrap_or(0)))
+            .collect()
+    }
+
+    fn into_response<L: EventLog>(self) -> v1::StatusResponse {
+        let lag = self.lag();
+        let partitions = self
+            .applied_offsets
+            .iter()
+            .enumerate()
+            .map(|(p, applied)| v1::PartitionStatus {
+                partition: p as u32,
+                applied: *applied,
+                read: self.read_offsets.get(p).copied().unwrap_or(0),
+                log_end: self
+                    .log_end
+                    .as_ref()
+                    .and_then(|ends| ends.get(p).copied())
+                    .unwrap_or(0),
+                lag: lag.get(p).copied().unwrap_or(0),
+            })
+            .collect();
+        let (state_digest, digest_settled) = match self.digest {
+            Some((digest, settled)) => (format!("b3:{}", hex::encode(digest)), settled),
+            None => (String::new(), false),
+        };
+        v1::StatusResponse {
+            ready: self.ready,
+            partitions,
+            log_error: self.log_error,
+            lag: lag.iter().sum(),
+            seconds_behind: self.seconds_behind,
+            consistency_token: baton_log::ConsistencyToken::new(self.applied_offsets).to_string(),
+            events_applied: self.applied,
+            duplicates: self.duplicates,
+            quarantined: self.quarantined,
+            quarantined_by_rule: self.quarantined_by_rule.into_iter().collect(),
+            parked: self.parked,
+            projection_bytes: self.projection_bytes,
+            state_digest,
+            digest_settled,
+            log: L::KIND.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+}
+
+pub struct Admin<L> {
+    node: Arc<Node<L>>,
+}
+
+impl<L> Admin<L> {
+    pub fn new(node: Arc<Node<L>>) -> Self {
+        Admin { node }
+    }
+}
+
+/// One quarantined record as the API shows it: the ids of its events when
+/// it decodes.
+fn quarantined_record(q: baton_projector::Quarantined, with_value: bool) -> v1::QuarantinedRecord {
+    let event_ids = baton_proto::decode_record(&q.value)
+        .map(|events| {
+            events
+                .iter()
+                .map(|(envelope, _)| envelope.id().0.to_vec())
+                .collect()
+        })
+        .unwrap_or_default();
+    v1::QuarantinedRecord {
+        position: Some(v1::LogPosition {
+            partition: q.position.partition,
+            offset: q.position.offset,
+        }),
+        rule: q.rule,
+        reason: q.reason,
+        event_ids,
+        value_bytes: q.value.len() as u64,
+        value: if with_value { q.value } else { Vec::new() },
+    }
+}
+
+#[tonic::async_trait]
+impl<L: EventLog> v1::admin_service_server::AdminService for Admin<L> {
+    async fn status(
+        &self,
+        request: Request<v1::StatusRequest>,
+    ) -> Result<Response<v1::StatusResponse>, Status> {
+        let state = NodeState::take(&self.node, request.into_inner().with_digest).await?;
+        Ok(Response::new(state.into_response::<L>()))
+    }
+
+    async fn list_quarantined(
+        &self,
+        request: Request<v1::ListQuarantinedRequest>,
+    ) -> Result<Response<v1::ListQuarantinedResponse>, Status> {
+        let request = request.into_inner();
+        let page = match request.page_size {
+            0 => QUARANTINE_PAGE,
+            n if n <= QUARANTINE_PAGE_MAX => n,
+            n => {
+                return Err(Error::Limit {
+                    field: "page_size",
+                    reason: format!("{n} is more than {QUARANTINE_PAGE_MAX}"),
+                }
+                .into());
+            }
+        } as usize;
+        let from = request.from.map_or(
+            Position {
+                partition: 0,
+                offset: 0,
+            },
+            |p| Position {
+                partition: p.partition,
+                offset: p.offset,
+            },
+        );
+        let node = self.node.clone();
+        // One more than the page tells where the next page starts.
+        let mut found =
+            tokio::task::spawn_blocking(move || node.handle.quarantined_from(from, page + 1))
+                .await
+                .map_err(|e| Error::Internal(format!("quarantine task: {e}")))?
+                .map_err(Error::from)?;
+        let next = (found.len() > page).then(|| {
+            let p = found.pop().expect("more than a page").position;
+            v1::LogPosition {
+                partition: p.partition,
+                offset: p.offset,
+            }
+        });
+        let records = found
+            .into_iter()
+            .map(|q| quarantined_record(q, request.with_value))
+            .collect();
+        Ok(Response::new(v1::ListQuarantinedResponse { records, next }))
+    }
+}
