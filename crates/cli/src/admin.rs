@@ -148,13 +148,21 @@ fn position(field: &str, text: &str) -> anyhow::Result<v1::LogPosition> {
     })
 }
 
+/// An event id as Baton prints them (`ev:…`).
+fn event_id(bytes: &[u8]) -> String {
+    baton_core::EventId::from_slice("event_ids", bytes).map_or_else(
+        |_| format!("(not an event id: {} bytes)", bytes.len()),
+        |id| id.to_string(),
+    )
+}
+
 fn row(record: &v1::QuarantinedRecord) -> serde_json::Value {
     let at = record.position.unwrap_or_default();
     json!({
         "position": format!("{}:{}", at.partition, at.offset),
         "rule": record.rule,
         "reason": record.reason,
-        "event_ids": record.event_ids.iter().map(|id| format!("b3:{}", hex::encode(id))).collect::<Vec<_>>(),
+        "event_ids": record.event_ids.iter().map(|id| event_id(id)).collect::<Vec<_>>(),
         "value_bytes": record.value_bytes,
     })
 }
@@ -267,8 +275,8 @@ pub async fn quarantine(command: Quarantine) -> anyhow::Result<()> {
                 for key in ["position", "rule", "reason", "value_bytes"] {
                     println!("{key}: {}", shown[key].to_string().trim_matches('"'));
                 }
-                for id in record.event_ids {
-                    println!("event: b3:{}", hex::encode(id));
+                for id in &record.event_ids {
+                    println!("event: {}", event_id(id));
                 }
                 println!(
                     "value (base64): {}",

@@ -58,6 +58,8 @@ pub struct Served {
     pub address: String,
     /// The HTTP bridges' address, when it serves them.
     pub http_address: Option<String>,
+    /// Its `/metrics` address, when it serves metrics.
+    pub metrics_address: Option<String>,
     /// Whether it serves TLS (https:// URLs).
     pub tls: bool,
     /// Its log lines so far (also passed on to this process's stderr).
@@ -116,6 +118,7 @@ impl Served {
             child: Some(child),
             address: String::new(),
             http_address: None,
+            metrics_address: None,
             tls: false,
             log: Default::default(),
         };
@@ -143,6 +146,9 @@ impl Served {
                 .expect("baton serve exited before listening");
             if let Some(rest) = line.strip_prefix("baton http listening on ") {
                 served.http_address = Some(rest.trim().to_owned());
+            }
+            if let Some(rest) = line.strip_prefix("baton metrics listening on ") {
+                served.metrics_address = Some(rest.trim().to_owned());
             }
             if let Some(rest) = line.strip_prefix("baton listening on ") {
                 served.address = rest.split_whitespace().next().unwrap().to_owned();
