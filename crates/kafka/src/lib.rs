@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use baton_log::{AppendError, EventLog, LogReader, Position, ReadRecord, Record, check_record};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
@@ -125,6 +125,8 @@ const MESSAGE_BYTES_MAX: usize = baton_log::RECORD_BYTES_MAX + 64 * 1024;
 
 struct Inner {
     options: KafkaOptions,
+    /// The context every client of this log shares (readers too).
+    watchful: Watchful,
     producer: FutureProducer<Watchful>,
     metadata: BaseConsumer<Watchful>,
     partitions: u32,
@@ -194,17 +196,87 @@ fn without_value(error: KafkaError) -> KafkaError {
     }
 }
 
-/// The producer's context: remembers the first time the brokers refused
-/// this node's credentials, so that `connect` fails at once instead of
-/// waiting out its metadata deadline (and logs later refusals).
+/// The context of every Kafka client of a log (producer, metadata, readers,
+/// admin): remembers the first time the brokers refused this node's
+/// credentials, so that `connect` fails at once instead of waiting out its
+/// metadata deadline, and passes librdkafka's errors and logs on through
+/// [`Quiet`], so a broker that is down is one line now and then, not one per
+/// retry per broker per client.
 #[derive(Clone)]
 struct Watchful {
     refused: Arc<tokio::sync::watch::Sender<Option<String>>>,
+    quiet: Arc<Quiet>,
 }
 
 impl Watchful {
+    fn new() -> (Self, tokio::sync::watch::Receiver<Option<String>>) {
+        let (refused, refusal) = tokio::sync::watch::channel(None);
+        let watchful = Watchful {
+            refused: Arc::new(refused),
+            quiet: Arc::new(Quiet::new(QUIET_WINDOW)),
+        };
+        (watchful, refusal)
+    }
+
     fn refusal(&self) -> Option<String> {
         self.refused.borrow().clone()
+    }
+}
+
+/// How often one kind of librdkafka message is logged at most.
+const QUIET_WINDOW: Duration = Duration::from_secs(30);
+/// Most kinds remembered; past it, the memory starts over (each kind is
+/// then logged once more), so odd messages cannot grow it.
+const QUIET_KINDS_MAX: usize = 256;
+
+/// Rate-limits log lines by kind: the first of a kind is logged; more of it
+/// within the window are counted, and the next one after the window is
+/// logged with that count. A kind is the message with its digits removed
+/// (ports, broker ids, milliseconds), so every broker's "connection
+/// refused" is one kind.
+#[derive(Debug)]
+struct Quiet {
+    window: Duration,
+    kinds: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u64)>>,
+}
+
+impl Quiet {
+    fn new(window: Duration) -> Self {
+        Quiet {
+            window,
+            kinds: Default::default(),
+        }
+    }
+
+    /// Whether to log this message now, and if so how many of its kind were
+    /// held back since the last line.
+    fn admit(&self, message: &str) -> Option<u64> {
+        let kind: String = message.chars().filter(|c| !c.is_ascii_digit()).collect();
+        let mut kinds = self.kinds.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if let Some((logged, held)) = kinds.get_mut(&kind) {
+            if now.duration_since(*logged) < self.window {
+                *held += 1;
+                return None;
+            }
+            let was = *held;
+            (*logged, *held) = (now, 0);
+            return Some(was);
+        }
+        if kinds.len() >= QUIET_KINDS_MAX {
+            kinds.clear();
+        }
+        kinds.insert(kind, (now, 0));
+        Some(0)
+    }
+}
+
+/// " (N more like it in the last W s)", or nothing.
+fn held_back(held: u64, window: Duration) -> String {
+    if held == 0 {
+        String::new()
+    } else {
+        format!(" ({held} more like it in the last {} s)", window.as_secs())
     }
 }
 
@@ -233,9 +305,37 @@ impl rdkafka::ClientContext for Watchful {
                 }
                 first
             });
-            tracing::error!(error = %error, reason, "kafka refused this node's credentials");
-        } else {
-            tracing::error!(error = %error, reason, "librdkafka error");
+            if let Some(held) = self.quiet.admit(&format!("refused {reason}")) {
+                let held = held_back(held, self.quiet.window);
+                tracing::error!(error = %error, reason, "kafka refused this node's credentials{held}");
+            }
+        } else if let Some(held) = self.quiet.admit(&format!("{error} {reason}")) {
+            let held = held_back(held, self.quiet.window);
+            tracing::error!(error = %error, reason, "librdkafka error{held}");
+        }
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        let Some(held) = self.quiet.admit(&format!("{facility} {message}")) else {
+            return;
+        };
+        let held = held_back(held, self.quiet.window);
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", "librdkafka: {facility} {message}{held}")
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", "librdkafka: {facility} {message}{held}")
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", "librdkafka: {facility} {message}{held}")
+            }
+            RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", "librdkafka: {facility} {message}{held}")
+            }
         }
     }
 }
@@ -260,10 +360,7 @@ impl KafkaLog {
                 source: without_value(source),
             }
         };
-        let (refused, mut refusal) = tokio::sync::watch::channel(None);
-        let watchful = Watchful {
-            refused: Arc::new(refused),
-        };
+        let (watchful, mut refusal) = Watchful::new();
         let producer: FutureProducer<Watchful> = base_config(&options)
             .set("enable.idempotence", "true")
             .set("acks", "all")
@@ -277,7 +374,7 @@ impl KafkaLog {
             .create_with_context(watchful.clone())
             .map_err(fail("create producer"))?;
         let metadata: BaseConsumer<Watchful> = base_config(&options)
-            .create_with_context(watchful)
+            .create_with_context(watchful.clone())
             .map_err(fail("create metadata client"))?;
         let authentication = |reason: String| Error::Authentication {
             brokers: options.brokers.clone(),
@@ -295,7 +392,7 @@ impl KafkaLog {
         let (metadata, partitions) = match found {
             Ok(Some(partitions)) => (metadata, partitions),
             Ok(None) => {
-                create_topic(&options).await?;
+                create_topic(&options, &watchful).await?;
                 // Metadata may trail the creation by a moment.
                 let mut metadata = metadata;
                 let mut tries = 0;
@@ -331,6 +428,7 @@ impl KafkaLog {
         Ok(KafkaLog {
             inner: Arc::new(Inner {
                 options,
+                watchful,
                 producer,
                 metadata,
                 partitions,
@@ -387,15 +485,14 @@ async fn lookup(
     })
 }
 
-async fn create_topic(options: &KafkaOptions) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> =
-        base_config(options)
-            .create()
-            .map_err(|source| Error::Kafka {
-                brokers: options.brokers.clone(),
-                context: "create admin client".into(),
-                source: without_value(source),
-            })?;
+async fn create_topic(options: &KafkaOptions, watchful: &Watchful) -> Result<()> {
+    let admin: AdminClient<Watchful> = base_config(options)
+        .create_with_context(watchful.clone())
+        .map_err(|source| Error::Kafka {
+        brokers: options.brokers.clone(),
+        context: "create admin client".into(),
+        source: without_value(source),
+    })?;
     let max_bytes = MESSAGE_BYTES_MAX.to_string();
     let min_isr = options.min_insync_replicas.map(|n| n.to_string());
     let mut topic = NewTopic::new(
@@ -549,7 +646,7 @@ impl EventLog for KafkaLog {
                 partitions: self.inner.partitions,
             });
         }
-        let consumer: StreamConsumer = base_config(options)
+        let consumer: StreamConsumer<Watchful> = base_config(options)
             // Required by librdkafka even for explicit assignment; nothing is committed.
             .set("group.id", "baton-projector")
             .set("enable.auto.commit", "false")
@@ -557,7 +654,7 @@ impl EventLog for KafkaLog {
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", "5")
             .set("enable.partition.eof", "false")
-            .create()
+            .create_with_context(self.inner.watchful.clone())
             .map_err(|e| {
                 baton_log::Error::Backend(format!("kafka consumer: {}", without_value(e)))
             })?;
@@ -580,7 +677,7 @@ const BATCH_LINGER: Duration = Duration::from_micros(500);
 
 /// Follows every partition of Baton's topic from given offsets.
 pub struct KafkaReader {
-    consumer: StreamConsumer,
+    consumer: StreamConsumer<Watchful>,
 }
 
 impl std::fmt::Debug for KafkaReader {
@@ -629,5 +726,54 @@ impl LogReader for KafkaReader {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_logs_a_kind_once_per_window_and_counts_the_rest() {
+        let quiet = Quiet::new(Duration::from_millis(200));
+        let refused = |port: u16, ms: u32| {
+            format!(
+                "127.0.0.1:{port}/bootstrap: Connect to ipv4#127.0.0.1:{port} failed: Connection refused (after {ms}ms in state CONNECT)"
+            )
+        };
+        // Every broker's refusal is one kind: the first is logged.
+        assert_eq!(quiet.admit(&refused(9092, 0)), Some(0));
+        assert_eq!(quiet.admit(&refused(9093, 1)), None);
+        assert_eq!(quiet.admit(&refused(9094, 12)), None);
+        // Another kind is logged at once.
+        assert_eq!(quiet.admit("Metadata request timed out"), Some(0));
+        // Past the window: logged again, with how many were held back.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let held = loop {
+            if let Some(held) = quiet.admit(&refused(9092, 7)) {
+                break held;
+            }
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(held >= 2, "{held}");
+        assert_eq!(quiet.admit(&refused(9095, 3)), None);
+    }
+
+    #[test]
+    fn quiet_forgets_past_its_bound() {
+        let quiet = Quiet::new(Duration::from_secs(3600));
+        for i in 0..QUIET_KINDS_MAX {
+            // Distinct without digits: each digit spelled as a letter.
+            let kind: String = i
+                .to_string()
+                .bytes()
+                .map(|d| char::from(b'a' + (d - b'0')))
+                .collect();
+            assert_eq!(quiet.admit(&format!("kind {kind} {i}")), Some(0));
+        }
+        assert!(quiet.kinds.lock().unwrap().len() <= QUIET_KINDS_MAX);
+        assert_eq!(quiet.admit("one more kind"), Some(0));
+        assert!(quiet.kinds.lock().unwrap().len() <= QUIET_KINDS_MAX);
     }
 }
