@@ -1,6 +1,8 @@
 //! The operator's verbs, over a live node's `AdminService` (a running node
 //! locks its data directory): `baton status`, `baton quarantine list|show`.
 
+use std::path::PathBuf;
+
 use anyhow::{Context as _, bail};
 use baton_proto::v1;
 use serde_json::json;
@@ -52,6 +54,7 @@ pub async fn status(args: Status) -> anyhow::Result<()> {
                 "quarantined": status.quarantined,
                 "quarantined_by_rule": status.quarantined_by_rule,
                 "parked": status.parked,
+                "records_read": status.records_read,
                 "projection_bytes": status.projection_bytes,
                 "state_digest": status.state_digest,
                 "digest_settled": status.digest_settled,
@@ -97,7 +100,10 @@ pub async fn status(args: Status) -> anyhow::Result<()> {
         },
         status.parked
     );
-    println!("projection: {} bytes on disk", status.projection_bytes);
+    println!(
+        "projection: {} bytes on disk; {} log records read since the node started",
+        status.projection_bytes, status.records_read
+    );
     if !status.state_digest.is_empty() {
         let settled = if status.digest_settled {
             "settled"
@@ -283,6 +289,121 @@ pub async fn quarantine(command: Quarantine) -> anyhow::Result<()> {
                     shown["value_base64"].as_str().unwrap_or_default()
                 );
             }
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Snapshot {
+    /// Copy a live node's projection, with the log positions it reflects,
+    /// into a new file (checked before it is kept). Admin role.
+    Create {
+        #[command(flatten)]
+        connection: Connection,
+        /// The file to write (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check a snapshot file whole (checksum, entries, state digest) and say
+    /// what it holds.
+    Verify {
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Restore a snapshot into a new node's data directory (which must hold
+    /// no projection yet); `baton serve` on it then reads only the log from
+    /// the snapshot's positions on. A snapshot is as trusted as the node that
+    /// made it: to trust only the log, start with an empty data directory
+    /// (a full replay) instead.
+    Restore {
+        file: PathBuf,
+        /// The new node's data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn describe(info: &baton_projector::SnapshotInfo, json: bool) {
+    let read = baton_log::ConsistencyToken::new(info.read.clone()).to_string();
+    let applied = baton_log::ConsistencyToken::new(info.applied.clone()).to_string();
+    let digest = format!("b3:{}", hex::encode(&info.state_digest));
+    if json {
+        println!(
+            "{}",
+            json!({"tree": info.tree, "partitions": info.partitions, "read": read, "applied": applied, "entries": info.entries, "state_digest": digest, "created_at_ms": info.created_at_ms, "made_by": info.made_by})
+        );
+    } else {
+        println!(
+            "snapshot of {} partition(s): applied {applied}, resumes reading at {read}",
+            info.partitions
+        );
+        println!("{} entries, state digest {digest}", info.entries);
+        println!(
+            "made by baton {} at {} ms (unix), projection {}",
+            info.made_by, info.created_at_ms, info.tree
+        );
+    }
+}
+
+pub async fn snapshot(command: Snapshot) -> anyhow::Result<()> {
+    match command {
+        Snapshot::Create { connection, out } => {
+            if out.exists() {
+                bail!("--out: {} exists; not overwritten", out.display());
+            }
+            let mut partial = out.clone().into_os_string();
+            partial.push(".partial");
+            let partial = PathBuf::from(partial);
+            let mut stream = connection
+                .client()
+                .await?
+                .admin()
+                .create_snapshot(v1::CreateSnapshotRequest {})
+                .await
+                .map_err(status_text)?
+                .into_inner();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&partial)
+                .with_context(|| format!("{}", partial.display()))?;
+            let received = async {
+                while let Some(message) = stream.message().await.map_err(status_text)? {
+                    std::io::Write::write_all(&mut file, &message.chunk)?;
+                }
+                file.sync_all()?;
+                let info = baton_projector::verify_snapshot(&partial)?;
+                std::fs::rename(&partial, &out)?;
+                anyhow::Ok(info)
+            }
+            .await;
+            let info = received.inspect_err(|_| {
+                let _ = std::fs::remove_file(&partial);
+            })?;
+            eprintln!("wrote {}", out.display());
+            describe(&info, connection.json);
+            Ok(())
+        }
+        Snapshot::Verify { file, json } => {
+            describe(&baton_projector::verify_snapshot(&file)?, json);
+            Ok(())
+        }
+        Snapshot::Restore {
+            file,
+            data_dir,
+            json,
+        } => {
+            let info = baton_projector::restore_snapshot(&file, &data_dir.join("projection"))?;
+            eprintln!(
+                "restored into {}; `baton serve --data-dir {}` resumes from its positions",
+                data_dir.display(),
+                data_dir.display()
+            );
+            describe(&info, json);
             Ok(())
         }
     }

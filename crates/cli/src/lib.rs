@@ -72,6 +72,10 @@ enum Command {
     /// garbage): `list`, `show POSITION`. Admin role.
     #[command(subcommand)]
     Quarantine(admin::Quarantine),
+    /// Snapshots of a projection: `create` from a live node, `verify` a
+    /// file, `restore` into a new node's data directory.
+    #[command(subcommand)]
+    Snapshot(admin::Snapshot),
     /// A development PKI: a throwaway CA, server and client certificates.
     #[command(subcommand)]
     Pki(Pki),
@@ -196,6 +200,7 @@ pub fn main() -> ExitCode {
             Command::Project(args) => project::run(args).await.map(|()| 0),
             Command::Status(args) => admin::status(args).await.map(|()| 0),
             Command::Quarantine(command) => admin::quarantine(command).await.map(|()| 0),
+            Command::Snapshot(command) => admin::snapshot(command).await.map(|()| 0),
             Command::Secret(Secret::New { out }) => {
                 let mut secret = [0u8; 32];
                 rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret);

@@ -20,12 +20,14 @@ use tokio::sync::watch;
 
 mod apply;
 mod query;
+mod snapshot;
 mod stored;
 mod view;
 
 pub use apply::verdict_key;
 pub use apply::{Outcome, Parked, Why};
 pub use query::{ChainAnswer, EventFilter, ListedEvent, Quarantined, RevocationEffect};
+pub use snapshot::{SnapshotInfo, restore_snapshot, verify_snapshot};
 pub use view::{VerifiedSignatures, View};
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +48,8 @@ pub enum Error {
     Invalid { field: &'static str, reason: String },
     #[error("projector task failed: {0}")]
     Task(String),
+    #[error("snapshot: {0}")]
+    Snapshot(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -101,6 +105,11 @@ struct Shared {
     parked: std::sync::atomic::AtomicU64,
     /// When (this process's clock) a read last found nothing more in the log.
     at_end: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Records this process has read from the log (applied, deduplicated,
+    /// quarantined or parked).
+    records_read: std::sync::atomic::AtomicU64,
+    /// Held while a batch commits, and by a snapshot for its whole copy.
+    store: std::sync::Mutex<()>,
 }
 
 /// A projector over one log, storing its projection in a sled database.
@@ -141,15 +150,35 @@ impl<L: EventLog> Projector<L> {
             .open()?;
         let tree = open_layout(&db, &options.policy)?;
         let partitions = log.partitions();
+        // A projection (a restored snapshot) of a log with more partitions
+        // is of another log.
+        for entry in tree.scan_prefix([b'o']) {
+            let (key, _) = entry?;
+            let partition = key
+                .get(1..5)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes)
+                .ok_or_else(|| Error::Corrupt("offset key".into()))?;
+            if partition >= partitions {
+                return Err(Error::Invalid {
+                    field: "projection",
+                    reason: format!(
+                        "holds a position in partition {partition}, but the log has {partitions} partitions: it was made from another log"
+                    ),
+                });
+            }
+        }
         let applied = (0..partitions)
             .map(|p| Ok(view::read_u64(tree.get(stored::key::offset(p))?.as_deref())))
             .collect::<Result<Vec<u64>>>()?;
         let memo = view::Memo::load(&tree)?;
         let parked = load_parked(&tree)?;
-        let published = settled(&applied, &parked);
+        let published = settled(&applied, parked.keys());
         let shared = Arc::new(Shared {
             parked: std::sync::atomic::AtomicU64::new(parked.len() as u64),
             at_end: std::sync::Mutex::new(None),
+            records_read: std::sync::atomic::AtomicU64::new(0),
+            store: std::sync::Mutex::new(()),
             tree,
             memo,
             db,
@@ -368,9 +397,9 @@ const PARKED_MAX: usize = 10_000;
 
 /// Per partition, the offset up to which every record is settled: the read
 /// position, or the first parked record if one comes before it.
-fn settled(read_next: &[u64], parked: &BTreeMap<Position, Parked>) -> Vec<u64> {
+fn settled<'a>(read_next: &[u64], parked: impl Iterator<Item = &'a Position>) -> Vec<u64> {
     let mut out = read_next.to_vec();
-    for position in parked.keys() {
+    for position in parked {
         if let Some(slot) = out.get_mut(position.partition as usize) {
             *slot = (*slot).min(position.offset);
         }
@@ -399,6 +428,7 @@ fn apply_batch(
     let mut decoded = decoded.into_iter();
     let mut next = shared.read_next.lock().expect("offsets lock").clone();
     let mut applied_any = false;
+    let mut read_now = 0u64;
     for record in batch {
         let item = decoded.next().expect("one decoded item per record");
         let p = record.position.partition as usize;
@@ -406,6 +436,7 @@ fn apply_batch(
             // Already applied (a reader may redeliver after a reconnect).
             continue;
         }
+        read_now += 1;
         match apply::apply_record(policy, &mut staged, record, item)? {
             Outcome::Parked(why) if parked.len() >= PARKED_MAX => {
                 staged.delete(stored::key::position(b'p', record.position));
@@ -465,9 +496,13 @@ fn apply_batch(
         }
     }
     if !staged.is_empty() {
+        let _store = shared.store.lock().expect("store lock");
         staged.commit()?;
     }
-    let published = settled(&next, parked);
+    shared
+        .records_read
+        .fetch_add(read_now, std::sync::atomic::Ordering::Relaxed);
+    let published = settled(&next, parked.keys());
     shared
         .parked
         .store(parked.len() as u64, std::sync::atomic::Ordering::Relaxed);
@@ -582,6 +617,14 @@ impl Handle {
         Ok(out)
     }
 
+    /// Records this process has read from the log (a node started from a
+    /// snapshot reads only the log's tail).
+    pub fn records_read(&self) -> u64 {
+        self.shared
+            .records_read
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Records waiting for a dependency now.
     pub fn parked(&self) -> u64 {
         self.shared
@@ -603,15 +646,12 @@ impl Handle {
     /// A digest of the whole projection (state, indexes, offsets, quarantine):
     /// two projections of the same log are equal exactly when this is.
     pub fn state_digest(&self) -> Result<[u8; 32]> {
-        let mut hasher = blake3::Hasher::new_derive_key("baton.v1 projection digest");
+        let mut digest = snapshot::Digest::new();
         for entry in self.shared.tree.iter() {
             let (key, value) = entry?;
-            hasher.update(&(key.len() as u64).to_le_bytes());
-            hasher.update(&key);
-            hasher.update(&(value.len() as u64).to_le_bytes());
-            hasher.update(&value);
+            digest.entry(&key, &value);
         }
-        Ok(*hasher.finalize().as_bytes())
+        Ok(digest.finish())
     }
 
     /// Bytes of keys and values the projection holds (what Baton writes,

@@ -34,6 +34,7 @@ pub struct NodeState {
     pub quarantined: u64,
     pub quarantined_by_rule: Vec<(String, u64)>,
     pub parked: u64,
+    pub records_read: u64,
     pub projection_bytes: u64,
     /// The projection's digest and whether it was settled, when asked.
     pub digest: Option<([u8; 32], bool)>,
@@ -63,6 +64,7 @@ impl NodeState {
             quarantined: handle.counter("quarantined")?,
             quarantined_by_rule: handle.labelled_counter("quarantined")?,
             parked: handle.parked(),
+            records_read: handle.records_read(),
             projection_bytes: handle.size_on_disk()?,
             applied_offsets,
             ..Default::default()
@@ -140,19 +142,41 @@ impl NodeState {
             digest_settled,
             log: L::KIND.to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            records_read: self.records_read,
         }
     }
 }
 
 pub struct Admin<L> {
     node: Arc<Node<L>>,
+    /// One snapshot at a time: each pauses applying and takes disk space.
+    snapshots: Arc<tokio::sync::Semaphore>,
 }
 
 impl<L> Admin<L> {
     pub fn new(node: Arc<Node<L>>) -> Self {
-        Admin { node }
+        Admin {
+            node,
+            snapshots: Arc::new(tokio::sync::Semaphore::new(1)),
+        }
     }
 }
+
+/// Bytes per `CreateSnapshot` message.
+const SNAPSHOT_CHUNK: usize = 1024 * 1024;
+
+/// A snapshot file being sent; removed however the stream ends.
+struct Spool(std::path::PathBuf);
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+pub type SnapshotStream = std::pin::Pin<
+    Box<dyn tokio_stream::Stream<Item = Result<v1::CreateSnapshotResponse, Status>> + Send>,
+>;
 
 /// One quarantined record as the API shows it: the ids of its events when
 /// it decodes.
@@ -180,6 +204,61 @@ fn quarantined_record(q: baton_projector::Quarantined, with_value: bool) -> v1::
 
 #[tonic::async_trait]
 impl<L: EventLog> v1::admin_service_server::AdminService for Admin<L> {
+    type CreateSnapshotStream = SnapshotStream;
+
+    async fn create_snapshot(
+        &self,
+        _request: Request<v1::CreateSnapshotRequest>,
+    ) -> Result<Response<SnapshotStream>, Status> {
+        let Ok(one) = self.snapshots.clone().try_acquire_owned() else {
+            return Err(Error::Busy(1).into());
+        };
+        let permit = self.node.stream_permit()?;
+        // Written beside the projection first (applying pauses only for the
+        // copy, not for however slowly the caller reads), then sent.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let mut path = self.node.projection_dir.clone().into_os_string();
+        path.push(format!(".snapshot-{nanos}.tmp"));
+        let spool = Spool(path.into());
+        let node = self.node.clone();
+        let target = spool.0.clone();
+        let info = tokio::task::spawn_blocking(move || node.handle.write_snapshot(&target))
+            .await
+            .map_err(|e| Error::Internal(format!("snapshot task: {e}")))?
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        tracing::info!(entries = info.entries, read = ?info.read, "snapshot taken");
+        let file = tokio::fs::File::open(&spool.0)
+            .await
+            .map_err(|e| Error::Internal(format!("snapshot file: {e}")))?;
+        let (send, receive) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let (_one, _permit, _spool) = (one, permit, spool);
+            let mut file = file;
+            loop {
+                let mut chunk = vec![0u8; SNAPSHOT_CHUNK];
+                let read = match tokio::io::AsyncReadExt::read(&mut file, &mut chunk).await {
+                    Ok(0) => return,
+                    Ok(n) => n,
+                    Err(e) => {
+                        let failed = Error::Internal(format!("snapshot file: {e}"));
+                        let _ = send.send(Err(failed.into())).await;
+                        return;
+                    }
+                };
+                chunk.truncate(read);
+                let message = v1::CreateSnapshotResponse { chunk };
+                if send.send(Ok(message)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receive),
+        )))
+    }
+
     async fn status(
         &self,
         request: Request<v1::StatusRequest>,

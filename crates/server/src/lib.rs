@@ -148,6 +148,8 @@ pub(crate) struct Node<L> {
     pub metrics: Option<Arc<metrics::Metrics>>,
     /// When the node started.
     pub started: std::time::Instant,
+    /// Where the projection lives (snapshots are spooled beside it).
+    pub projection_dir: PathBuf,
 }
 
 impl<L> Node<L> {
@@ -215,6 +217,23 @@ async fn startup_offsets<L: EventLog>(
             _ = stopping.wait_for(|stop| *stop) => return None,
         }
         pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Refuses a projection that has read past the log's end: it was made from
+/// another log (a snapshot of another topic or cluster), and answering from
+/// it would be answering for events this log never held.
+fn ahead_of_the_log(read: &[u64], ends: &[u64]) -> Result<(), String> {
+    match read
+        .iter()
+        .zip(ends)
+        .enumerate()
+        .find(|(_, (read, end))| read > end)
+    {
+        Some((partition, (read, end))) => Err(format!(
+            "projection: has read partition {partition} up to offset {read}, but the log ends at {end}: it was made from another log (a snapshot of another topic or cluster?); restore a snapshot of this log, or start with an empty data directory"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -350,6 +369,7 @@ pub async fn run_with<L: EventLog>(
     let startup = std::sync::OnceLock::new();
     match log.end_offsets().await {
         Ok(ends) => {
+            ahead_of_the_log(&handle.read(), &ends)?;
             let _ = startup.set(ConsistencyToken::new(ends));
         }
         Err(e) => tracing::warn!(
@@ -391,6 +411,7 @@ pub async fn run_with<L: EventLog>(
         jwt_issuers: options.jwt_issuers.clone(),
         metrics: metrics.clone(),
         started: std::time::Instant::now(),
+        projection_dir: options.projection_dir.clone(),
     });
     let address: SocketAddr = listener.local_addr()?;
     let limits = &options.limits;
@@ -403,12 +424,18 @@ pub async fn run_with<L: EventLog>(
         // start; requests meanwhile wait for it (see `Node::consistent`).
         set_health::<L>(&health, false).await;
         tokio::spawn({
-            let (node, health, mut stopping) = (node.clone(), health.clone(), stopping.clone());
+            let (node, health, mut stopping, stop) =
+                (node.clone(), health.clone(), stopping.clone(), stop.clone());
             async move {
                 if node.startup.get().is_none() {
                     let Some(ends) = startup_offsets(&node.log, &mut stopping).await else {
                         return;
                     };
+                    if let Err(e) = ahead_of_the_log(&node.handle.read(), &ends) {
+                        tracing::error!(error = %e, "stopping");
+                        let _ = stop.send(true);
+                        return;
+                    }
                     let _ = node.startup.set(ConsistencyToken::new(ends));
                     tracing::info!(applied = %node.handle.applied_token(), "reached the log");
                 }

@@ -261,6 +261,7 @@ const METHODS: &[(&str, &str, &str)] = &[
     ("baton.v1.ProvenanceService", "ExportChain", UNARY),
     ("baton.v1.AdminService", "Status", UNARY),
     ("baton.v1.AdminService", "ListQuarantined", UNARY),
+    ("baton.v1.AdminService", "CreateSnapshot", SERVER_STREAM),
     ("envoy.service.auth.v3.Authorization", "Check", UNARY),
     ("grpc.health.v1.Health", "Check", UNARY),
     ("grpc.health.v1.Health", "Watch", SERVER_STREAM),

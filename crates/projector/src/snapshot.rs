@@ -1,0 +1,323 @@
+//! Snapshots: a consistent, checksummed copy of a projection with the log
+//! positions it reflects, so a new node can start from it and read only the
+//! log's tail instead of replaying (and re-verifying) the whole log.
+//!
+//! A snapshot is as trusted as the node that made it: restoring one does not
+//! re-verify the events it summarises. The checksum and the state digest
+//! catch damage on the way, not a lying node; a node that trusts only the
+//! log replays it (no snapshot): its digest at the same positions is the
+//! snapshot's.
+//!
+//! The file: `MAGIC`, then every entry of the projection's tree in key order
+//! (key length u32 BE, key, value length u32 BE, value), then the trailer
+//! ([`SnapshotInfo`] as protobuf) and its length (u32 BE), then the blake3
+//! hash of everything before it (32 bytes).
+
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use prost::Message as _;
+
+use crate::{Error, Handle, Result, stored};
+
+const MAGIC: &[u8] = b"BATON-SNAPSHOT\x00v1\n";
+
+/// What a snapshot holds, from its trailer.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct SnapshotInfo {
+    /// The projection tree's name: its layout and its rules' fingerprint.
+    #[prost(string, tag = "1")]
+    pub tree: String,
+    /// The log's partition count.
+    #[prost(uint32, tag = "2")]
+    pub partitions: u32,
+    /// Next offset to read per partition: where a restored node resumes.
+    #[prost(uint64, repeated, tag = "3")]
+    pub read: Vec<u64>,
+    /// What answers reflect per partition (stops at a parked record).
+    #[prost(uint64, repeated, tag = "4")]
+    pub applied: Vec<u64>,
+    #[prost(uint64, tag = "5")]
+    pub entries: u64,
+    /// The projection's state digest ([`Handle::state_digest`]).
+    #[prost(bytes = "vec", tag = "6")]
+    pub state_digest: Vec<u8>,
+    #[prost(int64, tag = "7")]
+    pub created_at_ms: i64,
+    /// The version of the node that made it.
+    #[prost(string, tag = "8")]
+    pub made_by: String,
+}
+
+/// Largest key or value an entry may have (sled's own bound is far above
+/// anything Baton stores; a larger one means a damaged file).
+const ENTRY_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// The state digest, fed one entry at a time: the one definition
+/// [`Handle::state_digest`], snapshots and restores share.
+pub(crate) struct Digest(blake3::Hasher);
+
+impl Digest {
+    pub fn new() -> Self {
+        Digest(blake3::Hasher::new_derive_key("baton.v1 projection digest"))
+    }
+
+    pub fn entry(&mut self, key: &[u8], value: &[u8]) {
+        self.0.update(&(key.len() as u64).to_le_bytes());
+        self.0.update(key);
+        self.0.update(&(value.len() as u64).to_le_bytes());
+        self.0.update(value);
+    }
+
+    pub fn finish(&self) -> [u8; 32] {
+        *self.0.finalize().as_bytes()
+    }
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<W> {
+    inner: W,
+    hasher: blake3::Hasher,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn io(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
+    move |e| Error::Snapshot(format!("{what}: {e}"))
+}
+
+impl Handle {
+    /// Writes a snapshot of the projection to `out` (a new file). Applying
+    /// pauses while it is written (reads go on): the copy is of one moment,
+    /// between two committed batches.
+    pub fn write_snapshot(&self, out: &Path) -> Result<SnapshotInfo> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(out)
+            .map_err(io("snapshot file"))?;
+        let mut writer = Hashing {
+            inner: BufWriter::new(file),
+            hasher: blake3::Hasher::new(),
+        };
+        writer.write_all(MAGIC).map_err(io("write"))?;
+        let (mut digest, mut entries) = (Digest::new(), 0u64);
+        // The positions are the ones stored with the state (under `o`), and
+        // the parked records (under `p`) hold back what answers reflect.
+        let mut read = vec![0u64; self.shared.partitions as usize];
+        let mut parked = Vec::new();
+        {
+            let _paused = self.shared.store.lock().expect("store lock");
+            for entry in self.shared.tree.iter() {
+                let (key, value) = entry?;
+                digest.entry(&key, &value);
+                match key.first() {
+                    Some(b'o') => {
+                        let partition = key
+                            .get(1..5)
+                            .and_then(|b| b.try_into().ok())
+                            .map(u32::from_be_bytes)
+                            .ok_or_else(|| Error::Corrupt("offset key".into()))?;
+                        if let Some(slot) = read.get_mut(partition as usize) {
+                            *slot = crate::view::read_u64(Some(&value));
+                        }
+                    }
+                    Some(b'p') => parked.push(
+                        stored::key::parse_position(&key)
+                            .ok_or_else(|| Error::Corrupt("parked key".into()))?,
+                    ),
+                    _ => {}
+                }
+                for part in [&key[..], &value[..]] {
+                    writer
+                        .write_all(&(part.len() as u32).to_be_bytes())
+                        .map_err(io("write"))?;
+                    writer.write_all(part).map_err(io("write"))?;
+                }
+                entries += 1;
+            }
+        }
+        let applied = crate::settled(&read, parked.iter());
+        let info = SnapshotInfo {
+            tree: String::from_utf8_lossy(&self.shared.tree.name()).into_owned(),
+            partitions: self.shared.partitions,
+            read,
+            applied,
+            entries,
+            state_digest: digest.finish().to_vec(),
+            created_at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            made_by: env!("CARGO_PKG_VERSION").into(),
+        };
+        let trailer = info.encode_to_vec();
+        writer.write_all(&trailer).map_err(io("write"))?;
+        writer
+            .write_all(&(trailer.len() as u32).to_be_bytes())
+            .map_err(io("write"))?;
+        let checksum = *writer.hasher.finalize().as_bytes();
+        let mut file = writer.inner;
+        file.write_all(&checksum).map_err(io("write"))?;
+        file.flush().map_err(io("write"))?;
+        file.get_ref().sync_all().map_err(io("sync"))?;
+        Ok(info)
+    }
+}
+
+/// Checks a snapshot file whole (checksum, trailer, every entry and the
+/// state digest) and returns what it holds.
+pub fn verify_snapshot(path: &Path) -> Result<SnapshotInfo> {
+    read_snapshot(path, |_, _| Ok(()))
+}
+
+/// Reads a snapshot, giving each entry to `each`, and checks it: the
+/// checksum first (nothing is given to `each` from a damaged file), then
+/// the entries' count and digest against the trailer.
+fn read_snapshot(
+    path: &Path,
+    mut each: impl FnMut(Vec<u8>, Vec<u8>) -> Result<()>,
+) -> Result<SnapshotInfo> {
+    let bad = |reason: String| Error::Snapshot(format!("{}: {reason}", path.display()));
+    let mut file = std::fs::File::open(path).map_err(io("snapshot file"))?;
+    let length = file.metadata().map_err(io("snapshot file"))?.len();
+    if length < (MAGIC.len() + 4 + 32) as u64 {
+        return Err(bad(format!("{length} bytes: too short to be a snapshot")));
+    }
+    // The checksum over everything before it.
+    let body = length - 32;
+    let mut hasher = blake3::Hasher::new();
+    std::io::copy(&mut (&mut file).take(body), &mut hasher).map_err(io("read"))?;
+    let mut stored = [0u8; 32];
+    file.read_exact(&mut stored).map_err(io("read"))?;
+    if *hasher.finalize().as_bytes() != stored {
+        return Err(bad(
+            "checksum mismatch: the file is damaged or truncated".into()
+        ));
+    }
+    // The trailer.
+    file.seek(SeekFrom::Start(body - 4)).map_err(io("read"))?;
+    let mut len = [0u8; 4];
+    file.read_exact(&mut len).map_err(io("read"))?;
+    let trailer_len = u64::from(u32::from_be_bytes(len));
+    let entries_end = body
+        .checked_sub(4 + trailer_len)
+        .filter(|end| *end >= MAGIC.len() as u64)
+        .ok_or_else(|| bad("trailer length beyond the file".into()))?;
+    file.seek(SeekFrom::Start(entries_end))
+        .map_err(io("read"))?;
+    let mut trailer = vec![0u8; trailer_len as usize];
+    file.read_exact(&mut trailer).map_err(io("read"))?;
+    let info =
+        SnapshotInfo::decode(trailer.as_slice()).map_err(|e| bad(format!("trailer: {e}")))?;
+    // The entries.
+    file.seek(SeekFrom::Start(0)).map_err(io("read"))?;
+    let mut reader = BufReader::new(file.take(entries_end));
+    let mut magic = vec![0u8; MAGIC.len()];
+    reader.read_exact(&mut magic).map_err(io("read"))?;
+    if magic != MAGIC {
+        return Err(bad("not a Baton snapshot (v1)".into()));
+    }
+    let (mut digest, mut entries) = (Digest::new(), 0u64);
+    let part = |reader: &mut BufReader<_>| -> Result<Option<Vec<u8>>> {
+        let mut len = [0u8; 4];
+        match reader.read_exact(&mut len) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            other => other.map_err(io("read"))?,
+        }
+        let len = u32::from_be_bytes(len) as usize;
+        if len > ENTRY_BYTES_MAX {
+            return Err(bad(format!("an entry of {len} bytes")));
+        }
+        let mut bytes = vec![0u8; len];
+        reader.read_exact(&mut bytes).map_err(io("read"))?;
+        Ok(Some(bytes))
+    };
+    while let Some(key) = part(&mut reader)? {
+        let value = part(&mut reader)?.ok_or_else(|| bad("an entry without a value".into()))?;
+        digest.entry(&key, &value);
+        entries += 1;
+        each(key, value)?;
+    }
+    if entries != info.entries || digest.finish().as_slice() != info.state_digest {
+        return Err(bad(format!(
+            "holds {entries} entries that do not match its trailer ({} entries and their digest)",
+            info.entries
+        )));
+    }
+    Ok(info)
+}
+
+/// Restores a snapshot into the projection directory `dir`, which must not
+/// hold a projection yet; checked whole before anything is written, and
+/// its digest checked again from the store once written. A node then opened
+/// on `dir` resumes from the snapshot's positions.
+pub fn restore_snapshot(path: &Path, dir: &Path) -> Result<SnapshotInfo> {
+    let info = verify_snapshot(path)?;
+    let layout = info.tree.rsplit_once('.').map_or("", |(layout, _)| layout);
+    if layout != stored::TREE {
+        return Err(Error::Snapshot(format!(
+            "{}: made with projection layout {layout:?}; this binary's is {:?}",
+            path.display(),
+            stored::TREE
+        )));
+    }
+    let db = sled::Config::new().path(dir).open()?;
+    let existing = db
+        .tree_names()
+        .into_iter()
+        .any(|name| name.starts_with(b"projection"));
+    if existing {
+        return Err(Error::Snapshot(format!(
+            "{}: already holds a projection; restore into an empty directory",
+            dir.display()
+        )));
+    }
+    let tree = db.open_tree(&info.tree)?;
+    let restored = fill(&tree, path, &info);
+    if restored.is_err() {
+        // Nothing half-restored is left for a node to open.
+        let _ = db.drop_tree(info.tree.as_bytes());
+        let _ = db.flush();
+    }
+    restored?;
+    db.flush()?;
+    Ok(info)
+}
+
+/// Writes the snapshot's entries into `tree` and checks them back.
+fn fill(tree: &sled::Tree, path: &Path, info: &SnapshotInfo) -> Result<()> {
+    let mut batch = sled::Batch::default();
+    let mut pending = 0usize;
+    read_snapshot(path, |key, value| {
+        batch.insert(key, value);
+        pending += 1;
+        if pending == 10_000 {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+            pending = 0;
+        }
+        Ok(())
+    })?;
+    tree.apply_batch(batch)?;
+    let mut digest = Digest::new();
+    for entry in tree.iter() {
+        let (key, value) = entry?;
+        digest.entry(&key, &value);
+    }
+    if digest.finish().as_slice() != info.state_digest {
+        return Err(Error::Snapshot(format!(
+            "{}: the restored projection's digest differs from the snapshot's",
+            path.display()
+        )));
+    }
+    Ok(())
+}
