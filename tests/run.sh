@@ -3,7 +3,8 @@
 # what the tests need besides cargo (buf for proto lint, a Python venv for the
 # interop checks and the MCP SDKs, nginx, the Apache Kafka jars), then runs formatting and lint checks,
 # the Rust tests (those that need Kafka start it through deploy/kafka/kafka.sh),
-# buf lint, and the Python interop checks. Exits non-zero on any failure.
+# the packaging checks (deploy/check.sh: helm, kubeconform, BuildKit's
+# Dockerfile rules, compose-go), buf lint, and the Python interop checks. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,6 +81,10 @@ log "walkthrough (README)"
 PATH="$CACHE/bin:$PATH" tests/walkthrough.sh target/debug | tee -a "$RESULTS"
 [ "${PIPESTATUS[0]}" -eq 0 ]
 
+log "deploy: Dockerfile, Helm chart, compose file, Grafana dashboard"
+deploy/check.sh | tee -a "$RESULTS"
+[ "${PIPESTATUS[0]}" -eq 0 ]
+
 log "buf lint"
 (cd proto && "$CACHE/bin/buf" lint)
 
@@ -90,6 +95,6 @@ log "interop: signing test vectors"
 # One closing line for the whole run, summed over every runner above.
 awk '
     /^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
-    /^(vectors|walkthrough): [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+    /^(vectors|walkthrough|deploy): [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
     END { printf "all tests: %d passed, %d failed\n", p, f; if (p == 0 || f > 0) exit 1 }
 ' "$RESULTS"

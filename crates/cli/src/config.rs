@@ -397,6 +397,47 @@ pub struct Flags {
 /// The `BATON_*` variables `serve` reads, then those other Baton tools read
 /// (the log filter, the CLI's node address, the scripts' caches), which serve
 /// accepts and ignores. Anything else starting with `BATON_` is a typo.
+/// Whether `name=value` is one of the variables Kubernetes puts in every
+/// container for each Service (`{SERVICE}_SERVICE_HOST`,
+/// `{SERVICE}_SERVICE_PORT[_{PORT}]`, `{SERVICE}_PORT[_{N}_{PROTO}[_PROTO|_PORT|_ADDR]]`):
+/// a Service named `baton` makes `BATON_PORT=tcp://…`, which is no setting.
+fn service_link(name: &str, value: &str) -> bool {
+    if name.ends_with("_SERVICE_HOST") {
+        return value.parse::<std::net::IpAddr>().is_ok();
+    }
+    if name.contains("_SERVICE_PORT") {
+        return value.parse::<u16>().is_ok();
+    }
+    let is_url = ["tcp://", "udp://", "sctp://"]
+        .iter()
+        .any(|scheme| value.starts_with(scheme));
+    if name.ends_with("_PORT") && is_url {
+        return true;
+    }
+    // {SERVICE}_PORT_{N}_{PROTO}[_PROTO|_PORT|_ADDR]
+    let Some((_, tail)) = name
+        .rsplit_once("_PORT_")
+        .filter(|_| name.contains("_PORT_"))
+    else {
+        return false;
+    };
+    let mut parts = tail.split('_');
+    let number = parts.next().is_some_and(|n| n.parse::<u16>().is_ok());
+    let proto = parts
+        .next()
+        .is_some_and(|p| matches!(p, "TCP" | "UDP" | "SCTP"));
+    let rest: Vec<&str> = parts.collect();
+    number
+        && proto
+        && match rest.as_slice() {
+            [] => is_url,
+            ["PROTO"] => matches!(value, "tcp" | "udp" | "sctp"),
+            ["PORT"] => value.parse::<u16>().is_ok(),
+            ["ADDR"] => value.parse::<std::net::IpAddr>().is_ok(),
+            _ => false,
+        }
+}
+
 const ENV_KEYS: [&str; 29] = [
     "BATON_LISTEN",
     "BATON_HTTP_LISTEN",
@@ -508,6 +549,7 @@ impl Config {
                 }
                 "BATON_INSECURE" => config.insecure = parse(name, value)?,
                 known if ENV_KEYS.contains(&known) => {}
+                link if service_link(link, value) => {}
                 unknown => bail!(
                     "unknown environment variable {unknown}; known: {}",
                     ENV_KEYS.join(", ")
@@ -974,6 +1016,35 @@ mod tests {
             err.contains("unknown environment variable BATON_LISTNE"),
             "{err}"
         );
+        // What Kubernetes sets for Services named `baton` and `baton-headless`
+        // is no setting, and is not refused; look-alikes still are.
+        let links = [
+            ("BATON_SERVICE_HOST", "10.96.0.12"),
+            ("BATON_SERVICE_PORT", "7700"),
+            ("BATON_SERVICE_PORT_GRPC", "7700"),
+            ("BATON_PORT", "tcp://10.96.0.12:7700"),
+            ("BATON_PORT_7700_TCP", "tcp://10.96.0.12:7700"),
+            ("BATON_PORT_7700_TCP_PROTO", "tcp"),
+            ("BATON_PORT_7700_TCP_PORT", "7700"),
+            ("BATON_PORT_7700_TCP_ADDR", "10.96.0.12"),
+            ("BATON_HEADLESS_SERVICE_HOST", "10.96.0.13"),
+        ];
+        let config = Config::load(&flags, &env(&links)).unwrap();
+        assert_eq!(config, Config::load(&flags, &env(&[])).unwrap());
+        for (name, value) in [
+            ("BATON_SERVICE_HOST", "not-an-address"),
+            ("BATON_PORT", "7700"),
+            ("BATON_PORT_7700_TCP_ADDR", "somewhere"),
+            ("BATON_METRICS_PORT", "9464"),
+        ] {
+            let err = Config::load(&flags, &env(&[(name, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("unknown environment variable {name}")),
+                "{err}"
+            );
+        }
         let err = Config::load(&Flags::default(), &env(&[]))
             .unwrap_err()
             .to_string();

@@ -662,6 +662,13 @@ mod tests {
             Need::Role(Role::Admin)
         );
         assert_eq!(required("/baton.v1.Ops/Status"), Need::Role(Role::Admin));
+        for method in ["Status", "ListQuarantined", "CreateSnapshot"] {
+            assert_eq!(
+                required(&format!("/baton.v1.AdminService/{method}")),
+                Need::Role(Role::Admin),
+                "{method}"
+            );
+        }
         assert_eq!(required("/grpc.health.v1.Health/Check"), Need::Nothing);
         assert_eq!(
             required("/grpc.health.v1.HealthX/Check"),

@@ -145,6 +145,25 @@ impl Metrics {
             "Appends the log refused or did not acknowledge",
             log_append_errors.clone(),
         );
+        // The usual label sets exist from the start (at 0), so a dashboard's
+        // rates have a first point before the first event of each kind.
+        for outcome in ["accepted", "duplicate"] {
+            drop(appends.get_or_create(&AppendLabels { outcome, rule: "" }));
+        }
+        for status in [
+            "active",
+            "revoked",
+            "expired",
+            "unknown",
+            "audience_mismatch",
+        ] {
+            drop(checks.get_or_create(&StatusLabel { status }));
+        }
+        for kind in ["revocation", "checkpoint"] {
+            drop(watch_entries.get_or_create(&KindLabel { kind }));
+        }
+        drop(log_append.get_or_create(&LogLabel { log }));
+        drop(log_append_errors.get_or_create(&LogLabel { log }));
         Metrics {
             registry,
             started,
