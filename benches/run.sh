@@ -8,7 +8,8 @@
 # write) drives Check on a 3-hop chain's leaf and the gRPC health call on the
 # same node, 4 connections and 32 callers each; then Check over mTLS against
 # Check over plaintext, on two fresh embedded-log nodes that differ only in
-# TLS (same chain, same load), as a ratio measured in the same run; then the
+# TLS (same chain, same load), as a ratio measured in the same run; then Check
+# with metrics on against off (two fresh nodes, alternated); then the
 # bridges next to empty handlers on the plaintext node: Envoy's ext_authz
 # Check over gRPC (ghz, with a protoset made from Envoy's published protos)
 # against gRPC health, and RFC 7662 introspection and forward-auth over HTTP
@@ -59,7 +60,11 @@ TOPIC="bench-$(date +%s)"
 
 start_node() { # name [serve args] -> sets ADDR_<name>, PID_<name>
     local name=$1; shift
-    [ $# -gt 0 ] || set -- --kafka-brokers "$BOOTSTRAP" --kafka-topic "$TOPIC" --kafka-partitions 4
+    if [ "${1:-}" = "--embedded" ]; then
+        shift
+    elif [ $# -eq 0 ]; then
+        set -- --kafka-brokers "$BOOTSTRAP" --kafka-topic "$TOPIC" --kafka-partitions 4
+    fi
     BATON_LOG=warn "$BATON" serve --listen 127.0.0.1:0 --data-dir "$WORK/$name" --trust-root "$ROOT" \
         "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     set -- "$name"
@@ -131,6 +136,17 @@ BATON_SERVER="https://$ADDR_t" BATON_CA="$WORK/pki/ca.pem" BATON_CERT="$WORK/pki
 ghz_run check-plaintext baton.v1.RevocationService/Check '{"token":{"jti":"ghz-3"}}' "$ADDR_p"
 ghz_run check-mtls baton.v1.RevocationService/Check '{"token":{"jti":"ghz-3"}}' "$ADDR_t" \
     --cacert "$WORK/pki/ca.pem" --cert "$WORK/pki/checker.pem" --key "$WORK/pki/checker.key"
+# Metrics on and off: two fresh embedded-log nodes that differ only in
+# --metrics-listen (on: every call is counted and timed), same chain, same
+# load, alternated twice.
+start_node mon --metrics-listen 127.0.0.1:0
+start_node moff --embedded
+BATON_SERVER="http://$ADDR_mon" ghz_chain
+BATON_SERVER="http://$ADDR_moff" ghz_chain
+for round in 1 2; do
+    ghz_run "check-metrics-off-$round" baton.v1.RevocationService/Check '{"token":{"jti":"ghz-3"}}' "$ADDR_moff"
+    ghz_run "check-metrics-on-$round" baton.v1.RevocationService/Check '{"token":{"jti":"ghz-3"}}' "$ADDR_mon"
+done
 # The bridges on node P, each next to an empty handler on the same listener.
 "$VENV/bin/python" tests/interop/envoy_protoset.py "$WORK/envoy.protoset"
 EXT_AUTHZ="$(printf '{"attributes":{"request":{"http":{"method":"POST","scheme":"https","host":"mcp.bench","path":"/mcp","headers":{"authorization":"Bearer %s","mcp-method":"tools/call","mcp-name":"github/search","mcp-protocol-version":"2026-07-28"}}}}}' "$BEARER")"
@@ -170,7 +186,8 @@ python3 - "$OUT" <<'PY' | tee "$OUT/ghz.md"
 import json, re, sys
 out = sys.argv[1]
 rows = {}
-for name in ("health", "check", "check-plaintext", "check-mtls", "health-p", "ext-authz"):
+for name in ("health", "check", "check-plaintext", "check-mtls", "health-p", "ext-authz",
+             "check-metrics-off-1", "check-metrics-on-1", "check-metrics-off-2", "check-metrics-on-2"):
     r = json.load(open(f"{out}/ghz-{name}.json"))
     p = {d["percentage"]: d["latency"] / 1e6 for d in r["latencyDistribution"]}
     rows[name] = (r["rps"], p[50], p[99], r["statusCodeDistribution"])
@@ -193,6 +210,12 @@ print(f"\nCheck / empty RPC throughput: {rows['check'][0] / rows['health'][0]:.2
 table("ghz, two fresh embedded-log nodes (4 connections, 32 callers)",
       (("check-plaintext", "Check, plaintext"), ("check-mtls", "Check, mTLS (checker principal)")))
 print(f"\nmTLS / plaintext Check throughput: {rows['check-mtls'][0] / rows['check-plaintext'][0]:.2f}\n")
+table("ghz, two fresh embedded-log nodes, metrics on and off, alternated (4 connections, 32 callers)",
+      (("check-metrics-off-1", "Check, metrics off (1)"), ("check-metrics-on-1", "Check, metrics on (1)"),
+       ("check-metrics-off-2", "Check, metrics off (2)"), ("check-metrics-on-2", "Check, metrics on (2)")))
+on = rows["check-metrics-on-1"][0] + rows["check-metrics-on-2"][0]
+off = rows["check-metrics-off-1"][0] + rows["check-metrics-off-2"][0]
+print(f"\nmetrics on / off Check throughput: {on / off:.2f} (target >= 0.95)\n")
 table("the bridges, node P (ghz: 4 connections, 32 callers; hey: 32 workers)",
       (("ext-authz", "ext_authz Check over gRPC (allow, 4-hop chain)"), ("health-p", "gRPC health (empty RPC)"),
        ("introspect", "RFC 7662 introspection over HTTP (Basic client)"),

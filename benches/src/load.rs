@@ -62,6 +62,10 @@ struct Args {
     /// Events appended in the batch phase (trees of a root and three hops).
     #[arg(long, default_value_t = 20_000)]
     batch_events: usize,
+    /// Events in the ledger the bootstrap phase starts a node from, by
+    /// snapshot and by full replay (trees of a root and three hops).
+    #[arg(long, default_value_t = 100_000)]
+    bootstrap_events: usize,
     /// Where to write report.json and report.md.
     #[arg(long)]
     out: PathBuf,
@@ -556,31 +560,47 @@ async fn checker_invalidation(
     Ok(samples)
 }
 
-/// Rebuilds a projection of the nodes' topic from offset zero, verifying
-/// every event; returns (samples, (bytes on disk, logical bytes) per event).
-async fn replay(args: &Args, policy: Policy) -> anyhow::Result<(Samples, (f64, f64))> {
-    let mut options = KafkaOptions::new(args.kafka_brokers.clone());
-    options.topic = args.topic.clone();
-    options.partitions = args.partitions;
-    let log = KafkaLog::connect(options).await?;
+/// Runs a projector over `log` in `dir` until it has applied the log's
+/// end as it is now, then stops it; returns how long that took (from open)
+/// and its handle.
+async fn catch_up(
+    log: KafkaLog,
+    dir: &Path,
+    policy: Policy,
+) -> anyhow::Result<(Duration, baton_projector::Handle)> {
     let ends = log.end_offsets().await?;
-    let dir = tempfile::tempdir()?;
-    let projector = Projector::open(log, dir.path(), ProjectorOptions::new(policy))?;
+    let started = Instant::now();
+    let projector = Projector::open(log, dir, ProjectorOptions::new(policy))?;
     let handle = projector.handle();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let started = Instant::now();
     let task = tokio::spawn(projector.run(async move {
         let _ = stopped.await;
     }));
     handle
         .wait_for(
             &baton_log::ConsistencyToken::new(ends),
-            Duration::from_secs(600),
+            Duration::from_secs(1800),
         )
         .await?;
     let elapsed = started.elapsed();
     let _ = stop.send(());
     task.await??;
+    Ok((elapsed, handle))
+}
+
+async fn kafka_log(args: &Args, topic: &str) -> anyhow::Result<KafkaLog> {
+    let mut options = KafkaOptions::new(args.kafka_brokers.clone());
+    options.topic = topic.to_owned();
+    options.partitions = args.partitions;
+    Ok(KafkaLog::connect(options).await?)
+}
+
+/// Rebuilds a projection of the nodes' topic from offset zero, verifying
+/// every event; returns (samples, (bytes on disk, logical bytes) per event).
+async fn replay(args: &Args, policy: Policy) -> anyhow::Result<(Samples, (f64, f64))> {
+    let log = kafka_log(args, &args.topic).await?;
+    let dir = tempfile::tempdir()?;
+    let (elapsed, handle) = catch_up(log, dir.path(), policy).await?;
     let applied = handle.counter("applied")?;
     let per_event = |bytes: u64| bytes as f64 / applied.max(1) as f64;
     let bytes = (
@@ -596,6 +616,106 @@ async fn replay(args: &Args, policy: Policy) -> anyhow::Result<(Samples, (f64, f
         },
         bytes,
     ))
+}
+
+/// Writes `events` straight to `log` as batch records of 100 (trees of 4
+/// events: a tree never split when `events` holds whole trees), 100 records
+/// per append.
+async fn write_trees(log: &KafkaLog, events: &[Envelope]) -> anyhow::Result<()> {
+    let records: Vec<Record> = events
+        .chunks(100)
+        .map(|batch| {
+            let envelopes: Vec<&Envelope> = batch.iter().collect();
+            Record {
+                key: batch[0].id().0.to_vec(),
+                value: baton_proto::encode_record(&envelopes),
+            }
+        })
+        .collect();
+    for chunk in records.chunks(100) {
+        for (i, written) in log.append(chunk.to_vec()).await.into_iter().enumerate() {
+            written.map_err(|e| anyhow::anyhow!("record {i}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// A new node's bootstrap on a ledger of `args.bootstrap_events` events
+/// (its own topic): from a snapshot (restore, then read the tail written
+/// after it) against a full replay of the same log, in the same run. Fails
+/// if the two projections' state digests differ.
+async fn bootstrap(
+    args: &Args,
+    f: &mut Fixture,
+    setup: &[Envelope],
+    policy: Policy,
+) -> anyhow::Result<Value> {
+    let topic = format!("{}-bootstrap", args.topic);
+    let log = kafka_log(args, &topic).await?;
+    let trees = args.bootstrap_events / 4;
+    let tail_trees = 250;
+    // The registrations as a record of their own, so every tree record
+    // holds whole trees.
+    write_trees(&log, setup).await?;
+    let mut events = Vec::new();
+    let mut tail = Vec::new();
+    for t in 0..trees + tail_trees {
+        let chain = crate::chains::chain(f, &format!("boot{t}"), 3);
+        if t < trees {
+            events.extend(chain);
+        } else {
+            tail.extend(chain);
+        }
+    }
+    write_trees(&log, &events).await?;
+    let work = tempfile::tempdir()?;
+    // The ledger a node would snapshot: a full replay of it.
+    let (first_replay, original) =
+        catch_up(log.clone(), &work.path().join("original"), policy.clone()).await?;
+    let file = work.path().join("ledger.snapshot");
+    let started = Instant::now();
+    let info = original.write_snapshot(&file)?;
+    let snapshot_s = started.elapsed().as_secs_f64();
+    let snapshot_bytes = std::fs::metadata(&file)?.len();
+    drop(original);
+    // The tail, written after the snapshot.
+    write_trees(&log, &tail).await?;
+    // From the snapshot: restore, then read only the tail.
+    let started = Instant::now();
+    let restored_dir = work.path().join("restored");
+    baton_projector::restore_snapshot(&file, &restored_dir)?;
+    let restore_s = started.elapsed().as_secs_f64();
+    let (tail_catch_up, restored) = catch_up(log.clone(), &restored_dir, policy.clone()).await?;
+    let from_snapshot_s = started.elapsed().as_secs_f64();
+    // A full replay of the same log.
+    let (full, replayed) = catch_up(log, &work.path().join("replayed"), policy).await?;
+    let equal = restored.state_digest()? == replayed.state_digest()?;
+    if !equal {
+        bail!("a snapshot-bootstrapped projection differs from a full replay's");
+    }
+    let tail_records = tail.len().div_ceil(100) as u64;
+    if restored.records_read() != tail_records {
+        bail!(
+            "the node started from the snapshot read {} records, not the tail's {tail_records}",
+            restored.records_read()
+        );
+    }
+    let applied = replayed.counter("applied")?;
+    Ok(json!({
+        "events": applied,
+        "snapshot_entries": info.entries,
+        "tail_events": tail.len(),
+        "first_replay_s": round(first_replay.as_secs_f64()),
+        "full_replay_s": round(full.as_secs_f64()),
+        "snapshot_create_s": round(snapshot_s),
+        "snapshot_mib": round(snapshot_bytes as f64 / (1024.0 * 1024.0)),
+        "restore_s": round(restore_s),
+        "tail_catch_up_s": round(tail_catch_up.as_secs_f64()),
+        "tail_records_read": restored.records_read(),
+        "from_snapshot_s": round(from_snapshot_s),
+        "full_replay_over_from_snapshot": round(full.as_secs_f64() / from_snapshot_s),
+        "state_digests_equal": equal,
+    }))
 }
 
 fn dir_bytes(path: &Path) -> u64 {
@@ -663,6 +783,7 @@ pub async fn main() -> anyhow::Result<()> {
 
     phase("setup: registrations");
     append_single(&channels_a[0], &setup, false).await?;
+    let (setup_copy, policy_copy) = (setup.clone(), policy.clone());
 
     phase("append: 1000 single events, one at a time");
     let singles: Vec<Envelope> = (0..1000)
@@ -812,6 +933,11 @@ pub async fn main() -> anyhow::Result<()> {
     phase("replay: rebuild a projection of the topic from offset zero, verifying everything");
     let (replayed, replay_bytes) = replay(&args, policy).await?;
     report.insert("replay".into(), replayed.json());
+
+    phase("bootstrap: a new node from a snapshot vs a full replay");
+    let booted = bootstrap(&args, &mut f, &setup_copy, policy_copy).await?;
+    eprintln!("baton-bench:    {booted}");
+    report.insert("bootstrap".into(), booted);
 
     phase("disk, memory, raw sled get");
     let applied = replayed.work.max(1);
@@ -967,6 +1093,24 @@ fn markdown(r: &Value, cores: f64) -> String {
             ),
             "≥ 30k/s",
             get(r, "replay.per_s") >= 30_000.0,
+        ),
+        (
+            "new node from a snapshot: restore + read the tail (s)",
+            get(r, "bootstrap.from_snapshot_s"),
+            &*format!(
+                "full replay of the same {:.0} events {} s → {}× faster (restore {} s, tail of {} events {} s; snapshot taken in {} s, {} MiB; digests equal: {})",
+                get(r, "bootstrap.events"),
+                get(r, "bootstrap.full_replay_s"),
+                get(r, "bootstrap.full_replay_over_from_snapshot"),
+                get(r, "bootstrap.restore_s"),
+                get(r, "bootstrap.tail_events"),
+                get(r, "bootstrap.tail_catch_up_s"),
+                get(r, "bootstrap.snapshot_create_s"),
+                get(r, "bootstrap.snapshot_mib"),
+                r["bootstrap"]["state_digests_equal"]
+            ),
+            "faster than a full replay",
+            get(r, "bootstrap.full_replay_over_from_snapshot") > 1.0,
         ),
         (
             "projection bytes on disk per event",

@@ -377,7 +377,10 @@ pub async fn snapshot(command: Snapshot) -> anyhow::Result<()> {
                 }
                 file.sync_all()?;
                 let info = baton_projector::verify_snapshot(&partial)?;
-                std::fs::rename(&partial, &out)?;
+                // A link fails if `out` appeared meanwhile: never overwritten.
+                std::fs::hard_link(&partial, &out)
+                    .with_context(|| format!("--out: {}", out.display()))?;
+                std::fs::remove_file(&partial)?;
                 anyhow::Ok(info)
             }
             .await;

@@ -147,9 +147,11 @@ async fn a_node_restarts_and_answers_what_it_can_while_kafka_is_down() {
         !lines.is_empty(),
         "librdkafka said nothing with every broker down"
     );
+    // Once per kind per 30 s: a slow start may span a window or two.
+    let allowed = 1 + (started.elapsed().as_secs() / 30) as usize;
     assert!(
-        kinds.values().all(|n| *n == 1),
-        "a kind of librdkafka line repeated within the window:\n{}",
+        kinds.values().all(|n| *n <= allowed),
+        "a kind of librdkafka line repeated more than {allowed} time(s):\n{}",
         lines.join("\n")
     );
     eprintln!(

@@ -442,7 +442,7 @@ async fn metrics_quarantine_and_status_tell_what_happened() {
     // shows the lag, then shows it drain to 0.
     let applied_before = status(&url)["events_applied"].as_u64().unwrap();
     node.stop();
-    const BURST: usize = 10_000;
+    const BURST: usize = 30_000;
     let mut pending = Vec::with_capacity(BURST);
     for i in 0..BURST {
         let event = f.issue("as", &format!("burst-{i}"), "user:bob", "agent", 3600);

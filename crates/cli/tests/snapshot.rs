@@ -158,6 +158,7 @@ async fn a_node_started_from_a_snapshot_reads_only_the_tail_and_equals_a_full_re
     writing.store(false, Ordering::SeqCst);
     let sent = appender.await.unwrap();
     eprintln!("{sent} appends went on while the snapshot was taken: {taken}");
+    assert!(sent > 0, "no append overlapped the snapshot");
     assert_eq!(json(&["snapshot", "verify", "--json", file_s]), taken);
 
     // The tail: more grants, and a revocation of a grant the snapshot holds.

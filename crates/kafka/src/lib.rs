@@ -225,8 +225,9 @@ impl Watchful {
 
 /// How often one kind of librdkafka message is logged at most.
 const QUIET_WINDOW: Duration = Duration::from_secs(30);
-/// Most kinds remembered; past it, the memory starts over (each kind is
-/// then logged once more), so odd messages cannot grow it.
+/// Most kinds remembered; past it, the kind logged longest ago is
+/// forgotten (and logged once more should it recur), so odd messages cannot
+/// grow the memory.
 const QUIET_KINDS_MAX: usize = 256;
 
 /// Rate-limits log lines by kind: the first of a kind is logged; more of it
@@ -263,8 +264,13 @@ impl Quiet {
             (*logged, *held) = (now, 0);
             return Some(was);
         }
-        if kinds.len() >= QUIET_KINDS_MAX {
-            kinds.clear();
+        if kinds.len() >= QUIET_KINDS_MAX
+            && let Some(oldest) = kinds
+                .iter()
+                .min_by_key(|(_, (logged, _))| *logged)
+                .map(|(kind, _)| kind.clone())
+        {
+            kinds.remove(&oldest);
         }
         kinds.insert(kind, (now, 0));
         Some(0)
@@ -775,5 +781,7 @@ mod tests {
         assert!(quiet.kinds.lock().unwrap().len() <= QUIET_KINDS_MAX);
         assert_eq!(quiet.admit("one more kind"), Some(0));
         assert!(quiet.kinds.lock().unwrap().len() <= QUIET_KINDS_MAX);
+        // The newest kind is remembered: held back within its window.
+        assert_eq!(quiet.admit("one more kind"), None);
     }
 }

@@ -110,6 +110,8 @@ struct Shared {
     records_read: std::sync::atomic::AtomicU64,
     /// Held while a batch commits, and by a snapshot for its whole copy.
     store: std::sync::Mutex<()>,
+    /// Batches committed by this process (counted under `store`).
+    commits: std::sync::atomic::AtomicU64,
 }
 
 /// A projector over one log, storing its projection in a sled database.
@@ -179,6 +181,7 @@ impl<L: EventLog> Projector<L> {
             at_end: std::sync::Mutex::new(None),
             records_read: std::sync::atomic::AtomicU64::new(0),
             store: std::sync::Mutex::new(()),
+            commits: std::sync::atomic::AtomicU64::new(0),
             tree,
             memo,
             db,
@@ -250,7 +253,10 @@ impl<L: EventLog> Projector<L> {
                 Some(Err(e)) => break Err(e),
                 None => break Err(Error::Task("the log feeder stopped".into())),
             };
-            if batch.is_empty() {
+            // A short batch: the reader had nothing more to give (the
+            // brokers had sent everything they had), so the node was at the
+            // log's end as of this read.
+            if batch.len() < self.options.batch_max {
                 *self.shared.at_end.lock().expect("at_end lock") = Some(std::time::Instant::now());
             }
             if batch.is_empty() && parked.is_empty() {
@@ -498,6 +504,9 @@ fn apply_batch(
     if !staged.is_empty() {
         let _store = shared.store.lock().expect("store lock");
         staged.commit()?;
+        shared
+            .commits
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
     shared
         .records_read
@@ -623,6 +632,14 @@ impl Handle {
         self.shared
             .records_read
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Batches this process has committed: equal before and after a scan
+    /// of the projection, the scan saw one state.
+    pub fn commits(&self) -> u64 {
+        self.shared
+            .commits
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Records waiting for a dependency now.

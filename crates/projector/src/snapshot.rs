@@ -258,8 +258,10 @@ fn read_snapshot(
 }
 
 /// Restores a snapshot into the projection directory `dir`, which must not
-/// hold a projection yet; checked whole before anything is written, and
-/// its digest checked again from the store once written. A node then opened
+/// exist yet; checked whole before anything is written, and its digest
+/// checked again from the store once written. The projection is built in a
+/// sibling directory and renamed into place only when complete, so a restore
+/// that dies half-way leaves nothing a node would open. A node then opened
 /// on `dir` resumes from the snapshot's positions.
 pub fn restore_snapshot(path: &Path, dir: &Path) -> Result<SnapshotInfo> {
     let info = verify_snapshot(path)?;
@@ -271,26 +273,31 @@ pub fn restore_snapshot(path: &Path, dir: &Path) -> Result<SnapshotInfo> {
             stored::TREE
         )));
     }
-    let db = sled::Config::new().path(dir).open()?;
-    let existing = db
-        .tree_names()
-        .into_iter()
-        .any(|name| name.starts_with(b"projection"));
-    if existing {
+    if dir.exists() {
         return Err(Error::Snapshot(format!(
-            "{}: already holds a projection; restore into an empty directory",
+            "{}: already holds a projection; restore into a data directory without one",
             dir.display()
         )));
     }
-    let tree = db.open_tree(&info.tree)?;
-    let restored = fill(&tree, path, &info);
-    if restored.is_err() {
-        // Nothing half-restored is left for a node to open.
-        let _ = db.drop_tree(info.tree.as_bytes());
-        let _ = db.flush();
+    let mut staging = dir.as_os_str().to_owned();
+    staging.push(".restoring");
+    let staging = std::path::PathBuf::from(staging);
+    if staging.exists() {
+        // A restore that died half-way.
+        std::fs::remove_dir_all(&staging).map_err(io("an earlier restore's leftovers"))?;
     }
-    restored?;
-    db.flush()?;
+    let built = (|| {
+        let db = sled::Config::new().path(&staging).open()?;
+        let tree = db.open_tree(&info.tree)?;
+        fill(&tree, path, &info)?;
+        db.flush()?;
+        Ok::<_, Error>(())
+    })();
+    if let Err(e) = built {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(e);
+    }
+    std::fs::rename(&staging, dir).map_err(io("moving the restored projection into place"))?;
     Ok(info)
 }
 

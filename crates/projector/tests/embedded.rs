@@ -287,3 +287,66 @@ async fn a_projection_under_other_rules_is_rebuilt_from_the_log() {
     assert_eq!(reopened.handle.state_digest().unwrap(), digest);
     reopened.stop().await;
 }
+
+/// A snapshot restores to the same projection (digest, positions, answers),
+/// in place of whatever a restore that died half-way left; damaged files and
+/// an existing projection are refused, and nothing is left behind by them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_restores_to_the_same_projection() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
+    let (f, events) = scenarios::chain_events();
+    let token = scenarios::append(&log, &f, &events).await;
+    let wait = std::time::Duration::from_secs(30);
+    let original = scenarios::Running::start(log.clone(), &dir.path().join("a"), &f);
+    original.handle.wait_for(&token, wait).await.unwrap();
+    let file = dir.path().join("a.snapshot");
+    let info = original.handle.write_snapshot(&file).unwrap();
+    let digest = original.handle.state_digest().unwrap();
+    assert_eq!(info.state_digest, digest.to_vec());
+    assert_eq!(info.read, original.handle.read());
+    assert_eq!(info.applied, original.handle.applied());
+    original.stop().await;
+
+    // A restore that died half-way left its staging directory: replaced.
+    let restored = dir.path().join("b");
+    std::fs::create_dir_all(dir.path().join("b.restoring/junk")).unwrap();
+    assert_eq!(
+        baton_projector::restore_snapshot(&file, &restored).unwrap(),
+        info
+    );
+    assert!(!dir.path().join("b.restoring").exists());
+    let again = baton_projector::restore_snapshot(&file, &restored).unwrap_err();
+    assert!(
+        again.to_string().contains("already holds a projection"),
+        "{again}"
+    );
+    let node = scenarios::Running::start(log.clone(), &restored, &f);
+    node.handle.wait_for(&token, wait).await.unwrap();
+    assert_eq!(node.handle.state_digest().unwrap(), digest);
+    assert_eq!(node.handle.records_read(), 0, "nothing after the snapshot");
+    assert!(scenarios::is_active(&node.handle, "t0"));
+    node.stop().await;
+
+    // Damage anywhere is refused before anything is written.
+    let bytes = std::fs::read(&file).unwrap();
+    for (name, damaged) in [
+        ("truncated", bytes[..bytes.len() - 1].to_vec()),
+        ("flipped", {
+            let mut b = bytes.clone();
+            b[bytes.len() / 3] ^= 1;
+            b
+        }),
+        ("tiny", b"BATON".to_vec()),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, damaged).unwrap();
+        let target = dir.path().join(format!("{name}-projection"));
+        let err = baton_projector::restore_snapshot(&path, &target).unwrap_err();
+        assert!(
+            err.to_string().contains("checksum mismatch") || err.to_string().contains("too short"),
+            "{name}: {err}"
+        );
+        assert!(!target.exists(), "{name}: something was restored");
+    }
+}

@@ -15,6 +15,33 @@ use crate::{Error, Node, Result};
 /// How long a status or a scrape waits for the log's end offsets.
 const LOG_END_WAIT: Duration = Duration::from_secs(2);
 
+/// How long the log's end offsets, once read, answer for scrapes and
+/// statuses: one read at a time, at most one a second, however many callers.
+const LOG_END_FRESH: Duration = Duration::from_secs(1);
+
+/// The log's end offsets (or why they could not be read), read at most once
+/// per [`LOG_END_FRESH`] by one caller at a time; the others wait for it.
+async fn log_end<L: EventLog>(node: &Node<L>) -> Result<Vec<u64>, String> {
+    let mut cached = node.log_end.lock().await;
+    if let Some((at, ends)) = &*cached
+        && at.elapsed() < LOG_END_FRESH
+    {
+        return ends.clone();
+    }
+    let ends = match tokio::time::timeout(LOG_END_WAIT, node.log.end_offsets()).await {
+        Ok(Ok(ends)) => Ok(ends),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("the log did not answer within {LOG_END_WAIT:?}")),
+    };
+    *cached = Some((std::time::Instant::now(), ends.clone()));
+    ends
+}
+
+/// Bytes of records one `ListQuarantined` answer carries at most (one
+/// record more when the first alone is larger); ids listed per record.
+const QUARANTINE_PAGE_BYTES: usize = 1024 * 1024;
+const QUARANTINE_EVENT_IDS_MAX: usize = 100;
+
 /// Default and largest page of `ListQuarantined`.
 const QUARANTINE_PAGE: u32 = 100;
 const QUARANTINE_PAGE_MAX: u32 = 1000;
@@ -44,15 +71,10 @@ impl NodeState {
     /// Reads it now (and the projection's digest, when `digest`).
     pub(crate) async fn take<L: EventLog>(node: &Arc<Node<L>>, digest: bool) -> Result<NodeState> {
         let handle = &node.handle;
-        let (log_end, log_error) =
-            match tokio::time::timeout(LOG_END_WAIT, node.log.end_offsets()).await {
-                Ok(Ok(ends)) => (Some(ends), String::new()),
-                Ok(Err(e)) => (None, e.to_string()),
-                Err(_) => (
-                    None,
-                    format!("the log did not answer within {LOG_END_WAIT:?}"),
-                ),
-            };
+        let (log_end, log_error) = match log_end(node).await {
+            Ok(ends) => (Some(ends), String::new()),
+            Err(e) => (None, e),
+        };
         let applied_offsets = handle.applied();
         let mut state = NodeState {
             ready: node.caught_up.load(std::sync::atomic::Ordering::Acquire),
@@ -80,9 +102,9 @@ impl NodeState {
             let node = node.clone();
             state.digest = Some(
                 tokio::task::spawn_blocking(move || {
-                    let before = node.handle.applied();
+                    let before = node.handle.commits();
                     let digest = node.handle.state_digest()?;
-                    Ok::<_, Error>((digest, node.handle.applied() == before))
+                    Ok::<_, Error>((digest, node.handle.commits() == before))
                 })
                 .await
                 .map_err(|e| Error::Internal(format!("digest task: {e}")))??,
@@ -168,6 +190,44 @@ const SNAPSHOT_CHUNK: usize = 1024 * 1024;
 /// A snapshot file being sent; removed however the stream ends.
 struct Spool(std::path::PathBuf);
 
+/// Where a snapshot of the projection in `dir` is spooled: beside it,
+/// named so [`remove_stale_spools`] finds it.
+fn spool_path(dir: &std::path::Path) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut path = dir.as_os_str().to_owned();
+    path.push(format!("{SPOOL_INFIX}{nanos}.tmp"));
+    path.into()
+}
+
+const SPOOL_INFIX: &str = ".snapshot-";
+
+/// Removes snapshot spools a node that died mid-snapshot left beside the
+/// projection in `dir` (run at start, before any snapshot can begin).
+pub(crate) fn remove_stale_spools(dir: &std::path::Path) {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return;
+    };
+    let mut prefix = name.to_owned();
+    prefix.push(SPOOL_INFIX);
+    let prefix = prefix.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if file.starts_with(&prefix) && file.ends_with(".tmp") {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => tracing::warn!(file, "removed a snapshot spool left by an earlier run"),
+                Err(e) => {
+                    tracing::warn!(file, error = %e, "could not remove a stale snapshot spool")
+                }
+            }
+        }
+    }
+}
+
 impl Drop for Spool {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
@@ -181,14 +241,12 @@ pub type SnapshotStream = std::pin::Pin<
 /// One quarantined record as the API shows it: the ids of its events when
 /// it decodes.
 fn quarantined_record(q: baton_projector::Quarantined, with_value: bool) -> v1::QuarantinedRecord {
-    let event_ids = baton_proto::decode_record(&q.value)
-        .map(|events| {
-            events
-                .iter()
-                .map(|(envelope, _)| envelope.id().0.to_vec())
-                .collect()
-        })
-        .unwrap_or_default();
+    let events = baton_proto::decode_record(&q.value).unwrap_or_default();
+    let event_ids = events
+        .iter()
+        .take(QUARANTINE_EVENT_IDS_MAX)
+        .map(|(envelope, _)| envelope.id().0.to_vec())
+        .collect();
     v1::QuarantinedRecord {
         position: Some(v1::LogPosition {
             partition: q.position.partition,
@@ -197,6 +255,7 @@ fn quarantined_record(q: baton_projector::Quarantined, with_value: bool) -> v1::
         rule: q.rule,
         reason: q.reason,
         event_ids,
+        event_count: events.len() as u32,
         value_bytes: q.value.len() as u64,
         value: if with_value { q.value } else { Vec::new() },
     }
@@ -211,31 +270,50 @@ impl<L: EventLog> v1::admin_service_server::AdminService for Admin<L> {
         _request: Request<v1::CreateSnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
         let Ok(one) = self.snapshots.clone().try_acquire_owned() else {
-            return Err(Error::Busy(1).into());
+            return Err(Error::Unavailable(
+                "a snapshot or a state digest is being taken on this node; retry when it is done"
+                    .into(),
+            )
+            .into());
         };
         let permit = self.node.stream_permit()?;
-        // Written beside the projection first (applying pauses only for the
-        // copy, not for however slowly the caller reads), then sent.
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let mut path = self.node.projection_dir.clone().into_os_string();
-        path.push(format!(".snapshot-{nanos}.tmp"));
-        let spool = Spool(path.into());
+        let spool = Spool(spool_path(&self.node.projection_dir));
         let node = self.node.clone();
-        let target = spool.0.clone();
-        let info = tokio::task::spawn_blocking(move || node.handle.write_snapshot(&target))
-            .await
-            .map_err(|e| Error::Internal(format!("snapshot task: {e}")))?
-            .map_err(|e| Error::Internal(e.to_string()))?;
-        tracing::info!(entries = info.entries, read = ?info.read, "snapshot taken");
-        let file = tokio::fs::File::open(&spool.0)
-            .await
-            .map_err(|e| Error::Internal(format!("snapshot file: {e}")))?;
         let (send, receive) = tokio::sync::mpsc::channel(4);
+        // Everything happens in this task, which owns the guards: the call
+        // answers at once (no request deadline cuts a long copy short), and
+        // whether the caller stays or goes, the spool file is removed and
+        // the next snapshot can start only once this copy has ended.
         tokio::spawn(async move {
-            let (_one, _permit, _spool) = (one, permit, spool);
-            let mut file = file;
+            let (_one, _permit) = (one, permit);
+            let target = spool.0.clone();
+            let taken = tokio::task::spawn_blocking(move || {
+                let info = node.handle.write_snapshot(&target)?;
+                Ok::<_, baton_projector::Error>(info)
+            })
+            .await;
+            let info = match taken {
+                Ok(Ok(info)) => info,
+                Ok(Err(e)) => {
+                    let failed = Error::Internal(format!("snapshot: {e}"));
+                    let _ = send.send(Err(failed.into())).await;
+                    return;
+                }
+                Err(e) => {
+                    let failed = Error::Internal(format!("snapshot task: {e}"));
+                    let _ = send.send(Err(failed.into())).await;
+                    return;
+                }
+            };
+            tracing::info!(entries = info.entries, read = ?info.read, "snapshot taken");
+            let mut file = match tokio::fs::File::open(&spool.0).await {
+                Ok(file) => file,
+                Err(e) => {
+                    let failed = Error::Internal(format!("snapshot file: {e}"));
+                    let _ = send.send(Err(failed.into())).await;
+                    return;
+                }
+            };
             loop {
                 let mut chunk = vec![0u8; SNAPSHOT_CHUNK];
                 let read = match tokio::io::AsyncReadExt::read(&mut file, &mut chunk).await {
@@ -263,7 +341,22 @@ impl<L: EventLog> v1::admin_service_server::AdminService for Admin<L> {
         &self,
         request: Request<v1::StatusRequest>,
     ) -> Result<Response<v1::StatusResponse>, Status> {
-        let state = NodeState::take(&self.node, request.into_inner().with_digest).await?;
+        let digest = request.into_inner().with_digest;
+        // A digest scans the whole projection: one at a time, like snapshots.
+        let _one = match digest {
+            true => match self.snapshots.clone().try_acquire_owned() {
+                Ok(one) => Some(one),
+                Err(_) => {
+                    return Err(Error::Unavailable(
+                        "a snapshot or a state digest is being taken on this node; retry when it is done"
+                            .into(),
+                    )
+                    .into());
+                }
+            },
+            false => None,
+        };
+        let state = NodeState::take(&self.node, digest).await?;
         Ok(Response::new(state.into_response::<L>()))
     }
 
@@ -300,17 +393,30 @@ impl<L: EventLog> v1::admin_service_server::AdminService for Admin<L> {
                 .await
                 .map_err(|e| Error::Internal(format!("quarantine task: {e}")))?
                 .map_err(Error::from)?;
-        let next = (found.len() > page).then(|| {
-            let p = found.pop().expect("more than a page").position;
-            v1::LogPosition {
-                partition: p.partition,
-                offset: p.offset,
+        // A page ends at `page` records or at the byte budget, whichever
+        // comes first; `next` is the first record left out.
+        let wanted = found.len().min(page);
+        let mut records = Vec::with_capacity(wanted);
+        let mut bytes = 0usize;
+        let mut next = None;
+        for (i, q) in found.drain(..).enumerate() {
+            let position = v1::LogPosition {
+                partition: q.position.partition,
+                offset: q.position.offset,
+            };
+            if i == wanted {
+                next = Some(position);
+                break;
             }
-        });
-        let records = found
-            .into_iter()
-            .map(|q| quarantined_record(q, request.with_value))
-            .collect();
+            let record = quarantined_record(q, request.with_value);
+            let size = prost::Message::encoded_len(&record);
+            if !records.is_empty() && bytes + size > QUARANTINE_PAGE_BYTES {
+                next = Some(position);
+                break;
+            }
+            bytes += size;
+            records.push(record);
+        }
         Ok(Response::new(v1::ListQuarantinedResponse { records, next }))
     }
 }

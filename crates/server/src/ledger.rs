@@ -286,7 +286,36 @@ impl<L: EventLog> Ledger<L> {
     /// Appends a batch; everything must be done by `deadline` (the request's
     /// own, less a margin to answer in), so that a slow log is reported as an
     /// unknown outcome rather than cut off by the transport's timeout.
+    /// Appends a batch (the one write path: the gRPC Append and the RFC 7009
+    /// bridge), counting each event's outcome for `/metrics`.
     pub(crate) async fn append(
+        &self,
+        request: v1::AppendRequest,
+        deadline: Instant,
+    ) -> Result<v1::AppendResponse> {
+        let events = request.events.len();
+        let answer = self.append_counted(request, deadline).await;
+        if let Some(metrics) = &self.node.metrics {
+            match &answer {
+                Ok(response) => {
+                    let accepted = response
+                        .results
+                        .iter()
+                        .filter(|r| r.outcome == v1::AppendOutcome::Accepted as i32)
+                        .count();
+                    metrics.appended("accepted", "", accepted);
+                    metrics.appended("duplicate", "", response.results.len() - accepted);
+                }
+                Err(e) => {
+                    let (outcome, rule) = e.append_outcome();
+                    metrics.appended(outcome, rule, events);
+                }
+            }
+        }
+        answer
+    }
+
+    async fn append_counted(
         &self,
         request: v1::AppendRequest,
         deadline: Instant,
@@ -509,25 +538,8 @@ impl<L: EventLog> v1::ledger_service_server::LedgerService for Ledger<L> {
             self.node.limits.request_timeout,
             Instant::now(),
         );
-        let events = request.get_ref().events.len();
-        let answer = Ledger::append(self, request.into_inner(), deadline).await;
-        if let Some(metrics) = &self.node.metrics {
-            match &answer {
-                Ok(response) => {
-                    let accepted = response
-                        .results
-                        .iter()
-                        .filter(|r| r.outcome == v1::AppendOutcome::Accepted as i32)
-                        .count();
-                    metrics.appended("accepted", "", accepted);
-                    metrics.appended("duplicate", "", response.results.len() - accepted);
-                }
-                Err(e) => {
-                    let (outcome, rule) = e.append_outcome();
-                    metrics.appended(outcome, rule, events);
-                }
-            }
-        }
-        Ok(Response::new(answer?))
+        Ok(Response::new(
+            Ledger::append(self, request.into_inner(), deadline).await?,
+        ))
     }
 }

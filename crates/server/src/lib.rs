@@ -150,7 +150,14 @@ pub(crate) struct Node<L> {
     pub started: std::time::Instant,
     /// Where the projection lives (snapshots are spooled beside it).
     pub projection_dir: PathBuf,
+    /// The log's end offsets as last read for a status or a scrape.
+    pub log_end: tokio::sync::Mutex<Option<LogEnd>>,
+    /// Why the node stopped on its own, if it did: it exits with an error.
+    pub fatal: std::sync::OnceLock<String>,
 }
+
+/// The log's end offsets as read at an instant, or why they could not be.
+pub(crate) type LogEnd = (std::time::Instant, Result<Vec<u64>, String>);
 
 impl<L> Node<L> {
     /// Waits until the projection covers `token` (empty: no wait) and the
@@ -357,6 +364,7 @@ pub async fn run_with<L: EventLog>(
     let metrics = metrics_listener
         .is_some()
         .then(|| Arc::new(metrics::Metrics::new(L::KIND)));
+    admin::remove_stale_spools(&options.projection_dir);
     let projector = Projector::open(
         log.clone(),
         &options.projection_dir,
@@ -412,6 +420,8 @@ pub async fn run_with<L: EventLog>(
         metrics: metrics.clone(),
         started: std::time::Instant::now(),
         projection_dir: options.projection_dir.clone(),
+        log_end: Default::default(),
+        fatal: Default::default(),
     });
     let address: SocketAddr = listener.local_addr()?;
     let limits = &options.limits;
@@ -433,6 +443,7 @@ pub async fn run_with<L: EventLog>(
                     };
                     if let Err(e) = ahead_of_the_log(&node.handle.read(), &ends) {
                         tracing::error!(error = %e, "stopping");
+                        let _ = node.fatal.set(e);
                         let _ = stop.send(true);
                         return;
                     }
@@ -549,6 +560,9 @@ pub async fn run_with<L: EventLog>(
     if let Err(e) = projected? {
         tracing::error!(error = %e, "the projector failed; the node stopped");
         return Err(e.into());
+    }
+    if let Some(reason) = node.fatal.get() {
+        return Err(reason.clone().into());
     }
     tracing::info!("baton node stopped");
     Ok(())

@@ -569,17 +569,20 @@ impl Collector for NodeState {
         one(
             e,
             "baton_log_reachable",
-            "1 when the log answered this scrape's read of its end offsets",
+            "1 when the log answered the latest read of its end offsets (at most a second old)",
             MetricType::Gauge,
             ConstGauge::new(i64::from(self.log_end.is_some())),
         )?;
-        one(
-            e,
-            "baton_projector_seconds_behind",
-            "While records are unapplied: seconds since a read of the log last found nothing more to read; 0 when caught up",
-            MetricType::Gauge,
-            ConstGauge::new(self.seconds_behind),
-        )?;
+        // Unknown while the log cannot be reached: left out, not 0.
+        if self.log_end.is_some() {
+            one(
+                e,
+                "baton_projector_seconds_behind",
+                "While records are unapplied: seconds since a read of the log last had nothing more to give; 0 when caught up",
+                MetricType::Gauge,
+                ConstGauge::new(self.seconds_behind),
+            )?;
+        }
         one(
             e,
             "baton_projection_size_bytes",
@@ -673,7 +676,6 @@ mod process {
     /// Clock ticks per second (`getconf CLK_TCK`): 100 on every Linux
     /// architecture Rust builds for that is not Alpha or IA-64.
     const TICKS_PER_SECOND: f64 = 100.0;
-    const PAGE_BYTES: u64 = 4096;
 
     pub fn read() -> Option<Process> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -685,7 +687,17 @@ mod process {
         let threads = field(20)? as u64;
         let started_ticks = field(22)?;
         let virtual_bytes = field(23)? as u64;
-        let resident_bytes = field(24)? as u64 * PAGE_BYTES;
+        // In bytes from the kernel, whatever the page size.
+        let resident_bytes = std::fs::read_to_string("/proc/self/status")
+            .ok()?
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse::<u64>()
+            .ok()?
+            * 1024;
         let boot_s: f64 = std::fs::read_to_string("/proc/stat")
             .ok()?
             .lines()
