@@ -11,6 +11,7 @@ pub use baton_client::keys;
 pub mod pki;
 mod project;
 mod serve;
+mod telemetry;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -134,14 +135,6 @@ pub fn check_config(text: &str) -> anyhow::Result<()> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
-                .unwrap_or_else(|_| default_filter(&cli.command).into()),
-        )
-        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -153,9 +146,21 @@ pub fn main() -> ExitCode {
         }
     };
     let env: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
+        .unwrap_or_else(|_| default_filter(&cli.command).into());
+    // Traces are for a node; the other verbs only log.
+    let traces = matches!(cli.command, Command::Serve(_)) && telemetry::wanted(&env);
+    let service_name_set = env.contains_key("OTEL_SERVICE_NAME");
+    let provider = match telemetry::init(filter, traces, service_name_set, &runtime) {
+        Ok(provider) => provider,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
     let result: anyhow::Result<u8> = runtime.block_on(async {
         match cli.command {
-            Command::Serve(flags) => serve::run(flags, &env).await.map(|()| 0),
+            Command::Serve(flags) => serve::run(flags, &env, traces).await.map(|()| 0),
             Command::Keygen { out, json } => {
                 let key = keys::generate(&out)?;
                 let public = hex::encode(key.public_key().to_bytes());
@@ -256,6 +261,12 @@ pub fn main() -> ExitCode {
             }
         }
     });
+    if let Some(provider) = provider {
+        // What is buffered goes out before the runtime stops.
+        if let Err(e) = provider.shutdown() {
+            eprintln!("warning: traces: {e}");
+        }
+    }
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

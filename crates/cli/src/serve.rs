@@ -10,7 +10,7 @@ use baton_server::ServerOptions;
 
 use crate::config::{Config, Flags};
 
-pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result<()> {
+pub async fn run(flags: Flags, env: &BTreeMap<String, String>, traces: bool) -> anyhow::Result<()> {
     let config = Config::load(&flags, env)?;
     let access = baton_server::auth::AccessHandle::new(config.access()?);
     let tls = match config.tls_files()? {
@@ -48,6 +48,7 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>) -> anyhow::Result
         resources: config.resources()?,
         revocation_delegate: config.revocation_delegate()?,
         jwt_issuers: config.jwt_issuers()?,
+        traces,
     };
     let secured = if options.tls.is_some() { ", tls" } else { "" };
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -112,6 +112,64 @@ struct Shared {
     store: std::sync::Mutex<()>,
     /// Batches committed by this process (counted under `store`).
     commits: std::sync::atomic::AtomicU64,
+    /// Spans waiting for the apply of an event (traces): by event id.
+    traced: std::sync::Mutex<std::collections::HashMap<baton_core::EventId, tracing::Span>>,
+    /// How many are waiting: 0 (always, without traces) skips the lock.
+    tracing: std::sync::atomic::AtomicUsize,
+}
+
+/// While held, the apply of its events is traced under its span
+/// ([`Handle::trace_apply`]).
+pub struct TracedApply {
+    shared: Arc<Shared>,
+    ids: Vec<baton_core::EventId>,
+}
+
+impl std::fmt::Debug for TracedApply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TracedApply")
+            .field("events", &self.ids.len())
+            .finish()
+    }
+}
+
+impl Drop for TracedApply {
+    fn drop(&mut self) {
+        let mut traced = self.shared.traced.lock().expect("traced lock");
+        for id in &self.ids {
+            if traced.remove(id).is_some() {
+                self.shared
+                    .tracing
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// The span (a child of the span registered for the record's first event)
+/// under which to apply `record`, if any.
+fn apply_span(shared: &Shared, record: &ReadRecord, item: &apply::Decoded) -> tracing::Span {
+    if shared.tracing.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        return tracing::Span::none();
+    }
+    let Ok(events) = &item.opened else {
+        return tracing::Span::none();
+    };
+    let Some((envelope, _)) = events.first() else {
+        return tracing::Span::none();
+    };
+    let traced = shared.traced.lock().expect("traced lock");
+    match traced.get(&envelope.id()) {
+        Some(parent) => tracing::info_span!(
+            target: "baton::trace",
+            parent: parent,
+            "apply",
+            partition = record.position.partition,
+            offset = record.position.offset,
+            events = events.len(),
+        ),
+        None => tracing::Span::none(),
+    }
 }
 
 /// A projector over one log, storing its projection in a sled database.
@@ -182,6 +240,8 @@ impl<L: EventLog> Projector<L> {
             records_read: std::sync::atomic::AtomicU64::new(0),
             store: std::sync::Mutex::new(()),
             commits: std::sync::atomic::AtomicU64::new(0),
+            traced: Default::default(),
+            tracing: std::sync::atomic::AtomicUsize::new(0),
             tree,
             memo,
             db,
@@ -443,7 +503,9 @@ fn apply_batch(
             continue;
         }
         read_now += 1;
-        match apply::apply_record(policy, &mut staged, record, item)? {
+        let span = apply_span(shared, record, &item);
+        let outcome = span.in_scope(|| apply::apply_record(policy, &mut staged, record, item))?;
+        match outcome {
             Outcome::Parked(why) if parked.len() >= PARKED_MAX => {
                 staged.delete(stored::key::position(b'p', record.position));
                 let why = why.and(format!(
@@ -632,6 +694,25 @@ impl Handle {
         self.shared
             .records_read
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Traces the apply of the record holding `ids` (its first event's id)
+    /// under `span`, for as long as the guard is held.
+    pub fn trace_apply(&self, ids: &[baton_core::EventId], span: tracing::Span) -> TracedApply {
+        let mut traced = self.shared.traced.lock().expect("traced lock");
+        let mut added = Vec::new();
+        for id in ids {
+            if traced.insert(*id, span.clone()).is_none() {
+                added.push(*id);
+            }
+        }
+        self.shared
+            .tracing
+            .fetch_add(added.len(), std::sync::atomic::Ordering::SeqCst);
+        TracedApply {
+            shared: self.shared.clone(),
+            ids: added,
+        }
     }
 
     /// Batches this process has committed: equal before and after a scan

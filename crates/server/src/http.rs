@@ -95,7 +95,8 @@ pub(crate) async fn serve<L: EventLog>(
             access: options.access,
             delegate: options.revocation_delegate,
         }));
-    serve_router(router, listener, tls, &options.limits, stopping).await;
+    let traces = options.traces;
+    serve_router(router, listener, tls, &options.limits, traces, stopping).await;
 }
 
 /// Serves `router` over HTTP/1.1 on `listener` (with `tls` when given, under
@@ -106,6 +107,7 @@ pub(crate) async fn serve_router(
     listener: TcpListener,
     tls: Option<crate::tls::Tls>,
     limits: &crate::Limits,
+    traces: bool,
     mut stopping: watch::Receiver<bool>,
 ) {
     let mut incoming = Box::pin(crate::listener::incoming(
@@ -134,7 +136,15 @@ pub(crate) async fn serve_router(
                 move |mut request: http::Request<hyper::body::Incoming>| {
                     request.extensions_mut().insert(peer.clone());
                     let mut router = router.clone();
-                    tower::Service::call(&mut router, request.map(axum::body::Body::new))
+                    let span = if traces {
+                        crate::trace::http_span(&request)
+                    } else {
+                        tracing::Span::none()
+                    };
+                    tracing::Instrument::instrument(
+                        tower::Service::call(&mut router, request.map(axum::body::Body::new)),
+                        span,
+                    )
                 },
             );
             let served = hyper::server::conn::http1::Builder::new()

@@ -294,7 +294,9 @@ impl<L: EventLog> Ledger<L> {
         deadline: Instant,
     ) -> Result<v1::AppendResponse> {
         let events = request.events.len();
-        let answer = self.append_counted(request, deadline).await;
+        let span = crate::trace::child(self.node.traces, "append");
+        let answer =
+            tracing::Instrument::instrument(self.append_counted(request, deadline), span).await;
         if let Some(metrics) = &self.node.metrics {
             match &answer {
                 Ok(response) => {
@@ -365,6 +367,11 @@ impl<L: EventLog> Ledger<L> {
         };
         let fresh: Vec<&Checked> = checked.iter().filter(|c| !c.duplicate).collect();
         let ids: Vec<EventId> = fresh.iter().map(|c| c.envelope.id()).collect();
+        // The projector's apply of these events joins this trace (until the
+        // answer: a record applied later is not followed).
+        let _traced = node
+            .traces
+            .then(|| node.handle.trace_apply(&ids, tracing::Span::current()));
         let position = if fresh.is_empty() {
             None
         } else if let Some(position) = node.claims.written(&ids) {
@@ -465,7 +472,12 @@ impl<L: EventLog> Ledger<L> {
             });
         }
         let started = std::time::Instant::now();
-        let answered = tokio::time::timeout_at(deadline, self.node.log.append(vec![record])).await;
+        let span = crate::trace::child(self.node.traces, "log.append");
+        let answered = tracing::Instrument::instrument(
+            tokio::time::timeout_at(deadline, self.node.log.append(vec![record])),
+            span,
+        )
+        .await;
         if let Some(metrics) = &self.node.metrics {
             let ok = matches!(&answered, Ok(outcome) if matches!(outcome.last(), Some(Ok(_))));
             metrics.log_appended(started.elapsed(), ok);

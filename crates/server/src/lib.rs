@@ -32,6 +32,7 @@ pub mod metrics;
 mod provenance;
 mod revocation;
 pub mod tls;
+pub mod trace;
 
 pub use error::{Error, Result, rule_code};
 
@@ -104,6 +105,8 @@ pub struct ServerOptions {
     /// Issuers whose JWTs a bridge verifies to answer for a token the
     /// ledger knows only by `jti`.
     pub jwt_issuers: jwt::JwtIssuers,
+    /// Make spans for traces (`trace`): on when the binary exports them.
+    pub traces: bool,
 }
 
 impl ServerOptions {
@@ -118,6 +121,7 @@ impl ServerOptions {
             resources: Default::default(),
             revocation_delegate: None,
             jwt_issuers: Default::default(),
+            traces: false,
         }
     }
 }
@@ -154,6 +158,8 @@ pub(crate) struct Node<L> {
     pub log_end: tokio::sync::Mutex<Option<LogEnd>>,
     /// Why the node stopped on its own, if it did: it exits with an error.
     pub fatal: std::sync::OnceLock<String>,
+    /// Spans for traces are made (`trace`).
+    pub traces: bool,
 }
 
 /// The log's end offsets as read at an instant, or why they could not be.
@@ -422,6 +428,7 @@ pub async fn run_with<L: EventLog>(
         projection_dir: options.projection_dir.clone(),
         log_end: Default::default(),
         fatal: Default::default(),
+        traces: options.traces,
     });
     let address: SocketAddr = listener.local_addr()?;
     let limits = &options.limits;
@@ -530,8 +537,8 @@ pub async fn run_with<L: EventLog>(
         // Pings keep live peers talking, so a silent one is a dead one.
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
-        // Outermost: calls the authorization refuses are counted too.
-        .layer(metrics::GrpcMetricsLayer::new(metrics))
+        // Outermost: calls the authorization refuses are observed too.
+        .layer(metrics::ObserveLayer::new(metrics, options.traces))
         .layer(auth::AuthorizeLayer::new(options.access.clone()))
         .add_service(health_service)
         .add_service(reflection)

@@ -34,11 +34,12 @@ fn seconds_histogram() -> Histogram {
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
+/// A gRPC method, as labels (from the fixed table: see [`method`]).
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Rpc {
-    grpc_type: &'static str,
-    grpc_service: &'static str,
-    grpc_method: &'static str,
+pub(crate) struct Rpc {
+    pub grpc_type: &'static str,
+    pub grpc_service: &'static str,
+    pub grpc_method: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -299,7 +300,9 @@ const UNARY: &str = "unary";
 const SERVER_STREAM: &str = "server_stream";
 const BIDI_STREAM: &str = "bidi_stream";
 
-fn rpc(path: &str) -> Rpc {
+/// (service, method, kind) of a gRPC path, from [`METHODS`]; `unknown`
+/// for anything else.
+pub(crate) fn method(path: &str) -> (&'static str, &'static str, &'static str) {
     let (service, method) = path
         .trim_start_matches('/')
         .split_once('/')
@@ -307,18 +310,16 @@ fn rpc(path: &str) -> Rpc {
     METHODS
         .iter()
         .find(|(s, m, _)| *s == service && *m == method)
-        .map_or(
-            Rpc {
-                grpc_type: UNARY,
-                grpc_service: "unknown",
-                grpc_method: "unknown",
-            },
-            |(s, m, t)| Rpc {
-                grpc_type: t,
-                grpc_service: s,
-                grpc_method: m,
-            },
-        )
+        .map_or(("unknown", "unknown", UNARY), |(s, m, t)| (*s, *m, *t))
+}
+
+fn rpc(path: &str) -> Rpc {
+    let (grpc_service, grpc_method, grpc_type) = method(path);
+    Rpc {
+        grpc_type,
+        grpc_service,
+        grpc_method,
+    }
 }
 
 /// gRPC codes by number, as go-grpc-middleware names them.
@@ -342,47 +343,60 @@ const CODES: [&str; 17] = [
     "Unauthenticated",
 ];
 
+/// The gRPC status number of a trailers-only answer (most errors), from
+/// its headers.
+fn status_in(headers: &http::HeaderMap) -> Option<usize> {
+    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
+}
+
+fn code_name(code: usize) -> &'static str {
+    CODES.get(code).copied().unwrap_or("Unknown")
+}
+
 fn code_of(headers: &http::HeaderMap) -> Option<&'static str> {
-    let value = headers.get("grpc-status")?;
-    let code: usize = value.to_str().ok()?.parse().ok()?;
-    Some(CODES.get(code).copied().unwrap_or("Unknown"))
+    status_in(headers).map(code_name)
 }
 
-/// The tower layer that counts and times every gRPC call (outermost: calls
-/// the authorization layer refuses count too). Without metrics, it passes
-/// calls through untouched.
+/// The tower layer that observes every gRPC call (outermost: calls the
+/// authorization layer refuses are observed too): counts and times it for
+/// `/metrics` when there are metrics, and puts it in a span continuing the
+/// caller's trace when traces are on ([`crate::trace`]). With neither, it
+/// passes calls through untouched.
 #[derive(Debug, Clone)]
-pub struct GrpcMetricsLayer {
+pub struct ObserveLayer {
     metrics: Option<Arc<Metrics>>,
+    traces: bool,
 }
 
-impl GrpcMetricsLayer {
-    pub fn new(metrics: Option<Arc<Metrics>>) -> Self {
-        GrpcMetricsLayer { metrics }
+impl ObserveLayer {
+    pub fn new(metrics: Option<Arc<Metrics>>, traces: bool) -> Self {
+        ObserveLayer { metrics, traces }
     }
 }
 
-impl<S> tower::Layer<S> for GrpcMetricsLayer {
-    type Service = GrpcMetrics<S>;
+impl<S> tower::Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
 
-    fn layer(&self, inner: S) -> GrpcMetrics<S> {
-        GrpcMetrics {
+    fn layer(&self, inner: S) -> Observe<S> {
+        Observe {
             inner,
             metrics: self.metrics.clone(),
+            traces: self.traces,
         }
     }
 }
 
 #[derive(Debug, Clone)]
-pub struct GrpcMetrics<S> {
+pub struct Observe<S> {
     inner: S,
     metrics: Option<Arc<Metrics>>,
+    traces: bool,
 }
 
 type Answer<E> =
     Pin<Box<dyn std::future::Future<Output = Result<http::Response<tonic::body::Body>, E>> + Send>>;
 
-impl<S, B> tower::Service<http::Request<B>> for GrpcMetrics<S>
+impl<S, B> tower::Service<http::Request<B>> for Observe<S>
 where
     S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
     S::Future: Send + 'static,
@@ -397,27 +411,40 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let Some(metrics) = self.metrics.clone() else {
+        if self.metrics.is_none() && !self.traces {
             return Box::pin(self.inner.call(request));
-        };
+        }
         let rpc = rpc(request.uri().path());
-        metrics.started.get_or_create(&rpc).inc();
-        let pending = Pending {
-            metrics: Some(metrics),
-            rpc,
-            started: Instant::now(),
+        let span = if self.traces {
+            crate::trace::grpc_span(&rpc, request.headers())
+        } else {
+            tracing::Span::none()
         };
-        let answer = self.inner.call(request);
-        Box::pin(async move {
-            let mut pending = pending;
-            let response = answer.await?;
-            // A trailers-only answer (most errors) has its status in the headers.
-            if let Some(code) = code_of(response.headers()) {
-                pending.done(code);
-                return Ok(response);
+        let pending = self.metrics.clone().map(|metrics| {
+            metrics.started.get_or_create(&rpc).inc();
+            Pending {
+                metrics: Some(metrics),
+                rpc,
+                started: Instant::now(),
             }
-            Ok(response.map(|body| tonic::body::Body::new(Observed { body, pending })))
-        })
+        });
+        let answer = span.in_scope(|| self.inner.call(request));
+        Box::pin(tracing::Instrument::instrument(
+            async move {
+                let response = answer.await?;
+                let status = status_in(response.headers());
+                crate::trace::record_status(status);
+                let Some(mut pending) = pending else {
+                    return Ok(response);
+                };
+                if let Some(code) = status {
+                    pending.done(code_name(code));
+                    return Ok(response);
+                }
+                Ok(response.map(|body| tonic::body::Body::new(Observed { body, pending })))
+            },
+            span,
+        ))
     }
 }
 
@@ -759,5 +786,5 @@ pub(crate) async fn serve<L: baton_log::EventLog>(
             }
         }),
     );
-    crate::http::serve_router(router, listener, None, &limits, stopping).await;
+    crate::http::serve_router(router, listener, None, &limits, false, stopping).await;
 }

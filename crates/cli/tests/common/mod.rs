@@ -94,8 +94,20 @@ impl Served {
 
     /// [`Served::start`], logging what `filter` (`BATON_LOG`) lets through.
     pub fn start_logging(data: &Path, trust_root: &str, args: &[&str], filter: &str) -> Served {
+        Served::start_with_env(data, trust_root, args, filter, &[])
+    }
+
+    /// [`Served::start_logging`], with more environment variables.
+    pub fn start_with_env(
+        data: &Path,
+        trust_root: &str,
+        args: &[&str],
+        filter: &str,
+        env: &[(&str, &str)],
+    ) -> Served {
         let mut child = baton()
             .env("BATON_LOG", filter)
+            .envs(env.iter().copied())
             .args([
                 "serve",
                 "--listen",
