@@ -32,6 +32,9 @@ pub async fn status(args: Status) -> anyhow::Result<()> {
         .await
         .map_err(status_text)?
         .into_inner();
+    // In rule order (the wire's map has none).
+    let by_rule: std::collections::BTreeMap<&String, &u64> =
+        status.quarantined_by_rule.iter().collect();
     if args.connection.json {
         let partitions: Vec<_> = status
             .partitions
@@ -52,7 +55,7 @@ pub async fn status(args: Status) -> anyhow::Result<()> {
                 "events_applied": status.events_applied,
                 "duplicates": status.duplicates,
                 "quarantined": status.quarantined,
-                "quarantined_by_rule": status.quarantined_by_rule,
+                "quarantined_by_rule": by_rule,
                 "parked": status.parked,
                 "records_read": status.records_read,
                 "projection_bytes": status.projection_bytes,
@@ -83,8 +86,7 @@ pub async fn status(args: Status) -> anyhow::Result<()> {
             p.partition, p.applied, p.read, p.log_end, p.lag
         );
     }
-    let rules: Vec<String> = status
-        .quarantined_by_rule
+    let rules: Vec<String> = by_rule
         .iter()
         .map(|(rule, n)| format!("{rule} {n}"))
         .collect();

@@ -230,9 +230,52 @@ async fn metrics_quarantine_and_status_tell_what_happened() {
         .map_err(|(e, _)| e)
         .unwrap();
     let forged_at = format!("{}:{}", delivered.partition, delivered.offset);
-    eventually("the forgery is quarantined", || {
+    // More of the forgery scenario, each with the rule that must refuse it: a
+    // grant signed by a key nobody registered (waits for the key, then is
+    // quarantined), a hop wider than its parent signed by the right key,
+    // and bytes that are no event.
+    let stranger = baton_core::SigningKey::generate();
+    let (_, body) = baton_proto::decode_signed(&baton_proto::encode_signed(&f.issue(
+        "as",
+        "unsigned",
+        "user:mallory",
+        "agent",
+        3600,
+    )))
+    .unwrap();
+    let unknown_signer = f.seal_with(&stranger, body.body);
+    let wider = f.hop_unchecked(
+        "h2",
+        "wider",
+        "gateway",
+        "server-a",
+        &["repo:write"],
+        &[],
+        f.expiry_of("h2"),
+        None,
+    );
+    let mut more = Vec::new();
+    for (rule, value) in [
+        ("unknown-key", baton_proto::encode_signed(&unknown_signer)),
+        ("not-narrower", baton_proto::encode_signed(&wider)),
+        ("undecodable", b"\x0a\x03not an event".to_vec()),
+    ] {
+        let delivered = producer
+            .send(
+                FutureRecord::to(TOPIC).key(rule).payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+        more.push((
+            rule,
+            format!("{}:{}", delivered.partition, delivered.offset),
+        ));
+    }
+    eventually("the forgeries are quarantined", || {
         status_calls += 1.0;
-        (status(&url)["quarantined"] == 1).then_some(())
+        (status(&url)["quarantined"] == 4).then_some(())
     });
 
     // Lag back to 0 (the Watch's end is recorded once its body is dropped).
@@ -281,21 +324,24 @@ async fn metrics_quarantine_and_status_tell_what_happened() {
     };
     assert_eq!(projector("applied"), n + 3.0);
     assert_eq!(projector("duplicate"), 0.0);
-    assert_eq!(
-        moved(
-            &before,
-            &after,
-            "baton_projector_quarantined_total",
-            &[("rule", "signature")]
-        ),
-        1.0
-    );
+    for rule in ["signature", "unknown-key", "not-narrower", "undecodable"] {
+        assert_eq!(
+            moved(
+                &before,
+                &after,
+                "baton_projector_quarantined_total",
+                &[("rule", rule)]
+            ),
+            1.0,
+            "{rule}"
+        );
+    }
     let quarantined: f64 = after
         .iter()
         .filter(|(n, _, _)| n == "baton_projector_quarantined_total")
         .map(|(_, _, v)| *v)
         .sum();
-    assert_eq!(quarantined, 1.0, "only the forgery is quarantined");
+    assert_eq!(quarantined, 4.0, "only the forgeries are quarantined");
     assert_eq!(value(&after, "baton_projector_parked", &[]), 0.0);
     assert_eq!(value(&after, "baton_ready", &[]), 1.0);
     assert_eq!(value(&after, "baton_log_reachable", &[]), 1.0);
@@ -396,17 +442,36 @@ async fn metrics_quarantine_and_status_tell_what_happened() {
     assert!(out.status.success(), "{out:?}");
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let records = list["records"].as_array().unwrap();
-    assert_eq!(records.len(), 1, "{list}");
-    assert_eq!(records[0]["position"], forged_at.as_str());
-    assert_eq!(records[0]["rule"], "signature");
+    assert_eq!(records.len(), 4, "{list}");
+    let at = |position: &str| {
+        records
+            .iter()
+            .find(|r| r["position"] == position)
+            .unwrap_or_else(|| panic!("{position} not listed: {list}"))
+    };
+    let bad_signature = at(&forged_at);
+    assert_eq!(bad_signature["rule"], "signature");
     assert!(
-        records[0]["reason"].as_str().unwrap().contains("signature"),
+        bad_signature["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not verify"),
         "{list}"
     );
     assert_eq!(
-        records[0]["event_ids"],
+        bad_signature["event_ids"],
         serde_json::json!([forged.id().to_string()])
     );
+    for (rule, position) in &more {
+        let record = at(position);
+        assert_eq!(record["rule"], *rule, "{list}");
+        assert!(!record["reason"].as_str().unwrap().is_empty(), "{list}");
+    }
+    assert_eq!(
+        at(&more[1].1)["event_ids"],
+        serde_json::json!([wider.id().to_string()])
+    );
+    assert_eq!(at(&more[2].1)["event_ids"], serde_json::json!([]));
     let text = baton()
         .args(["quarantine", "list", "--server", &url])
         .output()
@@ -482,7 +547,9 @@ async fn metrics_quarantine_and_status_tell_what_happened() {
     assert!(
         text.contains("node: ready (kafka log")
             && text.contains("lag: 0 records, 0.0 s behind")
-            && text.contains("1 quarantined (signature 1)"),
+            && text.contains(
+                "4 quarantined (not-narrower 1, signature 1, undecodable 1, unknown-key 1)"
+            ),
         "{text}"
     );
     node.stop();
