@@ -317,13 +317,18 @@ pub enum Snapshot {
     /// Restore a snapshot into a new node's data directory (which must hold
     /// no projection yet); `baton serve` on it then reads only the log from
     /// the snapshot's positions on. A snapshot is as trusted as the node that
-    /// made it: to trust only the log, start with an empty data directory
-    /// (a full replay) instead.
+    /// made it; with --verify-full the projection is instead replayed from
+    /// the log (verifying every event) up to the snapshot's positions, and
+    /// kept only if its digest is the snapshot's. Takes the node's own
+    /// flags (--data-dir; with --verify-full also its configuration: trust
+    /// roots, rules, Kafka).
     Restore {
         file: PathBuf,
-        /// The new node's data directory.
+        /// Replay the log instead of trusting the snapshot's content.
         #[arg(long)]
-        data_dir: PathBuf,
+        verify_full: bool,
+        #[command(flatten)]
+        node: Box<crate::config::Flags>,
         #[arg(long)]
         json: bool,
     },
@@ -351,7 +356,10 @@ fn describe(info: &baton_projector::SnapshotInfo, json: bool) {
     }
 }
 
-pub async fn snapshot(command: Snapshot) -> anyhow::Result<()> {
+pub async fn snapshot(
+    command: Snapshot,
+    env: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<()> {
     match command {
         Snapshot::Create { connection, out } => {
             if out.exists() {
@@ -399,17 +407,94 @@ pub async fn snapshot(command: Snapshot) -> anyhow::Result<()> {
         }
         Snapshot::Restore {
             file,
-            data_dir,
+            verify_full,
+            node,
             json,
         } => {
-            let info = baton_projector::restore_snapshot(&file, &data_dir.join("projection"))?;
+            let info = if verify_full {
+                replayed(&file, &node, env).await?
+            } else {
+                let Some(data_dir) = &node.data_dir else {
+                    bail!("--data-dir: the new node's data directory is required");
+                };
+                baton_projector::restore_snapshot(&file, &data_dir.join("projection"))?
+            };
             eprintln!(
-                "restored into {}; `baton serve --data-dir {}` resumes from its positions",
-                data_dir.display(),
-                data_dir.display()
+                "restored{}; `baton serve` on its data directory resumes from the snapshot's positions",
+                if verify_full {
+                    " by replaying the log (same digest as the snapshot)"
+                } else {
+                    ""
+                }
             );
             describe(&info, json);
             Ok(())
         }
     }
+}
+
+/// `restore --verify-full`: the projection replayed from the log up to the
+/// snapshot's positions under the node's configuration, kept only when its
+/// digest is the snapshot's.
+async fn replayed(
+    file: &std::path::Path,
+    node: &crate::config::Flags,
+    env: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<baton_projector::SnapshotInfo> {
+    let config = crate::config::Config::load(node, env)?;
+    let policy = config.policy()?;
+    let info = baton_projector::verify_snapshot(file)?;
+    let rules = baton_projector::tree_name(&policy);
+    if info.tree != rules {
+        bail!(
+            "{}: made under other rules ({}) than this configuration's ({rules}): a node with this configuration would replay the log anyway",
+            file.display(),
+            info.tree
+        );
+    }
+    let target = config.data_dir.join("projection");
+    if target.exists() {
+        bail!(
+            "{}: already holds a projection; restore into a data directory without one",
+            target.display()
+        );
+    }
+    let staging = config.data_dir.join("projection.verifying");
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)?;
+    }
+    let digest = if config.kafka.brokers.is_empty() {
+        let log = baton_log::EmbeddedLog::open(&config.data_dir.join("log"))?;
+        replay_to(log, &staging, policy, &info.read).await
+    } else {
+        let log = crate::serve::connect_kafka(config.kafka_options()?, &config.data_dir).await?;
+        replay_to(log, &staging, policy, &info.read).await
+    };
+    let digest = digest.inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&staging);
+    })?;
+    if digest.as_slice() != info.state_digest {
+        let _ = std::fs::remove_dir_all(&staging);
+        bail!(
+            "{}: the log replayed to the snapshot's positions gives digest b3:{}, the snapshot says b3:{}: the snapshot is not a projection of this log under these rules (or a record waiting for a dependency was decided by time on the node that made it)",
+            file.display(),
+            hex::encode(digest),
+            hex::encode(&info.state_digest)
+        );
+    }
+    std::fs::rename(&staging, &target)?;
+    Ok(info)
+}
+
+/// Replays `log` into a new projection in `dir` up to `until`; its digest.
+async fn replay_to<L: baton_log::EventLog>(
+    log: L,
+    dir: &std::path::Path,
+    policy: baton_core::Policy,
+    until: &[u64],
+) -> anyhow::Result<[u8; 32]> {
+    let projector =
+        baton_projector::Projector::open(log, dir, baton_projector::ProjectorOptions::new(policy))?;
+    projector.replay_until(until).await?;
+    Ok(projector.handle().state_digest()?)
 }

@@ -205,7 +205,7 @@ pub fn main() -> ExitCode {
             Command::Project(args) => project::run(args).await.map(|()| 0),
             Command::Status(args) => admin::status(args).await.map(|()| 0),
             Command::Quarantine(command) => admin::quarantine(command).await.map(|()| 0),
-            Command::Snapshot(command) => admin::snapshot(command).await.map(|()| 0),
+            Command::Snapshot(command) => admin::snapshot(command, &env).await.map(|()| 0),
             Command::Secret(Secret::New { out }) => {
                 let mut secret = [0u8; 32];
                 rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret);

@@ -79,6 +79,7 @@ async fn a_node_started_from_a_snapshot_reads_only_the_tail_and_equals_a_full_re
     let cluster = KafkaCluster::shared();
     let brokers = cluster.bootstrap();
     let (mut f, setup) = Fixture::standard(now_s());
+    let setup_again = setup.clone();
     let root = hex::encode(f.root.public_key().to_bytes());
     let dir = tempfile::tempdir().unwrap();
     let a = serve(&dir.path().join("a"), &root, brokers, TOPIC);
@@ -233,6 +234,82 @@ async fn a_node_started_from_a_snapshot_reads_only_the_tail_and_equals_a_full_re
             "{jti}"
         );
     }
+    // --verify-full: the same positions replayed from the log, kept because
+    // the digest is the snapshot's; a node on it equals the others.
+    let g_dir = dir.path().join("g");
+    let verified = json(&[
+        "snapshot",
+        "restore",
+        file_s,
+        "--verify-full",
+        "--json",
+        "--data-dir",
+        g_dir.to_str().unwrap(),
+        "--trust-root",
+        &root,
+        "--kafka-brokers",
+        brokers,
+        "--kafka-topic",
+        TOPIC,
+        "--kafka-partitions",
+        "4",
+    ]);
+    assert_eq!(verified, taken);
+    let g = serve(&g_dir, &root, brokers, TOPIC);
+    let sg = settled(&g.url(), true);
+    assert_eq!(sg["state_digest"], sa["state_digest"], "G (verified) vs A");
+    assert_eq!(
+        sg["records_read"].as_u64().unwrap(),
+        log_records - snapshot_read,
+        "G read only the tail once serving"
+    );
+    g.stop();
+    // A snapshot that is not of this log (same rules, another topic) is
+    // refused by --verify-full, however whole the file is.
+    let x = serve(&dir.path().join("x"), &root, brokers, "snapshots-other");
+    append(&x.url(), &setup_again).await;
+    // (The registrations alone would be this log's prefix too: a snapshot
+    // of them is a projection of this log. A grant only that topic holds is
+    // not.)
+    append(
+        &x.url(),
+        &[f.issue("as", "only-elsewhere", "user:eve", "agent", 3600)],
+    )
+    .await;
+    let other = dir.path().join("other.snapshot");
+    json(&[
+        "snapshot",
+        "create",
+        "--json",
+        "--server",
+        &x.url(),
+        "--out",
+        other.to_str().unwrap(),
+    ]);
+    x.stop();
+    let out = cli(&[
+        "snapshot",
+        "restore",
+        other.to_str().unwrap(),
+        "--verify-full",
+        "--data-dir",
+        dir.path().join("h").to_str().unwrap(),
+        "--trust-root",
+        &root,
+        "--kafka-brokers",
+        brokers,
+        "--kafka-topic",
+        TOPIC,
+        "--kafka-partitions",
+        "4",
+    ]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a projection of this log"),
+        "{out:?}"
+    );
+    assert!(!dir.path().join("h/projection").exists());
+
     let trail = json(&["quarantine", "list", "--json", "--server", &b.url()]);
     assert_eq!(trail["records"][0]["rule"], "signature", "{trail}");
     assert_eq!(

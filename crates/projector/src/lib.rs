@@ -279,6 +279,60 @@ impl<L: EventLog> Projector<L> {
         )
     }
 
+    /// Applies the log from where the projection is up to `until` (the next
+    /// offset per partition: records at or past it are not applied), then
+    /// returns. For `baton snapshot restore --verify-full`: a projection of
+    /// exactly the positions a snapshot reflects, from the log alone.
+    pub async fn replay_until(&self, until: &[u64]) -> Result<()> {
+        if until.len() != self.shared.partitions as usize {
+            return Err(Error::Invalid {
+                field: "until",
+                reason: format!(
+                    "names {} partitions; the log has {}",
+                    until.len(),
+                    self.shared.partitions
+                ),
+            });
+        }
+        let start = self.shared.read_next.lock().expect("offsets lock").clone();
+        let mut reader = self.log.reader(&start)?;
+        let reached = |shared: &Shared| {
+            let read = shared.read_next.lock().expect("offsets lock");
+            read.iter().zip(until).all(|(read, until)| read >= until)
+        };
+        while !reached(&self.shared) {
+            let batch = reader
+                .next_batch(self.options.batch_max, self.options.idle_wait)
+                .await?;
+            if batch.is_empty() {
+                let ends = self.log.end_offsets().await?;
+                if let Some((p, (end, until))) = ends
+                    .iter()
+                    .zip(until)
+                    .enumerate()
+                    .find(|(_, (end, until))| end < until)
+                {
+                    return Err(Error::Invalid {
+                        field: "until",
+                        reason: format!(
+                            "partition {p} ends at offset {end}, before {until}: not this log's positions"
+                        ),
+                    });
+                }
+                continue;
+            }
+            let wanted: Vec<ReadRecord> = batch
+                .into_iter()
+                .filter(|r| r.position.offset < until[r.position.partition as usize])
+                .collect();
+            if !wanted.is_empty() {
+                // On this task: a tool's replay, nothing else waits on it.
+                self.apply_records(&wanted)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Applies the log until `shutdown` resolves. Returns an error only for a
     /// failure of the log or the store; invalid events are quarantined.
     ///
@@ -769,6 +823,12 @@ impl Handle {
     }
 }
 
+/// The name of the projection tree of this binary's layout under `policy`'s
+/// rules (a snapshot records it).
+pub fn tree_name(policy: &Policy) -> String {
+    format!("{}.{}", stored::TREE, policy.fingerprint())
+}
+
 /// Opens the projection tree of this layout ([`stored::TREE`]) and of these
 /// rules (`policy`'s fingerprint), and drops every other projection tree.
 /// Each layout and rule set has its own tree, so a binary of another version
@@ -778,7 +838,7 @@ impl Handle {
 /// rather than keep verdicts the rules it now runs would not reach: two nodes
 /// with the same log and rules always hold the same projection.
 fn open_layout(db: &sled::Db, policy: &Policy) -> Result<sled::Tree> {
-    let current = format!("{}.{}", stored::TREE, policy.fingerprint());
+    let current = tree_name(policy);
     for name in db.tree_names() {
         // "projection" (the first layout) and "projection.v<N>[.<rules>]".
         let layout = name.as_ref() == b"projection" || name.starts_with(b"projection.v");

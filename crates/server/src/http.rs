@@ -225,6 +225,12 @@ fn refused(status: &tonic::Status) -> Response {
             HeaderValue::from_static("Basic realm=\"baton\""),
         );
     }
+    // The request's body is never read for a refused caller, so the
+    // connection cannot carry another request: say so, or a client reusing
+    // it finds it closed under its next request.
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
