@@ -214,10 +214,7 @@ impl<L: EventLog> Projector<L> {
         // is of another log.
         for entry in tree.scan_prefix([b'o']) {
             let (key, _) = entry?;
-            let partition = key
-                .get(1..5)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_be_bytes)
+            let partition = stored::key::parse_offset(&key)
                 .ok_or_else(|| Error::Corrupt("offset key".into()))?;
             if partition >= partitions {
                 return Err(Error::Invalid {

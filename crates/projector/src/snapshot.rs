@@ -123,10 +123,7 @@ impl Handle {
                 digest.entry(&key, &value);
                 match key.first() {
                     Some(b'o') => {
-                        let partition = key
-                            .get(1..5)
-                            .and_then(|b| b.try_into().ok())
-                            .map(u32::from_be_bytes)
+                        let partition = stored::key::parse_offset(&key)
                             .ok_or_else(|| Error::Corrupt("offset key".into()))?;
                         if let Some(slot) = read.get_mut(partition as usize) {
                             *slot = crate::view::read_u64(Some(&value));

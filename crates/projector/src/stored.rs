@@ -303,6 +303,11 @@ pub mod key {
         with(b'o', &[&partition.to_be_bytes()])
     }
 
+    /// The partition of an [`offset`] key.
+    pub fn parse_offset(key: &[u8]) -> Option<u32> {
+        Some(u32::from_be_bytes(key.get(1..5)?.try_into().ok()?))
+    }
+
     pub fn event(id: &EventId) -> Vec<u8> {
         with(b'e', &[&id.0])
     }

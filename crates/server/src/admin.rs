@@ -184,6 +184,14 @@ impl<L> Admin<L> {
     }
 }
 
+/// The refusal of a snapshot or digest while another is being taken.
+fn one_at_a_time() -> Status {
+    Error::Unavailable(
+        "a snapshot or a state digest is being taken on this node; retry when it is done".into(),
+    )
+    .into()
+}
+
 /// Bytes per `CreateSnapshot` message.
 const SNAPSHOT_CHUNK: usize = 1024 * 1024;
 
@@ -270,11 +278,7 @@ impl<L: EventLog> v1::admin_service_server::AdminService for Admin<L> {
         _request: Request<v1::CreateSnapshotRequest>,
     ) -> Result<Response<SnapshotStream>, Status> {
         let Ok(one) = self.snapshots.clone().try_acquire_owned() else {
-            return Err(Error::Unavailable(
-                "a snapshot or a state digest is being taken on this node; retry when it is done"
-                    .into(),
-            )
-            .into());
+            return Err(one_at_a_time());
         };
         let permit = self.node.stream_permit()?;
         let spool = Spool(spool_path(&self.node.projection_dir));
@@ -347,11 +351,7 @@ impl<L: EventLog> v1::admin_service_server::AdminService for Admin<L> {
             true => match self.snapshots.clone().try_acquire_owned() {
                 Ok(one) => Some(one),
                 Err(_) => {
-                    return Err(Error::Unavailable(
-                        "a snapshot or a state digest is being taken on this node; retry when it is done"
-                            .into(),
-                    )
-                    .into());
+                    return Err(one_at_a_time());
                 }
             },
             false => None,
