@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 CACHE="${BATON_CACHE:-$HOME/.cache/baton}"
 BUF_VERSION=v1.75.0
 GRPCURL_VERSION=v1.9.4
+# Caddy: a gateway the bridge tests put in front of a recording upstream.
+CADDY_VERSION=v2.11.9
 mkdir -p "$CACHE/bin"
 log() { printf '\n== %s\n' "$*" >&2; }
 
@@ -40,6 +42,9 @@ if [ ! -x "$CACHE/bin/buf" ]; then
 fi
 if [ ! -x "$CACHE/bin/grpcurl" ]; then
     GOBIN="$CACHE/bin" go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
+fi
+if [ ! -x "$CACHE/bin/caddy" ]; then
+    GOBIN="$CACHE/bin" go install "github.com/caddyserver/caddy/v2/cmd/caddy@$CADDY_VERSION"
 fi
 # The interop venv; the tests check the same stamp (crates/testkit/src/tools.rs).
 VENV="$CACHE/venv-interop"

@@ -11,6 +11,7 @@ Prints "ext_authz: N passed, M failed" last; exits non-zero on any failure.
 import sys
 
 import grpc
+from envoy.config.core.v3 import base_pb2 as core
 from envoy.service.auth.v3 import attribute_context_pb2 as ac
 from envoy.service.auth.v3 import external_auth_pb2 as ea
 from envoy.service.auth.v3 import external_auth_pb2_grpc as ea_grpc
@@ -82,6 +83,39 @@ with grpc.insecure_channel(ADDRESS) as channel:
            code_pb2.PERMISSION_DENIED, 'Bearer error="invalid_request"')
     r = ask(stub, LIVE, None, version=None, http_method="GET")
     check("a GET (the server's event stream) needs no MCP headers", r.status.code == code_pb2.OK, r)
+
+    # Envoy's two header encodings. `headers` joins a repeated header with
+    # commas: a joined value is refused, not read as one of its parts.
+    denied("headers map: Mcp-Name joined", ask(stub, LIVE, "tools/call", "echo,secret"), 400,
+           code_pb2.PERMISSION_DENIED, 'Bearer error="invalid_request"')
+    denied("Mcp-Method in another case", ask(stub, LIVE, "Tools/Call", "secret"), 400,
+           code_pb2.PERMISSION_DENIED, 'Bearer error="invalid_request"')
+    denied("an unknown protocol version", ask(stub, LIVE, "tools/list", version="2099-01-01"), 400,
+           code_pb2.PERMISSION_DENIED, 'Bearer error="invalid_request"')
+    r = ask(stub, LIVE, "tools/list", path="/mcp/%74ools")
+    check("an encoded unreserved character decodes inside the resource", r.status.code == code_pb2.OK, r)
+
+    # `header_map` carries each copy, raw: a repeat is refused; one copy of
+    # each is read like the `headers` map.
+    def ask_raw(pairs, both=False):
+        header_map = core.HeaderMap(headers=[core.HeaderValue(key=k, raw_value=v.encode()) for k, v in pairs])
+        http = ac.AttributeContext.HttpRequest(
+            method="POST", scheme="https", host="mcp-a.example", path="/mcp", header_map=header_map,
+            headers={"x-both": "1"} if both else {})
+        return stub.Check(ea.CheckRequest(attributes=ac.AttributeContext(
+            request=ac.AttributeContext.Request(http=http))), timeout=30)
+    common = [("authorization", f"Bearer {LIVE}"), ("mcp-protocol-version", "2026-07-28"),
+              ("mcp-method", "tools/call")]
+    r = ask_raw(common + [("mcp-name", "echo")])
+    check("header_map: one copy of each is allowed", r.status.code == code_pb2.OK, r)
+    denied("header_map: Mcp-Name twice", ask_raw(common + [("mcp-name", "echo"), ("mcp-name", "secret")]), 400,
+           code_pb2.PERMISSION_DENIED, 'Bearer error="invalid_request"')
+    denied("header_map: Authorization twice",
+           ask_raw(common + [("mcp-name", "echo"), ("Authorization", "Bearer someone-else")]), 400,
+           code_pb2.PERMISSION_DENIED, 'Bearer error="invalid_request"')
+    r = ask_raw(common + [("mcp-name", "echo")], both=True)
+    check("headers and header_map at once: the gateway's misconfiguration, 500",
+          r.WhichOneof("http_response") == "denied_response" and r.denied_response.status.code == 500, r)
 
     r = ask(stub, None, "tools/list")
     denied("no token", r, 401, code_pb2.UNAUTHENTICATED, "Bearer")

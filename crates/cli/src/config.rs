@@ -40,6 +40,10 @@ pub struct Config {
     pub access: Vec<AccessGrant>,
     /// What the gateway bridges map requests to (`[[resource]]`).
     pub resource: Vec<ResourceConfig>,
+    /// The gateway in front of forward-auth (`/authz`): generic, nginx,
+    /// traefik, caddy or envoy. It fixes which headers carry the original
+    /// request; the other family is refused when present.
+    pub gateway: String,
     /// The identity RFC 7009 revocations are signed with.
     pub revocation: Revocation,
     /// Issuers whose JWTs the bridges verify (`[[jwt_issuer]]`).
@@ -222,6 +226,7 @@ impl Default for Config {
             tls: Tls::default(),
             access: Vec::new(),
             resource: Vec::new(),
+            gateway: "generic".into(),
             revocation: Revocation::default(),
             jwt_issuer: Vec::new(),
             insecure: false,
@@ -392,6 +397,10 @@ pub struct Flags {
     /// port may do anything).
     #[arg(long)]
     pub insecure: bool,
+    /// The gateway in front of forward-auth: generic, nginx, traefik, caddy
+    /// or envoy [default: generic].
+    #[arg(long)]
+    pub gateway: Option<String>,
 }
 
 /// The `BATON_*` variables `serve` reads, then those other Baton tools read
@@ -438,8 +447,9 @@ fn service_link(name: &str, value: &str) -> bool {
         }
 }
 
-const ENV_KEYS: [&str; 29] = [
+const ENV_KEYS: [&str; 30] = [
     "BATON_LISTEN",
+    "BATON_GATEWAY",
     "BATON_HTTP_LISTEN",
     "BATON_METRICS_LISTEN",
     "BATON_DATA_DIR",
@@ -548,6 +558,7 @@ impl Config {
                         .collect()
                 }
                 "BATON_INSECURE" => config.insecure = parse(name, value)?,
+                "BATON_GATEWAY" => config.gateway = value.clone(),
                 known if ENV_KEYS.contains(&known) => {}
                 link if service_link(link, value) => {}
                 unknown => bail!(
@@ -596,6 +607,9 @@ impl Config {
             config.tls.client_ca = flags.tls_client_ca.clone();
         }
         config.insecure |= flags.insecure;
+        if let Some(gateway) = &flags.gateway {
+            config.gateway = gateway.clone();
+        }
         config.validate()?;
         Ok(config)
     }
@@ -673,6 +687,7 @@ impl Config {
         }
         self.access()?;
         self.resources()?;
+        self.gateway()?;
         for (field, address) in [
             ("listen", Some(self.listen)),
             ("http_listen", self.http_listen),
@@ -831,6 +846,13 @@ impl Config {
             );
         }
         baton_server::jwt::JwtIssuers::new(issuers).map_err(|e| anyhow::anyhow!(e))
+    }
+
+    /// The gateway profile of forward-auth.
+    pub fn gateway(&self) -> anyhow::Result<baton_server::bridge::Gateway> {
+        self.gateway
+            .parse()
+            .map_err(|e| anyhow::anyhow!("gateway: {e}"))
     }
 
     /// The resources the gateway bridges decide for.

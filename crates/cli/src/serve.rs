@@ -46,6 +46,7 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>, traces: bool) -> 
         tls,
         access,
         resources: config.resources()?,
+        gateway: config.gateway()?,
         revocation_delegate: config.revocation_delegate()?,
         jwt_issuers: config.jwt_issuers()?,
         traces,

@@ -26,6 +26,7 @@ fn the_fuzz_corpora_replay_without_a_panic() {
         ("bundle", replay("bundle", fuzz::bundle)),
         ("tokens", replay("tokens", fuzz::tokens)),
         ("embedded_log", replay("embedded_log", fuzz::embedded_log)),
+        ("gateway", replay("gateway", baton_bridge::fuzz::request)),
         (
             "config",
             replay("config", |data| {

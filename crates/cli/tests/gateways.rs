@@ -499,7 +499,7 @@ fn envoy_ext_authz_clients_get_http_answers() {
     for name in ["live", "revoked", "elsewhere"] {
         command.arg(&ledger.tokens[name]);
     }
-    run_checks(&mut command, "ext_authz", 20);
+    run_checks(&mut command, "ext_authz", 58);
     run_checks(&mut python("envoy_config.py"), "envoy config", 4);
     ledger.assert_no_token_logged();
 }
@@ -729,6 +729,325 @@ fn the_bridges_serve_certificate_callers_over_tls() {
         ])
         .arg(&ledger.tokens["live"])
         .arg(&ledger.tokens["elsewhere"]);
-    run_checks(&mut command, "bridges over mTLS", 10);
+    run_checks(&mut command, "bridges over mTLS", 11);
+    ledger.assert_no_token_logged();
+}
+
+/// The resource the differential test's token is for, and one it is not.
+const MCP_URL: &str = "http://mcp.example/mcp";
+const ADMIN_URL: &str = "http://mcp.example/mcp/admin";
+
+/// One request of `tests/gateway/corpus.json`.
+#[derive(Debug, serde::Deserialize)]
+struct Case {
+    name: String,
+    rule: String,
+    method: String,
+    target: String,
+    headers: Vec<String>,
+    /// "allow" or "deny", or a map from gateway to one of them.
+    expect: serde_json::Value,
+}
+
+fn corpus() -> Vec<Case> {
+    let path = baton_testkit::repo_root().join("tests/gateway/corpus.json");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut corpus: serde_json::Value = serde_json::from_str(&text).unwrap();
+    serde_json::from_value(corpus["cases"].take()).unwrap()
+}
+
+/// An HTTP/1.1 exchange on a fresh connection, bytes as given (no client
+/// library normalises them): the status and the body.
+fn exchange(port: u16, request: &[u8]) -> (u16, Vec<u8>) {
+    use std::io::Read as _;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(&answer)));
+    let head = String::from_utf8_lossy(&answer[..end]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, answer[end + 4..].to_vec())
+}
+
+/// A request to `target` with `headers` (each `Name: value`), as bytes.
+fn raw_request(method: &str, target: &str, headers: &[String]) -> Vec<u8> {
+    let mut request =
+        format!("{method} {target} HTTP/1.1\r\nHost: mcp.example\r\nConnection: close\r\n");
+    for header in headers {
+        request.push_str(header);
+        request.push_str("\r\n");
+    }
+    if method == "POST" {
+        request.push_str("Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+    } else {
+        request.push_str("\r\n");
+    }
+    request.into_bytes()
+}
+
+/// The ways a reasonable server could read the headers Baton decides on
+/// from what the upstream received: the first copy, the last, each element
+/// of a comma-joined value, trimmed, and an Mcp-Method compared without
+/// case. Each reading is the set of headers with one choice changed.
+fn readings(received: &[(String, String)]) -> Vec<Vec<(String, String)>> {
+    let names = [
+        "authorization",
+        "mcp-method",
+        "mcp-name",
+        "mcp-protocol-version",
+    ];
+    let copies = |name: &str| -> Vec<String> {
+        received
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let first: Vec<(String, String)> = names
+        .iter()
+        .filter_map(|name| copies(name).first().map(|v| (name.to_string(), v.clone())))
+        .collect();
+    let mut all = vec![first.clone()];
+    for name in names {
+        let values = copies(name);
+        let mut variants: Vec<String> = Vec::new();
+        for value in values.first().into_iter().chain(values.last()) {
+            variants.push(value.clone());
+            variants.extend(value.split(',').map(|v| v.trim().to_owned()));
+            if name == "mcp-method" {
+                variants.push(value.to_ascii_lowercase());
+            }
+        }
+        for variant in variants {
+            let mut reading: Vec<(String, String)> =
+                first.iter().filter(|(n, _)| n != name).cloned().collect();
+            reading.push((name.to_owned(), variant));
+            if !all.contains(&reading) {
+                all.push(reading);
+            }
+        }
+    }
+    all
+}
+
+/// Runs the corpus through `gateway` (listening on `port`, in front of the
+/// recorder that logs to `log`), then judges every request the upstream
+/// served again, as the upstream read it, on Baton's own forward-auth in
+/// the family `gateway` sends (`uri`, `method` headers).
+fn differential(
+    gateway: &str,
+    port: u16,
+    log: &Path,
+    baton_http: u16,
+    family: (&str, &str),
+    token: &str,
+) {
+    let served = || {
+        std::fs::read_to_string(log)
+            .map(|text| text.lines().count())
+            .unwrap_or(0)
+    };
+    let mut rules = std::collections::BTreeSet::new();
+    let (mut allowed, mut denied) = (0, 0);
+    for case in corpus() {
+        rules.insert(case.rule.clone());
+        let expect = case
+            .expect
+            .get(gateway)
+            .unwrap_or(&case.expect)
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let headers: Vec<String> = case
+            .headers
+            .iter()
+            .map(|h| h.replace("{token}", token))
+            .collect();
+        let before = served();
+        let (status, body) = exchange(port, &raw_request(&case.method, &case.target, &headers));
+        let reached = served() - before;
+        let what = format!(
+            "{gateway}: {} ({}, rule {})",
+            case.name, case.target, case.rule
+        );
+        if expect == "deny" {
+            assert!(
+                status != 200 && reached == 0,
+                "{what}: expected a denial, got {status} and {reached} upstream requests: {}",
+                String::from_utf8_lossy(&body)
+            );
+            denied += 1;
+            continue;
+        }
+        assert!(
+            status == 200 && reached == 1,
+            "{what}: expected it served, got {status}: {}",
+            String::from_utf8_lossy(&body)
+        );
+        allowed += 1;
+        let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let received: Vec<(String, String)> = seen["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                (
+                    h[0].as_str().unwrap().to_owned(),
+                    h[1].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        // The upstream trusts Baton's headers: one copy each, Baton's.
+        let subjects: Vec<&str> = received
+            .iter()
+            .filter(|(n, _)| n == "x-baton-subject")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(subjects, [SUBJECT], "{what}: {received:?}");
+        let path = seen["path"].as_str().unwrap();
+        let method = seen["method"].as_str().unwrap();
+        for reading in readings(&received) {
+            let mut headers = vec![
+                "X-Forwarded-Proto: http".to_owned(),
+                "X-Forwarded-Host: mcp.example".to_owned(),
+                format!("{}: {}", family.0, baton_bridge::path::encode(path)),
+                format!("{}: {method}", family.1),
+            ];
+            headers.extend(reading.iter().map(|(n, v)| format!("{n}: {v}")));
+            let (again, answer) = exchange(baton_http, &raw_request("GET", "/authz", &headers));
+            assert_eq!(
+                again,
+                200,
+                "{what}: Baton allowed it, but judges the upstream's reading {path:?} {method} {reading:?} {again}: {}",
+                String::from_utf8_lossy(&answer)
+            );
+        }
+    }
+    eprintln!("{gateway}: {allowed} served, {denied} denied, rules {rules:?}");
+    assert!(allowed >= 5 && denied >= 20, "{allowed} {denied}");
+}
+
+/// A ledger whose node decides for `gateway`, the corpus's two resources
+/// configured; its HTTP port.
+fn differential_ledger(gateway: &str) -> (Ledger, u16) {
+    let ledger = Ledger::start(&format!(
+        "gateway = \"{gateway}\"\n\
+         [[resource]]\nurl = \"{MCP_URL}\"\naudience = \"{AUDIENCE_A}\"\nscopes = [\"mcp:tools\"]\n\
+         [[resource]]\nurl = \"{ADMIN_URL}\"\naudience = \"{AUDIENCE_B}\"\n"
+    ));
+    let port = ledger
+        .node
+        .http_address
+        .as_ref()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    (ledger, port)
+}
+
+/// The recording upstream on a free port, logging to `log`.
+fn recorder(log: &Path) -> (Running, u16) {
+    let port = tools::free_port();
+    let running = Running(
+        python("recorder.py")
+            .arg(port.to_string())
+            .arg(log)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    tools::wait_for_port(port, Duration::from_secs(60)).unwrap();
+    (running, port)
+}
+
+#[test]
+fn the_gateway_decision_is_the_request_nginx_serves() {
+    let nginx = tools::nginx().unwrap();
+    let (ledger, baton_http) = differential_ledger("nginx");
+    let token = ledger.tokens["direct"].clone();
+    let log = ledger.path("upstream.log");
+    let (_upstream, upstream) = recorder(&log);
+    let listen = tools::free_port();
+    let nginx_dir = ledger.path("nginx");
+    std::fs::create_dir_all(&nginx_dir).unwrap();
+    let config = nginx_config(&nginx_dir, listen, upstream, &ledger.http_url());
+    let _nginx = Running(
+        Command::new(nginx)
+            .arg("-p")
+            .arg(&nginx_dir)
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    tools::wait_for_port(listen, Duration::from_secs(30)).unwrap();
+    differential(
+        "nginx",
+        listen,
+        &log,
+        baton_http,
+        ("X-Original-URI", "X-Original-Method"),
+        &token,
+    );
+    ledger.assert_no_token_logged();
+}
+
+#[test]
+fn the_gateway_decision_is_the_request_caddy_serves() {
+    let caddy = tools::caddy().unwrap();
+    let (ledger, baton_http) = differential_ledger("caddy");
+    let token = ledger.tokens["direct"].clone();
+    let log = ledger.path("upstream.log");
+    let (_upstream, upstream) = recorder(&log);
+    let listen = tools::free_port();
+    let caddy_dir = ledger.path("caddy");
+    std::fs::create_dir_all(&caddy_dir).unwrap();
+    let snippet = baton_testkit::readme_snippet("caddy");
+    assert!(snippet.contains("127.0.0.1:8000") && snippet.contains("127.0.0.1:7701"));
+    let site = snippet
+        .replace("127.0.0.1:8000", &format!("127.0.0.1:{upstream}"))
+        .replace("127.0.0.1:7701", &format!("127.0.0.1:{baton_http}"))
+        .replace(":8080", &format!("http://:{listen}"));
+    let caddyfile = caddy_dir.join("Caddyfile");
+    std::fs::write(
+        &caddyfile,
+        format!("{{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}}\n{site}"),
+    )
+    .unwrap();
+    let _caddy = Running(
+        Command::new(caddy)
+            .args(["run", "--adapter", "caddyfile", "--config"])
+            .arg(&caddyfile)
+            .env("XDG_DATA_HOME", &caddy_dir)
+            .env("XDG_CONFIG_HOME", &caddy_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    tools::wait_for_port(listen, Duration::from_secs(30)).unwrap();
+    differential(
+        "caddy",
+        listen,
+        &log,
+        baton_http,
+        ("X-Forwarded-Uri", "X-Forwarded-Method"),
+        &token,
+    );
     ledger.assert_no_token_logged();
 }

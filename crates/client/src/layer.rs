@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use baton_bridge::{Request as Presented, Resource, Verdict};
+use baton_bridge::{Headers, Presented, Resource, Verdict};
 use tower::{Layer, Service};
 
 use crate::{Checker, Source, Status, TokenInfo};
@@ -51,27 +51,22 @@ impl BatonLayer {
 
     /// The verdict for a request, and the token when allowed.
     async fn decide(&self, request: &http::request::Parts) -> (Verdict, Option<Arc<TokenInfo>>) {
-        let header = |name: &str| request.headers.get(name).and_then(|v| v.to_str().ok());
-        let presented = Presented {
-            authorization: request
-                .headers
-                .get(http::header::AUTHORIZATION)
-                .map(http::HeaderValue::as_bytes),
-            scheme: request.uri.scheme_str().unwrap_or(""),
-            host: header("host").unwrap_or(""),
-            path: request.uri.path(),
-            method: request.method.as_str(),
-            mcp_method: header("mcp-method"),
-            mcp_name: header("mcp-name"),
-            mcp_protocol_version: header("mcp-protocol-version"),
+        // The same request model as the node's bridges: each header once,
+        // in its one form.
+        let presented = match Presented::read(&Headers::of(&request.headers)) {
+            Ok(presented) => presented,
+            Err(refusal) => {
+                return (baton_bridge::refused(Some(&self.resource), refusal), None);
+            }
         };
-        let token = match baton_bridge::admit_to(&self.resource, &presented) {
-            Ok(token) => token,
-            Err(verdict) => return (verdict, None),
-        };
+        let token =
+            match baton_bridge::admit_to(&self.resource, request.method.as_str(), &presented) {
+                Ok(token) => token,
+                Err(verdict) => return (verdict, None),
+            };
         let answer = self
             .checker
-            .check_bearer(token, Some(&self.resource.audience))
+            .check_bearer(token.as_bytes(), Some(&self.resource.audience))
             .await;
         if matches!(answer.source, Source::Stale | Source::Unavailable) {
             let why = if answer.source == Source::Stale {

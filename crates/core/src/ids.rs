@@ -254,8 +254,9 @@ fn check_principal(field: &str, value: &str, max: usize) -> Result<()> {
 /// joiners, bidi embeddings, overrides and isolates, variation selectors,
 /// fillers, tags), the other format characters (prepended concatenation
 /// marks, interlinear annotation, Egyptian hieroglyph format controls), the
-/// line and paragraph separators, and private-use code points.
-fn is_invisible(c: char) -> bool {
+/// line and paragraph separators, and private-use code points. Shared with
+/// the gateway bridges' request reading, so both refuse the same set.
+pub fn is_invisible(c: char) -> bool {
     matches!(
         u32::from(c),
         0x00AD

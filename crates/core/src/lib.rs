@@ -28,7 +28,7 @@ pub use event::{
     optional_text,
 };
 pub use facts::{Fact, earliest, facts};
-pub use ids::{ClientId, EventId, Name, Subject, TokenRef, token_digest};
+pub use ids::{ClientId, EventId, Name, Subject, TokenRef, is_invisible, token_digest};
 pub use keys::{KeyId, PAYLOAD_TYPE_KEY_PROOF_V1, PublicKey, SigningKey};
 pub use memory::{Applied, Empty, MemoryLedger};
 pub use rules::{

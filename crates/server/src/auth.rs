@@ -330,7 +330,7 @@ pub fn required(path: &str) -> Need {
         | "/baton.v1.RevocationService/CheckBatch"
         | "/baton.v1.RevocationService/Watch"
         | "/baton.v1.RevocationService/Introspect"
-        | "/envoy.service.auth.v3.Authorization/Check"
+        | EXT_AUTHZ
         | crate::http::FORWARD_AUTH
         | crate::http::INTROSPECT => Need::Role(Role::Checker),
         crate::http::REVOKE => Need::Role(Role::Writer),
@@ -348,6 +348,15 @@ pub fn required(path: &str) -> Need {
         },
     }
 }
+
+/// The path of Envoy's ext_authz `Check`.
+pub(crate) const EXT_AUTHZ: &str = "/envoy.service.auth.v3.Authorization/Check";
+
+/// Why the authorization layer refused a caller of a method that answers
+/// refusals itself: ext_authz, whose gateway must hear a denial in band (a
+/// gRPC error would be let through by an Envoy set to `failure_mode_allow`).
+#[derive(Debug, Clone)]
+pub(crate) struct Refused(pub String);
 
 /// Decides one call: the caller, or the status that refuses it.
 pub fn authorize(
@@ -500,6 +509,12 @@ where
         match authorize(&self.access.get(), &identity, remote, request.uri().path()) {
             Ok(caller) => {
                 request.extensions_mut().insert(caller);
+                Box::pin(self.inner.call(request))
+            }
+            Err(status) if request.uri().path() == EXT_AUTHZ => {
+                request
+                    .extensions_mut()
+                    .insert(Refused(status.message().to_owned()));
                 Box::pin(self.inner.call(request))
             }
             Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),

@@ -8,29 +8,34 @@ use baton_log::EventLog;
 use baton_proto::v1;
 
 pub use baton_bridge::{
-    BEARER_BYTES_MAX, DEPTH, EVENT_ID, HOLDER, MCP_HEADERS_SINCE, Request, Resource, Resources,
-    SUBJECT, Verdict,
+    BEARER_BYTES_MAX, DEPTH, EVENT_ID, Gateway, HOLDER, Headers, MCP_HEADERS_SINCE, Refusal,
+    Request, Resource, Resources, SUBJECT, Verdict,
 };
 
 use crate::Node;
 use crate::auth::Caller;
 
-/// Decides one gateway request for `caller` (the gateway).
+/// Decides one gateway request for `caller` (the gateway), as read by the
+/// request model (or the reason it refused to read it).
 pub(crate) async fn decide<L: EventLog>(
     node: &Arc<Node<L>>,
     resources: &Resources,
-    caller: Option<&Caller>,
-    request: &Request<'_>,
+    caller: &Caller,
+    request: Result<Request, Refusal>,
 ) -> Verdict {
-    let (resource, token) = match baton_bridge::admit(resources, request) {
+    let request = match request {
+        Ok(request) => request,
+        Err(refusal) => return baton_bridge::refused(None, refusal),
+    };
+    let (resource, token) = match baton_bridge::admit(resources, &request) {
         Ok(admitted) => admitted,
         Err(verdict) => return verdict,
     };
     let answer = crate::revocation::introspect(
         node,
-        caller,
+        Some(caller),
         v1::IntrospectRequest {
-            bearer: token.to_vec(),
+            bearer: token.as_bytes().to_vec(),
             presented_to: resource.audience.clone(),
             ..Default::default()
         },
@@ -47,11 +52,18 @@ pub(crate) async fn decide<L: EventLog>(
                     | tonic::Code::DeadlineExceeded
                     | tonic::Code::ResourceExhausted
             );
-            return Verdict::Deny {
-                status: if unavailable { 503 } else { 403 },
-                www_authenticate: None,
-                reason: format!("Baton could not decide: {}", status.message()),
-            };
+            // Anything else (a gateway bound to other audiences, a caller
+            // without the role) is the gateway's configuration: a 500, not
+            // a 403 that would tell the client its token lacks something.
+            let reason = format!("Baton could not decide: {}", status.message());
+            if unavailable {
+                return Verdict::Deny {
+                    status: 503,
+                    www_authenticate: None,
+                    reason,
+                };
+            }
+            return baton_bridge::misconfigured(reason);
         }
     };
     let (status, event_id) = answer
@@ -61,7 +73,7 @@ pub(crate) async fn decide<L: EventLog>(
         });
     baton_bridge::conclude(
         resource,
-        request,
+        &request.presented,
         status,
         answer.details.as_ref(),
         &event_id,

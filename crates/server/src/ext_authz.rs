@@ -9,9 +9,11 @@
 //! `WWW-Authenticate` header and reason. A decision the node cannot make
 //! (the log unreachable, a consistency wait timed out) is a denial too (503),
 //! not a gRPC error: an Envoy set to `failure_mode_allow` would let a gRPC
-//! error through. Only a transport failure reaches that setting.
+//! error through. So is a gateway that may not ask (no certificate, no
+//! checker role, bound to other audiences): a 500 in band, which blames the
+//! gateway's configuration rather than the user. Only a transport failure
+//! reaches `failure_mode_allow`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use baton_log::EventLog;
@@ -23,8 +25,8 @@ use envoy_types::pb::google::rpc;
 use tonic::{Request, Response, Status};
 
 use crate::Node;
-use crate::auth::Caller;
-use crate::bridge::{self, Resources, Verdict};
+use crate::auth::{Caller, Refused};
+use crate::bridge::{self, Headers, Refusal, Resources, Verdict};
 
 pub(crate) struct ExtAuthz<L> {
     node: Arc<Node<L>>,
@@ -49,30 +51,32 @@ fn header(key: &str, value: String) -> HeaderValueOption {
     }
 }
 
-/// The request's headers, lower-case names: Envoy sends them in `headers`,
-/// or in `header_map` when told to send raw header values.
-fn headers(
+/// The request as Envoy describes it: the request line from its
+/// attributes, the headers from `headers` (repeats joined with commas) or
+/// from `header_map` (each copy, raw bytes), read by the one request model.
+fn read_request(
     http: &envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest,
-) -> HashMap<String, String> {
-    if !http.headers.is_empty() {
-        return http
-            .headers
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-            .collect();
+) -> Result<bridge::Request, Refusal> {
+    let raw = http.header_map.iter().flat_map(|map| &map.headers);
+    if !http.headers.is_empty() && raw.clone().next().is_some() {
+        return Err(Refusal::Gateway(
+            "ext_authz request with both headers and header_map: which does the upstream get?"
+                .to_owned(),
+        ));
     }
-    http.header_map
-        .iter()
-        .flat_map(|map| &map.headers)
-        .map(|h| {
-            let value = if h.raw_value.is_empty() {
-                h.value.clone()
-            } else {
-                String::from_utf8_lossy(&h.raw_value).into_owned()
-            };
-            (h.key.to_ascii_lowercase(), value)
-        })
-        .collect()
+    let mut headers = Headers::new();
+    for (name, value) in &http.headers {
+        headers.push(name, value.as_bytes());
+    }
+    for header in raw {
+        let value = if header.raw_value.is_empty() {
+            header.value.as_bytes()
+        } else {
+            &header.raw_value
+        };
+        headers.push(&header.key, value);
+    }
+    bridge::Request::ext_authz(&http.scheme, &http.host, &http.path, &http.method, &headers)
 }
 
 #[tonic::async_trait]
@@ -82,30 +86,24 @@ impl<L: EventLog> Authorization for ExtAuthz<L> {
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
         let caller = request.extensions().get::<Caller>().cloned();
+        let refused = request.extensions().get::<Refused>().cloned();
         let http = request
             .into_inner()
             .attributes
             .and_then(|attributes| attributes.request)
             .and_then(|request| request.http)
             .unwrap_or_default();
-        let headers = headers(&http);
-        let get = |name: &str| headers.get(name).map(String::as_str);
-        let verdict = bridge::decide(
-            &self.node,
-            &self.resources,
-            caller.as_ref(),
-            &bridge::Request {
-                authorization: get("authorization").map(str::as_bytes),
-                scheme: &http.scheme,
-                host: &http.host,
-                path: &http.path,
-                method: &http.method,
-                mcp_method: get("mcp-method"),
-                mcp_name: get("mcp-name"),
-                mcp_protocol_version: get("mcp-protocol-version"),
-            },
-        )
-        .await;
+        let verdict = match (caller, refused) {
+            (Some(caller), None) => {
+                bridge::decide(&self.node, &self.resources, &caller, read_request(&http)).await
+            }
+            // The gateway may not ask: a denial the end user gets as a 500
+            // (the gateway's configuration, not the user's token), in band.
+            (_, refused) => baton_bridge::misconfigured(format!(
+                "this gateway may not ask: {}",
+                refused.map_or("no caller".to_owned(), |r| r.0)
+            )),
+        };
         let response = match verdict {
             Verdict::Allow(upstream) => CheckResponse {
                 status: Some(rpc::Status {

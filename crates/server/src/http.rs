@@ -2,11 +2,13 @@
 //! Baton's gRPC.
 //!
 //! - `/authz` — forward-auth for gateways (nginx `auth_request`, Traefik
-//!   `forwardAuth`): the request the gateway is deciding arrives as headers
-//!   (`Authorization`, `X-Forwarded-Proto`, `X-Forwarded-Host`,
-//!   `X-Original-URI` or `X-Forwarded-Uri`, `Mcp-Method`, `Mcp-Name`); the
-//!   answer is [`bridge::decide`]'s: 200 with `x-baton-*` headers for the
-//!   upstream, or 401/403 with `WWW-Authenticate`.
+//!   `forwardAuth`, Caddy `forward_auth`): the request the gateway is
+//!   deciding arrives as headers, in the family the configured
+//!   [`bridge::Gateway`] profile names, read by the one request model
+//!   (`baton_bridge::Request::forward_auth`); the answer is
+//!   [`bridge::decide`]'s: 200 with `x-baton-*` headers for the upstream,
+//!   400/401/403 with `WWW-Authenticate`, 500 for the gateway's own
+//!   misconfiguration, 503 when the node cannot decide.
 //! - `POST /oauth2/introspect` — RFC 7662 token introspection, the chain as
 //!   nested RFC 8693 `act` claims.
 //! - `POST /oauth2/revoke` — RFC 7009 revocation: a `Revoked` event signed
@@ -70,6 +72,7 @@ const DRAIN_MAX: Duration = Duration::from_secs(5);
 struct Http<L> {
     node: Arc<Node<L>>,
     resources: Resources,
+    gateway: bridge::Gateway,
     access: AccessHandle,
     delegate: Option<RevocationDelegate>,
 }
@@ -92,6 +95,7 @@ pub(crate) async fn serve<L: EventLog>(
         .with_state(Arc::new(Http {
             node,
             resources: options.resources,
+            gateway: options.gateway,
             access: options.access,
             delegate: options.revocation_delegate,
         }));
@@ -292,13 +296,6 @@ fn failure(status: &tonic::Status) -> Response {
     oauth_error(code, error, status.message())
 }
 
-fn text(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned)
-}
-
 async fn forward_auth<L: EventLog>(
     State(http): State<Arc<Http<L>>>,
     peer: Option<axum::Extension<Peer>>,
@@ -316,44 +313,9 @@ async fn forward_auth<L: EventLog>(
             );
         }
     };
-    // Where the request went: the gateway must set these (overwriting
-    // anything its client sent). Both URI headers at once means one came
-    // from the client: refused rather than picked.
-    let original = text(&headers, "x-original-uri");
-    let forwarded = text(&headers, "x-forwarded-uri");
-    let (Some(scheme), Some(host), Some(uri)) = (
-        text(&headers, "x-forwarded-proto"),
-        text(&headers, "x-forwarded-host"),
-        original.clone().xor(forwarded.clone()),
-    ) else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "forward-auth needs X-Forwarded-Proto, X-Forwarded-Host and exactly one of X-Original-URI or X-Forwarded-Uri, set by the gateway",
-        );
-    };
-    // The method too (absent: judged as a POST, the strictest).
-    let method = text(&headers, "x-original-method")
-        .or_else(|| text(&headers, "x-forwarded-method"))
-        .unwrap_or_else(|| "POST".to_owned());
-    let (mcp_method, name, version) = (
-        text(&headers, "mcp-method"),
-        text(&headers, "mcp-name"),
-        text(&headers, "mcp-protocol-version"),
-    );
-    let request = bridge::Request {
-        authorization: headers
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes),
-        scheme: &scheme,
-        host: &host,
-        path: &uri,
-        method: &method,
-        mcp_method: mcp_method.as_deref(),
-        mcp_name: name.as_deref(),
-        mcp_protocol_version: version.as_deref(),
-    };
-    match bridge::decide(&http.node, &http.resources, Some(&caller), &request).await {
+    // Where the request went, in the headers the gateway's profile names.
+    let request = bridge::Request::forward_auth(http.gateway, &bridge::Headers::of(&headers));
+    match bridge::decide(&http.node, &http.resources, &caller, request).await {
         Verdict::Allow(upstream) => {
             let mut response = StatusCode::OK.into_response();
             for (name, value) in upstream {
@@ -373,7 +335,8 @@ async fn forward_auth<L: EventLog>(
                 StatusCode::BAD_REQUEST => "invalid_request",
                 StatusCode::UNAUTHORIZED => "invalid_token",
                 StatusCode::FORBIDDEN => "insufficient_scope",
-                _ => "temporarily_unavailable",
+                StatusCode::SERVICE_UNAVAILABLE => "temporarily_unavailable",
+                _ => "server_error",
             };
             let mut response = oauth_error(status, error, &reason);
             if let Some(value) = www_authenticate.and_then(|v| HeaderValue::from_str(&v).ok()) {

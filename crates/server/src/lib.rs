@@ -99,6 +99,9 @@ pub struct ServerOptions {
     pub access: auth::AccessHandle,
     /// What the gateway bridges (ext_authz, forward-auth) map requests to.
     pub resources: bridge::Resources,
+    /// The gateway in front of forward-auth: which headers carry the
+    /// request it asks about.
+    pub gateway: bridge::Gateway,
     /// The key RFC 7009 revocations are signed with; None: the endpoint
     /// answers that it is not configured.
     pub revocation_delegate: Option<http::RevocationDelegate>,
@@ -119,6 +122,7 @@ impl ServerOptions {
             tls: None,
             access: Default::default(),
             resources: Default::default(),
+            gateway: Default::default(),
             revocation_delegate: None,
             jwt_issuers: Default::default(),
             traces: false,

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use std::process::Command;
 
 const GRPCURL: &str = "github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4";
+/// Caddy, a gateway in front of the bridge tests (`forward_auth`); the same
+/// pin as `tests/run.sh`.
+const CADDY: &str = "github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9";
 
 pub fn cache_dir() -> PathBuf {
     match std::env::var_os("BATON_CACHE") {
@@ -33,6 +36,22 @@ pub fn grpcurl() -> Result<PathBuf, String> {
         std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
         run(Command::new("go")
             .args(["install", GRPCURL])
+            .env("GOBIN", &bin))?;
+    }
+    Ok(path)
+}
+
+/// The Caddy binary, installed with `go install` if it is not cached yet
+/// (`tests/run.sh` installs it first, so tests do not build it in parallel).
+pub fn caddy() -> Result<PathBuf, String> {
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = cache_dir().join("bin");
+    let path = bin.join("caddy");
+    if !path.exists() {
+        std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
+        run(Command::new("go")
+            .args(["install", CADDY])
             .env("GOBIN", &bin))?;
     }
     Ok(path)
