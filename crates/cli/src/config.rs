@@ -60,12 +60,39 @@ pub struct Tls {
     pub cert: Option<PathBuf>,
     /// Its private key (PEM).
     pub key: Option<PathBuf>,
-    /// CA bundles (PEM) client certificates must chain to.
-    pub client_ca: Vec<PathBuf>,
+    /// CA bundles (PEM) client certificates must chain to: a file, or
+    /// `{ file = "…", principals = ["spiffe://partner.example/*"] }` naming
+    /// the principals it may vouch for (required of each when there are
+    /// several).
+    pub client_ca: Vec<ClientCa>,
     /// How often the files are looked at for changes (milliseconds; a
     /// change is loaded once it has held still for one interval); 0: only
     /// on SIGHUP.
     pub poll_ms: u64,
+}
+
+/// A client CA bundle: its file, or its file and the principals it may
+/// vouch for.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ClientCa {
+    File(PathBuf),
+    Bound(BoundCa),
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoundCa {
+    pub file: PathBuf,
+    pub principals: Vec<String>,
+}
+
+impl ClientCa {
+    fn file(&self) -> &PathBuf {
+        match self {
+            ClientCa::File(file) | ClientCa::Bound(BoundCa { file, .. }) => file,
+        }
+    }
 }
 
 /// `[[access]]`: roles for the principals `principal` matches.
@@ -554,7 +581,7 @@ impl Config {
                         .split(',')
                         .map(str::trim)
                         .filter(|s| !s.is_empty())
-                        .map(PathBuf::from)
+                        .map(|file| ClientCa::File(PathBuf::from(file)))
                         .collect()
                 }
                 "BATON_INSECURE" => config.insecure = parse(name, value)?,
@@ -604,7 +631,11 @@ impl Config {
             config.tls.key = Some(key.clone());
         }
         if !flags.tls_client_ca.is_empty() {
-            config.tls.client_ca = flags.tls_client_ca.clone();
+            config.tls.client_ca = flags
+                .tls_client_ca
+                .iter()
+                .map(|file| ClientCa::File(file.clone()))
+                .collect();
         }
         config.insecure |= flags.insecure;
         if let Some(gateway) = &flags.gateway {
@@ -749,7 +780,17 @@ impl Config {
             (Some(cert), Some(key), false) => Ok(Some(baton_server::tls::TlsFiles {
                 cert: cert.clone(),
                 key: key.clone(),
-                client_ca: tls.client_ca.clone(),
+                client_ca: tls
+                    .client_ca
+                    .iter()
+                    .map(|ca| baton_server::tls::ClientCa {
+                        file: ca.file().clone(),
+                        principals: match ca {
+                            ClientCa::File(_) => None,
+                            ClientCa::Bound(bound) => Some(bound.principals.clone()),
+                        },
+                    })
+                    .collect(),
             })),
             _ => {
                 let missing: Vec<&str> = [

@@ -162,7 +162,7 @@ fn reload_on_change(tls: baton_server::tls::Tls, every: std::time::Duration) {
         use std::os::unix::fs::MetadataExt as _;
         std::iter::once(&files.cert)
             .chain(std::iter::once(&files.key))
-            .chain(&files.client_ca)
+            .chain(files.client_ca.iter().map(|ca| &ca.file))
             .map(|path| {
                 let meta = std::fs::metadata(path).ok()?;
                 Some((meta.modified().ok()?, meta.len(), meta.ino()))

@@ -35,12 +35,23 @@ struct Node {
 
 impl Node {
     async fn start(fixture: &Fixture, pki_dir: &Path, access: Access) -> Node {
+        let cas = vec![baton_server::tls::ClientCa::any(pki_dir.join("ca.pem"))];
+        Node::start_with(fixture, pki_dir, cas, access).await
+    }
+
+    /// A node serving `pki_dir`'s server certificate, trusting `cas`.
+    async fn start_with(
+        fixture: &Fixture,
+        pki_dir: &Path,
+        cas: Vec<baton_server::tls::ClientCa>,
+        access: Access,
+    ) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
         let tls = Tls::load(TlsFiles {
             cert: pki_dir.join("server.pem"),
             key: pki_dir.join("server.key"),
-            client_ca: vec![pki_dir.join("ca.pem")],
+            client_ca: cas,
         })
         .unwrap();
         let options = ServerOptions {
@@ -238,6 +249,95 @@ fn grant(principal: &str, roles: &[Role], audiences: &[&str]) -> Grant {
         roles: roles.iter().copied().collect(),
         audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_ca_vouches_only_for_the_principals_it_is_configured_for() {
+    use baton_server::tls::ClientCa;
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, partner) = (dir.path().join("pki"), dir.path().join("partner"));
+    pki::init(&ours, &[]).unwrap();
+    pki::init(&partner, &[]).unwrap();
+    pki::issue(&ours, "admin", "spiffe://corp.test/admin", 1).unwrap();
+    // The partner's CA issues for its own gateway, and tries our admin.
+    pki::issue(&partner, "gw", "spiffe://partner.test/gw", 1).unwrap();
+    pki::issue(&partner, "admin", "spiffe://corp.test/admin", 1).unwrap();
+    let access = Access::new(vec![
+        grant("spiffe://corp.test/admin", &[Role::Admin], &[]),
+        grant("spiffe://partner.test/gw", &[Role::Checker], &[]),
+    ])
+    .unwrap();
+    let (fixture, _) = Fixture::standard(common::now_s());
+    let cas = vec![
+        ClientCa {
+            file: ours.join("ca.pem"),
+            principals: Some(vec!["spiffe://corp.test/*".into()]),
+        },
+        ClientCa {
+            file: partner.join("ca.pem"),
+            principals: Some(vec!["spiffe://partner.test/*".into()]),
+        },
+    ];
+    let node = Node::start_with(&fixture, &ours, cas, access).await;
+    let ca = ours.join("ca.pem");
+    let status = |channel: Channel| async move {
+        v1::admin_service_client::AdminServiceClient::new(channel)
+            .status(v1::StatusRequest::default())
+            .await
+    };
+    let check = |channel: Channel| async move {
+        v1::revocation_service_client::RevocationServiceClient::new(channel)
+            .check(v1::CheckRequest {
+                token: token("nothing"),
+                ..Default::default()
+            })
+            .await
+    };
+    let ours_admin = channel(node.address, &ca, Some((&ours, "admin"))).await;
+    assert!(status(ours_admin).await.is_ok());
+    let partner_gw = channel(node.address, &ca, Some((&partner, "gw"))).await;
+    assert!(check(partner_gw).await.is_ok());
+    let partner_admin = channel(node.address, &ca, Some((&partner, "admin"))).await;
+    for refused in [
+        status(partner_admin.clone()).await.unwrap_err(),
+        check(partner_admin).await.unwrap_err(),
+    ] {
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+        assert!(
+            refused.message().contains("may not vouch for"),
+            "{refused:?}"
+        );
+    }
+    node.stop().await;
+
+    // Two CAs, one of which may name anyone: refused at load.
+    let loose = Tls::load(TlsFiles {
+        cert: ours.join("server.pem"),
+        key: ours.join("server.key"),
+        client_ca: vec![
+            ClientCa::any(ours.join("ca.pem")),
+            ClientCa {
+                file: partner.join("ca.pem"),
+                principals: Some(vec!["spiffe://partner.test/*".into()]),
+            },
+        ],
+    })
+    .unwrap_err();
+    assert!(loose.contains("tls.client_ca[0]"), "{loose}");
+    // A pattern that spans trust domains: refused.
+    let spanning = Tls::load(TlsFiles {
+        cert: ours.join("server.pem"),
+        key: ours.join("server.key"),
+        client_ca: vec![ClientCa {
+            file: partner.join("ca.pem"),
+            principals: Some(vec!["spiffe://partner.test*".into()]),
+        }],
+    })
+    .unwrap_err();
+    assert!(
+        spanning.contains("tls.client_ca[0].principals"),
+        "{spanning}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,21 +155,9 @@ impl Access {
     /// `spiffe://corp.example.evil/…`).
     pub fn new(grants: Vec<Grant>) -> Result<Access, String> {
         for (i, grant) in grants.iter().enumerate() {
+            check_pattern(&grant.principal)
+                .map_err(|why| format!("access[{i}].principal: {why}"))?;
             let stars = grant.principal.matches('*').count();
-            let spans_authority = grant
-                .principal
-                .strip_suffix('*')
-                .and_then(|prefix| prefix.split_once("://"))
-                .is_none_or(|(scheme, rest)| scheme.is_empty() || !rest.contains('/'));
-            if grant.principal.is_empty()
-                || stars > 1
-                || (stars == 1 && (!grant.principal.ends_with('*') || spans_authority))
-            {
-                return Err(format!(
-                    "access[{i}].principal: {:?} must be a principal, or a URI prefix that names its scheme, authority and a '/', then ends in one '*' (spiffe://corp.example/gateway-*)",
-                    baton_core::echo(&grant.principal)
-                ));
-            }
             if grant.roles.is_empty() {
                 return Err(format!("access[{i}].roles: grants no role"));
             }
@@ -267,7 +255,31 @@ impl Access {
     }
 }
 
-fn matches(pattern: &str, principal: &str) -> bool {
+/// A principal pattern (`[[access]]` grants, the principals a client CA
+/// may vouch for): a principal, or a URI prefix that names its scheme, its
+/// whole authority and a `/`, then ends in one `*` — so that a pattern never
+/// spans trust domains (`spiffe://corp.example*` would match
+/// `spiffe://corp.example.evil/…`).
+pub(crate) fn check_pattern(pattern: &str) -> Result<(), String> {
+    let stars = pattern.matches('*').count();
+    let spans_authority = pattern
+        .strip_suffix('*')
+        .and_then(|prefix| prefix.split_once("://"))
+        .is_none_or(|(scheme, rest)| scheme.is_empty() || !rest.contains('/'));
+    if pattern.is_empty()
+        || stars > 1
+        || (stars == 1 && (!pattern.ends_with('*') || spans_authority))
+    {
+        return Err(format!(
+            "{:?} must be a principal, or a URI prefix that names its scheme, authority and a '/', then ends in one '*' (spiffe://corp.example/gateway-*)",
+            baton_core::echo(pattern)
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `principal` is one `pattern` (checked by [`check_pattern`]) names.
+pub(crate) fn matches(pattern: &str, principal: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => principal.starts_with(prefix),
         None => pattern == principal,

@@ -42,8 +42,29 @@ pub struct TlsFiles {
     pub cert: PathBuf,
     /// The server certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
     pub key: PathBuf,
-    /// CA bundles (PEM) that client certificates must chain to.
-    pub client_ca: Vec<PathBuf>,
+    /// CA bundles (PEM) that client certificates must chain to, each with
+    /// the principals it may vouch for.
+    pub client_ca: Vec<ClientCa>,
+}
+
+/// A CA bundle for client certificates and the principals it may name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCa {
+    pub file: PathBuf,
+    /// Principal patterns (as `[[access]]` writes them: exact, or a URI
+    /// prefix ending in `*` after its authority and a `/`); `None`: any
+    /// principal, allowed only when it is the one bundle configured.
+    pub principals: Option<Vec<String>>,
+}
+
+impl ClientCa {
+    /// A bundle that may name any principal (the only one configured).
+    pub fn any(file: PathBuf) -> ClientCa {
+        ClientCa {
+            file,
+            principals: None,
+        }
+    }
 }
 
 /// Who is on the other end of a connection.
@@ -91,7 +112,14 @@ impl std::fmt::Debug for Tls {
 /// What the files said when last read.
 struct Loaded {
     certified: Arc<CertifiedKey>,
-    clients: Arc<dyn ClientCertVerifier>,
+    /// A verifier per CA bundle, with the principals it may vouch for.
+    clients: Arc<Vec<Bundle>>,
+}
+
+struct Bundle {
+    file: PathBuf,
+    verifier: Arc<dyn ClientCertVerifier>,
+    principals: Option<Vec<String>>,
 }
 
 impl Tls {
@@ -162,16 +190,50 @@ impl Tls {
             .unwrap_or_else(|e| e.into_inner())
             .clients
             .clone();
-        if let Err(e) = clients.verify_client_cert(leaf, intermediates, UnixTime::now()) {
-            return Identity::Refused(format!("client certificate refused: {e}"));
+        let mut refused = None;
+        let mut vouching = Vec::new();
+        for bundle in clients.iter() {
+            match bundle
+                .verifier
+                .verify_client_cert(leaf, intermediates, UnixTime::now())
+            {
+                Ok(_) => vouching.push(bundle),
+                Err(e) => {
+                    refused.get_or_insert(e);
+                }
+            }
         }
-        match principal_of(leaf) {
-            Some(principal) => Identity::Principal(principal),
-            None => Identity::Refused(
+        if vouching.is_empty() {
+            let why = refused.map_or_else(|| "no CA".to_owned(), |e| e.to_string());
+            return Identity::Refused(format!("client certificate refused: {why}"));
+        }
+        let Some(principal) = principal_of(leaf) else {
+            return Identity::Refused(
                 "client certificate refused: it names no principal (no URI or DNS subject alternative name)"
                     .into(),
-            ),
+            );
+        };
+        // A CA vouches only for the principals it is configured for: a
+        // partner's CA cannot name this organisation's admin.
+        let allowed = vouching.iter().any(|bundle| {
+            bundle.principals.as_ref().is_none_or(|patterns| {
+                patterns
+                    .iter()
+                    .any(|pattern| crate::auth::matches(pattern, &principal))
+            })
+        });
+        if !allowed {
+            let files: Vec<String> = vouching
+                .iter()
+                .map(|b| b.file.display().to_string())
+                .collect();
+            return Identity::Refused(format!(
+                "client certificate refused: it names {:?}, which its CA ({}) may not vouch for",
+                baton_core::echo(&principal),
+                files.join(", ")
+            ));
         }
+        Identity::Principal(principal)
     }
 }
 
@@ -272,18 +334,49 @@ fn read(files: &TlsFiles, provider: &Arc<CryptoProvider>) -> Result<Loaded, Stri
                 .into(),
         );
     }
-    let mut roots = RootCertStore::empty();
-    for path in &files.client_ca {
-        for ca in certificates(path, "tls.client_ca")? {
+    let several = files.client_ca.len() > 1;
+    let mut clients = Vec::with_capacity(files.client_ca.len());
+    for (i, ca) in files.client_ca.iter().enumerate() {
+        let path = &ca.file;
+        match &ca.principals {
+            None if several => {
+                return Err(format!(
+                    "tls.client_ca[{i}]: {}: with several client CAs, each names the principals it may vouch for (principals = [\"spiffe://partner.example/*\"]), or any of them could name another's admin",
+                    path.display()
+                ));
+            }
+            Some(patterns) if patterns.is_empty() => {
+                return Err(format!(
+                    "tls.client_ca[{i}].principals: {}: empty; name what it may vouch for",
+                    path.display()
+                ));
+            }
+            Some(patterns) => {
+                for pattern in patterns {
+                    crate::auth::check_pattern(pattern)
+                        .map_err(|why| format!("tls.client_ca[{i}].principals: {why}"))?;
+                }
+            }
+            None => {}
+        }
+        let mut roots = RootCertStore::empty();
+        for cert in certificates(path, "tls.client_ca")? {
             roots
-                .add(ca)
+                .add(cert)
                 .map_err(|e| format!("tls.client_ca: {}: {e}", path.display()))?;
         }
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| format!("tls.client_ca: {}: {e}", path.display()))?;
+        clients.push(Bundle {
+            file: path.clone(),
+            verifier,
+            principals: ca.principals.clone(),
+        });
     }
-    let clients = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| format!("tls.client_ca: {e}"))?;
+    let clients = Arc::new(clients);
     Ok(Loaded {
         certified: Arc::new(certified),
         clients,
