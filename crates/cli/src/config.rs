@@ -226,6 +226,9 @@ pub struct Limits {
     pub request_timeout_ms: u64,
     pub connections_max: usize,
     pub connection_idle_ms: u64,
+    pub anonymous_connections_max: usize,
+    pub anonymous_idle_ms: u64,
+    pub connections_per_peer_max: usize,
     pub requests_per_connection_max: usize,
     pub consistency_wait_ms: u64,
     pub apply_wait_ms: u64,
@@ -369,6 +372,9 @@ impl Default for Limits {
             request_timeout_ms: d.request_timeout.as_millis() as u64,
             connections_max: d.connections_max,
             connection_idle_ms: d.connection_idle_max.as_millis() as u64,
+            anonymous_connections_max: d.anonymous_connections_max,
+            anonymous_idle_ms: d.anonymous_idle_max.as_millis() as u64,
+            connections_per_peer_max: d.connections_per_peer_max,
             requests_per_connection_max: d.requests_per_connection_max,
             consistency_wait_ms: d.consistency_wait_max.as_millis() as u64,
             apply_wait_ms: d.apply_wait_max.as_millis() as u64,
@@ -679,6 +685,14 @@ impl Config {
             ("streams_max", self.limits.streams_max),
             ("connections_max", self.limits.connections_max),
             (
+                "anonymous_connections_max",
+                self.limits.anonymous_connections_max,
+            ),
+            (
+                "connections_per_peer_max",
+                self.limits.connections_per_peer_max,
+            ),
+            (
                 "requests_per_connection_max",
                 self.limits.requests_per_connection_max,
             ),
@@ -692,6 +706,7 @@ impl Config {
                 "connection_idle_ms",
                 self.limits.connection_idle_ms as usize,
             ),
+            ("anonymous_idle_ms", self.limits.anonymous_idle_ms as usize),
         ] {
             if value == 0 {
                 bail!("limits.{name}: must be at least 1");
@@ -947,6 +962,9 @@ impl Config {
             request_timeout: std::time::Duration::from_millis(self.limits.request_timeout_ms),
             connections_max: self.limits.connections_max,
             connection_idle_max: std::time::Duration::from_millis(self.limits.connection_idle_ms),
+            anonymous_connections_max: self.limits.anonymous_connections_max,
+            anonymous_idle_max: std::time::Duration::from_millis(self.limits.anonymous_idle_ms),
+            connections_per_peer_max: self.limits.connections_per_peer_max,
             requests_per_connection_max: self.limits.requests_per_connection_max,
             consistency_wait_max: std::time::Duration::from_millis(self.limits.consistency_wait_ms),
             apply_wait_max: std::time::Duration::from_millis(self.limits.apply_wait_ms),

@@ -11,6 +11,7 @@ mod common;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use baton::pki;
 use baton_log::EmbeddedLog;
@@ -36,7 +37,7 @@ struct Node {
 impl Node {
     async fn start(fixture: &Fixture, pki_dir: &Path, access: Access) -> Node {
         let cas = vec![baton_server::tls::ClientCa::any(pki_dir.join("ca.pem"))];
-        Node::start_with(fixture, pki_dir, cas, access).await
+        Node::start_with(fixture, pki_dir, cas, access, Default::default()).await
     }
 
     /// A node serving `pki_dir`'s server certificate, trusting `cas`.
@@ -45,6 +46,7 @@ impl Node {
         pki_dir: &Path,
         cas: Vec<baton_server::tls::ClientCa>,
         access: Access,
+        limits: baton_server::Limits,
     ) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
@@ -57,6 +59,7 @@ impl Node {
         let options = ServerOptions {
             tls: Some(tls.clone()),
             access: baton_server::auth::AccessHandle::new(access),
+            limits,
             ..ServerOptions::new(fixture.policy(), dir.path().join("projection"))
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -278,7 +281,7 @@ async fn a_client_ca_vouches_only_for_the_principals_it_is_configured_for() {
             principals: Some(vec!["spiffe://partner.test/*".into()]),
         },
     ];
-    let node = Node::start_with(&fixture, &ours, cas, access).await;
+    let node = Node::start_with(&fixture, &ours, cas, access, Default::default()).await;
     let ca = ours.join("ca.pem");
     let status = |channel: Channel| async move {
         v1::admin_service_client::AdminServiceClient::new(channel)
@@ -338,6 +341,48 @@ async fn a_client_ca_vouches_only_for_the_principals_it_is_configured_for() {
         spanning.contains("tls.client_ca[0].principals"),
         "{spanning}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_connections_have_a_small_pool_of_their_own() {
+    use tokio::io::AsyncReadExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let ours = dir.path().join("pki");
+    pki::init(&ours, &[]).unwrap();
+    pki::issue(&ours, "admin", "spiffe://corp.test/admin", 1).unwrap();
+    let access = Access::new(vec![grant("spiffe://corp.test/admin", &[Role::Admin], &[])]).unwrap();
+    let (fixture, _) = Fixture::standard(common::now_s());
+    let cas = vec![baton_server::tls::ClientCa::any(ours.join("ca.pem"))];
+    let limits = baton_server::Limits {
+        connections_max: 2,
+        anonymous_connections_max: 3,
+        ..Default::default()
+    };
+    let node = Node::start_with(&fixture, &ours, cas, access, limits).await;
+    let (address, ca) = (node.address.to_string(), ours.join("ca.pem"));
+    // Three peers without a certificate, more than connections_max...
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(anonymous_tls(&address, &ca).await);
+    }
+    // ...hold none of its slots once their handshake says who they are
+    // not: two callers with a role are served, on connections of their own.
+    for _ in 0..2 {
+        let admin = channel(node.address, &ca, Some((&ours, "admin"))).await;
+        v1::admin_service_client::AdminServiceClient::new(admin)
+            .status(v1::StatusRequest::default())
+            .await
+            .unwrap();
+    }
+    // A fourth anonymous peer finds the anonymous pool full: closed.
+    let mut fourth = anonymous_tls(&address, &ca).await;
+    let mut buf = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(10), fourth.read(&mut buf))
+        .await
+        .expect("the fourth anonymous connection was kept open");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    drop(idle);
+    node.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -679,6 +724,16 @@ fn plaintext_is_refused_off_loopback_unless_insecure() {
 
 /// The leaf certificate a fresh TLS connection to `address` is served.
 async fn served_certificate(address: &str, ca: &Path) -> Vec<u8> {
+    let tls = anonymous_tls(address, ca).await;
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// A TLS connection to `address` (handshake done, within 10 s) that
+/// presents no client certificate.
+async fn anonymous_tls(
+    address: &str,
+    ca: &Path,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject as _};
     use tokio_rustls::rustls;
     let mut roots = rustls::RootCertStore::empty();
@@ -692,12 +747,16 @@ async fn served_certificate(address: &str, ca: &Path) -> Vec<u8> {
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+    let connect = async {
+        let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap()
+    };
+    tokio::time::timeout(Duration::from_secs(10), connect)
         .await
-        .unwrap();
-    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+        .expect("no TLS handshake within 10 s")
 }
 
 /// `baton serve` with `config` and a fresh trust root, data in `dir/node`.

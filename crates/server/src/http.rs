@@ -114,12 +114,7 @@ pub(crate) async fn serve_router(
     traces: bool,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let mut incoming = Box::pin(crate::listener::incoming(
-        listener,
-        limits.connections_max,
-        limits.connection_idle_max,
-        tls,
-    ));
+    let mut incoming = Box::pin(crate::listener::incoming(listener, limits, tls));
     loop {
         let connection = tokio::select! {
             next = incoming.next() => match next {

@@ -53,6 +53,15 @@ pub struct Limits {
     /// How long a connection may stay silent (no bytes from the peer, not
     /// even an answer to the server's keepalive pings) before it is closed.
     pub connection_idle_max: Duration,
+    /// Most TLS connections open at once whose peer named no principal (no
+    /// certificate, or one refused): they leave `connections_max` once the
+    /// handshake says so, and past this bound are closed.
+    pub anonymous_connections_max: usize,
+    /// How long such a connection may stay silent.
+    pub anonymous_idle_max: Duration,
+    /// Most connections open at once from one remote address; past it, new
+    /// ones are closed at once.
+    pub connections_per_peer_max: usize,
     /// Most requests in flight on one connection.
     pub requests_per_connection_max: usize,
     /// Deadline for any unary request.
@@ -76,6 +85,9 @@ impl Default for Limits {
             streams_max: 256,
             connections_max: 1024,
             connection_idle_max: Duration::from_secs(60),
+            anonymous_connections_max: 64,
+            anonymous_idle_max: Duration::from_secs(10),
+            connections_per_peer_max: 256,
             requests_per_connection_max: 256,
             request_timeout: Duration::from_secs(30),
             consistency_wait_max: Duration::from_secs(10),
@@ -528,12 +540,7 @@ pub async fn run_with<L: EventLog>(
         ));
     }
     tracing::info!(%address, "baton node serving");
-    let incoming = listener::incoming(
-        listener,
-        limits.connections_max,
-        limits.connection_idle_max,
-        options.tls.clone(),
-    );
+    let incoming = listener::incoming(listener, limits, options.tls.clone());
     let served = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(limits.requests_per_connection_max)
         .max_concurrent_streams(Some(limits.requests_per_connection_max as u32))

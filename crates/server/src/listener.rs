@@ -47,7 +47,7 @@ enum Stream {
 pub struct Connection {
     stream: Stream,
     peer: Peer,
-    _slot: OwnedSemaphorePermit,
+    _slots: Slots,
     /// Fires when the peer has sent nothing for `idle_max`.
     idle: Pin<Box<tokio::time::Sleep>>,
     idle_max: Duration,
@@ -69,18 +69,82 @@ impl Connection {
     }
 }
 
+/// How many connections each remote address holds, for
+/// [`crate::Limits::connections_per_peer_max`].
+#[derive(Debug, Default)]
+struct PerPeer(std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>);
+
+/// One connection counted against its address; uncounted when dropped.
+#[derive(Debug)]
+struct PeerSlot {
+    counts: Arc<PerPeer>,
+    address: std::net::IpAddr,
+}
+
+impl PerPeer {
+    /// A slot for `address`, unless it holds `max` already.
+    fn take(counts: &Arc<PerPeer>, address: std::net::IpAddr, max: usize) -> Option<PeerSlot> {
+        let mut map = counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        let held = map.entry(address).or_insert(0);
+        if *held >= max {
+            return None;
+        }
+        *held += 1;
+        Some(PeerSlot {
+            counts: counts.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut map = self.counts.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = map.get_mut(&self.address) {
+            *held -= 1;
+            if *held == 0 {
+                map.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// The slots an accepted connection holds; all free again when it closes.
+#[derive(Debug)]
+struct Slots {
+    /// Of `connections_max`, or of `anonymous_connections_max` once the
+    /// handshake found no principal.
+    _pool: OwnedSemaphorePermit,
+    _peer: PeerSlot,
+}
+
 /// The listener's connections, as a stream for the gRPC server; the accept
 /// loop stops when the stream is dropped. With `tls`, only connections whose
 /// handshake completed come out.
+///
+/// Bounds (`limits`): at most `connections_max` connections at once (past
+/// it, new ones wait in the kernel's backlog); at most
+/// `connections_per_peer_max` from one remote address (past it, closed at
+/// once, so one address cannot take every slot); a TLS connection whose peer
+/// names no principal moves to its own pool of `anonymous_connections_max`
+/// (closed when that is full) with the shorter `anonymous_idle_max`, so
+/// anonymous peers never hold the slots callers with a role need.
 pub fn incoming(
     listener: TcpListener,
-    connections_max: usize,
-    idle_max: Duration,
+    limits: &crate::Limits,
     tls: Option<Tls>,
-) -> impl tokio_stream::Stream<Item = io::Result<Connection>> {
-    let slots = Arc::new(Semaphore::new(connections_max.max(1)));
+) -> impl tokio_stream::Stream<Item = io::Result<Connection>> + use<> {
+    let slots = Arc::new(Semaphore::new(limits.connections_max.max(1)));
+    let anonymous = Arc::new(Semaphore::new(limits.anonymous_connections_max));
+    let per_peer = Arc::new(PerPeer::default());
+    let (per_peer_max, idle_max, anonymous_idle_max) = (
+        limits.connections_per_peer_max.max(1),
+        limits.connection_idle_max,
+        limits.anonymous_idle_max,
+    );
     let (send, receive) = mpsc::channel(16);
     tokio::spawn(async move {
+        let mut refused_logged = tokio::time::Instant::now() - Duration::from_secs(60);
         loop {
             let slot = tokio::select! {
                 slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
@@ -103,6 +167,14 @@ pub fn incoming(
                     continue;
                 }
             };
+            let Some(peer_slot) = PerPeer::take(&per_peer, remote.ip(), per_peer_max) else {
+                // Closed at once: its slot is free for the next accept.
+                if refused_logged.elapsed() >= Duration::from_secs(10) {
+                    refused_logged = tokio::time::Instant::now();
+                    tracing::warn!(%remote, "connection closed: its address holds connections_per_peer_max connections already (logged at most every 10 s)");
+                }
+                continue;
+            };
             let Some(tls) = &tls else {
                 let connection = Connection {
                     stream: Stream::Plain(stream),
@@ -110,7 +182,10 @@ pub fn incoming(
                         remote: Some(remote),
                         identity: Arc::new(PeerIdentity::plaintext()),
                     },
-                    _slot: slot,
+                    _slots: Slots {
+                        _pool: slot,
+                        _peer: peer_slot,
+                    },
                     idle: Box::pin(tokio::time::sleep(idle_max)),
                     idle_max,
                 };
@@ -119,7 +194,7 @@ pub fn incoming(
                 }
                 continue;
             };
-            let (tls, send) = (tls.clone(), send.clone());
+            let (tls, send, anonymous) = (tls.clone(), send.clone(), anonymous.clone());
             tokio::spawn(async move {
                 let handshake = tokio::time::timeout(HANDSHAKE_MAX, tls.acceptor().accept(stream));
                 let stream = match handshake.await {
@@ -134,13 +209,28 @@ pub fn incoming(
                     }
                 };
                 let identity = PeerIdentity::tls(tls, stream.get_ref().1.peer_certificates());
+                let named = matches!(*identity.identity(), crate::tls::Identity::Principal(_));
+                let (pool, idle_max) = if named {
+                    (slot, idle_max)
+                } else {
+                    // No principal: its own small pool, or closed.
+                    let Ok(anonymous) = anonymous.try_acquire_owned() else {
+                        tracing::debug!(%remote, "connection closed: anonymous_connections_max anonymous connections are open");
+                        return;
+                    };
+                    drop(slot);
+                    (anonymous, idle_max.min(anonymous_idle_max))
+                };
                 let connection = Connection {
                     stream: Stream::Tls(Box::new(stream)),
                     peer: Peer {
                         remote: Some(remote),
                         identity: Arc::new(identity),
                     },
-                    _slot: slot,
+                    _slots: Slots {
+                        _pool: pool,
+                        _peer: peer_slot,
+                    },
                     idle: Box::pin(tokio::time::sleep(idle_max)),
                     idle_max,
                 };
@@ -242,11 +332,23 @@ mod tests {
     use super::*;
     use tokio_stream::StreamExt as _;
 
+    fn limits(connections_max: usize, idle_max: Duration) -> crate::Limits {
+        crate::Limits {
+            connections_max,
+            connection_idle_max: idle_max,
+            ..crate::Limits::default()
+        }
+    }
+
     #[tokio::test]
     async fn accepted_connections_do_not_wait_on_nagle() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let mut accepted = Box::pin(incoming(listener, 4, Duration::from_secs(60), None));
+        let mut accepted = Box::pin(incoming(
+            listener,
+            &limits(4, Duration::from_secs(60)),
+            None,
+        ));
         let _client = TcpStream::connect(address).await.unwrap();
         let server_side = accepted.next().await.unwrap().unwrap();
         assert!(server_side.stream().nodelay().unwrap());
@@ -256,7 +358,11 @@ mod tests {
     async fn connections_past_the_bound_wait_for_a_free_slot() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let mut accepted = Box::pin(incoming(listener, 1, Duration::from_secs(60), None));
+        let mut accepted = Box::pin(incoming(
+            listener,
+            &limits(1, Duration::from_secs(60)),
+            None,
+        ));
         let _first_client = TcpStream::connect(address).await.unwrap();
         let first = accepted.next().await.unwrap().unwrap();
         let _second_client = TcpStream::connect(address).await.unwrap();
@@ -275,7 +381,11 @@ mod tests {
         use tokio::io::AsyncReadExt as _;
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let mut accepted = Box::pin(incoming(listener, 1, Duration::from_millis(200), None));
+        let mut accepted = Box::pin(incoming(
+            listener,
+            &limits(1, Duration::from_millis(200)),
+            None,
+        ));
         let _silent = TcpStream::connect(address).await.unwrap();
         let mut connection = accepted.next().await.unwrap().unwrap();
         let mut buf = [0u8; 16];
@@ -287,5 +397,42 @@ mod tests {
         drop(connection);
         let _next = TcpStream::connect(address).await.unwrap();
         accepted.next().await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn one_address_holds_at_most_its_share_of_connections() {
+        use tokio::io::AsyncReadExt as _;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let bounds = crate::Limits {
+            connections_per_peer_max: 2,
+            ..limits(16, Duration::from_secs(60))
+        };
+        let mut accepted = Box::pin(incoming(listener, &bounds, None));
+        let from = |ip: [u8; 4]| async move {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(SocketAddr::from((ip, 0))).unwrap();
+            socket.connect(address).await.unwrap()
+        };
+        let _one = from([127, 0, 0, 2]).await;
+        let _two = from([127, 0, 0, 2]).await;
+        let first = accepted.next().await.unwrap().unwrap();
+        let _second = accepted.next().await.unwrap().unwrap();
+        // The third from that address is closed at once...
+        let mut third = from([127, 0, 0, 2]).await;
+        let mut buf = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(10), third.read(&mut buf))
+            .await
+            .expect("the third connection was kept");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        // ...while another address is served.
+        let _other = from([127, 0, 0, 3]).await;
+        let served = accepted.next().await.unwrap().unwrap();
+        assert_eq!(served.peer().remote.unwrap().ip().to_string(), "127.0.0.3");
+        // A closed connection gives its address a slot back.
+        drop(first);
+        let _again = from([127, 0, 0, 2]).await;
+        let again = accepted.next().await.unwrap().unwrap();
+        assert_eq!(again.peer().remote.unwrap().ip().to_string(), "127.0.0.2");
     }
 }
