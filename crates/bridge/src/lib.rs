@@ -90,6 +90,9 @@ pub(crate) fn origin(scheme: &str, authority: &str) -> Result<String, String> {
             if inside.parse::<std::net::Ipv6Addr>().is_err() {
                 return Err("an IPv6 host that does not parse".into());
             }
+            if !after.is_empty() && !after.starts_with(':') {
+                return Err("text after an IPv6 host's ']' that is no port".into());
+            }
             (&authority[..inside.len() + 2], after.strip_prefix(':'))
         }
         None => match authority.split_once(':') {
@@ -395,6 +398,8 @@ pub fn admit_to<'q>(
             format!("the token is longer than {BEARER_BYTES_MAX} bytes"),
         ));
     }
+    // Methods are case-sensitive: `get` is not GET to a server.
+    request::method(method).map_err(|refusal| refused(Some(resource), refusal))?;
     if resource.mcp {
         mcp_described(method, presented).map_err(|why| invalid_request(Some(resource), why))?;
     }
@@ -568,6 +573,7 @@ mod tests {
             "mcp.example.",
             "[::1",
             "[zz]",
+            "[::1]evil",
             "",
         ] {
             assert!(find("http", host, "/mcp").is_err(), "{host}");

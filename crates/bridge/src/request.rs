@@ -37,9 +37,9 @@ impl Refusal {
 /// request it is deciding about.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Gateway {
-    /// Exactly one family, `X-Original-URI` (and `X-Original-Method`) or
-    /// `X-Forwarded-Uri` (and `X-Forwarded-Method`); no method header: the
-    /// request is judged as a POST, the strictest.
+    /// Exactly one family, `X-Original-URI` and `X-Original-Method`, or
+    /// `X-Forwarded-Uri` and `X-Forwarded-Method`; the gateway must set
+    /// (overwrite) both, or a client could choose the method judged.
     #[default]
     Generic,
     /// nginx `auth_request`: `X-Original-URI` and `X-Original-Method`.
@@ -378,7 +378,7 @@ pub struct Request {
 
 /// An HTTP method: upper-case letters (methods are case-sensitive; a
 /// server that upper-cases `get` would read another method than Baton).
-fn method(method: &str) -> Result<String, Refusal> {
+pub(crate) fn method(method: &str) -> Result<String, Refusal> {
     if method.is_empty() || method.len() > 20 || !method.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(Refusal::Request(format!(
             "method {:?} is not an upper-case HTTP method",
@@ -456,6 +456,16 @@ impl Request {
                 (false, false) => return Err(needs("X-Original-Uri or X-Forwarded-Uri")),
             },
         };
+        // The profile's own headers first: a gateway that sends another
+        // family is misconfigured (500), not a client's doing.
+        let uri = headers
+            .one(family.uri)?
+            .ok_or_else(|| needs(&display(family.uri)))?;
+        // The method header too, under every profile: a gateway that set
+        // only the URI would pass on a method header its client chose.
+        let method = headers
+            .single(family.method)?
+            .ok_or_else(|| needs(&display(family.method)))?;
         let foreign = family.other();
         for name in [foreign.uri, foreign.method] {
             if headers.has(name) {
@@ -467,14 +477,6 @@ impl Request {
                 )));
             }
         }
-        let uri = headers
-            .one(family.uri)?
-            .ok_or_else(|| needs(&display(family.uri)))?;
-        let method = match headers.single(family.method)? {
-            Some(method) => method,
-            None if gateway == Gateway::Generic => "POST",
-            None => return Err(needs(&display(family.method))),
-        };
         Request::new(scheme, host, uri, method, headers)
     }
 }
@@ -607,9 +609,24 @@ mod tests {
             Request::forward_auth(Gateway::Nginx, &headers(&no_method)),
             Err(Refusal::Gateway(_))
         ));
-        // ... while generic judges a request without one as a POST.
-        let generic = Request::forward_auth(Gateway::Generic, &headers(&no_method)).unwrap();
-        assert_eq!(generic.method, "POST");
+        // ... under generic too: a gateway that sets only the URI would pass
+        // on a method header its client chose (X-Original-Method: GET on a
+        // POST carrying a tools/call).
+        assert!(matches!(
+            Request::forward_auth(Gateway::Generic, &headers(&no_method)),
+            Err(Refusal::Gateway(_))
+        ));
+        // A gateway sending the other family is misconfigured, not attacked.
+        let traefik_sent: &[(&str, &str)] = &[
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "mcp.example"),
+            ("X-Forwarded-Uri", "/mcp"),
+            ("X-Forwarded-Method", "POST"),
+        ];
+        assert!(matches!(
+            Request::forward_auth(Gateway::Nginx, &headers(traefik_sent)),
+            Err(Refusal::Gateway(_))
+        ));
         for missing in 0..2 {
             let partial: Vec<_> = NGINX
                 .iter()

@@ -55,15 +55,14 @@ pub(crate) async fn decide<L: EventLog>(
             // Anything else (a gateway bound to other audiences, a caller
             // without the role) is the gateway's configuration: a 500, not
             // a 403 that would tell the client its token lacks something.
-            let reason = format!("Baton could not decide: {}", status.message());
             if unavailable {
                 return Verdict::Deny {
                     status: 503,
                     www_authenticate: None,
-                    reason,
+                    reason: format!("Baton could not decide: {}", status.message()),
                 };
             }
-            return baton_bridge::misconfigured(reason);
+            return gateway_refused(status.message());
         }
     };
     let (status, event_id) = answer
@@ -78,4 +77,19 @@ pub(crate) async fn decide<L: EventLog>(
         answer.details.as_ref(),
         &event_id,
     )
+}
+
+/// What the end user is told when the gateway itself may not ask (no
+/// certificate, no checker role, bound to other audiences): nothing that
+/// names a principal, a CA file or an audience, since gateways pass the
+/// body on. The detail goes to the node's log.
+pub(crate) const GATEWAY_REFUSED: &str = "Baton refused the gateway's own request (its certificate, role or audiences); the node's log says why";
+
+/// The 500 denial for a gateway that may not ask, its detail logged.
+pub(crate) fn gateway_refused(detail: &str) -> Verdict {
+    tracing::warn!(
+        detail = %baton_core::echo(detail),
+        "gateway request refused: the gateway's configuration"
+    );
+    baton_bridge::misconfigured(GATEWAY_REFUSED.to_owned())
 }

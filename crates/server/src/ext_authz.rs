@@ -99,10 +99,9 @@ impl<L: EventLog> Authorization for ExtAuthz<L> {
             }
             // The gateway may not ask: a denial the end user gets as a 500
             // (the gateway's configuration, not the user's token), in band.
-            (_, refused) => baton_bridge::misconfigured(format!(
-                "this gateway may not ask: {}",
-                refused.map_or("no caller".to_owned(), |r| r.0)
-            )),
+            (_, refused) => {
+                bridge::gateway_refused(&refused.map_or("no caller".to_owned(), |r| r.0))
+            }
         };
         let response = match verdict {
             Verdict::Allow(upstream) => CheckResponse {

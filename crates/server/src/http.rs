@@ -298,13 +298,15 @@ async fn forward_auth<L: EventLog>(
 ) -> Response {
     let caller = match caller(&http, peer.as_deref(), &headers, FORWARD_AUTH) {
         Ok(caller) => caller,
-        Err(status) => {
+        Err(_) => {
             // The gateway may not ask: an error to it, never a 401 or 403 a
             // gateway would pass on to its client as the client's fault.
+            // (The refusal is logged by `authorize`; the body names none
+            // of it, since the gateway passes it on to its client.)
             return oauth_error(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
-                &format!("this gateway may not ask: {}", status.message()),
+                bridge::GATEWAY_REFUSED,
             );
         }
     };
