@@ -228,6 +228,9 @@ PY
 # Micro-benchmarks, with the nodes and Kafka stopped so they have the machine.
 cleanup
 trap - EXIT
+# A checker's fresh-connection call with 1,100 idle anonymous TLS peers
+# connected, against the same call with nothing else connected (issue 19).
+target/release/baton-bench-connections --baton "$BATON" | tee "$OUT/connections.md"
 rm -rf target/criterion  # no comparisons with earlier runs in the output
 cargo bench --locked -p baton-benches --bench micro 2>&1 | grep -E '^[a-z_/0-9]+ *$|time:|thrpt:' | tee "$OUT/micro.txt"
-echo "wrote $OUT/report.json, $OUT/report.md, $OUT/ghz.md, $OUT/micro.txt" >&2
+echo "wrote $OUT/report.json, $OUT/report.md, $OUT/ghz.md, $OUT/connections.md, $OUT/micro.txt" >&2
