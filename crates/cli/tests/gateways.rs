@@ -344,6 +344,28 @@ http {{
     path
 }
 
+/// Debian's nginx with README's snippet in front of `upstream`, asking
+/// `ledger`'s node; and the port it listens on.
+fn start_nginx(ledger: &Ledger, upstream: u16) -> (Running, u16) {
+    let nginx = tools::nginx().unwrap();
+    let listen = tools::free_port();
+    let nginx_dir = ledger.path("nginx");
+    std::fs::create_dir_all(&nginx_dir).unwrap();
+    let config = nginx_config(&nginx_dir, listen, upstream, &ledger.http_url());
+    let running = Running(
+        Command::new(nginx)
+            .arg("-p")
+            .arg(&nginx_dir)
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    tools::wait_for_port(listen, Duration::from_secs(30)).unwrap();
+    (running, listen)
+}
+
 /// Runs a README shell snippet in `dir` with `env`, Baton's HTTP listener
 /// where the node has it; its output.
 fn run_snippet(name: &str, dir: &Path, baton_http: &str, env: &[(&str, &str)]) -> String {
@@ -360,7 +382,6 @@ fn run_snippet(name: &str, dir: &Path, baton_http: &str, env: &[(&str, &str)]) -
 
 #[test]
 fn nginx_asks_baton_before_an_mcp_sdk_server_answers_an_mcp_sdk_client() {
-    let nginx = tools::nginx().unwrap();
     let mut ledger = Ledger::start(&format!(
         "[[resource]]\nurl = \"http://127.0.0.1/mcp\"\naudience = \"{AUDIENCE_A}\"\nscopes = [\"mcp:tools\"]\n"
     ));
@@ -377,21 +398,7 @@ fn nginx_asks_baton_before_an_mcp_sdk_server_answers_an_mcp_sdk_client() {
             .unwrap(),
     );
     tools::wait_for_port(upstream, Duration::from_secs(60)).unwrap();
-    let listen = tools::free_port();
-    let nginx_dir = ledger.path("nginx");
-    std::fs::create_dir_all(&nginx_dir).unwrap();
-    let config = nginx_config(&nginx_dir, listen, upstream, &ledger.http_url());
-    let _nginx = Running(
-        Command::new(nginx)
-            .arg("-p")
-            .arg(&nginx_dir)
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    tools::wait_for_port(listen, Duration::from_secs(30)).unwrap();
+    let (_nginx, listen) = start_nginx(&ledger, upstream);
 
     let mut client = python("mcp_client.py")
         .arg(format!("http://127.0.0.1:{listen}/mcp"))
@@ -976,26 +983,11 @@ fn recorder(log: &Path) -> (Running, u16) {
 
 #[test]
 fn the_gateway_decision_is_the_request_nginx_serves() {
-    let nginx = tools::nginx().unwrap();
     let (ledger, baton_http) = differential_ledger("nginx");
     let token = ledger.tokens["direct"].clone();
     let log = ledger.path("upstream.log");
     let (_upstream, upstream) = recorder(&log);
-    let listen = tools::free_port();
-    let nginx_dir = ledger.path("nginx");
-    std::fs::create_dir_all(&nginx_dir).unwrap();
-    let config = nginx_config(&nginx_dir, listen, upstream, &ledger.http_url());
-    let _nginx = Running(
-        Command::new(nginx)
-            .arg("-p")
-            .arg(&nginx_dir)
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    tools::wait_for_port(listen, Duration::from_secs(30)).unwrap();
+    let (_nginx, listen) = start_nginx(&ledger, upstream);
     differential(
         "nginx",
         listen,
