@@ -55,18 +55,23 @@ async fn run(args: Args) -> anyhow::Result<()> {
     baton::pki::issue(&pki, "checker", "spiffe://bench.test/checker", 1)?;
     let node = Node::start(&args.baton, dir.path(), &pki)?;
     // Warm-up: the node's first connections are not what is measured.
-    let warm = Args { calls: 20, ..args };
-    phase(&warm, node.address, &pki).await?;
-    let args = warm_back(warm, args.calls);
-    let unloaded = phase(&args, node.address, &pki).await?;
+    phase(&args, 20, node.address, &pki).await?;
+    let unloaded = phase(&args, args.calls, node.address, &pki).await?;
     let (held, mut idle) = hold_idle(args.idle, node.address, &pki.join("ca.pem")).await;
-    // Let the node sort the handshakes out.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let still_open = count_open(&mut idle).await;
-    let loaded = phase(&args, node.address, &pki).await?;
+    // The node has sorted the handshakes out once the count of open ones
+    // holds still (at most 10 s).
+    let mut still_open = count_open(&mut idle).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        let now = count_open(&mut idle).await;
+        if now == still_open {
+            break;
+        }
+        still_open = now;
+    }
+    let loaded = phase(&args, args.calls, node.address, &pki).await?;
     drop(idle);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let after = phase(&args, node.address, &pki).await?;
+    let after = phase(&args, args.calls, node.address, &pki).await?;
     node.stop();
     let ratio = loaded.p99_ms / unloaded.p99_ms;
     let json = |p: &Phase| serde_json::json!({"p50_ms": p.p50_ms, "p99_ms": p.p99_ms, "timeouts": p.timeouts});
@@ -91,7 +96,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     for (name, p) in [
         ("nothing else connected (baseline)".to_owned(), &unloaded),
         (
-            format!("{held} anonymous TLS peers handshaken, {still_open} still open after 2 s"),
+            format!("{held} anonymous TLS peers handshaken, {still_open} still open once settled"),
             &loaded,
         ),
         ("nothing else connected, again".to_owned(), &after),
@@ -105,13 +110,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn warm_back(mut args: Args, calls: usize) -> Args {
-    args.calls = calls;
-    args
-}
-
 /// `calls` checker calls, each on a fresh mTLS connection.
-async fn phase(args: &Args, address: SocketAddr, pki: &Path) -> anyhow::Result<Phase> {
+async fn phase(
+    args: &Args,
+    calls: usize,
+    address: SocketAddr,
+    pki: &Path,
+) -> anyhow::Result<Phase> {
     let tls = tonic::transport::ClientTlsConfig::new()
         .ca_certificate(tonic::transport::Certificate::from_pem(std::fs::read(
             pki.join("ca.pem"),
@@ -122,9 +127,9 @@ async fn phase(args: &Args, address: SocketAddr, pki: &Path) -> anyhow::Result<P
         ))
         .domain_name("localhost");
     let limit = Duration::from_millis(args.call_timeout_ms);
-    let mut times = Vec::with_capacity(args.calls);
+    let mut times = Vec::with_capacity(calls);
     let mut timeouts = 0;
-    for i in 0..args.calls {
+    for i in 0..calls {
         let started = Instant::now();
         let call = async {
             let channel = tonic::transport::Endpoint::from_shared(format!("https://{address}"))?

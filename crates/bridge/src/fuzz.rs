@@ -80,7 +80,7 @@ pub fn request(data: &[u8]) {
                 .map(|l| std::str::from_utf8(l).unwrap_or("\u{fffd}"))
                 .collect();
             (
-                Request::ext_authz(text[0], text[1], text[2], text[3], &headers),
+                Request::new(text[0], text[1], text[2], text[3], &headers),
                 Some(text[2].to_owned()),
             )
         }
@@ -186,7 +186,7 @@ fn reread(gateway: Gateway, ext_authz: bool, request: &Request) -> Request {
         headers.push(name, value.as_bytes());
     }
     let mut again = if ext_authz {
-        Request::ext_authz(scheme, host, &target, &request.method, &headers)
+        Request::new(scheme, host, &target, &request.method, &headers)
     } else {
         Request::forward_auth(gateway, &headers)
     }

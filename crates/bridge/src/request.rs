@@ -391,7 +391,7 @@ pub(crate) fn method(method: &str) -> Result<String, Refusal> {
 impl Request {
     /// A request line and its headers: `scheme`, `host` (an authority),
     /// `target` (path and query) and `method` from wherever the caller has
-    /// them.
+    /// them (Envoy's ext_authz: its attributes).
     pub fn new(
         scheme: &str,
         host: &str,
@@ -409,18 +409,6 @@ impl Request {
             method: method(http_method)?,
             presented: Presented::read(headers)?,
         })
-    }
-
-    /// Envoy's ext_authz: the request line from Envoy's attributes, the
-    /// headers as Envoy sent them.
-    pub fn ext_authz(
-        scheme: &str,
-        host: &str,
-        path: &str,
-        method: &str,
-        headers: &Headers<'_>,
-    ) -> Result<Request, Refusal> {
-        Request::new(scheme, host, path, method, headers)
     }
 
     /// Forward-auth: the original request from the headers `gateway` sets.

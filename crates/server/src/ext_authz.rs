@@ -76,7 +76,7 @@ fn read_request(
         };
         headers.push(&header.key, value);
     }
-    bridge::Request::ext_authz(&http.scheme, &http.host, &http.path, &http.method, &headers)
+    bridge::Request::new(&http.scheme, &http.host, &http.path, &http.method, &headers)
 }
 
 #[tonic::async_trait]

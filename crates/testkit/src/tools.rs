@@ -30,28 +30,26 @@ fn run(command: &mut Command) -> Result<(), String> {
 
 /// The grpcurl binary, installed with `go install` if it is not cached yet.
 pub fn grpcurl() -> Result<PathBuf, String> {
-    let bin = cache_dir().join("bin");
-    let path = bin.join("grpcurl");
-    if !path.exists() {
-        std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
-        run(Command::new("go")
-            .args(["install", GRPCURL])
-            .env("GOBIN", &bin))?;
-    }
-    Ok(path)
+    go_tool("grpcurl", GRPCURL)
 }
 
 /// The Caddy binary, installed with `go install` if it is not cached yet
 /// (`tests/run.sh` installs it first, so tests do not build it in parallel).
 pub fn caddy() -> Result<PathBuf, String> {
+    go_tool("caddy", CADDY)
+}
+
+/// The cached binary `name`, `go install`ed from `module` if missing; one
+/// install at a time in a test process.
+fn go_tool(name: &str, module: &str) -> Result<PathBuf, String> {
     static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
     let bin = cache_dir().join("bin");
-    let path = bin.join("caddy");
+    let path = bin.join(name);
     if !path.exists() {
         std::fs::create_dir_all(&bin).map_err(|e| e.to_string())?;
         run(Command::new("go")
-            .args(["install", CADDY])
+            .args(["install", module])
             .env("GOBIN", &bin))?;
     }
     Ok(path)
