@@ -65,7 +65,7 @@ start_node() { # name [serve args] -> sets ADDR_<name>, PID_<name>
     elif [ $# -eq 0 ]; then
         set -- --kafka-brokers "$BOOTSTRAP" --kafka-topic "$TOPIC" --kafka-partitions 4
     fi
-    BATON_LOG=warn "$BATON" serve --listen 127.0.0.1:0 --data-dir "$WORK/$name" --trust-root "$ROOT" \
+    BATON_LOG=warn "$BATON" serve --listen 127.0.0.1:0 --data-dir "$WORK/$name" --trust-root "$ROOT" --loopback-admin \
         "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     set -- "$name"
     local pid=$!

@@ -2,6 +2,8 @@
 # Runs one Baton node on a fresh machine: builds the release binary, creates a
 # trust-root key in the data directory on first use (owner-readable only), and
 # serves gRPC on 127.0.0.1:7700 with the embedded log — no Kafka needed.
+# Plaintext on loopback, every local caller admin (--loopback-admin): a node
+# for this machine's developer, not for a shared host or a pod.
 # Extra arguments go to `baton serve` (e.g. --kafka-brokers HOST:PORT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,4 +16,4 @@ if [ ! -f "$DATA/trust-root.key" ]; then
     "$BATON" keygen --out "$DATA/trust-root.key" >&2
 fi
 echo "trust root: $DATA/trust-root.key (public key $("$BATON" pubkey "$DATA/trust-root.key"))" >&2
-exec "$BATON" serve --data-dir "$DATA" --trust-root "$("$BATON" pubkey "$DATA/trust-root.key")" "$@"
+exec "$BATON" serve --loopback-admin --data-dir "$DATA" --trust-root "$("$BATON" pubkey "$DATA/trust-root.key")" "$@"

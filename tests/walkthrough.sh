@@ -14,7 +14,7 @@ cd "$WORK"
 fail() { echo "walkthrough: FAIL: $*" >&2; exit 1; }
 
 baton keygen --out root.key
-baton serve --data-dir data --listen 127.0.0.1:0 --trust-root "$(baton pubkey root.key)" >node.out 2>node.err &
+baton serve --data-dir data --listen 127.0.0.1:0 --trust-root "$(baton pubkey root.key)" --loopback-admin >node.out 2>node.err &
 NODE=$!
 for _ in $(seq 100); do grep -q "baton listening on" node.out 2>/dev/null && break; sleep 0.1; done
 export BATON_SERVER="http://$(sed -n 's/^baton listening on \([^ ]*\).*/\1/p' node.out)"

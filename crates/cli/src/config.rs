@@ -24,6 +24,15 @@ pub struct Config {
     /// counts and positions only, no token or chain); unset: none, and
     /// nothing is recorded.
     pub metrics_listen: Option<SocketAddr>,
+    /// A Unix socket to serve gRPC on as well, for local callers: each is
+    /// the user id the kernel reports for it, with the roles of the
+    /// `[[access]]` grants for that `uid`; unset: none.
+    pub unix_listen: Option<PathBuf>,
+    /// On a plaintext listener, every caller is admin: every local process,
+    /// and in a container every container sharing its network. Off: a
+    /// plaintext caller is nobody (health only). Plaintext needs this, or
+    /// `unix_listen`, or `insecure`.
+    pub loopback_admin: bool,
     /// Data directory: the projection, and the embedded log when Kafka is not configured.
     pub data_dir: PathBuf,
     /// Trust-root ed25519 public keys (64 hex digits each): the keys allowed to
@@ -95,13 +104,19 @@ impl ClientCa {
     }
 }
 
-/// `[[access]]`: roles for the principals `principal` matches.
+/// `[[access]]`: roles for the principals `principal` matches, or for the
+/// local user `uid`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessGrant {
     /// A principal (URI or DNS SAN of a client certificate), or a prefix
     /// ending in `*`.
-    pub principal: String,
+    #[serde(default)]
+    pub principal: Option<String>,
+    /// A local user id: processes running as it, calling on the Unix
+    /// socket (`unix_listen`). Instead of `principal`.
+    #[serde(default)]
+    pub uid: Option<u32>,
     /// Any of writer, checker, auditor, admin.
     pub roles: Vec<String>,
     /// The resources this principal serves: as a checker it learns token
@@ -242,6 +257,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 7700)),
             http_listen: None,
             metrics_listen: None,
+            unix_listen: None,
+            loopback_admin: false,
             data_dir: PathBuf::from("baton-data"),
             trust_roots: Vec::new(),
             depth_max: baton_core::limits::DEPTH_MAX_DEFAULT,
@@ -400,6 +417,15 @@ pub struct Flags {
     /// Address to serve Prometheus metrics on (`/metrics`) [default: none].
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
+    /// A Unix socket to serve gRPC on for local callers, each named by its
+    /// user id (`[[access]] uid = …` grants roles) [default: none].
+    #[arg(long)]
+    pub unix_listen: Option<PathBuf>,
+    /// Make every caller on a plaintext listener admin: every local
+    /// process (in a container, every container in its network) may do
+    /// everything. Plaintext needs this, --unix-listen or --insecure.
+    #[arg(long)]
+    pub loopback_admin: bool,
     /// Data directory [default: ./baton-data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -480,8 +506,10 @@ fn service_link(name: &str, value: &str) -> bool {
         }
 }
 
-const ENV_KEYS: [&str; 30] = [
+const ENV_KEYS: [&str; 32] = [
     "BATON_LISTEN",
+    "BATON_UNIX_LISTEN",
+    "BATON_LOOPBACK_ADMIN",
     "BATON_GATEWAY",
     "BATON_HTTP_LISTEN",
     "BATON_METRICS_LISTEN",
@@ -558,6 +586,8 @@ impl Config {
                 "BATON_LISTEN" => config.listen = parse(name, value)?,
                 "BATON_HTTP_LISTEN" => config.http_listen = Some(parse(name, value)?),
                 "BATON_METRICS_LISTEN" => config.metrics_listen = Some(parse(name, value)?),
+                "BATON_UNIX_LISTEN" => config.unix_listen = Some(PathBuf::from(value)),
+                "BATON_LOOPBACK_ADMIN" => config.loopback_admin = parse(name, value)?,
                 "BATON_DATA_DIR" => config.data_dir = PathBuf::from(value),
                 "BATON_TRUST_ROOTS" => {
                     config.trust_roots = value
@@ -609,6 +639,10 @@ impl Config {
         if let Some(listen) = flags.metrics_listen {
             config.metrics_listen = Some(listen);
         }
+        if let Some(path) = &flags.unix_listen {
+            config.unix_listen = Some(path.clone());
+        }
+        config.loopback_admin |= flags.loopback_admin;
         if let Some(dir) = &flags.data_dir {
             config.data_dir = dir.clone();
         }
@@ -724,14 +758,30 @@ impl Config {
         }
         self.kafka.check()?;
         let tls = self.tls_files()?;
-        if let Some(i) = self.access.iter().position(|g| g.secret_hash.is_none())
+        self.access()?;
+        if let Some(i) = self
+            .access
+            .iter()
+            .position(|g| g.secret_hash.is_none() && g.uid.is_none())
             && tls.is_none()
         {
             bail!(
-                "access[{i}]: roles for certificate principals need [tls] (cert, key, client_ca): on plaintext no caller has an identity, and every caller may do anything"
+                "access[{i}]: roles for certificate principals need [tls] (cert, key, client_ca): on plaintext no caller has a certificate"
             );
         }
-        self.access()?;
+        if let Some(i) = self.access.iter().position(|g| g.uid.is_some())
+            && self.unix_listen.is_none()
+        {
+            bail!(
+                "access[{i}].uid: roles for a local user need a Unix socket to call on (unix_listen, --unix-listen)"
+            );
+        }
+        if tls.is_none() && !self.loopback_admin && !self.insecure && self.unix_listen.is_none() {
+            bail!(
+                "listen: plaintext names no caller, so nobody could call anything but health on {}. Choose: --loopback-admin (loopback_admin = true) makes every local process admin (in a container, every container in its network); --unix-listen PATH serves local callers by user id ([[access]] uid = …); or TLS with client certificates ([tls] cert, key, client_ca)",
+                self.listen
+            );
+        }
         self.resources()?;
         self.gateway()?;
         for (field, address) in [
@@ -849,12 +899,18 @@ impl Config {
                     id,
                 )?),
             };
+            let principal = match (&grant.principal, grant.uid) {
+                (Some(principal), None) => principal.clone(),
+                (None, Some(uid)) => baton_server::auth::local_principal(uid),
+                _ => bail!("access[{i}]: names a principal or a uid, exactly one"),
+            };
             grants.push(baton_server::auth::Grant {
-                principal: grant.principal.clone(),
+                principal,
                 roles,
                 audiences: grant.audiences.iter().cloned().collect(),
                 secret,
                 client,
+                uid: grant.uid,
             });
         }
         baton_server::auth::Access::new(grants).map_err(|e| anyhow::anyhow!(e))
@@ -995,6 +1051,7 @@ mod tests {
         let flags = Flags {
             config: Some(file),
             kafka_topic: Some("from-flag".into()),
+            loopback_admin: true,
             ..Flags::default()
         };
         let config = Config::load(
@@ -1037,6 +1094,75 @@ mod tests {
                     ..flags
                 },
                 &env(pairs),
+            )
+        };
+        // Plaintext on loopback: callers are admin only when the operator
+        // says so, or local callers use the Unix socket.
+        let err = load(Flags::default(), &[]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("listen: plaintext names no caller")
+                && err.contains("--loopback-admin"),
+            "{err}"
+        );
+        assert!(load(Flags::default(), &[("BATON_LOOPBACK_ADMIN", "true")]).is_ok());
+        let unix = Flags {
+            unix_listen: Some("baton.sock".into()),
+            ..Flags::default()
+        };
+        assert!(load(unix.clone(), &[]).is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let grants = |text: &str| {
+            let file = dir.path().join("grants.toml");
+            std::fs::write(&file, text).unwrap();
+            Some(file)
+        };
+        let uid = grants("[[access]]\nuid = 1000\nroles = [\"checker\"]\n");
+        let config = load(
+            Flags {
+                config: uid.clone(),
+                ..unix.clone()
+            },
+            &[],
+        )
+        .unwrap();
+        let caller = config
+            .access()
+            .unwrap()
+            .caller(&baton_server::tls::Identity::Local { uid: 1000 });
+        assert!(caller.may(baton_server::auth::Role::Checker));
+        let err = load(
+            Flags {
+                config: uid,
+                loopback_admin: true,
+                ..Flags::default()
+            },
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("access[0].uid:"), "{err}");
+        for both_or_neither in [
+            "[[access]]\nuid = 1000\nprincipal = \"unix:uid:1000\"\nroles = [\"checker\"]\n",
+            "[[access]]\nroles = [\"checker\"]\n",
+        ] {
+            let err = load(
+                Flags {
+                    config: grants(both_or_neither),
+                    ..unix.clone()
+                },
+                &[],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("a principal or a uid, exactly one"), "{err}");
+        }
+        let load = |flags: Flags, pairs: &[(&str, &str)]| {
+            load(
+                Flags {
+                    loopback_admin: true,
+                    ..flags
+                },
+                pairs,
             )
         };
         let open = Flags {
@@ -1088,6 +1214,7 @@ mod tests {
         assert!(err.contains("unknown field `listne`"), "{err}");
         let flags = Flags {
             trust_roots: vec![ROOT.into()],
+            loopback_admin: true,
             ..Flags::default()
         };
         let err = Config::load(&flags, &env(&[("BATON_LISTNE", "x")]))

@@ -24,6 +24,12 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>, traces: bool) -> 
             Some(tls)
         }
         None => {
+            if config.loopback_admin || config.insecure {
+                tracing::warn!(
+                    listen = %config.listen,
+                    "plaintext callers are admin (loopback_admin, insecure): every process that can reach the address may do everything, and in a container every container sharing its network"
+                );
+            }
             if !config.listen.ip().is_loopback() {
                 tracing::warn!(
                     listen = %config.listen,
@@ -43,6 +49,7 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>, traces: bool) -> 
         policy: config.policy()?,
         limits: config.limits(),
         projection_dir: config.data_dir.join("projection"),
+        plaintext_admin: tls.is_none() && (config.loopback_admin || config.insecure),
         tls,
         access,
         resources: config.resources()?,
@@ -79,12 +86,23 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>, traces: bool) -> 
     if let Some(metrics) = &metrics {
         println!("baton metrics listening on {}", metrics.local_addr()?);
     }
+    let unix = match &config.unix_listen {
+        Some(path) => Some(
+            baton_server::bind_unix(path)
+                .with_context(|| format!("unix_listen on {}", path.display()))?,
+        ),
+        None => None,
+    };
+    if let Some(path) = &config.unix_listen {
+        println!("baton unix listening on {}", path.display());
+    }
     let listeners = baton_server::Listeners {
         grpc: listener,
+        unix,
         http,
         metrics,
     };
-    if config.kafka.brokers.is_empty() {
+    let served = if config.kafka.brokers.is_empty() {
         let log = EmbeddedLog::open(&config.data_dir.join("log"))?;
         announce(
             address,
@@ -102,7 +120,13 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>, traces: bool) -> 
             ),
         );
         serve(options, log, listeners).await
+    };
+    // The socket file is this node's: gone with it (a node killed before
+    // this leaves it, and the next one replaces it).
+    if let Some(path) = &config.unix_listen {
+        let _ = std::fs::remove_file(path);
     }
+    served
 }
 
 /// Reads the TLS files again on every SIGHUP: new connections get the new

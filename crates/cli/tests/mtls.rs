@@ -248,6 +248,7 @@ fn grant(principal: &str, roles: &[Role], audiences: &[&str]) -> Grant {
     Grant {
         secret: None,
         client: None,
+        uid: None,
         principal: principal.into(),
         roles: roles.iter().copied().collect(),
         audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),

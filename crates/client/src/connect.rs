@@ -1,6 +1,7 @@
 //! Connections to a node: plaintext for `http://`, TLS for `https://` (the
 //! node's certificate must chain to a given CA; a client certificate, when
-//! given, names the caller for mTLS), and the typed clients on them.
+//! given, names the caller for mTLS), its Unix socket for `unix:PATH` (the
+//! caller is this process's user id), and the typed clients on them.
 
 use std::path::PathBuf;
 
@@ -13,7 +14,7 @@ use crate::{Error, Result};
 /// Where a node is and how to reach it.
 #[derive(Debug, Clone, Default)]
 pub struct Endpoint {
-    /// `http://host:port` or `https://host:port`.
+    /// `http://host:port`, `https://host:port` or `unix:/path/to/socket`.
     pub server: String,
     /// CA bundle (PEM) the node's certificate must chain to (https only).
     pub ca: Option<PathBuf>,
@@ -41,7 +42,29 @@ impl Endpoint {
         self
     }
 
+    /// The socket's path, for a `unix:` server.
+    fn unix(&self) -> Result<Option<PathBuf>> {
+        let Some(path) = self.server.strip_prefix("unix:") else {
+            return Ok(None);
+        };
+        if self.ca.is_some() || self.identity.is_some() {
+            return Err(Error::Config {
+                field: "server",
+                reason: format!(
+                    "{} is a Unix socket, where the caller is its user id: no CA or client certificate applies",
+                    baton_core::echo(&self.server)
+                ),
+            });
+        }
+        Ok(Some(PathBuf::from(path.strip_prefix("//").unwrap_or(path))))
+    }
+
     fn endpoint(&self) -> Result<tonic::transport::Endpoint> {
+        if self.unix()?.is_some() {
+            // The URI only names the HTTP/2 authority; the connector below
+            // reaches the socket.
+            return Ok(tonic::transport::Endpoint::from_static("http://localhost"));
+        }
         let server = &self.server;
         let mut endpoint =
             tonic::transport::Endpoint::from_shared(server.clone()).map_err(|_| Error::Config {
@@ -93,21 +116,47 @@ impl Endpoint {
 
     /// Connects now (an unreachable node is an error here).
     pub async fn connect(&self) -> Result<Client> {
-        let channel = self
-            .endpoint()?
-            .connect()
-            .await
-            .map_err(|source| Error::Connect {
-                server: self.server.clone(),
-                source,
-            })?;
+        let endpoint = self.endpoint()?;
+        let connected = match self.unix()? {
+            Some(path) => endpoint.connect_with_connector(unix_connector(path)).await,
+            None => endpoint.connect().await,
+        };
+        let channel = connected.map_err(|source| Error::Connect {
+            server: self.server.clone(),
+            source,
+        })?;
         Ok(Client::new(channel))
     }
 
     /// Connects on first use, and again after the connection drops.
     pub fn connect_lazy(&self) -> Result<Client> {
-        Ok(Client::new(self.endpoint()?.connect_lazy()))
+        let endpoint = self.endpoint()?;
+        Ok(Client::new(match self.unix()? {
+            Some(path) => endpoint.connect_with_connector_lazy(unix_connector(path)),
+            None => endpoint.connect_lazy(),
+        }))
     }
+}
+
+/// Connections to the Unix socket at `path`, for a channel.
+fn unix_connector(
+    path: PathBuf,
+) -> impl tower::Service<
+    http::Uri,
+    Response = hyper_util::rt::TokioIo<tokio::net::UnixStream>,
+    Error = std::io::Error,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(move |_: http::Uri| {
+        let path = path.clone();
+        async move {
+            Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                tokio::net::UnixStream::connect(path).await?,
+            ))
+        }
+    })
 }
 
 /// The typed clients of a node's services, on one channel (cheap to clone).

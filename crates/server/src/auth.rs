@@ -7,9 +7,12 @@
 //! so that probes need no certificate; reflection (the schema, no data)
 //! needs an authenticated principal with any role.
 //!
-//! A plaintext connection carries no identity: a node serves plaintext only
-//! on loopback or when explicitly told `insecure`, and then every caller is
-//! `admin`, as every caller was before roles existed.
+//! A plaintext TCP connection carries no identity: a node serves plaintext
+//! only on loopback or when explicitly told `insecure`, and its callers are
+//! `admin` only when the operator said so (`loopback_admin`, `insecure`),
+//! otherwise nobody. A connection on the node's Unix socket is the user id
+//! the kernel reports for its peer, and gets the roles of the grants for
+//! that uid.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -89,6 +92,16 @@ pub struct Grant {
     /// revocation it asks for is checked against (and recorded as its
     /// `requested_by`).
     pub client: Option<baton_core::ClientId>,
+    /// Set: the grant is for processes running as this user id that call on
+    /// the node's Unix socket (`principal` is [`local_principal`] of it),
+    /// never for a certificate or a client secret.
+    pub uid: Option<u32>,
+}
+
+/// The principal a Unix-socket caller running as `uid` is known by (in
+/// logs and refusals; only a `uid` grant matches it).
+pub fn local_principal(uid: u32) -> String {
+    format!("unix:uid:{uid}")
 }
 
 /// The hash of an HTTP client's secret, as configuration stores it
@@ -166,6 +179,14 @@ impl Access {
                     "access[{i}].principal: a grant with a secret or a client_id names one principal, not a pattern"
                 ));
             }
+            if let Some(uid) = grant.uid
+                && (grant.secret.is_some() || grant.principal != local_principal(uid))
+            {
+                return Err(format!(
+                    "access[{i}].uid: a grant for a local user names that uid alone (principal {:?}), with no secret",
+                    local_principal(uid)
+                ));
+            }
         }
         Ok(Access { grants })
     }
@@ -175,8 +196,9 @@ impl Access {
     /// grant that makes it a checker is (then to all of theirs) — a grant of
     /// other roles neither binds nor unbinds it.
     pub fn caller(&self, identity: &Identity) -> Caller {
+        let local;
         let principal = match identity {
-            Identity::Plaintext => {
+            Identity::Plaintext { admin: true } => {
                 return Caller {
                     principal: None,
                     roles: BTreeSet::from([Role::Admin]),
@@ -185,7 +207,11 @@ impl Access {
                 };
             }
             Identity::Principal(principal) | Identity::Client { id: principal, .. } => principal,
-            Identity::Anonymous | Identity::Refused(_) => {
+            Identity::Local { uid } => {
+                local = local_principal(*uid);
+                &local
+            }
+            Identity::Plaintext { admin: false } | Identity::Anonymous | Identity::Refused(_) => {
                 return Caller {
                     principal: None,
                     roles: BTreeSet::new(),
@@ -195,19 +221,22 @@ impl Access {
             }
         };
         // A certificate's principal gets only certificate grants, a client
-        // id only the grants whose hash its secret matched.
+        // id only the grants whose hash its secret matched, a local user
+        // only the grants for its uid.
         let secret = match identity {
             Identity::Client { secret, .. } => Some(secret),
+            _ => None,
+        };
+        let uid = match identity {
+            Identity::Local { uid } => Some(*uid),
             _ => None,
         };
         let mut roles = BTreeSet::new();
         let mut audiences = Some(BTreeSet::new());
         let mut clients = BTreeSet::new();
-        for grant in self
-            .grants
-            .iter()
-            .filter(|g| g.secret.as_ref() == secret && matches(&g.principal, principal))
-        {
+        for grant in self.grants.iter().filter(|g| {
+            g.secret.as_ref() == secret && g.uid == uid && matches(&g.principal, principal)
+        }) {
             roles.extend(grant.roles.iter().copied());
             clients.extend(grant.client.iter().cloned());
             if !grant.roles.contains(&Role::Checker) {
@@ -392,9 +421,19 @@ pub fn authorize(
             "{method} needs a principal with {wanted}: {why}"
         )))
     };
+    let local;
     let principal = match identity {
         Identity::Principal(principal) | Identity::Client { id: principal, .. } => principal,
-        Identity::Plaintext => return Ok(caller),
+        Identity::Local { uid } => {
+            local = local_principal(*uid);
+            &local
+        }
+        Identity::Plaintext { admin: true } => return Ok(caller),
+        Identity::Plaintext { admin: false } => {
+            return unauthenticated(
+                "a plaintext connection names no one, and this node does not make plaintext callers admin (loopback_admin): call on its Unix socket (unix_listen) or over TLS with a client certificate",
+            );
+        }
         Identity::Anonymous => {
             return unauthenticated("no client certificate was presented");
         }
@@ -545,6 +584,62 @@ mod tests {
             audiences: audiences.iter().map(|a| (*a).to_owned()).collect(),
             secret: None,
             client: None,
+            uid: None,
+        }
+    }
+
+    #[test]
+    fn a_local_user_gets_only_the_grants_for_its_uid_and_plaintext_only_what_the_operator_chose() {
+        let access = Access::new(vec![
+            Grant {
+                uid: Some(1000),
+                ..grant(&local_principal(1000), &[Role::Checker], &[])
+            },
+            // A certificate naming the same string is another principal.
+            grant(&local_principal(0), &[Role::Admin], &[]),
+        ])
+        .expect("valid");
+        let user = access.caller(&Identity::Local { uid: 1000 });
+        assert_eq!(user.roles, BTreeSet::from([Role::Checker]));
+        assert_eq!(user.principal.as_deref(), Some("unix:uid:1000"));
+        // No certificate grant reaches a local user, whatever it names.
+        assert!(access.caller(&Identity::Local { uid: 0 }).roles.is_empty());
+        // No uid grant reaches a certificate naming its principal.
+        let certificate = access.caller(&Identity::Principal(local_principal(1000)));
+        assert!(!certificate.roles.contains(&Role::Checker));
+        for (path, local) in [
+            ("/baton.v1.RevocationService/Check", true),
+            ("/baton.v1.LedgerService/Append", false),
+        ] {
+            let answer = authorize(&access, &Identity::Local { uid: 1000 }, None, path);
+            assert_eq!(answer.is_ok(), local, "{path}");
+            let other = authorize(&access, &Identity::Local { uid: 1001 }, None, path)
+                .expect_err("uid 1001 has no grant");
+            assert_eq!(other.code(), tonic::Code::PermissionDenied);
+            assert!(other.message().contains("unix:uid:1001"), "{other:?}");
+        }
+        // Plaintext: admin only when the operator said so.
+        let check = "/baton.v1.RevocationService/Check";
+        assert!(authorize(&access, &Identity::Plaintext { admin: true }, None, check).is_ok());
+        let refused = authorize(&access, &Identity::Plaintext { admin: false }, None, check)
+            .expect_err("plaintext without loopback_admin is nobody");
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        assert!(refused.message().contains("loopback_admin"), "{refused:?}");
+        let health = "/grpc.health.v1.Health/Check";
+        assert!(authorize(&access, &Identity::Plaintext { admin: false }, None, health).is_ok());
+        // A uid grant names its uid alone, and carries no secret.
+        for bad in [
+            Grant {
+                uid: Some(7),
+                ..grant("unix:uid:8", &[Role::Checker], &[])
+            },
+            Grant {
+                uid: Some(7),
+                secret: Some(SecretHash::of(b"x")),
+                ..grant("unix:uid:7", &[Role::Checker], &[])
+            },
+        ] {
+            assert!(Access::new(vec![bad]).is_err());
         }
     }
 

@@ -100,21 +100,38 @@ pub(crate) async fn serve<L: EventLog>(
             delegate: options.revocation_delegate,
         }));
     let traces = options.traces;
-    serve_router(router, listener, tls, &options.limits, traces, stopping).await;
+    let admin = options.plaintext_admin;
+    serve_router(
+        router,
+        listener,
+        tls,
+        admin,
+        &options.limits,
+        traces,
+        stopping,
+    )
+    .await;
 }
 
 /// Serves `router` over HTTP/1.1 on `listener` (with `tls` when given, under
 /// the node's connection limits) until the node stops; each request carries
-/// its connection's [`Peer`].
+/// its connection's [`Peer`] (on plaintext, admin when `plaintext_admin`).
 pub(crate) async fn serve_router(
     router: axum::Router,
     listener: TcpListener,
     tls: Option<crate::tls::Tls>,
+    plaintext_admin: bool,
     limits: &crate::Limits,
     traces: bool,
     mut stopping: watch::Receiver<bool>,
 ) {
-    let mut incoming = Box::pin(crate::listener::incoming(listener, limits, tls));
+    let mut incoming = Box::pin(crate::listener::incoming(
+        listener,
+        None,
+        limits,
+        tls,
+        plaintext_admin,
+    ));
     loop {
         let connection = tokio::select! {
             next = incoming.next() => match next {
@@ -202,9 +219,9 @@ fn caller<L>(
         ),
     };
     // RFC 7662 §2.1, RFC 7009 §2.1: these callers authenticate, even on a
-    // plaintext loopback listener (where everyone else is admin).
+    // plaintext loopback listener (where everyone else may be admin).
     let identity = match *identity {
-        Identity::Plaintext if oauth => Arc::new(Identity::Anonymous),
+        Identity::Plaintext { .. } if oauth => Arc::new(Identity::Anonymous),
         _ => identity,
     };
     crate::auth::authorize(&access, &identity, peer.and_then(|p| p.remote), path)

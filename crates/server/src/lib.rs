@@ -35,6 +35,7 @@ pub mod tls;
 pub mod trace;
 
 pub use error::{Error, Result, rule_code};
+pub use listener::bind_unix;
 
 /// Every bound a node enforces. Defaults suit a small node; all are configurable.
 #[derive(Debug, Clone)]
@@ -105,8 +106,12 @@ pub struct ServerOptions {
     pub limits: Limits,
     /// Where the projection lives.
     pub projection_dir: PathBuf,
-    /// TLS and client certificates; None: plaintext (every caller is admin).
+    /// TLS and client certificates; None: plaintext.
     pub tls: Option<tls::Tls>,
+    /// On plaintext, every caller is admin (the operator's choice:
+    /// `loopback_admin`, `insecure`); off, a plaintext caller is nobody, and
+    /// local callers use the Unix socket.
+    pub plaintext_admin: bool,
     /// Roles by principal (used with `tls`); replaceable while serving.
     pub access: auth::AccessHandle,
     /// What the gateway bridges (ext_authz, forward-auth) map requests to.
@@ -125,13 +130,15 @@ pub struct ServerOptions {
 }
 
 impl ServerOptions {
-    /// A plaintext node with default limits and nothing else configured.
+    /// A plaintext node whose every caller is admin (a test's node, an
+    /// embedded one), with default limits and nothing else configured.
     pub fn new(policy: Policy, projection_dir: PathBuf) -> Self {
         ServerOptions {
             policy,
             limits: Limits::default(),
             projection_dir,
             tls: None,
+            plaintext_admin: true,
             access: Default::default(),
             resources: Default::default(),
             gateway: Default::default(),
@@ -315,6 +322,9 @@ pub async fn run<L: EventLog>(
 pub struct Listeners {
     /// gRPC (the node's TLS and roles apply).
     pub grpc: TcpListener,
+    /// gRPC for local callers too, each named by its user id
+    /// ([`bind_unix`]; the `uid` grants apply).
+    pub unix: Option<tokio::net::UnixListener>,
     /// The HTTP bridges (`http`), on the same TLS and roles.
     pub http: Option<TcpListener>,
     /// Prometheus `/metrics`, plain HTTP (see [`metrics::serve`]); without
@@ -327,6 +337,7 @@ impl Listeners {
     pub fn grpc(grpc: TcpListener) -> Self {
         Listeners {
             grpc,
+            unix: None,
             http: None,
             metrics: None,
         }
@@ -380,6 +391,7 @@ pub async fn run_with<L: EventLog>(
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let Listeners {
         grpc: listener,
+        unix,
         http,
         metrics: metrics_listener,
     } = listeners;
@@ -540,7 +552,13 @@ pub async fn run_with<L: EventLog>(
         ));
     }
     tracing::info!(%address, "baton node serving");
-    let incoming = listener::incoming(listener, limits, options.tls.clone());
+    let incoming = listener::incoming(
+        listener,
+        unix,
+        limits,
+        options.tls.clone(),
+        options.plaintext_admin,
+    );
     let served = tonic::transport::Server::builder()
         .concurrency_limit_per_connection(limits.requests_per_connection_max)
         .max_concurrent_streams(Some(limits.requests_per_connection_max as u32))

@@ -11,6 +11,10 @@
 //! [`HANDSHAKE_MAX`], and holding its slot), so a slow or silent client
 //! cannot hold up the accept loop; the verified client certificate becomes
 //! the connection's [`Peer`], which the gRPC server puts in every request.
+//!
+//! A Unix socket ([`bind_unix`]) serves local callers alongside: each
+//! connection is the user id the kernel reports for the peer process
+//! (`SO_PEERCRED`), which nobody on the other end can choose.
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,7 +24,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tonic::transport::server::Connected;
 
@@ -40,6 +44,7 @@ pub struct Peer {
 enum Stream {
     Plain(TcpStream),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    Unix(UnixStream),
 }
 
 /// An accepted connection; its slot is free again when it is dropped.
@@ -65,6 +70,7 @@ impl Connection {
         match &self.stream {
             Stream::Plain(tcp) => tcp,
             Stream::Tls(tls) => tls.get_ref().0,
+            Stream::Unix(_) => panic!("a Unix-socket connection"),
         }
     }
 }
@@ -115,7 +121,8 @@ struct Slots {
     /// Of `connections_max`, or of `anonymous_connections_max` once the
     /// handshake found no principal.
     _pool: OwnedSemaphorePermit,
-    _peer: PeerSlot,
+    /// None on the Unix socket (one address for everyone).
+    _peer: Option<PeerSlot>,
 }
 
 /// The listener's connections, as a stream for the gRPC server; the accept
@@ -129,11 +136,73 @@ struct Slots {
 /// names no principal moves to its own pool of `anonymous_connections_max`
 /// (closed when that is full) with the shorter `anonymous_idle_max`, so
 /// anonymous peers never hold the slots callers with a role need.
+/// Without `tls`, every caller is admin when `plaintext_admin`, else nobody.
+///
+/// With `unix`, connections on that socket come out too, each named by its
+/// peer's user id, in a pool of `connections_max` of their own.
 pub fn incoming(
+    listener: TcpListener,
+    unix: Option<UnixListener>,
+    limits: &crate::Limits,
+    tls: Option<Tls>,
+    plaintext_admin: bool,
+) -> impl tokio_stream::Stream<Item = io::Result<Connection>> + use<> {
+    let (send, receive) = mpsc::channel(16);
+    if let Some(unix) = unix {
+        tokio::spawn(accept_unix(unix, limits, send.clone()));
+    }
+    tokio::spawn(accept_tcp(listener, limits, tls, plaintext_admin, send));
+    tokio_stream::wrappers::ReceiverStream::new(receive)
+}
+
+/// Accepts on the Unix socket until `send` closes.
+fn accept_unix(
+    listener: UnixListener,
+    limits: &crate::Limits,
+    send: mpsc::Sender<io::Result<Connection>>,
+) -> impl std::future::Future<Output = ()> + use<> {
+    let slots = Arc::new(Semaphore::new(limits.connections_max.max(1)));
+    let idle_max = limits.connection_idle_max;
+    async move {
+        let listener = &listener;
+        // The peer's credentials are the kernel's, taken when it connected:
+        // no process can claim another user's.
+        let mut accept = move || async move {
+            let (stream, _) = listener.accept().await?;
+            let uid = stream.peer_cred()?.uid();
+            Ok((stream, uid))
+        };
+        while let Some((slot, (stream, uid))) =
+            next_accepted(&slots, &send, "Unix-socket", &mut accept).await
+        {
+            let connection = Connection {
+                stream: Stream::Unix(stream),
+                peer: Peer {
+                    remote: None,
+                    identity: Arc::new(PeerIdentity::local(uid)),
+                },
+                _slots: Slots {
+                    _pool: slot,
+                    _peer: None,
+                },
+                idle: Box::pin(tokio::time::sleep(idle_max)),
+                idle_max,
+            };
+            if send.send(Ok(connection)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Accepts on the TCP listener until `send` closes.
+fn accept_tcp(
     listener: TcpListener,
     limits: &crate::Limits,
     tls: Option<Tls>,
-) -> impl tokio_stream::Stream<Item = io::Result<Connection>> + use<> {
+    plaintext_admin: bool,
+    send: mpsc::Sender<io::Result<Connection>>,
+) -> impl std::future::Future<Output = ()> + use<> {
     let slots = Arc::new(Semaphore::new(limits.connections_max.max(1)));
     let anonymous = Arc::new(Semaphore::new(limits.anonymous_connections_max));
     let per_peer = Arc::new(PerPeer::default());
@@ -142,31 +211,17 @@ pub fn incoming(
         limits.connection_idle_max,
         limits.anonymous_idle_max,
     );
-    let (send, receive) = mpsc::channel(16);
-    tokio::spawn(async move {
+    async move {
         let mut refused_logged = tokio::time::Instant::now() - Duration::from_secs(60);
-        loop {
-            let slot = tokio::select! {
-                slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-                () = send.closed() => return,
-            };
-            let accepted = tokio::select! {
-                accepted = listener.accept() => accepted,
-                () = send.closed() => return,
-            };
-            let (stream, remote) = match accepted.and_then(|(stream, remote)| {
-                stream.set_nodelay(true)?;
-                Ok((stream, remote))
-            }) {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors, a connection reset before
-                    // accept: not the listener's end. Pause, go on.
-                    tracing::warn!(error = %e, "accepting a connection failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            };
+        let listener = &listener;
+        let mut accept = move || async move {
+            let (stream, remote) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            Ok((stream, remote))
+        };
+        while let Some((slot, (stream, remote))) =
+            next_accepted(&slots, &send, "TCP", &mut accept).await
+        {
             let Some(peer_slot) = PerPeer::take(&per_peer, remote.ip(), per_peer_max) else {
                 // Closed at once: its slot is free for the next accept.
                 if refused_logged.elapsed() >= Duration::from_secs(10) {
@@ -180,11 +235,11 @@ pub fn incoming(
                     stream: Stream::Plain(stream),
                     peer: Peer {
                         remote: Some(remote),
-                        identity: Arc::new(PeerIdentity::plaintext()),
+                        identity: Arc::new(PeerIdentity::plaintext(plaintext_admin)),
                     },
                     _slots: Slots {
                         _pool: slot,
-                        _peer: peer_slot,
+                        _peer: Some(peer_slot),
                     },
                     idle: Box::pin(tokio::time::sleep(idle_max)),
                     idle_max,
@@ -229,7 +284,7 @@ pub fn incoming(
                     },
                     _slots: Slots {
                         _pool: pool,
-                        _peer: peer_slot,
+                        _peer: Some(peer_slot),
                     },
                     idle: Box::pin(tokio::time::sleep(idle_max)),
                     idle_max,
@@ -237,8 +292,69 @@ pub fn incoming(
                 let _ = send.send(Ok(connection)).await;
             });
         }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(receive)
+    }
+}
+
+/// Waits for one of `slots`, then for the next connection `accept` takes
+/// (and prepares). An accept that fails (out of file descriptors, a
+/// connection reset before accept: not the listener's end) is logged and
+/// tried again after a pause. None once `send` is closed.
+async fn next_accepted<T, F>(
+    slots: &Arc<Semaphore>,
+    send: &mpsc::Sender<io::Result<Connection>>,
+    kind: &str,
+    accept: &mut impl FnMut() -> F,
+) -> Option<(OwnedSemaphorePermit, T)>
+where
+    F: std::future::Future<Output = io::Result<T>>,
+{
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            () = send.closed() => return None,
+        };
+        let accepted = tokio::select! {
+            accepted = accept() => accepted,
+            () = send.closed() => return None,
+        };
+        match accepted {
+            Ok(accepted) => return Some((slot, accepted)),
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a {kind} connection failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+/// Binds a Unix socket at `path` that every local user may connect to
+/// (what each may then call is up to the `uid` grants). A socket file left
+/// by a node that is gone is replaced; one a live node answers on, or a
+/// file that is not a socket, is an error.
+pub fn bind_unix(path: &std::path::Path) -> io::Result<UnixListener> {
+    use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("{}: a process is listening on it already", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("{}: exists and is not a socket", path.display()),
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    Ok(listener)
 }
 
 impl Connected for Connection {
@@ -260,6 +376,7 @@ impl AsyncRead for Connection {
         let read = match &mut this.stream {
             Stream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
             Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+            Stream::Unix(unix) => Pin::new(unix).poll_read(cx, buf),
         };
         match read {
             Poll::Ready(Ok(())) => {
@@ -290,6 +407,7 @@ impl AsyncWrite for Connection {
         match &mut self.stream {
             Stream::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
             Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+            Stream::Unix(unix) => Pin::new(unix).poll_write(cx, buf),
         }
     }
 
@@ -297,6 +415,7 @@ impl AsyncWrite for Connection {
         match &mut self.stream {
             Stream::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
             Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+            Stream::Unix(unix) => Pin::new(unix).poll_flush(cx),
         }
     }
 
@@ -304,6 +423,7 @@ impl AsyncWrite for Connection {
         match &mut self.stream {
             Stream::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
             Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+            Stream::Unix(unix) => Pin::new(unix).poll_shutdown(cx),
         }
     }
 
@@ -315,6 +435,7 @@ impl AsyncWrite for Connection {
         match &mut self.stream {
             Stream::Plain(tcp) => Pin::new(tcp).poll_write_vectored(cx, bufs),
             Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_write_vectored(cx, bufs),
+            Stream::Unix(unix) => Pin::new(unix).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -322,6 +443,7 @@ impl AsyncWrite for Connection {
         match &self.stream {
             Stream::Plain(tcp) => tcp.is_write_vectored(),
             Stream::Tls(tls) => tls.is_write_vectored(),
+            Stream::Unix(unix) => unix.is_write_vectored(),
         }
     }
 }
@@ -346,8 +468,10 @@ mod tests {
         let address = listener.local_addr().unwrap();
         let mut accepted = Box::pin(incoming(
             listener,
+            None,
             &limits(4, Duration::from_secs(60)),
             None,
+            true,
         ));
         let _client = TcpStream::connect(address).await.unwrap();
         let server_side = accepted.next().await.unwrap().unwrap();
@@ -360,8 +484,10 @@ mod tests {
         let address = listener.local_addr().unwrap();
         let mut accepted = Box::pin(incoming(
             listener,
+            None,
             &limits(1, Duration::from_secs(60)),
             None,
+            true,
         ));
         let _first_client = TcpStream::connect(address).await.unwrap();
         let first = accepted.next().await.unwrap().unwrap();
@@ -383,8 +509,10 @@ mod tests {
         let address = listener.local_addr().unwrap();
         let mut accepted = Box::pin(incoming(
             listener,
+            None,
             &limits(1, Duration::from_millis(200)),
             None,
+            true,
         ));
         let _silent = TcpStream::connect(address).await.unwrap();
         let mut connection = accepted.next().await.unwrap().unwrap();
@@ -408,7 +536,7 @@ mod tests {
             connections_per_peer_max: 2,
             ..limits(16, Duration::from_secs(60))
         };
-        let mut accepted = Box::pin(incoming(listener, &bounds, None));
+        let mut accepted = Box::pin(incoming(listener, None, &bounds, None, true));
         let from = |ip: [u8; 4]| async move {
             let socket = tokio::net::TcpSocket::new_v4().unwrap();
             socket.bind(SocketAddr::from((ip, 0))).unwrap();

@@ -786,5 +786,5 @@ pub(crate) async fn serve<L: baton_log::EventLog>(
             }
         }),
     );
-    crate::http::serve_router(router, listener, None, &limits, false, stopping).await;
+    crate::http::serve_router(router, listener, None, false, &limits, false, stopping).await;
 }

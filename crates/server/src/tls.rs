@@ -70,9 +70,14 @@ impl ClientCa {
 /// Who is on the other end of a connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
-    /// A plaintext connection: no identity can be established (a node
-    /// serves plaintext only on loopback, or when told `insecure`).
-    Plaintext,
+    /// A plaintext TCP connection: no identity can be established (a node
+    /// serves plaintext only on loopback, or when told `insecure`). `admin`:
+    /// the operator chose to make every plaintext caller admin
+    /// (`loopback_admin`, `insecure`); otherwise it has no role.
+    Plaintext { admin: bool },
+    /// A connection on the node's Unix socket: the kernel's word for the
+    /// peer process's user id (`SO_PEERCRED`), which only `uid` grants match.
+    Local { uid: u32 },
     /// TLS without a client certificate.
     Anonymous,
     /// TLS with a client certificate that verified; the principal it names.
@@ -270,12 +275,22 @@ struct Verified {
 }
 
 impl PeerIdentity {
-    /// A plaintext connection: never anyone.
-    pub fn plaintext() -> Self {
+    /// A plaintext TCP connection: never anyone; admin when the operator
+    /// chose that every plaintext caller is.
+    pub fn plaintext(admin: bool) -> Self {
+        PeerIdentity::fixed(Identity::Plaintext { admin })
+    }
+
+    /// A Unix-socket connection from a process running as `uid`.
+    pub fn local(uid: u32) -> Self {
+        PeerIdentity::fixed(Identity::Local { uid })
+    }
+
+    fn fixed(identity: Identity) -> Self {
         PeerIdentity {
             tls: None,
             verified: Mutex::new(Verified {
-                identity: Arc::new(Identity::Plaintext),
+                identity: Arc::new(identity),
                 at: Instant::now(),
                 generation: 0,
             }),

@@ -18,11 +18,21 @@ pub fn baton() -> Command {
     command
 }
 
-/// Runs `baton serve` with `args`, which
-/// must refuse to start: it must exit non-zero within a minute (a node that
-/// starts instead is killed and the test fails). Returns its stderr.
+/// Runs `baton serve` with `args` (plaintext callers admin, as in
+/// [`Served::start`]), which must refuse to start: it must exit non-zero
+/// within a minute (a node that starts instead is killed and the test
+/// fails). Returns its stderr.
 pub fn serve_refused<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> String {
+    serve_refused_with_env(args, &[("BATON_LOOPBACK_ADMIN", "true")])
+}
+
+/// [`serve_refused`] with `env` instead.
+pub fn serve_refused_with_env<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+    env: &[(&str, &str)],
+) -> String {
     let child = baton()
+        .envs(env.iter().copied())
         .arg("serve")
         .args(args)
         .stdin(Stdio::null())
@@ -60,6 +70,8 @@ pub struct Served {
     pub http_address: Option<String>,
     /// Its `/metrics` address, when it serves metrics.
     pub metrics_address: Option<String>,
+    /// Its Unix socket, when it serves one.
+    pub unix_path: Option<String>,
     /// Whether it serves TLS (https:// URLs).
     pub tls: bool,
     /// Its log lines so far (also passed on to this process's stderr).
@@ -97,7 +109,9 @@ impl Served {
         Served::start_with_env(data, trust_root, args, filter, &[])
     }
 
-    /// [`Served::start_logging`], with more environment variables.
+    /// [`Served::start_logging`], with more environment variables. On
+    /// plaintext its callers are admin (`BATON_LOOPBACK_ADMIN=true`) unless
+    /// `env` says otherwise.
     pub fn start_with_env(
         data: &Path,
         trust_root: &str,
@@ -107,6 +121,7 @@ impl Served {
     ) -> Served {
         let mut child = baton()
             .env("BATON_LOG", filter)
+            .env("BATON_LOOPBACK_ADMIN", "true")
             .envs(env.iter().copied())
             .args([
                 "serve",
@@ -131,6 +146,7 @@ impl Served {
             address: String::new(),
             http_address: None,
             metrics_address: None,
+            unix_path: None,
             tls: false,
             log: Default::default(),
         };
@@ -161,6 +177,9 @@ impl Served {
             }
             if let Some(rest) = line.strip_prefix("baton metrics listening on ") {
                 served.metrics_address = Some(rest.trim().to_owned());
+            }
+            if let Some(rest) = line.strip_prefix("baton unix listening on ") {
+                served.unix_path = Some(rest.trim().to_owned());
             }
             if let Some(rest) = line.strip_prefix("baton listening on ") {
                 served.address = rest.split_whitespace().next().unwrap().to_owned();
