@@ -2,7 +2,8 @@
 generated from Envoy's published protos (PyPI `xds-protos`, grpcio): the
 HTTP status, headers and gRPC status of each answer, for an allowed tool
 call, a tool the token lacks, a revoked token, a token addressed to another
-resource (passthrough) and no token at all.
+resource (passthrough) and no token at all; a request tonic cannot read
+(malformed, oversized) is a denial in band too.
 
 usage: ext_authz.py HOST:PORT LIVE REVOKED ELSEWHERE
 Prints "ext_authz: N passed, M failed" last; exits non-zero on any failure.
@@ -116,6 +117,20 @@ with grpc.insecure_channel(ADDRESS) as channel:
     r = ask_raw(common + [("mcp-name", "echo")], both=True)
     check("headers and header_map at once: the gateway's misconfiguration, 500",
           r.WhichOneof("http_response") == "denied_response" and r.denied_response.status.code == 500, r)
+
+    # What tonic would refuse before Check runs is answered in band too:
+    # a gRPC error is what an Envoy with failure_mode_allow lets through.
+    raw_check = channel.unary_unary("/envoy.service.auth.v3.Authorization/Check",
+                                    request_serializer=lambda raw: raw,
+                                    response_deserializer=ea.CheckResponse.FromString)
+    for label, raw in [("a malformed request", b"\xff\xff\xff\xff"),
+                       ("a request over message_bytes_max", b"\x0a" + b"\xff" * (5 << 20))]:
+        try:
+            r = raw_check(raw, timeout=30)
+            check(f"{label}: denied in band, 500", r.WhichOneof("http_response") == "denied_response"
+                  and r.denied_response.status.code == 500, r)
+        except grpc.RpcError as e:
+            check(f"{label}: denied in band, 500", False, f"a gRPC error: {e.code()} {e.details()}")
 
     r = ask(stub, None, "tools/list")
     denied("no token", r, 401, code_pb2.UNAUTHENTICATED, "Bearer")

@@ -506,7 +506,7 @@ fn envoy_ext_authz_clients_get_http_answers() {
     for name in ["live", "revoked", "elsewhere"] {
         command.arg(&ledger.tokens[name]);
     }
-    run_checks(&mut command, "ext_authz", 58);
+    run_checks(&mut command, "ext_authz", 60);
     run_checks(&mut python("envoy_config.py"), "envoy config", 4);
     ledger.assert_no_token_logged();
 }

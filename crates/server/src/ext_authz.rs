@@ -11,8 +11,11 @@
 //! not a gRPC error: an Envoy set to `failure_mode_allow` would let a gRPC
 //! error through. So is a gateway that may not ask (no certificate, no
 //! checker role, bound to other audiences): a 500 in band, which blames the
-//! gateway's configuration rather than the user. Only a transport failure
-//! reaches `failure_mode_allow`.
+//! gateway's configuration rather than the user. So is a request tonic
+//! fails before `Check` runs (larger than `message_bytes_max`, malformed,
+//! compressed in a way the node does not read): [`InBand`] turns the gRPC
+//! error into the same 500 denial. Only a transport failure (and the node's
+//! request timeout, far beyond Envoy's own) reaches `failure_mode_allow`.
 
 use std::sync::Arc;
 
@@ -103,52 +106,163 @@ impl<L: EventLog> Authorization for ExtAuthz<L> {
                 bridge::gateway_refused(&refused.map_or("no caller".to_owned(), |r| r.0))
             }
         };
-        let response = match verdict {
-            Verdict::Allow(upstream) => CheckResponse {
-                status: Some(rpc::Status {
-                    code: tonic::Code::Ok as i32,
-                    ..Default::default()
-                }),
-                http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
-                    headers: upstream
-                        .into_iter()
-                        .map(|(name, value)| header(name, value))
-                        .collect(),
-                    ..Default::default()
-                })),
+        Ok(Response::new(answer(verdict)))
+    }
+}
+
+/// A verdict as Envoy reads it.
+fn answer(verdict: Verdict) -> CheckResponse {
+    match verdict {
+        Verdict::Allow(upstream) => CheckResponse {
+            status: Some(rpc::Status {
+                code: tonic::Code::Ok as i32,
                 ..Default::default()
-            },
-            Verdict::Deny {
-                status,
-                www_authenticate,
-                reason,
-            } => CheckResponse {
-                status: Some(rpc::Status {
-                    code: if status == 401 {
-                        tonic::Code::Unauthenticated
-                    } else {
-                        tonic::Code::PermissionDenied
-                    } as i32,
-                    message: reason.clone(),
-                    ..Default::default()
-                }),
-                http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
-                    status: Some(HttpStatus {
-                        code: i32::from(status),
-                    }),
-                    headers: www_authenticate
-                        .map(|value| header("www-authenticate", value))
-                        .into_iter()
-                        .chain([header(
-                            "content-type",
-                            "text/plain; charset=utf-8".to_owned(),
-                        )])
-                        .collect(),
-                    body: reason,
-                })),
+            }),
+            http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+                headers: upstream
+                    .into_iter()
+                    .map(|(name, value)| header(name, value))
+                    .collect(),
                 ..Default::default()
-            },
+            })),
+            ..Default::default()
+        },
+        Verdict::Deny {
+            status,
+            www_authenticate,
+            reason,
+        } => CheckResponse {
+            status: Some(rpc::Status {
+                code: if status == 401 {
+                    tonic::Code::Unauthenticated
+                } else {
+                    tonic::Code::PermissionDenied
+                } as i32,
+                message: reason.clone(),
+                ..Default::default()
+            }),
+            http_response: Some(HttpResponse::DeniedResponse(DeniedHttpResponse {
+                status: Some(HttpStatus {
+                    code: i32::from(status),
+                }),
+                headers: www_authenticate
+                    .map(|value| header("www-authenticate", value))
+                    .into_iter()
+                    .chain([header(
+                        "content-type",
+                        "text/plain; charset=utf-8".to_owned(),
+                    )])
+                    .collect(),
+                body: reason,
+            })),
+            ..Default::default()
+        },
+    }
+}
+
+/// What a gateway whose request tonic refused hears (the detail is logged).
+pub(crate) const UNREADABLE: &str = "Baton could not read the gateway's ext_authz request (its size or encoding); the node's log says why";
+
+/// The ext_authz service, with every gRPC error it would answer (a request
+/// larger than `message_bytes_max`, malformed, or in an encoding the node
+/// does not read: tonic refuses those before `Check` runs) answered in band
+/// instead, as a 500 denial: an Envoy set to `failure_mode_allow` lets a
+/// gRPC error through.
+#[derive(Debug, Clone)]
+pub(crate) struct InBand<S>(pub S);
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for InBand<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> tower::Service<http::Request<B>> for InBand<S>
+where
+    S: tower::Service<
+            http::Request<B>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        >,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let answered = self.0.call(request);
+        Box::pin(async move {
+            let response = answered.await?;
+            // A failed call is trailers-only: its status is in the headers.
+            let Some(code) = response
+                .headers()
+                .get("grpc-status")
+                .filter(|code| code.as_bytes() != b"0")
+            else {
+                return Ok(response);
+            };
+            let message = response.headers().get("grpc-message");
+            tracing::warn!(
+                code = ?code,
+                message = ?message,
+                "an ext_authz request failed before Baton could decide: denied in band (500)"
+            );
+            let verdict = baton_bridge::misconfigured(UNREADABLE.to_owned());
+            Ok(grpc_ok(&answer(verdict)))
+        })
+    }
+}
+
+/// A successful unary gRPC answer carrying `message`.
+fn grpc_ok(message: &impl prost::Message) -> http::Response<tonic::body::Body> {
+    let encoded = message.encode_to_vec();
+    let mut framed = Vec::with_capacity(5 + encoded.len());
+    framed.push(0); // not compressed
+    framed.extend_from_slice(
+        &u32::try_from(encoded.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
+    framed.extend_from_slice(&encoded);
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    let mut response = http::Response::new(tonic::body::Body::new(Unary {
+        data: Some(bytes::Bytes::from(framed)),
+        trailers: Some(trailers),
+    }));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    response
+}
+
+/// One data frame, then the trailers.
+struct Unary {
+    data: Option<bytes::Bytes>,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl http_body::Body for Unary {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let frame = match self.data.take() {
+            Some(data) => Some(http_body::Frame::data(data)),
+            None => self.trailers.take().map(http_body::Frame::trailers),
         };
-        Ok(Response::new(response))
+        std::task::Poll::Ready(frame.map(Ok))
     }
 }
