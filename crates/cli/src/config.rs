@@ -776,12 +776,6 @@ impl Config {
                 "access[{i}].uid: roles for a local user need a Unix socket to call on (unix_listen, --unix-listen)"
             );
         }
-        if tls.is_none() && !self.loopback_admin && !self.insecure && self.unix_listen.is_none() {
-            bail!(
-                "listen: plaintext names no caller, so nobody could call anything but health on {}. Choose: --loopback-admin (loopback_admin = true) makes every local process admin (in a container, every container in its network); --unix-listen PATH serves local callers by user id ([[access]] uid = …); or TLS with client certificates ([tls] cert, key, client_ca)",
-                self.listen
-            );
-        }
         self.resources()?;
         self.gateway()?;
         for (field, address) in [
@@ -794,6 +788,22 @@ impl Config {
                     "{field}: refusing to serve plaintext on {address}, which is not a loopback address: anyone who reaches it could read every chain and append. Configure TLS with client certificates ([tls] cert, key and client_ca in the config file, or --tls-cert, --tls-key, --tls-client-ca; `baton pki init DIR` makes a development set), or pass --insecure (BATON_INSECURE=true) to serve everyone anyway"
                 );
             }
+        }
+        Ok(())
+    }
+
+    /// What only serving needs (the offline tools read the same
+    /// configuration): a plaintext node must say who its callers are.
+    pub fn check_serving(&self) -> anyhow::Result<()> {
+        if self.tls_files()?.is_none()
+            && !self.loopback_admin
+            && !self.insecure
+            && self.unix_listen.is_none()
+        {
+            bail!(
+                "listen: plaintext names no caller, so nobody could call anything but health on {}. Choose: --loopback-admin (loopback_admin = true) makes every local process admin (in a container, every container in its network); --unix-listen PATH serves local callers by user id ([[access]] uid = …); or TLS with client certificates ([tls] cert, key, client_ca)",
+                self.listen
+            );
         }
         Ok(())
     }
@@ -1098,18 +1108,27 @@ mod tests {
         };
         // Plaintext on loopback: callers are admin only when the operator
         // says so, or local callers use the Unix socket.
-        let err = load(Flags::default(), &[]).unwrap_err().to_string();
+        // (The offline tools read the same configuration: only serving
+        // refuses it.)
+        let err = load(Flags::default(), &[])
+            .unwrap()
+            .check_serving()
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with("listen: plaintext names no caller")
                 && err.contains("--loopback-admin"),
             "{err}"
         );
-        assert!(load(Flags::default(), &[("BATON_LOOPBACK_ADMIN", "true")]).is_ok());
+        let serves = |flags: Flags, pairs: &[(&str, &str)]| {
+            load(flags, pairs).and_then(|config| config.check_serving())
+        };
+        assert!(serves(Flags::default(), &[("BATON_LOOPBACK_ADMIN", "true")]).is_ok());
         let unix = Flags {
             unix_listen: Some("baton.sock".into()),
             ..Flags::default()
         };
-        assert!(load(unix.clone(), &[]).is_ok());
+        assert!(serves(unix.clone(), &[]).is_ok());
         let dir = tempfile::tempdir().unwrap();
         let grants = |text: &str| {
             let file = dir.path().join("grants.toml");

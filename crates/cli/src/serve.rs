@@ -12,6 +12,7 @@ use crate::config::{Config, Flags};
 
 pub async fn run(flags: Flags, env: &BTreeMap<String, String>, traces: bool) -> anyhow::Result<()> {
     let config = Config::load(&flags, env)?;
+    config.check_serving()?;
     let access = baton_server::auth::AccessHandle::new(config.access()?);
     let tls = match config.tls_files()? {
         Some(files) => {

@@ -59,7 +59,7 @@ for who in root as gateway server-a server-b; do "$BATON" keygen --out "$WORK/$w
 ROOT="$("$BATON" pubkey "$WORK/root.key")"
 TOPIC="mcp-chain-$$-$(date +%s)"
 for node in 1 2; do
-    BATON_LOG=warn "$BATON" serve --listen 127.0.0.1:0 --data-dir "$WORK/node$node" --trust-root "$ROOT" \
+    BATON_LOG=warn "$BATON" serve --listen 127.0.0.1:0 --data-dir "$WORK/node$node" --trust-root "$ROOT" --loopback-admin \
         --kafka-brokers "$BOOTSTRAP" --kafka-topic "$TOPIC" --kafka-partitions 2 \
         >"$WORK/node$node.out" 2>"$WORK/node$node.err" &
     PIDS+=("$!")
