@@ -21,6 +21,7 @@ TABLES = {
     "tls": ("Tls", False),
     "rules": ("Rules", False),
     "limits": ("Limits", False),
+    "freshness": ("Freshness", False),
     "revocation": ("Revocation", False),
     "access": ("AccessGrant", True),
     "resource": ("ResourceConfig", True),

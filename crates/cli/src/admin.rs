@@ -58,6 +58,11 @@ pub async fn status(args: Status) -> anyhow::Result<()> {
                 "quarantined_by_rule": by_rule,
                 "parked": status.parked,
                 "records_read": status.records_read,
+                "fresh": status.fresh,
+                "end_confirmed_seconds_ago": status.end_confirmed_seconds_ago,
+                "unapplied_seconds": status.unapplied_seconds,
+                "max_staleness_seconds": status.max_staleness_seconds,
+                "confirmed_end": status.confirmed_end,
                 "projection_bytes": status.projection_bytes,
                 "state_digest": status.state_digest,
                 "digest_settled": status.digest_settled,
@@ -78,6 +83,24 @@ pub async fn status(args: Status) -> anyhow::Result<()> {
     } else {
         println!("lag: unknown, the log did not answer: {}", status.log_error);
     }
+    let confirmed = if status.end_confirmed_seconds_ago < 0.0 {
+        "never confirmed".to_owned()
+    } else {
+        format!(
+            "end confirmed {:.1} s ago",
+            status.end_confirmed_seconds_ago
+        )
+    };
+    println!(
+        "freshness: {} ({confirmed}, {:.1} s unapplied; bound {:.1} s)",
+        if status.fresh {
+            "fresh"
+        } else {
+            "STALE: only REVOKED, EXPIRED, AUDIENCE_MISMATCH answered"
+        },
+        status.unapplied_seconds,
+        status.max_staleness_seconds
+    );
     println!("position: {}", status.consistency_token);
     println!("partition  applied  read  log-end  lag");
     for p in &status.partitions {

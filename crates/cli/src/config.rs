@@ -43,6 +43,8 @@ pub struct Config {
     pub rules: Rules,
     pub kafka: Kafka,
     pub limits: Limits,
+    /// How fresh the node's view of the log must be for it to vouch for it.
+    pub freshness: Freshness,
     /// TLS on the listener, with client certificates identifying callers.
     pub tls: Tls,
     /// Roles granted to principals (needs `tls`) and to HTTP clients.
@@ -182,6 +184,27 @@ fn yes() -> bool {
     true
 }
 
+/// `[freshness]`: past `max_staleness_ms` without a confirmed end of the
+/// log, or knowing of records it has not applied for longer, a node answers
+/// only REVOKED, EXPIRED and AUDIENCE_MISMATCH, and is NOT_SERVING.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Freshness {
+    pub max_staleness_ms: u64,
+    /// How often the node confirms the log's end.
+    pub confirm_interval_ms: u64,
+}
+
+impl Default for Freshness {
+    fn default() -> Self {
+        let d = baton_server::Limits::default();
+        Freshness {
+            max_staleness_ms: d.max_staleness.as_millis() as u64,
+            confirm_interval_ms: d.confirm_interval.as_millis() as u64,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Rules {
@@ -270,6 +293,7 @@ impl Default for Config {
                 ..Kafka::default()
             },
             limits: Limits::default(),
+            freshness: Freshness::default(),
             tls: Tls::default(),
             access: Vec::new(),
             resource: Vec::new(),
@@ -753,6 +777,16 @@ impl Config {
                 self.limits.batch_events_max
             );
         }
+        let freshness = &self.freshness;
+        if freshness.confirm_interval_ms == 0
+            || freshness.confirm_interval_ms.saturating_mul(2) > freshness.max_staleness_ms
+        {
+            bail!(
+                "freshness.confirm_interval_ms: {} must be at least 1 and at most half of max_staleness_ms ({}), or the node turns stale between two confirmations",
+                freshness.confirm_interval_ms,
+                freshness.max_staleness_ms
+            );
+        }
         if self.kafka.partitions == 0 {
             bail!("kafka.partitions: must be at least 1");
         }
@@ -1036,6 +1070,8 @@ impl Config {
             apply_wait_max: std::time::Duration::from_millis(self.limits.apply_wait_ms),
             descendants_max: self.limits.descendants_max,
             page_size_max: self.limits.page_size_max,
+            max_staleness: std::time::Duration::from_millis(self.freshness.max_staleness_ms),
+            confirm_interval: std::time::Duration::from_millis(self.freshness.confirm_interval_ms),
         }
     }
 }

@@ -15,30 +15,9 @@ use std::time::{Duration, Instant};
 use baton_core::RevocationTarget;
 use baton_proto::v1;
 use baton_testkit::{Fixture, KafkaCluster};
-use common::{Served, append, now_s};
+use common::{Served, append, health, health_client, now_s, whole_node};
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-
-async fn health_client(url: &str) -> HealthClient<tonic::transport::Channel> {
-    let channel = tonic::transport::Channel::from_shared(url.to_owned())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    HealthClient::new(channel)
-}
-
-fn whole_node() -> tonic_health::pb::HealthCheckRequest {
-    tonic_health::pb::HealthCheckRequest {
-        service: String::new(),
-    }
-}
-
-async fn health(url: &str) -> ServingStatus {
-    let answer = health_client(url).await.check(whole_node()).await.unwrap();
-    ServingStatus::try_from(answer.into_inner().status).unwrap()
-}
 
 /// Waits, on gRPC health's Watch stream, until the node says SERVING.
 async fn serving(url: &str, deadline: Duration) {

@@ -435,15 +435,19 @@ type Prepared = (Vec<ReadRecord>, Vec<apply::Decoded>);
 /// still being applied is not found here, so such a record's signature is
 /// verified again in order by the rules; a verdict never changes an outcome
 /// (see [`apply::verify_in_parallel`]). A log that fails to answer (a broker
-/// restarting, a leader moving) is retried for a while; only a lasting
-/// failure stops the projector, and with it the node.
+/// restarting, a leader moving, every broker down for hours) is retried for
+/// as long as it fails, backing off to [`READ_RETRY_MAX`]: the node stays
+/// up, and its freshness bound (the server's) makes it fail closed
+/// meanwhile.
 async fn feed<R: LogReader>(
     mut reader: R,
     shared: Arc<Shared>,
     options: ProjectorOptions,
     out: tokio::sync::mpsc::Sender<Result<Prepared>>,
 ) {
-    let mut failing_since: Option<tokio::time::Instant> = None;
+    // Since when reads fail, how many, and when that was last logged.
+    let mut failing: Option<(tokio::time::Instant, u64, tokio::time::Instant)> = None;
+    let mut pause = READ_RETRY_MIN;
     loop {
         let read = tokio::select! {
             () = out.closed() => return,
@@ -451,20 +455,41 @@ async fn feed<R: LogReader>(
         };
         let batch = match read {
             Ok(batch) => {
-                failing_since = None;
+                // A read that times out is an empty batch, between errors
+                // of one outage: only records say the log is back.
+                if !batch.is_empty()
+                    && let Some((since, count, _)) = failing.take()
+                {
+                    tracing::info!(
+                        failed_for_s = since.elapsed().as_secs(),
+                        failures = count,
+                        "reading the log works again"
+                    );
+                }
+                pause = READ_RETRY_MIN;
                 batch
             }
             Err(e) => {
-                let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
-                if since.elapsed() > READ_FAILURE_MAX {
-                    let _ = out.send(Err(e.into())).await;
-                    return;
+                let now = tokio::time::Instant::now();
+                let (since, count, logged) = failing.get_or_insert((now, 0, now));
+                *count += 1;
+                // The first failure, then a line a minute: an outage of
+                // hours must not be a line every retry.
+                if *count == 1 || logged.elapsed() >= READ_FAILURE_LOG_EVERY {
+                    *logged = now;
+                    tracing::warn!(
+                        error = %e,
+                        failing_for_s = since.elapsed().as_secs(),
+                        failures = *count,
+                        "reading the log failed; retrying for as long as it fails"
+                    );
                 }
-                tracing::warn!(error = %e, "reading the log failed; retrying");
                 tokio::select! {
                     () = out.closed() => return,
-                    () = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                    () = tokio::time::sleep(pause) => {}
                 }
+                pause = (pause * 2).min(READ_RETRY_MAX);
+                continue;
             }
         };
         if out.is_closed() {
@@ -506,8 +531,11 @@ fn load_parked(tree: &sled::Tree) -> Result<BTreeMap<Position, Parked>> {
     Ok(parked)
 }
 
-/// How long reading the log may keep failing before the projector gives up.
-const READ_FAILURE_MAX: Duration = Duration::from_secs(60);
+/// The pause after a failed read of the log, doubling up to the most.
+const READ_RETRY_MIN: Duration = Duration::from_millis(200);
+const READ_RETRY_MAX: Duration = Duration::from_secs(5);
+/// How often an outage is logged again while it lasts.
+const READ_FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
 /// Most records parked at once; past it, a record missing a dependency is
 /// quarantined at once, so garbage written to the log cannot grow memory.
 const PARKED_MAX: usize = 10_000;

@@ -56,6 +56,9 @@ pub struct NodeState {
     pub log_end: Option<Vec<u64>>,
     pub log_error: String,
     pub seconds_behind: f64,
+    /// The node's freshness now.
+    pub freshness: Option<crate::freshness::View>,
+    pub max_staleness: std::time::Duration,
     pub applied: u64,
     pub duplicates: u64,
     pub quarantined: u64,
@@ -88,6 +91,11 @@ impl NodeState {
             parked: handle.parked(),
             records_read: handle.records_read(),
             projection_bytes: handle.size_on_disk()?,
+            freshness: Some(
+                node.freshness
+                    .view(&applied_offsets, std::time::Instant::now()),
+            ),
+            max_staleness: node.limits.max_staleness,
             applied_offsets,
             ..Default::default()
         };
@@ -165,6 +173,22 @@ impl NodeState {
             log: L::KIND.to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             records_read: self.records_read,
+            fresh: self.freshness.as_ref().is_some_and(|view| view.fresh),
+            end_confirmed_seconds_ago: self
+                .freshness
+                .as_ref()
+                .and_then(|view| view.confirmed_age)
+                .map_or(-1.0, |age| age.as_secs_f64()),
+            unapplied_seconds: self
+                .freshness
+                .as_ref()
+                .map_or(0.0, |view| view.behind.as_secs_f64()),
+            max_staleness_seconds: self.max_staleness.as_secs_f64(),
+            confirmed_end: self
+                .freshness
+                .and_then(|view| view.confirmed)
+                .map(|confirmed| confirmed.end.to_string())
+                .unwrap_or_default(),
         }
     }
 }

@@ -39,11 +39,10 @@ pub enum Error {
     /// applying it (a race with a write it could not see).
     #[error("{0}")]
     NotApplied(String),
-    /// The node has not reached the log since it started: its projection is
-    /// as of the token given, and may miss what was appended since.
-    #[error(
-        "this node has not reached the log since it started; its projection is as of {0}: only REVOKED, EXPIRED and AUDIENCE_MISMATCH are answered until it has"
-    )]
+    /// The node cannot vouch for the log now (it has not reached it since it
+    /// started, or its view is not fresh): it may miss what was appended.
+    /// Check surfaces answer only what no missed record could change.
+    #[error("{0}")]
     LogUnreachable(String),
     /// Something this answer needs (the log) cannot be reached now.
     #[error("{0}")]

@@ -364,18 +364,21 @@ async fn forward_auth<L: EventLog>(
 }
 
 async fn health<L: EventLog>(State(http): State<Arc<Http<L>>>) -> Response {
-    if http
-        .node
-        .caught_up
-        .load(std::sync::atomic::Ordering::Acquire)
-    {
-        (StatusCode::OK, "serving\n").into_response()
-    } else {
+    let node = &http.node;
+    if !node.caught_up.load(std::sync::atomic::Ordering::Acquire) {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "catching up with the log\n",
         )
             .into_response()
+    } else if !node.freshness.is_fresh(std::time::Instant::now()) {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not fresh: the log's end is not confirmed, or not applied, within max_staleness\n",
+        )
+            .into_response()
+    } else {
+        (StatusCode::OK, "serving\n").into_response()
     }
 }
 

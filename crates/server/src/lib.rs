@@ -24,6 +24,7 @@ pub mod bridge;
 mod deadline;
 mod error;
 mod ext_authz;
+pub mod freshness;
 pub mod http;
 pub mod jwt;
 mod ledger;
@@ -75,6 +76,12 @@ pub struct Limits {
     pub descendants_max: u32,
     /// Largest ListEvents page.
     pub page_size_max: u32,
+    /// The freshness bound (see [`freshness`]): past it without a confirmed
+    /// end of the log, or knowing of records it has not applied for longer,
+    /// the node answers only what no record it missed could change.
+    pub max_staleness: Duration,
+    /// How often the node confirms the log's end.
+    pub confirm_interval: Duration,
 }
 
 impl Default for Limits {
@@ -95,6 +102,8 @@ impl Default for Limits {
             apply_wait_max: Duration::from_secs(5),
             descendants_max: 10_000,
             page_size_max: 1000,
+            max_staleness: Duration::from_secs(5),
+            confirm_interval: Duration::from_secs(1),
         }
     }
 }
@@ -167,6 +176,8 @@ pub(crate) struct Node<L> {
     /// whose revocation it has not read yet.
     pub startup: std::sync::OnceLock<ConsistencyToken>,
     pub caught_up: std::sync::atomic::AtomicBool,
+    /// How fresh the node's view of the log is (see [`freshness`]).
+    pub freshness: freshness::Freshness,
     /// The grants now (streams check again that their caller may go on).
     pub access: auth::AccessHandle,
     pub jwt_issuers: jwt::JwtIssuers,
@@ -204,9 +215,10 @@ impl<L> Node<L> {
         };
         if !caught_up {
             let Some(startup) = self.startup.get() else {
-                return Err(Error::LogUnreachable(
-                    self.handle.applied_token().to_string(),
-                ));
+                return Err(Error::LogUnreachable(format!(
+                    "this node has not reached the log since it started; its projection is as of {}: only REVOKED, EXPIRED and AUDIENCE_MISMATCH are answered until it has",
+                    self.handle.applied_token()
+                )));
             };
             wanted.merge(startup);
         }
@@ -216,12 +228,52 @@ impl<L> Node<L> {
         Ok(())
     }
 
+    /// [`Node::consistent`], and then the node must be fresh: an answer
+    /// that depends on the log not holding something (ACTIVE, UNKNOWN) is
+    /// given only within the freshness bound. Otherwise the error every
+    /// check surface turns into "only what stays true" (REVOKED, EXPIRED,
+    /// AUDIENCE_MISMATCH) and UNAVAILABLE for the rest.
+    pub async fn vouched(&self, token: &str) -> Result<()> {
+        self.consistent(token).await?;
+        if self.freshness.is_fresh(std::time::Instant::now()) {
+            return Ok(());
+        }
+        // The hot path counts as unapplied every end confirmed since the
+        // last look: look again, with what is applied now.
+        let view = self
+            .freshness
+            .view(&self.handle.applied(), std::time::Instant::now());
+        if view.fresh {
+            return Ok(());
+        }
+        Err(Error::LogUnreachable(stale(
+            &view,
+            self.freshness.max_staleness(),
+        )))
+    }
+
     pub fn stream_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit> {
         self.streams
             .clone()
             .try_acquire_owned()
             .map_err(|_| Error::Busy(self.limits.streams_max))
     }
+}
+
+/// Why a node that is not fresh cannot vouch for the log.
+fn stale(view: &freshness::View, bound: Duration) -> String {
+    let confirmed = match view.confirmed_age {
+        Some(age) => format!(
+            "last confirmed the log's end {:.1} s ago",
+            age.as_secs_f64()
+        ),
+        None => "has not confirmed the log's end".to_owned(),
+    };
+    format!(
+        "this node's view of the log is stale: it {confirmed} and has known of records it has not applied for {:.1} s (bound: max_staleness {:.1} s); only REVOKED, EXPIRED and AUDIENCE_MISMATCH are answered until it is fresh",
+        view.behind.as_secs_f64(),
+        bound.as_secs_f64()
+    )
 }
 
 pub(crate) fn now_ms() -> i64 {
@@ -253,6 +305,81 @@ async fn startup_offsets<L: EventLog>(
             _ = stopping.wait_for(|stop| *stop) => return None,
         }
         pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Confirms the log's end every `confirm_interval` (see [`freshness`]),
+/// whether or not records arrive, until the node stops. One request at a
+/// time: one that fails confirms nothing, and one that hangs (a cut link:
+/// the log's client gives up only after its own timeouts) holds the next
+/// back, so the confirmation ages and the node turns not fresh by itself.
+async fn confirm_ends<L: EventLog>(node: Arc<Node<L>>, mut stopping: watch::Receiver<bool>) {
+    let every = node.limits.confirm_interval;
+    let mut failing_logged: Option<std::time::Instant> = None;
+    loop {
+        let asked = (std::time::Instant::now(), now_ms());
+        let answered = tokio::select! {
+            answered = node.log.end_offsets() => answered,
+            _ = stopping.wait_for(|stop| *stop) => return,
+        };
+        match answered {
+            Ok(ends) => {
+                node.freshness
+                    .confirm(asked.0, asked.1, ConsistencyToken::new(ends));
+                if failing_logged.take().is_some() {
+                    tracing::info!("the log's end is confirmed again");
+                }
+            }
+            Err(e) => {
+                // One line when it starts failing, then at most a minute apart.
+                if failing_logged.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    failing_logged = Some(std::time::Instant::now());
+                    tracing::warn!(error = %e, "confirming the log's end failed");
+                }
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until((asked.0 + every).into()) => {}
+            _ = stopping.wait_for(|stop| *stop) => return,
+        }
+    }
+}
+
+/// How often a node looks at its freshness when nothing is applied.
+const FRESHNESS_LOOK_EVERY: Duration = Duration::from_millis(100);
+
+/// Looks at the node's freshness whenever it applies and at least every
+/// [`FRESHNESS_LOOK_EVERY`]: gRPC health is SERVING exactly while the node
+/// has caught up with the log and is fresh; each change is logged.
+async fn watch_freshness<L: EventLog>(
+    node: Arc<Node<L>>,
+    health: tonic_health::server::HealthReporter,
+    mut serving: bool,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut applied = node.handle.subscribe_applied();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(FRESHNESS_LOOK_EVERY) => {}
+            _ = applied.changed() => {}
+            _ = stopping.wait_for(|stop| *stop) => return,
+        }
+        let view = node
+            .freshness
+            .view(&node.handle.applied(), std::time::Instant::now());
+        let caught_up = node.caught_up.load(std::sync::atomic::Ordering::Acquire);
+        if caught_up && view.fresh != serving {
+            serving = view.fresh;
+            set_health::<L>(&health, serving).await;
+            if serving {
+                tracing::info!("caught up with the log and fresh: SERVING");
+            } else {
+                tracing::warn!(
+                    reason = %stale(&view, node.limits.max_staleness),
+                    "not fresh: NOT_SERVING"
+                );
+            }
+        }
     }
 }
 
@@ -409,9 +536,12 @@ pub async fn run_with<L: EventLog>(
     // anyway (NOT_SERVING), answers what its projection can answer safely,
     // and keeps trying (see `Node::consistent`).
     let startup = std::sync::OnceLock::new();
+    let freshness = freshness::Freshness::new(options.limits.max_staleness);
+    let asked = (std::time::Instant::now(), now_ms());
     match log.end_offsets().await {
         Ok(ends) => {
             ahead_of_the_log(&handle.read(), &ends)?;
+            freshness.confirm(asked.0, asked.1, ConsistencyToken::new(ends.clone()));
             let _ = startup.set(ConsistencyToken::new(ends));
         }
         Err(e) => tracing::warn!(
@@ -449,6 +579,7 @@ pub async fn run_with<L: EventLog>(
         claims: ledger::Claims::default(),
         startup,
         caught_up: std::sync::atomic::AtomicBool::new(caught_up),
+        freshness,
         access: options.access.clone(),
         jwt_issuers: options.jwt_issuers.clone(),
         metrics: metrics.clone(),
@@ -462,15 +593,26 @@ pub async fn run_with<L: EventLog>(
     let limits = &options.limits;
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    if caught_up {
-        set_health::<L>(&health, true).await;
-    } else {
+    // Before the first request: a node that starts caught up and fresh
+    // serves at once.
+    let serving = caught_up
+        && node
+            .freshness
+            .view(&node.handle.applied(), std::time::Instant::now())
+            .fresh;
+    set_health::<L>(&health, serving).await;
+    tokio::spawn(confirm_ends(node.clone(), stopping.clone()));
+    tokio::spawn(watch_freshness(
+        node.clone(),
+        health.clone(),
+        serving,
+        stopping.clone(),
+    ));
+    if !caught_up {
         // NOT_SERVING until the projection has read the log as it was at
         // start; requests meanwhile wait for it (see `Node::consistent`).
-        set_health::<L>(&health, false).await;
         tokio::spawn({
-            let (node, health, mut stopping, stop) =
-                (node.clone(), health.clone(), stopping.clone(), stop.clone());
+            let (node, mut stopping, stop) = (node.clone(), stopping.clone(), stop.clone());
             async move {
                 if node.startup.get().is_none() {
                     let Some(ends) = startup_offsets(&node.log, &mut stopping).await else {
@@ -496,10 +638,10 @@ pub async fn run_with<L: EventLog>(
                     _ = stopping.wait_for(|stop| *stop) => false,
                 };
                 if caught_up {
+                    // Health follows at the next look (`watch_freshness`).
                     node.caught_up
                         .store(true, std::sync::atomic::Ordering::Release);
-                    set_health::<L>(&health, true).await;
-                    tracing::info!("caught up with the log; serving");
+                    tracing::info!("caught up with the log");
                 }
             }
         });

@@ -610,6 +610,38 @@ impl Collector for NodeState {
                 ConstGauge::new(self.seconds_behind),
             )?;
         }
+        if let Some(view) = &self.freshness {
+            one(
+                e,
+                "baton_fresh",
+                "1 while the node vouches for the log: its end confirmed within max_staleness, and every end confirmed longer ago applied",
+                MetricType::Gauge,
+                ConstGauge::new(i64::from(view.fresh)),
+            )?;
+            if let Some(age) = view.confirmed_age {
+                one(
+                    e,
+                    "baton_log_end_confirmed_age_seconds",
+                    "Seconds since the node last confirmed the log's end",
+                    MetricType::Gauge,
+                    ConstGauge::new(age.as_secs_f64()),
+                )?;
+            }
+            one(
+                e,
+                "baton_unapplied_seconds",
+                "Seconds the node has known of records it has not applied (the oldest confirmed end not applied); 0 when none",
+                MetricType::Gauge,
+                ConstGauge::new(view.behind.as_secs_f64()),
+            )?;
+            one(
+                e,
+                "baton_max_staleness_seconds",
+                "The freshness bound (freshness.max_staleness_ms)",
+                MetricType::Gauge,
+                ConstGauge::new(self.max_staleness.as_secs_f64()),
+            )?;
+        }
         one(
             e,
             "baton_projection_size_bytes",

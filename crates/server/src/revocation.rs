@@ -46,11 +46,12 @@ fn revoked_body<L>(node: &Node<L>, id: &baton_core::EventId) -> Result<Option<v1
 }
 
 /// Answers one check once the node is consistent with the request. A node
-/// that has not reached the log since it started answers only what no event
-/// it may have missed could change: REVOKED (revocation is monotone),
-/// EXPIRED, AUDIENCE_MISMATCH; anything else is UNAVAILABLE.
+/// that cannot vouch for the log (it has not reached it since it started,
+/// or its view is not fresh: `Node::vouched`) answers only what no event it
+/// may have missed could change: REVOKED (revocation is monotone), EXPIRED,
+/// AUDIENCE_MISMATCH; anything else is UNAVAILABLE.
 pub(crate) async fn answer<L>(node: &Node<L>, request: &v1::CheckRequest) -> Result<Answer> {
-    let consistent = node.consistent(&request.consistency_token).await;
+    let consistent = node.vouched(&request.consistency_token).await;
     answer_when(node, request, consistent)
 }
 
@@ -426,7 +427,7 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
         // async workers, in one blocking task.
         let mut waits = Vec::with_capacity(checks.len());
         for check in &checks {
-            match self.node.consistent(&check.consistency_token).await {
+            match self.node.vouched(&check.consistency_token).await {
                 // Not reached in time: the batch fails, so stop waiting.
                 Err(e) if !matches!(e, Error::LogUnreachable(_)) => return Err(e.into()),
                 waited => waits.push(waited),
@@ -608,7 +609,13 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                     }
                 }
                 let mut idle = WATCH_IDLE;
-                if caught_up && let Some(every) = checkpoints {
+                // A checkpoint vouches that nothing more was revoked up to
+                // it: only a fresh node may say so (revocations are sent
+                // either way), so a Checker it feeds goes stale with it.
+                if caught_up
+                    && node.freshness.is_fresh(std::time::Instant::now())
+                    && let Some(every) = checkpoints
+                {
                     if last_checkpoint.elapsed() >= every {
                         for (next, applied) in cursor.iter_mut().zip(&snapshot) {
                             *next = (*next).max(*applied);

@@ -66,6 +66,48 @@ impl KafkaCluster {
         KafkaCluster::start_with(brokers, &args)
     }
 
+    /// A plaintext cluster whose brokers each have a second listener,
+    /// advertised at a port of its own: [`KafkaCluster::detour`] puts
+    /// proxies there, so a client bootstrapped through them reaches the
+    /// cluster only through proxies the test can cut.
+    pub fn start_detoured(brokers: u8) -> Result<KafkaCluster, String> {
+        KafkaCluster::start_with(brokers, &["--detour"])
+    }
+
+    /// Proxies on the advertised detour ports (see
+    /// [`KafkaCluster::start_detoured`]), each to its broker's detour
+    /// listener.
+    pub fn detour(&self) -> Result<Detour, String> {
+        let env = std::fs::read_to_string(self.dir.path().join("cluster.env"))
+            .map_err(|e| format!("cluster.env: {e}"))?;
+        let ports = |key: &str| -> Result<Vec<u16>, String> {
+            let line = env
+                .lines()
+                .find_map(|line| line.strip_prefix(&format!("{key}=")))
+                .ok_or_else(|| format!("cluster.env has no {key}: not a --detour cluster"))?;
+            line.trim_matches('"')
+                .split_whitespace()
+                .map(|p| p.parse().map_err(|e| format!("{key}: {p:?}: {e}")))
+                .collect()
+        };
+        let (listeners, advertised) = (ports("DPORTS")?, ports("APORTS")?);
+        let at = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let proxies = listeners
+            .iter()
+            .zip(&advertised)
+            .map(|(listener, advertised)| {
+                crate::Proxy::start_at(at(*advertised), at(*listener))
+                    .map_err(|e| format!("a proxy on port {advertised}: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let bootstrap = advertised
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(Detour { proxies, bootstrap })
+    }
+
     /// The file holding the `baton` user's SCRAM password (a --sasl cluster).
     pub fn sasl_password_file(&self) -> PathBuf {
         self.dir.path().join("sasl/baton.password")
@@ -143,5 +185,33 @@ impl Drop for KafkaCluster {
         if let Err(e) = run(&["stop", "--dir", &self.dir.path().display().to_string()]) {
             eprintln!("stopping kafka: {e}");
         }
+    }
+}
+
+/// The way to a `--detour` cluster through proxies a test controls.
+#[derive(Debug)]
+pub struct Detour {
+    proxies: Vec<crate::Proxy>,
+    bootstrap: String,
+}
+
+impl Detour {
+    /// Bootstrap servers for a client that must go through the proxies.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// Every connection reset, new ones refused.
+    pub fn cut(&self) {
+        self.proxies.iter().for_each(crate::Proxy::cut);
+    }
+
+    /// Connections stay open and carry nothing: requests time out.
+    pub fn stall(&self) {
+        self.proxies.iter().for_each(crate::Proxy::stall);
+    }
+
+    pub fn restore(&self) {
+        self.proxies.iter().for_each(crate::Proxy::restore);
     }
 }

@@ -9,7 +9,7 @@ mod proxy;
 pub mod tools;
 
 pub use fixture::{Fixture, FixtureClient};
-pub use kafka::KafkaCluster;
+pub use kafka::{Detour, KafkaCluster};
 pub use proxy::Proxy;
 
 /// The repository root, for scripts under `deploy/`.

@@ -1,6 +1,7 @@
-//! A loopback TCP proxy that a test can cut and restore: real sockets, so a
-//! client sees exactly what a network partition shows it (connections
-//! reset, new ones refused) with no change to the client or the server.
+//! A loopback TCP proxy that a test can cut, stall and restore: real
+//! sockets, so a client sees exactly what a network partition shows it
+//! (connections reset, new ones refused; or, stalled, connections that stay
+//! open and carry nothing) with no change to the client or the server.
 
 use std::io::{Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -11,6 +12,8 @@ use std::thread;
 #[derive(Debug, Default)]
 struct State {
     cut: AtomicBool,
+    /// Bytes are held, not forwarded, until it clears.
+    stalled: AtomicBool,
     stopped: AtomicBool,
     live: Mutex<Vec<TcpStream>>,
 }
@@ -24,7 +27,12 @@ pub struct Proxy {
 
 impl Proxy {
     pub fn start(target: SocketAddr) -> std::io::Result<Proxy> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Proxy::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), target)
+    }
+
+    /// A proxy listening at `address` (a port a server advertises).
+    pub fn start_at(address: SocketAddr, target: SocketAddr) -> std::io::Result<Proxy> {
+        let listener = TcpListener::bind(address)?;
         let address = listener.local_addr()?;
         let state = Arc::new(State::default());
         let shared = state.clone();
@@ -49,8 +57,8 @@ impl Proxy {
                     live.push(a);
                     live.push(b);
                 }
-                pipe(&client, &server);
-                pipe(&server, &client);
+                pipe(&client, &server, &shared);
+                pipe(&server, &client, &shared);
             }
         });
         Ok(Proxy { address, state })
@@ -75,8 +83,16 @@ impl Proxy {
         }
     }
 
+    /// Keeps every connection open and accepts new ones, but forwards
+    /// nothing until [`Proxy::restore`]: what a peer sees when reads and
+    /// writes merely time out.
+    pub fn stall(&self) {
+        self.state.stalled.store(true, Ordering::SeqCst);
+    }
+
     pub fn restore(&self) {
         self.state.cut.store(false, Ordering::SeqCst);
+        self.state.stalled.store(false, Ordering::SeqCst);
     }
 }
 
@@ -89,17 +105,24 @@ impl Drop for Proxy {
     }
 }
 
-/// Copies `from` to `to` on a thread until either side closes.
-fn pipe(from: &TcpStream, to: &TcpStream) {
+/// Copies `from` to `to` on a thread until either side closes (holding
+/// what it read while the proxy is stalled).
+fn pipe(from: &TcpStream, to: &TcpStream, state: &Arc<State>) {
     let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
         return;
     };
+    let state = state.clone();
     thread::spawn(move || {
         let mut buffer = [0u8; 16 * 1024];
         loop {
             match from.read(&mut buffer) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    while state.stalled.load(Ordering::SeqCst)
+                        && !state.stopped.load(Ordering::SeqCst)
+                    {
+                        thread::sleep(std::time::Duration::from_millis(20));
+                    }
                     if to.write_all(&buffer[..n]).is_err() {
                         break;
                     }

@@ -286,3 +286,29 @@ pub async fn check(
     let answer = client.check(request).await?.into_inner();
     Ok(v1::TokenStatus::try_from(answer.status).unwrap())
 }
+
+/// A gRPC health client of the node at `url`.
+pub async fn health_client(
+    url: &str,
+) -> tonic_health::pb::health_client::HealthClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Channel::from_shared(url.to_owned())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    tonic_health::pb::health_client::HealthClient::new(channel)
+}
+
+/// The whole node (every service) as gRPC health names it.
+pub fn whole_node() -> tonic_health::pb::HealthCheckRequest {
+    tonic_health::pb::HealthCheckRequest {
+        service: String::new(),
+    }
+}
+
+/// What gRPC health says of the whole node now.
+pub async fn health(url: &str) -> tonic_health::pb::health_check_response::ServingStatus {
+    let answer = health_client(url).await.check(whole_node()).await.unwrap();
+    tonic_health::pb::health_check_response::ServingStatus::try_from(answer.into_inner().status)
+        .unwrap()
+}
