@@ -31,11 +31,12 @@ const MAX_STALENESS: Duration = Duration::from_secs(2);
 const TOKENS: usize = 20;
 
 fn healthz(node: &Served) -> u16 {
-    http_get(node, "/healthz", None)
+    http_get(node, "/healthz", None).0
 }
 
-/// A plain HTTP/1.1 request to the node's HTTP listener; its status code.
-fn http_get(node: &Served, path: &str, headers: Option<&str>) -> u16 {
+/// A plain HTTP/1.1 request to the node's HTTP listener; its status code
+/// and the whole answer.
+fn http_get(node: &Served, path: &str, headers: Option<&str>) -> (u16, String) {
     use std::io::{Read as _, Write as _};
     let address = node.http_address.as_deref().unwrap();
     let mut stream = std::net::TcpStream::connect(address).unwrap();
@@ -50,11 +51,12 @@ fn http_get(node: &Served, path: &str, headers: Option<&str>) -> u16 {
     .unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
-    answer
+    let code = answer
         .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"))
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    (code, answer)
 }
 
 async fn introspect(url: &str, jti: &str) -> Result<v1::TokenStatus, tonic::Status> {
@@ -218,7 +220,7 @@ async fn a_node_cut_off_from_the_log_stops_vouching_within_its_bound_and_recover
         assert_eq!(health(&b.url()).await, ServingStatus::NotServing, "{how}");
         assert_eq!(healthz(&b), 503, "{how}");
         // A gateway's request: a denial it cannot vouch for is a 503.
-        let forward_auth = http_get(
+        let (forward_auth, answer) = http_get(
             &b,
             "/authz",
             Some(
@@ -226,7 +228,13 @@ async fn a_node_cut_off_from_the_log_stops_vouching_within_its_bound_and_recover
                  X-Forwarded-Host: mcp.example\r\nAuthorization: Bearer test-only-unknown\r\n",
             ),
         );
-        assert_eq!(forward_auth, 503, "{how}: forward-auth");
+        assert_eq!(forward_auth, 503, "{how}: forward-auth: {answer}");
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("\r\nretry-after: 1\r\n"),
+            "{how}: forward-auth: {answer}"
+        );
         let status = baton()
             .args(["status", "--json", "--server", &b.url()])
             .output()

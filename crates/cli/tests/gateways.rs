@@ -492,6 +492,14 @@ fn fastmcp_introspection_verifier_accepts_live_tokens_and_nothing_else() {
     let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
     assert_eq!(answer["active"], true, "{answer}");
     assert_eq!(answer["act"]["act"]["sub"], "gateway", "{answer}");
+    // How fresh the node's view was: an end of the log it confirmed.
+    assert!(
+        answer["baton_view_confirmed_end"]
+            .as_str()
+            .is_some_and(|end| end.starts_with("ct1."))
+            && answer["baton_view_confirmed_at_ms"].as_i64() > Some(0),
+        "{answer}"
+    );
     ledger.assert_no_token_logged();
 }
 

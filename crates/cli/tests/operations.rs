@@ -345,6 +345,8 @@ async fn metrics_quarantine_and_status_tell_what_happened() {
     assert_eq!(value(&after, "baton_projector_parked", &[]), 0.0);
     assert_eq!(value(&after, "baton_ready", &[]), 1.0);
     assert_eq!(value(&after, "baton_log_reachable", &[]), 1.0);
+    assert_eq!(value(&after, "baton_fresh", &[]), 1.0);
+    assert_eq!(value(&after, "baton_max_staleness_seconds", &[]), 5.0);
     assert_eq!(value(&after, "baton_projector_seconds_behind", &[]), 0.0);
     assert_eq!(value(&after, "baton_watch_streams", &[]), 0.0);
     assert_eq!(

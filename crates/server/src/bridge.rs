@@ -79,6 +79,10 @@ pub(crate) async fn decide<L: EventLog>(
     )
 }
 
+/// `Retry-After` (seconds) on a 503: the node could not vouch for the log
+/// just now, and a confirmation of its end is a second away.
+pub(crate) const RETRY_AFTER_S: &str = "1";
+
 /// What the end user is told when the gateway itself may not ask (no
 /// certificate, no checker role, bound to other audiences): nothing that
 /// names a principal, a CA file or an audience, since gateways pass the

@@ -148,6 +148,10 @@ fn answer(verdict: Verdict) -> CheckResponse {
                 headers: www_authenticate
                     .map(|value| header("www-authenticate", value))
                     .into_iter()
+                    .chain(
+                        (status == 503)
+                            .then(|| header("retry-after", bridge::RETRY_AFTER_S.to_owned())),
+                    )
                     .chain([header(
                         "content-type",
                         "text/plain; charset=utf-8".to_owned(),

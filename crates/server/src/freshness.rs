@@ -19,8 +19,8 @@
 //! have missed could change (see `Node::vouched`).
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use baton_log::ConsistencyToken;
@@ -56,6 +56,9 @@ pub struct View {
 pub struct Freshness {
     max_staleness: Duration,
     state: Mutex<State>,
+    /// The last confirmed end as answers carry it: when (Unix ms) and the
+    /// end's token; read on every answer, written once a confirmation.
+    last: std::sync::RwLock<Option<(i64, Arc<str>)>>,
     /// Until when the node is fresh if nothing else happens (nanoseconds
     /// after `base`; 0: not fresh), for the hot path: time passing alone
     /// turns it stale, with no one having to look.
@@ -75,6 +78,7 @@ impl Freshness {
         Freshness {
             max_staleness,
             state: Mutex::default(),
+            last: std::sync::RwLock::new(None),
             fresh_until: AtomicU64::new(0),
             base: Instant::now(),
         }
@@ -86,6 +90,8 @@ impl Freshness {
 
     /// The log's end as asked for at `at` (`at_unix_ms` on the wall clock).
     pub fn confirm(&self, at: Instant, at_unix_ms: i64, end: ConsistencyToken) {
+        *self.last.write().unwrap_or_else(|e| e.into_inner()) =
+            Some((at_unix_ms, Arc::from(end.to_string())));
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.pending.len() >= PENDING_MAX
             && let Some(newest) = state.pending.back_mut()
@@ -153,6 +159,12 @@ impl Freshness {
             behind,
             fresh,
         }
+    }
+
+    /// The last confirmed end, as answers carry it: when it was asked for
+    /// (Unix ms) and the end as a consistency token.
+    pub fn last_confirmed(&self) -> Option<(i64, Arc<str>)> {
+        self.last.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Whether the node is fresh at `now` as far as the last look knew

@@ -279,7 +279,16 @@ fn oauth_error(status: StatusCode, error: &'static str, description: &str) -> Re
         "error": error,
         "error_description": baton_core::echo(description),
     });
-    no_store(status, body)
+    let mut response = no_store(status, body);
+    // The node cannot vouch now (not fresh, the log away): worth asking
+    // again in a moment, here or at another node.
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(crate::bridge::RETRY_AFTER_S),
+        );
+    }
+    response
 }
 
 fn no_store(status: StatusCode, body: serde_json::Value) -> Response {
@@ -674,6 +683,8 @@ fn introspection(answer: v1::IntrospectResponse) -> serde_json::Value {
         "baton_depth": details.depth,
         "baton_event_id": hex::encode(&check.event_id),
         "baton_consistency_token": check.consistency_token,
+        "baton_view_confirmed_end": check.view_confirmed_end,
+        "baton_view_confirmed_at_ms": check.view_confirmed_at_unix_ms,
     });
     if let Some(act) = act {
         claims["act"] = act;

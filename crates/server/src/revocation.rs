@@ -99,11 +99,16 @@ pub(crate) fn check_one<L>(node: &Node<L>, request: &v1::CheckRequest) -> Result
     // the status did not see, and a cache watching from it would never hear
     // of that revocation.
     let reflects = node.handle.applied_token().to_string();
+    let view = node.freshness.last_confirmed();
     let check = node.handle.check(&token, presented_to, now_s())?;
     let mut response = v1::CheckResponse {
         consistency_token: reflects,
         ..Default::default()
     };
+    if let Some((at_unix_ms, end)) = view {
+        response.view_confirmed_at_unix_ms = at_unix_ms;
+        response.view_confirmed_end = end.to_string();
+    }
     if let Some(record) = &check.record {
         response.expires_at_unix_s = record.expires_at_s;
         response.audience = record.audience.clone();
@@ -214,7 +219,7 @@ fn presented_within(
 
 /// What `caller` may learn of `response`: everything for a token addressed
 /// to a resource it serves (or for an unbound caller), otherwise the bare
-/// status (and the position it reflects).
+/// status (and the position and view it reflects).
 fn for_caller(caller: Option<&Caller>, response: v1::CheckResponse) -> v1::CheckResponse {
     if caller.is_some_and(|caller| caller.sees(&response.audience)) {
         return response;
@@ -222,6 +227,8 @@ fn for_caller(caller: Option<&Caller>, response: v1::CheckResponse) -> v1::Check
     v1::CheckResponse {
         status: response.status,
         consistency_token: response.consistency_token,
+        view_confirmed_end: response.view_confirmed_end,
+        view_confirmed_at_unix_ms: response.view_confirmed_at_unix_ms,
         ..Default::default()
     }
 }

@@ -315,7 +315,32 @@ async fn introspect_tells_what_a_token_is_and_where_it_came_from() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(check, checked, "Introspect's status is Check's");
+    // Each says how fresh the node's view was; a node that answers ACTIVE
+    // confirmed the log's end within its bound (5 s; a second more for the
+    // way here).
+    for answer in [&check, &checked] {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        let age = now_ms - answer.view_confirmed_at_unix_ms;
+        assert!(
+            answer.view_confirmed_at_unix_ms > 0 && (0..6000).contains(&age),
+            "{answer:?}"
+        );
+        baton_log::ConsistencyToken::parse(&answer.view_confirmed_end).unwrap();
+    }
+    // (A confirmation may land between the two.)
+    let without_view = |answer: &v1::CheckResponse| v1::CheckResponse {
+        view_confirmed_end: String::new(),
+        view_confirmed_at_unix_ms: 0,
+        ..answer.clone()
+    };
+    assert_eq!(
+        without_view(&check),
+        without_view(&checked),
+        "Introspect's status is Check's"
+    );
     let details = answer.details.unwrap();
     let i2 = f.event_of("i2");
     assert_eq!(details.subject, "user:alice");
