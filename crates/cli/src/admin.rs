@@ -62,6 +62,7 @@ pub async fn status(args: Status) -> anyhow::Result<()> {
                 "end_confirmed_seconds_ago": status.end_confirmed_seconds_ago,
                 "unapplied_seconds": status.unapplied_seconds,
                 "max_staleness_seconds": status.max_staleness_seconds,
+                "view_age_seconds": status.view_age_seconds,
                 "confirmed_end": status.confirmed_end,
                 "projection_bytes": status.projection_bytes,
                 "state_digest": status.state_digest,
@@ -91,15 +92,20 @@ pub async fn status(args: Status) -> anyhow::Result<()> {
             status.end_confirmed_seconds_ago
         )
     };
+    let view = if status.view_age_seconds < 0.0 {
+        "no confirmed end read yet".to_owned()
+    } else {
+        format!("view {:.1} s old", status.view_age_seconds)
+    };
     println!(
-        "freshness: {} ({confirmed}, {:.1} s unapplied; bound {:.1} s)",
+        "freshness: {} ({view}, bound {:.1} s; {confirmed}, {:.1} s unread)",
         if status.fresh {
             "fresh"
         } else {
             "STALE: only REVOKED, EXPIRED, AUDIENCE_MISMATCH answered"
         },
-        status.unapplied_seconds,
-        status.max_staleness_seconds
+        status.max_staleness_seconds,
+        status.unapplied_seconds
     );
     println!("position: {}", status.consistency_token);
     println!("partition  applied  read  log-end  lag");

@@ -93,7 +93,7 @@ impl NodeState {
             projection_bytes: handle.size_on_disk()?,
             freshness: Some(
                 node.freshness
-                    .view(&applied_offsets, std::time::Instant::now()),
+                    .view(&handle.read(), std::time::Instant::now()),
             ),
             max_staleness: node.limits.max_staleness,
             applied_offsets,
@@ -184,6 +184,11 @@ impl NodeState {
                 .as_ref()
                 .map_or(0.0, |view| view.behind.as_secs_f64()),
             max_staleness_seconds: self.max_staleness.as_secs_f64(),
+            view_age_seconds: self
+                .freshness
+                .as_ref()
+                .and_then(|view| view.age)
+                .map_or(-1.0, |age| age.as_secs_f64()),
             confirmed_end: self
                 .freshness
                 .and_then(|view| view.confirmed)

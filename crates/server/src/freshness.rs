@@ -2,21 +2,25 @@
 //!
 //! The node confirms the log's end on its own schedule (every
 //! `confirm_interval`, whether or not records arrive: see
-//! [`crate::confirm_ends`]), and keeps each confirmed end its projection has
-//! not applied yet. Two numbers follow:
+//! [`crate::confirm_ends`]), taking the time *before* it asks, so every
+//! record acknowledged before that instant is within the end the answer
+//! gives. It keeps the confirmed ends its projection has not read yet.
 //!
-//! - the **confirmation age**: how long ago the last confirmed end was asked
-//!   for (the time is taken *before* asking, so every record acknowledged
-//!   before that instant is within the end the answer gave);
-//! - **behind**: how long the node has known of records it has not applied
-//!   — the age of the oldest confirmed end the projection does not cover.
+//! The node's **view** is the newest confirmed end its projection has read
+//! (every record up to it applied, deduplicated, quarantined, or parked
+//! waiting for a dependency the log does not hold yet), and the view's
+//! **age** is how long ago that end was asked for: every record
+//! acknowledged before `now - age` is reflected in the node's answers. The
+//! node is **fresh** while the age is under `max_staleness`, so an answer a
+//! fresh node gives reflects every revocation acknowledged more than
+//! `max_staleness` before it — whatever happened in between: a link cut and
+//! healed does not make a node fresh until it has read what it missed.
+//! A node that is not fresh answers only what no record it may have missed
+//! could change (see `Node::vouched`).
 //!
-//! The node is **fresh** while both are within `max_staleness`. Then every
-//! record acknowledged more than `max_staleness` + one confirmation interval
-//! ago has been applied: it was within the first end confirmed after it was
-//! acknowledged, and an end confirmed that long ago is applied, or the node
-//! is not fresh. A node that is not fresh answers only what no record it may
-//! have missed could change (see `Node::vouched`).
+//! Two more figures, for operators: how long ago the last end was confirmed
+//! (the log answering at all), and how long the node has known of records
+//! it has not read (the oldest confirmed end its projection does not cover).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,9 +29,9 @@ use std::time::{Duration, Instant};
 
 use baton_log::ConsistencyToken;
 
-/// At most this many confirmed ends waiting to be applied; past it, the
-/// newest is replaced (keeping its older time), which can only make the
-/// node look further behind than it is, never fresher.
+/// At most this many confirmed ends waiting to be read; past it, the newest
+/// is replaced (keeping its older time), which can only make the view look
+/// older than it is, never fresher.
 const PENDING_MAX: usize = 4096;
 
 /// A confirmed end of the log.
@@ -43,11 +47,16 @@ pub struct Confirmed {
 /// The node's view at an instant.
 #[derive(Debug, Clone)]
 pub struct View {
-    /// The last end confirmed, if any since the node started.
+    /// The newest confirmed end the projection has read: what answers
+    /// reflect.
+    pub covered: Option<Confirmed>,
+    /// Since that end was asked for (None: no confirmed end read yet).
+    pub age: Option<Duration>,
+    /// The last end confirmed, read or not.
     pub confirmed: Option<Confirmed>,
     /// Since the last end was confirmed (None: never).
     pub confirmed_age: Option<Duration>,
-    /// How long the node has known of records it has not applied.
+    /// How long the node has known of records it has not read.
     pub behind: Duration,
     pub fresh: bool,
 }
@@ -56,9 +65,9 @@ pub struct View {
 pub struct Freshness {
     max_staleness: Duration,
     state: Mutex<State>,
-    /// The last confirmed end as answers carry it: when (Unix ms) and the
-    /// end's token; read on every answer, written once a confirmation.
-    last: std::sync::RwLock<Option<(i64, Arc<str>)>>,
+    /// The view as answers carry it: when its end was asked for (Unix ms)
+    /// and the end's token; read on every answer, written when it moves.
+    view: std::sync::RwLock<Option<(i64, Arc<str>)>>,
     /// Until when the node is fresh if nothing else happens (nanoseconds
     /// after `base`; 0: not fresh), for the hot path: time passing alone
     /// turns it stale, with no one having to look.
@@ -69,8 +78,9 @@ pub struct Freshness {
 #[derive(Debug, Default)]
 struct State {
     confirmed: Option<Confirmed>,
-    /// Confirmed ends not applied yet, oldest first.
-    pending: VecDeque<(Instant, ConsistencyToken)>,
+    covered: Option<Confirmed>,
+    /// Confirmed ends not read yet, oldest first.
+    pending: VecDeque<Confirmed>,
 }
 
 impl Freshness {
@@ -78,7 +88,7 @@ impl Freshness {
         Freshness {
             max_staleness,
             state: Mutex::default(),
-            last: std::sync::RwLock::new(None),
+            view: std::sync::RwLock::new(None),
             fresh_until: AtomicU64::new(0),
             base: Instant::now(),
         }
@@ -89,87 +99,76 @@ impl Freshness {
     }
 
     /// The log's end as asked for at `at` (`at_unix_ms` on the wall clock).
+    /// It moves the view only once the projection has read it
+    /// ([`Freshness::view`]).
     pub fn confirm(&self, at: Instant, at_unix_ms: i64, end: ConsistencyToken) {
-        *self.last.write().unwrap_or_else(|e| e.into_inner()) =
-            Some((at_unix_ms, Arc::from(end.to_string())));
+        let confirmed = Confirmed {
+            at,
+            at_unix_ms,
+            end,
+        };
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.pending.len() >= PENDING_MAX
             && let Some(newest) = state.pending.back_mut()
         {
-            newest.1 = end.clone();
+            newest.end = confirmed.end.clone();
         } else {
-            state.pending.push_back((at, end.clone()));
+            state.pending.push_back(confirmed.clone());
         }
-        state.confirmed = Some(Confirmed {
-            at,
-            at_unix_ms,
-            end,
-        });
-        // Whether the new end is applied is for the next view to say;
-        // meanwhile it counts as not applied (never fresher than it is).
-        self.set_deadline(&state, None);
+        state.confirmed = Some(confirmed);
     }
 
-    /// Records until when the node stays fresh given `state` (and, when
-    /// known, `behind_since`: the oldest end not applied; None: the oldest
-    /// pending one, applied or not).
-    fn set_deadline(&self, state: &State, behind_since: Option<Option<Instant>>) {
-        let oldest = behind_since.unwrap_or_else(|| state.pending.front().map(|(at, _)| *at));
-        let deadline = state.confirmed.as_ref().map(|c| {
-            let mut until = c.at + self.max_staleness;
-            if let Some(oldest) = oldest {
-                until = until.min(oldest + self.max_staleness);
-            }
-            until
-        });
-        let nanos = deadline
-            .and_then(|until| until.checked_duration_since(self.base))
+    /// The view at `now` of a projection that has read up to `read`; it
+    /// sets what [`Freshness::is_fresh`] answers until the next look.
+    pub fn view(&self, read: &[u64], now: Instant) -> View {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut moved = false;
+        // The log only grows: once an end is read, every earlier one is.
+        while state
+            .pending
+            .front()
+            .is_some_and(|pending| pending.end.is_covered_by(read))
+        {
+            state.covered = state.pending.pop_front();
+            moved = true;
+        }
+        let since = |at: Instant| now.saturating_duration_since(at);
+        let age = state.covered.as_ref().map(|c| since(c.at));
+        let fresh = age.is_some_and(|age| age < self.max_staleness);
+        let nanos = state
+            .covered
+            .as_ref()
+            .and_then(|c| (c.at + self.max_staleness).checked_duration_since(self.base))
             .map_or(0, |after| {
                 u64::try_from(after.as_nanos()).unwrap_or(u64::MAX).max(1)
             });
         self.fresh_until.store(nanos, Ordering::Release);
-    }
-
-    /// The view at `now` of a projection that has applied up to `applied`;
-    /// its verdict is what [`Freshness::is_fresh`] answers until the next.
-    pub fn view(&self, applied: &[u64], now: Instant) -> View {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        while state
-            .pending
-            .front()
-            .is_some_and(|(_, end)| end.is_covered_by(applied))
-        {
-            state.pending.pop_front();
+        if moved && let Some(covered) = &state.covered {
+            *self.view.write().unwrap_or_else(|e| e.into_inner()) =
+                Some((covered.at_unix_ms, Arc::from(covered.end.to_string())));
         }
-        let behind = state
-            .pending
-            .front()
-            .map_or(Duration::ZERO, |(at, _)| now.saturating_duration_since(*at));
-        let confirmed_age = state
-            .confirmed
-            .as_ref()
-            .map(|c| now.saturating_duration_since(c.at));
-        let fresh = confirmed_age.is_some_and(|age| age < self.max_staleness)
-            && behind < self.max_staleness;
-        let oldest = state.pending.front().map(|(at, _)| *at);
-        self.set_deadline(&state, Some(oldest));
         View {
+            covered: state.covered.clone(),
+            age,
             confirmed: state.confirmed.clone(),
-            confirmed_age,
-            behind,
+            confirmed_age: state.confirmed.as_ref().map(|c| since(c.at)),
+            behind: state
+                .pending
+                .front()
+                .map_or(Duration::ZERO, |p| since(p.at)),
             fresh,
         }
     }
 
-    /// The last confirmed end, as answers carry it: when it was asked for
-    /// (Unix ms) and the end as a consistency token.
-    pub fn last_confirmed(&self) -> Option<(i64, Arc<str>)> {
-        self.last.read().unwrap_or_else(|e| e.into_inner()).clone()
+    /// The view as answers carry it: when its end was asked for (Unix ms)
+    /// and the end as a consistency token.
+    pub fn view_end(&self) -> Option<(i64, Arc<str>)> {
+        self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Whether the node is fresh at `now` as far as the last look knew
     /// (cheap: the hot path's first look). It may say "not fresh" when a
-    /// new look would say fresh (records applied since), never the reverse.
+    /// new look would say fresh (read further since), never the reverse.
     pub fn is_fresh(&self, now: Instant) -> bool {
         let until = self.fresh_until.load(Ordering::Acquire);
         until != 0 && now.saturating_duration_since(self.base).as_nanos() < u128::from(until)
@@ -188,64 +187,76 @@ mod tests {
     }
 
     #[test]
-    fn fresh_only_while_the_end_is_recent_and_what_it_held_long_ago_is_applied() {
+    fn fresh_only_while_an_end_asked_for_within_the_bound_is_read() {
         let t0 = Instant::now();
         let s = |secs: u64| t0 + Duration::from_secs(secs);
         let freshness = Freshness::new(BOUND);
-        // Never confirmed: not fresh, whatever is applied.
+        // Never confirmed: not fresh, whatever is read.
         assert!(!freshness.view(&[0, 0], t0).fresh);
         assert!(!freshness.is_fresh(t0));
-        // Confirmed and applied.
+        // Confirmed, not read yet: not fresh (a node catching up).
         freshness.confirm(t0, 0, end(&[3, 1]));
+        assert!(!freshness.view(&[2, 1], t0).fresh);
+        // Read: fresh, and with nobody looking time alone ends it, at the
+        // bound after the end was asked for.
         let view = freshness.view(&[3, 1], s(1));
         assert!(view.fresh && freshness.is_fresh(s(1)));
-        // With nobody looking, time alone ends it: at the bound after the
-        // confirmation, not a moment later.
+        assert_eq!(view.age, Some(Duration::from_secs(1)));
+        assert_eq!(freshness.view_end().unwrap().1.as_ref(), "ct1.3-1");
         assert!(freshness.is_fresh(s(5) - Duration::from_millis(1)));
         assert!(!freshness.is_fresh(s(5)));
-        assert_eq!(view.behind, Duration::ZERO);
-        // New records confirmed at 2 s, not applied: behind counts from 2 s,
-        // still fresh within the bound, not past it.
+        // New records confirmed at 2 s and 6 s, not read: the view stays the
+        // 0 s end, and ages past the bound however recent the confirmations.
         freshness.confirm(s(2), 2000, end(&[5, 1]));
-        assert_eq!(freshness.view(&[3, 1], s(4)).behind, Duration::from_secs(2));
         freshness.confirm(s(6), 6000, end(&[6, 1]));
-        assert!(freshness.view(&[3, 1], s(6)).fresh);
-        assert!(!freshness.view(&[3, 1], s(7)).fresh);
-        let view = freshness.view(&[3, 1], s(8));
-        assert!(!view.fresh && !freshness.is_fresh(s(8)));
-        assert_eq!(view.behind, Duration::from_secs(6));
-        // Applying what was confirmed at 2 s leaves the 6 s end: fresh again.
-        let view = freshness.view(&[5, 1], s(8));
-        assert!(view.fresh);
-        assert_eq!(view.behind, Duration::from_secs(2));
-        // Everything applied, but no end confirmed for longer than the
-        // bound (the log stopped answering): not fresh.
-        assert!(freshness.view(&[6, 1], s(10)).fresh);
-        let view = freshness.view(&[6, 1], s(12));
+        let view = freshness.view(&[3, 1], s(6));
         assert!(!view.fresh);
-        assert_eq!(view.confirmed_age, Some(Duration::from_secs(6)));
-        assert_eq!(view.confirmed.unwrap().end, end(&[6, 1]));
+        assert_eq!(view.behind, Duration::from_secs(4));
+        assert_eq!(view.confirmed_age, Some(Duration::ZERO));
+        // Reading what was confirmed at 2 s: a view 4 s old at 6 s.
+        let view = freshness.view(&[5, 1], s(6));
+        assert!(view.fresh);
+        assert_eq!(view.age, Some(Duration::from_secs(4)));
+        assert!(!freshness.view(&[5, 1], s(7)).fresh);
+        // Everything read, then no end confirmed (the log stopped
+        // answering): fresh until the bound after the last one was asked.
+        assert!(freshness.view(&[6, 1], s(10)).fresh);
+        assert!(!freshness.view(&[6, 1], s(11)).fresh);
     }
 
     #[test]
-    fn a_full_queue_errs_on_the_side_of_behind() {
+    fn a_link_healed_after_a_gap_is_not_fresh_until_it_reads_what_it_missed() {
+        let t0 = Instant::now();
+        let s = |secs: u64| t0 + Duration::from_secs(secs);
+        let freshness = Freshness::new(BOUND);
+        freshness.confirm(t0, 0, end(&[1]));
+        assert!(freshness.view(&[1], t0).fresh);
+        // Cut for a minute (no confirmation); healed, the first end it
+        // confirms holds what was written meanwhile. Confirmed but not read:
+        // still not fresh, however recent the confirmation.
+        freshness.confirm(s(60), 60_000, end(&[9]));
+        let view = freshness.view(&[1], s(60));
+        assert!(!view.fresh && !freshness.is_fresh(s(60)));
+        assert_eq!(view.age, Some(Duration::from_secs(60)));
+        assert!(freshness.view(&[9], s(61)).fresh);
+    }
+
+    #[test]
+    fn a_full_queue_errs_on_the_side_of_an_older_view() {
         let t0 = Instant::now();
         let freshness = Freshness::new(BOUND);
-        for i in 0..(PENDING_MAX as u64 + 10) {
+        let total = PENDING_MAX as u64 + 10;
+        for i in 0..total {
             freshness.confirm(t0 + Duration::from_millis(i), 0, end(&[i + 1]));
         }
+        // The newest end kept the time of the entry it replaced: read, the
+        // view is that old, never younger.
         let now = t0 + Duration::from_secs(1);
-        // Applying up to the newest end clears the queue at once.
+        let view = freshness.view(&[total], now);
         assert_eq!(
-            freshness.view(&[PENDING_MAX as u64 + 10], now).behind,
-            Duration::ZERO
+            view.covered.unwrap().at,
+            t0 + Duration::from_millis(PENDING_MAX as u64 - 1)
         );
-        for i in 0..(PENDING_MAX as u64 + 10) {
-            freshness.confirm(t0 + Duration::from_millis(i), 0, end(&[i + 1]));
-        }
-        // Covering all but the last end kept leaves the newest end with the
-        // older time of the entry it replaced: later, never earlier.
-        let behind = freshness.view(&[PENDING_MAX as u64 + 9], now).behind;
-        assert!(behind >= now - (t0 + Duration::from_millis(PENDING_MAX as u64 - 1)));
+        assert_eq!(view.behind, Duration::ZERO);
     }
 }

@@ -228,21 +228,26 @@ impl<L> Node<L> {
         Ok(())
     }
 
-    /// [`Node::consistent`], and then the node must be fresh: an answer
-    /// that depends on the log not holding something (ACTIVE, UNKNOWN) is
-    /// given only within the freshness bound. Otherwise the error every
-    /// check surface turns into "only what stays true" (REVOKED, EXPIRED,
-    /// AUDIENCE_MISMATCH) and UNAVAILABLE for the rest.
+    /// [`Node::consistent`], and then [`Node::fresh`].
     pub async fn vouched(&self, token: &str) -> Result<()> {
         self.consistent(token).await?;
+        self.fresh()
+    }
+
+    /// Whether the node may vouch for the log now: an answer that depends
+    /// on the log not holding something (ACTIVE, UNKNOWN) is given only
+    /// while its view is within the freshness bound. Otherwise the error
+    /// every check surface turns into "only what stays true" (REVOKED,
+    /// EXPIRED, AUDIENCE_MISMATCH) and UNAVAILABLE for the rest.
+    pub fn fresh(&self) -> Result<()> {
         if self.freshness.is_fresh(std::time::Instant::now()) {
             return Ok(());
         }
-        // The hot path counts as unapplied every end confirmed since the
-        // last look: look again, with what is applied now.
+        // The last look may predate what the projection has read since:
+        // look again.
         let view = self
             .freshness
-            .view(&self.handle.applied(), std::time::Instant::now());
+            .view(&self.handle.read(), std::time::Instant::now());
         if view.fresh {
             return Ok(());
         }
@@ -262,17 +267,19 @@ impl<L> Node<L> {
 
 /// Why a node that is not fresh cannot vouch for the log.
 fn stale(view: &freshness::View, bound: Duration) -> String {
+    let secs = |d: Duration| format!("{:.1} s", d.as_secs_f64());
+    let age = match view.age {
+        Some(age) => format!("its view of the log is {} old", secs(age)),
+        None => "it has not read an end of the log it confirmed".to_owned(),
+    };
     let confirmed = match view.confirmed_age {
-        Some(age) => format!(
-            "last confirmed the log's end {:.1} s ago",
-            age.as_secs_f64()
-        ),
-        None => "has not confirmed the log's end".to_owned(),
+        Some(age) => format!("the log's end last confirmed {} ago", secs(age)),
+        None => "the log's end never confirmed".to_owned(),
     };
     format!(
-        "this node's view of the log is stale: it {confirmed} and has known of records it has not applied for {:.1} s (bound: max_staleness {:.1} s); only REVOKED, EXPIRED and AUDIENCE_MISMATCH are answered until it is fresh",
-        view.behind.as_secs_f64(),
-        bound.as_secs_f64()
+        "this node's view of the log is stale: {age} (bound: max_staleness {}; {confirmed}; records known and not read for {}); only REVOKED, EXPIRED and AUDIENCE_MISMATCH are answered until it is fresh",
+        secs(bound),
+        secs(view.behind)
     )
 }
 
@@ -366,7 +373,7 @@ async fn watch_freshness<L: EventLog>(
         }
         let view = node
             .freshness
-            .view(&node.handle.applied(), std::time::Instant::now());
+            .view(&node.handle.read(), std::time::Instant::now());
         let caught_up = node.caught_up.load(std::sync::atomic::Ordering::Acquire);
         if caught_up && view.fresh != serving {
             serving = view.fresh;
@@ -598,7 +605,7 @@ pub async fn run_with<L: EventLog>(
     let serving = caught_up
         && node
             .freshness
-            .view(&node.handle.applied(), std::time::Instant::now())
+            .view(&node.handle.read(), std::time::Instant::now())
             .fresh;
     set_health::<L>(&health, serving).await;
     tokio::spawn(confirm_ends(node.clone(), stopping.clone()));

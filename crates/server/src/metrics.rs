@@ -614,7 +614,7 @@ impl Collector for NodeState {
             one(
                 e,
                 "baton_fresh",
-                "1 while the node vouches for the log: its end confirmed within max_staleness, and every end confirmed longer ago applied",
+                "1 while the node vouches for the log: the newest end of the log it confirmed and read was asked for within max_staleness",
                 MetricType::Gauge,
                 ConstGauge::new(i64::from(view.fresh)),
             )?;
@@ -627,10 +627,19 @@ impl Collector for NodeState {
                     ConstGauge::new(age.as_secs_f64()),
                 )?;
             }
+            if let Some(age) = view.age {
+                one(
+                    e,
+                    "baton_view_age_seconds",
+                    "Seconds since the node asked for the newest end of the log its projection has read: the age of what its answers reflect",
+                    MetricType::Gauge,
+                    ConstGauge::new(age.as_secs_f64()),
+                )?;
+            }
             one(
                 e,
                 "baton_unapplied_seconds",
-                "Seconds the node has known of records it has not applied (the oldest confirmed end not applied); 0 when none",
+                "Seconds the node has known of records it has not read (the oldest confirmed end not read); 0 when none",
                 MetricType::Gauge,
                 ConstGauge::new(view.behind.as_secs_f64()),
             )?;

@@ -59,7 +59,7 @@ pub(crate) async fn answer<L>(node: &Node<L>, request: &v1::CheckRequest) -> Res
 pub(crate) type Answer = (v1::CheckResponse, Option<TokenRecord>);
 
 /// [`answer`], given the outcome of the consistency wait.
-fn answer_when<L>(
+pub(crate) fn answer_when<L>(
     node: &Node<L>,
     request: &v1::CheckRequest,
     consistent: Result<()>,
@@ -99,7 +99,7 @@ pub(crate) fn check_one<L>(node: &Node<L>, request: &v1::CheckRequest) -> Result
     // the status did not see, and a cache watching from it would never hear
     // of that revocation.
     let reflects = node.handle.applied_token().to_string();
-    let view = node.freshness.last_confirmed();
+    let view = node.freshness.view_end();
     let check = node.handle.check(&token, presented_to, now_s())?;
     let mut response = v1::CheckResponse {
         consistency_token: reflects,
@@ -434,12 +434,24 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
         // async workers, in one blocking task.
         let mut waits = Vec::with_capacity(checks.len());
         for check in &checks {
-            match self.node.vouched(&check.consistency_token).await {
+            match self.node.consistent(&check.consistency_token).await {
                 // Not reached in time: the batch fails, so stop waiting.
                 Err(e) if !matches!(e, Error::LogUnreachable(_)) => return Err(e.into()),
                 waited => waits.push(waited),
             }
         }
+        // Freshness once, after every wait: an earlier check's verdict must
+        // not outlive the waits of the later ones.
+        let fresh = self.node.fresh();
+        let waits: Vec<Result<()>> = waits
+            .into_iter()
+            .map(|waited| match (waited, &fresh) {
+                (Ok(()), Err(Error::LogUnreachable(why))) => {
+                    Err(Error::LogUnreachable(why.clone()))
+                }
+                (waited, _) => waited,
+            })
+            .collect();
         let node = self.node.clone();
         let results = tokio::task::spawn_blocking(move || {
             checks
@@ -620,6 +632,7 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                 // it: only a fresh node may say so (revocations are sent
                 // either way), so a Checker it feeds goes stale with it.
                 if caught_up
+                    && node.caught_up.load(std::sync::atomic::Ordering::Acquire)
                     && node.freshness.is_fresh(std::time::Instant::now())
                     && let Some(every) = checkpoints
                 {
