@@ -155,6 +155,7 @@ impl NodeState {
             Some((digest, settled)) => (format!("b3:{}", hex::encode(digest)), settled),
             None => (String::new(), false),
         };
+        let view = self.freshness;
         v1::StatusResponse {
             ready: self.ready,
             partitions,
@@ -173,29 +174,24 @@ impl NodeState {
             log: L::KIND.to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             records_read: self.records_read,
-            fresh: self.freshness.as_ref().is_some_and(|view| view.fresh),
-            end_confirmed_seconds_ago: self
-                .freshness
-                .as_ref()
-                .and_then(|view| view.confirmed_age)
-                .map_or(-1.0, |age| age.as_secs_f64()),
-            unapplied_seconds: self
-                .freshness
-                .as_ref()
-                .map_or(0.0, |view| view.behind.as_secs_f64()),
+            fresh: view.as_ref().is_some_and(|view| view.fresh),
+            end_confirmed_seconds_ago: seconds_or_never(
+                view.as_ref().and_then(|v| v.confirmed_age),
+            ),
+            unapplied_seconds: view.as_ref().map_or(0.0, |view| view.behind.as_secs_f64()),
             max_staleness_seconds: self.max_staleness.as_secs_f64(),
-            view_age_seconds: self
-                .freshness
-                .as_ref()
-                .and_then(|view| view.age)
-                .map_or(-1.0, |age| age.as_secs_f64()),
-            confirmed_end: self
-                .freshness
+            view_age_seconds: seconds_or_never(view.as_ref().and_then(|v| v.age)),
+            confirmed_end: view
                 .and_then(|view| view.confirmed)
                 .map(|confirmed| confirmed.end.to_string())
                 .unwrap_or_default(),
         }
     }
+}
+
+/// Seconds of `age`, or -1 for "never" (the wire's convention).
+fn seconds_or_never(age: Option<std::time::Duration>) -> f64 {
+    age.map_or(-1.0, |age| age.as_secs_f64())
 }
 
 pub struct Admin<L> {
