@@ -14,6 +14,9 @@ GRPCURL_VERSION=v1.9.4
 # Caddy: a gateway the bridge tests put in front of a recording upstream.
 CADDY_VERSION=v2.11.9
 mkdir -p "$CACHE/bin"
+# A run from a fresh clone gains nothing from incremental state and would keep
+# gigabytes of it; a developer who wants it sets CARGO_INCREMENTAL=1.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 log() { printf '\n== %s\n' "$*" >&2; }
 
 log "tools"
