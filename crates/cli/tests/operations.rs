@@ -343,6 +343,12 @@ async fn metrics_quarantine_and_status_tell_what_happened() {
         .sum();
     assert_eq!(quarantined, 4.0, "only the forgeries are quarantined");
     assert_eq!(value(&after, "baton_projector_parked", &[]), 0.0);
+    // The unknown-key record waited for a key that never came: tried again
+    // once, at its expiry, whatever else was applied meanwhile.
+    assert_eq!(
+        value(&after, "baton_projector_parked_retries_total", &[]),
+        1.0
+    );
     assert_eq!(value(&after, "baton_ready", &[]), 1.0);
     assert_eq!(value(&after, "baton_log_reachable", &[]), 1.0);
     assert_eq!(value(&after, "baton_fresh", &[]), 1.0);

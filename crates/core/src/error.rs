@@ -4,6 +4,9 @@
 
 use std::fmt;
 
+use crate::ids::{ClientId, EventId, TokenRef};
+use crate::keys::KeyId;
+
 /// Errors from building, decoding or checking events.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -106,6 +109,9 @@ pub struct Refusal {
     pub rule: Rule,
     pub field: &'static str,
     pub reason: String,
+    /// What has not been seen (yet), when that is why: the event may become
+    /// well-founded once it arrives ([`Refusal::is_missing_dependency`]).
+    pub missing: Option<Dependency>,
 }
 
 impl Refusal {
@@ -114,7 +120,71 @@ impl Refusal {
             rule,
             field,
             reason: reason.into(),
+            missing: None,
         }
+    }
+
+    /// A refusal because `dependency` is not in the ledger (yet). Its rule
+    /// follows from what is missing.
+    pub fn missing(dependency: Dependency, field: &'static str, reason: impl Into<String>) -> Self {
+        Refusal {
+            rule: dependency.rule(),
+            field,
+            reason: reason.into(),
+            missing: Some(dependency),
+        }
+    }
+
+    /// Whether the refusal only says that something the event depends on has
+    /// not arrived (yet). A projector reading several partitions parks such an
+    /// event until what it names has been applied, rather than quarantining it.
+    pub fn is_missing_dependency(&self) -> bool {
+        self.missing.is_some()
+    }
+}
+
+/// A fact an event depends on, named the way a projector learns it arrived:
+/// every applied event supplies what [`Dependency::supplied_by`] lists.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dependency {
+    /// A signing key: registered with a client or added by a rotation.
+    Key(KeyId),
+    /// A registered client.
+    Client(ClientId),
+    /// A token's event (a root grant or a hop).
+    Event(EventId),
+    /// A token by its reference.
+    Token(TokenRef),
+}
+
+impl Dependency {
+    pub fn rule(&self) -> Rule {
+        match self {
+            Dependency::Key(_) => Rule::UnknownKey,
+            Dependency::Client(_) => Rule::UnknownClient,
+            Dependency::Event(_) | Dependency::Token(_) => Rule::UnknownParent,
+        }
+    }
+
+    /// Everything applying event `id` supplies that another event may wait
+    /// for: over-approximating costs a retry, never an outcome.
+    pub fn supplied_by(id: EventId, event: &crate::event::Event) -> Vec<Dependency> {
+        use crate::event::Body;
+        let mut out = vec![Dependency::Event(id)];
+        match &event.body {
+            Body::ClientRegistered(reg) => {
+                out.push(Dependency::Client(reg.client.clone()));
+                out.extend(reg.public_keys.iter().map(|k| Dependency::Key(k.key_id())));
+            }
+            Body::KeysRotated(rotation) => {
+                out.push(Dependency::Client(rotation.client.clone()));
+                out.extend(rotation.add.iter().map(|k| Dependency::Key(k.key_id())));
+            }
+            Body::TokenIssued(issued) => out.push(Dependency::Token(issued.token.clone())),
+            Body::ScopeNarrowed(hop) => out.push(Dependency::Token(hop.token.clone())),
+            Body::Revoked(_) => {}
+        }
+        out
     }
 }
 

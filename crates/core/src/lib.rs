@@ -21,7 +21,7 @@ mod status;
 
 pub use bundle::{VerifiedChain, verify_chain};
 pub use envelope::{Envelope, PAYLOAD_TYPE_EVENT_V1, pae};
-pub use error::{ECHO_CHARS_MAX, Error, Refusal, Result, Rule, echo};
+pub use error::{Dependency, ECHO_CHARS_MAX, Error, Refusal, Result, Rule, echo};
 pub use event::{
     Body, ClientKind, ClientRegistered, ClientRole, Event, EventKind, GrantType, KeysRotated,
     RegistrationMethod, RevocationTarget, Revoked, ScopeNarrowed, TokenIssued, audience, names,

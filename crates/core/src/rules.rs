@@ -20,7 +20,7 @@
 use std::collections::BTreeSet;
 
 use crate::envelope::{Envelope, PAYLOAD_TYPE_EVENT_V1};
-use crate::error::{Refusal, Rule};
+use crate::error::{Dependency, Refusal, Rule};
 use crate::event::{
     Body, ClientKind, ClientRegistered, Event, KeysRotated, RegistrationMethod, RevocationTarget,
     Revoked, ScopeNarrowed, TokenIssued,
@@ -52,6 +52,18 @@ fn view<T, E>(result: Result<T, E>) -> Checked<T, E> {
 
 fn refuse<T, E>(rule: Rule, field: &'static str, reason: impl Into<String>) -> Checked<T, E> {
     Err(CheckError::Refused(Refusal::new(rule, field, reason)))
+}
+
+/// A refusal because `dependency` has not been seen (yet): the only way an
+/// event is refused for a missing key, client or parent.
+fn missing<T, E>(
+    dependency: Dependency,
+    field: &'static str,
+    reason: impl Into<String>,
+) -> Checked<T, E> {
+    Err(CheckError::Refused(Refusal::missing(
+        dependency, field, reason,
+    )))
 }
 
 /// Who signed an event.
@@ -93,8 +105,8 @@ pub fn resolve_signer<V: LedgerView>(
             },
             record.public_key,
         )),
-        None => refuse(
-            Rule::UnknownKey,
+        None => missing(
+            Dependency::Key(*key),
             "key_id",
             format!("{key} is not a trust root or a registered key"),
         ),
@@ -193,8 +205,8 @@ fn registered<V: LedgerView>(
 ) -> Checked<ClientRecord, V::Error> {
     match view(view_.client(client))? {
         Some(record) => Ok(record),
-        None => refuse(
-            Rule::UnknownClient,
+        None => missing(
+            Dependency::Client(client.clone()),
             field,
             format!("client {client:?} is not registered"),
         ),
@@ -465,8 +477,8 @@ fn check_hop<V: LedgerView>(
         );
     }
     let Some(parent) = view(view_.token(&hop.parent))? else {
-        return refuse(
-            Rule::UnknownParent,
+        return missing(
+            Dependency::Event(hop.parent),
             "parent_event_id",
             format!("{} is not a token in the ledger", hop.parent),
         );
@@ -523,8 +535,8 @@ fn check_hop<V: LedgerView>(
         Some(_) => match view(view_.token(&parent.root))? {
             Some(root) => root.performed_by,
             None => {
-                return refuse(
-                    Rule::UnknownParent,
+                return missing(
+                    Dependency::Event(parent.root),
                     "root_event_id",
                     format!("{} is not a token in the ledger", parent.root),
                 );
@@ -700,8 +712,8 @@ fn check_revocation<V: LedgerView>(
                 );
             }
             let Some(record) = view(view_.key(key))? else {
-                return refuse(
-                    Rule::UnknownKey,
+                return missing(
+                    Dependency::Key(*key),
                     "target",
                     format!("{key} is not a registered key"),
                 );
@@ -748,8 +760,8 @@ fn on_chain<V: LedgerView>(
     client: &ClientId,
 ) -> Checked<bool, V::Error> {
     let Some(mut at) = view(view_.token_by_ref(token))? else {
-        return refuse(
-            Rule::UnknownParent,
+        return missing(
+            Dependency::Token(token.clone()),
             "target",
             format!("token {token} is not in the ledger"),
         );
@@ -904,8 +916,8 @@ pub fn check_live<V: LedgerView>(
                     );
                 }
                 other => {
-                    return refuse(
-                        Rule::UnknownParent,
+                    return missing(
+                        Dependency::Event(hop.parent),
                         "parent_event_id",
                         format!("parent {} is {other:?}", hop.parent),
                     );
@@ -984,17 +996,5 @@ fn not_revoked<V: LedgerView>(
     match view(view_.revocation(&target))? {
         None => Ok(()),
         Some(by) => refuse(Rule::Revoked, field, format!("{target} is revoked by {by}")),
-    }
-}
-
-impl Refusal {
-    /// Whether the refusal only says that something the event depends on has not
-    /// arrived (yet). A projector reading several partitions parks such an event
-    /// until its dependency may have been applied, rather than quarantining it.
-    pub fn is_missing_dependency(&self) -> bool {
-        matches!(
-            self.rule,
-            Rule::UnknownKey | Rule::UnknownClient | Rule::UnknownParent
-        )
     }
 }

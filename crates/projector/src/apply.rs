@@ -5,8 +5,6 @@
 //! `baton_core::check_event` on the bytes read from the log — a record written
 //! straight into Kafka by someone else is verified like any other.
 
-use std::collections::BTreeMap;
-
 use baton_core::{
     Body, CheckError, Envelope, Event, EventId, EventKind, Fact, LedgerView, Policy, PublicKey,
     Signer, check_copy, check_event_verified,
@@ -43,6 +41,8 @@ pub enum Outcome {
 pub struct Why {
     pub rule: &'static str,
     pub reason: String,
+    /// What a parked record waits for.
+    pub missing: Option<baton_core::Dependency>,
 }
 
 impl Why {
@@ -53,14 +53,15 @@ impl Why {
         Why {
             rule: refusal.rule.as_str(),
             reason,
+            missing: refusal.missing.clone(),
         }
     }
 
     /// The same rule, the reason extended.
     pub fn and(self, more: impl std::fmt::Display) -> Why {
         Why {
-            rule: self.rule,
             reason: format!("{}; {more}", self.reason),
+            ..self
         }
     }
 }
@@ -220,6 +221,7 @@ pub fn apply_record(
             let why = Why {
                 rule: Why::UNDECODABLE,
                 reason: format!("undecodable: {e}"),
+                missing: None,
             };
             return quarantine(staged, record, why);
         }
@@ -396,6 +398,7 @@ fn record_event(
         }
     }
     index_event(staged, id, event, signer);
+    staged.supply(baton_core::Dependency::supplied_by(id, event));
     Ok(())
 }
 
@@ -433,49 +436,5 @@ fn index_event(staged: &mut Staged<'_>, id: EventId, event: &Event, signer: &Sig
     }
     for subject in subjects {
         staged.put(key::by_name(b'S', subject, at, &id), Vec::new());
-    }
-}
-
-/// A record waiting for a dependency, and since when (this process's clock).
-#[derive(Debug, Clone)]
-pub struct Parked {
-    pub value: Vec<u8>,
-    pub since: std::time::Instant,
-}
-
-/// Retries parked records now that more has been applied, until none moves.
-/// Returns how many were applied.
-pub fn retry_parked(
-    policy: &Policy,
-    staged: &mut Staged<'_>,
-    parked: &mut BTreeMap<Position, Parked>,
-) -> Result<usize> {
-    let mut applied = 0;
-    loop {
-        let mut progressed = false;
-        let positions: Vec<Position> = parked.keys().copied().collect();
-        for position in positions {
-            let value = parked[&position].value.clone();
-            staged.delete(key::position(b'p', position));
-            let record = ReadRecord {
-                position,
-                key: Vec::new(),
-                value,
-            };
-            let decoded = Decoded::of(&record);
-            match apply_record(policy, staged, &record, decoded)? {
-                Outcome::Parked(_) => {}
-                outcome => {
-                    parked.remove(&position);
-                    progressed = true;
-                    if matches!(outcome, Outcome::Applied(_)) {
-                        applied += 1;
-                    }
-                }
-            }
-        }
-        if !progressed {
-            return Ok(applied);
-        }
     }
 }

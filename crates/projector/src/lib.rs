@@ -8,7 +8,6 @@
 //! state derived from the records before them, so after a crash the projector
 //! resumes exactly where its state ends.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,14 +17,17 @@ use baton_core::Policy;
 use baton_log::{ConsistencyToken, EventLog, LogReader, Position, ReadRecord};
 use tokio::sync::watch;
 
+use crate::parked::Parking;
+
 mod apply;
+mod parked;
 mod query;
 mod snapshot;
 mod stored;
 mod view;
 
 pub use apply::verdict_key;
-pub use apply::{Outcome, Parked, Why};
+pub use apply::{Outcome, Why};
 pub use query::{ChainAnswer, EventFilter, ListedEvent, Quarantined, RevocationEffect};
 pub use snapshot::{SnapshotInfo, restore_snapshot, verify_snapshot};
 pub use view::{VerifiedSignatures, View};
@@ -68,6 +70,10 @@ pub struct ProjectorOptions {
     /// in different partitions become visible in any order, so a record may
     /// briefly arrive before what it depends on.
     pub park_grace: Duration,
+    /// Most bytes a snapshot keeps of what the projection held when it
+    /// began, while applying goes on during the copy; past it the snapshot
+    /// is abandoned (applying is never paused for one).
+    pub snapshot_journal_bytes_max: usize,
 }
 
 impl ProjectorOptions {
@@ -77,6 +83,7 @@ impl ProjectorOptions {
             batch_max: 512,
             idle_wait: Duration::from_millis(200),
             park_grace: Duration::from_secs(5),
+            snapshot_journal_bytes_max: snapshot::JOURNAL_BYTES_MAX,
         }
     }
 }
@@ -103,13 +110,19 @@ struct Shared {
     policy: Policy,
     /// Records waiting for a dependency now.
     parked: std::sync::atomic::AtomicU64,
+    /// Parked records applied again, since the process started.
+    parked_retries: std::sync::atomic::AtomicU64,
     /// When (this process's clock) a read last found nothing more in the log.
     at_end: std::sync::Mutex<Option<std::time::Instant>>,
     /// Records this process has read from the log (applied, deduplicated,
     /// quarantined or parked).
     records_read: std::sync::atomic::AtomicU64,
-    /// Held while a batch commits, and by a snapshot for its whole copy.
+    /// Held while a batch commits, and by a snapshot while it begins.
     store: std::sync::Mutex<()>,
+    /// While a snapshot is being written: what the keys written since it
+    /// began held before.
+    copying: snapshot::Copying,
+    journal_bytes_max: usize,
     /// Batches committed by this process (counted under `store`).
     commits: std::sync::atomic::AtomicU64,
     /// Spans waiting for the apply of an event (traces): by event id.
@@ -229,13 +242,16 @@ impl<L: EventLog> Projector<L> {
             .map(|p| Ok(view::read_u64(tree.get(stored::key::offset(p))?.as_deref())))
             .collect::<Result<Vec<u64>>>()?;
         let memo = view::Memo::load(&tree)?;
-        let parked = load_parked(&tree)?;
-        let published = settled(&applied, parked.keys());
+        let parked = Parking::load(&tree)?;
+        let published = settled(&applied, parked.positions());
         let shared = Arc::new(Shared {
             parked: std::sync::atomic::AtomicU64::new(parked.len() as u64),
+            parked_retries: std::sync::atomic::AtomicU64::new(0),
             at_end: std::sync::Mutex::new(None),
             records_read: std::sync::atomic::AtomicU64::new(0),
             store: std::sync::Mutex::new(()),
+            copying: Default::default(),
+            journal_bytes_max: options.snapshot_journal_bytes_max,
             commits: std::sync::atomic::AtomicU64::new(0),
             traced: Default::default(),
             tracing: std::sync::atomic::AtomicUsize::new(0),
@@ -265,7 +281,7 @@ impl<L: EventLog> Projector<L> {
     /// batch read from the log (records must continue from where the
     /// projection is). For tools and benchmarks that feed records directly.
     pub fn apply_records(&self, records: &[ReadRecord]) -> Result<()> {
-        let mut parked = load_parked(&self.shared.tree)?;
+        let mut parked = Parking::load(&self.shared.tree)?;
         apply_batch(
             &self.shared,
             &self.options.policy,
@@ -341,7 +357,7 @@ impl<L: EventLog> Projector<L> {
         let start = self.shared.read_next.lock().expect("offsets lock").clone();
         tracing::info!(?start, "projector starting");
         let reader = self.log.reader(&start)?;
-        let mut parked = load_parked(&self.shared.tree)?;
+        let mut parked = Parking::load(&self.shared.tree)?;
         let (verified, mut next_batch) = tokio::sync::mpsc::channel(1);
         let feeder = tokio::spawn(feed(
             reader,
@@ -514,31 +530,11 @@ async fn feed<R: LogReader>(
     }
 }
 
-fn load_parked(tree: &sled::Tree) -> Result<BTreeMap<Position, Parked>> {
-    let mut parked = BTreeMap::new();
-    for entry in tree.scan_prefix([b'p']) {
-        let (key, value) = entry?;
-        let position =
-            stored::key::parse_position(&key).ok_or_else(|| Error::Corrupt("parked key".into()))?;
-        parked.insert(
-            position,
-            Parked {
-                value: value.to_vec(),
-                since: std::time::Instant::now(),
-            },
-        );
-    }
-    Ok(parked)
-}
-
 /// The pause after a failed read of the log, doubling up to the most.
 const READ_RETRY_MIN: Duration = Duration::from_millis(200);
 const READ_RETRY_MAX: Duration = Duration::from_secs(5);
 /// How often an outage is logged again while it lasts.
 const READ_FAILURE_LOG_EVERY: Duration = Duration::from_secs(60);
-/// Most records parked at once; past it, a record missing a dependency is
-/// quarantined at once, so garbage written to the log cannot grow memory.
-const PARKED_MAX: usize = 10_000;
 
 /// Per partition, the offset up to which every record is settled: the read
 /// position, or the first parked record if one comes before it.
@@ -562,7 +558,7 @@ fn apply_batch(
     policy: &Policy,
     batch: &[ReadRecord],
     decoded: Option<Vec<apply::Decoded>>,
-    parked: &mut BTreeMap<Position, Parked>,
+    parked: &mut Parking,
     expire: Option<(Duration, std::time::Instant)>,
 ) -> Result<()> {
     let mut staged = view::Staged::new(&shared.tree, &shared.memo);
@@ -572,7 +568,6 @@ fn apply_batch(
     };
     let mut decoded = decoded.into_iter();
     let mut next = shared.read_next.lock().expect("offsets lock").clone();
-    let mut applied_any = false;
     let mut read_now = 0u64;
     for record in batch {
         let item = decoded.next().expect("one decoded item per record");
@@ -583,27 +578,22 @@ fn apply_batch(
         }
         read_now += 1;
         let span = apply_span(shared, record, &item);
+        let verified = item.verified.clone();
         let outcome = span.in_scope(|| apply::apply_record(policy, &mut staged, record, item))?;
-        match outcome {
-            Outcome::Parked(why) if parked.len() >= PARKED_MAX => {
-                staged.delete(stored::key::position(b'p', record.position));
-                let why = why.and(format!(
-                    "{PARKED_MAX} records already wait for dependencies"
-                ));
-                apply::quarantine(&mut staged, record, why)?;
-            }
-            Outcome::Parked(_) => {
-                let since = std::time::Instant::now();
-                parked.insert(
+        if let Outcome::Parked(why) = outcome {
+            match parked.full(record.value.len()) {
+                Some(full) => {
+                    staged.delete(stored::key::position(b'p', record.position));
+                    apply::quarantine(&mut staged, record, why.and(full))?;
+                }
+                None => parked.park(
                     record.position,
-                    Parked {
-                        value: record.value.clone(),
-                        since,
-                    },
-                );
+                    record.value.clone(),
+                    verified,
+                    why.missing,
+                    std::time::Instant::now(),
+                ),
             }
-            Outcome::Applied(_) => applied_any = true,
-            _ => {}
         }
         next[p] = record.position.offset + 1;
         staged.put(
@@ -611,40 +601,31 @@ fn apply_batch(
             next[p].to_be_bytes().to_vec(),
         );
     }
-    if applied_any && !parked.is_empty() {
-        apply::retry_parked(policy, &mut staged, parked)?;
-    }
+    // Only the records waiting for what this batch supplied are tried again.
+    parked.retry_ready(policy, &mut staged)?;
     if let Some((grace, horizon)) = expire {
-        let expired: Vec<Position> = parked
-            .iter()
-            .filter(|(_, p)| p.since < horizon && p.since.elapsed() >= grace)
-            .map(|(position, _)| *position)
-            .collect();
-        for position in expired {
-            let value = parked
-                .remove(&position)
-                .map(|p| p.value)
-                .unwrap_or_default();
-            let record = ReadRecord {
-                position,
-                key: Vec::new(),
-                value,
-            };
-            // Only a record that is still missing its dependency is quarantined;
-            // one that applied (or was refused) now has its outcome already.
-            if let Outcome::Parked(missing) =
-                apply::apply_record(policy, &mut staged, &record, apply::Decoded::of(&record))?
-            {
+        for position in parked.expired(grace, horizon) {
+            // Only a record that is still missing its dependency is
+            // quarantined; one that applied (or was refused) has its outcome.
+            if let Some(Outcome::Parked(missing)) = parked.retry(policy, &mut staged, position)? {
+                let value = parked.remove(position).map(|p| p.value).unwrap_or_default();
                 staged.delete(stored::key::position(b'p', position));
+                let record = ReadRecord {
+                    position,
+                    key: Vec::new(),
+                    value,
+                };
                 let why =
                     missing.and("still missing after the whole log as of a later moment was read");
                 apply::quarantine(&mut staged, &record, why)?;
             }
         }
+        // What an expired record supplied when it applied at last.
+        parked.retry_ready(policy, &mut staged)?;
     }
     if !staged.is_empty() {
         let _store = shared.store.lock().expect("store lock");
-        staged.commit()?;
+        staged.commit(&shared.copying)?;
         shared
             .commits
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -652,10 +633,13 @@ fn apply_batch(
     shared
         .records_read
         .fetch_add(read_now, std::sync::atomic::Ordering::Relaxed);
-    let published = settled(&next, parked.keys());
+    let published = settled(&next, parked.positions());
     shared
         .parked
         .store(parked.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    shared
+        .parked_retries
+        .fetch_add(parked.take_retries(), std::sync::atomic::Ordering::Relaxed);
     *shared.read_next.lock().expect("offsets lock") = next.clone();
     shared.read.send_if_modified(|read| {
         let changed = *read != next;
@@ -806,6 +790,15 @@ impl Handle {
     pub fn parked(&self) -> u64 {
         self.shared
             .parked
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Parked records applied again since the process started: each one
+    /// after an event it waits for arrived, at its expiry, or once after a
+    /// restart (the store keeps the records, not what they wait for).
+    pub fn parked_retries(&self) -> u64 {
+        self.shared
+            .parked_retries
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 

@@ -13,6 +13,7 @@
 //! ([`SnapshotInfo`] as protobuf) and its length (u32 BE), then the blake3
 //! hash of everything before it (32 bytes).
 
+use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -96,18 +97,133 @@ fn io(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::Snapshot(format!("{what}: {e}"))
 }
 
+/// While a snapshot is written, applying goes on. Each commit first notes
+/// what every key it writes held (the first time the key is written since the
+/// copy began), and the copy reads those instead of the tree: what it writes is
+/// the projection as it was at one moment, between two committed batches.
+#[derive(Debug)]
+pub struct Journal {
+    before: BTreeMap<Vec<u8>, Option<sled::IVec>>,
+    bytes: usize,
+    bytes_max: usize,
+    overflowed: bool,
+}
+
+/// The journal of the snapshot being written, if one is.
+pub type Copying = std::sync::Mutex<Option<Journal>>;
+
+/// Most bytes a journal keeps by default (see
+/// [`crate::ProjectorOptions::snapshot_journal_bytes_max`]).
+pub const JOURNAL_BYTES_MAX: usize = 256 << 20;
+
+/// What a journal entry costs besides its key and value (map node, vector
+/// and reference-counted value headers): an estimate, so the bound holds
+/// for small entries too.
+const JOURNAL_ENTRY_OVERHEAD: usize = 96;
+
+impl Journal {
+    /// Notes what `keys` hold now, for those not noted yet. Past its bound
+    /// it keeps nothing more and the copy fails.
+    pub(crate) fn note<'k>(
+        &mut self,
+        tree: &sled::Tree,
+        keys: impl Iterator<Item = &'k Vec<u8>>,
+    ) -> Result<()> {
+        if self.overflowed {
+            return Ok(());
+        }
+        for key in keys {
+            if self.before.contains_key(key) {
+                continue;
+            }
+            let value = tree.get(key)?;
+            self.bytes +=
+                key.len() + value.as_ref().map_or(0, |v| v.len()) + JOURNAL_ENTRY_OVERHEAD;
+            self.before.insert(key.clone(), value);
+            if self.bytes > self.bytes_max {
+                self.overflowed = true;
+                self.before = BTreeMap::new();
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A snapshot's copy in progress: its journal is dropped with it.
+struct InProgress<'a> {
+    copying: &'a Copying,
+    bytes_max: usize,
+}
+
+impl InProgress<'_> {
+    fn overflowed(&self) -> Result<()> {
+        let journal = self.copying.lock().expect("journal lock");
+        match journal.as_ref() {
+            Some(j) if j.overflowed => Err(Error::Snapshot(format!(
+                "the projection changed by more than {} bytes while it was copied (snapshot_journal_bytes_max); the snapshot is abandoned, applying went on: take it again when fewer writes arrive",
+                self.bytes_max
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// For the tree's entry at `key`, after `last`: the entries between them
+    /// that were deleted since the copy began (with what they held), and
+    /// what `key` held when it began if it was written since (`Some(None)`:
+    /// it did not exist).
+    #[allow(clippy::type_complexity)]
+    fn lookup(
+        &self,
+        last: Option<&[u8]>,
+        key: Option<&[u8]>,
+    ) -> (Vec<(Vec<u8>, sled::IVec)>, Option<Option<sled::IVec>>) {
+        use std::ops::Bound;
+        let journal = self.copying.lock().expect("journal lock");
+        let Some(journal) = journal.as_ref() else {
+            return (Vec::new(), None);
+        };
+        let lower = last.map_or(Bound::Unbounded, Bound::Excluded);
+        let upper = key.map_or(Bound::Unbounded, Bound::Excluded);
+        let gone = journal
+            .before
+            .range::<[u8], _>((lower, upper))
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect();
+        let here = key.and_then(|k| journal.before.get(k).cloned());
+        (gone, here)
+    }
+}
+
+impl Drop for InProgress<'_> {
+    fn drop(&mut self) {
+        *self.copying.lock().expect("journal lock") = None;
+    }
+}
+
 impl Handle {
-    /// Writes a snapshot of the projection to `out` (a new file). Applying
-    /// pauses while it is written (reads go on): the copy is of one moment,
-    /// between two committed batches.
+    /// Writes a snapshot of the projection to `out` (a new file): the
+    /// projection as it was when the copy began, between two committed
+    /// batches. Applying goes on meanwhile (see [`Journal`]).
     pub fn write_snapshot(&self, out: &Path) -> Result<SnapshotInfo> {
         let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(out)
             .map_err(io("snapshot file"))?;
+        let (info, writer) = self.write_snapshot_to(BufWriter::new(file))?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| io("write")(e.into_error()))?;
+        file.sync_all().map_err(io("sync"))?;
+        Ok(info)
+    }
+
+    /// Writes a snapshot to `out` (see [`Handle::write_snapshot`]) and
+    /// gives it back, flushed.
+    pub fn write_snapshot_to<W: Write>(&self, out: W) -> Result<(SnapshotInfo, W)> {
         let mut writer = Hashing {
-            inner: BufWriter::new(file),
+            inner: out,
             hasher: blake3::Hasher::new(),
         };
         writer.write_all(MAGIC).map_err(io("write"))?;
@@ -116,34 +232,75 @@ impl Handle {
         // the parked records (under `p`) hold back what answers reflect.
         let mut read = vec![0u64; self.shared.partitions as usize];
         let mut parked = Vec::new();
-        {
-            let _paused = self.shared.store.lock().expect("store lock");
-            for entry in self.shared.tree.iter() {
-                let (key, value) = entry?;
-                digest.entry(&key, &value);
-                match key.first() {
-                    Some(b'o') => {
-                        let partition = stored::key::parse_offset(&key)
-                            .ok_or_else(|| Error::Corrupt("offset key".into()))?;
-                        if let Some(slot) = read.get_mut(partition as usize) {
-                            *slot = crate::view::read_u64(Some(&value));
-                        }
-                    }
-                    Some(b'p') => parked.push(
-                        stored::key::parse_position(&key)
-                            .ok_or_else(|| Error::Corrupt("parked key".into()))?,
-                    ),
-                    _ => {}
-                }
-                for part in [&key[..], &value[..]] {
-                    writer
-                        .write_all(&(part.len() as u32).to_be_bytes())
-                        .map_err(io("write"))?;
-                    writer.write_all(part).map_err(io("write"))?;
-                }
-                entries += 1;
+        let copy = {
+            // The moment: no batch is committing.
+            let _store = self.shared.store.lock().expect("store lock");
+            let mut copying = self.shared.copying.lock().expect("journal lock");
+            if copying.is_some() {
+                return Err(Error::Snapshot(
+                    "another snapshot of this projection is being written".into(),
+                ));
             }
+            *copying = Some(Journal {
+                before: BTreeMap::new(),
+                bytes: 0,
+                bytes_max: self.shared.journal_bytes_max,
+                overflowed: false,
+            });
+            InProgress {
+                copying: &self.shared.copying,
+                bytes_max: self.shared.journal_bytes_max,
+            }
+        };
+        let mut emit = |key: &[u8], value: &[u8]| -> Result<()> {
+            digest.entry(key, value);
+            match key.first() {
+                Some(b'o') => {
+                    let partition = stored::key::parse_offset(key)
+                        .ok_or_else(|| Error::Corrupt("offset key".into()))?;
+                    if let Some(slot) = read.get_mut(partition as usize) {
+                        *slot = crate::view::read_u64(Some(value));
+                    }
+                }
+                Some(b'p') => parked.push(
+                    stored::key::parse_position(key)
+                        .ok_or_else(|| Error::Corrupt("parked key".into()))?,
+                ),
+                _ => {}
+            }
+            for part in [key, value] {
+                writer
+                    .write_all(&(part.len() as u32).to_be_bytes())
+                    .map_err(io("write"))?;
+                writer.write_all(part).map_err(io("write"))?;
+            }
+            entries += 1;
+            Ok(())
+        };
+        let mut last: Option<sled::IVec> = None;
+        for (n, entry) in self.shared.tree.iter().enumerate() {
+            let (key, value) = entry?;
+            if n % 4096 == 0 {
+                copy.overflowed()?;
+            }
+            let (gone, here) = copy.lookup(last.as_deref(), Some(&key));
+            for (k, v) in gone {
+                emit(&k, &v)?;
+            }
+            match here {
+                None => emit(&key, &value)?,
+                Some(Some(before)) => emit(&key, &before)?,
+                // Written since the copy began.
+                Some(None) => {}
+            }
+            last = Some(key);
         }
+        let (gone, _) = copy.lookup(last.as_deref(), None);
+        for (k, v) in gone {
+            emit(&k, &v)?;
+        }
+        copy.overflowed()?;
+        drop(copy);
         let applied = crate::settled(&read, parked.iter());
         let info = SnapshotInfo {
             tree: String::from_utf8_lossy(&self.shared.tree.name()).into_owned(),
@@ -163,11 +320,10 @@ impl Handle {
             .write_all(&(trailer.len() as u32).to_be_bytes())
             .map_err(io("write"))?;
         let checksum = *writer.hasher.finalize().as_bytes();
-        let mut file = writer.inner;
-        file.write_all(&checksum).map_err(io("write"))?;
-        file.flush().map_err(io("write"))?;
-        file.get_ref().sync_all().map_err(io("sync"))?;
-        Ok(info)
+        let mut out = writer.inner;
+        out.write_all(&checksum).map_err(io("write"))?;
+        out.flush().map_err(io("write"))?;
+        Ok((info, out))
     }
 }
 

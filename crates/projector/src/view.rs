@@ -110,6 +110,9 @@ pub struct Staged<'a> {
     /// While a savepoint is open: each staged key's previous entry, and the
     /// counters as they were, to roll back to.
     undo: Option<Savepoint>,
+    /// What the events applied here supply to parked records, since last
+    /// taken (a rolled-back event's stay: a needless retry, never a missed one).
+    supplied: Vec<baton_core::Dependency>,
 }
 
 impl std::fmt::Debug for Staged<'_> {
@@ -129,7 +132,18 @@ impl<'a> Staged<'a> {
             counters: BTreeMap::new(),
             touches_trust: false,
             undo: None,
+            supplied: Vec::new(),
         }
+    }
+
+    /// Notes what an applied event supplies (see [`Staged::take_supplied`]).
+    pub fn supply(&mut self, dependencies: Vec<baton_core::Dependency>) {
+        self.supplied.extend(dependencies);
+    }
+
+    /// What the events applied since the last call supply.
+    pub fn take_supplied(&mut self) -> Vec<baton_core::Dependency> {
+        std::mem::take(&mut self.supplied)
     }
 
     /// Opens a savepoint: what is staged from here can be rolled back (a
@@ -218,8 +232,10 @@ impl<'a> Staged<'a> {
         self.writes.is_empty() && self.counters.is_empty()
     }
 
-    /// Commits every staged write in one atomic sled batch.
-    pub fn commit(mut self) -> Result<()> {
+    /// Commits every staged write in one atomic sled batch. While a
+    /// snapshot is being written, `journal` first keeps what each key held
+    /// before (see [`crate::snapshot::Journal`]).
+    pub fn commit(mut self, journal: &crate::snapshot::Copying) -> Result<()> {
         for ((name, label), by) in std::mem::take(&mut self.counters) {
             let key = if label.is_empty() {
                 key::counter(name)
@@ -229,6 +245,9 @@ impl<'a> Staged<'a> {
             let now = read_u64(self.get(&key)?.as_deref());
             self.writes
                 .insert(key, Some((now + by).to_be_bytes().to_vec()));
+        }
+        if let Some(journal) = journal.lock().expect("journal lock").as_mut() {
+            journal.note(self.tree, self.writes.keys())?;
         }
         let mut batch = sled::Batch::default();
         for (key, value) in self.writes {

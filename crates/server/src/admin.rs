@@ -64,6 +64,7 @@ pub struct NodeState {
     pub quarantined: u64,
     pub quarantined_by_rule: Vec<(String, u64)>,
     pub parked: u64,
+    pub parked_retries: u64,
     pub records_read: u64,
     pub projection_bytes: u64,
     /// The projection's digest and whether it was settled, when asked.
@@ -89,6 +90,7 @@ impl NodeState {
             quarantined: handle.counter("quarantined")?,
             quarantined_by_rule: handle.labelled_counter("quarantined")?,
             parked: handle.parked(),
+            parked_retries: handle.parked_retries(),
             records_read: handle.records_read(),
             projection_bytes: handle.size_on_disk()?,
             freshness: Some(

@@ -573,6 +573,13 @@ impl Collector for NodeState {
             MetricType::Gauge,
             ConstGauge::new(self.parked as i64),
         )?;
+        one(
+            e,
+            "baton_projector_parked_retries",
+            "Parked records applied again because an event they wait for arrived (or at expiry, or once after a restart), since the process started",
+            MetricType::Counter,
+            ConstCounter::new(self.parked_retries),
+        )?;
         per_partition(
             e,
             "baton_projector_applied_offset",

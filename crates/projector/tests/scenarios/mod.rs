@@ -48,8 +48,17 @@ impl Running {
         grace: Duration,
     ) -> Running {
         let mut options = ProjectorOptions::new(policy);
-        options.idle_wait = Duration::from_millis(50);
         options.park_grace = grace;
+        Running::start_with_options(log, dir, options)
+    }
+
+    /// Starts with `options` (reads waiting at most 50 ms for new records).
+    pub fn start_with_options<L: EventLog>(
+        log: L,
+        dir: &Path,
+        mut options: ProjectorOptions,
+    ) -> Running {
+        options.idle_wait = Duration::from_millis(50);
         let projector = when_released(|| Projector::open(log.clone(), dir, options.clone()));
         let handle = projector.handle();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -109,6 +118,19 @@ pub async fn eventually(h: &Handle, what: &str, condition: impl Fn() -> bool) {
             Ok(Ok(())) => {}
             _ => panic!("not reached within {WAIT:?}: {what}; quarantined so far: {reasons:#?}"),
         }
+    }
+}
+
+/// Waits until `condition` holds, checking it every 20 ms, up to WAIT: for
+/// what does not publish progress (a record parked holds `applied` back).
+pub async fn polled(what: &str, condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not reached within {WAIT:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
