@@ -709,7 +709,7 @@ impl Handle {
             Ok(Ok(_)) => Ok(()),
             _ => Err(Error::NotYet {
                 token: token.to_string(),
-                applied: self.applied_token().to_string(),
+                applied: ConsistencyToken::new(offsets.borrow().clone()).to_string(),
                 waited_ms: started.elapsed().as_millis(),
             }),
         }

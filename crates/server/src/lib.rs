@@ -202,6 +202,13 @@ pub(crate) type LogEnd = (std::time::Instant, Result<Vec<u64>, String>);
 impl<L> Node<L> {
     /// Waits until the projection covers `token` (empty: no wait) and the
     /// log as it was when the node started.
+    ///
+    /// Covers = has *read* past every position (`Handle::wait_for_read`):
+    /// a record parked there waits for something the log does not hold up to
+    /// those positions (whatever it holds there has been read, and supplies
+    /// what it names in the same commit), so the answer is the ledger as of
+    /// the token's prefix, and someone else's parked record does not hold
+    /// a reader back for its park grace any more than it holds back a writer.
     pub async fn consistent(&self, token: &str) -> Result<()> {
         use std::sync::atomic::Ordering;
         let caught_up = self.caught_up.load(Ordering::Acquire);
@@ -223,7 +230,7 @@ impl<L> Node<L> {
             wanted.merge(startup);
         }
         self.handle
-            .wait_for(&wanted, self.limits.consistency_wait_max)
+            .wait_for_read(&wanted, self.limits.consistency_wait_max)
             .await?;
         Ok(())
     }
@@ -639,7 +646,7 @@ pub async fn run_with<L: EventLog>(
                 // No deadline of its own: catching up takes as long as the log is long.
                 let progress = node
                     .handle
-                    .wait_for(startup, Duration::from_secs(365 * 24 * 3600));
+                    .wait_for_read(startup, Duration::from_secs(365 * 24 * 3600));
                 let caught_up = tokio::select! {
                     caught_up = progress => caught_up.is_ok(),
                     _ = stopping.wait_for(|stop| *stop) => false,

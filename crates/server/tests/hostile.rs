@@ -361,6 +361,45 @@ async fn a_parked_record_does_not_hold_back_unrelated_appends() {
     node.stop().await;
 }
 
+/// A record parked for a parent the log does not hold (written straight into
+/// it) does not hold back a Check carrying a consistency token past it: the
+/// answer is the ledger as of the token's prefix, where the record waits. The
+/// Check waits at most 1 s here, the record's park grace is 5 s: had the
+/// Check waited for it to settle, it would answer UNAVAILABLE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_record_does_not_hold_back_a_consistent_check() {
+    let (mut f, setup) = Fixture::standard(now_s());
+    let limits = Limits {
+        consistency_wait_max: std::time::Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let node = Node::start(&f, limits, None).await;
+    node.append(&setup).await;
+    let _never = f.issue("as", "never", "user:alice", "agent", 3600);
+    let orphan = f.narrow("never", "orphan", "agent", "gateway", &[], 60);
+    let written = node
+        .log
+        .append(vec![baton_log::Record {
+            key: Vec::new(),
+            value: baton_proto::encode_signed(&orphan),
+        }])
+        .await;
+    assert!(written[0].is_ok());
+    let grant = f.issue("as", "mine", "user:bob", "agent", 3600);
+    let token = node.append(&[grant]).await.consistency_token;
+    let mut revocation = node.revocation().await;
+    for (jti, status) in [
+        ("mine", v1::TokenStatus::Active),
+        ("orphan", v1::TokenStatus::Unknown),
+    ] {
+        let mut check = check_request(jti);
+        check.consistency_token = token.clone();
+        let answer = revocation.check(check).await.unwrap().into_inner();
+        assert_eq!(answer.status, status as i32, "{jti}: {answer:?}");
+    }
+    node.stop().await;
+}
+
 /// Defect 13: with the log stalled (a Kafka cluster without quorum), Append
 /// ended in the transport's `CANCELLED "Timeout expired"`; the outcome is
 /// unknown and must be reported as such, before the deadline.
