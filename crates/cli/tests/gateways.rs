@@ -497,7 +497,10 @@ fn fastmcp_introspection_verifier_accepts_live_tokens_and_nothing_else() {
         answer["baton_view_confirmed_end"]
             .as_str()
             .is_some_and(|end| end.starts_with("ct1."))
-            && answer["baton_view_confirmed_at_ms"].as_i64() > Some(0),
+            && answer["baton_view_confirmed_at_ms"].as_i64() > Some(0)
+            && answer["baton_view_age_ms"]
+                .as_u64()
+                .is_some_and(|age| age < 5000),
         "{answer}"
     );
     ledger.assert_no_token_logged();

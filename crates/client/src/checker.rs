@@ -29,6 +29,17 @@
 //! has delivered every revocation it applied. When none has arrived within
 //! `staleness` (the stream cut, the node gone, the feed behind a flood)
 //! every answer is UNKNOWN with [`Source::Stale`], and the caller denies.
+//! A node sends checkpoints only while its own view of the log is within its
+//! `max_staleness`, and each says how old that view is (`view_age_ms`, by
+//! the node's monotonic clock); with `max_view_age` set, the checker also
+//! holds every answer, cached or fresh from the node, to that age, counted
+//! from when the checkpoint or answer arrived (no wall clock compared).
+//!
+//! # Time
+//!
+//! Every freshness and expiry judgement reads [`CheckerConfig::clock`]
+//! ([`SystemClock`] unless a test injects a [`ManualClock`]); the network
+//! deadlines (`request_timeout`, the feed's silence) are tokio's.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::num::NonZeroUsize;
@@ -47,6 +58,67 @@ const RECENT_MAX: usize = 4096;
 /// Fetches of one token before an ever-changing answer is given up on.
 const ATTEMPTS: usize = 3;
 
+/// What a [`Checker`] reads the time from.
+pub trait Clock: std::fmt::Debug + Send + Sync {
+    /// Now, for the freshness bounds.
+    fn now(&self) -> Instant;
+    /// Now in Unix seconds, for expiry.
+    fn unix_s(&self) -> i64;
+}
+
+/// The process's clocks.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn unix_s(&self) -> i64 {
+        crate::events::now().0
+    }
+}
+
+/// A clock that moves only when told (for tests): both readings start at
+/// the process's and advance together.
+#[derive(Debug)]
+pub struct ManualClock {
+    start: Instant,
+    start_unix_s: i64,
+    advanced: Mutex<Duration>,
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        ManualClock {
+            start: Instant::now(),
+            start_unix_s: crate::events::now().0,
+            advanced: Mutex::new(Duration::ZERO),
+        }
+    }
+}
+
+impl ManualClock {
+    pub fn advance(&self, by: Duration) {
+        *self.advanced.lock().unwrap_or_else(|e| e.into_inner()) += by;
+    }
+
+    fn advanced(&self) -> Duration {
+        *self.advanced.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Instant {
+        self.start + self.advanced()
+    }
+
+    fn unix_s(&self) -> i64 {
+        self.start_unix_s + self.advanced().as_secs() as i64
+    }
+}
+
 /// A checker's bounds.
 #[derive(Debug, Clone)]
 pub struct CheckerConfig {
@@ -59,6 +131,17 @@ pub struct CheckerConfig {
     pub checkpoint_interval: Duration,
     /// A miss's call to the node; past it the answer is UNKNOWN.
     pub request_timeout: Duration,
+    /// When set, every answer is UNKNOWN ([`Source::Stale`]) unless it
+    /// reflects the log as of at most this long ago: the node's view age on
+    /// the latest checkpoint (cached answers) or on the answer (a miss),
+    /// plus the time since it arrived (a miss: since it was asked). None:
+    /// the node's own bound (`max_staleness`, 5 s by default) plus
+    /// `staleness`. At least twice the checkpoint interval, and above the
+    /// node's confirm interval (1 s by default), or a healthy node's answers
+    /// look too old.
+    pub max_view_age: Option<Duration>,
+    /// What freshness and expiry are judged by.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for CheckerConfig {
@@ -68,6 +151,8 @@ impl Default for CheckerConfig {
             staleness: Duration::from_secs(2),
             checkpoint_interval: Duration::from_millis(250),
             request_timeout: Duration::from_secs(2),
+            max_view_age: None,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -87,6 +172,17 @@ impl CheckerConfig {
                 reason: format!(
                     "{:?} is less than twice the checkpoint interval ({:?}): a healthy feed would look stale",
                     self.staleness, self.checkpoint_interval
+                ),
+            });
+        }
+        if let Some(max) = self.max_view_age
+            && max < self.checkpoint_interval * 2
+        {
+            return Err(Error::Config {
+                field: "max_view_age",
+                reason: format!(
+                    "{max:?} is less than twice the checkpoint interval ({:?}): a healthy feed would look too old",
+                    self.checkpoint_interval
                 ),
             });
         }
@@ -223,14 +319,22 @@ struct State {
     recent: VecDeque<(u64, RevocationTarget)>,
     sequence: u64,
     fresh_at: Option<Instant>,
+    /// When (by the checker's clock) the view of the latest checkpoint was
+    /// confirmed: its arrival less its view age. None: no checkpoint said.
+    view_at: Option<Instant>,
     /// Covers every delivered revocation's record: what a miss is asked at.
     covered: ConsistencyToken,
     stats: Stats,
 }
 
 impl State {
-    fn fresh(&self, staleness: Duration) -> bool {
-        self.fresh_at.is_some_and(|at| at.elapsed() <= staleness)
+    fn fresh(&self, config: &CheckerConfig) -> bool {
+        let now = config.clock.now();
+        let within = |at: Instant, bound: Duration| now.saturating_duration_since(at) <= bound;
+        self.fresh_at.is_some_and(|at| within(at, config.staleness))
+            && config
+                .max_view_age
+                .is_none_or(|max| self.view_at.is_some_and(|at| within(at, max)))
     }
 
     fn unindex(&mut self, key: &TokenRef, entry: &Entry) {
@@ -384,8 +488,12 @@ impl Shared {
             }
             state.stats.position = message.resume_token;
         }
-        if message.checkpoint.is_some() {
-            state.fresh_at = Some(Instant::now());
+        if let Some(checkpoint) = message.checkpoint {
+            let now = self.config.clock.now();
+            state.fresh_at = Some(now);
+            state.view_at = checkpoint
+                .view_age_ms
+                .and_then(|age| now.checked_sub(Duration::from_millis(age)));
             state.stats.checkpoints += 1;
         }
         drop(state);
@@ -442,6 +550,7 @@ impl Checker {
                 recent: VecDeque::new(),
                 sequence: 0,
                 fresh_at: None,
+                view_at: None,
                 covered: ConsistencyToken::parse(&position).unwrap_or_default(),
                 stats: Stats {
                     position,
@@ -473,9 +582,10 @@ impl Checker {
         Ok(checker)
     }
 
-    /// Whether a checkpoint arrived within the staleness bound.
+    /// Whether a checkpoint arrived within the staleness bound (and its
+    /// view is within `max_view_age`, when set).
     pub fn is_fresh(&self) -> bool {
-        self.shared.lock().fresh(self.shared.config.staleness)
+        self.shared.lock().fresh(&self.shared.config)
     }
 
     pub fn stats(&self) -> Stats {
@@ -494,9 +604,9 @@ impl Checker {
     /// The cached answer, if any (no network): UNKNOWN when the feed is
     /// stale, None on a miss. The hot path of [`Checker::check`].
     pub fn cached(&self, token: &TokenRef, presented_to: Option<&str>) -> Option<Answer> {
-        let now_s = crate::events::now().0;
+        let now_s = self.shared.config.clock.unix_s();
         let mut state = self.shared.lock();
-        if !state.fresh(self.shared.config.staleness) {
+        if !state.fresh(&self.shared.config) {
             return Some(Answer::unknown(Source::Stale));
         }
         let (status, token) = judge(state.entries.get(token)?, presented_to, now_s);
@@ -548,7 +658,7 @@ impl Checker {
         for _ in 0..ATTEMPTS {
             let since = {
                 let mut state = self.shared.lock();
-                if !state.fresh(config.staleness) {
+                if !state.fresh(config) {
                     return Answer::unknown(Source::Stale);
                 }
                 state.stats.misses += 1;
@@ -556,6 +666,7 @@ impl Checker {
                 state.sequence
             };
             let mut revocation = self.client.revocation();
+            let asked = config.clock.now();
             let call = revocation.introspect(request.clone());
             let response = match tokio::time::timeout(config.request_timeout, call).await {
                 Ok(Ok(response)) => response.into_inner(),
@@ -565,6 +676,21 @@ impl Checker {
                 }
                 Err(_) => return Answer::unknown(Source::Unavailable),
             };
+            // Its view's age now is at most its age when the node answered
+            // plus the time since it was asked.
+            if let Some(max) = config.max_view_age {
+                let age = response
+                    .check
+                    .as_ref()
+                    .and_then(|check| check.view_age_ms)
+                    .map(|age| {
+                        Duration::from_millis(age)
+                            + config.clock.now().saturating_duration_since(asked)
+                    });
+                if age.is_none_or(|age| age > max) {
+                    return Answer::unknown(Source::Stale);
+                }
+            }
             let Some(entry) = entry_of(&key, response) else {
                 return Answer::unknown(Source::Node);
             };
@@ -577,7 +703,7 @@ impl Checker {
                 // that revocation).
                 continue;
             }
-            let (status, token) = judge(&entry, presented_to, crate::events::now().0);
+            let (status, token) = judge(&entry, presented_to, config.clock.unix_s());
             match entry {
                 Entry::Settled {
                     status: Status::Unknown,
@@ -695,6 +821,7 @@ mod tests {
                 recent: VecDeque::new(),
                 sequence: 0,
                 fresh_at: Some(Instant::now()),
+                view_at: None,
                 covered: ConsistencyToken::default(),
                 stats: Stats::default(),
             }),

@@ -20,7 +20,10 @@ mod layer;
 
 /// What a [`BatonLayer`] guards: a resource's URL, audience and required scopes.
 pub use baton_bridge::Resource;
-pub use checker::{Answer, Checker, CheckerConfig, Source, Stats, Status, TokenInfo};
+pub use checker::{
+    Answer, Checker, CheckerConfig, Clock, ManualClock, Source, Stats, Status, SystemClock,
+    TokenInfo,
+};
 pub use connect::{Appended, Appends, Client, Endpoint, append_request};
 pub use error::{Error, Result, status_text};
 pub use exchange::{Exchange, Exchanged, exchange};

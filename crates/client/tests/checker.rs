@@ -14,7 +14,7 @@ use baton_client::{Checker, CheckerConfig, Client, Endpoint, Source, Status};
 use baton_core::{ClientKind, ClientRole, RevocationTarget};
 use baton_proto::v1;
 use baton_testkit::{Fixture, Proxy};
-use common::{FAST, Node, append, caught_up, now_s, went_stale};
+use common::{Node, append, caught_up, config, now_s, went_stale};
 use proptest::prelude::*;
 
 /// The node's own answer.
@@ -53,7 +53,7 @@ async fn every_kind_of_revocation_evicts_a_cached_answer_on_arrival() {
     let node = Node::start(&f).await;
     let direct = node.client().await;
     append(&direct, &setup).await.unwrap();
-    let checker = Checker::start(direct.clone(), FAST).await.unwrap();
+    let checker = Checker::start(direct.clone(), config().0).await.unwrap();
     for name in ["token", "ancestor", "holder", "performer", "key", "subject"] {
         // A fresh chain of fresh clients per target, issued by `as`:
         // agent -> gateway -> server, for a subject of its own.
@@ -166,7 +166,9 @@ async fn a_feed_cut_past_the_bound_answers_unknown_and_catches_up_after() {
     let written = append(&direct, &[root, other]).await.unwrap();
     let proxy = Proxy::start(node.address).unwrap();
     let via_proxy = Endpoint::new(proxy.url()).connect_lazy().unwrap();
-    let checker = Checker::start(via_proxy, FAST).await.unwrap();
+    let (config, clock) = config();
+    let staleness = config.staleness;
+    let checker = Checker::start(via_proxy, config).await.unwrap();
     caught_up(&checker, &written).await;
     let audience = "https://agent.example/mcp";
     for jti in ["cut-0", "cut-1"] {
@@ -187,7 +189,7 @@ async fn a_feed_cut_past_the_bound_answers_unknown_and_catches_up_after() {
     )
     .await
     .unwrap();
-    went_stale(&checker).await;
+    went_stale(&checker, &clock, staleness).await;
     for jti in ["cut-0", "cut-1", "never-issued"] {
         let answer = checker.check(&Fixture::token(jti), Some(audience)).await;
         assert_eq!(
@@ -223,7 +225,12 @@ async fn expiry_is_judged_locally() {
     let written = append(&direct, &[f.issue("as", "brief", "user:brief", "agent", 2)])
         .await
         .unwrap();
-    let checker = Checker::start(direct.clone(), FAST).await.unwrap();
+    // Expiry against the node's: the system clock.
+    let config = CheckerConfig {
+        clock: std::sync::Arc::new(baton_client::SystemClock),
+        ..config().0
+    };
+    let checker = Checker::start(direct.clone(), config).await.unwrap();
     caught_up(&checker, &written).await;
     let token = Fixture::token("brief");
     let audience = "https://agent.example/mcp";
@@ -243,6 +250,147 @@ async fn expiry_is_judged_locally() {
     node.stop().await;
 }
 
+/// A revocation the feed delivers while a miss is in flight: the node
+/// answered ACTIVE before it, the answer arrives after it. The checker
+/// matches the answer's targets against what was delivered meanwhile, asks
+/// again, and answers (and caches) REVOKED; an unrelated revocation in
+/// flight costs no second call. The in-flight answer is held by a gRPC hop
+/// (the node's real answer, delivered late), not waited out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_delivered_while_a_miss_is_in_flight_is_not_lost() {
+    let (mut f, setup) = Fixture::standard(now_s());
+    let node = Node::start(&f).await;
+    let direct = node.client().await;
+    append(&direct, &setup).await.unwrap();
+    let written = append(
+        &direct,
+        &[
+            f.issue("as", "race-0", "user:race", "agent", 3600),
+            f.issue("as", "race-1", "user:calm", "agent", 3600),
+        ],
+    )
+    .await
+    .unwrap();
+    let gate = common::gate::IntrospectGate::start(node.address).await;
+    let checker = Checker::start(
+        Endpoint::new(gate.url()).connect_lazy().unwrap(),
+        config().0,
+    )
+    .await
+    .unwrap();
+    caught_up(&checker, &written).await;
+    let audience = "https://agent.example/mcp";
+    let in_flight = |jti: &'static str| {
+        let checker = checker.clone();
+        tokio::spawn(async move { checker.check(&Fixture::token(jti), Some(audience)).await })
+    };
+
+    for (jti, revoked, expected, misses) in [
+        ("race-0", "user:race", Status::Revoked, 2),
+        ("race-1", "user:elsewhere", Status::Active, 3),
+    ] {
+        let held = gate.hold_next();
+        let asking = in_flight(jti);
+        held.answered.await.unwrap();
+        let revocation = f.revoke(RevocationTarget::Subject(Fixture::subject(revoked)));
+        let delivered = append(&direct, &[revocation]).await.unwrap();
+        caught_up(&checker, &delivered).await;
+        held.release.send(()).unwrap();
+        let answer = asking.await.unwrap();
+        assert_eq!(
+            (answer.status, answer.source),
+            (expected, Source::Node),
+            "{jti}"
+        );
+        assert_eq!(checker.stats().misses, misses, "{jti}");
+        let cached = checker.check(&Fixture::token(jti), Some(audience)).await;
+        assert_eq!(
+            (cached.status, cached.source),
+            (expected, Source::Cache),
+            "{jti}"
+        );
+        agree(&checker, &direct, &Fixture::token(jti), audience).await;
+    }
+    drop(checker);
+    node.stop().await;
+}
+
+/// `max_view_age` holds answers to the age of the node's view, which each
+/// checkpoint and answer carries (by the node's monotonic clock): a feed cut
+/// for 1.6 s is within the 2 s staleness bound but past a 1.5 s view age, so
+/// cached answers turn UNKNOWN; an answer held in flight for 1.6 s is too
+/// old when it arrives. A checker without the bound, on the same feed and
+/// clock, answers ACTIVE in both cases.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_view_age_holds_cached_and_fetched_answers_to_the_nodes_view() {
+    let (mut f, setup) = Fixture::standard(now_s());
+    let node = Node::start(&f).await;
+    let direct = node.client().await;
+    append(&direct, &setup).await.unwrap();
+    let jtis = ["age-0", "age-1", "age-2"];
+    let issued: Vec<_> = jtis
+        .iter()
+        .map(|jti| f.issue("as", jti, "user:age", "agent", 3600))
+        .collect();
+    let written = append(&direct, &issued).await.unwrap();
+    let gate = common::gate::IntrospectGate::start(node.address).await;
+    let proxy = Proxy::start(gate.address).unwrap();
+    let (unbounded, clock) = config();
+    let bounded = CheckerConfig {
+        max_view_age: Some(Duration::from_millis(1500)),
+        ..unbounded.clone()
+    };
+    let start = |config: CheckerConfig| {
+        let client = Endpoint::new(proxy.url()).connect_lazy().unwrap();
+        async move { Checker::start(client, config).await.unwrap() }
+    };
+    let (bounded, unbounded) = (start(bounded).await, start(unbounded).await);
+    let audience = "https://agent.example/mcp";
+    let token = move |i: usize| Fixture::token(jtis[i]);
+    for checker in [&bounded, &unbounded] {
+        caught_up(checker, &written).await;
+        let answer = checker.check(&token(0), Some(audience)).await;
+        assert_eq!(
+            (answer.status, answer.source),
+            (Status::Active, Source::Node)
+        );
+    }
+
+    proxy.cut();
+    clock.advance(Duration::from_millis(1600));
+    assert!(!bounded.is_fresh() && unbounded.is_fresh());
+    let answer = bounded.check(&token(0), Some(audience)).await;
+    assert_eq!(
+        (answer.status, answer.source),
+        (Status::Unknown, Source::Stale)
+    );
+    let answer = unbounded.check(&token(0), Some(audience)).await;
+    assert_eq!(
+        (answer.status, answer.source),
+        (Status::Active, Source::Cache)
+    );
+    proxy.restore();
+
+    for (checker, i, expected) in [
+        (&bounded, 1, (Status::Unknown, Source::Stale)),
+        (&unbounded, 2, (Status::Active, Source::Node)),
+    ] {
+        caught_up(checker, &written).await;
+        let held = gate.hold_next();
+        let asking = {
+            let checker = checker.clone();
+            tokio::spawn(async move { checker.check(&token(i), Some(audience)).await })
+        };
+        held.answered.await.unwrap();
+        clock.advance(Duration::from_millis(1600));
+        held.release.send(()).unwrap();
+        let answer = asking.await.unwrap();
+        assert_eq!((answer.status, answer.source), expected, "{}", jtis[i]);
+    }
+    drop((bounded, unbounded));
+    node.stop().await;
+}
+
 #[test]
 fn bounds_are_refused_naming_the_field() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -252,23 +400,30 @@ fn bounds_are_refused_naming_the_field() {
         (
             CheckerConfig {
                 checkpoint_interval: Duration::from_millis(50),
-                ..FAST
+                ..config().0
             },
             "checkpoint_interval",
         ),
         (
             CheckerConfig {
                 staleness: Duration::from_millis(150),
-                ..FAST
+                ..config().0
             },
             "staleness",
         ),
         (
             CheckerConfig {
                 capacity: 0,
-                ..FAST
+                ..config().0
             },
             "capacity",
+        ),
+        (
+            CheckerConfig {
+                max_view_age: Some(Duration::from_millis(150)),
+                ..config().0
+            },
+            "max_view_age",
         ),
     ] {
         let err = runtime
@@ -339,7 +494,9 @@ async fn run_model(ops: Vec<Op>) {
     let direct = node.client().await;
     let mut written = append(&direct, &setup).await.unwrap();
     let proxy = Proxy::start(node.address).unwrap();
-    let checker = Checker::start(Endpoint::new(proxy.url()).connect_lazy().unwrap(), FAST)
+    let (config, clock) = config();
+    let staleness = config.staleness;
+    let checker = Checker::start(Endpoint::new(proxy.url()).connect_lazy().unwrap(), config)
         .await
         .unwrap();
     // (jti, holder) of every token recorded.
@@ -398,7 +555,7 @@ async fn run_model(ops: Vec<Op>) {
                         written = append(&direct, &[f.revoke(target)]).await.unwrap();
                     }
                 }
-                went_stale(&checker).await;
+                went_stale(&checker, &clock, staleness).await;
                 for (jti, holder) in &tokens {
                     let answer = checker
                         .check(

@@ -16,7 +16,7 @@ use baton_client::events::{self, Signer};
 use baton_client::{Authorized, BatonLayer, BatonService, Checker, Endpoint, Resource};
 use baton_core::{Body, RevocationTarget, Subject, TokenIssued};
 use baton_testkit::{Fixture, Proxy};
-use common::{FAST, Node, append, caught_up, now_s, went_stale};
+use common::{Node, append, caught_up, config, now_s, went_stale};
 use tower::{Layer as _, Service};
 
 /// The guarded service: answers 200 with what the layer said of the token.
@@ -118,7 +118,9 @@ async fn the_layer_answers_as_the_mcp_spec_asks() {
     let direct = node.client().await;
     let written = append(&direct, &events).await.unwrap();
     let proxy = Proxy::start(node.address).unwrap();
-    let checker = Checker::start(Endpoint::new(proxy.url()).connect_lazy().unwrap(), FAST)
+    let (config, clock) = config();
+    let staleness = config.staleness;
+    let checker = Checker::start(Endpoint::new(proxy.url()).connect_lazy().unwrap(), config)
         .await
         .unwrap();
     caught_up(&checker, &written).await;
@@ -228,7 +230,7 @@ async fn the_layer_answers_as_the_mcp_spec_asks() {
 
     // Cut off past the bound: refused, 503, even for a cached token.
     proxy.cut();
-    went_stale(&checker).await;
+    went_stale(&checker, &clock, staleness).await;
     let stale = call(
         &mut service,
         mcp(Some("alice-bearer-2"), "tools/list", None),

@@ -61,13 +61,29 @@ pub struct View {
     pub fresh: bool,
 }
 
+/// The view as answers carry it.
+#[derive(Debug, Clone)]
+pub struct ViewEnd {
+    pub at_unix_ms: i64,
+    pub at: Instant,
+    pub end: Arc<str>,
+}
+
+impl ViewEnd {
+    /// Its age at `now`, in whole milliseconds.
+    pub fn age_ms(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.at).as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
 #[derive(Debug)]
 pub struct Freshness {
     max_staleness: Duration,
     state: Mutex<State>,
-    /// The view as answers carry it: when its end was asked for (Unix ms)
-    /// and the end's token; read on every answer, written when it moves.
-    view: std::sync::RwLock<Option<(i64, Arc<str>)>>,
+    /// The view as answers carry it: when its end was asked for (Unix ms
+    /// and this process's clock) and the end's token; read on every answer,
+    /// written when it moves.
+    view: std::sync::RwLock<Option<ViewEnd>>,
     /// Until when the node is fresh if nothing else happens (nanoseconds
     /// after `base`; 0: not fresh), for the hot path: time passing alone
     /// turns it stale, with no one having to look.
@@ -144,8 +160,11 @@ impl Freshness {
             });
         self.fresh_until.store(nanos, Ordering::Release);
         if moved && let Some(covered) = &state.covered {
-            *self.view.write().unwrap_or_else(|e| e.into_inner()) =
-                Some((covered.at_unix_ms, Arc::from(covered.end.to_string())));
+            *self.view.write().unwrap_or_else(|e| e.into_inner()) = Some(ViewEnd {
+                at_unix_ms: covered.at_unix_ms,
+                at: covered.at,
+                end: Arc::from(covered.end.to_string()),
+            });
         }
         View {
             covered: state.covered.clone(),
@@ -160,9 +179,9 @@ impl Freshness {
         }
     }
 
-    /// The view as answers carry it: when its end was asked for (Unix ms)
-    /// and the end as a consistency token.
-    pub fn view_end(&self) -> Option<(i64, Arc<str>)> {
+    /// The view as answers carry it: when its end was asked for and the
+    /// end as a consistency token.
+    pub fn view_end(&self) -> Option<ViewEnd> {
         self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -202,7 +221,7 @@ mod tests {
         let view = freshness.view(&[3, 1], s(1));
         assert!(view.fresh && freshness.is_fresh(s(1)));
         assert_eq!(view.age, Some(Duration::from_secs(1)));
-        assert_eq!(freshness.view_end().unwrap().1.as_ref(), "ct1.3-1");
+        assert_eq!(freshness.view_end().unwrap().end.as_ref(), "ct1.3-1");
         assert!(freshness.is_fresh(s(5) - Duration::from_millis(1)));
         assert!(!freshness.is_fresh(s(5)));
         // New records confirmed at 2 s and 6 s, not read: the view stays the

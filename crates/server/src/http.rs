@@ -685,6 +685,7 @@ fn introspection(answer: v1::IntrospectResponse) -> serde_json::Value {
         "baton_consistency_token": check.consistency_token,
         "baton_view_confirmed_end": check.view_confirmed_end,
         "baton_view_confirmed_at_ms": check.view_confirmed_at_unix_ms,
+        "baton_view_age_ms": check.view_age_ms,
     });
     if let Some(act) = act {
         claims["act"] = act;

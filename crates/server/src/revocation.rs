@@ -105,9 +105,10 @@ pub(crate) fn check_one<L>(node: &Node<L>, request: &v1::CheckRequest) -> Result
         consistency_token: reflects,
         ..Default::default()
     };
-    if let Some((at_unix_ms, end)) = view {
-        response.view_confirmed_at_unix_ms = at_unix_ms;
-        response.view_confirmed_end = end.to_string();
+    if let Some(view) = view {
+        response.view_confirmed_at_unix_ms = view.at_unix_ms;
+        response.view_age_ms = Some(view.age_ms(std::time::Instant::now()));
+        response.view_confirmed_end = view.end.to_string();
     }
     if let Some(record) = &check.record {
         response.expires_at_unix_s = record.expires_at_s;
@@ -229,6 +230,7 @@ fn for_caller(caller: Option<&Caller>, response: v1::CheckResponse) -> v1::Check
         consistency_token: response.consistency_token,
         view_confirmed_end: response.view_confirmed_end,
         view_confirmed_at_unix_ms: response.view_confirmed_at_unix_ms,
+        view_age_ms: response.view_age_ms,
         ..Default::default()
     }
 }
@@ -578,6 +580,10 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                     return;
                 }
                 applied.mark_unchanged();
+                // The view first: a checkpoint carries its age only if the
+                // snapshot covers its end (a parked record may hold the
+                // snapshot behind what the node has read).
+                let view = node.freshness.view_end();
                 // Taken before the scan: an empty scan then means nothing was
                 // revoked up to here (a checkpoint may say so).
                 let snapshot = node.handle.applied();
@@ -646,6 +652,13 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                             checkpoint: Some(v1::WatchCheckpoint {
                                 consistency_token: position,
                                 sent_at_unix_ms: crate::now_ms(),
+                                view_age_ms: view
+                                    .as_ref()
+                                    .filter(|view| {
+                                        ConsistencyToken::parse(&view.end)
+                                            .is_ok_and(|end| end.is_covered_by(&snapshot))
+                                    })
+                                    .map(|view| view.age_ms(std::time::Instant::now())),
                             }),
                             ..Default::default()
                         };

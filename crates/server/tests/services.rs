@@ -329,11 +329,17 @@ async fn introspect_tells_what_a_token_is_and_where_it_came_from() {
             "{answer:?}"
         );
         baton_log::ConsistencyToken::parse(&answer.view_confirmed_end).unwrap();
+        // And its age by the node's own clock, within the same bound.
+        assert!(
+            answer.view_age_ms.is_some_and(|age| age < 5000),
+            "{answer:?}"
+        );
     }
     // (A confirmation may land between the two.)
     let without_view = |answer: &v1::CheckResponse| v1::CheckResponse {
         view_confirmed_end: String::new(),
         view_confirmed_at_unix_ms: 0,
+        view_age_ms: None,
         ..answer.clone()
     };
     assert_eq!(
