@@ -2,9 +2,12 @@
 cuts: the same scenarios as the Rust Checker's (crates/client/tests/
 checker.rs): every kind of revocation evicts a cached answer on arrival; a
 feed cut past the bound answers UNKNOWN and catches up after; expiry is
-judged locally; bounds are refused; and a seeded random model (trees,
-revocations of every target kind, cuts) where every answer equals the
-node's own Check at the same position. The node trusts the TEST-ONLY root
+judged locally; bounds are refused; a revocation delivered while a miss is
+in flight is not lost; max_view_age holds cached and fetched answers to the
+node's view; and a seeded random model (trees, revocations of every target
+kind, cuts) where every answer equals the node's own Check at the same
+position. The checkers run with the default 2 s staleness bound on a clock
+the script moves (going stale is a step, not a wait). The node trusts the TEST-ONLY root
 of proto/testvectors (seed 01..01); every other key is made here.
 
 usage: checker_scenarios.py HOST:PORT [SEED]
@@ -21,8 +24,8 @@ import checks  # noqa: E402
 import grpc  # noqa: E402
 from baton.v1 import events_pb2  # noqa: E402
 from baton_client import (  # noqa: E402
-    ACTIVE, AUDIENCE_MISMATCH, EXPIRED, REVOKED, UNKNOWN, Checker, Client, Signer, issue, register, revoke, rotate,
-    token_ref,
+    ACTIVE, AUDIENCE_MISMATCH, EXPIRED, REVOKED, UNKNOWN, Checker, Client, ManualClock, Signer, SystemClock, issue,
+    register, revoke, rotate, token_ref,
 )
 from baton_client.checker import STATUS_NAMES, covers  # noqa: E402
 from baton_client.events import Parent  # noqa: E402
@@ -77,6 +80,42 @@ class Proxy:
 
     def restore(self):
         self.cut_off = False
+
+
+class Gate:
+    """What a Checker calls the node through, holding the next Introspect's
+    answer until released: the node's real answer, delivered late, so the
+    script drives what happens while a miss is in flight."""
+
+    def __init__(self, client: Client):
+        self.client = client
+        self.revocation = self
+        self._hold = None
+
+    def check(self, *args, **kwargs):
+        return self.client.check(*args, **kwargs)
+
+    def Watch(self, *args, **kwargs):  # noqa: N802 (the stub's name)
+        return self.client.revocation.Watch(*args, **kwargs)
+
+    async def Introspect(self, request, timeout=None):  # noqa: N802
+        answer = await self.client.revocation.Introspect(request, timeout=timeout)
+        hold, self._hold = self._hold, None
+        if hold is not None:
+            answered, release = hold
+            answered.set()
+            await release.wait()
+        return answer
+
+    def hold_next(self):
+        """(answered, release): the node has answered; let the answer go."""
+        self._hold = (asyncio.Event(), asyncio.Event())
+        return self._hold
+
+
+def checker_for(client, clock=None, **bounds) -> Checker:
+    return Checker(client, capacity=64, checkpoint_interval_ms=100, request_timeout_s=5,
+                   clock=clock if clock is not None else ManualClock(), **bounds)
 
 
 class Ledger:
@@ -173,12 +212,14 @@ async def agree(checker, ledger, jti, presented_to, name):
 
 
 async def stale(checker):
-    deadline = time.monotonic() + 10
-    while checker.is_fresh():
-        if time.monotonic() > deadline:
-            return False
+    """Moves the checker's clock past its staleness bound until the feed is
+    stale (a checkpoint already on its way may make it fresh once more)."""
+    for _ in range(50):
+        checker.clock.advance(checker.staleness_s + 0.001)
+        if not checker.is_fresh():
+            return True
         await asyncio.sleep(0.02)
-    return True
+    return False
 
 
 async def every_kind_evicts(ledger: Ledger, checker: Checker):
@@ -240,7 +281,9 @@ async def cut_answers_unknown(ledger: Ledger, proxy: Proxy, checker: Checker):
     checks.check("cut: the other is still cached ACTIVE", (kept.status, kept.source) == (ACTIVE, "cache"), kept)
 
 
-async def expiry_is_local(ledger: Ledger, checker: Checker):
+async def expiry_is_local(ledger: Ledger, via: Client):
+    # Expiry against the node's: the system clock.
+    checker = await checker_for(via, clock=SystemClock()).start()
     await ledger.append(ledger.issue("brief", "user:brief", "agent", ttl_s=2))
     await caught_up(checker, ledger.written)
     token, at = ledger.ref("brief"), audience("agent")
@@ -251,7 +294,74 @@ async def expiry_is_local(ledger: Ledger, checker: Checker):
     later = await checker.check(token, at)
     checks.check("expiry: EXPIRED from the cache", (later.status, later.source) == (EXPIRED, "cache"), later)
     checks.check("expiry: the node agrees", await agree(checker, ledger, "brief", at, "expiry: the node agrees"))
+    await checker.close()
 
+
+async def in_flight(ledger: Ledger, node: Client):
+    """A revocation the feed delivers while a miss is in flight (the node
+    answered ACTIVE before it; the answer arrives after it): asked again,
+    REVOKED; an unrelated revocation in flight costs no second call."""
+    gate = Gate(node)
+    checker = await checker_for(gate).start()
+    await ledger.append(ledger.issue("race-0", f"user:{ledger.prefix}race", "agent"),
+                        ledger.issue("race-1", f"user:{ledger.prefix}calm", "agent"))
+    await caught_up(checker, ledger.written)
+    at = audience("agent")
+    for jti, subject, expected, misses in [("race-0", "race", REVOKED, 2), ("race-1", "elsewhere", ACTIVE, 3)]:
+        answered, release = gate.hold_next()
+        asking = asyncio.create_task(checker.check(ledger.ref(jti), at))
+        await asyncio.wait_for(answered.wait(), 10)
+        await ledger.append(ROOT.sign(revoke(subject=f"user:{ledger.prefix}{subject}", reason="test")))
+        await caught_up(checker, ledger.written)
+        release.set()
+        answer = await asking
+        checks.check(f"in flight: {jti} answers {STATUS_NAMES[expected]} from the node",
+                     (answer.status, answer.source) == (expected, "node"), answer)
+        checks.check(f"in flight: {jti}: {misses} calls in all", checker.stats["misses"] == misses, dict(checker.stats))
+        cached = await checker.check(ledger.ref(jti), at)
+        checks.check(f"in flight: {jti} then cached", (cached.status, cached.source) == (expected, "cache"), cached)
+    await checker.close()
+
+
+async def max_view_age(ledger: Ledger, target: str):
+    """A feed cut for 1.6 s is within the 2 s staleness bound but past a
+    1.5 s view age: the bounded checker's cached answers turn UNKNOWN; an
+    answer held 1.6 s in flight is too old when it arrives. The unbounded
+    checker, on the same feed and clock, answers ACTIVE both times."""
+    proxy = Proxy(target)
+    via = Client(await proxy.start())
+    gate, clock = Gate(via), ManualClock()
+    bounded = await checker_for(gate, clock, max_view_age_s=1.5).start()
+    unbounded = await checker_for(gate, clock).start()
+    await ledger.append(*[ledger.issue(f"age-{i}", "user:age", "agent") for i in range(3)])
+    at = audience("agent")
+    for checker in (bounded, unbounded):
+        await caught_up(checker, ledger.written)
+        first = await checker.check(ledger.ref("age-0"), at)
+        checks.check("view age: ACTIVE first", (first.status, first.source) == (ACTIVE, "node"), first)
+    proxy.cut()
+    clock.advance(1.6)
+    checks.check("view age: cut 1.6 s, only the bounded checker is stale",
+                 not bounded.is_fresh() and unbounded.is_fresh())
+    answer = await bounded.check(ledger.ref("age-0"), at)
+    checks.check("view age: the bounded cache answers UNKNOWN", (answer.status, answer.source) == (UNKNOWN, "stale"),
+                 answer)
+    answer = await unbounded.check(ledger.ref("age-0"), at)
+    checks.check("view age: the unbounded cache answers ACTIVE", (answer.status, answer.source) == (ACTIVE, "cache"),
+                 answer)
+    proxy.restore()
+    for checker, jti, expected in [(bounded, "age-1", (UNKNOWN, "stale")), (unbounded, "age-2", (ACTIVE, "node"))]:
+        await caught_up(checker, ledger.written)
+        answered, release = gate.hold_next()
+        asking = asyncio.create_task(checker.check(ledger.ref(jti), at))
+        await asyncio.wait_for(answered.wait(), 10)
+        clock.advance(1.6)
+        release.set()
+        answer = await asking
+        checks.check(f"view age: an answer held 1.6 s: {expected}", (answer.status, answer.source) == expected, answer)
+    for checker in (bounded, unbounded):
+        await checker.close()
+    await via.close()
 
 async def rotation(node: Client):
     """The rotate builder: the authorization server rotates its own key; the
@@ -275,6 +385,7 @@ async def rotation(node: Client):
 def bounds_refused():
     for kwargs, field in [(dict(checkpoint_interval_ms=50), "checkpoint_interval_ms"),
                           (dict(staleness_s=0.15, checkpoint_interval_ms=100), "staleness_s"),
+                          (dict(max_view_age_s=0.15, checkpoint_interval_ms=100), "max_view_age_s"),
                           (dict(capacity=0), "capacity")]:
         try:
             Checker(None, **kwargs)
@@ -348,11 +459,12 @@ async def main(target: str, seed: int) -> None:
     await ledger.setup()
     proxy = Proxy(target)
     via = Client(await proxy.start())
-    checker = await Checker(via, capacity=64, staleness_s=0.4, checkpoint_interval_ms=100,
-                            request_timeout_s=5).start()
+    checker = await checker_for(via).start()
     await every_kind_evicts(ledger, checker)
     await cut_answers_unknown(ledger, proxy, checker)
-    await expiry_is_local(ledger, checker)
+    await expiry_is_local(ledger, via)
+    await in_flight(ledger, node)
+    await max_view_age(ledger, target)
     bounds_refused()
     await rotation(node)
     for run in range(4):

@@ -8,7 +8,9 @@
   verifier on a `Checker` (needs the `mcp` extra).
 """
 
-from .checker import ACTIVE, AUDIENCE_MISMATCH, EXPIRED, REVOKED, UNKNOWN, Answer, Checker, TokenInfo
+from .checker import (
+    ACTIVE, AUDIENCE_MISMATCH, EXPIRED, REVOKED, UNKNOWN, Answer, Checker, ManualClock, SystemClock, TokenInfo,
+)
 from .client import Appended, Client
 from .events import Parent, issue, register, revoke, rotate, token_ref, token_text
 from .exchange import Exchanged, exchange
@@ -16,6 +18,6 @@ from .signing import KeyFileError, Signer, derive, event_id, pae, token_digest
 
 __all__ = [
     "ACTIVE", "AUDIENCE_MISMATCH", "EXPIRED", "REVOKED", "UNKNOWN", "Answer", "Appended", "Checker", "Client",
-    "Exchanged", "KeyFileError", "Parent", "Signer", "TokenInfo", "derive", "event_id", "exchange", "issue",
+    "Exchanged", "KeyFileError", "ManualClock", "Parent", "Signer", "SystemClock", "TokenInfo", "derive", "event_id", "exchange", "issue",
     "pae", "register", "revoke", "rotate", "token_digest", "token_ref", "token_text",
 ]

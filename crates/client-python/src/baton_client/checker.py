@@ -10,7 +10,13 @@ and rules as the Rust SDK's `Checker` (crates/client/src/checker.rs):
   position, and an answer that a revocation delivered meanwhile may concern
   is asked again;
 - with no checkpoint for `staleness_s`, every answer is UNKNOWN (source
-  "stale"): the caller denies.
+  "stale"): the caller denies;
+- with `max_view_age_s`, every answer is also held to the age of the node's
+  view of the log: the latest checkpoint's `view_age_ms` plus the time since
+  it arrived (cached answers), or the answer's plus the time since it was
+  asked (a miss); no wall clock is compared;
+- freshness and expiry read `clock` (`SystemClock()` unless a test injects
+  a `ManualClock`).
 """
 
 from __future__ import annotations
@@ -43,6 +49,34 @@ STATUS_NAMES = {
 
 RECENT_MAX = 4096
 ATTEMPTS = 3
+
+
+class SystemClock:
+    """The process's clocks: `monotonic()` for freshness, `time()` (Unix
+    seconds) for expiry."""
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+
+class ManualClock:
+    """A clock that moves only when told (for tests): both readings start
+    at the process's and advance together."""
+
+    def __init__(self):
+        self._monotonic, self._time, self._advanced = time.monotonic(), time.time(), 0.0
+
+    def advance(self, seconds: float) -> None:
+        self._advanced += seconds
+
+    def monotonic(self) -> float:
+        return self._monotonic + self._advanced
+
+    def time(self) -> float:
+        return self._time + self._advanced
 
 
 @dataclass(frozen=True)
@@ -115,11 +149,15 @@ class Checker:
         staleness_s: float = 2.0,
         checkpoint_interval_ms: int = 250,
         request_timeout_s: float = 2.0,
+        max_view_age_s: float | None = None,
+        clock=None,
     ):
         if not 100 <= checkpoint_interval_ms <= 60_000:
             raise ValueError(f"checkpoint_interval_ms: {checkpoint_interval_ms} is not in 100..=60000")
         if staleness_s * 1000 < 2 * checkpoint_interval_ms:
             raise ValueError(f"staleness_s: {staleness_s} is less than twice the checkpoint interval")
+        if max_view_age_s is not None and max_view_age_s * 1000 < 2 * checkpoint_interval_ms:
+            raise ValueError(f"max_view_age_s: {max_view_age_s} is less than twice the checkpoint interval")
         if capacity < 1:
             raise ValueError("capacity: must be at least 1")
         self.client = client
@@ -127,11 +165,16 @@ class Checker:
         self.staleness_s = staleness_s
         self.checkpoint_interval_ms = checkpoint_interval_ms
         self.request_timeout_s = request_timeout_s
+        self.max_view_age_s = max_view_age_s
+        self.clock = clock if clock is not None else SystemClock()
         self._entries: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
         self._index: dict[bytes, set[str]] = {}
         self._recent: collections.deque[tuple[int, bytes]] = collections.deque()
         self._sequence = 0
         self._fresh_at: float | None = None
+        # When the latest checkpoint's view was confirmed: its arrival less
+        # its view age (None: it did not say).
+        self._view_at: float | None = None
         self.position = ""
         # The consistency token covering every delivered revocation.
         self._covered = ""
@@ -160,7 +203,12 @@ class Checker:
             self._feed = None
 
     def is_fresh(self) -> bool:
-        return self._fresh_at is not None and time.monotonic() - self._fresh_at <= self.staleness_s
+        now = self.clock.monotonic()
+        if self._fresh_at is None or now - self._fresh_at > self.staleness_s:
+            return False
+        return self.max_view_age_s is None or (
+            self._view_at is not None and now - self._view_at <= self.max_view_age_s
+        )
 
     async def wait_for(self, predicate) -> None:
         """Waits until `predicate()` holds, re-tested on each delivered
@@ -224,7 +272,7 @@ class Checker:
             return None
         self._entries.move_to_end(key)
         self.stats["hits"] += 1
-        return Answer(_judge(entry, presented_to, int(time.time())), "cache", entry.info)
+        return Answer(_judge(entry, presented_to, int(self.clock.time())), "cache", entry.info)
 
     async def check(self, token, presented_to: str | None = None) -> Answer:
         """The token's status presented to `presented_to` (this server's
@@ -256,17 +304,25 @@ class Checker:
             # stays on a batch record until its last revocation is sent.
             request.consistency_token = self._covered or self.position
             since = self._sequence
+            asked = self.clock.monotonic()
             try:
                 response = await self.client.revocation.Introspect(request, timeout=self.request_timeout_s)
             except grpc.aio.AioRpcError as error:
                 log.debug("check: the node refused: %s %s", error.code(), error.details())
                 return Answer(UNKNOWN, "unavailable")
+            # Its view's age now is at most its age when the node answered
+            # plus the time since it was asked.
+            if self.max_view_age_s is not None and (
+                not response.check.HasField("view_age_ms")
+                or response.check.view_age_ms / 1000 + (self.clock.monotonic() - asked) > self.max_view_age_s
+            ):
+                return Answer(UNKNOWN, "stale")
             entry = _entry_of(key, response)
             if entry is None:
                 return Answer(UNKNOWN, "node")
             if entry.status == ACTIVE and self._revoked_since(since, entry.depends_on):
                 continue  # Asked again: the feed's position now covers it.
-            status = _judge(entry, presented_to, int(time.time()))
+            status = _judge(entry, presented_to, int(self.clock.time()))
             if entry.status != UNKNOWN:
                 self._insert(key, entry)
             return Answer(status, "node", entry.info)
@@ -295,7 +351,10 @@ class Checker:
             self.position = message.resume_token
             self._covered = _max_token(self._covered, message.resume_token)
         if message.HasField("checkpoint"):
-            self._fresh_at = time.monotonic()
+            now = self.clock.monotonic()
+            self._fresh_at = now
+            checkpoint = message.checkpoint
+            self._view_at = now - checkpoint.view_age_ms / 1000 if checkpoint.HasField("view_age_ms") else None
             self.stats["checkpoints"] += 1
         async with self._delivered:
             self._delivered.notify_all()
