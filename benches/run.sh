@@ -14,7 +14,10 @@
 # Check over gRPC (ghz, with a protoset made from Envoy's published protos)
 # against gRPC health, and RFC 7662 introspection and forward-auth over HTTP
 # (hey, the Go HTTP load generator) against the HTTP listener's /healthz.
-# Writes OUT/report.json, OUT/report.md, OUT/ghz.md and OUT/micro.txt (default
+# Then baton-bench-connections (idle TLS peers) and baton-bench-freshness
+# (issue 20: the false-ACTIVE window under cuts, parked floods).
+# Writes OUT/report.json, OUT/report.md, OUT/ghz.md, OUT/connections.md,
+# OUT/freshness.md and OUT/micro.txt (default
 # OUT: target/bench-report). Extra arguments go to baton-bench (e.g. --duration-s 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -231,6 +234,10 @@ trap - EXIT
 # A checker's fresh-connection call with 1,100 idle anonymous TLS peers
 # connected, against the same call with nothing else connected (issue 19).
 target/release/baton-bench-connections --baton "$BATON" | tee "$OUT/connections.md"
+# Freshness (issue 20), on a Kafka of its own with a detour node B reaches it
+# through: the false-ACTIVE window while B is cut, stalled and healed, against
+# the bound; revocation latency with and without 10,000 parked records.
+target/release/baton-bench-freshness --baton "$BATON" | tee "$OUT/freshness.md"
 rm -rf target/criterion  # no comparisons with earlier runs in the output
 cargo bench --locked -p baton-benches --bench micro 2>&1 | grep -E '^[a-z_/0-9]+ *$|time:|thrpt:' | tee "$OUT/micro.txt"
-echo "wrote $OUT/report.json, $OUT/report.md, $OUT/ghz.md, $OUT/connections.md, $OUT/micro.txt" >&2
+echo "wrote $OUT/report.json, $OUT/report.md, $OUT/ghz.md, $OUT/connections.md, $OUT/freshness.md, $OUT/micro.txt" >&2

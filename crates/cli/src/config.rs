@@ -272,6 +272,7 @@ pub struct Limits {
     pub apply_wait_ms: u64,
     pub descendants_max: u32,
     pub page_size_max: u32,
+    pub park_grace_ms: u64,
 }
 
 impl Default for Config {
@@ -421,6 +422,7 @@ impl Default for Limits {
             apply_wait_ms: d.apply_wait_max.as_millis() as u64,
             descendants_max: d.descendants_max,
             page_size_max: d.page_size_max,
+            park_grace_ms: d.park_grace.as_millis() as u64,
         }
     }
 }
@@ -765,6 +767,7 @@ impl Config {
                 self.limits.connection_idle_ms as usize,
             ),
             ("anonymous_idle_ms", self.limits.anonymous_idle_ms as usize),
+            ("park_grace_ms", self.limits.park_grace_ms as usize),
         ] {
             if value == 0 {
                 bail!("limits.{name}: must be at least 1");
@@ -1072,6 +1075,7 @@ impl Config {
             page_size_max: self.limits.page_size_max,
             max_staleness: std::time::Duration::from_millis(self.freshness.max_staleness_ms),
             confirm_interval: std::time::Duration::from_millis(self.freshness.confirm_interval_ms),
+            park_grace: std::time::Duration::from_millis(self.limits.park_grace_ms),
         }
     }
 }
@@ -1112,6 +1116,34 @@ mod tests {
         assert_eq!(config.kafka.topic, "from-flag");
         assert_eq!(config.trust_roots, vec![ROOT.to_string()]);
         assert_eq!(config.kafka.partitions, 8);
+    }
+
+    #[test]
+    fn the_park_grace_reaches_the_node_and_zero_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| {
+            let file = dir.path().join("baton.toml");
+            std::fs::write(&file, text).unwrap();
+            let flags = Flags {
+                config: Some(file),
+                trust_roots: vec![ROOT.into()],
+                ..Flags::default()
+            };
+            Config::load(&flags, &env(&[]))
+        };
+        let config = load("[limits]\npark_grace_ms = 600000\n").unwrap();
+        assert_eq!(
+            config.limits().park_grace,
+            std::time::Duration::from_secs(600)
+        );
+        assert_eq!(
+            load("").unwrap().limits().park_grace,
+            baton_server::Limits::default().park_grace
+        );
+        let err = load("[limits]\npark_grace_ms = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "limits.park_grace_ms: must be at least 1");
     }
 
     #[test]

@@ -82,6 +82,10 @@ pub struct Limits {
     pub max_staleness: Duration,
     /// How often the node confirms the log's end.
     pub confirm_interval: Duration,
+    /// How long a record may wait for a missing dependency once the log as
+    /// of a later moment has been read, before it is quarantined (see
+    /// `ProjectorOptions::park_grace`).
+    pub park_grace: Duration,
 }
 
 impl Default for Limits {
@@ -104,6 +108,7 @@ impl Default for Limits {
             page_size_max: 1000,
             max_staleness: Duration::from_secs(5),
             confirm_interval: Duration::from_secs(1),
+            park_grace: Duration::from_secs(5),
         }
     }
 }
@@ -543,7 +548,10 @@ pub async fn run_with<L: EventLog>(
     let projector = Projector::open(
         log.clone(),
         &options.projection_dir,
-        ProjectorOptions::new(options.policy.clone()),
+        ProjectorOptions {
+            park_grace: options.limits.park_grace,
+            ..ProjectorOptions::new(options.policy.clone())
+        },
     )?;
     let handle = projector.handle();
     // One try at the log's end; a node that cannot reach the log starts

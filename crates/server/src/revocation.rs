@@ -637,7 +637,17 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                 // A checkpoint vouches that nothing more was revoked up to
                 // it: only a fresh node may say so (revocations are sent
                 // either way), so a Checker it feeds goes stale with it.
+                // And only up to its view: the stream reads up to the
+                // settled offsets, which a parked record holds back while
+                // the node reads (and answers) past it; a checkpoint then
+                // would keep a Checker fresh without the revocations after
+                // that record, so it goes stale instead until the record
+                // settles.
+                let covers_view = view.as_ref().is_none_or(|view| {
+                    ConsistencyToken::parse(&view.end).is_ok_and(|end| end.is_covered_by(&snapshot))
+                });
                 if caught_up
+                    && covers_view
                     && node.caught_up.load(std::sync::atomic::Ordering::Acquire)
                     && node.freshness.is_fresh(std::time::Instant::now())
                     && let Some(every) = checkpoints
@@ -654,10 +664,6 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                                 sent_at_unix_ms: crate::now_ms(),
                                 view_age_ms: view
                                     .as_ref()
-                                    .filter(|view| {
-                                        ConsistencyToken::parse(&view.end)
-                                            .is_ok_and(|end| end.is_covered_by(&snapshot))
-                                    })
                                     .map(|view| view.age_ms(std::time::Instant::now())),
                             }),
                             ..Default::default()

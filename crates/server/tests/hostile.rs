@@ -400,6 +400,91 @@ async fn a_parked_record_does_not_hold_back_a_consistent_check() {
     node.stop().await;
 }
 
+/// A record parked for a parent the log does not hold holds Watch back (the
+/// stream reads up to the settled offsets, so a parked revocation applied
+/// later is not skipped), while the node itself reads and answers past it. A
+/// checkpoint sent meanwhile would keep every Checker it feeds fresh without
+/// the revocations after that record: none whose view is newer than the
+/// revocation is sent until the revocation is; the Checkers go stale
+/// (UNKNOWN) instead of answering ACTIVE. Ordering, not time: every
+/// checkpoint vouching for a view confirmed after the revocation was applied
+/// on the node (sent at, less its view's age) must follow it on the stream.
+/// (One with an older view is true: it vouches only for what was
+/// acknowledged before that view.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_record_holding_back_watch_stops_its_checkpoints() {
+    let (mut f, setup) = Fixture::standard(now_s());
+    let node = Node::start(&f, Limits::default(), None).await;
+    node.append(&setup).await;
+    let grant = f.issue("as", "held", "user:alice", "agent", 3600);
+    node.append(&[grant]).await;
+    let mut stream = node
+        .revocation()
+        .await
+        .watch(v1::WatchRequest {
+            checkpoint_interval_ms: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(first.checkpoint.is_some(), "{first:?}");
+
+    let _never = f.issue("as", "never", "user:alice", "agent", 3600);
+    let orphan = f.narrow("never", "orphan", "agent", "gateway", &[], 60);
+    let written = node
+        .log
+        .append(vec![baton_log::Record {
+            key: Vec::new(),
+            value: baton_proto::encode_signed(&orphan),
+        }])
+        .await;
+    assert!(written[0].is_ok());
+    let revocation = f.revoke(baton_core::RevocationTarget::Token(Fixture::token("held")));
+    node.append(std::slice::from_ref(&revocation)).await;
+    let applied_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let answer = node
+        .revocation()
+        .await
+        .check(check_request("held"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.status, v1::TokenStatus::Revoked as i32);
+    // Delivered once the orphan is quarantined (its 5 s grace).
+    let mut checkpoints_before = 0;
+    loop {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(30), stream.next())
+            .await
+            .expect("the revocation is delivered once the orphan settles")
+            .unwrap()
+            .unwrap();
+        if message.revocation_event_id == revocation.id().0.to_vec() {
+            break;
+        }
+        if let Some(checkpoint) = message.checkpoint
+            && checkpoint.sent_at_unix_ms - checkpoint.view_age_ms.unwrap() as i64 > applied_ms
+        {
+            checkpoints_before += 1;
+        }
+    }
+    assert_eq!(
+        checkpoints_before, 0,
+        "checkpoints kept a Checker fresh while the revocation was held back"
+    );
+    let next = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+        .await
+        .expect("checkpoints resume")
+        .unwrap()
+        .unwrap();
+    assert!(next.checkpoint.is_some(), "{next:?}");
+    node.stop().await;
+}
+
 /// Defect 13: with the log stalled (a Kafka cluster without quorum), Append
 /// ended in the transport's `CANCELLED "Timeout expired"`; the outcome is
 /// unknown and must be reported as such, before the deadline.
