@@ -554,6 +554,7 @@ async fn every_rpc_answers_exactly_the_roles_allowed_it() {
     let unviewed = |answer: v1::CheckResponse| v1::CheckResponse {
         view_confirmed_end: String::new(),
         view_confirmed_at_unix_ms: 0,
+        view_age_ms: None,
         ..answer
     };
     assert_eq!(
