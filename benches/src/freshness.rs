@@ -206,7 +206,8 @@ async fn run(args: Args, dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A `baton serve` child on loopback, plaintext with loopback admin.
+/// A `baton serve` child on loopback, plaintext with loopback admin;
+/// killed when dropped.
 struct Node {
     child: std::process::Child,
     port: u16,
@@ -263,7 +264,13 @@ impl Node {
             .channel())
     }
 
-    fn stop(mut self) {
+    /// Kills the node now (see the `Drop` below).
+    fn stop(self) {}
+}
+
+/// A node is stopped however the run ends (an error returns early).
+impl Drop for Node {
+    fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
