@@ -316,6 +316,19 @@ async fn a_watch_from_beyond_the_log_end_is_refused() {
     node.stop().await;
 }
 
+/// Writes `event` straight into the node's log, past its Append (as any
+/// writer to the topic could).
+async fn write_straight(node: &Node, event: &Envelope) {
+    let written = node
+        .log
+        .append(vec![baton_log::Record {
+            key: Vec::new(),
+            value: baton_proto::encode_signed(event),
+        }])
+        .await;
+    assert!(written[0].is_ok(), "{written:?}");
+}
+
 /// Defect 11: a record waiting for a dependency (written straight into the
 /// log) held back every Append on its partition until it was quarantined.
 /// Here the dependency comes only after an unrelated Append has answered;
@@ -332,20 +345,14 @@ async fn a_parked_record_does_not_hold_back_unrelated_appends() {
     node.append(&setup).await;
     let parent = f.issue("as", "parent", "user:alice", "agent", 3600);
     let orphan = f.narrow("parent", "orphan", "agent", "gateway", &[], 60);
-    let raw = |e: &Envelope| baton_log::Record {
-        key: Vec::new(),
-        value: baton_proto::encode_signed(e),
-    };
-    let written = node.log.append(vec![raw(&orphan)]).await;
-    assert!(written[0].is_ok());
+    write_straight(&node, &orphan).await;
     let unrelated = f.issue("as", "unrelated", "user:bob", "agent", 3600);
     let answered = node.append(&[unrelated]).await;
     assert_eq!(
         answered.results[0].outcome,
         v1::AppendOutcome::Accepted as i32
     );
-    let written = node.log.append(vec![raw(&parent)]).await;
-    assert!(written[0].is_ok());
+    write_straight(&node, &parent).await;
     let later = f.issue("as", "later", "user:bob", "agent", 3600);
     let token = node.append(&[later]).await.consistency_token;
     let mut check = check_request("orphan");
@@ -377,14 +384,7 @@ async fn a_parked_record_does_not_hold_back_a_consistent_check() {
     node.append(&setup).await;
     let _never = f.issue("as", "never", "user:alice", "agent", 3600);
     let orphan = f.narrow("never", "orphan", "agent", "gateway", &[], 60);
-    let written = node
-        .log
-        .append(vec![baton_log::Record {
-            key: Vec::new(),
-            value: baton_proto::encode_signed(&orphan),
-        }])
-        .await;
-    assert!(written[0].is_ok());
+    write_straight(&node, &orphan).await;
     let grant = f.issue("as", "mine", "user:bob", "agent", 3600);
     let token = node.append(&[grant]).await.consistency_token;
     let mut revocation = node.revocation().await;
@@ -433,14 +433,7 @@ async fn a_parked_record_holding_back_watch_stops_its_checkpoints() {
 
     let _never = f.issue("as", "never", "user:alice", "agent", 3600);
     let orphan = f.narrow("never", "orphan", "agent", "gateway", &[], 60);
-    let written = node
-        .log
-        .append(vec![baton_log::Record {
-            key: Vec::new(),
-            value: baton_proto::encode_signed(&orphan),
-        }])
-        .await;
-    assert!(written[0].is_ok());
+    write_straight(&node, &orphan).await;
     let revocation = f.revoke(baton_core::RevocationTarget::Token(Fixture::token("held")));
     node.append(std::slice::from_ref(&revocation)).await;
     let applied_ms = std::time::SystemTime::now()
