@@ -308,15 +308,24 @@ fn run_checks(command: &mut Command, name: &str, at_least: u32) {
 
 /// nginx's configuration: README's snippet (the MCP server and Baton's
 /// HTTP listener put where they are), in a server on `listen`.
-fn nginx_config(dir: &Path, listen: u16, upstream: u16, baton_http: &str) -> PathBuf {
+fn nginx_config(dir: &Path, listen: u16, host: &str, upstream: u16, baton_http: &str) -> PathBuf {
     for temp in ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"] {
         std::fs::create_dir_all(dir.join(temp)).unwrap();
     }
     let snippet = baton_testkit::readme_snippet("nginx");
-    assert!(snippet.contains("127.0.0.1:8000") && snippet.contains("http://127.0.0.1:7701"));
-    let locations = snippet
+    for part in [
+        "127.0.0.1:8000",
+        "http://127.0.0.1:7701",
+        "listen 8080",
+        "mcp-a.example",
+    ] {
+        assert!(snippet.contains(part), "{part}");
+    }
+    let servers = snippet
         .replace("127.0.0.1:8000", &format!("127.0.0.1:{upstream}"))
-        .replace("http://127.0.0.1:7701", baton_http);
+        .replace("http://127.0.0.1:7701", baton_http)
+        .replace("listen 8080", &format!("listen 127.0.0.1:{listen}"))
+        .replace("mcp-a.example", host);
     let config = format!(
         r#"daemon off;
 master_process off;
@@ -331,10 +340,7 @@ http {{
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
-    server {{
-        listen 127.0.0.1:{listen};
-{locations}
-    }}
+{servers}
 }}
 "#,
         dir = dir.display()
@@ -344,14 +350,14 @@ http {{
     path
 }
 
-/// Debian's nginx with README's snippet in front of `upstream`, asking
-/// `ledger`'s node; and the port it listens on.
-fn start_nginx(ledger: &Ledger, upstream: u16) -> (Running, u16) {
+/// Debian's nginx with README's snippet in front of `upstream` for `host`,
+/// asking `ledger`'s node; and the port it listens on.
+fn start_nginx(ledger: &Ledger, host: &str, upstream: u16) -> (Running, u16) {
     let nginx = tools::nginx().unwrap();
     let listen = tools::free_port();
     let nginx_dir = ledger.path("nginx");
     std::fs::create_dir_all(&nginx_dir).unwrap();
-    let config = nginx_config(&nginx_dir, listen, upstream, &ledger.http_url());
+    let config = nginx_config(&nginx_dir, listen, host, upstream, &ledger.http_url());
     let running = Running(
         Command::new(nginx)
             .arg("-p")
@@ -398,7 +404,7 @@ fn nginx_asks_baton_before_an_mcp_sdk_server_answers_an_mcp_sdk_client() {
             .unwrap(),
     );
     tools::wait_for_port(upstream, Duration::from_secs(60)).unwrap();
-    let (_nginx, listen) = start_nginx(&ledger, upstream);
+    let (_nginx, listen) = start_nginx(&ledger, "127.0.0.1", upstream);
 
     let mut client = python("mcp_client.py")
         .arg(format!("http://127.0.0.1:{listen}/mcp"))
@@ -751,9 +757,13 @@ fn the_bridges_serve_certificate_callers_over_tls() {
     ledger.assert_no_token_logged();
 }
 
-/// The resource the differential test's token is for, and one it is not.
+/// The resource the differential test's token is for, and two it is not:
+/// one under it on the same host, one on a host the gateway does not front
+/// (the second token of the corpus is for both).
+const MCP_HOST: &str = "mcp.example";
 const MCP_URL: &str = "http://mcp.example/mcp";
 const ADMIN_URL: &str = "http://mcp.example/mcp/admin";
+const OTHER_URL: &str = "http://other.example/mcp";
 
 /// One request of `tests/gateway/corpus.json`.
 #[derive(Debug, serde::Deserialize)]
@@ -762,6 +772,9 @@ struct Case {
     rule: String,
     method: String,
     target: String,
+    /// The `Host` the client names (`mcp.example` if absent).
+    #[serde(default)]
+    host: Option<String>,
     headers: Vec<String>,
     /// "allow" or "deny", or a map from gateway to one of them.
     expect: serde_json::Value,
@@ -799,9 +812,9 @@ fn exchange(port: u16, request: &[u8]) -> (u16, Vec<u8>) {
 }
 
 /// A request to `target` with `headers` (each `Name: value`), as bytes.
-fn raw_request(method: &str, target: &str, headers: &[String]) -> Vec<u8> {
+fn raw_request(method: &str, target: &str, host: &str, headers: &[String]) -> Vec<u8> {
     let mut request =
-        format!("{method} {target} HTTP/1.1\r\nHost: mcp.example\r\nConnection: close\r\n");
+        format!("{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for header in headers {
         request.push_str(header);
         request.push_str("\r\n");
@@ -869,7 +882,7 @@ fn differential(
     log: &Path,
     baton_http: u16,
     family: (&str, &str),
-    token: &str,
+    tokens: (&str, &str),
 ) {
     let served = || {
         std::fs::read_to_string(log)
@@ -890,10 +903,17 @@ fn differential(
         let headers: Vec<String> = case
             .headers
             .iter()
-            .map(|h| h.replace("{token}", token))
+            .map(|h| {
+                h.replace("{token}", tokens.0)
+                    .replace("{token_b}", tokens.1)
+            })
             .collect();
+        let host = case.host.as_deref().unwrap_or(MCP_HOST);
         let before = served();
-        let (status, body) = exchange(port, &raw_request(&case.method, &case.target, &headers));
+        let (status, body) = exchange(
+            port,
+            &raw_request(&case.method, &case.target, host, &headers),
+        );
         let reached = served() - before;
         let what = format!(
             "{gateway}: {} ({}, rule {})",
@@ -935,15 +955,25 @@ fn differential(
         assert_eq!(subjects, [SUBJECT], "{what}: {received:?}");
         let path = seen["path"].as_str().unwrap();
         let method = seen["method"].as_str().unwrap();
+        // The host the upstream was asked for, without the gateway's port.
+        let hosts: Vec<&str> = received
+            .iter()
+            .filter(|(n, _)| n == "host")
+            .map(|(_, v)| v.rsplit_once(':').map_or(v.as_str(), |(h, _)| h))
+            .collect();
+        assert_eq!(hosts.len(), 1, "{what}: {received:?}");
         for reading in readings(&received) {
             let mut headers = vec![
                 "X-Forwarded-Proto: http".to_owned(),
-                "X-Forwarded-Host: mcp.example".to_owned(),
+                format!("X-Forwarded-Host: {}", hosts[0]),
                 format!("{}: {}", family.0, baton_bridge::path::encode(path)),
                 format!("{}: {method}", family.1),
             ];
             headers.extend(reading.iter().map(|(n, v)| format!("{n}: {v}")));
-            let (again, answer) = exchange(baton_http, &raw_request("GET", "/authz", &headers));
+            let (again, answer) = exchange(
+                baton_http,
+                &raw_request("GET", "/authz", "127.0.0.1", &headers),
+            );
             assert_eq!(
                 again,
                 200,
@@ -962,7 +992,8 @@ fn differential_ledger(gateway: &str) -> (Ledger, u16) {
     let ledger = Ledger::start(&format!(
         "gateway = \"{gateway}\"\n\
          [[resource]]\nurl = \"{MCP_URL}\"\naudience = \"{AUDIENCE_A}\"\nscopes = [\"mcp:tools\"]\n\
-         [[resource]]\nurl = \"{ADMIN_URL}\"\naudience = \"{AUDIENCE_B}\"\n"
+         [[resource]]\nurl = \"{ADMIN_URL}\"\naudience = \"{AUDIENCE_B}\"\n\
+         [[resource]]\nurl = \"{OTHER_URL}\"\naudience = \"{AUDIENCE_B}\"\n"
     ));
     let port = ledger
         .node
@@ -995,17 +1026,20 @@ fn recorder(log: &Path) -> (Running, u16) {
 #[test]
 fn the_gateway_decision_is_the_request_nginx_serves() {
     let (ledger, baton_http) = differential_ledger("nginx");
-    let token = ledger.tokens["direct"].clone();
+    let tokens = (
+        ledger.tokens["direct"].clone(),
+        ledger.tokens["elsewhere"].clone(),
+    );
     let log = ledger.path("upstream.log");
     let (_upstream, upstream) = recorder(&log);
-    let (_nginx, listen) = start_nginx(&ledger, upstream);
+    let (_nginx, listen) = start_nginx(&ledger, MCP_HOST, upstream);
     differential(
         "nginx",
         listen,
         &log,
         baton_http,
         ("X-Original-URI", "X-Original-Method"),
-        &token,
+        (&tokens.0, &tokens.1),
     );
     ledger.assert_no_token_logged();
 }
@@ -1014,22 +1048,35 @@ fn the_gateway_decision_is_the_request_nginx_serves() {
 fn the_gateway_decision_is_the_request_caddy_serves() {
     let caddy = tools::caddy().unwrap();
     let (ledger, baton_http) = differential_ledger("caddy");
-    let token = ledger.tokens["direct"].clone();
+    let tokens = (
+        ledger.tokens["direct"].clone(),
+        ledger.tokens["elsewhere"].clone(),
+    );
     let log = ledger.path("upstream.log");
     let (_upstream, upstream) = recorder(&log);
     let listen = tools::free_port();
     let caddy_dir = ledger.path("caddy");
     std::fs::create_dir_all(&caddy_dir).unwrap();
     let snippet = baton_testkit::readme_snippet("caddy");
-    assert!(snippet.contains("127.0.0.1:8000") && snippet.contains("127.0.0.1:7701"));
-    let site = snippet
+    for part in [
+        "127.0.0.1:8000",
+        "127.0.0.1:7701",
+        "http://mcp-a.example:8080",
+        ":8080 {",
+    ] {
+        assert!(snippet.contains(part), "{part}");
+    }
+    let sites = snippet
         .replace("127.0.0.1:8000", &format!("127.0.0.1:{upstream}"))
         .replace("127.0.0.1:7701", &format!("127.0.0.1:{baton_http}"))
-        .replace(":8080", &format!("http://:{listen}"));
+        .replace("mcp-a.example:8080", &format!("{MCP_HOST}:{listen}"))
+        .replace(":8080 {", &format!("http://:{listen} {{"));
     let caddyfile = caddy_dir.join("Caddyfile");
     std::fs::write(
         &caddyfile,
-        format!("{{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}}\n{site}"),
+        format!(
+            "{{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n\tdefault_bind 127.0.0.1\n}}\n{sites}"
+        ),
     )
     .unwrap();
     let _caddy = Running(
@@ -1050,7 +1097,7 @@ fn the_gateway_decision_is_the_request_caddy_serves() {
         &log,
         baton_http,
         ("X-Forwarded-Uri", "X-Forwarded-Method"),
-        &token,
+        (&tokens.0, &tokens.1),
     );
     ledger.assert_no_token_logged();
 }
