@@ -129,6 +129,58 @@ struct Shared {
     traced: std::sync::Mutex<std::collections::HashMap<baton_core::EventId, tracing::Span>>,
     /// How many are waiting: 0 (always, without traces) skips the lock.
     tracing: std::sync::atomic::AtomicUsize,
+    /// The positions of records applied after they were parked, in the
+    /// order their batches committed: a watcher that has read past one
+    /// still delivers its revocations ([`Handle::late_since`]).
+    late: std::sync::Mutex<Late>,
+}
+
+/// The most recent late applications, numbered from 0 since the process
+/// started. Bounded: a watcher further behind than the ring rescans from
+/// its resume point instead.
+#[derive(Debug, Default)]
+struct Late {
+    ring: std::collections::VecDeque<Position>,
+    /// The number of the ring's first entry.
+    first: u64,
+}
+
+/// At most this many late applications are remembered for watchers.
+const LATE_MAX: usize = 65_536;
+
+impl Late {
+    fn push(&mut self, position: Position, max: usize) {
+        if self.ring.len() == max {
+            self.ring.pop_front();
+            self.first += 1;
+        }
+        self.ring.push_back(position);
+    }
+
+    fn next(&self) -> u64 {
+        self.first + self.ring.len() as u64
+    }
+
+    fn since(&self, since: u64) -> LateApplied {
+        let skip = usize::try_from(since.saturating_sub(self.first)).unwrap_or(usize::MAX);
+        LateApplied {
+            positions: self.ring.iter().skip(skip).copied().collect(),
+            next: self.next(),
+            complete: since >= self.first,
+        }
+    }
+}
+
+/// What [`Handle::late_since`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateApplied {
+    /// The records applied late since the number asked for, oldest first.
+    pub positions: Vec<Position>,
+    /// The number to ask with next time.
+    pub next: u64,
+    /// False: some of them are no longer remembered (the caller was further
+    /// behind than the ring holds) and `positions` is incomplete.
+    pub complete: bool,
 }
 
 /// While held, the apply of its events is traced under its span
@@ -255,6 +307,7 @@ impl<L: EventLog> Projector<L> {
             commits: std::sync::atomic::AtomicU64::new(0),
             traced: Default::default(),
             tracing: std::sync::atomic::AtomicUsize::new(0),
+            late: Default::default(),
             tree,
             memo,
             db,
@@ -633,6 +686,16 @@ fn apply_batch(
     shared
         .records_read
         .fetch_add(read_now, std::sync::atomic::Ordering::Relaxed);
+    // Committed, and remembered before the offsets move past them: a
+    // watcher that sees the new offsets also sees these.
+    let late = parked.take_late();
+    let late_applied = !late.is_empty();
+    if late_applied {
+        let mut ring = shared.late.lock().expect("late lock");
+        for position in late {
+            ring.push(position, LATE_MAX);
+        }
+    }
     let published = settled(&next, parked.positions());
     shared
         .parked
@@ -641,8 +704,10 @@ fn apply_batch(
         .parked_retries
         .fetch_add(parked.take_retries(), std::sync::atomic::Ordering::Relaxed);
     *shared.read_next.lock().expect("offsets lock") = next.clone();
+    // A late application is news to watchers even when no offset moved
+    // (a record applied at its expiry, in a batch that read nothing).
     shared.read.send_if_modified(|read| {
-        let changed = *read != next;
+        let changed = *read != next || late_applied;
         *read = next;
         changed
     });
@@ -664,6 +729,21 @@ impl Handle {
     /// applied, deduplicated, quarantined or parked.
     pub fn read(&self) -> Vec<u64> {
         self.shared.read.borrow().clone()
+    }
+
+    /// The records applied after they were parked, from the `since`th on
+    /// (0 the first time; then the previous answer's `next`). Each is in
+    /// the projection by the time it is listed, at its own position: a
+    /// watcher that has read past that position delivers its revocations
+    /// from here (`revocations_at`).
+    pub fn late_since(&self, since: u64) -> LateApplied {
+        self.shared.late.lock().expect("late lock").since(since)
+    }
+
+    /// The number [`Handle::late_since`] would answer next with: a watcher
+    /// starting now asks from here.
+    pub fn late_next(&self) -> u64 {
+        self.shared.late.lock().expect("late lock").next()
     }
 
     /// The consistency token of what this node has applied.
@@ -724,6 +804,11 @@ impl Handle {
     /// before reading the projection, then wait on it, to miss nothing.
     pub fn subscribe_applied(&self) -> watch::Receiver<Vec<u64>> {
         self.shared.applied.subscribe()
+    }
+
+    /// Changes when the read offsets move, or a parked record is applied.
+    pub fn subscribe_read(&self) -> watch::Receiver<Vec<u64>> {
+        self.shared.read.subscribe()
     }
 
     /// How many partitions the log has.
@@ -870,4 +955,43 @@ fn open_layout(db: &sled::Db, policy: &Policy) -> Result<sled::Tree> {
         }
     }
     Ok(db.open_tree(current)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A watcher asks from the number it was last given; past the ring's
+    /// bound it is told the list is incomplete (and rescans), never handed
+    /// a list with a silent gap.
+    #[test]
+    fn late_applications_are_listed_once_and_a_gap_is_said() {
+        let at = |offset| Position {
+            partition: 0,
+            offset,
+        };
+        let mut late = Late::default();
+        assert_eq!(late.since(0).positions, []);
+        for offset in 0..3 {
+            late.push(at(offset), 4);
+        }
+        let first = late.since(0);
+        assert_eq!(
+            (first.positions, first.next, first.complete),
+            (vec![at(0), at(1), at(2)], 3, true)
+        );
+        for offset in 3..6 {
+            late.push(at(offset), 4);
+        }
+        let second = late.since(first.next);
+        assert_eq!(
+            (second.positions, second.next, second.complete),
+            (vec![at(3), at(4), at(5)], 6, true)
+        );
+        // The ring holds 2..6 now: a watcher still at 1 missed one.
+        let behind = late.since(1);
+        assert!(!behind.complete);
+        assert_eq!((behind.positions.len(), behind.next), (4, 6));
+        assert_eq!(late.since(6).positions, []);
+    }
 }

@@ -48,6 +48,8 @@ pub struct Parking {
     bytes: usize,
     /// Records applied again since last taken.
     retries: u64,
+    /// The positions of parked records applied since last taken.
+    late: Vec<Position>,
 }
 
 impl Parking {
@@ -157,6 +159,11 @@ impl Parking {
     }
 
     /// How many records were applied again since the last call.
+    /// The positions of parked records applied since last asked.
+    pub fn take_late(&mut self) -> Vec<Position> {
+        std::mem::take(&mut self.late)
+    }
+
     pub fn take_retries(&mut self) -> u64 {
         std::mem::take(&mut self.retries)
     }
@@ -206,6 +213,9 @@ impl Parking {
         }
         let verified = decoded.verified.clone();
         let outcome = apply::apply_record(policy, staged, &record, decoded)?;
+        if let Outcome::Applied(_) = &outcome {
+            self.late.push(position);
+        }
         if let Outcome::Parked(why) = &outcome {
             self.park(
                 position,

@@ -353,14 +353,27 @@ impl Handle {
 
     /// Revocations at or after `from` (next offset per partition) and before
     /// the settled offsets, in partition order, at most `limit`. A watcher
-    /// never moves past a record whose outcome is still open (a parked
-    /// revocation applied later).
+    /// that stops here never moves past a record whose outcome is still
+    /// open (a parked revocation applied later).
     pub fn revocations_since(&self, from: &[u64], limit: usize) -> Result<Vec<RevocationEffect>> {
+        self.revocations_between(from, &self.applied(), limit)
+    }
+
+    /// Revocations at or after `from` and before `until` (next offsets per
+    /// partition), in partition order, at most `limit` (a record's
+    /// revocations are never split). Past the settled offsets, a record
+    /// parked now that applies later is not here: [`Handle::late_since`]
+    /// names it then.
+    pub fn revocations_between(
+        &self,
+        from: &[u64],
+        until: &[u64],
+        limit: usize,
+    ) -> Result<Vec<RevocationEffect>> {
         let mut out = Vec::new();
-        let settled = self.applied();
         for partition in 0..self.shared.partitions {
             let offset = from.get(partition as usize).copied().unwrap_or(0);
-            let until = settled.get(partition as usize).copied().unwrap_or(0);
+            let until = until.get(partition as usize).copied().unwrap_or(0);
             if offset >= until {
                 continue;
             }
@@ -374,26 +387,32 @@ impl Handle {
             );
             for entry in self.shared.tree.range(start..end) {
                 let (k, v) = entry?;
-                let position =
-                    key::parse_position(&k).ok_or_else(|| Error::Corrupt("watch key".into()))?;
+                let effect = revocation_effect(&k, &v)?;
                 // A watcher resumes after a whole record: never split one.
                 if out.len() >= limit
                     && out
                         .last()
-                        .is_none_or(|e: &RevocationEffect| e.position != position)
+                        .is_none_or(|e: &RevocationEffect| e.position != effect.position)
                 {
                     return Ok(out);
                 }
-                let stored: StoredRevocation = decode("stored revocation", &v)?;
-                out.push(RevocationEffect {
-                    position,
-                    revocation: EventId::from_slice("watch", &stored.event)
-                        .map_err(|e| Error::Corrupt(e.to_string()))?,
-                    target: key::parse_target(&stored.target)?,
-                });
+                out.push(effect);
             }
         }
         Ok(out)
+    }
+
+    /// The revocations of the record at `position` (none if it revoked
+    /// nothing, or is not applied).
+    pub fn revocations_at(&self, position: Position) -> Result<Vec<RevocationEffect>> {
+        self.shared
+            .tree
+            .scan_prefix(key::position(b'w', position))
+            .map(|entry| {
+                let (k, v) = entry?;
+                revocation_effect(&k, &v)
+            })
+            .collect()
     }
 
     /// Why the record at `position` was quarantined, if it was.
@@ -455,4 +474,16 @@ fn names_subject(event: &Event, subject: &baton_core::Subject) -> bool {
         Body::Revoked(r) => r.target == RevocationTarget::Subject(subject.clone()),
         _ => false,
     }
+}
+
+/// A watch feed entry, read.
+fn revocation_effect(k: &[u8], v: &[u8]) -> Result<RevocationEffect> {
+    let position = key::parse_position(k).ok_or_else(|| Error::Corrupt("watch key".into()))?;
+    let stored: StoredRevocation = decode("stored revocation", v)?;
+    Ok(RevocationEffect {
+        position,
+        revocation: EventId::from_slice("watch", &stored.event)
+            .map_err(|e| Error::Corrupt(e.to_string()))?,
+        target: key::parse_target(&stored.target)?,
+    })
 }

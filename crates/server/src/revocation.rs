@@ -496,7 +496,7 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
         crate::auth::may_watch(&self.node.access.get(), peer.as_ref())?;
         let request = request.into_inner();
         let partitions = self.node.handle.partitions() as usize;
-        let mut cursor = if request.resume_token.is_empty() {
+        let cursor = if request.resume_token.is_empty() {
             vec![0; partitions]
         } else {
             let token =
@@ -569,8 +569,19 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
             let _permit = permit;
             let _watching = watching;
             let mut shutdown = node.shutdown.clone();
-            let mut applied = node.handle.subscribe_applied();
+            let mut changed = node.handle.subscribe_read();
             let mut last_checkpoint = tokio::time::Instant::now();
+            // Two cursors (next offsets per partition). `delivered`: the
+            // stream has sent every revocation applied before it, and
+            // follows what the node has read. `resume` (in resume tokens):
+            // also no record before it is still parked, so a stream resumed
+            // there on any node — which may have applied a record this one
+            // parked, at its own position — misses nothing.
+            let mut delivered = cursor.clone();
+            let mut resume = cursor;
+            // Records applied after they were parked: the stream may have
+            // read past them; it sends their revocations when they apply.
+            let mut late_seq = node.handle.late_next();
             loop {
                 // Each pass (at least every WATCH_IDLE): the caller may still
                 // watch (cheap: its identity is re-verified only after a CA
@@ -579,35 +590,67 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                     let _ = send.send(Err(refused)).await;
                     return;
                 }
-                applied.mark_unchanged();
-                // The view first: a checkpoint carries its age only if the
-                // snapshot covers its end (a parked record may hold the
-                // snapshot behind what the node has read).
+                changed.mark_unchanged();
+                // The view first: a checkpoint carries its age only if what
+                // was read covers its end.
                 let view = node.freshness.view_end();
                 // Taken before the scan: an empty scan then means nothing was
-                // revoked up to here (a checkpoint may say so).
-                let snapshot = node.handle.applied();
-                let effects = match node.handle.revocations_since(&cursor, WATCH_CHUNK) {
-                    Ok(effects) => effects,
+                // revoked up to here (a checkpoint may say so). Settled
+                // before the late list: a record late-applied below the
+                // settled offsets is in that list.
+                let settled = node.handle.applied();
+                let read = node.handle.read();
+                let late = node.handle.late_since(late_seq);
+                late_seq = late.next;
+                if !late.complete {
+                    // Further behind than the node remembers: send again
+                    // from the resume point (at least once, never lost).
+                    delivered.clone_from(&resume);
+                }
+                let mut effects = Vec::new();
+                for position in late.positions.iter().filter(|position| {
+                    late.complete
+                        && delivered
+                            .get(position.partition as usize)
+                            .is_some_and(|next| position.offset < *next)
+                }) {
+                    match node.handle.revocations_at(*position) {
+                        Ok(found) => effects.extend(found.into_iter().map(|e| (e, true))),
+                        Err(e) => {
+                            let _ = send.send(Err(Status::from(Error::from(e)))).await;
+                            return;
+                        }
+                    }
+                }
+                let scanned = match node
+                    .handle
+                    .revocations_between(&delivered, &read, WATCH_CHUNK)
+                {
+                    Ok(scanned) => scanned,
                     Err(e) => {
                         let _ = send.send(Err(Status::from(Error::from(e)))).await;
                         return;
                     }
                 };
+                // Fewer than a chunk: the scan reached everything applied up
+                // to what was read, so once these are sent a checkpoint may
+                // cover it.
+                let caught_up = scanned.len() < WATCH_CHUNK;
+                effects.extend(scanned.into_iter().map(|e| (e, false)));
                 let quiet = effects.is_empty();
-                // Fewer than a chunk: the scan reached everything applied at
-                // the snapshot, so once these are sent a checkpoint may
-                // cover the snapshot.
-                let caught_up = effects.len() < WATCH_CHUNK;
-                let positions: Vec<baton_log::Position> =
-                    effects.iter().map(|e| e.position).collect();
-                for (i, effect) in effects.into_iter().enumerate() {
-                    // A resume token points past a record only with its last
+                let positions: Vec<(baton_log::Position, bool)> = effects
+                    .iter()
+                    .map(|(e, late)| (e.position, *late))
+                    .collect();
+                for (i, (effect, late)) in effects.into_iter().enumerate() {
+                    // A cursor points past a record only with its last
                     // revocation (a batch record may hold several; a chunk
                     // never splits one): resuming mid-record delivers the
                     // record's revocations again — at least once, never lost.
-                    if positions.get(i + 1) != Some(&effect.position) {
-                        cursor[effect.position.partition as usize] = effect.position.offset + 1;
+                    if !late && positions.get(i + 1) != Some(&(effect.position, false)) {
+                        let p = effect.position.partition as usize;
+                        delivered[p] = effect.position.offset + 1;
+                        resume[p] = resume[p].max(delivered[p].min(settled[p]));
                     }
                     let revoked = match revoked_body(&node, &effect.revocation) {
                         Ok(revoked) => revoked,
@@ -623,7 +666,7 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                             partition: effect.position.partition,
                             offset: effect.position.offset,
                         }),
-                        resume_token: ConsistencyToken::new(cursor.clone()).to_string(),
+                        resume_token: ConsistencyToken::new(resume.clone()).to_string(),
                         checkpoint: None,
                     };
                     if send.send(Ok(message)).await.is_err() {
@@ -633,18 +676,25 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                         metrics.watch_sent(false);
                     }
                 }
+                if caught_up {
+                    // Every revocation applied before what was read is sent;
+                    // a record parked there is sent when it applies.
+                    for ((next, read), (resume, settled)) in delivered
+                        .iter_mut()
+                        .zip(&read)
+                        .zip(resume.iter_mut().zip(&settled))
+                    {
+                        *next = (*next).max(*read);
+                        *resume = (*resume).max((*next).min(*settled));
+                    }
+                }
                 let mut idle = WATCH_IDLE;
                 // A checkpoint vouches that nothing more was revoked up to
-                // it: only a fresh node may say so (revocations are sent
-                // either way), so a Checker it feeds goes stale with it.
-                // And only up to its view: the stream reads up to the
-                // settled offsets, which a parked record holds back while
-                // the node reads (and answers) past it; a checkpoint then
-                // would keep a Checker fresh without the revocations after
-                // that record, so it goes stale instead until the record
-                // settles.
+                // what was read: only a fresh node may say so (revocations
+                // are sent either way), so a Checker it feeds goes stale
+                // with it. And only when that covers its view's end.
                 let covers_view = view.as_ref().is_none_or(|view| {
-                    ConsistencyToken::parse(&view.end).is_ok_and(|end| end.is_covered_by(&snapshot))
+                    ConsistencyToken::parse(&view.end).is_ok_and(|end| end.is_covered_by(&read))
                 });
                 if caught_up
                     && covers_view
@@ -653,14 +703,11 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                     && let Some(every) = checkpoints
                 {
                     if last_checkpoint.elapsed() >= every {
-                        for (next, applied) in cursor.iter_mut().zip(&snapshot) {
-                            *next = (*next).max(*applied);
-                        }
-                        let position = ConsistencyToken::new(cursor.clone()).to_string();
                         let checkpoint = v1::WatchResponse {
-                            resume_token: position.clone(),
+                            resume_token: ConsistencyToken::new(resume.clone()).to_string(),
                             checkpoint: Some(v1::WatchCheckpoint {
-                                consistency_token: position,
+                                consistency_token: ConsistencyToken::new(delivered.clone())
+                                    .to_string(),
                                 sent_at_unix_ms: crate::now_ms(),
                                 view_age_ms: view
                                     .as_ref()
@@ -680,7 +727,7 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                 }
                 if quiet {
                     tokio::select! {
-                        _ = tokio::time::timeout(idle, applied.changed()) => {}
+                        _ = tokio::time::timeout(idle, changed.changed()) => {}
                         () = send.closed() => return,
                         _ = shutdown.wait_for(|stop| *stop) => return,
                     }
