@@ -49,6 +49,11 @@ fi
 if [ ! -x "$CACHE/bin/caddy" ]; then
     GOBIN="$CACHE/bin" go install "github.com/caddyserver/caddy/v2/cmd/caddy@$CADDY_VERSION"
 fi
+# Traefik: the third gateway of the differential test (about 8 minutes to
+# build on a bare machine, once).
+if [ ! -x "$CACHE/bin/traefik" ]; then
+    tests/install-traefik.sh "$CACHE/bin"
+fi
 # The interop venv; the tests check the same stamp (crates/testkit/src/tools.rs).
 VENV="$CACHE/venv-interop"
 if [ ! -x "$VENV/bin/python" ] || ! cmp -s tests/interop/requirements.txt "$VENV/.requirements"; then

@@ -1101,3 +1101,79 @@ fn the_gateway_decision_is_the_request_caddy_serves() {
     );
     ledger.assert_no_token_logged();
 }
+
+#[test]
+fn the_gateway_decision_is_the_request_traefik_serves() {
+    let traefik = tools::traefik().unwrap();
+    let (ledger, baton_http) = differential_ledger("traefik");
+    let tokens = (
+        ledger.tokens["direct"].clone(),
+        ledger.tokens["elsewhere"].clone(),
+    );
+    let log = ledger.path("upstream.log");
+    let (_upstream, upstream) = recorder(&log);
+    let listen = tools::free_port();
+    let dir = ledger.path("traefik");
+    std::fs::create_dir_all(&dir).unwrap();
+    let snippet = baton_testkit::readme_snippet("traefik");
+    for part in [
+        "127.0.0.1:8000",
+        "http://127.0.0.1:7701",
+        "Host(`mcp-a.example`)",
+    ] {
+        assert!(snippet.contains(part), "{part}");
+    }
+    let dynamic = dir.join("dynamic.yml");
+    std::fs::write(
+        &dynamic,
+        snippet
+            .replace("127.0.0.1:8000", &format!("127.0.0.1:{upstream}"))
+            .replace("http://127.0.0.1:7701", &ledger.http_url())
+            .replace("mcp-a.example", MCP_HOST),
+    )
+    .unwrap();
+    let config = dir.join("traefik.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "entryPoints:\n  web:\n    address: \"127.0.0.1:{listen}\"\n\
+             providers:\n  file:\n    filename: \"{}\"\n\
+             log:\n  level: ERROR\n\
+             global:\n  checkNewVersion: false\n  sendAnonymousUsage: false\n",
+            dynamic.display()
+        ),
+    )
+    .unwrap();
+    let _traefik = Running(
+        Command::new(traefik)
+            .arg(format!("--configfile={}", config.display()))
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    tools::wait_for_port(listen, Duration::from_secs(30)).unwrap();
+    // The entry point listens before the file provider's routers are in
+    // place: wait until the fronted host is routed (401: Baton was asked).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = exchange(listen, &raw_request("GET", "/mcp", MCP_HOST, &[]));
+        if status == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "traefik never routed {MCP_HOST}: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    differential(
+        "traefik",
+        listen,
+        &log,
+        baton_http,
+        ("X-Forwarded-Uri", "X-Forwarded-Method"),
+        (&tokens.0, &tokens.1),
+    );
+    ledger.assert_no_token_logged();
+}

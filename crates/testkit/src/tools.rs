@@ -39,6 +39,20 @@ pub fn caddy() -> Result<PathBuf, String> {
     go_tool("caddy", CADDY)
 }
 
+/// The Traefik binary, built by `tests/install-traefik.sh` (the one pin) if
+/// it is not cached yet (`tests/run.sh` builds it first, so tests do not
+/// build it in parallel).
+pub fn traefik() -> Result<PathBuf, String> {
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = cache_dir().join("bin");
+    let path = bin.join("traefik");
+    if !path.exists() {
+        run(Command::new(crate::repo_root().join("tests/install-traefik.sh")).arg(&bin))?;
+    }
+    Ok(path)
+}
+
 /// The cached binary `name`, `go install`ed from `module` if missing; one
 /// install at a time in a test process.
 fn go_tool(name: &str, module: &str) -> Result<PathBuf, String> {
