@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every Baton test on a bare machine. It installs, once and into a cache,
 # what the tests need besides cargo (buf for proto lint, a Python venv for the
-# interop checks and the MCP SDKs, nginx, the Apache Kafka jars), then runs formatting and lint checks,
+# interop checks and the MCP SDKs, nginx, Caddy and Traefik, the Apache Kafka jars), then runs formatting and lint checks,
 # the Rust tests (those that need Kafka start it through deploy/kafka/kafka.sh),
 # the packaging checks (deploy/check.sh: helm, kubeconform, BuildKit's
 # Dockerfile rules, compose-go), buf lint, and the Python interop checks. Exits non-zero on any failure.

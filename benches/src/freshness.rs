@@ -143,7 +143,9 @@ async fn run(args: Args, dir: &std::path::Path) -> anyhow::Result<()> {
             "revoked_on_b": {"quiet": quiet.visible.json(), "flood": flooded.visible.json(),
                              "p99_ratio": ratio(&flooded.visible, &quiet.visible)},
             "seen_on_b_watch": {"quiet": json(&quiet.seen), "flood": json(&flooded.seen)},
-            "evicted_from_b_checker": {"quiet": json(&quiet.evicted), "flood": json(&flooded.evicted)},
+            "evicted_from_b_checker": {"quiet": json(&quiet.evicted), "flood": json(&flooded.evicted),
+                                       "p99_ratio": quiet.evicted.as_ref().zip(flooded.evicted.as_ref())
+                                           .map(|(quiet, flooded)| ratio(flooded, quiet))},
             "checker_fed_by_b_while_parked": flooded.checker.clone().unwrap_or_else(|| "fresh".into()),
             "parents_appended_then_all_parked_applied_s": round(applied_in.as_secs_f64()),
         },
@@ -189,9 +191,13 @@ async fn run(args: Args, dir: &std::path::Path) -> anyhow::Result<()> {
         cell(&flooded.seen, &flooded.checker)
     );
     println!(
-        "| evicted from a Checker fed by B | {} | {} |",
+        "| evicted from a Checker fed by B | {} | {}{} |",
         cell(&quiet.evicted, &quiet.checker),
-        cell(&flooded.evicted, &flooded.checker)
+        cell(&flooded.evicted, &flooded.checker),
+        match (&quiet.evicted, &flooded.evicted) {
+            (Some(quiet), Some(flooded)) => format!(" (p99 ratio {:.2})", ratio(flooded, quiet)),
+            _ => String::new(),
+        }
     );
     println!(
         "\nparents appended, then all {} parked hops applied on B: {:.1} s",
@@ -475,8 +481,9 @@ struct Latencies {
 
 /// `n` tokens issued on A, then each revoked on A: acknowledged → B answers
 /// REVOKED, → B's Watch delivers it, → a Checker fed by B evicted its
-/// cached answer (when one can start: none does while B's Watch is held
-/// back, since it sends no checkpoints then).
+/// cached answer (when one can start: it fails closed if B's Watch sends no
+/// checkpoints). Each is looked for once the one before it was seen, so the
+/// Watch and Checker figures are upper bounds.
 async fn revocation_latencies(
     f: &mut Fixture,
     a: &Channel,
