@@ -1,6 +1,7 @@
 //! A node cut off from Kafka while another keeps appending (issue 20): two
-//! `baton serve` nodes on one real broker, node B's every connection to it
-//! through proxies the test cuts (`KafkaCluster::start_detoured`). B is cut,
+//! `baton serve` nodes on a real 3-broker cluster (the topic replicated 3
+//! times), node B's every connection to each broker through proxies the test
+//! cuts (`KafkaCluster::start_detoured`). B is cut,
 //! A revokes 20 tokens; once B's freshness bound (plus a second) has passed
 //! since the cut, B answers none of them ACTIVE — Check, Introspect, a
 //! `Checker` fed by B's Watch — its forward-auth answers 503, gRPC health
@@ -90,7 +91,7 @@ fn jti(round: usize, i: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cut_off_from_the_log_stops_vouching_within_its_bound_and_recovers() {
-    let cluster = KafkaCluster::start_detoured(1).unwrap();
+    let cluster = KafkaCluster::start_detoured(3).unwrap();
     let detour = cluster.detour().unwrap();
     let (mut f, setup) = Fixture::standard(now_s());
     let root = hex::encode(f.root.public_key().to_bytes());
@@ -103,6 +104,8 @@ async fn a_node_cut_off_from_the_log_stops_vouching_within_its_bound_and_recover
             "freshness".to_owned(),
             "--kafka-partitions".to_owned(),
             "2".to_owned(),
+            "--kafka-replication".to_owned(),
+            "3".to_owned(),
             "--http-listen".to_owned(),
             "127.0.0.1:0".to_owned(),
         ]
