@@ -625,17 +625,30 @@ impl EventLog for KafkaLog {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             // Leadership moves when a broker fails; a watermark request may
-            // then fail for a moment. Retry until the request timeout.
+            // then fail for a moment. Retry until the request timeout, which
+            // bounds the whole call: each request gets what is left of it
+            // (not a timeout of its own per partition, which let a stalled
+            // link hold one call for partitions × the timeout).
             let deadline = std::time::Instant::now() + inner.options.request_timeout;
+            let expired = |p: u32, why: String| {
+                baton_log::Error::Backend(format!(
+                    "kafka watermarks of partition {p}: {why} (request_timeout {:?} for all partitions)",
+                    inner.options.request_timeout
+                ))
+            };
             (0..inner.partitions)
                 .map(|p| loop {
-                    match inner.metadata.fetch_watermarks(&inner.options.topic, p as i32, inner.options.request_timeout) {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        break Err(expired(p, "no answer in time".into()));
+                    }
+                    match inner.metadata.fetch_watermarks(&inner.options.topic, p as i32, left) {
                         Ok((_, high)) => break Ok(high.max(0) as u64),
                         Err(e) if std::time::Instant::now() < deadline => {
                             tracing::debug!(partition = p, error = %e, "retrying watermark request");
-                            std::thread::sleep(Duration::from_millis(100));
+                            std::thread::sleep(Duration::from_millis(100).min(left));
                         }
-                        Err(e) => break Err(baton_log::Error::Backend(format!("kafka watermarks of partition {p}: {e}"))),
+                        Err(e) => break Err(expired(p, e.to_string())),
                     }
                 })
                 .collect()
