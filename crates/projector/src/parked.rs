@@ -158,12 +158,12 @@ impl Parking {
         Some(parked)
     }
 
-    /// How many records were applied again since the last call.
     /// The positions of parked records applied since last asked.
     pub fn take_late(&mut self) -> Vec<Position> {
         std::mem::take(&mut self.late)
     }
 
+    /// How many records were applied again since the last call.
     pub fn take_retries(&mut self) -> u64 {
         std::mem::take(&mut self.retries)
     }

@@ -577,11 +577,20 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
             // also no record before it is still parked, so a stream resumed
             // there on any node — which may have applied a record this one
             // parked, at its own position — misses nothing.
-            let mut delivered = cursor.clone();
-            let mut resume = cursor;
             // Records applied after they were parked: the stream may have
             // read past them; it sends their revocations when they apply.
+            // Taken first: a record applied from here on is in the list.
             let mut late_seq = node.handle.late_next();
+            // A token from another node may be past a record this node has
+            // parked (and that one applied): resume from no later than this
+            // node's settled offsets, so a reconnect or a rescan reaches it.
+            let settled_now = node.handle.applied();
+            let mut resume: Vec<u64> = cursor
+                .iter()
+                .zip(&settled_now)
+                .map(|(want, settled)| (*want).min(*settled))
+                .collect();
+            let mut delivered = cursor;
             loop {
                 // Each pass (at least every WATCH_IDLE): the caller may still
                 // watch (cheap: its identity is re-verified only after a CA

@@ -407,8 +407,9 @@ async fn a_parked_record_does_not_hold_back_a_consistent_check() {
 /// parent arrives and it applies, at its own, earlier position; and a
 /// stream resumed with a token sent while it was parked delivers it too
 /// (resume tokens never pass a parked record: another node may hold it
-/// applied at its position). The park grace is ten minutes, so nothing here
-/// waits for the record to be quarantined.
+/// applied at its position), also when the stream it came from started past
+/// the record (a token from a node that had applied it). The park grace is
+/// ten minutes, so nothing here waits for the record to be quarantined.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parked_record_holds_back_neither_watch_nor_its_checkpoints() {
     use std::time::Duration;
@@ -518,8 +519,18 @@ async fn a_parked_record_holds_back_neither_watch_nor_its_checkpoints() {
         v1::TokenStatus::Unknown as i32
     );
 
+    // A stream resumed from a token past the parked record (as one from a
+    // node that applied it would be) gives resume tokens before it.
+    let end = node.log.end_offsets().await.unwrap();
+    let mut foreign = watch(baton_log::ConsistencyToken::new(end).to_string()).await;
+    let foreign_resume = until(&mut foreign, "a checkpoint past the parked record", |m| {
+        m.checkpoint.is_some()
+    })
+    .await
+    .resume_token;
+
     // Its parent arrives: the parked revocation applies at its own position,
-    // which the stream has passed, and is delivered.
+    // which the streams have passed, and is delivered.
     node.append(&[parent]).await;
     let late = until(&mut stream, "the parked revocation once it applies", |m| {
         m.revocation_event_id == orphan_revoked.id().0.to_vec()
@@ -530,15 +541,27 @@ async fn a_parked_record_holds_back_neither_watch_nor_its_checkpoints() {
         (position.partition, position.offset),
         (parked_at.partition, parked_at.offset)
     );
-    // A stream resumed where the first was while the record was parked
-    // delivers it too.
-    let mut resumed = watch(resume_while_parked).await;
     until(
-        &mut resumed,
-        "the parked revocation on a resumed stream",
+        &mut foreign,
+        "the parked revocation on the stream from past it",
         |m| m.revocation_event_id == orphan_revoked.id().0.to_vec(),
     )
     .await;
+    // Streams resumed where those were while the record was parked deliver
+    // it too.
+    for (token, what) in [
+        (
+            resume_while_parked,
+            "the parked revocation on a resumed stream",
+        ),
+        (foreign_resume, "the parked revocation resumed from past it"),
+    ] {
+        let mut resumed = watch(token).await;
+        until(&mut resumed, what, |m| {
+            m.revocation_event_id == orphan_revoked.id().0.to_vec()
+        })
+        .await;
+    }
     node.stop().await;
 }
 
