@@ -372,12 +372,15 @@ impl<L: EventLog> Ledger<L> {
         let _traced = node
             .traces
             .then(|| node.handle.trace_apply(&ids, tracing::Span::current()));
-        let position = if fresh.is_empty() {
-            None
+        // `wrote`: this call wrote the record (rather than finding it being
+        // written by a concurrent copy of the batch).
+        let (position, wrote) = if fresh.is_empty() {
+            (None, false)
         } else if let Some(position) = node.claims.written(&ids) {
-            // A retry of a batch this node already wrote and is still
-            // reading back: the same record, not a second copy.
-            Some(position)
+            // A copy of a batch this node already wrote and is still reading
+            // back: the same record, not a second copy; the call that wrote
+            // it is the one told ACCEPTED.
+            (Some(position), false)
         } else {
             // From here until this node has read the record back, dropping
             // the claims (a cancelled request, an unknown outcome) holds them.
@@ -385,7 +388,7 @@ impl<L: EventLog> Ledger<L> {
             match self.write(&fresh, deadline).await {
                 Ok(position) => {
                     claims.wrote(&ids, position);
-                    Some(position)
+                    (Some(position), true)
                 }
                 Err(e) => {
                     // Refused by the log or never sent: nothing can land.
@@ -400,6 +403,11 @@ impl<L: EventLog> Ledger<L> {
         }
         let mut token = basis;
         token.merge(&written);
+        // Where each new event is stored, once read back: the record this
+        // call wrote, or an earlier copy's (a concurrent Append of the same
+        // event, through this node or another).
+        let mut stored: std::collections::HashMap<EventId, Position> =
+            std::collections::HashMap::new();
         if request.return_before_applied {
             // Answer now; keep the claims until this node has read the batch.
             let (handle, wait) = (node.handle.clone(), node.limits.apply_wait_max);
@@ -415,22 +423,31 @@ impl<L: EventLog> Ledger<L> {
             // Read back (applied or refused): the outcome is known.
             claims.outcome_open = matches!(applied, Err(Error::Ambiguous(_)));
             drop(claims);
-            applied?;
+            stored = applied?;
         }
         let mut results = Vec::with_capacity(checked.len());
         for item in &checked {
             let id = item.envelope.id();
-            let at = if item.duplicate {
-                node.handle.event(&id)?.map(|(_, _, position)| position)
+            // ACCEPTED: this call's record is where the event is applied
+            // (exactly one call per event is told so); every other copy is
+            // DUPLICATE at that same position. Without waiting for the
+            // apply (return_before_applied), the record this call wrote.
+            let (duplicate, at) = if item.duplicate {
+                (
+                    true,
+                    node.handle.event(&id)?.map(|(_, _, position)| position),
+                )
+            } else if let Some(at) = stored.get(&id) {
+                (!wrote || Some(*at) != position, Some(*at))
             } else {
-                position
+                (!wrote, position)
             };
             if let Some(at) = at {
                 token.include(at);
             }
             results.push(v1::AppendResult {
                 event_id: id.0.to_vec(),
-                outcome: if item.duplicate {
+                outcome: if duplicate {
                     v1::AppendOutcome::Duplicate
                 } else {
                     v1::AppendOutcome::Accepted
@@ -501,14 +518,15 @@ impl<L: EventLog> Ledger<L> {
     }
 
     /// Waits until this node has read back what was written, and makes sure
-    /// each new event was applied: ACCEPTED means applied, here.
+    /// each new event was applied: ACCEPTED means applied, here. Where each
+    /// is stored: `position`, or an earlier copy's.
     async fn applied(
         &self,
         fresh: &[&Checked],
         position: Position,
         written: &ConsistencyToken,
         deadline: Instant,
-    ) -> Result<()> {
+    ) -> Result<std::collections::HashMap<EventId, Position>> {
         let node = &self.node;
         let wait = node
             .limits
@@ -519,9 +537,11 @@ impl<L: EventLog> Ledger<L> {
                 "appended durably, but this node has not applied it yet ({e}); whether it is applied is unknown: retrying the whole batch is safe, and answers DUPLICATE once it is"
             )));
         }
+        let mut stored = std::collections::HashMap::with_capacity(fresh.len());
         for item in fresh {
             let id = item.envelope.id();
-            if node.handle.event(&id)?.is_some() {
+            if let Some((_, _, at)) = node.handle.event(&id)? {
+                stored.insert(id, at);
                 continue;
             }
             let reason = node
@@ -535,7 +555,7 @@ impl<L: EventLog> Ledger<L> {
                 baton_core::echo(&reason)
             )));
         }
-        Ok(())
+        Ok(stored)
     }
 }
 

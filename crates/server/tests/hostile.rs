@@ -162,6 +162,124 @@ async fn racing_appends_on_every_exclusive_claim_accept_only_what_is_applied() {
     node.stop().await;
 }
 
+/// Issue 21: concurrent Appends of copies of one event were each answered
+/// ACCEPTED, each at its own log offset, though the event is applied at one
+/// of them. Now, for every kind of event, in every round: exactly one copy
+/// is ACCEPTED, every other is DUPLICATE, all name one position, and that
+/// is the position at which the event is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_copies_of_one_event_get_one_acceptance_and_one_position() {
+    const COPIES: usize = 6;
+    let (mut f, setup) = Fixture::standard(now_s());
+    let node = Node::start(&f, Limits::default(), None).await;
+    node.append(&setup).await;
+    for round in 0..15 {
+        let kind = round % 5;
+        let event = match kind {
+            0 => f.issue("as", &format!("copy{round}"), "user:alice", "agent", 3600),
+            1 => {
+                let parent = f.issue("as", &format!("parent{round}"), "user:alice", "agent", 3600);
+                node.append(&[parent]).await;
+                f.narrow(
+                    &format!("parent{round}"),
+                    &format!("hop{round}"),
+                    "agent",
+                    "gateway",
+                    &[],
+                    60,
+                )
+            }
+            2 => {
+                let grant = f.issue("as", &format!("doomed{round}"), "user:bob", "agent", 3600);
+                node.append(&[grant]).await;
+                f.revoke(baton_core::RevocationTarget::Token(Fixture::token(
+                    &format!("doomed{round}"),
+                )))
+            }
+            3 => registration(&mut f, &format!("reg{round}"), &SigningKey::generate()),
+            _ => {
+                let id = format!("rot{round}");
+                let key = SigningKey::generate();
+                node.append(&[registration(&mut f, &id, &key)]).await;
+                let added = SigningKey::generate();
+                let body = Body::KeysRotated(KeysRotated {
+                    client: Fixture::client_id(&id),
+                    add: vec![added.public_key()],
+                    add_proofs: vec![added.prove_possession(&Fixture::client_id(&id))],
+                    retire: vec![],
+                });
+                f.seal_with(&key, body)
+            }
+        };
+        let mut calls = Vec::new();
+        for _ in 0..COPIES {
+            let mut client = node.ledger().await;
+            let request = request(&[&event]);
+            calls.push(async move { client.append(request).await });
+        }
+        // Each copy on its own connection, all at once.
+        let calls: Vec<_> = calls.into_iter().map(tokio::spawn).collect();
+        let mut answers = Vec::new();
+        for call in calls {
+            answers.push(call.await.unwrap());
+        }
+        let mut accepted = 0;
+        let mut positions = std::collections::BTreeSet::new();
+        let mut token = String::new();
+        for answer in &answers {
+            let answer = answer
+                .as_ref()
+                .unwrap_or_else(|e| panic!("round {round} (kind {kind}): {e:?}"))
+                .get_ref();
+            let result = &answer.results[0];
+            if result.outcome == v1::AppendOutcome::Accepted as i32 {
+                accepted += 1;
+            } else {
+                assert_eq!(
+                    result.outcome,
+                    v1::AppendOutcome::Duplicate as i32,
+                    "round {round} (kind {kind})"
+                );
+            }
+            let at = result.position.as_ref().expect("a position");
+            positions.insert((at.partition, at.offset));
+            token.clone_from(&answer.consistency_token);
+        }
+        assert_eq!(accepted, 1, "round {round} (kind {kind}): {answers:?}");
+        assert_eq!(
+            positions.len(),
+            1,
+            "round {round} (kind {kind}): {answers:?}"
+        );
+        // That position is where the event is stored.
+        let mut stream = node
+            .provenance()
+            .await
+            .list_events(v1::ListEventsRequest {
+                consistency_token: token,
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut stored = None;
+        while let Some(entry) = stream.next().await {
+            let entry = entry.unwrap().event.unwrap();
+            if entry.event_id == event.id().0.to_vec() {
+                let at = entry.position.unwrap();
+                stored = Some((at.partition, at.offset));
+            }
+        }
+        assert_eq!(
+            stored.as_ref(),
+            positions.first(),
+            "round {round} (kind {kind})"
+        );
+    }
+    node.stop().await;
+}
+
 /// Defect 5: a batch whose first event carries a bad signature took the
 /// claims of every event before being checked, so garbage naming someone's
 /// token reference made their legitimate Append fail with ABORTED.
