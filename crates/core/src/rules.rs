@@ -932,7 +932,9 @@ pub fn check_live<V: LedgerView>(
 /// The clock bounds of an append: `created_at` at most
 /// `created_at_skew_max_ms` ahead of `now_s` and at most
 /// `created_at_age_max_ms` behind it; a token not issued in the future (same
-/// skew) and not already expired.
+/// skew), not issued more than `created_at_age_max_ms` before the event that
+/// records it was created (a grant made now cannot claim a past), and not
+/// already expired.
 fn check_dates<E>(policy: &Policy, event: &Event, now_s: i64) -> Checked<(), E> {
     let now_ms = now_s.saturating_mul(1000);
     let ahead_ms = event.created_at_ms.saturating_sub(now_ms);
@@ -974,6 +976,19 @@ fn check_dates<E>(policy: &Policy, event: &Event, now_s: i64) -> Checked<(), E> 
                 format!(
                     "{issued_at_s} is {ahead_ms} ms ahead of this node's clock ({now_s}); at most {} ms is allowed",
                     policy.created_at_skew_max_ms
+                ),
+            );
+        }
+        let before_ms = event
+            .created_at_ms
+            .saturating_sub(issued_at_s.saturating_mul(1000));
+        if before_ms > policy.created_at_age_max_ms {
+            return refuse(
+                Rule::BackDated,
+                "issued_at_unix_s",
+                format!(
+                    "{issued_at_s} is {before_ms} ms before the event's created_at ({}); at most {} ms is allowed",
+                    event.created_at_ms, policy.created_at_age_max_ms
                 ),
             );
         }

@@ -497,6 +497,7 @@ fn back_dated_future_dated_and_expired_events_are_refused_at_append() {
     // A hop that has already expired.
     let as_key = world.as_key.clone();
     let live = grant_with(&mut world, "live", &as_key, Some(now_s * 1000), |issued| {
+        issued.issued_at_s = now_s - 10;
         issued.expires_at_s = now_s + 100;
     });
     ledger.append(&live.0, &live.1, now_s).unwrap();
@@ -508,6 +509,7 @@ fn back_dated_future_dated_and_expired_events_are_refused_at_append() {
         &gateway,
         Some(now_s * 1000),
         |hop| {
+            hop.issued_at_s = now_s - 10;
             hop.expires_at_s = now_s - 1;
         },
     );

@@ -790,6 +790,31 @@ fn rule_back_dated() {
         Rule::BackDated,
         "created_at_unix_ms",
     );
+    // Created now, claiming to have been issued more than the same bound
+    // (an hour) before: refused by its issued_at (issue 21). Just within
+    // the bound it is taken.
+    let now_s = 1_000_000;
+    world.clock_ms = now_s * 1000;
+    let mut claims = |jti: &str, issued_at_s: i64| {
+        world.issue(
+            jti,
+            "alice",
+            "gateway",
+            1,
+            1,
+            GrantType::AuthorizationCodePkce,
+            issued_at_s,
+            now_s + 600,
+        )
+    };
+    let early = claims("early", now_s - 3_601);
+    refused_by(
+        ledger.append(&early.0, &early.1, now_s),
+        Rule::BackDated,
+        "issued_at_unix_s",
+    );
+    let recent = claims("recent", now_s - 3_599);
+    ledger.append(&recent.0, &recent.1, now_s).unwrap();
 }
 
 /// Every `Rule` variant is listed here with the test above named after it:

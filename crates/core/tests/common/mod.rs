@@ -109,7 +109,7 @@ pub struct World {
     pub as_key: SigningKey,
     pub client_keys: Vec<SigningKey>,
     pub setup: Vec<(Envelope, Event)>,
-    clock_ms: i64,
+    pub clock_ms: i64,
 }
 
 impl World {
