@@ -199,7 +199,7 @@ def main() -> int:
                 [registration(auth, client_id, Signer(0x50), K.CLIENT_KIND_MCP_SERVER,
                               K.CLIENT_ROLE_TOOL_ENDPOINT, as_id)], I, "client_id", rule)
 
-    # 8. Dates: back-dated, issued in the future, already expired.
+    # 8. Dates: back-dated, issued in the future or long before, already expired.
     old = events_pb2.Event()
     old.CopyFrom(events_pb2.Event.FromString(grant(auth, f"hx-old-{run}", "user:x", as_id, gw_id).payload))
     old.created_at_unix_ms = (now - 7200) * 1000
@@ -210,6 +210,9 @@ def main() -> int:
     refused("a grant issued in the future is refused",
             [grant(auth, f"hx-future-{run}", "user:x", as_id, gw_id, now + 86400, now + 90000)],
             I, "issued_at_unix_s", "(rule future-dated)")
+    refused("a grant made now claiming to have been issued a year ago is refused",
+            [grant(auth, f"hx-past-{run}", "user:x", as_id, gw_id, now - 365 * 86400, now + 3600)],
+            I, "issued_at_unix_s", "(rule back-dated)")
     earlier = grant(auth, f"hx-earlier-{run}", "user:alice@example.com", as_id, gw_id, now - 100)
     append(earlier)
     refused("a hop already expired is refused",

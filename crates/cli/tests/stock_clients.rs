@@ -253,7 +253,7 @@ fn a_hostile_python_client_is_refused_at_every_turn() {
     );
     assert!(
         out.lines()
-            .any(|l| l == "hostile client: 18 passed, 0 failed"),
+            .any(|l| l == "hostile client: 19 passed, 0 failed"),
         "{out}"
     );
     node.stop();
