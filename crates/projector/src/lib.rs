@@ -704,16 +704,19 @@ fn apply_batch(
         .parked_retries
         .fetch_add(parked.take_retries(), std::sync::atomic::Ordering::Relaxed);
     *shared.read_next.lock().expect("offsets lock") = next.clone();
+    // The settled offsets first: a watcher that sees the new read offsets
+    // and then asks for the settled ones sees them settled too (so its
+    // resume token passes a record it has just sent).
+    shared.applied.send_if_modified(|applied| {
+        let changed = *applied != published;
+        *applied = published;
+        changed
+    });
     // A late application is news to watchers even when no offset moved
     // (a record applied at its expiry, in a batch that read nothing).
     shared.read.send_if_modified(|read| {
         let changed = *read != next || late_applied;
         *read = next;
-        changed
-    });
-    shared.applied.send_if_modified(|applied| {
-        let changed = *applied != published;
-        *applied = published;
         changed
     });
     Ok(())

@@ -604,11 +604,13 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                 // was read covers its end.
                 let view = node.freshness.view_end();
                 // Taken before the scan: an empty scan then means nothing was
-                // revoked up to here (a checkpoint may say so). Settled
-                // before the late list: a record late-applied below the
+                // revoked up to here (a checkpoint may say so). Read, then
+                // settled (the projector publishes them the other way
+                // round, so a record read is settled here unless parked),
+                // then the late list: a record late-applied below the
                 // settled offsets is in that list.
-                let settled = node.handle.applied();
                 let read = node.handle.read();
+                let settled = node.handle.applied();
                 let late = node.handle.late_since(late_seq);
                 late_seq = late.next;
                 if !late.complete {
