@@ -880,10 +880,15 @@ fn differential(
     gateway: &str,
     port: u16,
     log: &Path,
+    ledger: &Ledger,
     baton_http: u16,
     family: (&str, &str),
-    tokens: (&str, &str),
 ) {
+    // The corpus's two tokens: one for its resource, one for the others.
+    let tokens = (
+        ledger.tokens["direct"].as_str(),
+        ledger.tokens["elsewhere"].as_str(),
+    );
     let served = || {
         std::fs::read_to_string(log)
             .map(|text| text.lines().count())
@@ -1026,10 +1031,6 @@ fn recorder(log: &Path) -> (Running, u16) {
 #[test]
 fn the_gateway_decision_is_the_request_nginx_serves() {
     let (ledger, baton_http) = differential_ledger("nginx");
-    let tokens = (
-        ledger.tokens["direct"].clone(),
-        ledger.tokens["elsewhere"].clone(),
-    );
     let log = ledger.path("upstream.log");
     let (_upstream, upstream) = recorder(&log);
     let (_nginx, listen) = start_nginx(&ledger, MCP_HOST, upstream);
@@ -1037,9 +1038,9 @@ fn the_gateway_decision_is_the_request_nginx_serves() {
         "nginx",
         listen,
         &log,
+        &ledger,
         baton_http,
         ("X-Original-URI", "X-Original-Method"),
-        (&tokens.0, &tokens.1),
     );
     ledger.assert_no_token_logged();
 }
@@ -1048,10 +1049,6 @@ fn the_gateway_decision_is_the_request_nginx_serves() {
 fn the_gateway_decision_is_the_request_caddy_serves() {
     let caddy = tools::caddy().unwrap();
     let (ledger, baton_http) = differential_ledger("caddy");
-    let tokens = (
-        ledger.tokens["direct"].clone(),
-        ledger.tokens["elsewhere"].clone(),
-    );
     let log = ledger.path("upstream.log");
     let (_upstream, upstream) = recorder(&log);
     let listen = tools::free_port();
@@ -1095,9 +1092,9 @@ fn the_gateway_decision_is_the_request_caddy_serves() {
         "caddy",
         listen,
         &log,
+        &ledger,
         baton_http,
         ("X-Forwarded-Uri", "X-Forwarded-Method"),
-        (&tokens.0, &tokens.1),
     );
     ledger.assert_no_token_logged();
 }
@@ -1106,10 +1103,6 @@ fn the_gateway_decision_is_the_request_caddy_serves() {
 fn the_gateway_decision_is_the_request_traefik_serves() {
     let traefik = tools::traefik().unwrap();
     let (ledger, baton_http) = differential_ledger("traefik");
-    let tokens = (
-        ledger.tokens["direct"].clone(),
-        ledger.tokens["elsewhere"].clone(),
-    );
     let log = ledger.path("upstream.log");
     let (_upstream, upstream) = recorder(&log);
     let listen = tools::free_port();
@@ -1171,9 +1164,9 @@ fn the_gateway_decision_is_the_request_traefik_serves() {
         "traefik",
         listen,
         &log,
+        &ledger,
         baton_http,
         ("X-Forwarded-Uri", "X-Forwarded-Method"),
-        (&tokens.0, &tokens.1),
     );
     ledger.assert_no_token_logged();
 }
