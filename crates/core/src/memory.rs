@@ -143,10 +143,27 @@ impl<B: LedgerView> MemoryLedger<B> {
             check_copy(&self.policy, self, envelope, event, signature_verified)?;
             return Ok(Applied::Duplicate(id));
         }
-        let signer = check_event_verified(&self.policy, self, envelope, event, signature_verified)?;
-        if let Some(now_s) = now_s {
-            check_live(&self.policy, self, &signer, event, now_s)?;
-        }
+        let checked = check_event_verified(&self.policy, self, envelope, event, signature_verified)
+            .and_then(|signer| match now_s {
+                Some(now_s) => {
+                    check_live(&self.policy, self, &signer, event, now_s).map(|()| signer)
+                }
+                None => Ok(signer),
+            });
+        let signer = match checked {
+            Ok(signer) => signer,
+            // The base is read key by key, not as one snapshot: a copy of
+            // this event committed between reading "not seen" and reading a
+            // name it claims refuses the event for its own effect
+            // (`already-exists`). Seen now, it is a duplicate.
+            Err(CheckError::Refused(_))
+                if self.contains_event(&id).map_err(CheckError::View)? =>
+            {
+                check_copy(&self.policy, self, envelope, event, signature_verified)?;
+                return Ok(Applied::Duplicate(id));
+            }
+            Err(e) => return Err(e),
+        };
         self.record(id, &signer, event).map_err(CheckError::View)?;
         self.log.push((envelope.clone(), event.clone()));
         Ok(Applied::New(id))

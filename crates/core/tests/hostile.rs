@@ -613,3 +613,107 @@ fn signature_a_key_is_bound_only_with_proof_of_possession() {
     );
     ledger.apply(&own.0, &own.1).unwrap();
 }
+
+/// A view that has applied everything `inner` has, but read at the moment
+/// just before a copy of the event committed: its first `contains_event`
+/// answers "not seen", every later read sees the commit. The server's check
+/// reads its projection key by key while the projector commits, so this
+/// interleaving happens (a fresh-clone CI run saw it: a copy of a key
+/// rotation refused `already-exists` for the key it binds itself).
+struct ReadBeforeCommit<'a> {
+    inner: &'a MemoryLedger,
+    lied: std::cell::Cell<bool>,
+}
+
+impl baton_core::LedgerView for ReadBeforeCommit<'_> {
+    type Error = <MemoryLedger as baton_core::LedgerView>::Error;
+    fn contains_event(&self, id: &baton_core::EventId) -> Result<bool, Self::Error> {
+        if !self.lied.replace(true) {
+            return Ok(false);
+        }
+        self.inner.contains_event(id)
+    }
+    fn key(&self, id: &baton_core::KeyId) -> Result<Option<baton_core::KeyRecord>, Self::Error> {
+        self.inner.key(id)
+    }
+    fn key_retired(&self, id: &baton_core::KeyId) -> Result<bool, Self::Error> {
+        self.inner.key_retired(id)
+    }
+    fn client(&self, id: &ClientId) -> Result<Option<baton_core::ClientRecord>, Self::Error> {
+        self.inner.client(id)
+    }
+    fn token(
+        &self,
+        event: &baton_core::EventId,
+    ) -> Result<Option<baton_core::TokenRecord>, Self::Error> {
+        self.inner.token(event)
+    }
+    fn token_by_ref(&self, token: &TokenRef) -> Result<Option<baton_core::EventId>, Self::Error> {
+        self.inner.token_by_ref(token)
+    }
+    fn revocation(
+        &self,
+        target: &RevocationTarget,
+    ) -> Result<Option<baton_core::EventId>, Self::Error> {
+        self.inner.revocation(target)
+    }
+    fn key_trust(
+        &self,
+        policy: &Policy,
+        key: &baton_core::KeyId,
+    ) -> Result<baton_core::KeyTrust, Self::Error> {
+        self.inner.key_trust(policy, key)
+    }
+}
+
+/// Issue 21: a copy of an event checked while the event itself commits is
+/// a duplicate, not a refusal for the names the event claims itself.
+#[test]
+fn a_copy_checked_while_the_event_commits_is_a_duplicate() {
+    let mut world = World::new();
+    let mut ledger = ledger(&world);
+    let issued = grant(&mut world, "raced", "gateway");
+    let added = test_key(70);
+    let rotation = sign(
+        &world.key_of("gateway"),
+        world.tick(),
+        Body::KeysRotated(KeysRotated {
+            client: client("gateway"),
+            add: vec![added.public_key()],
+            add_proofs: vec![added.prove_possession(&client("gateway"))],
+            retire: vec![],
+        }),
+    );
+    for (envelope, event) in [&issued, &rotation] {
+        ledger.apply(envelope, event).unwrap();
+        let racing = ReadBeforeCommit {
+            inner: &ledger,
+            lied: std::cell::Cell::new(false),
+        };
+        let mut overlay = MemoryLedger::over(racing, world.policy());
+        let answer = overlay.try_apply_verified(envelope, event, None, false);
+        assert!(
+            matches!(answer, Ok(Applied::Duplicate(id)) if id == envelope.id()),
+            "{:?}: {answer:?}",
+            event.body
+        );
+        // A copy with a broken signature is still refused, raced or not.
+        let forged = Envelope::from_parts(
+            envelope.payload().to_vec(),
+            envelope.payload_type().to_owned(),
+            &envelope.key_id().0,
+            &[0; 64],
+        )
+        .unwrap();
+        let racing = ReadBeforeCommit {
+            inner: &ledger,
+            lied: std::cell::Cell::new(false),
+        };
+        let mut overlay = MemoryLedger::over(racing, world.policy());
+        assert!(
+            overlay
+                .try_apply_verified(&forged, event, None, false)
+                .is_err()
+        );
+    }
+}
