@@ -67,4 +67,20 @@ grpcurl -plaintext -d '{"token": {"jti": "alice-3"}}' "${BATON_SERVER#http://}" 
   | tee check.json
 grep -q '"status": "TOKEN_STATUS_REVOKED"' check.json || fail "grpcurl should see alice-3 REVOKED"
 # --- end of the walkthrough ----------------------------------------------------
+
+# README "Identifiers and time": a client's own (static) chain reads as such,
+# and no client id may be in the `user:` namespace.
+baton keygen --out svc.key
+baton register --key auth.key --registered-by auth.example --client-id svc-1 --kind service \
+  --role tool-endpoint --client-key svc.key --scopes repo:read --tools github/search
+baton issue --key auth.key --issuer auth.example --token jti:svc-1 --subject svc-1 --holder svc-1 \
+  --grant client-credentials --audience https://search.mcp.example/ --scopes repo:read --tools github/search
+baton chain jti:svc-1 | tee chain.txt
+grep -q "jti:svc-1  static (client-credentials) for client svc-1: auth.example -> svc-1" chain.txt \
+  || fail "a static chain should read as static"
+if baton register --key auth.key --registered-by auth.example --client-id user:bob --kind service \
+  --role tool-endpoint --client-key svc.key --scopes repo:read --tools github/search 2>refused.txt; then
+  fail "a client id in user: was registered"
+fi
+grep -q "names users" refused.txt || fail "the user: refusal should say why: $(cat refused.txt)"
 echo "walkthrough: 1 passed, 0 failed"

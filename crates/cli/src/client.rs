@@ -458,10 +458,14 @@ pub async fn chain(args: Chain) -> anyhow::Result<()> {
         .map_err(status_text)?
         .into_inner();
     let mut rows = Vec::new();
+    // The root grant's type, which every hop of the chain inherits: a static
+    // grant (client credentials, an API key) acts for its client, not a user.
+    let mut grant = None;
     for item in chain.events {
         let (envelope, event) = baton_proto::open(item.event.context("chain event missing")?)?;
         let row = match &event.body {
             Body::TokenIssued(t) => {
+                grant = Some(t.grant);
                 json!({"depth": 0, "token": t.token.to_string(), "subject": t.subject.to_string(), "issuer": t.issuer.to_string(), "holder": t.holder.to_string(), "audience": t.audience, "scopes": t.scopes.iter().map(ToString::to_string).collect::<Vec<_>>(), "tools": t.tools.iter().map(ToString::to_string).collect::<Vec<_>>(), "event_id": envelope.id().to_string()})
             }
             Body::ScopeNarrowed(n) => {
@@ -470,6 +474,11 @@ pub async fn chain(args: Chain) -> anyhow::Result<()> {
             _ => continue,
         };
         rows.push(row);
+    }
+    let grant = grant.context("the chain has no root grant")?;
+    for row in &mut rows {
+        row["grant_type"] = json!(events::grant_type_name(grant));
+        row["static"] = json!(grant.is_static());
     }
     if args.connection.json {
         println!("{}", json!({"links": rows}));
@@ -485,11 +494,21 @@ pub async fn chain(args: Chain) -> anyhow::Result<()> {
                 .or(row.get("on_behalf_of"))
                 .and_then(|v| v.as_str())
                 .unwrap_or("");
+            // A static chain reads as what it is, even when its client's id
+            // looks like a user's.
+            let acts_for = if grant.is_static() {
+                format!(
+                    "static ({}) for client {subject}",
+                    events::grant_type_name(grant)
+                )
+            } else {
+                format!("for {subject}")
+            };
             println!(
-                "{:>2}  {}  for {}: {} -> {}  scopes={}  tools={}",
+                "{:>2}  {}  {}: {} -> {}  scopes={}  tools={}",
                 row["depth"].as_u64().unwrap_or(0),
                 row["token"].as_str().unwrap_or(""),
-                subject,
+                acts_for,
                 by,
                 row["holder"].as_str().unwrap_or(""),
                 row["scopes"]

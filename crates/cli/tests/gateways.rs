@@ -111,10 +111,12 @@ impl Ledger {
             ("mcp-client", "mcp-client", "delegating-layer", "client.key"),
             ("mcp-a", "mcp-server", "tool-endpoint", "a.key"),
             ("mcp-b", "mcp-server", "tool-endpoint", "b.key"),
-            ("baton-node", "service", "tool-endpoint", "node.key"),
         ] {
             ledger.run(&format!("register --key auth.key --registered-by auth.example --client-id {id} --kind {kind} --role {role} --client-key {key} {scopes} {tools}"));
         }
+        // The node's revocation delegate: its id is reserved by the
+        // configuration, so a trust root registers it (README, RFC 7009).
+        ledger.run(&format!("register --key root.key --client-id baton-node --kind service --role tool-endpoint --client-key node.key {scopes} {tools}"));
         // The MCP client's own token for server A: echo only.
         let direct = ledger.digest("direct");
         ledger.run(&format!("issue --key auth.key --issuer auth.example --token {direct} --subject {SUBJECT} --holder mcp-client --audience {AUDIENCE_A} {scopes} --tools=echo"));

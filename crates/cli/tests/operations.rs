@@ -4,7 +4,9 @@
 //! forged record written straight to Kafka quarantined with its rule, Watch
 //! streams and entries, gRPC calls by method and code), lag back to 0;
 //! `baton quarantine list|show` naming the forgery; `baton status` showing
-//! lag drain to 0 after a burst written while the node was down.
+//! lag drain to 0 after a burst written while the node was down. And copies
+//! of stored records written into other partitions: one position per event
+//! and one digest on a node that read them last and one rebuilt from zero.
 
 #![allow(clippy::unwrap_used)]
 
@@ -101,6 +103,10 @@ fn status(url: &str) -> serde_json::Value {
 }
 
 fn serve(dir: &std::path::Path, root: &str, brokers: &str) -> Served {
+    serve_on(dir, root, brokers, TOPIC)
+}
+
+fn serve_on(dir: &std::path::Path, root: &str, brokers: &str, topic: &str) -> Served {
     Served::start(
         dir,
         root,
@@ -108,7 +114,7 @@ fn serve(dir: &std::path::Path, root: &str, brokers: &str) -> Served {
             "--kafka-brokers",
             brokers,
             "--kafka-topic",
-            TOPIC,
+            topic,
             "--kafka-partitions",
             "4",
             "--metrics-listen",
@@ -561,4 +567,179 @@ async fn metrics_quarantine_and_status_tell_what_happened() {
         "{text}"
     );
     node.stop();
+}
+
+/// Each event's position, by event id, in `jti`'s chain as node `url` serves it.
+async fn chain_positions(url: &str, jti: &str) -> BTreeMap<Vec<u8>, (u32, u64)> {
+    let chain = v1::provenance_service_client::ProvenanceServiceClient::connect(url.to_owned())
+        .await
+        .unwrap()
+        .get_chain(v1::GetChainRequest {
+            token: Some(baton_proto::token_ref_to_wire(&Fixture::token(jti))),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    chain
+        .events
+        .into_iter()
+        .map(|e| {
+            let at = e.position.unwrap();
+            (e.event_id, (at.partition, at.offset))
+        })
+        .collect()
+}
+
+/// `baton status --digest --json` once every partition is applied to its end.
+fn settled_status(url: &str) -> serde_json::Value {
+    eventually("applied to the log's end", || {
+        let out = baton()
+            .args(["status", "--digest", "--json", "--server", url])
+            .output()
+            .unwrap();
+        let now: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let at_end = now["partitions"]
+            .as_array()?
+            .iter()
+            .all(|p| p["applied"] == p["log_end"]);
+        (now["ready"] == true && at_end && now["digest_settled"] == true).then_some(now)
+    })
+}
+
+/// Issue 21: where an event lives must not depend on the order in which a
+/// node reads partitions. Copies of stored records are written straight
+/// into other partitions — one below each original's partition, one above
+/// — after node A applied the originals; node B is then rebuilt from zero
+/// and reads them in whatever order its fetches return. Every event's
+/// position is the least of its copies' on both nodes (A moved its own
+/// answer), both digests are equal, and a revocation's copies all reach
+/// Watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_in_other_partitions_give_one_position_and_one_digest_on_every_node() {
+    const COPIES_TOPIC: &str = "positions";
+    let cluster = KafkaCluster::shared();
+    let (mut f, setup) = Fixture::standard(now_s());
+    let root = hex::encode(f.root.public_key().to_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let a = serve_on(
+        &dir.path().join("a"),
+        &root,
+        cluster.bootstrap(),
+        COPIES_TOPIC,
+    );
+    append(&a.url(), &setup).await;
+    // Root grants, one per Append: each keyed by its own tree, spread over
+    // the four partitions; and a revocation of the first.
+    let mut originals = Vec::new();
+    for i in 0..12 {
+        let grant = f.issue("as", &format!("p{i}"), "user:alice", "agent", 3600);
+        let answer = append(&a.url(), std::slice::from_ref(&grant)).await;
+        let at = answer.results[0].position.unwrap();
+        originals.push((format!("p{i}"), grant, (at.partition, at.offset)));
+    }
+    let revocation = f.revoke(RevocationTarget::Token(Fixture::token("p0")));
+    let answer = append(&a.url(), std::slice::from_ref(&revocation)).await;
+    let at = answer.results[0].position.unwrap();
+    let revoked_at = (at.partition, at.offset);
+    settled_status(&a.url());
+
+    // A copy of every record below its partition (when there is one) and
+    // above it (when there is one), straight into Kafka.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .create()
+        .unwrap();
+    let mut copied = 0;
+    let records = originals
+        .iter()
+        .map(|(_, event, at)| (event, *at))
+        .chain([(&revocation, revoked_at)]);
+    let mut expected = BTreeMap::new();
+    for (event, (partition, offset)) in records {
+        let bytes = baton_proto::encode_signed(event);
+        let mut least = (partition, offset);
+        for other in [
+            partition.checked_sub(1),
+            Some(partition + 1).filter(|p| *p < 4),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let delivered = producer
+                .send(
+                    FutureRecord::to(COPIES_TOPIC)
+                        .partition(other as i32)
+                        .key("copy")
+                        .payload(&bytes),
+                    Duration::from_secs(10),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .unwrap();
+            least = least.min((delivered.partition as u32, delivered.offset as u64));
+            copied += 1;
+        }
+        expected.insert(event.id().0.to_vec(), least);
+    }
+    assert!(copied >= 13, "{copied}");
+    assert!(
+        expected.iter().any(|(id, least)| originals
+            .iter()
+            .any(|(_, e, at)| e.id().0.to_vec() == *id && at != least)),
+        "no original was above one of its copies: the test would not see a move"
+    );
+    let status_a = settled_status(&a.url());
+
+    // B: a node rebuilt from zero after the copies.
+    let b = serve_on(
+        &dir.path().join("b"),
+        &root,
+        cluster.bootstrap(),
+        COPIES_TOPIC,
+    );
+    let status_b = settled_status(&b.url());
+    for (jti, event, _) in &originals {
+        let id = event.id().0.to_vec();
+        for node in [&a, &b] {
+            let positions = chain_positions(&node.url(), jti).await;
+            assert_eq!(
+                positions.get(&id),
+                expected.get(&id),
+                "{jti} on {}: the least of its copies' positions",
+                node.url()
+            );
+        }
+    }
+    assert_eq!(
+        status_a["state_digest"], status_b["state_digest"],
+        "the same records read give the same projection"
+    );
+    assert_eq!(status_a["events_applied"], status_b["events_applied"]);
+    assert_eq!(status_a["duplicates"], status_b["duplicates"]);
+
+    // Watch from the start on B: the revocation, once per copy.
+    let mut watch = common::watch(&b.url()).await;
+    let copies_of_revocation = 1 + [
+        revoked_at.0.checked_sub(1),
+        Some(revoked_at.0 + 1).filter(|p| *p < 4),
+    ]
+    .iter()
+    .flatten()
+    .count();
+    let mut delivered = 0;
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(message) = watch.message().await.unwrap() {
+            if message.revocation_event_id == revocation.id().0.to_vec() {
+                delivered += 1;
+                if delivered == copies_of_revocation {
+                    return;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{delivered} of {copies_of_revocation} copies delivered"));
+    a.stop();
+    b.stop();
 }

@@ -104,13 +104,7 @@ async fn two_nodes_one_kafka() {
     ];
     append(&a.url(), &more).await;
     // B's Watch says when B has applied the revocation; then its Check answers.
-    let mut watch = v1::revocation_service_client::RevocationServiceClient::connect(b.url())
-        .await
-        .unwrap()
-        .watch(v1::WatchRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let mut watch = common::watch(&b.url()).await;
     let revoke = f.revoke(RevocationTarget::Token(Fixture::token("x1")));
     let revoke_id = revoke.id().0.to_vec();
     append(&a.url(), &[revoke]).await;

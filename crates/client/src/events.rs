@@ -280,6 +280,17 @@ pub fn registration_method(value: &str) -> Result<RegistrationMethod> {
     })
 }
 
+/// A grant type's CLI/config spelling (the inverse of [`grant_type`]).
+pub fn grant_type_name(grant: GrantType) -> &'static str {
+    match grant {
+        GrantType::AuthorizationCodePkce => "authorization-code-pkce",
+        GrantType::DeviceCode => "device-code",
+        GrantType::ClientCredentials => "client-credentials",
+        GrantType::ApiKey => "api-key",
+        GrantType::RefreshToken => "refresh-token",
+    }
+}
+
 /// A grant type from its CLI/config spelling.
 pub fn grant_type(value: &str) -> Result<GrantType> {
     Ok(match value {

@@ -7,7 +7,7 @@ use crate::event::{Body, Event, RevocationTarget};
 use crate::ids::EventId;
 use crate::keys::KeyId;
 use crate::rules::Signer;
-use crate::state::{ClientRecord, KeyRecord, LedgerView, TokenRecord};
+use crate::state::{ClientRecord, KeyRecord, LedgerView, NameKind, TokenRecord};
 
 /// One fact an event adds to the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +28,9 @@ pub enum Fact {
     },
     /// A key retired by a rotation: it may sign nothing new.
     Retired(KeyId),
+    /// A name now known, for finding names that differ only in case
+    /// ([`crate::LedgerView::case_variant`]).
+    Name { kind: NameKind, name: String },
 }
 
 /// The facts event `id` (signed by `signer`, already checked by the rules
@@ -55,9 +58,19 @@ pub fn facts<V: LedgerView>(
                 .map(|key| key_fact(&reg.client, key))
                 .collect();
             out.push(Fact::Client(ClientRecord::from_event(id, reg)));
+            out.push(Fact::Name {
+                kind: NameKind::Client,
+                name: reg.client.as_str().to_owned(),
+            });
             out
         }
-        Body::TokenIssued(issued) => vec![Fact::Token(TokenRecord::root(id, signer.key(), issued))],
+        Body::TokenIssued(issued) => vec![
+            Fact::Token(TokenRecord::root(id, signer.key(), issued)),
+            Fact::Name {
+                kind: NameKind::Subject,
+                name: issued.subject.as_str().to_owned(),
+            },
+        ],
         Body::ScopeNarrowed(hop) => {
             let Some(parent) = view.token(&hop.parent)? else {
                 return Ok(None);

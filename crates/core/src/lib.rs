@@ -35,7 +35,8 @@ pub use rules::{
     CheckError, Signer, check_copy, check_event, check_event_verified, check_live, resolve_signer,
 };
 pub use state::{
-    ClientRecord, KeyRecord, KeyTrust, LedgerView, Policy, RULES_VERSION, TokenRecord,
+    ClientRecord, KeyRecord, KeyTrust, LedgerView, NameKind, Policy, RULES_VERSION, TokenRecord,
+    fold,
 };
 pub use status::{
     BINDING_CHAIN_MAX, Cause, Check, RevocationHit, TokenStatus, Via, binding_chain, binding_depth,

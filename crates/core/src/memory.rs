@@ -14,7 +14,7 @@ use crate::facts::{Fact, earliest};
 use crate::ids::{ClientId, EventId, TokenRef};
 use crate::keys::KeyId;
 use crate::rules::{CheckError, Signer, check_copy, check_event_verified, check_live};
-use crate::state::{ClientRecord, KeyRecord, KeyTrust, LedgerView, Policy, TokenRecord};
+use crate::state::{ClientRecord, KeyRecord, KeyTrust, LedgerView, NameKind, Policy, TokenRecord};
 
 /// What applying an event did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +55,9 @@ impl LedgerView for Empty {
     fn key_trust(&self, policy: &Policy, key: &KeyId) -> Result<KeyTrust, Infallible> {
         crate::status::key_trust(self, policy, *key)
     }
+    fn case_variant(&self, _: NameKind, _: &str) -> Result<Option<String>, Infallible> {
+        Ok(None)
+    }
 }
 
 /// Events applied in memory, over a base view `B` (nothing, by default).
@@ -70,6 +73,8 @@ pub struct MemoryLedger<B = Empty> {
     by_ref: HashMap<TokenRef, EventId>,
     children: HashMap<EventId, Vec<EventId>>,
     revocations: BTreeMap<RevocationTarget, EventId>,
+    /// Known names by kind and case fold.
+    names: BTreeSet<(NameKind, String, String)>,
     /// Accepted events in the order applied.
     log: Vec<(Envelope, Event)>,
 }
@@ -111,6 +116,7 @@ impl<B: LedgerView> MemoryLedger<B> {
             by_ref: HashMap::new(),
             children: HashMap::new(),
             revocations: BTreeMap::new(),
+            names: BTreeSet::new(),
             log: Vec::new(),
         }
     }
@@ -196,6 +202,9 @@ impl<B: LedgerView> MemoryLedger<B> {
                 Fact::Retired(key) => {
                     self.retired.insert(key);
                 }
+                Fact::Name { kind, name } => {
+                    self.names.insert((kind, crate::state::fold(&name), name));
+                }
             }
         }
         Ok(())
@@ -276,6 +285,27 @@ impl<B: LedgerView> LedgerView for MemoryLedger<B> {
         let mine = self.revocations.get(target).copied();
         let below = self.base.revocation(target)?;
         Ok(match (mine, below) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    fn case_variant(&self, kind: NameKind, name: &str) -> Result<Option<String>, B::Error> {
+        let folded = crate::state::fold(name);
+        if self
+            .names
+            .contains(&(kind, folded.clone(), name.to_owned()))
+        {
+            return Ok(Some(name.to_owned()));
+        }
+        let mine = self
+            .names
+            .range((kind, folded.clone(), String::new())..)
+            .next()
+            .filter(|(k, f, _)| *k == kind && *f == folded)
+            .map(|(_, _, n)| n.clone());
+        Ok(match (mine, self.base.case_variant(kind, name)?) {
+            (_, Some(below)) if below == name => Some(below),
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         })

@@ -28,7 +28,7 @@ use crate::event::{
 use crate::ids::{ClientId, Name, TokenRef};
 use crate::keys::{KeyId, PublicKey};
 use crate::limits::{DEPTH_MAX_CEILING, KEYS_MAX};
-use crate::state::{ClientRecord, KeyTrust, LedgerView, Policy};
+use crate::state::{ClientRecord, KeyTrust, LedgerView, NameKind, Policy};
 use crate::status::{BINDING_CHAIN_MAX, TokenStatus, binding_depth, token_status};
 
 /// A refusal, or a failure of the view underneath.
@@ -304,6 +304,17 @@ fn unbound_keys<V: LedgerView>(
     Ok(())
 }
 
+/// The namespace of subjects that name users (`user:alice@example.com`),
+/// which client ids may not use, so that a client's own (static) chain can
+/// never read as a user's.
+pub const SUBJECT_NAMESPACE: &str = "user:";
+
+/// Whether `id` starts with [`SUBJECT_NAMESPACE`], in any case.
+fn in_subject_namespace(id: &str) -> bool {
+    id.get(..SUBJECT_NAMESPACE.len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(SUBJECT_NAMESPACE))
+}
+
 fn check_registration<V: LedgerView>(
     policy: &Policy,
     view_: &V,
@@ -315,6 +326,25 @@ fn check_registration<V: LedgerView>(
             Rule::AlreadyExists,
             "client_id",
             format!("client {:?} is already registered", reg.client),
+        );
+    }
+    if let Some(known) = view(view_.case_variant(NameKind::Client, reg.client.as_str()))? {
+        return refuse(
+            Rule::AlreadyExists,
+            "client_id",
+            format!(
+                "client {known:?} is registered, and client ids that differ only in case are one id"
+            ),
+        );
+    }
+    if in_subject_namespace(reg.client.as_str()) {
+        return refuse(
+            Rule::Unauthorized,
+            "client_id",
+            format!(
+                "{:?} is in the namespace {SUBJECT_NAMESPACE:?}, which names users: no client may be registered in it (its static grants would read as a user's)",
+                reg.client
+            ),
         );
     }
     if reg.public_keys.is_empty() {
@@ -370,23 +400,37 @@ fn check_registration<V: LedgerView>(
                     "only a trust-root key registers an authorization server",
                 );
             }
-            Ok(())
+            if let Some(reserved) = policy.reserved_for(&reg.client) {
+                return refuse(
+                    Rule::Unauthorized,
+                    "client_id",
+                    format!(
+                        "{:?} is reserved by the configuration ({reserved}): only a trust-root key registers it",
+                        reg.client
+                    ),
+                );
+            }
+            within_ceiling(policy, &registrar, "registrar", &reg.scopes, &reg.tools)
         }
     }
 }
 
+/// Whether `scopes` and `tools` stay within the registered ceiling of
+/// `client`, which is the `role` of the event (its holder, its registrar,
+/// its issuer).
 fn within_ceiling<E>(
     policy: &Policy,
-    holder: &ClientRecord,
+    client: &ClientRecord,
+    role: &str,
     scopes: &BTreeSet<Name>,
     tools: &BTreeSet<Name>,
 ) -> Checked<(), E> {
     if !policy.enforce_ceiling {
         return Ok(());
     }
-    let whose = format!("the ceiling of holder {:?}", holder.client);
-    subset("scopes", "scope", scopes, &holder.scopes, &whose)?;
-    subset("tools", "tool", tools, &holder.tools, &whose)
+    let whose = format!("the ceiling of {role} {:?}", client.client);
+    subset("scopes", "scope", scopes, &client.scopes, &whose)?;
+    subset("tools", "tool", tools, &client.tools, &whose)
 }
 
 fn subset<E>(
@@ -437,7 +481,8 @@ fn check_issue<V: LedgerView>(
     }
     let holder = registered(view_, "holder", &issued.holder)?;
     in_universe(policy, &holder, &issued.issuer)?;
-    within_ceiling(policy, &holder, &issued.scopes, &issued.tools)?;
+    within_ceiling(policy, &issuer, "issuer", &issued.scopes, &issued.tools)?;
+    within_ceiling(policy, &holder, "holder", &issued.scopes, &issued.tools)?;
     if policy.static_grants_client_only {
         if issued.grant.is_static() && issued.subject.as_str() != issued.holder.as_str() {
             return refuse(
@@ -577,7 +622,7 @@ fn check_hop<V: LedgerView>(
     let whose = format!("parent token {}", parent.token);
     subset("scopes", "scope", &hop.scopes, &parent.scopes, &whose)?;
     subset("tools", "tool", &hop.tools, &parent.tools, &whose)?;
-    within_ceiling(policy, &holder, &hop.scopes, &hop.tools)?;
+    within_ceiling(policy, &holder, "holder", &hop.scopes, &hop.tools)?;
     if hop.expires_at_s > parent.expires_at_s {
         return refuse(
             Rule::NotNarrower,
@@ -836,6 +881,31 @@ fn check_rotation<V: LedgerView>(
 /// The append-time checks on top of [`check_event`]: the event is dated
 /// within the policy's clock bounds around `now_s`, and nothing it relies on
 /// may be revoked, retired, unanchored or expired at `now_s`.
+/// A revocation names a client or subject as the ledger knows it: one that
+/// is unknown as written but known in another case is refused, naming the
+/// known one (revoking `user:ALICE@example.com` must not silently miss
+/// `user:alice@example.com`). At append only: whether a subject is known
+/// depends on grants in other partitions, which projectors read in no fixed
+/// order, and a projector's verdict must not depend on that order.
+fn named_as_known<V: LedgerView>(view_: &V, target: &RevocationTarget) -> Checked<(), V::Error> {
+    let (kind, noun, name) = match target {
+        RevocationTarget::Client(client) => (NameKind::Client, "client", client.as_str()),
+        RevocationTarget::Subject(subject) => (NameKind::Subject, "subject", subject.as_str()),
+        RevocationTarget::Token(_) | RevocationTarget::Key(_) => return Ok(()),
+    };
+    match view(view_.case_variant(kind, name))? {
+        Some(known) if known != name => refuse(
+            Rule::Inconsistent,
+            "target",
+            format!(
+                "names {noun} {:?}, which the ledger does not know, but it knows {known:?}: names are compared as written; name the {noun} exactly",
+                crate::echo(name)
+            ),
+        ),
+        _ => Ok(()),
+    }
+}
+
 pub fn check_live<V: LedgerView>(
     policy: &Policy,
     view_: &V,
@@ -844,6 +914,9 @@ pub fn check_live<V: LedgerView>(
     now_s: i64,
 ) -> Checked<(), V::Error> {
     check_dates(policy, event, now_s)?;
+    if let Body::Revoked(revoked) = &event.body {
+        named_as_known(view_, &revoked.target)?;
+    }
     let key = signer.key();
     match view(view_.key_trust(policy, &key))? {
         KeyTrust::Trusted => {}

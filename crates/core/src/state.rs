@@ -60,6 +60,20 @@ impl Policy {
         }
     }
 
+    /// What the configuration reserves `client` for, if anything: the id of
+    /// a federated authorization server or of a revocation delegate, which
+    /// only a trust root registers (an authorization server that took the
+    /// name first would lock the real one out, or speak with its authority).
+    pub fn reserved_for(&self, client: &ClientId) -> Option<&'static str> {
+        if self.federated.contains(client) {
+            Some("a federated authorization server, rules.federated_authorization_servers")
+        } else if self.revocation_delegates.contains(client) {
+            Some("a revocation delegate, rules.revocation_delegates")
+        } else {
+            None
+        }
+    }
+
     pub fn depth_max(&self) -> u32 {
         self.depth_max.min(DEPTH_MAX_CEILING)
     }
@@ -97,7 +111,7 @@ impl Policy {
 /// The version of the rules [`crate::check_event`] applies; bump it whenever a
 /// change would give another verdict on some event, so every projection is
 /// re-derived under the new rules (see [`Policy::fingerprint`]).
-pub const RULES_VERSION: u32 = 4;
+pub const RULES_VERSION: u32 = 5;
 
 /// A public key bound to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,6 +244,39 @@ pub trait LedgerView {
     /// Whether `key` may be trusted: [`crate::key_trust`], which a store may
     /// cache.
     fn key_trust(&self, policy: &Policy, key: &KeyId) -> Result<KeyTrust, Self::Error>;
+
+    /// A known name of `kind` (a registered client id, a token's subject)
+    /// that [`fold`]s like `name`: `name` itself when it is known exactly,
+    /// else the least such name, else `None`.
+    fn case_variant(&self, kind: NameKind, name: &str) -> Result<Option<String>, Self::Error>;
+}
+
+/// The kinds of name the ledger compares by [`fold`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NameKind {
+    /// A registered client id.
+    Client,
+    /// The subject of a root grant (a hop's is its root's).
+    Subject,
+}
+
+impl NameKind {
+    /// A byte naming the kind in stored keys.
+    pub fn code(self) -> u8 {
+        match self {
+            NameKind::Client => b'c',
+            NameKind::Subject => b's',
+        }
+    }
+}
+
+/// How names that differ only in case are found: the Unicode lowercase
+/// mapping of the (NFKC) name. Client ids are unique under it; subjects
+/// are compared exactly (an OpenID `sub` is case-sensitive), and a
+/// revocation naming a subject or client that is unknown as written but
+/// known in another case is refused.
+pub fn fold(name: &str) -> String {
+    name.to_lowercase()
 }
 
 /// Whether a signing key may be trusted now.
@@ -272,5 +319,8 @@ impl<T: LedgerView> LedgerView for &T {
     }
     fn revocation(&self, target: &RevocationTarget) -> Result<Option<EventId>, Self::Error> {
         (**self).revocation(target)
+    }
+    fn case_variant(&self, kind: NameKind, name: &str) -> Result<Option<String>, Self::Error> {
+        (**self).case_variant(kind, name)
     }
 }

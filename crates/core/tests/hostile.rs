@@ -664,6 +664,13 @@ impl baton_core::LedgerView for ReadBeforeCommit<'_> {
     ) -> Result<baton_core::KeyTrust, Self::Error> {
         self.inner.key_trust(policy, key)
     }
+    fn case_variant(
+        &self,
+        kind: baton_core::NameKind,
+        name: &str,
+    ) -> Result<Option<String>, Self::Error> {
+        self.inner.case_variant(kind, name)
+    }
 }
 
 /// Issue 21: a copy of an event checked while the event itself commits is

@@ -263,11 +263,23 @@ fn rule_unauthorized() {
 fn rule_unauthorized_revocation_for_another_client() {
     let mut world = World::new();
     let mut policy = world.policy();
-    policy.revocation_delegates.insert(client("server-b"));
+    policy.revocation_delegates.insert(client("node"));
     let mut ledger = MemoryLedger::new(policy);
     for (envelope, event) in &world.setup {
         ledger.apply(envelope, event).unwrap();
     }
+    // A delegate is registered by a trust root (its id is reserved).
+    let delegate = test_key(93);
+    let reg = world.registration(
+        "node",
+        ClientKind::Service,
+        ClientRole::ToolEndpoint,
+        RegistrationMethod::PreRegistered,
+        None,
+        93,
+    );
+    let reg = world.signed_by_root(reg);
+    ledger.apply(&reg.0, &reg.1).unwrap();
     with_root(&mut world, &mut ledger);
     let token = RevocationTarget::Token(TokenRef::jti("t", "r").unwrap());
     let for_ = |by: Option<&str>, requester: &str| {
@@ -279,11 +291,7 @@ fn rule_unauthorized_revocation_for_another_client() {
         })
     };
     // For a client the token is nothing to: refused, naming the requester.
-    let event = sign(
-        &world.key_of("server-b"),
-        world.tick(),
-        for_(Some("server-b"), "server-a"),
-    );
+    let event = sign(&delegate, world.tick(), for_(Some("node"), "server-a"));
     let refusal = refused_by(
         ledger.apply(&event.0, &event.1),
         Rule::Unauthorized,
@@ -312,22 +320,95 @@ fn rule_unauthorized_revocation_for_another_client() {
     let client_target = Body::Revoked(Revoked {
         target: RevocationTarget::Client(client("gateway")),
         reason: "rfc 7009".into(),
-        revoked_by: Some(client("server-b")),
+        revoked_by: Some(client("node")),
         requested_by: Some(client("gateway")),
     });
-    let event = sign(&world.key_of("server-b"), world.tick(), client_target);
+    let event = sign(&delegate, world.tick(), client_target);
     refused_by(
         ledger.apply(&event.0, &event.1),
         Rule::Unauthorized,
         "requested_by",
     );
     // For the holder of the chain: applied.
-    let event = sign(
-        &world.key_of("server-b"),
-        world.tick(),
-        for_(Some("server-b"), "gateway"),
-    );
+    let event = sign(&delegate, world.tick(), for_(Some("node"), "gateway"));
     ledger.apply(&event.0, &event.1).unwrap();
+}
+
+/// Issue 21: the ids the configuration reserves (federated authorization
+/// servers, revocation delegates) are registrable by a trust root only: an
+/// authorization server that took one first would lock the real one out or
+/// speak with its authority. The subject namespace `user:` is no client's.
+#[test]
+fn rule_unauthorized_reserved_names() {
+    let world = World::new();
+    let mut policy = world.policy();
+    policy.federated.insert(client("fed.example"));
+    policy.revocation_delegates.insert(client("node"));
+    let mut ledger = MemoryLedger::new(policy);
+    for (envelope, event) in &world.setup {
+        ledger.apply(envelope, event).unwrap();
+    }
+    let mut world = world;
+    for (id, seed) in [("fed.example", 94), ("node", 95)] {
+        let squat = world.registration(
+            id,
+            ClientKind::Service,
+            ClientRole::ToolEndpoint,
+            RegistrationMethod::Dynamic,
+            Some(AS),
+            seed,
+        );
+        let squat = sign(&world.as_key.clone(), world.tick(), squat);
+        let refusal = refused_by(
+            ledger.apply(&squat.0, &squat.1),
+            Rule::Unauthorized,
+            "client_id",
+        );
+        assert!(refusal.reason.contains("reserved"), "{refusal}");
+    }
+    // The trust root registers both.
+    let fed = world.registration(
+        "fed.example",
+        ClientKind::AuthorizationServer,
+        ClientRole::DelegatingLayer,
+        RegistrationMethod::PreRegistered,
+        None,
+        94,
+    );
+    let node = world.registration(
+        "node",
+        ClientKind::Service,
+        ClientRole::ToolEndpoint,
+        RegistrationMethod::PreRegistered,
+        None,
+        95,
+    );
+    for reg in [fed, node] {
+        let signed = world.signed_by_root(reg);
+        ledger.apply(&signed.0, &signed.1).unwrap();
+    }
+    // The namespace that names users is no one's to register a client in,
+    // in any case: a client's static chain would read as a user's.
+    for (id, seed, by) in [("user:bob", 101, Some(AS)), ("User:bob", 102, None)] {
+        let reg = world.registration(
+            id,
+            ClientKind::Service,
+            ClientRole::ToolEndpoint,
+            RegistrationMethod::StaticApiKey,
+            by,
+            seed,
+        );
+        let signed = match by {
+            Some(_) => sign(&world.as_key.clone(), world.tick(), reg),
+            None => world.signed_by_root(reg),
+        };
+        let refusal = refused_by(
+            ledger.apply(&signed.0, &signed.1),
+            Rule::Unauthorized,
+            "client_id",
+        );
+        assert!(refusal.reason.contains("names users"), "{refusal}");
+    }
 }
 
 #[test]
@@ -428,6 +509,22 @@ fn rule_already_exists() {
         Rule::AlreadyExists,
         "add_public_keys",
     );
+    // A client id that differs from a registered one only in case.
+    let reg = world.registration(
+        "GateWay",
+        ClientKind::Gateway,
+        ClientRole::DelegatingLayer,
+        RegistrationMethod::PreRegistered,
+        Some(AS),
+        103,
+    );
+    let event = sign(&world.as_key.clone(), world.tick(), reg);
+    let refusal = refused_by(
+        ledger.apply(&event.0, &event.1),
+        Rule::AlreadyExists,
+        "client_id",
+    );
+    assert!(refusal.reason.contains("\"gateway\""), "{refusal}");
 }
 
 #[test]
@@ -468,6 +565,95 @@ fn rule_not_narrower() {
         let event = sign(&world.key_of("gateway"), world.tick(), body);
         refused_by(ledger.apply(&event.0, &event.1), Rule::NotNarrower, field);
     }
+}
+
+/// Issue 21: a registrar's registrations and an issuer's grants stay within
+/// its own registered ceiling; only a trust root registers beyond it.
+#[test]
+fn rule_not_narrower_registrar_and_issuer_ceilings() {
+    let mut world = World::new();
+    let mut ledger = ledger(&world);
+    // A second authorization server holding repo:read and github/search only.
+    let narrow_as = test_key(96);
+    let Body::ClientRegistered(mut reg) = world.registration(
+        "small-as.example",
+        ClientKind::AuthorizationServer,
+        ClientRole::DelegatingLayer,
+        RegistrationMethod::PreRegistered,
+        None,
+        96,
+    ) else {
+        unreachable!()
+    };
+    reg.scopes = common::set(&common::SCOPES, 0b100);
+    reg.tools = common::set(&common::TOOLS, 0b1);
+    let signed = world.signed_by_root(Body::ClientRegistered(reg));
+    ledger.apply(&signed.0, &signed.1).unwrap();
+    let client_of_small = |world: &World, id: &str, seed: u8, scopes: u8, tools: u8| {
+        let Body::ClientRegistered(mut reg) = world.registration(
+            id,
+            ClientKind::McpServer,
+            ClientRole::ToolEndpoint,
+            RegistrationMethod::Dynamic,
+            Some("small-as.example"),
+            seed,
+        ) else {
+            unreachable!()
+        };
+        reg.scopes = common::set(&common::SCOPES, scopes);
+        reg.tools = common::set(&common::TOOLS, tools);
+        Body::ClientRegistered(reg)
+    };
+    // Registering a client with a scope, or a tool, it does not hold: refused.
+    for (id, seed, scopes, tools, field) in [
+        ("wide-scopes", 97, 0b101, 0b1, "scopes"),
+        ("wide-tools", 98, 0b100, 0b11, "tools"),
+    ] {
+        let body = client_of_small(&world, id, seed, scopes, tools);
+        let event = sign(&narrow_as, world.tick(), body);
+        let refusal = refused_by(ledger.apply(&event.0, &event.1), Rule::NotNarrower, field);
+        assert!(refusal.reason.contains("registrar"), "{refusal}");
+    }
+    // Within its ceiling: applied.
+    let body = client_of_small(&world, "inside", 99, 0b100, 0b1);
+    let event = sign(&narrow_as, world.tick(), body);
+    ledger.apply(&event.0, &event.1).unwrap();
+    // Issuing beyond its ceiling to a client a trust root registered (whose
+    // own ceiling is wide): refused, naming the issuer.
+    let wide = world.registration(
+        "wide-holder",
+        ClientKind::McpServer,
+        ClientRole::ToolEndpoint,
+        RegistrationMethod::PreRegistered,
+        None,
+        100,
+    );
+    let wide = world.signed_by_root(wide);
+    ledger.apply(&wide.0, &wide.1).unwrap();
+    let grant = |world: &mut World, jti: &str, scopes: u8, tools: u8| {
+        let (_, event) = world.issue(
+            jti,
+            "alice",
+            "wide-holder",
+            scopes,
+            tools,
+            GrantType::AuthorizationCodePkce,
+            0,
+            100,
+        );
+        let Body::TokenIssued(mut issued) = event.body else {
+            unreachable!()
+        };
+        issued.issuer = client("small-as.example");
+        sign(&narrow_as, world.tick(), Body::TokenIssued(issued))
+    };
+    for (jti, scopes, tools, field) in [("s", 0b110, 0b1, "scopes"), ("t", 0b100, 0b101, "tools")] {
+        let event = grant(&mut world, jti, scopes, tools);
+        let refusal = refused_by(ledger.apply(&event.0, &event.1), Rule::NotNarrower, field);
+        assert!(refusal.reason.contains("issuer"), "{refusal}");
+    }
+    let event = grant(&mut world, "inside", 0b100, 0b1);
+    ledger.apply(&event.0, &event.1).unwrap();
 }
 
 #[test]
@@ -631,6 +817,39 @@ fn rule_inconsistent() {
         Rule::Inconsistent,
         "retire_key_ids",
     );
+}
+
+/// Issue 21: a revocation naming a client or subject the ledger knows only
+/// in another case is refused at append, naming the one it knows; names
+/// are compared as written, so the exact name and an unknown one are taken.
+#[test]
+fn rule_inconsistent_revocation_names_a_known_name_in_another_case() {
+    let mut world = World::new();
+    let mut ledger = ledger(&world);
+    with_root(&mut world, &mut ledger);
+    for (target, known) in [
+        (RevocationTarget::Subject(subject("ALICE")), "\"alice\""),
+        (RevocationTarget::Client(client("Gateway")), "\"gateway\""),
+    ] {
+        let event = world.revoke_by_root(target);
+        let refusal = refused_by(
+            ledger.append(&event.0, &event.1, 0),
+            Rule::Inconsistent,
+            "target",
+        );
+        assert!(refusal.reason.contains(known), "{refusal}");
+        // A projector does not apply the rule (its verdict must not depend
+        // on the order it reads grants and revocations in).
+        ledger.apply(&event.0, &event.1).unwrap();
+    }
+    for target in [
+        RevocationTarget::Subject(subject("alice")),
+        RevocationTarget::Subject(subject("nobody-yet")),
+        RevocationTarget::Client(client("gateway")),
+    ] {
+        let event = world.revoke_by_root(target);
+        ledger.append(&event.0, &event.1, 0).unwrap();
+    }
 }
 
 #[test]

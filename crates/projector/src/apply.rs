@@ -291,6 +291,7 @@ fn apply_event(
         return match check_copy(policy, &*staged, envelope, event, verified) {
             Ok(()) => {
                 staged.add_counter("duplicates", 1);
+                settle_copy(staged, id, position, index, event)?;
                 Ok(Verdict::Duplicate(id))
             }
             Err(CheckError::Refused(refusal)) => Ok(Verdict::Refused(Why::refused(
@@ -315,6 +316,57 @@ fn apply_event(
             format!("{id}: {refusal}"),
         ))),
     }
+}
+
+/// A copy of a stored event, read at `position` (a retry written through a
+/// node that had not read the first copy, or a record copied into another
+/// partition). Where an event lives must not depend on the order in which
+/// a node reads partitions, so both answers are functions of the set of
+/// copies read, not of their order:
+/// - the event's position is the least (partition, then offset) of its
+///   copies' positions;
+/// - a revocation is in the Watch feed at every copy's position (a stream
+///   may deliver it twice, never miss it: moving its entry back would skip
+///   a stream already past the new place and not yet at the old).
+fn settle_copy(
+    staged: &mut Staged<'_>,
+    id: EventId,
+    position: Position,
+    index: usize,
+    event: &Event,
+) -> Result<()> {
+    let slot = key::event(&id);
+    let bytes = staged
+        .get(&slot)?
+        .ok_or_else(|| Error::Corrupt(format!("stored event {id} vanished")))?;
+    let mut stored =
+        StoredEvent::decode(bytes.as_slice()).map_err(|e| Error::Corrupt(e.to_string()))?;
+    if (position.partition, position.offset) < (stored.partition, stored.offset) {
+        stored.partition = position.partition;
+        stored.offset = position.offset;
+        staged.put(slot, stored.encode_to_vec());
+    }
+    if let Body::Revoked(revoked) = &event.body {
+        feed(staged, position, index, &revoked.target, id);
+    }
+    Ok(())
+}
+
+/// The Watch feed's entry for revocation `by` of `target`, read in the
+/// record at `position` as its `index`th event.
+fn feed(
+    staged: &mut Staged<'_>,
+    position: Position,
+    index: usize,
+    target: &baton_core::RevocationTarget,
+    by: EventId,
+) {
+    let feed = StoredRevocation {
+        event: by.0.to_vec(),
+        target: key::target(target),
+    };
+    let index = u32::try_from(index).expect("a record holds at most 1000 events");
+    staged.put(key::feed(position, index), feed.encode_to_vec());
 }
 
 pub fn quarantine(staged: &mut Staged<'_>, record: &ReadRecord, why: Why) -> Result<Outcome> {
@@ -387,14 +439,12 @@ fn record_event(
                     .transpose()
                     .map_err(|e| Error::Corrupt(e.to_string()))?;
                 staged.put(slot, baton_core::earliest(stored, by).0.to_vec());
-                let feed = StoredRevocation {
-                    event: by.0.to_vec(),
-                    target: key::target(&target),
-                };
-                let index = u32::try_from(index).expect("a record holds at most 1000 events");
-                staged.put(key::feed(position, index), feed.encode_to_vec());
+                feed(staged, position, index, &target, by);
             }
             Fact::Retired(key) => staged.put(key::retired(&key), Vec::new()),
+            Fact::Name { kind, name } => {
+                staged.put(key::name(kind, &baton_core::fold(&name), &name), Vec::new())
+            }
         }
     }
     index_event(staged, id, event, signer);

@@ -402,6 +402,20 @@ pub mod key {
         )
     }
 
+    /// A known name of `kind` under its case fold: the fold, a zero byte,
+    /// the name (identifiers hold no control characters). Every variant of
+    /// one fold sorts together, the least first.
+    pub fn name(kind: baton_core::NameKind, folded: &str, name: &str) -> Vec<u8> {
+        let mut out = name_fold(kind, folded);
+        out.extend_from_slice(name.as_bytes());
+        out
+    }
+
+    /// The prefix of every known name of `kind` that folds to `folded`.
+    pub fn name_fold(kind: baton_core::NameKind, folded: &str) -> Vec<u8> {
+        with(b'N', &[&[kind.code()], folded.as_bytes(), &[0]])
+    }
+
     pub fn counter(name: &str) -> Vec<u8> {
         with(b'm', &[name.as_bytes()])
     }

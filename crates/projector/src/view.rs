@@ -13,7 +13,7 @@ use std::hash::Hash;
 use std::sync::RwLock;
 
 use baton_core::{
-    ClientId, ClientRecord, EventId, KeyId, KeyRecord, KeyTrust, LedgerView, Policy,
+    ClientId, ClientRecord, EventId, KeyId, KeyRecord, KeyTrust, LedgerView, NameKind, Policy,
     RevocationTarget, TokenRecord, TokenRef,
 };
 
@@ -360,6 +360,35 @@ impl LedgerView for Staged<'_> {
         Ok(answer)
     }
 
+    fn case_variant(&self, kind: NameKind, name: &str) -> Result<Option<String>> {
+        let folded = baton_core::fold(name);
+        if self.contains(&key::name(kind, &folded, name))? {
+            return Ok(Some(name.to_owned()));
+        }
+        // The least variant, staged or committed (names are never removed).
+        let prefix = key::name_fold(kind, &folded);
+        let staged = self
+            .writes
+            .range(prefix.clone()..)
+            .find(|(k, v)| v.is_some() || !k.starts_with(&prefix))
+            .map(|(k, _)| k.clone())
+            .filter(|k| k.starts_with(&prefix));
+        let committed = match self.tree.scan_prefix(&prefix).next() {
+            Some(entry) => Some(entry?.0.to_vec()),
+            None => None,
+        };
+        let least = match (staged, committed) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        least
+            .map(|k| {
+                String::from_utf8(k[prefix.len()..].to_vec())
+                    .map_err(|e| Error::Corrupt(format!("stored name: {e}")))
+            })
+            .transpose()
+    }
+
     fn revocation(&self, target: &RevocationTarget) -> Result<Option<EventId>> {
         let key = key::revocation(target);
         if !self.writes.contains_key(&key)
@@ -435,5 +464,8 @@ impl LedgerView for View<'_> {
     }
     fn revocation(&self, target: &RevocationTarget) -> Result<Option<EventId>> {
         self.0.revocation(target)
+    }
+    fn case_variant(&self, kind: NameKind, name: &str) -> Result<Option<String>> {
+        self.0.case_variant(kind, name)
     }
 }

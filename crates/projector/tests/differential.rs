@@ -2,7 +2,10 @@
 //! baton-core (offline verification, the append path's overlay) and the
 //! projector's `apply` over sled. This property test drives random histories
 //! through both — every event kind, revocations of every target kind,
-//! duplicates, forgeries (a flipped signature bit), refusals, and records
+//! duplicates, forgeries (a flipped signature bit), refusals (among them
+//! registrations and grants beyond the registrar's or issuer's ceiling, and
+//! registrations of a reserved id by an authorization server or of a
+//! registered id in another case), and records
 //! ahead of their dependencies (parked, then applied) — and compares every
 //! answer: which events are applied, and every token's status and cause.
 //! The reference model parks and retries exactly as the projector promises
@@ -12,16 +15,24 @@
 #![allow(clippy::unwrap_used)]
 
 use baton_core::{
-    Applied, CheckError, Envelope, Event, MemoryLedger, Policy, RevocationTarget, check_token,
+    Applied, Body, CheckError, ClientKind, ClientRole, Envelope, Event, MemoryLedger, Name, Policy,
+    RevocationTarget, check_token,
 };
 use baton_log::{EmbeddedLog, Position, ReadRecord};
 use baton_projector::{Projector, ProjectorOptions};
 use baton_testkit::Fixture;
+use baton_testkit::{SCOPES, TOOLS};
 use proptest::prelude::*;
 
 const NOW_S: i64 = 1_800_000_000;
 const HOLDERS: [&str; 5] = ["agent", "gateway", "server-a", "server-b", "server-c"];
 const SUBJECTS: [&str; 2] = ["user:alice", "user:bob"];
+/// An id the history's configuration reserves (a revocation delegate's).
+const RESERVED: &str = "node";
+/// A client a trust root registered with a scope beyond the authorization
+/// server's ceiling.
+const WIDE_HOLDER: &str = "wide";
+const WIDE_SCOPE: &str = "wide:extra";
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -41,6 +52,18 @@ enum Op {
     RevokeClient(usize),
     RevokeSubject(usize),
     RevokeKey(usize),
+    /// A client registered by the authorization server (or a trust root),
+    /// with a ceiling beyond the authorization server's (`wide`), under a
+    /// fresh id, an id the configuration reserves, or a registered id in
+    /// another case (`name` 0, 1, 2).
+    Register {
+        wide: bool,
+        name: u8,
+        by_root: bool,
+    },
+    /// A grant by the authorization server carrying a scope beyond its own
+    /// ceiling, to the holder a trust root registered with that scope.
+    IssueWide,
     Duplicate(usize),
     Forge(usize),
     /// Moves the last event two places earlier: it may now come before what
@@ -57,6 +80,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..HOLDERS.len()).prop_map(Op::RevokeClient),
         1 => (0..SUBJECTS.len()).prop_map(Op::RevokeSubject),
         1 => (0..HOLDERS.len()).prop_map(Op::RevokeKey),
+        1 => (any::<bool>(), 0u8..3, any::<bool>()).prop_map(|(wide, name, by_root)| Op::Register { wide, name, by_root }),
+        1 => Just(Op::IssueWide),
         1 => any::<usize>().prop_map(Op::Duplicate),
         1 => any::<usize>().prop_map(Op::Forge),
         1 => Just(Op::Swap),
@@ -66,9 +91,56 @@ fn op() -> impl Strategy<Value = Op> {
 /// The history's events, in log order, and the token names it used.
 fn history(ops: &[Op]) -> (Policy, Vec<Envelope>, Vec<String>) {
     let (mut f, mut events) = Fixture::standard(NOW_S);
+    let mut policy = f.policy();
+    policy
+        .revocation_delegates
+        .insert(Fixture::client_id(RESERVED));
+    let wide_scopes: Vec<&str> = SCOPES.iter().copied().chain([WIDE_SCOPE]).collect();
+    events.push(f.register_with_ceiling(
+        WIDE_HOLDER,
+        ClientKind::McpServer,
+        ClientRole::ToolEndpoint,
+        None,
+        &wide_scopes,
+        &TOOLS,
+    ));
     let mut tokens: Vec<(String, String)> = Vec::new(); // (jti, holder)
     for (n, op) in ops.iter().enumerate() {
         match op {
+            Op::Register {
+                wide,
+                name,
+                by_root,
+            } => {
+                let id = match name {
+                    0 => format!("c{n}"),
+                    1 => RESERVED.to_owned(),
+                    _ => "Gateway".to_owned(),
+                };
+                let scopes = if *wide { &wide_scopes[..] } else { &SCOPES[..] };
+                let by = (!by_root).then_some("as");
+                events.push(f.register_with_ceiling(
+                    &id,
+                    ClientKind::Service,
+                    ClientRole::ToolEndpoint,
+                    by,
+                    scopes,
+                    &TOOLS,
+                ));
+            }
+            Op::IssueWide => {
+                let jti = format!("t{n}");
+                let issued = f.issue("as", &jti, SUBJECTS[0], WIDE_HOLDER, 3600);
+                let (_, event) =
+                    baton_proto::decode_signed(&baton_proto::encode_signed(&issued)).unwrap();
+                let Body::TokenIssued(mut grant) = event.body else {
+                    unreachable!("a grant")
+                };
+                grant.scopes.insert(Name::new("scope", WIDE_SCOPE).unwrap());
+                let key = f.client("as").key.clone();
+                events.push(f.seal_with(&key, Body::TokenIssued(grant)));
+                tokens.push((jti, WIDE_HOLDER.to_owned()));
+            }
             Op::Issue { subject, holder } => {
                 let jti = format!("t{n}");
                 events.push(f.issue("as", &jti, SUBJECTS[*subject], HOLDERS[*holder], 3600));
@@ -131,7 +203,7 @@ fn history(ops: &[Op]) -> (Policy, Vec<Envelope>, Vec<String>) {
         }
     }
     let names = tokens.into_iter().map(|(jti, _)| jti).collect();
-    (f.policy(), events, names)
+    (policy, events, names)
 }
 
 /// The reference: MemoryLedger, parking records that miss a dependency and

@@ -138,6 +138,21 @@ async fn every_rule_is_refused_through_the_api_with_its_code_field_and_name() {
         code: Code::InvalidArgument,
         field: "scopes",
     });
+    // A registrar's registration beyond its own ceiling (issue 21).
+    let beyond = f.register_with_ceiling(
+        "beyond",
+        baton_core::ClientKind::Service,
+        baton_core::ClientRole::ToolEndpoint,
+        Some("as"),
+        &["files:read"],
+        &["fs/read", "shell/exec"],
+    );
+    rows.push(Row {
+        rule: Rule::NotNarrower,
+        events: vec![beyond],
+        code: Code::InvalidArgument,
+        field: "tools",
+    });
     let deep = f.narrow("t3", "u4", "server-b", "server-a", &[], 1);
     rows.push(Row {
         rule: Rule::TooDeep,
@@ -169,6 +184,16 @@ async fn every_rule_is_refused_through_the_api_with_its_code_field_and_name() {
         events: vec![other_subject],
         code: Code::InvalidArgument,
         field: "on_behalf_of",
+    });
+    // A subject the ledger knows only in another case (issue 21).
+    let other_case = f.revoke(baton_core::RevocationTarget::Subject(Fixture::subject(
+        "user:ALICE",
+    )));
+    rows.push(Row {
+        rule: Rule::Inconsistent,
+        events: vec![other_case],
+        code: Code::InvalidArgument,
+        field: "target",
     });
     let from_revoked = f.narrow("gone", "u6", "agent", "gateway", &[], 10);
     rows.push(Row {

@@ -131,6 +131,19 @@ impl Fixture {
         role: ClientRole,
         by: Option<&str>,
     ) -> Envelope {
+        self.register_with_ceiling(id, kind, role, by, &SCOPES, &TOOLS)
+    }
+
+    /// [`Fixture::register`] with another ceiling of scopes and tools.
+    pub fn register_with_ceiling(
+        &mut self,
+        id: &str,
+        kind: ClientKind,
+        role: ClientRole,
+        by: Option<&str>,
+        scopes: &[&str],
+        tools: &[&str],
+    ) -> Envelope {
         let key = SigningKey::generate();
         let client =
             ClientId::new("fixture", &format!("{}{id}", self.prefix)).expect("fixture client id");
@@ -139,8 +152,8 @@ impl Fixture {
             kind,
             role,
             &[Signer::from_key(key.clone()).bound_to(&client)],
-            names(&SCOPES),
-            names(&TOOLS),
+            names(scopes),
+            names(tools),
             by.map(|b| self.clients[b].id.clone()),
         );
         let signer = match by {

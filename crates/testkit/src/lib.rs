@@ -8,7 +8,7 @@ mod kafka;
 mod proxy;
 pub mod tools;
 
-pub use fixture::{Fixture, FixtureClient};
+pub use fixture::{Fixture, FixtureClient, SCOPES, TOOLS};
 pub use kafka::{Detour, KafkaCluster};
 pub use proxy::Proxy;
 

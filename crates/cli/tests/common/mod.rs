@@ -268,6 +268,18 @@ pub async fn append(url: &str, events: &[Envelope]) -> v1::AppendResponse {
 }
 
 /// Checks fixture token `jti`, once the node has applied `consistency_token`.
+/// A Watch on node `url` from the start of the log.
+#[allow(dead_code)]
+pub async fn watch(url: &str) -> tonic::Streaming<v1::WatchResponse> {
+    v1::revocation_service_client::RevocationServiceClient::connect(url.to_owned())
+        .await
+        .unwrap()
+        .watch(v1::WatchRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 pub async fn check(
     url: &str,
     jti: &str,
