@@ -591,6 +591,47 @@ async fn chain_positions(url: &str, jti: &str) -> BTreeMap<Vec<u8>, (u32, u64)> 
         .collect()
 }
 
+/// Every event's position, by event id, as node `url` lists them.
+async fn event_positions(url: &str) -> BTreeMap<Vec<u8>, (u32, u64)> {
+    let mut stream =
+        v1::provenance_service_client::ProvenanceServiceClient::connect(url.to_owned())
+            .await
+            .unwrap()
+            .list_events(v1::ListEventsRequest {
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+    let mut out = BTreeMap::new();
+    while let Some(entry) = stream.message().await.unwrap() {
+        let event = entry.event.unwrap();
+        let at = event.position.unwrap();
+        out.insert(event.event_id, (at.partition, at.offset));
+    }
+    out
+}
+
+/// How many times node `url`'s Watch from the start delivers revocation `id`
+/// (waits until it has delivered `want`, at most 20 s).
+async fn deliveries(url: &str, id: &[u8], want: usize) -> usize {
+    let mut watch = common::watch(url).await;
+    let mut delivered = 0;
+    let _ = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(message) = watch.message().await.unwrap() {
+            if message.revocation_event_id == id {
+                delivered += 1;
+                if delivered == want {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    delivered
+}
+
 /// `baton status --digest --json` once every partition is applied to its end.
 fn settled_status(url: &str) -> serde_json::Value {
     eventually("applied to the log's end", || {
@@ -699,14 +740,26 @@ async fn copies_in_other_partitions_give_one_position_and_one_digest_on_every_no
         COPIES_TOPIC,
     );
     let status_b = settled_status(&b.url());
-    for (jti, event, _) in &originals {
-        let id = event.id().0.to_vec();
-        for node in [&a, &b] {
+    for node in [&a, &b] {
+        // Every copied event, the revocation among them, as listed.
+        let listed = event_positions(&node.url()).await;
+        for (id, least) in &expected {
+            assert_eq!(
+                listed.get(id),
+                Some(least),
+                "{} on {}: the least of its copies' positions",
+                hex::encode(id),
+                node.url()
+            );
+        }
+        // And as GetChain shows each grant.
+        for (jti, event, _) in &originals {
+            let id = event.id().0.to_vec();
             let positions = chain_positions(&node.url(), jti).await;
             assert_eq!(
                 positions.get(&id),
                 expected.get(&id),
-                "{jti} on {}: the least of its copies' positions",
+                "{jti} on {}",
                 node.url()
             );
         }
@@ -718,8 +771,8 @@ async fn copies_in_other_partitions_give_one_position_and_one_digest_on_every_no
     assert_eq!(status_a["events_applied"], status_b["events_applied"]);
     assert_eq!(status_a["duplicates"], status_b["duplicates"]);
 
-    // Watch from the start on B: the revocation, once per copy.
-    let mut watch = common::watch(&b.url()).await;
+    // Watch from the start, on both: the revocation once per copy (A read
+    // the copies after the original; B in whatever order).
     let copies_of_revocation = 1 + [
         revoked_at.0.checked_sub(1),
         Some(revoked_at.0 + 1).filter(|p| *p < 4),
@@ -727,19 +780,15 @@ async fn copies_in_other_partitions_give_one_position_and_one_digest_on_every_no
     .iter()
     .flatten()
     .count();
-    let mut delivered = 0;
-    tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(message) = watch.message().await.unwrap() {
-            if message.revocation_event_id == revocation.id().0.to_vec() {
-                delivered += 1;
-                if delivered == copies_of_revocation {
-                    return;
-                }
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("{delivered} of {copies_of_revocation} copies delivered"));
+    for node in [&a, &b] {
+        let id = revocation.id().0.to_vec();
+        assert_eq!(
+            deliveries(&node.url(), &id, copies_of_revocation).await,
+            copies_of_revocation,
+            "Watch on {}",
+            node.url()
+        );
+    }
     a.stop();
     b.stop();
 }

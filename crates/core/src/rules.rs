@@ -400,16 +400,6 @@ fn check_registration<V: LedgerView>(
                     "only a trust-root key registers an authorization server",
                 );
             }
-            if let Some(reserved) = policy.reserved_for(&reg.client) {
-                return refuse(
-                    Rule::Unauthorized,
-                    "client_id",
-                    format!(
-                        "{:?} is reserved by the configuration ({reserved}): only a trust-root key registers it",
-                        reg.client
-                    ),
-                );
-            }
             within_ceiling(policy, &registrar, "registrar", &reg.scopes, &reg.tools)
         }
     }
@@ -881,6 +871,26 @@ fn check_rotation<V: LedgerView>(
 /// The append-time checks on top of [`check_event`]: the event is dated
 /// within the policy's clock bounds around `now_s`, and nothing it relies on
 /// may be revoked, retired, unanchored or expired at `now_s`.
+/// The ids the configuration reserves (federated authorization servers,
+/// revocation delegates) are registered by a trust root only: an
+/// authorization server that took one first would lock the real one out,
+/// or speak with its authority. At append only, so a ledger whose delegate
+/// an authorization server registered before this rule keeps it (and the
+/// revocations it signed) on rebuild.
+fn not_reserved<E>(policy: &Policy, signer: &Signer, reg: &ClientRegistered) -> Checked<(), E> {
+    match (signer, policy.reserved_for(&reg.client)) {
+        (Signer::Client { .. }, Some(reserved)) => refuse(
+            Rule::Unauthorized,
+            "client_id",
+            format!(
+                "{:?} is reserved by the configuration ({reserved}): only a trust-root key registers it",
+                reg.client
+            ),
+        ),
+        _ => Ok(()),
+    }
+}
+
 /// A revocation names a client or subject as the ledger knows it: one that
 /// is unknown as written but known in another case is refused, naming the
 /// known one (revoking `user:ALICE@example.com` must not silently miss
@@ -914,8 +924,10 @@ pub fn check_live<V: LedgerView>(
     now_s: i64,
 ) -> Checked<(), V::Error> {
     check_dates(policy, event, now_s)?;
-    if let Body::Revoked(revoked) = &event.body {
-        named_as_known(view_, &revoked.target)?;
+    match &event.body {
+        Body::Revoked(revoked) => named_as_known(view_, &revoked.target)?,
+        Body::ClientRegistered(reg) => not_reserved(policy, signer, reg)?,
+        _ => {}
     }
     let key = signer.key();
     match view(view_.key_trust(policy, &key))? {

@@ -64,10 +64,14 @@ impl Policy {
     /// a federated authorization server or of a revocation delegate, which
     /// only a trust root registers (an authorization server that took the
     /// name first would lock the real one out, or speak with its authority).
+    /// Compared by [`fold`]: a case variant of a reserved id would lock the
+    /// real one out just the same (client ids are unique under it).
     pub fn reserved_for(&self, client: &ClientId) -> Option<&'static str> {
-        if self.federated.contains(client) {
+        let folded = fold(client.as_str());
+        let among = |ids: &BTreeSet<ClientId>| ids.iter().any(|id| fold(id.as_str()) == folded);
+        if among(&self.federated) {
             Some("a federated authorization server, rules.federated_authorization_servers")
-        } else if self.revocation_delegates.contains(client) {
+        } else if among(&self.revocation_delegates) {
             Some("a revocation delegate, rules.revocation_delegates")
         } else {
             None
@@ -271,12 +275,13 @@ impl NameKind {
 }
 
 /// How names that differ only in case are found: the Unicode lowercase
-/// mapping of the (NFKC) name. Client ids are unique under it; subjects
-/// are compared exactly (an OpenID `sub` is case-sensitive), and a
-/// revocation naming a subject or client that is unknown as written but
-/// known in another case is refused.
+/// mapping of the (NFKC) name, with final sigma as sigma (`to_lowercase`
+/// maps a word-final `Σ` to `ς`, so `ΑΣ` and `ασ` would fold apart). Client
+/// ids are unique under it; subjects are compared exactly (an OpenID `sub`
+/// is case-sensitive), and a revocation naming a subject or client that is
+/// unknown as written but known in another case is refused.
 pub fn fold(name: &str) -> String {
-    name.to_lowercase()
+    name.to_lowercase().replace('ς', "σ")
 }
 
 /// Whether a signing key may be trusted now.

@@ -335,12 +335,11 @@ fn rule_unauthorized_revocation_for_another_client() {
 }
 
 /// Issue 21: the ids the configuration reserves (federated authorization
-/// servers, revocation delegates) are registrable by a trust root only: an
-/// authorization server that took one first would lock the real one out or
-/// speak with its authority. The subject namespace `user:` is no client's.
-#[test]
-fn rule_unauthorized_reserved_names() {
-    let world = World::new();
+/// servers, revocation delegates), in any case, are registrable by a trust
+/// root only (at append): an authorization server that took one first would
+/// lock the real one out or speak with its authority. The subject namespace
+/// `user:` is no client's (at every projector too).
+fn ledger_with_reserved(world: &World) -> MemoryLedger {
     let mut policy = world.policy();
     policy.federated.insert(client("fed.example"));
     policy.revocation_delegates.insert(client("node"));
@@ -348,8 +347,16 @@ fn rule_unauthorized_reserved_names() {
     for (envelope, event) in &world.setup {
         ledger.apply(envelope, event).unwrap();
     }
+    ledger
+}
+
+#[test]
+fn rule_unauthorized_reserved_names() {
+    let world = World::new();
+    let mut ledger = ledger_with_reserved(&world);
     let mut world = world;
-    for (id, seed) in [("fed.example", 94), ("node", 95)] {
+    // Also in another case: client ids are one id regardless of case.
+    for (id, seed) in [("fed.example", 94), ("node", 95), ("Node", 96)] {
         let squat = world.registration(
             id,
             ClientKind::Service,
@@ -360,11 +367,16 @@ fn rule_unauthorized_reserved_names() {
         );
         let squat = sign(&world.as_key.clone(), world.tick(), squat);
         let refusal = refused_by(
-            ledger.apply(&squat.0, &squat.1),
+            ledger.append(&squat.0, &squat.1, 0),
             Rule::Unauthorized,
             "client_id",
         );
         assert!(refusal.reason.contains("reserved"), "{refusal}");
+        // At append only: a projector keeps a registration made before the
+        // rule (a delegate an authorization server registered, and every
+        // revocation it signed, survive the rebuild).
+        let mut projector = ledger_with_reserved(&world);
+        projector.apply(&squat.0, &squat.1).unwrap();
     }
     // The trust root registers both.
     let fed = world.registration(
@@ -385,7 +397,7 @@ fn rule_unauthorized_reserved_names() {
     );
     for reg in [fed, node] {
         let signed = world.signed_by_root(reg);
-        ledger.apply(&signed.0, &signed.1).unwrap();
+        ledger.append(&signed.0, &signed.1, 0).unwrap();
     }
     // The namespace that names users is no one's to register a client in,
     // in any case: a client's static chain would read as a user's.
@@ -525,6 +537,24 @@ fn rule_already_exists() {
         "client_id",
     );
     assert!(refusal.reason.contains("\"gateway\""), "{refusal}");
+    // Case as Unicode has it: a word-final capital sigma is a sigma.
+    for (id, seed) in [("ασ", 104), ("ΑΣ", 105)] {
+        let reg = world.registration(
+            id,
+            ClientKind::Service,
+            ClientRole::ToolEndpoint,
+            RegistrationMethod::Dynamic,
+            Some(AS),
+            seed,
+        );
+        let event = sign(&world.as_key.clone(), world.tick(), reg);
+        let applied = ledger.apply(&event.0, &event.1);
+        if id == "ασ" {
+            applied.unwrap();
+        } else {
+            refused_by(applied, Rule::AlreadyExists, "client_id");
+        }
+    }
 }
 
 #[test]

@@ -287,7 +287,8 @@ fn apply_event(
     let id = envelope.id();
     if staged.contains(&key::event(&id))? {
         // The id covers what was signed, not the signature: a copy whose
-        // signature does not verify is a forgery, not a replay.
+        // signature does not verify is a forgery, not a replay. Its reason
+        // is worded as if read before the event (order-free, like the rest).
         return match check_copy(policy, &*staged, envelope, event, verified) {
             Ok(()) => {
                 staged.add_counter("duplicates", 1);
@@ -296,7 +297,7 @@ fn apply_event(
             }
             Err(CheckError::Refused(refusal)) => Ok(Verdict::Refused(Why::refused(
                 &refusal,
-                format!("{id}: a copy of a stored event: {refusal}"),
+                format!("{id}: {refusal}"),
             ))),
             Err(CheckError::View(e)) => Err(e),
         };

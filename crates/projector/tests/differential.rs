@@ -4,8 +4,9 @@
 //! through both — every event kind, revocations of every target kind,
 //! duplicates, forgeries (a flipped signature bit), refusals (among them
 //! registrations and grants beyond the registrar's or issuer's ceiling, and
-//! registrations of a reserved id by an authorization server or of a
-//! registered id in another case), and records
+//! registrations of a registered id in another case; a reserved id
+//! registered by an authorization server, refused at append only, is taken
+//! by both), and records
 //! ahead of their dependencies (parked, then applied) — and compares every
 //! answer: which events are applied, and every token's status and cause.
 //! The reference model parks and retries exactly as the projector promises

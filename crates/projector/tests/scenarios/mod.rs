@@ -510,7 +510,6 @@ where
         "not held by parent",
         "later than parent",
         "undecodable",
-        "a copy of a stored event",
     ] {
         assert!(
             reasons.iter().any(|r| r.contains(needle)),
