@@ -83,4 +83,15 @@ if baton register --key auth.key --registered-by auth.example --client-id user:b
   fail "a client id in user: was registered"
 fi
 grep -q "names users" refused.txt || fail "the user: refusal should say why: $(cat refused.txt)"
+
+# README "Who may do what": a key's proof names the registrar it is for, and
+# serves no other.
+baton keygen --out svc2.key
+baton register --key auth.key --registered-by auth.example --client-id svc-2 --kind service \
+  --role tool-endpoint --client-key "$(baton pubkey svc2.key --proof-for svc-2 --registrar other.example)" \
+  --scopes repo:read --tools github/search 2>refused.txt && fail "a proof for another registrar was taken"
+grep -q "public_key_proofs" refused.txt || fail "the proof refusal should name the field: $(cat refused.txt)"
+baton register --key auth.key --registered-by auth.example --client-id svc-2 --kind service \
+  --role tool-endpoint --client-key "$(baton pubkey svc2.key --proof-for svc-2 --registrar auth.example)" \
+  --scopes repo:read --tools github/search
 echo "walkthrough: 1 passed, 0 failed"

@@ -57,7 +57,7 @@ def main() -> int:
         r.registration = method or events_pb2.REGISTRATION_METHOD_PRE_REGISTERED
         r.public_keys.append(key.public)
         if proof:
-            r.public_key_proofs.append(key.prove_possession(client_id))
+            r.public_key_proofs.append(key.prove_registration(client_id, by))
         r.scopes.extend(scopes)
         r.tools.extend(tools)
         r.registered_by = by

@@ -160,10 +160,15 @@ pub struct Register {
 
 pub async fn register(args: Register) -> anyhow::Result<()> {
     let client_id = client("client_id", &args.client_id)?;
+    let registrar = args
+        .registered_by
+        .as_deref()
+        .map(|c| client("registered_by", c))
+        .transpose()?;
     let bound: Vec<(baton_core::PublicKey, [u8; 64])> = args
         .client_keys
         .iter()
-        .map(|k| keys::bound(k, &client_id))
+        .map(|k| keys::bound(k, &client_id, registrar.as_ref()))
         .collect::<Result<_, _>>()?;
     let mut body = events::register(
         client_id,
@@ -172,10 +177,7 @@ pub async fn register(args: Register) -> anyhow::Result<()> {
         &bound,
         events::names("scopes", &args.scopes)?,
         events::names("tools", &args.tools)?,
-        args.registered_by
-            .as_deref()
-            .map(|c| client("registered_by", c))
-            .transpose()?,
+        registrar,
     );
     if let Body::ClientRegistered(registration) = &mut body {
         registration.registration = events::registration_method(&args.registration)?;

@@ -37,12 +37,21 @@ enum Command {
         json: bool,
     },
     /// Print the public key (64 hex digits) of a key file; with
-    /// `--proof-for CLIENT_ID`, `PUBLIC:PROOF`, the key and its proof of
-    /// possession for that client, for a registrar to pass as `--client-key`.
+    /// `--proof-for CLIENT_ID` and `--registrar REGISTRAR_ID` (or
+    /// `--by-trust-root`), `PUBLIC:PROOF`: the key and its proof of
+    /// possession for that client registered by that registrar, for the
+    /// registrar to pass as `--client-key` (the proof is no good to anyone
+    /// else). `--proof-for` alone proves it for a key rotation.
     Pubkey {
         key: std::path::PathBuf,
         #[arg(long = "proof-for")]
         proof_for: Option<String>,
+        /// The authorization server that will register the client.
+        #[arg(long, requires = "proof_for", conflicts_with = "by_trust_root")]
+        registrar: Option<String>,
+        /// A trust root will register the client.
+        #[arg(long = "by-trust-root", requires = "proof_for")]
+        by_trust_root: bool,
     },
     /// Register a client: its kind, role, keys and ceiling of scopes and tools.
     Register(client::Register),
@@ -171,14 +180,27 @@ pub fn main() -> ExitCode {
                 }
                 Ok(0)
             }
-            Command::Pubkey { key, proof_for } => {
+            Command::Pubkey {
+                key,
+                proof_for,
+                registrar,
+                by_trust_root,
+            } => {
                 let key = keys::load(&key)?;
                 let public = hex::encode(key.public_key().to_bytes());
                 match proof_for {
                     None => println!("{public}"),
                     Some(client) => {
                         let client = baton_core::ClientId::new("proof-for", &client)?;
-                        println!("{public}:{}", hex::encode(key.prove_possession(&client)));
+                        let proof = match (registrar, by_trust_root) {
+                            (Some(registrar), _) => {
+                                let registrar = baton_core::ClientId::new("registrar", &registrar)?;
+                                key.prove_registration(&client, Some(&registrar))
+                            }
+                            (None, true) => key.prove_registration(&client, None),
+                            (None, false) => key.prove_possession(&client),
+                        };
+                        println!("{public}:{}", hex::encode(proof));
                     }
                 }
                 Ok(0)

@@ -50,10 +50,24 @@ impl Signer {
         self.key.public_key()
     }
 
-    /// This key bound to `client`: its public half and proof of possession,
-    /// as a registration or rotation carries it.
+    /// This key bound to `client` by a rotation: its public half and proof
+    /// of possession.
     pub fn bound_to(&self, client: &ClientId) -> (PublicKey, [u8; 64]) {
         (self.key.public_key(), self.key.prove_possession(client))
+    }
+
+    /// This key registered to `client` by `registrar` (`None`: a trust
+    /// root): its public half and the proof naming both, as a registration
+    /// carries it.
+    pub fn registered_by(
+        &self,
+        client: &ClientId,
+        registrar: Option<&ClientId>,
+    ) -> (PublicKey, [u8; 64]) {
+        (
+            self.key.public_key(),
+            self.key.prove_registration(client, registrar),
+        )
     }
 
     /// Signs `body`, created now.

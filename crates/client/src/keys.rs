@@ -95,12 +95,14 @@ pub fn load(path: &Path) -> Result<SigningKey> {
     Ok(key)
 }
 
-/// A key to bind to `client`, with its proof of possession: a key file
-/// (the proof is made with it), or `PUBLIC:PROOF` in hex as `baton pubkey
-/// --proof-for` prints it for a client that keeps its key to itself.
+/// A key to register to `client` by `registrar` (`None`: a trust root),
+/// with its proof of possession: a key file (the proof is made with it), or
+/// `PUBLIC:PROOF` in hex as `baton pubkey --proof-for` prints it for a
+/// client that keeps its key to itself.
 pub fn bound(
     spec: &str,
     client: &baton_core::ClientId,
+    registrar: Option<&baton_core::ClientId>,
 ) -> Result<(baton_core::PublicKey, [u8; 64])> {
     let hex_field = |field: &str, digits: &str, len: usize| {
         hex::decode(digits)
@@ -125,12 +127,16 @@ pub fn bound(
         return Err(Error::Config {
             field: "client_key",
             reason: format!(
-                "{spec}: a bare public key cannot be bound without its proof of possession; pass the key file, or PUBLIC:PROOF from `baton pubkey KEYFILE --proof-for {client}`"
+                "{spec}: a bare public key cannot be bound without its proof of possession; pass the key file, or PUBLIC:PROOF from `baton pubkey KEYFILE --proof-for {client} {}`",
+                registrar.map_or_else(
+                    || "--by-trust-root".to_owned(),
+                    |r| format!("--registrar {r}")
+                )
             ),
         });
     }
     let key = load(Path::new(spec))?;
-    Ok((key.public_key(), key.prove_possession(client)))
+    Ok((key.public_key(), key.prove_registration(client, registrar)))
 }
 
 /// Reads the public half of a key: a key file, or 64 hex digits.

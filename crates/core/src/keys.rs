@@ -99,10 +99,24 @@ impl PublicKey {
     /// Whether `proof` shows that whoever binds this key to `client` holds
     /// its private key (see [`SigningKey::prove_possession`]).
     pub fn verify_possession(&self, client: &ClientId, proof: &[u8; 64]) -> bool {
+        self.verify_message(&possession_message(client), proof)
+    }
+
+    /// Whether `proof` is this key's agreement to be registered to `client`
+    /// by `registrar` (`None`: a trust root; see
+    /// [`SigningKey::prove_registration`]).
+    pub fn verify_registration(
+        &self,
+        client: &ClientId,
+        registrar: Option<&ClientId>,
+        proof: &[u8; 64],
+    ) -> bool {
+        self.verify_message(&registration_message(client, registrar), proof)
+    }
+
+    fn verify_message(&self, message: &[u8], proof: &[u8; 64]) -> bool {
         let signature = ed25519_dalek::Signature::from_bytes(proof);
-        self.0
-            .verify_strict(&possession_message(client), &signature)
-            .is_ok()
+        self.0.verify_strict(message, &signature).is_ok()
     }
 }
 
@@ -114,6 +128,21 @@ pub const PAYLOAD_TYPE_KEY_PROOF_V1: &str = "application/vnd.baton.key-proof.v1"
 /// What a proof of possession signs: PAE(key-proof type, client id).
 fn possession_message(client: &ClientId) -> Vec<u8> {
     crate::envelope::pae(PAYLOAD_TYPE_KEY_PROOF_V1, client.as_str().as_bytes())
+}
+
+/// Payload type of a registration proof: a proof of possession that also
+/// names the registrar, so that a proof shared with one registrar cannot
+/// register the client under another (a v1 proof travels).
+pub const PAYLOAD_TYPE_KEY_PROOF_V2: &str = "application/vnd.baton.key-proof.v2";
+
+/// What a registration proof signs: PAE(key-proof v2 type, client id, a
+/// zero byte, the registrar's client id — empty for a trust root).
+/// Identifiers hold no control characters, so the split is unambiguous.
+fn registration_message(client: &ClientId, registrar: Option<&ClientId>) -> Vec<u8> {
+    let mut body = client.as_str().as_bytes().to_vec();
+    body.push(0);
+    body.extend_from_slice(registrar.map_or("", ClientId::as_str).as_bytes());
+    crate::envelope::pae(PAYLOAD_TYPE_KEY_PROOF_V2, &body)
 }
 
 impl fmt::Debug for PublicKey {
@@ -157,6 +186,12 @@ impl SigningKey {
     /// owner's registration) without it.
     pub fn prove_possession(&self, client: &ClientId) -> [u8; 64] {
         self.sign_raw(&possession_message(client))
+    }
+
+    /// The holder's agreement that `registrar` (`None`: a trust root)
+    /// registers this key to `client`: what a registration carries.
+    pub fn prove_registration(&self, client: &ClientId, registrar: Option<&ClientId>) -> [u8; 64] {
+        self.sign_raw(&registration_message(client, registrar))
     }
 
     pub(crate) fn sign_raw(&self, message: &[u8]) -> [u8; 64] {

@@ -29,7 +29,9 @@ pub use event::{
 };
 pub use facts::{Fact, earliest, facts};
 pub use ids::{ClientId, EventId, Name, Subject, TokenRef, is_invisible, token_digest};
-pub use keys::{KeyId, PAYLOAD_TYPE_KEY_PROOF_V1, PublicKey, SigningKey};
+pub use keys::{
+    KeyId, PAYLOAD_TYPE_KEY_PROOF_V1, PAYLOAD_TYPE_KEY_PROOF_V2, PublicKey, SigningKey,
+};
 pub use memory::{Applied, Empty, MemoryLedger};
 pub use rules::{
     CheckError, Signer, check_copy, check_event, check_event_verified, check_live, resolve_signer,

@@ -237,8 +237,8 @@ fn unbound_keys<V: LedgerView>(
     signer: &Signer,
     client: &ClientId,
     (field, proofs_field): (&'static str, &'static str),
-    keys: &[PublicKey],
-    proofs: &[[u8; 64]],
+    (keys, proofs): (&[PublicKey], &[[u8; 64]]),
+    registration: Option<Option<&ClientId>>,
 ) -> Checked<(), V::Error> {
     if proofs.len() != keys.len() {
         return refuse(
@@ -255,7 +255,16 @@ fn unbound_keys<V: LedgerView>(
         .iter()
         .zip(proofs)
         .enumerate()
-        .find_map(|(i, (key, proof))| (!key.verify_possession(client, proof)).then_some((i, key)))
+        .find_map(|(i, (key, proof))| {
+            // A registration's proof names its registrar (v2); a v1 proof,
+            // which names only the client, is still taken from the log so
+            // that ledgers written before v2 replay as they were (at append,
+            // `registration_proofs_name_the_registrar` refuses it).
+            let proven = registration
+                .is_some_and(|registrar| key.verify_registration(client, registrar, proof))
+                || key.verify_possession(client, proof);
+            (!proven).then_some((i, key))
+        })
     {
         return refuse(
             Rule::Signature,
@@ -360,8 +369,8 @@ fn check_registration<V: LedgerView>(
         signer,
         &reg.client,
         ("public_keys", "public_key_proofs"),
-        &reg.public_keys,
-        &reg.key_proofs,
+        (&reg.public_keys, &reg.key_proofs),
+        Some(reg.registered_by.as_ref()),
     )?;
     let wants_url = reg.registration == RegistrationMethod::MetadataDocument;
     if wants_url != reg.metadata_document_url.is_some() {
@@ -853,8 +862,8 @@ fn check_rotation<V: LedgerView>(
         signer,
         &rotation.client,
         ("add_public_keys", "add_public_key_proofs"),
-        &rotation.add,
-        &rotation.add_proofs,
+        (&rotation.add, &rotation.add_proofs),
+        None,
     )?;
     for key in &rotation.retire {
         if view(view_.key(key))?.is_none_or(|k| k.client != rotation.client) {
@@ -889,6 +898,38 @@ fn not_reserved<E>(policy: &Policy, signer: &Signer, reg: &ClientRegistered) -> 
         ),
         _ => Ok(()),
     }
+}
+
+/// A new registration's proofs of possession name its registrar (key-proof
+/// v2): a v1 proof names only the client, so anyone it was shown to (a
+/// registrar it was meant for) could register the client first under
+/// another authorization server. At append only: registrations made before
+/// v2 carry v1 proofs and replay as they were.
+fn registration_proofs_name_the_registrar<E>(reg: &ClientRegistered) -> Checked<(), E> {
+    let registrar = reg.registered_by.as_ref();
+    for (i, (key, proof)) in reg.public_keys.iter().zip(&reg.key_proofs).enumerate() {
+        if !key.verify_registration(&reg.client, registrar, proof) {
+            return refuse(
+                Rule::Signature,
+                "public_key_proofs",
+                format!(
+                    "[{i}] does not prove possession of {} for client {:?} registered by {}: make it with `baton pubkey KEYFILE --proof-for {} {}` (a proof naming only the client, key-proof v1, is refused: it would let any registrar take the client)",
+                    key.key_id(),
+                    reg.client,
+                    registrar.map_or_else(
+                        || "a trust root".to_owned(),
+                        |r| format!("{:?}", r.as_str())
+                    ),
+                    reg.client,
+                    registrar.map_or_else(
+                        || "--by-trust-root".to_owned(),
+                        |r| format!("--registrar {r}")
+                    ),
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A revocation names a client or subject as the ledger knows it: one that
@@ -926,7 +967,10 @@ pub fn check_live<V: LedgerView>(
     check_dates(policy, event, now_s)?;
     match &event.body {
         Body::Revoked(revoked) => named_as_known(view_, &revoked.target)?,
-        Body::ClientRegistered(reg) => not_reserved(policy, signer, reg)?,
+        Body::ClientRegistered(reg) => {
+            not_reserved(policy, signer, reg)?;
+            registration_proofs_name_the_registrar(reg)?;
+        }
         _ => {}
     }
     let key = signer.key();

@@ -115,7 +115,7 @@ impl Policy {
 /// The version of the rules [`crate::check_event`] applies; bump it whenever a
 /// change would give another verdict on some event, so every projection is
 /// re-derived under the new rules (see [`Policy::fingerprint`]).
-pub const RULES_VERSION: u32 = 5;
+pub const RULES_VERSION: u32 = 6;
 
 /// A public key bound to a client.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -724,3 +724,91 @@ fn a_copy_checked_while_the_event_commits_is_a_duplicate() {
         );
     }
 }
+
+/// Issue 21: a registration's proof of possession names its registrar
+/// (key-proof v2), so a proof shared with one authorization server cannot
+/// register the client under another. A proof naming only the client (v1)
+/// is refused at append and still taken from the log, so ledgers written
+/// before v2 replay as they were.
+#[test]
+fn signature_a_registration_proof_names_its_registrar() {
+    let mut world = World::new();
+    let mut ledger = ledger(&world);
+    let as2_key = second_universe(&mut world, &mut ledger);
+    let owner = test_key(71);
+    let registration =
+        |world: &mut World, signer: &SigningKey, by: Option<&str>, id: &str, proof| {
+            let Body::ClientRegistered(mut reg) = world.registration(
+                id,
+                ClientKind::McpServer,
+                ClientRole::ToolEndpoint,
+                RegistrationMethod::Dynamic,
+                by,
+                71,
+            ) else {
+                unreachable!()
+            };
+            reg.key_proofs = vec![proof];
+            let at = world.tick();
+            sign(signer, at, Body::ClientRegistered(reg))
+        };
+    // Made for as.example; AS2 takes it first: refused, by append and log.
+    let meant = owner.prove_registration(&client("svc"), Some(&client(AS)));
+    let taken = registration(&mut world, &as2_key, Some(AS2), "svc", meant);
+    for refusal in [
+        refused(ledger.append(&taken.0, &taken.1, 0)),
+        refused(ledger.apply(&taken.0, &taken.1)),
+    ] {
+        assert_eq!(
+            (refusal.rule, refusal.field),
+            (Rule::Signature, "public_key_proofs"),
+            "{refusal}"
+        );
+    }
+    // Through the registrar it was meant for: applied.
+    let as_key = world.as_key.clone();
+    let right = registration(&mut world, &as_key, Some(AS), "svc", meant);
+    ledger.append(&right.0, &right.1, 0).unwrap();
+    // A v1 proof (the client only): refused at append, naming the fix;
+    // taken by a projector (a registration made before v2).
+    let owner2 = test_key(72);
+    let v1 = owner2.prove_possession(&client("old-svc"));
+    let Body::ClientRegistered(mut reg) = world.registration(
+        "old-svc",
+        ClientKind::McpServer,
+        ClientRole::ToolEndpoint,
+        RegistrationMethod::Dynamic,
+        Some(AS),
+        72,
+    ) else {
+        unreachable!()
+    };
+    reg.key_proofs = vec![v1];
+    let old = sign(&as_key, world.tick(), Body::ClientRegistered(reg));
+    let refusal = refused(ledger.append(&old.0, &old.1, 0));
+    assert_eq!(
+        (refusal.rule, refusal.field),
+        (Rule::Signature, "public_key_proofs"),
+        "{refusal}"
+    );
+    assert!(
+        refusal.reason.contains("--registrar as.example"),
+        "{refusal}"
+    );
+    ledger.apply(&old.0, &old.1).unwrap();
+    // A trust root's registration: the proof names no registrar.
+    let owner3 = test_key(73);
+    let Body::ClientRegistered(mut reg) = world.registration(
+        "root-svc",
+        ClientKind::McpServer,
+        ClientRole::ToolEndpoint,
+        RegistrationMethod::PreRegistered,
+        None,
+        73,
+    ) else {
+        unreachable!()
+    };
+    reg.key_proofs = vec![owner3.prove_registration(&client("root-svc"), None)];
+    let by_root = world.signed_by_root(Body::ClientRegistered(reg));
+    ledger.append(&by_root.0, &by_root.1, 0).unwrap();
+}

@@ -223,7 +223,7 @@ fn vector_events() -> Vec<(&'static str, u8, Envelope, Event)> {
             registration: RegistrationMethod::PreRegistered,
             metadata_document_url: None,
             public_keys: vec![auth.public_key()],
-            key_proofs: vec![auth.prove_possession(&id("https://auth.example.com"))],
+            key_proofs: vec![auth.prove_registration(&id("https://auth.example.com"), None)],
             scopes: names(&["files:read", "files:write", "repo:read"]),
             tools: names(&["github/search", "github/create_issue", "fs/read"]),
             registered_by: None,
@@ -241,7 +241,9 @@ fn vector_events() -> Vec<(&'static str, u8, Envelope, Event)> {
             registration: RegistrationMethod::MetadataDocument,
             metadata_document_url: Some("https://gateway.example.com/oauth/client.json".into()),
             public_keys: vec![gateway.public_key()],
-            key_proofs: vec![gateway.prove_possession(&id("gateway-1"))],
+            key_proofs: vec![
+                gateway.prove_registration(&id("gateway-1"), Some(&id("https://auth.example.com"))),
+            ],
             scopes: names(&["files:read", "repo:read"]),
             tools: names(&["github/search", "fs/read"]),
             registered_by: Some(id("https://auth.example.com")),
@@ -259,7 +261,10 @@ fn vector_events() -> Vec<(&'static str, u8, Envelope, Event)> {
             registration: RegistrationMethod::Dynamic,
             metadata_document_url: None,
             public_keys: vec![test_key(0x05).public_key()],
-            key_proofs: vec![test_key(0x05).prove_possession(&id("mcp-github"))],
+            key_proofs: vec![
+                test_key(0x05)
+                    .prove_registration(&id("mcp-github"), Some(&id("https://auth.example.com"))),
+            ],
             scopes: names(&["repo:read"]),
             tools: names(&["github/search"]),
             registered_by: Some(id("https://auth.example.com")),

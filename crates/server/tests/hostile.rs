@@ -55,7 +55,9 @@ fn registration(f: &mut Fixture, id: &str, key: &SigningKey) -> Envelope {
         registration: RegistrationMethod::PreRegistered,
         metadata_document_url: None,
         public_keys: vec![key.public_key()],
-        key_proofs: vec![key.prove_possession(&Fixture::client_id(id))],
+        key_proofs: vec![
+            key.prove_registration(&Fixture::client_id(id), Some(&Fixture::client_id("as"))),
+        ],
         scopes: names(&["files:read"]),
         tools: names(&["fs/read"]),
         registered_by: Some(Fixture::client_id("as")),

@@ -147,11 +147,12 @@ impl Fixture {
         let key = SigningKey::generate();
         let client =
             ClientId::new("fixture", &format!("{}{id}", self.prefix)).expect("fixture client id");
+        let registrar = by.map(|b| self.clients[b].id.clone());
         let body = events::register(
             client.clone(),
             kind,
             role,
-            &[Signer::from_key(key.clone()).bound_to(&client)],
+            &[Signer::from_key(key.clone()).registered_by(&client, registrar.as_ref())],
             names(scopes),
             names(tools),
             by.map(|b| self.clients[b].id.clone()),

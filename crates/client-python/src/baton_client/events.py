@@ -41,14 +41,15 @@ def register(
     registered_by: str = "",
 ) -> events_pb2.Event:
     """A client's pre-registration, binding `keys` (each proves possession
-    for `client_id`); `registered_by` empty when a trust-root key signs."""
+    for `client_id` registered by `registered_by`); `registered_by` empty
+    when a trust-root key signs."""
     event = events_pb2.Event()
     r = event.client_registered
     r.client_id, r.kind, r.role = client_id, kind, role
     r.registration = events_pb2.REGISTRATION_METHOD_PRE_REGISTERED
     for key in keys:
         r.public_keys.append(key.public_key)
-        r.public_key_proofs.append(key.prove_possession(client_id))
+        r.public_key_proofs.append(key.prove_registration(client_id, registered_by))
     r.scopes.extend(scopes)
     r.tools.extend(tools)
     r.registered_by = registered_by

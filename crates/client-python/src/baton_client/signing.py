@@ -19,6 +19,7 @@ from baton.v1 import events_pb2
 
 PAYLOAD_TYPE = "application/vnd.baton.event.v1+protobuf"
 KEY_PROOF_TYPE = "application/vnd.baton.key-proof.v1"
+REGISTRATION_PROOF_TYPE = "application/vnd.baton.key-proof.v2"
 KEY_FILE_TYPE = "baton-ed25519-private-key"
 
 
@@ -99,8 +100,14 @@ class Signer:
         return cls(Ed25519PrivateKey.from_private_bytes(seed))
 
     def prove_possession(self, client_id: str) -> bytes:
-        """This key's consent to being bound to `client_id`."""
+        """This key's consent to being bound to `client_id` by a key rotation."""
         return self._key.sign(pae(KEY_PROOF_TYPE, client_id.encode()))
+
+    def prove_registration(self, client_id: str, registrar: str = "") -> bytes:
+        """This key's consent to being registered to `client_id` by
+        `registrar` (empty: a trust root); no other registrar can use it."""
+        body = client_id.encode() + b"\x00" + registrar.encode()
+        return self._key.sign(pae(REGISTRATION_PROOF_TYPE, body))
 
     def sign(self, event: events_pb2.Event, created_at_ms: int | None = None) -> events_pb2.SignedEvent:
         """Signs `event` (its signer and creation time are set here)."""

@@ -169,7 +169,9 @@ impl World {
             metadata_document_url: (registration == RegistrationMethod::MetadataDocument)
                 .then(|| format!("https://{id}.example/client.json")),
             public_keys: vec![test_key(seed).public_key()],
-            key_proofs: vec![test_key(seed).prove_possession(&client(id))],
+            key_proofs: vec![
+                test_key(seed).prove_registration(&client(id), by.map(client).as_ref()),
+            ],
             scopes: set(&SCOPES, 0xff),
             tools: set(&TOOLS, 0xff),
             registered_by: by.map(client),
