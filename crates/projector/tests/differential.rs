@@ -4,7 +4,8 @@
 //! through both — every event kind, revocations of every target kind,
 //! duplicates, forgeries (a flipped signature bit), refusals (among them
 //! registrations and grants beyond the registrar's or issuer's ceiling, and
-//! registrations of a registered id in another case; a reserved id
+//! registrations of a registered id in another case or of an id in
+//! `user:`; a reserved id
 //! registered by an authorization server, refused at append only, is taken
 //! by both), and records
 //! ahead of their dependencies (parked, then applied) — and compares every
@@ -55,8 +56,8 @@ enum Op {
     RevokeKey(usize),
     /// A client registered by the authorization server (or a trust root),
     /// with a ceiling beyond the authorization server's (`wide`), under a
-    /// fresh id, an id the configuration reserves, or a registered id in
-    /// another case (`name` 0, 1, 2).
+    /// fresh id, an id the configuration reserves, a registered id in
+    /// another case, or an id in the users' namespace (`name` 0, 1, 2, 3).
     Register {
         wide: bool,
         name: u8,
@@ -81,7 +82,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..HOLDERS.len()).prop_map(Op::RevokeClient),
         1 => (0..SUBJECTS.len()).prop_map(Op::RevokeSubject),
         1 => (0..HOLDERS.len()).prop_map(Op::RevokeKey),
-        1 => (any::<bool>(), 0u8..3, any::<bool>()).prop_map(|(wide, name, by_root)| Op::Register { wide, name, by_root }),
+        1 => (any::<bool>(), 0u8..4, any::<bool>()).prop_map(|(wide, name, by_root)| Op::Register { wide, name, by_root }),
         1 => Just(Op::IssueWide),
         1 => any::<usize>().prop_map(Op::Duplicate),
         1 => any::<usize>().prop_map(Op::Forge),
@@ -116,7 +117,8 @@ fn history(ops: &[Op]) -> (Policy, Vec<Envelope>, Vec<String>) {
                 let id = match name {
                     0 => format!("c{n}"),
                     1 => RESERVED.to_owned(),
-                    _ => "Gateway".to_owned(),
+                    2 => "Gateway".to_owned(),
+                    _ => format!("user:c{n}"),
                 };
                 let scopes = if *wide { &wide_scopes[..] } else { &SCOPES[..] };
                 let by = (!by_root).then_some("as");
