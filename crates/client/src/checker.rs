@@ -929,4 +929,104 @@ mod tests {
         // And an answer in flight meanwhile is asked again.
         assert!(state.revoked_since(0, &[subject("u")]));
     }
+
+    /// A parsed target as `proto/testvectors/sdk/targets.json` writes it.
+    fn as_vector(target: &RevocationTarget) -> serde_json::Value {
+        use serde_json::json;
+        match target {
+            RevocationTarget::Token(TokenRef::Jti(jti)) => json!({"kind": "jti", "value": jti}),
+            RevocationTarget::Token(TokenRef::Digest(d)) => {
+                json!({"kind": "digest", "hex": hex::encode(d)})
+            }
+            RevocationTarget::Client(c) => json!({"kind": "client_id", "value": c.as_str()}),
+            RevocationTarget::Subject(s) => json!({"kind": "subject", "value": s.as_str()}),
+            RevocationTarget::Key(k) => json!({"kind": "key_id", "hex": hex::encode(k.as_bytes())}),
+        }
+    }
+
+    fn wire<M: prost::Message + Default>(hex_text: &serde_json::Value) -> M {
+        M::decode(hex::decode(hex_text.as_str().unwrap()).unwrap().as_slice()).unwrap()
+    }
+
+    /// An ACTIVE answer for `jti` depending on `depends_on`, through the
+    /// path a miss takes (`entry_of`): None when it is not kept.
+    fn answered(jti: &str, depends_on: Vec<v1::RevocationTarget>) -> Option<Entry> {
+        let check = v1::CheckResponse {
+            status: v1::TokenStatus::Active as i32,
+            expires_at_unix_s: i64::MAX,
+            audience: "https://a".into(),
+            depends_on,
+            ..Default::default()
+        };
+        let response = v1::IntrospectResponse {
+            check: Some(check),
+            details: None,
+        };
+        entry_of(&token(jti), response)
+    }
+
+    /// The Rust half of the shared vectors (the Python SDK runs the same
+    /// file): targets are read parsed, and a Watch message evicts exactly
+    /// the answers depending on its target, whatever the bytes.
+    #[test]
+    fn revocation_targets_match_the_shared_vectors() {
+        let path = repo_file("proto/testvectors/sdk/targets.json");
+        let vectors: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut checked = 0;
+        for case in vectors["targets"].as_array().unwrap() {
+            let name = case["name"].as_str().unwrap();
+            let target: v1::RevocationTarget = wire(&case["wire_hex"]);
+            let parsed = RevocationTarget::try_from(target.clone()).ok();
+            assert_eq!(
+                parsed.as_ref().map(as_vector),
+                (!case["parsed"].is_null()).then(|| case["parsed"].clone()),
+                "{name}"
+            );
+            // An answer depending on a target that cannot be read is not
+            // kept: nothing could evict it.
+            assert_eq!(
+                answered("t", vec![target]).is_some(),
+                parsed.is_some(),
+                "{name}"
+            );
+            checked += 1;
+        }
+        for case in vectors["evictions"].as_array().unwrap() {
+            let name = case["name"].as_str().unwrap();
+            let shared = shared(8);
+            let entry = answered("t", vec![wire(&case["depends_on_hex"])]).unwrap();
+            let bystander = answered("b", vec![(&subject("bystander")).into()]).unwrap();
+            {
+                let mut state = shared.lock();
+                state.insert(token("t"), entry);
+                state.insert(token("b"), bystander);
+            }
+            shared.deliver(v1::WatchResponse {
+                revocation_event_id: vec![1; 32],
+                revoked: Some(wire(&case["revoked_hex"])),
+                ..Default::default()
+            });
+            let state = shared.lock();
+            let kept = (
+                state.entries.contains(&token("t")),
+                state.entries.contains(&token("b")),
+            );
+            let expected = match case["evicts"].as_str().unwrap() {
+                "entry" => (false, true),
+                "none" => (true, true),
+                "all" => (false, false),
+                other => panic!("{name}: evicts {other:?}"),
+            };
+            assert_eq!(kept, expected, "{name}: (entry kept, bystander kept)");
+            checked += 1;
+        }
+        assert!(checked >= 30, "{checked} vectors");
+    }
+
+    fn repo_file(relative: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(relative)
+    }
 }

@@ -63,7 +63,9 @@ impl ConsistencyToken {
     }
 
     /// Parses the text form, `ct1.` followed by per-partition offsets in
-    /// lowercase hex, separated by `-` (empty for 0).
+    /// lowercase hex, separated by `-` (empty for 0); at most
+    /// 4096 partitions. `proto/testvectors/sdk/consistency.json` is the
+    /// specification both SDKs run.
     pub fn parse(text: &str) -> Result<Self> {
         let body = text.strip_prefix(PREFIX).ok_or_else(|| {
             Error::Token(format!(
@@ -83,6 +85,17 @@ impl ConsistencyToken {
             .map(|part| {
                 if part.is_empty() {
                     return Ok(0);
+                }
+                // One spelling: lowercase hex digits only (from_str_radix
+                // alone would take a sign and upper case, which the
+                // Python SDK and a token compared as text read otherwise).
+                let digits = part.len() <= 16
+                    && part.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+                if !digits {
+                    return Err(Error::Token(format!(
+                        "offset {:?} is not 1 to 16 lowercase hex digits",
+                        baton_core::echo(part)
+                    )));
                 }
                 u64::from_str_radix(part, 16)
                     .map_err(|e| Error::Token(format!("offset {:?}: {e}", baton_core::echo(part))))
