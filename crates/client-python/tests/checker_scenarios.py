@@ -27,7 +27,8 @@ from baton_client import (  # noqa: E402
     ACTIVE, AUDIENCE_MISMATCH, EXPIRED, REVOKED, UNKNOWN, Checker, Client, ManualClock, Signer, SystemClock, issue,
     register, revoke, rotate, token_ref,
 )
-from baton_client.checker import STATUS_NAMES, covers  # noqa: E402
+from baton_client.checker import STATUS_NAMES  # noqa: E402
+from baton_client.consistency import covers  # noqa: E402
 from baton_client.events import Parent  # noqa: E402
 
 ROOT = Signer.from_seed(bytes([1]) * 32)

@@ -17,6 +17,21 @@ pub fn repo_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// Whether `snippet`'s lines (indentation aside) stand together in `source`.
+pub fn shows(source: &str, snippet: &str) -> bool {
+    let lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let (source, snippet) = (lines(source), lines(snippet));
+    !snippet.is_empty()
+        && source
+            .windows(snippet.len())
+            .any(|w| w == snippet.as_slice())
+}
+
 /// The fenced block after `<!-- snippet:NAME -->` in README.md: what the
 /// tests run or compare, so README shows what was tested.
 pub fn readme_snippet(name: &str) -> String {

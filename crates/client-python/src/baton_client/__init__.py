@@ -4,7 +4,10 @@
 - `Client`: typed calls on a node (grpc.aio; TLS and mTLS);
 - `exchange`: a token exchange (RFC 8693) recorded where it happens;
 - `Checker`: a Watch-fed cache of token answers that fails closed;
-- `baton_client.mcp.BatonTokenVerifier`: the Python MCP SDK's token
+- `baton_client.asgi.BatonMiddleware`: an MCP server's requests decided on
+  a `Checker` (scopes and tools), by the rules of `baton_client.gateway`;
+- `baton_client.consistency`: consistency tokens read, written, compared;
+- `baton_client.mcp`: the Python MCP SDK's view of a token, and its token
   verifier on a `Checker` (needs the `mcp` extra).
 """
 

@@ -2,7 +2,10 @@
 and rules as the Rust SDK's `Checker` (crates/client/src/checker.rs):
 
 - an ACTIVE answer is kept with the revocation targets the node says it
-  depends on (`depends_on`); a Watch message naming one evicts it;
+  depends on (`depends_on`); a Watch message naming one evicts it. Targets
+  are compared parsed (`targets.parse`), never as bytes; an answer that
+  depends on a target the cache cannot read is not kept, and a revocation
+  it cannot read clears the cache;
 - REVOKED and EXPIRED never change and stay until the LRU drops them;
   UNKNOWN is never kept;
 - expiry and the audience a token is presented to are judged locally;
@@ -29,11 +32,13 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from baton.v1 import events_pb2, revocation_pb2
+from baton.v1 import revocation_pb2
 
+from . import consistency, targets
 from .client import Client
 from .events import token_ref, token_text
 from .signing import token_digest
+from .targets import Target
 
 log = logging.getLogger("baton_client.checker")
 
@@ -105,7 +110,7 @@ class Answer:
 class _Entry:
     status: int
     info: TokenInfo | None
-    depends_on: list[bytes] = field(default_factory=list)
+    depends_on: list[Target] = field(default_factory=list)
 
 
 def expired(expires_at_s: int, now_s: int) -> bool:
@@ -126,16 +131,25 @@ def _judge(entry: _Entry, presented_to: str | None, now_s: int) -> int:
     return ACTIVE
 
 
-def _revoked_target(revoked: events_pb2.Revoked) -> bytes:
-    """A Watch message's target, encoded as a `RevocationTarget` (the same
-    oneof and field numbers as `depends_on`'s)."""
-    target = events_pb2.RevocationTarget()
-    which = revoked.WhichOneof("target")
-    if which == "token":
-        target.token.CopyFrom(revoked.token)
-    elif which is not None:
-        setattr(target, which, getattr(revoked, which))
-    return target.SerializeToString()
+def _revoked_target(message: revocation_pb2.WatchResponse) -> Target:
+    """What a Watch message about a revocation revokes; `ValueError` when
+    this cache cannot read it (no `revoked`, or a target `targets.parse`
+    refuses)."""
+    if not message.HasField("revoked"):
+        raise ValueError("revoked: a revocation message without its revocation")
+    return targets.parse(message.revoked)
+
+
+def _covering(token: str) -> str:
+    """`token` as the consistency token to ask misses at, or one covering
+    nothing when the node sent one this SDK cannot read (as the Rust SDK's
+    `parse(..).unwrap_or_default()`): a later message's position or resume
+    token moves it on."""
+    try:
+        return consistency.format(consistency.parse(token))
+    except ValueError as error:
+        log.warning("the node's position is no consistency token: %s", error)
+        return consistency.format([])
 
 
 class Checker:
@@ -168,16 +182,18 @@ class Checker:
         self.max_view_age_s = max_view_age_s
         self.clock = clock if clock is not None else SystemClock()
         self._entries: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
-        self._index: dict[bytes, set[str]] = {}
-        self._recent: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._index: dict[Target, set[str]] = {}
+        self._recent: collections.deque[tuple[int, Target]] = collections.deque()
         self._sequence = 0
         self._fresh_at: float | None = None
         # When the latest checkpoint's view was confirmed: its arrival less
         # its view age (None: it did not say).
         self._view_at: float | None = None
+        # The feed's position: the resume token, as the node sent it.
         self.position = ""
-        # The consistency token covering every delivered revocation.
-        self._covered = ""
+        # A consistency token covering every delivered revocation's record:
+        # what a miss is asked at.
+        self._covered = consistency.format([])
         self.stats = collections.Counter()
         self._delivered = asyncio.Condition()
         self._feed: asyncio.Task | None = None
@@ -185,6 +201,7 @@ class Checker:
     async def start(self) -> "Checker":
         probe = await self.client.check("jti:baton-checker-position", timeout=self.request_timeout_s)
         self.position = probe.consistency_token
+        self._covered = _covering(self.position)
         self._feed = asyncio.create_task(self._run_feed())
         try:
             await asyncio.wait_for(self.wait_for(self.is_fresh), self.staleness_s)
@@ -242,7 +259,7 @@ class Checker:
             evicted_key, evicted = self._entries.popitem(last=False)
             self._unindex(evicted_key, evicted)
 
-    def _revoked(self, target: bytes) -> None:
+    def _revoked(self, target: Target) -> None:
         self._sequence += 1
         self.stats["revocations"] += 1
         for key in self._index.pop(target, set()):
@@ -254,12 +271,12 @@ class Checker:
         while len(self._recent) > RECENT_MAX:
             self._recent.popleft()
 
-    def _revoked_since(self, since: int, targets: list[bytes]) -> bool:
+    def _revoked_since(self, since: int, depends_on: list[Target]) -> bool:
         if since == self._sequence:
             return False
         if not self._recent or self._recent[0][0] > since + 1:
             return True
-        wanted = set(targets)
+        wanted = set(depends_on)
         return any(seq > since and target in wanted for seq, target in self._recent)
 
     def cached(self, key: str, presented_to: str | None = None) -> Answer | None:
@@ -302,7 +319,7 @@ class Checker:
             self.stats["misses"] += 1
             # Everything delivered so far: past the resume token, which
             # stays on a batch record until its last revocation is sent.
-            request.consistency_token = self._covered or self.position
+            request.consistency_token = self._covered
             since = self._sequence
             asked = self.clock.monotonic()
             try:
@@ -339,17 +356,27 @@ class Checker:
         self._sequence += 1
 
     async def _deliver(self, message: revocation_pb2.WatchResponse) -> None:
-        if message.HasField("revoked") and message.revoked.WhichOneof("target") is not None:
-            self._revoked(_revoked_target(message.revoked))
-        elif message.HasField("revoked") or message.revocation_event_id:
-            log.warning("an unreadable revocation on the feed: cache cleared")
-            self._clear()
+        if message.HasField("revoked") or message.revocation_event_id:
+            try:
+                target = _revoked_target(message)
+            except ValueError as error:
+                log.warning("an unreadable revocation on the feed (%s): cache cleared", error)
+                self._clear()
+            else:
+                self._revoked(target)
         if message.HasField("position"):
-            self._covered = _merged(self._covered or self.position, message.position.partition,
-                                    message.position.offset + 1)
+            # A position no token can name (a partition past 4096, an offset
+            # at the u64 bound) raises: the feed is reopened from the last
+            # position and, while that repeats, goes stale (fail closed).
+            self._covered = consistency.include(self._covered, message.position.partition, message.position.offset)
         if message.resume_token:
             self.position = message.resume_token
-            self._covered = _max_token(self._covered, message.resume_token)
+            try:
+                self._covered = consistency.merge(self._covered, message.resume_token)
+            except ValueError as error:
+                # As the Rust SDK: kept as the position to resume from (the
+                # node reads its own tokens), not counted as covered.
+                log.warning("a resume token this SDK cannot read: %s", error)
         if message.HasField("checkpoint"):
             now = self.clock.monotonic()
             self._fresh_at = now
@@ -387,43 +414,6 @@ class Checker:
             backoff = min(backoff * 2, 1.0)
 
 
-def _offsets(token: str) -> list[int]:
-    """A consistency token's next offset per partition (`ct1.` and lowercase
-    hex, `-`-separated, empty for 0)."""
-    if not token.startswith("ct1."):
-        return []
-    return [int(part, 16) if part else 0 for part in token[4:].split("-")]
-
-
-def covers(position: str, token: str) -> bool:
-    """Whether consistency token `position` covers `token` (every partition
-    at least as far)."""
-    have, want = _offsets(position), _offsets(token)
-    if not token.startswith("ct1.") or not position.startswith("ct1."):
-        return False
-    return all(w == 0 or (i < len(have) and have[i] >= w) for i, w in enumerate(want))
-
-
-def _token(offsets: list[int]) -> str:
-    return "ct1." + "-".join(format(o, "x") if o else "" for o in offsets)
-
-
-def _merged(token: str, partition: int, next_offset: int) -> str:
-    offsets = _offsets(token)
-    offsets += [0] * (partition + 1 - len(offsets))
-    offsets[partition] = max(offsets[partition], next_offset)
-    return _token(offsets)
-
-
-def _max_token(a: str, b: str) -> str:
-    x, y = _offsets(a), _offsets(b)
-    if not x:
-        return b
-    n = max(len(x), len(y))
-    x, y = x + [0] * (n - len(x)), y + [0] * (n - len(y))
-    return _token([max(p, q) for p, q in zip(x, y)])
-
-
 def _entry_of(key: str, response: revocation_pb2.IntrospectResponse) -> _Entry | None:
     check = response.check
     info = None
@@ -436,7 +426,14 @@ def _entry_of(key: str, response: revocation_pb2.IntrospectResponse) -> _Entry |
             details=response.details if response.HasField("details") else None,
         )
     if check.status == ACTIVE:
-        depends_on = [t.SerializeToString() for t in check.depends_on]
+        try:
+            depends_on = [targets.parse(t) for t in check.depends_on]
+        except ValueError as error:
+            # An active answer depending on a target this cache cannot read
+            # could not be evicted when that target is revoked: not kept,
+            # not trusted (the Rust SDK's `.collect::<Result<..>>().ok()?`).
+            log.warning("an answer depending on an unreadable target: %s", error)
+            return None
         # An active answer with nothing to watch could never be
         # invalidated: not kept, not trusted.
         if not depends_on or info is None:

@@ -1,8 +1,18 @@
-"""Baton as the token verifier of an MCP server built with the Python MCP
-SDK (`mcp` 2.x): `MCPServer(..., token_verifier=BatonTokenVerifier(checker,
-resource), auth=AuthSettings(...))`. A token is accepted only when Baton
-says it is ACTIVE as presented to `resource`; the chain behind it rides in
-`AccessToken.claims`."""
+"""Baton in an MCP server built with the Python MCP SDK (`mcp` 2.x).
+
+The way to guard one: wrap its streamable HTTP app in
+`baton_client.asgi.BatonMiddleware(app, checker, audience=resource,
+scopes=[...])`. The middleware sees each request's `Mcp-Method` and
+`Mcp-Name`, so it refuses a token lacking a scope, and a `tools/call` of a
+tool the token does not grant, before any tool runs: tools carry no
+authorization code. In a tool, `authorized(ctx)` is the caller's token.
+
+The older way, `MCPServer(..., token_verifier=BatonTokenVerifier(checker,
+resource), auth=AuthSettings(...))`, accepts a token only when Baton says it
+is ACTIVE as presented to `resource`; a verifier sees the token but not the
+call, so each tool must call `require_tool`. Either way the chain behind the
+token rides in `AccessToken.claims`.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +20,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver.exceptions import ToolError
 
-from .checker import Checker
+from .checker import Checker, TokenInfo
 
 
 class ToolNotGranted(ToolError):
@@ -18,10 +28,48 @@ class ToolNotGranted(ToolError):
     the MCP SDK tells the client why)."""
 
 
+def access_token(token: str, info: TokenInfo) -> AccessToken:
+    """The MCP SDK's view of a token Baton answered ACTIVE (`info` with its
+    details): holder, scopes, expiry, audience, subject, and Baton's tools,
+    depth, event id and chain in `claims`."""
+    details = info.details
+    return AccessToken(
+        token=token,
+        client_id=details.holder,
+        scopes=list(details.scopes),
+        expires_at=info.expires_at_s,
+        resource=info.audience,
+        subject=details.subject,
+        claims={
+            "iss": details.issuer,
+            "baton_tools": list(details.tools),
+            "baton_depth": details.depth,
+            "baton_event_id": info.event_id.hex(),
+            # Root grant first: who performed each hop, who held it.
+            "baton_chain": [
+                {"performed_by": link.performed_by, "holder": link.holder, "audience": link.audience}
+                for link in details.chain
+            ],
+        },
+    )
+
+
+def authorized(ctx) -> AccessToken | None:
+    """In a tool behind `BatonMiddleware` (`ctx`: the tool's `Context`): the
+    token the call came with, read from the HTTP request that carried it.
+    Its `token` is Baton's reference to it (`b3:…`), not the bearer: the
+    middleware never keeps that. None outside such a request."""
+    request = getattr(ctx.request_context, "request", None)
+    state = getattr(request, "scope", {}).get("state") or {}
+    info = state.get("baton")
+    return access_token(info.token, info) if info is not None and info.details is not None else None
+
+
 def require_tool(name: str) -> AccessToken:
-    """In a tool: the caller's token, if it grants tool `name` (Baton's
-    `baton_tools`); raises `ToolNotGranted` otherwise. The verifier sees only
-    the token, not the call, so each tool asks."""
+    """In a tool, with `BatonTokenVerifier`: the caller's token, if it grants
+    tool `name` (Baton's `baton_tools`); raises `ToolNotGranted` otherwise.
+    The verifier sees only the token, not the call, so each tool asks
+    (`BatonMiddleware` needs none of this)."""
     token = get_access_token()
     tools = (token.claims or {}).get("baton_tools", []) if token is not None else []
     if name not in tools:
@@ -43,23 +91,4 @@ class BatonTokenVerifier:
         answer = await self.checker.check_bearer(token.encode(), self.resource)
         if not answer.allows or answer.token is None or answer.token.details is None:
             return None
-        details = answer.token.details
-        return AccessToken(
-            token=token,
-            client_id=details.holder,
-            scopes=list(details.scopes),
-            expires_at=answer.token.expires_at_s,
-            resource=answer.token.audience,
-            subject=details.subject,
-            claims={
-                "iss": details.issuer,
-                "baton_tools": list(details.tools),
-                "baton_depth": details.depth,
-                "baton_event_id": answer.token.event_id.hex(),
-                # Root grant first: who performed each hop, who held it.
-                "baton_chain": [
-                    {"performed_by": link.performed_by, "holder": link.holder, "audience": link.audience}
-                    for link in details.chain
-                ],
-            },
-        )
+        return access_token(token, answer.token)

@@ -8,22 +8,7 @@
 
 use std::process::Command;
 
-use baton_testkit::{readme_snippet, repo_root, tools};
-
-/// Whether `snippet`'s lines (indentation aside) stand together in `source`.
-fn shows(source: &str, snippet: &str) -> bool {
-    let lines = |text: &str| -> Vec<String> {
-        text.lines()
-            .map(|l| l.trim().to_owned())
-            .filter(|l| !l.is_empty())
-            .collect()
-    };
-    let (source, snippet) = (lines(source), lines(snippet));
-    !snippet.is_empty()
-        && source
-            .windows(snippet.len())
-            .any(|w| w == snippet.as_slice())
-}
+use baton_testkit::{readme_snippet, repo_root, shows, tools};
 
 /// README's "Use Baton from an MCP server" and "Record a token exchange"
 /// snippets are the example's code, which the test below runs.
