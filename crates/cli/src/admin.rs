@@ -492,13 +492,12 @@ async fn replayed(
     if staging.exists() {
         std::fs::remove_dir_all(&staging)?;
     }
-    let digest = if config.kafka.brokers.is_empty() {
-        let log = baton_log::EmbeddedLog::open(&config.data_dir.join("log"))?;
-        replay_to(log, &staging, policy, &info.read).await
-    } else {
-        let log = crate::serve::connect_kafka(config.kafka_options()?, &config.data_dir).await?;
-        replay_to(log, &staging, policy, &info.read).await
+    let replaying = Replaying {
+        dir: staging.clone(),
+        options: baton_server::projector_options(policy, &config.limits()),
+        until: info.read.clone(),
     };
+    let digest = crate::eventlog::open_log(&config, replaying).await;
     let digest = digest.inspect_err(|_| {
         let _ = std::fs::remove_dir_all(&staging);
     })?;
@@ -515,15 +514,23 @@ async fn replayed(
     Ok(info)
 }
 
-/// Replays `log` into a new projection in `dir` up to `until`; its digest.
-async fn replay_to<L: baton_log::EventLog>(
-    log: L,
-    dir: &std::path::Path,
-    policy: baton_core::Policy,
-    until: &[u64],
-) -> anyhow::Result<[u8; 32]> {
-    let projector =
-        baton_projector::Projector::open(log, dir, baton_projector::ProjectorOptions::new(policy))?;
-    projector.replay_until(until).await?;
-    Ok(projector.handle().state_digest()?)
+/// Replays a log into a new projection in `dir` up to `until`; its digest.
+struct Replaying {
+    dir: std::path::PathBuf,
+    options: baton_projector::ProjectorOptions,
+    until: Vec<u64>,
+}
+
+impl crate::eventlog::OnLog for Replaying {
+    type Output = [u8; 32];
+
+    async fn run<L: baton_log::EventLog>(
+        self,
+        log: L,
+        _described: String,
+    ) -> anyhow::Result<[u8; 32]> {
+        let projector = baton_projector::Projector::open(log, &self.dir, self.options)?;
+        projector.replay_until(&self.until).await?;
+        Ok(projector.handle().state_digest()?)
+    }
 }

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 mod admin;
 mod client;
 mod config;
+mod eventlog;
 pub use baton_client::keys;
 pub mod pki;
 mod project;
@@ -224,7 +225,7 @@ pub fn main() -> ExitCode {
                 println!("{}", baton_core::token_digest(token));
                 Ok(0)
             }
-            Command::Project(args) => project::run(args).await.map(|()| 0),
+            Command::Project(args) => project::run(args, &env).await.map(|()| 0),
             Command::Status(args) => admin::status(args).await.map(|()| 0),
             Command::Quarantine(command) => admin::quarantine(command).await.map(|()| 0),
             Command::Snapshot(command) => admin::snapshot(command, &env).await.map(|()| 0),

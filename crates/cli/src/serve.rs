@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use baton_kafka::{KafkaLog, KafkaOptions};
-use baton_log::{EmbeddedLog, EventLog};
+use baton_log::EventLog;
 use baton_server::ServerOptions;
 
 use crate::config::{Config, Flags};
@@ -103,25 +102,16 @@ pub async fn run(flags: Flags, env: &BTreeMap<String, String>, traces: bool) -> 
         http,
         metrics,
     };
-    let served = if config.kafka.brokers.is_empty() {
-        let log = EmbeddedLog::open(&config.data_dir.join("log"))?;
-        announce(
+    let served = crate::eventlog::open_log(
+        &config,
+        Serving {
+            options,
+            listeners,
             address,
-            &format!("embedded log in {}{secured}", config.data_dir.display()),
-        );
-        serve(options, log, listeners).await
-    } else {
-        let kafka = config.kafka_options()?;
-        let log = connect_kafka(kafka, &config.data_dir).await?;
-        announce(
-            address,
-            &format!(
-                "kafka {} topic {}{secured}",
-                config.kafka.brokers, config.kafka.topic
-            ),
-        );
-        serve(options, log, listeners).await
-    };
+            secured,
+        },
+    )
+    .await;
     // The socket file is this node's: gone with it (a node killed before
     // this leaves it, and the next one replaces it).
     if let Some(path) = &config.unix_listen {
@@ -214,40 +204,21 @@ fn announce(address: std::net::SocketAddr, log: &str) {
     println!("baton listening on {address} ({log})");
 }
 
-async fn serve<L: EventLog>(
+/// What `serve` does with the log the configuration names.
+struct Serving {
     options: ServerOptions,
-    log: L,
     listeners: baton_server::Listeners,
-) -> anyhow::Result<()> {
-    baton_server::run_with(options, log, listeners, crate::shutdown_signal())
-        .await
-        .map_err(|e| anyhow::anyhow!(e))
+    address: std::net::SocketAddr,
+    secured: &'static str,
 }
 
-/// Where a node records its topic's partition count, so that it can start
-/// (and answer what it safely can) when no broker answers.
-const KAFKA_TOPIC_FILE: &str = "kafka-topic";
+impl crate::eventlog::OnLog for Serving {
+    type Output = ();
 
-/// Connects to Kafka with the partition count this data directory recorded
-/// for the topic, and records the count the log reports.
-pub async fn connect_kafka(
-    mut options: KafkaOptions,
-    data_dir: &std::path::Path,
-) -> anyhow::Result<KafkaLog> {
-    let recorded = data_dir.join(KAFKA_TOPIC_FILE);
-    options.known_partitions = std::fs::read_to_string(&recorded).ok().and_then(|text| {
-        let (topic, partitions) = text.trim().rsplit_once(' ')?;
-        (topic == options.topic)
-            .then(|| partitions.parse().ok())
-            .flatten()
-    });
-    let topic = options.topic.clone();
-    let log = KafkaLog::connect(options).await?;
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("create data directory {}", data_dir.display()))?;
-    let temporary = recorded.with_extension("tmp");
-    std::fs::write(&temporary, format!("{topic} {}\n", log.partitions()))
-        .and_then(|()| std::fs::rename(&temporary, &recorded))
-        .with_context(|| format!("record the topic in {}", recorded.display()))?;
-    Ok(log)
+    async fn run<L: EventLog>(self, log: L, described: String) -> anyhow::Result<()> {
+        announce(self.address, &format!("{described}{}", self.secured));
+        baton_server::run_with(self.options, log, self.listeners, crate::shutdown_signal())
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+    }
 }

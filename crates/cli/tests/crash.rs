@@ -128,7 +128,7 @@ struct Projecting {
 impl Projecting {
     fn start(data: &Path, trust_root: &str, kafka: Option<(&str, &str)>) -> Projecting {
         let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
-        command.args(["project", "--data"]).arg(data).args([
+        command.args(["project", "--data-dir"]).arg(data).args([
             "--trust-root",
             trust_root,
             "--progress-ms",

@@ -14,12 +14,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use baton_core::RevocationTarget;
 use baton_proto::v1;
 use baton_testkit::{Fixture, KafkaCluster};
-use common::{Served, append, baton, now_s};
+use common::{Served, append, baton, eventually, now_s, settled_status};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -121,18 +121,6 @@ fn serve_on(dir: &std::path::Path, root: &str, brokers: &str, topic: &str) -> Se
             "127.0.0.1:0",
         ],
     )
-}
-
-/// Polls `condition` (every 100 ms, at most 60 s); panics naming `what`.
-fn eventually<T>(what: &str, mut condition: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(done) = condition() {
-            return done;
-        }
-        assert!(Instant::now() < deadline, "not within 60 s: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -630,22 +618,6 @@ async fn deliveries(url: &str, id: &[u8], want: usize) -> usize {
     })
     .await;
     delivered
-}
-
-/// `baton status --digest --json` once every partition is applied to its end.
-fn settled_status(url: &str) -> serde_json::Value {
-    eventually("applied to the log's end", || {
-        let out = baton()
-            .args(["status", "--digest", "--json", "--server", url])
-            .output()
-            .unwrap();
-        let now: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-        let at_end = now["partitions"]
-            .as_array()?
-            .iter()
-            .all(|p| p["applied"] == p["log_end"]);
-        (now["ready"] == true && at_end && now["digest_settled"] == true).then_some(now)
-    })
 }
 
 /// Issue 21: where an event lives must not depend on the order in which a

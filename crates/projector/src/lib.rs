@@ -74,6 +74,21 @@ pub struct ProjectorOptions {
     /// began, while applying goes on during the copy; past it the snapshot
     /// is abandoned (applying is never paused for one).
     pub snapshot_journal_bytes_max: usize,
+    /// What to do with a projection this directory holds that was built by
+    /// another layout or under other rules.
+    pub other_rules: OtherRules,
+}
+
+/// What opening a projection does with one built by another binary's layout
+/// or under other rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtherRules {
+    /// Drop it and rebuild from the log (a node: its rules are what it
+    /// serves by, and the log is the system of record).
+    Rebuild,
+    /// Refuse to open (a tool pointed at a node's data directory with rules
+    /// that are not the node's would otherwise drop the node's projection).
+    Refuse,
 }
 
 impl ProjectorOptions {
@@ -84,6 +99,7 @@ impl ProjectorOptions {
             idle_wait: Duration::from_millis(200),
             park_grace: Duration::from_secs(5),
             snapshot_journal_bytes_max: snapshot::JOURNAL_BYTES_MAX,
+            other_rules: OtherRules::Rebuild,
         }
     }
 }
@@ -273,7 +289,7 @@ impl<L: EventLog> Projector<L> {
             .path(dir)
             .flush_every_ms(Some(200))
             .open()?;
-        let tree = open_layout(&db, &options.policy)?;
+        let tree = open_layout(&db, &options.policy, options.other_rules)?;
         let partitions = log.partitions();
         // A projection (a restored snapshot) of a log with more partitions
         // is of another log.
@@ -943,12 +959,23 @@ pub fn tree_name(policy: &Policy) -> String {
 /// rules) re-derives every verdict from the log — the system of record —
 /// rather than keep verdicts the rules it now runs would not reach: two nodes
 /// with the same log and rules always hold the same projection.
-fn open_layout(db: &sled::Db, policy: &Policy) -> Result<sled::Tree> {
+/// With [`OtherRules::Refuse`], a directory holding another projection is
+/// refused instead, naming both.
+fn open_layout(db: &sled::Db, policy: &Policy, other_rules: OtherRules) -> Result<sled::Tree> {
     let current = tree_name(policy);
     for name in db.tree_names() {
         // "projection" (the first layout) and "projection.v<N>[.<rules>]".
         let layout = name.as_ref() == b"projection" || name.starts_with(b"projection.v");
         if layout && name.as_ref() != current.as_bytes() {
+            if other_rules == OtherRules::Refuse {
+                return Err(Error::Invalid {
+                    field: "projection",
+                    reason: format!(
+                        "holds a projection built by another layout or under other rules ({}; these rules make {current}): give the node's own configuration (--config), or --rebuild to drop it and rebuild from the log",
+                        String::from_utf8_lossy(&name)
+                    ),
+                });
+            }
             tracing::warn!(
                 tree = %String::from_utf8_lossy(&name),
                 %current,

@@ -528,6 +528,16 @@ impl Spawned {
     }
 }
 
+/// The projector a node runs under `policy` and `limits`: `baton project`
+/// and snapshot restore build theirs with this too, so that a projection
+/// they make is the one the node keeps.
+pub fn projector_options(policy: baton_core::Policy, limits: &Limits) -> ProjectorOptions {
+    ProjectorOptions {
+        park_grace: limits.park_grace,
+        ..ProjectorOptions::new(policy)
+    }
+}
+
 /// [`run`], with the HTTP bridges and `/metrics` on their listeners when given.
 pub async fn run_with<L: EventLog>(
     options: ServerOptions,
@@ -548,10 +558,7 @@ pub async fn run_with<L: EventLog>(
     let projector = Projector::open(
         log.clone(),
         &options.projection_dir,
-        ProjectorOptions {
-            park_grace: options.limits.park_grace,
-            ..ProjectorOptions::new(options.policy.clone())
-        },
+        projector_options(options.policy.clone(), &options.limits),
     )?;
     let handle = projector.handle();
     // One try at the log's end; a node that cannot reach the log starts

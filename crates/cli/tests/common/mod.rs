@@ -31,10 +31,17 @@ pub fn serve_refused_with_env<S: AsRef<std::ffi::OsStr>>(
     args: &[S],
     env: &[(&str, &str)],
 ) -> String {
-    let child = baton()
-        .envs(env.iter().copied())
-        .arg("serve")
-        .args(args)
+    let mut command = baton();
+    command.envs(env.iter().copied()).arg("serve").args(args);
+    refused_within_a_minute(command)
+}
+
+/// Runs `command` (a `baton` that must refuse to start): it must exit
+/// non-zero within a minute (one that runs on instead is killed and the
+/// test fails). Returns its stderr.
+pub fn refused_within_a_minute(mut command: Command) -> String {
+    let what = format!("{command:?}");
+    let child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -53,7 +60,7 @@ pub fn serve_refused_with_env<S: AsRef<std::ffi::OsStr>>(
             let _ = Command::new("kill").args(["-KILL", &pid]).status();
             let out = receive.recv().unwrap().unwrap();
             panic!(
-                "baton serve did not refuse to start within 60 s: {}{}",
+                "{what} did not refuse to start within 60 s: {}{}",
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
@@ -323,4 +330,32 @@ pub async fn health(url: &str) -> tonic_health::pb::health_check_response::Servi
     let answer = health_client(url).await.check(whole_node()).await.unwrap();
     tonic_health::pb::health_check_response::ServingStatus::try_from(answer.into_inner().status)
         .unwrap()
+}
+
+/// Polls `condition` (every 100 ms, at most 60 s); panics naming `what`.
+pub fn eventually<T>(what: &str, mut condition: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(done) = condition() {
+            return done;
+        }
+        assert!(Instant::now() < deadline, "not within 60 s: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `baton status --digest --json` once every partition is applied to its end.
+pub fn settled_status(url: &str) -> serde_json::Value {
+    eventually("applied to the log's end", || {
+        let out = baton()
+            .args(["status", "--digest", "--json", "--server", url])
+            .output()
+            .unwrap();
+        let now: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        let at_end = now["partitions"]
+            .as_array()?
+            .iter()
+            .all(|p| p["applied"] == p["log_end"]);
+        (now["ready"] == true && at_end && now["digest_settled"] == true).then_some(now)
+    })
 }
