@@ -139,6 +139,7 @@ fn replay(c: &mut Criterion) {
             )
             .await;
         baton_log::ConsistencyToken::covering(appended.into_iter().map(|r| r.expect("append")))
+            .expect("positions of this log")
     });
     let mut group = c.benchmark_group("projector_replay");
     group.sample_size(10);

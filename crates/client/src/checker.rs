@@ -337,6 +337,15 @@ impl State {
                 .is_none_or(|max| self.view_at.is_some_and(|at| within(at, max)))
     }
 
+    /// Drops every entry: what happened cannot be read, so it could
+    /// concern any of them.
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.index.clear();
+        self.sequence += 1;
+        self.recent.clear();
+    }
+
     fn unindex(&mut self, key: &TokenRef, entry: &Entry) {
         if let Entry::Active { depends_on, .. } = entry {
             for target in depends_on {
@@ -450,8 +459,27 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn deliver(&self, message: v1::WatchResponse) {
+    /// Takes one Watch message in. An error (a position no consistency
+    /// token can hold: a broken node) leaves the cache as it was and the
+    /// feed is reopened: what the message revoked is not known covered.
+    fn deliver(&self, message: v1::WatchResponse) -> std::result::Result<(), baton_log::Error> {
         let mut state = self.lock();
+        let position = message.position.map(|at| {
+            let mut covered = state.covered.clone();
+            covered
+                .include(baton_log::Position {
+                    partition: at.partition,
+                    offset: at.offset,
+                })
+                .map(|()| covered)
+        });
+        let position = match position.transpose() {
+            Ok(position) => position,
+            Err(e) => {
+                state.clear();
+                return Err(e);
+            }
+        };
         let target = match (message.revoked, message.revocation_event_id.is_empty()) {
             (Some(revoked), _) => Some(baton_proto::revocation_target(revoked.target)),
             (None, false) => Some(Err(baton_core::Error::invalid(
@@ -466,21 +494,15 @@ impl Shared {
                 // A revocation this cache cannot read could revoke any
                 // entry: drop them all.
                 tracing::warn!(error = %e, "an unreadable revocation on the feed: cache cleared");
-                state.entries.clear();
-                state.index.clear();
-                state.sequence += 1;
-                state.recent.clear();
+                state.clear();
             }
             None => {}
         }
         // What a miss must be answered at: every record a revocation came
         // from (the resume token stays on a batch record until its last
         // revocation is sent).
-        if let Some(position) = message.position {
-            state.covered.include(baton_log::Position {
-                partition: position.partition,
-                offset: position.offset,
-            });
+        if let Some(covered) = position {
+            state.covered = covered;
         }
         if !message.resume_token.is_empty() {
             if let Ok(resume) = ConsistencyToken::parse(&message.resume_token) {
@@ -498,6 +520,7 @@ impl Shared {
         }
         drop(state);
         self.delivered.send_modify(|n| *n += 1);
+        Ok(())
     }
 }
 
@@ -780,7 +803,10 @@ async fn feed(shared: Arc<Shared>, client: Client) {
                     match tokio::time::timeout(silence, stream.message()).await {
                         Ok(Ok(Some(message))) => {
                             backoff = Duration::from_millis(50);
-                            shared.deliver(message);
+                            if let Err(e) = shared.deliver(message) {
+                                tracing::warn!(error = %e, "a Watch message no cache can take: cache cleared, reopening");
+                                break;
+                            }
                         }
                         Ok(Ok(None)) => break,
                         Ok(Err(status)) => {
@@ -904,7 +930,7 @@ mod tests {
             assert!(!state.index.contains_key(&subject("u")));
             assert_eq!(state.index[&subject("v")].len(), 1);
         }
-        shared.deliver(revocation_of(&subject("v")));
+        shared.deliver(revocation_of(&subject("v"))).unwrap();
         let state = shared.lock();
         assert!(state.entries.peek(&token("b")).is_none());
         assert!(state.entries.peek(&token("c")).is_some());
@@ -922,12 +948,31 @@ mod tests {
             .insert(token("a"), active("a", vec![subject("u")]));
         let mut unreadable = revocation_of(&subject("zzz"));
         unreadable.revoked = None;
-        shared.deliver(unreadable);
+        shared.deliver(unreadable).unwrap();
         let state = shared.lock();
         assert_eq!(state.entries.len(), 0);
         assert!(state.index.is_empty());
         // And an answer in flight meanwhile is asked again.
         assert!(state.revoked_since(0, &[subject("u")]));
+    }
+
+    /// A position no consistency token can hold (a broken node's) costs no
+    /// memory and does not wrap: the message is refused, the cache
+    /// cleared, and the feed (reopened by its loop) is not moved on.
+    #[test]
+    fn a_position_no_token_can_hold_is_refused_and_clears_the_cache() {
+        let shared = shared(8);
+        for (partition, offset) in [(4096, 0), (u32::MAX, 0), (0, u64::MAX)] {
+            shared
+                .lock()
+                .insert(token("a"), active("a", vec![subject("u")]));
+            let mut message = revocation_of(&subject("unrelated"));
+            message.position = Some(v1::LogPosition { partition, offset });
+            assert!(shared.deliver(message).is_err(), "{partition} {offset}");
+            let state = shared.lock();
+            assert!(state.entries.is_empty() && state.index.is_empty());
+            assert_eq!(state.covered, ConsistencyToken::default());
+        }
     }
 
     /// A parsed target as `proto/testvectors/sdk/targets.json` writes it.
@@ -1002,11 +1047,13 @@ mod tests {
                 state.insert(token("t"), entry);
                 state.insert(token("b"), bystander);
             }
-            shared.deliver(v1::WatchResponse {
-                revocation_event_id: vec![1; 32],
-                revoked: Some(wire(&case["revoked_hex"])),
-                ..Default::default()
-            });
+            shared
+                .deliver(v1::WatchResponse {
+                    revocation_event_id: vec![1; 32],
+                    revoked: Some(wire(&case["revoked_hex"])),
+                    ..Default::default()
+                })
+                .unwrap();
             let state = shared.lock();
             let kept = (
                 state.entries.contains(&token("t")),

@@ -71,13 +71,13 @@ fn consistency_tokens_follow_the_shared_vectors() {
     }
     for case in cases(&file, "include") {
         let mut included = token(&case["token"]);
-        included.include(Position {
-            partition: case["partition"].as_u64().unwrap() as u32,
+        let result = included.include(Position {
+            partition: u32::try_from(case["partition"].as_u64().unwrap()).unwrap(),
             offset: case["offset"].as_u64().unwrap(),
         });
         assert_eq!(
-            included.to_string(),
-            case["result"].as_str().unwrap(),
+            result.map(|()| included.to_string()).ok().as_deref(),
+            case["result"].as_str(),
             "{case}"
         );
     }

@@ -15,7 +15,7 @@ pub struct ConsistencyToken {
 
 const PREFIX: &str = "ct1.";
 /// More partitions than any deployment has; bounds what a token may claim.
-const PARTITIONS_MAX: usize = 4096;
+pub const PARTITIONS_MAX: usize = 4096;
 
 impl ConsistencyToken {
     pub fn new(next: Vec<u64>) -> Self {
@@ -23,20 +23,33 @@ impl ConsistencyToken {
     }
 
     /// The token covering `positions` (and, implicitly, everything before them).
-    pub fn covering(positions: impl IntoIterator<Item = Position>) -> Self {
+    pub fn covering(positions: impl IntoIterator<Item = Position>) -> Result<Self> {
         let mut token = ConsistencyToken::default();
         for position in positions {
-            token.include(position);
+            token.include(position)?;
         }
-        token
+        Ok(token)
     }
 
-    pub fn include(&mut self, position: Position) {
+    /// Extends the token to cover the record at `position`. A position no
+    /// token can hold (a partition past [`PARTITIONS_MAX`], the offset
+    /// `u64::MAX`) is refused: a node never writes one, so it is a broken
+    /// message, and it must not cost memory or wrap.
+    pub fn include(&mut self, position: Position) -> Result<()> {
         let p = position.partition as usize;
+        if p >= PARTITIONS_MAX {
+            return Err(Error::Token(format!(
+                "partition {p} is past the {PARTITIONS_MAX} a token may name"
+            )));
+        }
+        let next = position.offset.checked_add(1).ok_or_else(|| {
+            Error::Token(format!("offset {} has no offset after it", position.offset))
+        })?;
         if self.next.len() <= p {
             self.next.resize(p + 1, 0);
         }
-        self.next[p] = self.next[p].max(position.offset + 1);
+        self.next[p] = self.next[p].max(next);
+        Ok(())
     }
 
     /// Combines two tokens: covers what either covers.
@@ -135,7 +148,8 @@ mod tests {
                 partition: 2,
                 offset: 255,
             },
-        ]);
+        ])
+        .unwrap();
         assert_eq!(token.to_string(), "ct1.a--100");
         assert_eq!(ConsistencyToken::parse("ct1.a--100").unwrap(), token);
         assert!(token.is_covered_by(&[10, 0, 256]));

@@ -399,7 +399,7 @@ impl<L: EventLog> Ledger<L> {
         };
         let mut written = ConsistencyToken::default();
         if let Some(position) = position {
-            written.include(position);
+            written.include(position)?;
         }
         let mut token = basis;
         token.merge(&written);
@@ -443,7 +443,7 @@ impl<L: EventLog> Ledger<L> {
                 (!wrote, position)
             };
             if let Some(at) = at {
-                token.include(at);
+                token.include(at)?;
             }
             results.push(v1::AppendResult {
                 event_id: id.0.to_vec(),

@@ -638,7 +638,7 @@ async fn a_busy_watch_still_sends_checkpoints() {
     writer.await.unwrap();
     for (sent, at) in &checkpoints {
         for position in &positions[*sent..] {
-            let unsent = baton_log::ConsistencyToken::covering([*position]);
+            let unsent = baton_log::ConsistencyToken::covering([*position]).unwrap();
             assert!(
                 !unsent.is_covered_by(at.next_offsets()),
                 "a checkpoint after {sent} revocations covered one not yet sent"

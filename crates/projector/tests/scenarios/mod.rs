@@ -161,7 +161,7 @@ pub async fn append<L: EventLog>(
         })
         .collect();
     let positions = log.append(records).await.into_iter().map(|r| r.unwrap());
-    ConsistencyToken::covering(positions)
+    ConsistencyToken::covering(positions).unwrap()
 }
 
 pub fn status(handle: &Handle, jti: &str) -> TokenStatus {
