@@ -24,18 +24,7 @@ use tonic::Status;
 
 use crate::tls::Identity;
 
-/// What a principal may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    /// `LedgerService.Append`.
-    Writer,
-    /// `RevocationService`: `Check`, `CheckBatch`, `Watch`.
-    Checker,
-    /// `ProvenanceService`: `GetChain`, `GetDescendants`, `ListEvents`, `ExportChain`.
-    Auditor,
-    /// Everything, including operator calls.
-    Admin,
-}
+pub use crate::routes::{Need, Role};
 
 impl Role {
     pub const ALL: [Role; 4] = [Role::Writer, Role::Checker, Role::Auditor, Role::Admin];
@@ -349,49 +338,13 @@ impl Caller {
     }
 }
 
-/// What a method needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Need {
-    /// Nothing (health).
-    Nothing,
-    /// A verified principal with any role (reflection).
-    AnyRole,
-    Role(Role),
-}
-
-/// The one table of what each method needs; anything else needs admin.
+/// What the method or route at `path` needs ([`crate::routes`]); anything
+/// a node does not serve needs admin.
 pub fn required(path: &str) -> Need {
-    let (service, _method) = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .unwrap_or(("", ""));
-    match path {
-        "/baton.v1.LedgerService/Append" => Need::Role(Role::Writer),
-        "/baton.v1.RevocationService/Check"
-        | "/baton.v1.RevocationService/CheckBatch"
-        | "/baton.v1.RevocationService/Watch"
-        | "/baton.v1.RevocationService/Introspect"
-        | EXT_AUTHZ
-        | crate::http::FORWARD_AUTH
-        | crate::http::INTROSPECT => Need::Role(Role::Checker),
-        crate::http::REVOKE => Need::Role(Role::Writer),
-        crate::http::HEALTH => Need::Nothing,
-        "/baton.v1.ProvenanceService/GetChain"
-        | "/baton.v1.ProvenanceService/GetDescendants"
-        | "/baton.v1.ProvenanceService/ListEvents"
-        | "/baton.v1.ProvenanceService/ExportChain" => Need::Role(Role::Auditor),
-        _ => match service {
-            "grpc.health.v1.Health" => Need::Nothing,
-            "grpc.reflection.v1.ServerReflection" | "grpc.reflection.v1alpha.ServerReflection" => {
-                Need::AnyRole
-            }
-            _ => Need::Role(Role::Admin),
-        },
-    }
+    crate::routes::route(path).map_or(Need::Role(Role::Admin), |route| route.need)
 }
 
-/// The path of Envoy's ext_authz `Check`.
-pub(crate) const EXT_AUTHZ: &str = "/envoy.service.auth.v3.Authorization/Check";
+pub(crate) use crate::routes::{EXT_AUTHZ, WATCH};
 
 /// Why the authorization layer refused a caller of a method that answers
 /// refusals itself: ext_authz, whose gateway must hear a denial in band (a
@@ -458,9 +411,6 @@ pub fn authorize(
         }
     )))
 }
-
-/// The path of `RevocationService.Watch`.
-pub(crate) const WATCH: &str = "/baton.v1.RevocationService/Watch";
 
 /// Whether the peer that opened a Watch stream may have it: a checker (or
 /// auditor, admin) not bound to audiences, since the feed names every

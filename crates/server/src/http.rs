@@ -41,15 +41,7 @@ use crate::listener::Peer;
 use crate::tls::Identity;
 use crate::{Node, ServerOptions};
 
-/// Forward-auth (any method).
-pub const FORWARD_AUTH: &str = "/authz";
-/// RFC 7662 introspection.
-pub const INTROSPECT: &str = "/oauth2/introspect";
-/// RFC 7009 revocation.
-pub const REVOKE: &str = "/oauth2/revoke";
-/// Readiness for HTTP probes: 200 once the node serves (has caught up with
-/// the log), 503 before; open to all, like gRPC health.
-pub const HEALTH: &str = "/healthz";
+pub use crate::routes::{FORWARD_AUTH, HEALTH, INTROSPECT, REVOKE};
 
 /// The identity a node signs RFC 7009 revocations with: a registered client
 /// the policy lists among its revocation delegates, and its key.
@@ -77,6 +69,19 @@ struct Http<L> {
     delegate: Option<RevocationDelegate>,
 }
 
+/// The handler of each bridge of the route table.
+fn handler<L: EventLog>(
+    bridge: crate::routes::Bridge,
+) -> axum::routing::MethodRouter<Arc<Http<L>>> {
+    use crate::routes::Bridge;
+    match bridge {
+        Bridge::ForwardAuth => axum::routing::any(forward_auth::<L>),
+        Bridge::Introspect => axum::routing::post(introspect::<L>),
+        Bridge::Revoke => axum::routing::post(revoke::<L>),
+        Bridge::Health => axum::routing::get(health::<L>),
+    }
+}
+
 /// Serves the HTTP bridges on `listener` until `stopping` turns true.
 pub(crate) async fn serve<L: EventLog>(
     node: Arc<Node<L>>,
@@ -87,11 +92,10 @@ pub(crate) async fn serve<L: EventLog>(
     let tls = options
         .tls
         .map(|tls| tls.with_alpn(vec![b"http/1.1".to_vec()]));
-    let router = axum::Router::new()
-        .route(FORWARD_AUTH, axum::routing::any(forward_auth::<L>))
-        .route(INTROSPECT, axum::routing::post(introspect::<L>))
-        .route(REVOKE, axum::routing::post(revoke::<L>))
-        .route(HEALTH, axum::routing::get(health::<L>))
+    let router = crate::routes::bridges()
+        .fold(axum::Router::new(), |router, (path, bridge)| {
+            router.route(path, handler::<L>(bridge))
+        })
         .with_state(Arc::new(Http {
             node,
             resources: options.resources,

@@ -32,6 +32,7 @@ mod listener;
 pub mod metrics;
 mod provenance;
 mod revocation;
+pub mod routes;
 pub mod tls;
 pub mod trace;
 
@@ -389,7 +390,7 @@ async fn watch_freshness<L: EventLog>(
         let caught_up = node.caught_up.load(std::sync::atomic::Ordering::Acquire);
         if caught_up && view.fresh != serving {
             serving = view.fresh;
-            set_health::<L>(&health, serving).await;
+            set_health(&health, serving).await;
             if serving {
                 tracing::info!("caught up with the log and fresh: SERVING");
             } else {
@@ -419,31 +420,17 @@ fn ahead_of_the_log(read: &[u64], ends: &[u64]) -> Result<(), String> {
     }
 }
 
-/// Marks the node's three services SERVING or NOT_SERVING.
-async fn set_health<L: EventLog>(health: &tonic_health::server::HealthReporter, serving: bool) {
+/// Marks the node's services (those the route table reports health for)
+/// SERVING or NOT_SERVING.
+async fn set_health(health: &tonic_health::server::HealthReporter, serving: bool) {
     let status = if serving {
         tonic_health::ServingStatus::Serving
     } else {
         tonic_health::ServingStatus::NotServing
     };
-    health
-        .set_service_status(
-            <v1::ledger_service_server::LedgerServiceServer<ledger::Ledger<L>> as tonic::server::NamedService>::NAME,
-            status,
-        )
-        .await;
-    health
-        .set_service_status(
-            <v1::revocation_service_server::RevocationServiceServer<revocation::Revocation<L>> as tonic::server::NamedService>::NAME,
-            status,
-        )
-        .await;
-    health
-        .set_service_status(
-            <v1::provenance_service_server::ProvenanceServiceServer<provenance::Provenance<L>> as tonic::server::NamedService>::NAME,
-            status,
-        )
-        .await;
+    for service in routes::health_services() {
+        health.set_service_status(service, status).await;
+    }
     health.set_service_status("", status).await;
 }
 
@@ -629,7 +616,7 @@ pub async fn run_with<L: EventLog>(
             .freshness
             .view(&node.handle.read(), std::time::Instant::now())
             .fresh;
-    set_health::<L>(&health, serving).await;
+    set_health(&health, serving).await;
     tokio::spawn(confirm_ends(node.clone(), stopping.clone()));
     tokio::spawn(watch_freshness(
         node.clone(),

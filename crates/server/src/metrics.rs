@@ -263,54 +263,15 @@ impl Drop for WatchGuard {
     }
 }
 
-/// The gRPC methods a node serves, with their kind; anything else is
-/// counted as `unknown` (a path is never a label value).
-const METHODS: &[(&str, &str, &str)] = &[
-    ("baton.v1.LedgerService", "Append", UNARY),
-    ("baton.v1.RevocationService", "Check", UNARY),
-    ("baton.v1.RevocationService", "CheckBatch", UNARY),
-    ("baton.v1.RevocationService", "Introspect", UNARY),
-    ("baton.v1.RevocationService", "Watch", SERVER_STREAM),
-    ("baton.v1.ProvenanceService", "GetChain", UNARY),
-    (
-        "baton.v1.ProvenanceService",
-        "GetDescendants",
-        SERVER_STREAM,
-    ),
-    ("baton.v1.ProvenanceService", "ListEvents", SERVER_STREAM),
-    ("baton.v1.ProvenanceService", "ExportChain", UNARY),
-    ("baton.v1.AdminService", "Status", UNARY),
-    ("baton.v1.AdminService", "ListQuarantined", UNARY),
-    ("baton.v1.AdminService", "CreateSnapshot", SERVER_STREAM),
-    ("envoy.service.auth.v3.Authorization", "Check", UNARY),
-    ("grpc.health.v1.Health", "Check", UNARY),
-    ("grpc.health.v1.Health", "Watch", SERVER_STREAM),
-    (
-        "grpc.reflection.v1.ServerReflection",
-        "ServerReflectionInfo",
-        BIDI_STREAM,
-    ),
-    (
-        "grpc.reflection.v1alpha.ServerReflection",
-        "ServerReflectionInfo",
-        BIDI_STREAM,
-    ),
-];
-const UNARY: &str = "unary";
-const SERVER_STREAM: &str = "server_stream";
-const BIDI_STREAM: &str = "bidi_stream";
-
-/// (service, method, kind) of a gRPC path, from [`METHODS`]; `unknown`
-/// for anything else.
+/// (service, method, kind) of a gRPC path, from the route table; `unknown`
+/// for anything else (a path is never a label).
 pub(crate) fn method(path: &str) -> (&'static str, &'static str, &'static str) {
-    let (service, method) = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .unwrap_or(("", ""));
-    METHODS
-        .iter()
-        .find(|(s, m, _)| *s == service && *m == method)
-        .map_or(("unknown", "unknown", UNARY), |(s, m, t)| (*s, *m, *t))
+    match crate::routes::route(path) {
+        Some(route) if !matches!(route.kind, crate::routes::Kind::Http(_)) => {
+            (route.service, route.method, route.kind.grpc_type())
+        }
+        _ => ("unknown", "unknown", "unary"),
+    }
 }
 
 fn rpc(path: &str) -> Rpc {

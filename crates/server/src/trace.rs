@@ -35,11 +35,8 @@ pub(crate) fn continue_from(span: &tracing::Span, headers: &http::HeaderMap) {
 /// The span of one HTTP bridge request (routes from a fixed table: a path
 /// is never a span name).
 pub(crate) fn http_span(request: &http::Request<hyper::body::Incoming>) -> tracing::Span {
-    let route = match request.uri().path() {
-        path @ (crate::http::FORWARD_AUTH
-        | crate::http::INTROSPECT
-        | crate::http::REVOKE
-        | crate::http::HEALTH) => path,
+    let route = match crate::routes::route(request.uri().path()) {
+        Some(route) if matches!(route.kind, crate::routes::Kind::Http(_)) => route.method,
         _ => "other",
     };
     let span = tracing::info_span!(
