@@ -1029,7 +1029,7 @@ impl Config {
     }
 
     pub fn policy(&self) -> anyhow::Result<baton_core::Policy> {
-        let mut policy = baton_core::Policy::new(crate::project::trust_roots(&self.trust_roots)?);
+        let mut policy = baton_core::Policy::new(trust_roots(&self.trust_roots)?);
         policy.depth_max = self.depth_max;
         policy.require_delegating_role = self.rules.require_delegating_role;
         policy.static_grants_client_only = self.rules.static_grants_client_only;
@@ -1078,6 +1078,19 @@ impl Config {
             park_grace: std::time::Duration::from_millis(self.limits.park_grace_ms),
         }
     }
+}
+
+/// Trust-root public keys from their hex text, each error naming its index.
+fn trust_roots(hex_keys: &[String]) -> anyhow::Result<Vec<baton_core::PublicKey>> {
+    hex_keys
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let bytes = hex::decode(text).with_context(|| format!("trust_roots[{i}]: not hex"))?;
+            baton_core::PublicKey::from_slice(&format!("trust_roots[{i}]"), &bytes)
+                .map_err(anyhow::Error::from)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -1215,7 +1228,7 @@ mod tests {
         let caller = config
             .access()
             .unwrap()
-            .caller(&baton_server::tls::Identity::Local { uid: 1000 });
+            .caller(&baton_server::identity::Identity::Local { uid: 1000 });
         assert!(caller.may(baton_server::auth::Role::Checker));
         let err = load(
             Flags {

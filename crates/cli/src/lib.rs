@@ -234,7 +234,7 @@ pub fn main() -> ExitCode {
                 rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut secret);
                 let secret = hex::encode(secret);
                 keys::write_private(&out, format!("{secret}\n").as_bytes())?;
-                let hash = baton_server::auth::SecretHash::of(secret.as_bytes());
+                let hash = baton_server::identity::SecretHash::of(secret.as_bytes());
                 println!("{hash}");
                 eprintln!("wrote the secret to {}; its hash is above", out.display());
                 Ok(0)
@@ -250,7 +250,7 @@ pub fn main() -> ExitCode {
                         secret.len()
                     );
                 }
-                println!("{}", baton_server::auth::SecretHash::of(secret.as_bytes()));
+                println!("{}", baton_server::identity::SecretHash::of(secret.as_bytes()));
                 Ok(0)
             }
             Command::Pki(Pki::Init { dir, hosts }) => {

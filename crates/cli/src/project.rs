@@ -8,7 +8,6 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use baton_core::PublicKey;
 use baton_log::EventLog;
 use baton_projector::{OtherRules, Projector, ProjectorOptions};
 
@@ -30,17 +29,6 @@ pub struct Args {
     /// never) [default: 0].
     #[arg(long, default_value_t = 0)]
     progress_ms: u64,
-}
-
-pub fn trust_roots(hex_keys: &[String]) -> anyhow::Result<Vec<PublicKey>> {
-    hex_keys
-        .iter()
-        .enumerate()
-        .map(|(i, text)| {
-            let bytes = hex::decode(text).with_context(|| format!("trust_roots[{i}]: not hex"))?;
-            PublicKey::from_slice(&format!("trust_roots[{i}]"), &bytes).map_err(anyhow::Error::from)
-        })
-        .collect()
 }
 
 pub async fn run(args: Args, env: &BTreeMap<String, String>) -> anyhow::Result<()> {

@@ -22,7 +22,8 @@ use std::task::{Context, Poll};
 
 use tonic::Status;
 
-use crate::tls::Identity;
+use crate::identity::SecretHash;
+use crate::identity::{Identity, check_pattern, matches};
 
 pub use crate::routes::{Need, Role};
 
@@ -91,57 +92,6 @@ pub struct Grant {
 /// logs and refusals; only a `uid` grant matches it).
 pub fn local_principal(uid: u32) -> String {
     format!("unix:uid:{uid}")
-}
-
-/// The hash of an HTTP client's secret, as configuration stores it
-/// (`b3:` and 64 hex digits): blake3 in key-derivation mode, so a hash made
-/// for Baton is useless anywhere else. A fast hash is right for secrets
-/// that are random (`baton secret new` makes 256-bit ones); it would not be
-/// for a password a person chose, which is why Baton makes them.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretHash(blake3::Hash);
-
-impl SecretHash {
-    const CONTEXT: &'static str = "baton 2026-11-30 http client secret";
-
-    pub fn of(secret: &[u8]) -> SecretHash {
-        SecretHash(
-            blake3::Hasher::new_derive_key(Self::CONTEXT)
-                .update(secret)
-                .finalize(),
-        )
-    }
-
-    /// Whether `secret` is the one hashed (constant time).
-    pub fn verifies(&self, secret: &[u8]) -> bool {
-        SecretHash::of(secret).0 == self.0
-    }
-}
-
-impl std::str::FromStr for SecretHash {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<SecretHash, String> {
-        text.strip_prefix("b3:")
-            .and_then(|hex| blake3::Hash::from_hex(hex).ok())
-            .map(SecretHash)
-            .ok_or_else(|| {
-                "must be `b3:` and 64 hex digits, as `baton secret new` or `baton secret hash` print"
-                    .to_owned()
-            })
-    }
-}
-
-impl std::fmt::Display for SecretHash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "b3:{}", self.0.to_hex())
-    }
-}
-
-impl std::fmt::Debug for SecretHash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretHash(..)")
-    }
 }
 
 /// Every grant a node knows.
@@ -270,37 +220,6 @@ impl Access {
         } else {
             Identity::Refused("the client id and secret did not verify".to_owned())
         }
-    }
-}
-
-/// A principal pattern (`[[access]]` grants, the principals a client CA
-/// may vouch for): a principal, or a URI prefix that names its scheme, its
-/// whole authority and a `/`, then ends in one `*` — so that a pattern never
-/// spans trust domains (`spiffe://corp.example*` would match
-/// `spiffe://corp.example.evil/…`).
-pub(crate) fn check_pattern(pattern: &str) -> Result<(), String> {
-    let stars = pattern.matches('*').count();
-    let spans_authority = pattern
-        .strip_suffix('*')
-        .and_then(|prefix| prefix.split_once("://"))
-        .is_none_or(|(scheme, rest)| scheme.is_empty() || !rest.contains('/'));
-    if pattern.is_empty()
-        || stars > 1
-        || (stars == 1 && (!pattern.ends_with('*') || spans_authority))
-    {
-        return Err(format!(
-            "{:?} must be a principal, or a URI prefix that names its scheme, authority and a '/', then ends in one '*' (spiffe://corp.example/gateway-*)",
-            baton_core::echo(pattern)
-        ));
-    }
-    Ok(())
-}
-
-/// Whether `principal` is one `pattern` (checked by [`check_pattern`]) names.
-pub(crate) fn matches(pattern: &str, principal: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) => principal.starts_with(prefix),
-        None => pattern == principal,
     }
 }
 

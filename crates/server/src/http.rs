@@ -32,13 +32,12 @@ use baton_log::EventLog;
 use baton_proto::v1;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::StreamExt as _;
 use tonic::Code;
 
 use crate::auth::{AccessHandle, Caller};
 use crate::bridge::{self, Resources, Verdict};
+use crate::identity::Identity;
 use crate::listener::Peer;
-use crate::tls::Identity;
 use crate::{Node, ServerOptions};
 
 pub use crate::routes::{FORWARD_AUTH, HEALTH, INTROSPECT, REVOKE};
@@ -54,12 +53,8 @@ pub struct RevocationDelegate {
 /// Largest form an introspection request may send: a bearer token of the
 /// largest size, percent-encoded, and room for the other parameters.
 const FORM_BYTES_MAX: usize = 3 * crate::revocation::BEARER_BYTES_MAX + 1024;
-/// Longest a client may take to send a request's headers.
-const HEADER_READ_MAX: Duration = Duration::from_secs(10);
 /// Longest an authenticated client may take to send a form.
 const BODY_READ_MAX: Duration = Duration::from_secs(10);
-/// How long open requests may finish when the node stops.
-const DRAIN_MAX: Duration = Duration::from_secs(5);
 
 struct Http<L> {
     node: Arc<Node<L>>,
@@ -105,7 +100,7 @@ pub(crate) async fn serve<L: EventLog>(
         }));
     let traces = options.traces;
     let admin = options.plaintext_admin;
-    serve_router(
+    crate::listener::serve_router(
         router,
         listener,
         tls,
@@ -115,83 +110,6 @@ pub(crate) async fn serve<L: EventLog>(
         stopping,
     )
     .await;
-}
-
-/// Serves `router` over HTTP/1.1 on `listener` (with `tls` when given, under
-/// the node's connection limits) until the node stops; each request carries
-/// its connection's [`Peer`] (on plaintext, admin when `plaintext_admin`).
-pub(crate) async fn serve_router(
-    router: axum::Router,
-    listener: TcpListener,
-    tls: Option<crate::tls::Tls>,
-    plaintext_admin: bool,
-    limits: &crate::Limits,
-    traces: bool,
-    mut stopping: watch::Receiver<bool>,
-) {
-    let mut incoming = Box::pin(crate::listener::incoming(
-        listener,
-        None,
-        limits,
-        tls,
-        plaintext_admin,
-    ));
-    loop {
-        let connection = tokio::select! {
-            next = incoming.next() => match next {
-                Some(Ok(connection)) => connection,
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "accepting an HTTP connection failed");
-                    continue;
-                }
-                None => return,
-            },
-            _ = stopping.wait_for(|stop| *stop) => return,
-        };
-        let peer = connection.peer().clone();
-        let router = router.clone();
-        let mut stopping = stopping.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(
-                move |mut request: http::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(peer.clone());
-                    let mut router = router.clone();
-                    let span = if traces {
-                        crate::trace::http_span(&request)
-                    } else {
-                        tracing::Span::none()
-                    };
-                    tracing::Instrument::instrument(
-                        tower::Service::call(&mut router, request.map(axum::body::Body::new)),
-                        span,
-                    )
-                },
-            );
-            let served = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(HEADER_READ_MAX)
-                .serve_connection(hyper_util::rt::TokioIo::new(connection), service);
-            tokio::pin!(served);
-            let ended = tokio::select! {
-                result = served.as_mut() => Some(result),
-                _ = stopping.wait_for(|stop| *stop) => None,
-            };
-            let result = match ended {
-                Some(result) => result,
-                None => {
-                    // A request under way (a revocation being appended)
-                    // finishes and is answered; then the connection closes.
-                    served.as_mut().graceful_shutdown();
-                    tokio::time::timeout(DRAIN_MAX, served)
-                        .await
-                        .unwrap_or(Ok(()))
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "HTTP connection ended");
-            }
-        });
-    }
 }
 
 /// Who is calling `path`: the connection's identity, or for introspection

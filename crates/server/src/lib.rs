@@ -26,6 +26,7 @@ mod error;
 mod ext_authz;
 pub mod freshness;
 pub mod http;
+pub mod identity;
 pub mod jwt;
 mod ledger;
 mod listener;

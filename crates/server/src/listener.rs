@@ -25,7 +25,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio_stream::StreamExt as _;
 use tonic::transport::server::Connected;
 
 use crate::tls::{PeerIdentity, Tls};
@@ -264,7 +265,10 @@ fn accept_tcp(
                     }
                 };
                 let identity = PeerIdentity::tls(tls, stream.get_ref().1.peer_certificates());
-                let named = matches!(*identity.identity(), crate::tls::Identity::Principal(_));
+                let named = matches!(
+                    *identity.identity(),
+                    crate::identity::Identity::Principal(_)
+                );
                 let (pool, idle_max) = if named {
                     (slot, idle_max)
                 } else {
@@ -448,11 +452,86 @@ impl AsyncWrite for Connection {
     }
 }
 
+/// Longest a client may take to send a request's headers.
+const HEADER_READ_MAX: Duration = Duration::from_secs(10);
+/// How long open requests may finish when the node stops.
+const DRAIN_MAX: Duration = Duration::from_secs(5);
+
+/// Serves `router` over HTTP/1.1 on `listener` (with `tls` when given, under
+/// the node's connection limits) until the node stops; each request carries
+/// its connection's [`Peer`] (on plaintext, admin when `plaintext_admin`).
+pub(crate) async fn serve_router(
+    router: axum::Router,
+    listener: TcpListener,
+    tls: Option<crate::tls::Tls>,
+    plaintext_admin: bool,
+    limits: &crate::Limits,
+    traces: bool,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let mut incoming = Box::pin(incoming(listener, None, limits, tls, plaintext_admin));
+    loop {
+        let connection = tokio::select! {
+            next = incoming.next() => match next {
+                Some(Ok(connection)) => connection,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                    continue;
+                }
+                None => return,
+            },
+            _ = stopping.wait_for(|stop| *stop) => return,
+        };
+        let peer = connection.peer().clone();
+        let router = router.clone();
+        let mut stopping = stopping.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(
+                move |mut request: http::Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(peer.clone());
+                    let mut router = router.clone();
+                    let span = if traces {
+                        crate::trace::http_span(&request)
+                    } else {
+                        tracing::Span::none()
+                    };
+                    tracing::Instrument::instrument(
+                        tower::Service::call(&mut router, request.map(axum::body::Body::new)),
+                        span,
+                    )
+                },
+            );
+            let served = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_MAX)
+                .serve_connection(hyper_util::rt::TokioIo::new(connection), service);
+            tokio::pin!(served);
+            let ended = tokio::select! {
+                result = served.as_mut() => Some(result),
+                _ = stopping.wait_for(|stop| *stop) => None,
+            };
+            let result = match ended {
+                Some(result) => result,
+                None => {
+                    // A request under way (a revocation being appended)
+                    // finishes and is answered; then the connection closes.
+                    served.as_mut().graceful_shutdown();
+                    tokio::time::timeout(DRAIN_MAX, served)
+                        .await
+                        .unwrap_or(Ok(()))
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "HTTP connection ended");
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use tokio_stream::StreamExt as _;
 
     fn limits(connections_max: usize, idle_max: Duration) -> crate::Limits {
         crate::Limits {

@@ -377,7 +377,7 @@ where
         }
         let rpc = rpc(request.uri().path());
         let span = if self.traces {
-            crate::trace::grpc_span(&rpc, request.headers())
+            crate::trace::grpc_span(rpc.grpc_service, rpc.grpc_method, request.headers())
         } else {
             tracing::Span::none()
         };
@@ -795,5 +795,5 @@ pub(crate) async fn serve<L: baton_log::EventLog>(
             }
         }),
     );
-    crate::http::serve_router(router, listener, None, false, &limits, false, stopping).await;
+    crate::listener::serve_router(router, listener, None, false, &limits, false, stopping).await;
 }

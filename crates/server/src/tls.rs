@@ -35,6 +35,8 @@ use tokio_rustls::rustls::{
     sign::CertifiedKey,
 };
 
+use crate::identity::Identity;
+
 /// Where a node's TLS material lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {
@@ -65,32 +67,6 @@ impl ClientCa {
             principals: None,
         }
     }
-}
-
-/// Who is on the other end of a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Identity {
-    /// A plaintext TCP connection: no identity can be established (a node
-    /// serves plaintext only on loopback, or when told `insecure`). `admin`:
-    /// the operator chose to make every plaintext caller admin
-    /// (`loopback_admin`, `insecure`); otherwise it has no role.
-    Plaintext { admin: bool },
-    /// A connection on the node's Unix socket: the kernel's word for the
-    /// peer process's user id (`SO_PEERCRED`), which only `uid` grants match.
-    Local { uid: u32 },
-    /// TLS without a client certificate.
-    Anonymous,
-    /// TLS with a client certificate that verified; the principal it names.
-    Principal(String),
-    /// TLS with a client certificate that did not verify, and why.
-    Refused(String),
-    /// HTTP Basic client credentials (the HTTP bridges) that verified: the
-    /// client id, and the hash its secret matched (only the grants with that
-    /// hash apply).
-    Client {
-        id: String,
-        secret: crate::auth::SecretHash,
-    },
 }
 
 /// The TLS configuration a node serves with; cheap to share, reloadable.
@@ -224,7 +200,7 @@ impl Tls {
             bundle.principals.as_ref().is_none_or(|patterns| {
                 patterns
                     .iter()
-                    .any(|pattern| crate::auth::matches(pattern, &principal))
+                    .any(|pattern| crate::identity::matches(pattern, &principal))
             })
         });
         if !allowed {
@@ -368,7 +344,7 @@ fn read(files: &TlsFiles, provider: &Arc<CryptoProvider>) -> Result<Loaded, Stri
             }
             Some(patterns) => {
                 for pattern in patterns {
-                    crate::auth::check_pattern(pattern)
+                    crate::identity::check_pattern(pattern)
                         .map_err(|why| format!("tls.client_ca[{i}].principals: {why}"))?;
                 }
             }

@@ -53,16 +53,20 @@ pub(crate) fn http_span(request: &http::Request<hyper::body::Incoming>) -> traci
 
 /// The span of one gRPC call, continuing the caller's trace; named by its
 /// method (from the fixed table: a path is never a span name).
-pub(crate) fn grpc_span(rpc: &crate::metrics::Rpc, headers: &http::HeaderMap) -> tracing::Span {
+pub(crate) fn grpc_span(
+    service: &'static str,
+    method: &'static str,
+    headers: &http::HeaderMap,
+) -> tracing::Span {
     let span = tracing::info_span!(
         target: TARGET,
         "grpc",
-        otel.name = format!("{}/{}", rpc.grpc_service, rpc.grpc_method),
+        otel.name = format!("{service}/{method}"),
         otel.kind = "server",
         otel.status_code = tracing::field::Empty,
         rpc.system = "grpc",
-        rpc.service = rpc.grpc_service,
-        rpc.method = rpc.grpc_method,
+        rpc.service = service,
+        rpc.method = method,
         rpc.grpc.status_code = tracing::field::Empty,
     );
     continue_from(&span, headers);
