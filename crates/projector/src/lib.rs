@@ -24,12 +24,13 @@ mod parked;
 mod query;
 mod snapshot;
 mod stored;
+mod verify;
 mod view;
 
-pub use apply::verdict_key;
 pub use apply::{Outcome, Why};
 pub use query::{ChainAnswer, EventFilter, ListedEvent, Quarantined, RevocationEffect};
 pub use snapshot::{SnapshotInfo, restore_snapshot, verify_snapshot};
+pub use verify::verdict_key;
 pub use view::{VerifiedSignatures, View};
 
 #[derive(Debug, thiserror::Error)]
@@ -307,7 +308,11 @@ impl<L: EventLog> Projector<L> {
             }
         }
         let applied = (0..partitions)
-            .map(|p| Ok(view::read_u64(tree.get(stored::key::offset(p))?.as_deref())))
+            .map(|p| {
+                Ok(stored::read_u64(
+                    tree.get(stored::key::offset(p))?.as_deref(),
+                ))
+            })
             .collect::<Result<Vec<u64>>>()?;
         let memo = view::Memo::load(&tree)?;
         let parked = Parking::load(&tree)?;
@@ -519,7 +524,7 @@ type Prepared = (Vec<ReadRecord>, Vec<apply::Decoded>);
 /// apply loop, against the committed projection. A key registered by a batch
 /// still being applied is not found here, so such a record's signature is
 /// verified again in order by the rules; a verdict never changes an outcome
-/// (see [`apply::verify_in_parallel`]). A log that fails to answer (a broker
+/// (see [`verify::verify_in_parallel`]). A log that fails to answer (a broker
 /// restarting, a leader moving, every broker down for hours) is retried for
 /// as long as it fails, backing off to [`READ_RETRY_MAX`]: the node stays
 /// up, and its freshness bound (the server's) makes it fail closed
@@ -837,7 +842,7 @@ impl Handle {
 
     /// A counter: `applied`, `duplicates` or `quarantined`.
     pub fn counter(&self, name: &str) -> Result<u64> {
-        Ok(view::read_u64(
+        Ok(stored::read_u64(
             self.shared.tree.get(stored::key::counter(name))?.as_deref(),
         ))
     }
@@ -850,7 +855,7 @@ impl Handle {
         for entry in self.shared.tree.scan_prefix(&prefix) {
             let (key, value) = entry?;
             let label = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-            out.push((label, view::read_u64(Some(&value))));
+            out.push((label, stored::read_u64(Some(&value))));
         }
         Ok(out)
     }

@@ -259,7 +259,7 @@ impl Handle {
                     let partition = stored::key::parse_offset(key)
                         .ok_or_else(|| Error::Corrupt("offset key".into()))?;
                     if let Some(slot) = read.get_mut(partition as usize) {
-                        *slot = crate::view::read_u64(Some(value));
+                        *slot = crate::stored::read_u64(Some(value));
                     }
                 }
                 Some(b'p') => parked.push(

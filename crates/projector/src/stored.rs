@@ -426,3 +426,12 @@ pub mod key {
         with(b'm', &[name.as_bytes(), &[0], label.as_bytes()])
     }
 }
+
+/// A big-endian u64 as stored (an offset, a counter); 0 when absent or
+/// not eight bytes.
+pub fn read_u64(bytes: Option<&[u8]>) -> u64 {
+    bytes
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .unwrap_or(0)
+}

@@ -242,7 +242,7 @@ impl<'a> Staged<'a> {
             } else {
                 key::labelled_counter(name, label)
             };
-            let now = read_u64(self.get(&key)?.as_deref());
+            let now = crate::stored::read_u64(self.get(&key)?.as_deref());
             self.writes
                 .insert(key, Some((now + by).to_be_bytes().to_vec()));
         }
@@ -291,13 +291,6 @@ impl<'a> Staged<'a> {
         Memo::remember(map, id.clone(), value.clone());
         Ok(Some(value))
     }
-}
-
-pub fn read_u64(bytes: Option<&[u8]>) -> u64 {
-    bytes
-        .and_then(|b| b.try_into().ok())
-        .map(u64::from_be_bytes)
-        .unwrap_or(0)
 }
 
 impl LedgerView for Staged<'_> {
@@ -421,20 +414,14 @@ impl<'a> View<'a> {
         View(Staged::new(tree, memo))
     }
 
+    /// What it reads through.
+    pub(crate) fn staged(&self) -> &Staged<'a> {
+        &self.0
+    }
+
     /// Signatures verified strictly by this process.
     pub fn verified_signatures(&self) -> &VerifiedSignatures {
         self.0.verified_signatures()
-    }
-
-    /// Verifies events' signatures strictly, in parallel, against the keys
-    /// this view (or the events themselves) bind: which verified (see
-    /// [`crate::apply::verify_in_parallel`]).
-    pub fn verify(
-        &self,
-        policy: &Policy,
-        events: &[Option<&(baton_core::Envelope, baton_core::Event)>],
-    ) -> Result<Vec<bool>> {
-        crate::apply::verify_in_parallel(policy, &self.0, events)
     }
 }
 
