@@ -802,11 +802,13 @@ async fn feed(shared: Arc<Shared>, client: Client) {
                 loop {
                     match tokio::time::timeout(silence, stream.message()).await {
                         Ok(Ok(Some(message))) => {
-                            backoff = Duration::from_millis(50);
                             if let Err(e) = shared.deliver(message) {
                                 tracing::warn!(error = %e, "a Watch message no cache can take: cache cleared, reopening");
                                 break;
                             }
+                            // Only a message taken in resets the backoff: one
+                            // that cannot be taken comes again on every reopening.
+                            backoff = Duration::from_millis(50);
                         }
                         Ok(Ok(None)) => break,
                         Ok(Err(status)) => {

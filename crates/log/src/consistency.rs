@@ -14,7 +14,8 @@ pub struct ConsistencyToken {
 }
 
 const PREFIX: &str = "ct1.";
-/// More partitions than any deployment has; bounds what a token may claim.
+/// More partitions than any deployment has; bounds what a token may claim
+/// (and a node refuses a log with more).
 pub const PARTITIONS_MAX: usize = 4096;
 
 impl ConsistencyToken {

@@ -16,7 +16,7 @@ mod embedded;
 /// The generic suite every log implementation's tests run.
 pub mod conformance;
 
-pub use consistency::ConsistencyToken;
+pub use consistency::{ConsistencyToken, PARTITIONS_MAX};
 pub use embedded::{EmbeddedLog, EmbeddedReader};
 
 /// Largest record value a log accepts.

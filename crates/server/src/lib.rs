@@ -542,6 +542,17 @@ pub async fn run_with<L: EventLog>(
     let metrics = metrics_listener
         .is_some()
         .then(|| Arc::new(metrics::Metrics::new(L::KIND)));
+    // Every answer carries a consistency token, which names each partition:
+    // a log with more than a token may name is refused at start, not by
+    // every Append after its write.
+    if log.partitions() as usize > baton_log::PARTITIONS_MAX {
+        return Err(format!(
+            "log: has {} partitions, more than the {} a consistency token may name",
+            log.partitions(),
+            baton_log::PARTITIONS_MAX
+        )
+        .into());
+    }
     admin::remove_stale_spools(&options.projection_dir);
     let projector = Projector::open(
         log.clone(),

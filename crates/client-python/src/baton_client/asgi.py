@@ -13,15 +13,19 @@ feed stale past the bound, the node unreachable) the request is refused
 with 503: fail closed. An allowed request reaches the app with the token's
 `TokenInfo` in `scope["state"]["baton"]` (Starlette: `request.state.baton`;
 in an MCP tool: `baton_client.mcp.authorized(ctx)`), and with the
-`x-baton-*` headers set by Baton (any a client sent are dropped).
+`x-baton-*` headers set by Baton (any of those four a client sent are
+dropped).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Iterable
 
 from . import gateway
 from .checker import ACTIVE, Checker, TokenInfo
+
+log = logging.getLogger("baton_client.asgi")
 
 # The sources of an answer that is no answer: the caller cannot decide.
 UNDECIDED = {
@@ -64,16 +68,24 @@ class BatonMiddleware:
             # through undecided.
             await receive()
             await send({"type": "websocket.close", "code": WEBSOCKET_REFUSED})
-        else:
-            # `lifespan`: the app's start-up and shutdown, no request.
+        elif scope["type"] == "lifespan":
+            # The app's start-up and shutdown: no request.
             await self.app(scope, receive, send)
+        else:
+            # A kind of connection this middleware does not know how to
+            # decide: never let through undecided.
+            raise RuntimeError(f"BatonMiddleware: ASGI scope type {scope['type']!r} is not decided; refused")
 
     async def decide(self, method: str, headers: gateway.Headers) -> tuple[gateway.Verdict, TokenInfo | None]:
         """The verdict for a request, and the token when allowed."""
         presented = gateway.admit(self.resource, method, headers)
         if isinstance(presented, gateway.Verdict):
             return presented, None
-        answer = await self.checker.check_bearer(presented.bearer.encode("ascii"), self.resource.audience)
+        try:
+            answer = await self.checker.check_bearer(presented.bearer.encode("ascii"), self.resource.audience)
+        except Exception:  # whatever failed, nobody decided: fail closed
+            log.exception("the checker failed")
+            return gateway.Verdict(503, None, "Baton could not decide: the checker failed"), None
         if answer.source in UNDECIDED:
             return gateway.Verdict(503, None, UNDECIDED[answer.source]), None
         token = answer.token
@@ -93,7 +105,9 @@ def _authorized(scope, verdict: gateway.Verdict, token: TokenInfo):
     """The request as the app gets it: Baton's `x-baton-*` headers in place
     of any the client sent, the token in its state."""
     ours = {name.encode("ascii") for name in gateway.UPSTREAM_HEADERS}
-    headers = [(name, value) for name, value in scope["headers"] if name.lower() not in ours]
+    # Names in lower case, as ASGI promises and the MCP SDK compares them:
+    # the app reads the header Baton judged, whatever case it came in.
+    headers = [(name.lower(), value) for name, value in scope["headers"] if name.lower() not in ours]
     headers += [(name.encode("ascii"), value.encode("ascii")) for name, value in verdict.headers]
     return {**scope, "headers": headers, "state": {**scope.get("state", {}), "baton": token}}
 

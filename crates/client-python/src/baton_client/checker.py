@@ -356,6 +356,17 @@ class Checker:
         self._sequence += 1
 
     async def _deliver(self, message: revocation_pb2.WatchResponse) -> None:
+        covered = self._covered
+        if message.HasField("position"):
+            # A position no token can name (a partition past 4096, an offset
+            # at the u64 bound): a broken node. The cache is cleared and the
+            # error reopens the feed from the last position; while that
+            # repeats, the feed goes stale (fail closed), as in the Rust SDK.
+            try:
+                covered = consistency.include(covered, message.position.partition, message.position.offset)
+            except ValueError:
+                self._clear()
+                raise
         if message.HasField("revoked") or message.revocation_event_id:
             try:
                 target = _revoked_target(message)
@@ -364,11 +375,7 @@ class Checker:
                 self._clear()
             else:
                 self._revoked(target)
-        if message.HasField("position"):
-            # A position no token can name (a partition past 4096, an offset
-            # at the u64 bound) raises: the feed is reopened from the last
-            # position and, while that repeats, goes stale (fail closed).
-            self._covered = consistency.include(self._covered, message.position.partition, message.position.offset)
+        self._covered = covered
         if message.resume_token:
             self.position = message.resume_token
             try:
@@ -398,14 +405,18 @@ class Checker:
                     message = await asyncio.wait_for(call.read(), self.staleness_s)
                     if message is grpc.aio.EOF:
                         break
-                    backoff = 0.05
                     await self._deliver(message)
+                    # Only a message taken in resets the backoff: one that
+                    # cannot be taken is sent again on every reopening.
+                    backoff = 0.05
             except TimeoutError:
                 log.debug("watch silent past the staleness bound: reopening")
             except grpc.aio.AioRpcError as error:
                 log.debug("watch ended: %s %s", error.code(), error.details())
             except asyncio.CancelledError:
                 raise
+            except ValueError as error:
+                log.warning("a Watch message no cache can take (%s): cache cleared, reopening", error)
             except Exception:  # never let the feed die: reopen it
                 log.exception("the watch feed failed; reopening")
             finally:
