@@ -32,6 +32,12 @@ pub enum Error {
 }
 
 /// Shorthand.
+impl From<baton_core::Invalid> for Error {
+    fn from(invalid: baton_core::Invalid) -> Self {
+        Error::Invalid(invalid.into())
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A gRPC status as `CODE_NAME: message`.

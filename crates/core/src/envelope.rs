@@ -11,31 +11,11 @@ use ed25519_dalek::Signature;
 
 use crate::error::{Error, Refusal, Result, Rule};
 use crate::ids::{EVENT_ID_CONTEXT, EventId};
-use crate::keys::{KeyId, PublicKey, SigningKey};
+use crate::keys::{KeyId, PublicKey, SigningKey, pae};
 use crate::limits::{PAYLOAD_BYTES_MAX, TEXT_LEN_MAX};
 
 /// The payload type of a protobuf-encoded `baton.v1.Event`.
 pub const PAYLOAD_TYPE_EVENT_V1: &str = "application/vnd.baton.event.v1+protobuf";
-
-/// DSSE v1 pre-authentication encoding:
-/// `"DSSEv1" SP LEN(type) SP type SP LEN(payload) SP payload`, lengths in ASCII decimal.
-/// Binding the type means a signature over the same bytes meant as something
-/// else does not verify.
-pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let header = pae_header(payload_type, payload.len());
-    let mut out = Vec::with_capacity(header.len() + payload.len());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(payload);
-    out
-}
-
-fn pae_header(payload_type: &str, payload_len: usize) -> Vec<u8> {
-    format!(
-        "DSSEv1 {} {payload_type} {payload_len} ",
-        payload_type.len()
-    )
-    .into_bytes()
-}
 
 /// A signed payload. Construction checks sizes; [`Envelope::verify`] checks the signature.
 #[derive(Clone, PartialEq, Eq)]
@@ -103,7 +83,10 @@ impl Envelope {
     /// deterministic, so a retried append has the same id.
     pub fn id(&self) -> EventId {
         let mut hasher = blake3::Hasher::new_derive_key(EVENT_ID_CONTEXT);
-        hasher.update(&pae_header(&self.payload_type, self.payload.len()));
+        hasher.update(&crate::keys::pae_header(
+            &self.payload_type,
+            self.payload.len(),
+        ));
         hasher.update(&self.payload);
         EventId(*hasher.finalize().as_bytes())
     }

@@ -20,6 +20,15 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<crate::invalid::Invalid> for Error {
+    fn from(invalid: crate::invalid::Invalid) -> Self {
+        Error::Invalid {
+            field: invalid.field,
+            reason: invalid.reason,
+        }
+    }
+}
+
 impl Error {
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Invalid {
@@ -164,27 +173,6 @@ impl Dependency {
             Dependency::Client(_) => Rule::UnknownClient,
             Dependency::Event(_) | Dependency::Token(_) => Rule::UnknownParent,
         }
-    }
-
-    /// Everything applying event `id` supplies that another event may wait
-    /// for: over-approximating costs a retry, never an outcome.
-    pub fn supplied_by(id: EventId, event: &crate::event::Event) -> Vec<Dependency> {
-        use crate::event::Body;
-        let mut out = vec![Dependency::Event(id)];
-        match &event.body {
-            Body::ClientRegistered(reg) => {
-                out.push(Dependency::Client(reg.client.clone()));
-                out.extend(reg.public_keys.iter().map(|k| Dependency::Key(k.key_id())));
-            }
-            Body::KeysRotated(rotation) => {
-                out.push(Dependency::Client(rotation.client.clone()));
-                out.extend(rotation.add.iter().map(|k| Dependency::Key(k.key_id())));
-            }
-            Body::TokenIssued(issued) => out.push(Dependency::Token(issued.token.clone())),
-            Body::ScopeNarrowed(hop) => out.push(Dependency::Token(hop.token.clone())),
-            Body::Revoked(_) => {}
-        }
-        out
     }
 }
 

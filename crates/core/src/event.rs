@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::error::{Error, Result};
+use crate::error::{Dependency, Error, Result};
 use crate::ids::{ClientId, EventId, Name, Subject, TokenRef, check_text};
 use crate::keys::{KeyId, PublicKey};
 use crate::limits::{LIST_LEN_MAX, TEXT_LEN_MAX};
@@ -274,6 +274,28 @@ pub fn optional_text(field: &str, value: &str) -> Result<Option<String>> {
     }
     check_text(field, value, TEXT_LEN_MAX)?;
     Ok(Some(value.to_owned()))
+}
+
+impl Dependency {
+    /// Everything applying event `id` supplies that another event may wait
+    /// for: over-approximating costs a retry, never an outcome.
+    pub fn supplied_by(id: EventId, event: &Event) -> Vec<Dependency> {
+        let mut out = vec![Dependency::Event(id)];
+        match &event.body {
+            Body::ClientRegistered(reg) => {
+                out.push(Dependency::Client(reg.client.clone()));
+                out.extend(reg.public_keys.iter().map(|k| Dependency::Key(k.key_id())));
+            }
+            Body::KeysRotated(rotation) => {
+                out.push(Dependency::Client(rotation.client.clone()));
+                out.extend(rotation.add.iter().map(|k| Dependency::Key(k.key_id())));
+            }
+            Body::TokenIssued(issued) => out.push(Dependency::Token(issued.token.clone())),
+            Body::ScopeNarrowed(hop) => out.push(Dependency::Token(hop.token.clone())),
+            Body::Revoked(_) => {}
+        }
+        out
+    }
 }
 
 #[cfg(test)]

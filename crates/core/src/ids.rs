@@ -4,7 +4,9 @@
 
 use std::fmt;
 
-use crate::error::{Error, Result};
+use crate::invalid::Invalid;
+
+type Result<T, E = Invalid> = std::result::Result<T, E>;
 use crate::limits::ID_LEN_MAX;
 
 /// blake3 derive_key context for event ids.
@@ -20,7 +22,7 @@ impl EventId {
     /// Reads a 32-byte id, naming `field` if the length is wrong.
     pub fn from_slice(field: &str, bytes: &[u8]) -> Result<Self> {
         let array: [u8; 32] = bytes.try_into().map_err(|_| {
-            Error::invalid(
+            Invalid::new(
                 field,
                 format!("event id must be 32 bytes, got {}", bytes.len()),
             )
@@ -35,7 +37,7 @@ impl EventId {
     /// Parses the `ev:<64 hex>` text form.
     pub fn parse(field: &str, text: &str) -> Result<Self> {
         let hex_part = text.strip_prefix("ev:").ok_or_else(|| {
-            Error::invalid(
+            Invalid::new(
                 field,
                 format!("event id {text:?} does not start with \"ev:\""),
             )
@@ -59,7 +61,7 @@ impl fmt::Debug for EventId {
 pub(crate) fn parse_hex32(field: &str, text: &str) -> Result<[u8; 32]> {
     let mut out = [0u8; 32];
     hex::decode_to_slice(text, &mut out)
-        .map_err(|e| Error::invalid(field, format!("expected 64 hex digits: {e}")))?;
+        .map_err(|e| Invalid::new(field, format!("expected 64 hex digits: {e}")))?;
     Ok(out)
 }
 
@@ -78,7 +80,7 @@ impl TokenRef {
 
     pub fn digest(field: &str, bytes: &[u8]) -> Result<Self> {
         let array: [u8; 32] = bytes.try_into().map_err(|_| {
-            Error::invalid(
+            Invalid::new(
                 field,
                 format!("token digest must be 32 bytes, got {}", bytes.len()),
             )
@@ -93,7 +95,7 @@ impl TokenRef {
         } else if let Some(digest) = text.strip_prefix("b3:") {
             Ok(TokenRef::Digest(parse_hex32(field, digest)?))
         } else {
-            Err(Error::invalid(
+            Err(Invalid::new(
                 field,
                 format!("token reference {text:?} must start with \"jti:\" or \"b3:\""),
             ))
@@ -175,16 +177,16 @@ text_id!(
 /// what is shown is what is compared.
 pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
     if value.is_empty() {
-        return Err(Error::invalid(field, "must not be empty"));
+        return Err(Invalid::new(field, "must not be empty"));
     }
     if value.len() > max {
-        return Err(Error::invalid(
+        return Err(Invalid::new(
             field,
             format!("is {} bytes, longer than {max}", value.len()),
         ));
     }
     if let Some(c) = value.chars().find(|c| c.is_control() || is_invisible(*c)) {
-        return Err(Error::invalid(
+        return Err(Invalid::new(
             field,
             format!(
                 "{:?} contains U+{:04X}, a control, invisible or bidi control character (rule identifier-charset)",
@@ -194,7 +196,7 @@ pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
         ));
     }
     if !unicode_normalization::is_nfc(value) {
-        return Err(Error::invalid(
+        return Err(Invalid::new(
             field,
             format!(
                 "{:?} is not in Unicode normalization form C (rule identifier-nfc)",
@@ -203,7 +205,7 @@ pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
         ));
     }
     if value.trim() != value {
-        return Err(Error::invalid(
+        return Err(Invalid::new(
             field,
             format!(
                 "{:?} has leading or trailing white space",
@@ -225,7 +227,7 @@ fn check_principal(field: &str, value: &str, max: usize) -> Result<()> {
     use unicode_security::MixedScript as _;
     check_text(field, value, max)?;
     if !unicode_normalization::is_nfkc(value) {
-        return Err(Error::invalid(
+        return Err(Invalid::new(
             field,
             format!(
                 "{:?} is not in Unicode normalization form KC (rule identifier-nfkc)",
@@ -237,7 +239,7 @@ fn check_principal(field: &str, value: &str, max: usize) -> Result<()> {
         .split(|c: char| c.is_ascii_punctuation())
         .find(|label| !label.is_single_script())
     {
-        return Err(Error::invalid(
+        return Err(Invalid::new(
             field,
             format!(
                 "{:?} mixes scripts in {:?} (rule identifier-script)",
@@ -295,7 +297,7 @@ fn check_scope_token(field: &str, value: &str, max: usize) -> Result<()> {
         .bytes()
         .find(|b| !(0x21..=0x7e).contains(b) || *b == b'"' || *b == b'\\');
     if let Some(b) = bad {
-        return Err(Error::invalid(
+        return Err(Invalid::new(
             field,
             format!(
                 "{value:?} contains {:?}, not allowed in a scope token",

@@ -5,7 +5,9 @@ use std::fmt;
 
 use ed25519_dalek::{Signer as _, VerifyingKey};
 
-use crate::error::{Error, Result};
+use crate::invalid::Invalid;
+
+type Result<T, E = Invalid> = std::result::Result<T, E>;
 use crate::ids::{ClientId, parse_hex32};
 
 const KEY_ID_CONTEXT: &str = "baton.v1 key id";
@@ -17,7 +19,7 @@ pub struct KeyId(pub [u8; 32]);
 impl KeyId {
     pub fn from_slice(field: &str, bytes: &[u8]) -> Result<Self> {
         let array: [u8; 32] = bytes.try_into().map_err(|_| {
-            Error::invalid(
+            Invalid::new(
                 field,
                 format!("key id must be 32 bytes, got {}", bytes.len()),
             )
@@ -28,7 +30,7 @@ impl KeyId {
     /// Parses the `key:<64 hex>` text form.
     pub fn parse(field: &str, text: &str) -> Result<Self> {
         let hex_part = text.strip_prefix("key:").ok_or_else(|| {
-            Error::invalid(
+            Invalid::new(
                 field,
                 format!("key id {text:?} does not start with \"key:\""),
             )
@@ -62,21 +64,21 @@ impl PublicKey {
     /// which `verify_strict` would refuse anyway.
     pub fn from_slice(field: &str, bytes: &[u8]) -> Result<Self> {
         let array: [u8; 32] = bytes.try_into().map_err(|_| {
-            Error::invalid(
+            Invalid::new(
                 field,
                 format!("ed25519 public key must be 32 bytes, got {}", bytes.len()),
             )
         })?;
         let key = VerifyingKey::from_bytes(&array)
-            .map_err(|_| Error::invalid(field, "not a valid ed25519 public key"))?;
+            .map_err(|_| Invalid::new(field, "not a valid ed25519 public key"))?;
         if key.is_weak() {
-            return Err(Error::invalid(field, "ed25519 public key has small order"));
+            return Err(Invalid::new(field, "ed25519 public key has small order"));
         }
         // One key, one encoding: a non-canonical encoding of a point (a y
         // coordinate at or above the field prime, or a sign bit on x = 0)
         // would give the same key a second key id.
         if key.to_edwards().compress().to_bytes() != array {
-            return Err(Error::invalid(
+            return Err(Invalid::new(
                 field,
                 "not the canonical encoding of an ed25519 public key",
             ));
@@ -127,7 +129,7 @@ pub const PAYLOAD_TYPE_KEY_PROOF_V1: &str = "application/vnd.baton.key-proof.v1"
 
 /// What a proof of possession signs: PAE(key-proof type, client id).
 fn possession_message(client: &ClientId) -> Vec<u8> {
-    crate::envelope::pae(PAYLOAD_TYPE_KEY_PROOF_V1, client.as_str().as_bytes())
+    pae(PAYLOAD_TYPE_KEY_PROOF_V1, client.as_str().as_bytes())
 }
 
 /// Payload type of a registration proof: a proof of possession that also
@@ -142,7 +144,7 @@ fn registration_message(client: &ClientId, registrar: Option<&ClientId>) -> Vec<
     let mut body = client.as_str().as_bytes().to_vec();
     body.push(0);
     body.extend_from_slice(registrar.map_or("", ClientId::as_str).as_bytes());
-    crate::envelope::pae(PAYLOAD_TYPE_KEY_PROOF_V2, &body)
+    pae(PAYLOAD_TYPE_KEY_PROOF_V2, &body)
 }
 
 impl fmt::Debug for PublicKey {
@@ -203,6 +205,26 @@ impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SigningKey({})", self.key_id())
     }
+}
+
+/// DSSE v1 pre-authentication encoding:
+/// `"DSSEv1" SP LEN(type) SP type SP LEN(payload) SP payload`, lengths in ASCII decimal.
+/// Binding the type means a signature over the same bytes meant as something
+/// else does not verify.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let header = pae_header(payload_type, payload.len());
+    let mut out = Vec::with_capacity(header.len() + payload.len());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(payload);
+    out
+}
+
+pub(crate) fn pae_header(payload_type: &str, payload_len: usize) -> Vec<u8> {
+    format!(
+        "DSSEv1 {} {payload_type} {payload_len} ",
+        payload_type.len()
+    )
+    .into_bytes()
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod error;
 mod event;
 mod facts;
 mod ids;
+mod invalid;
 mod keys;
 pub mod limits;
 mod memory;
@@ -20,7 +21,7 @@ mod state;
 mod status;
 
 pub use bundle::{VerifiedChain, verify_chain};
-pub use envelope::{Envelope, PAYLOAD_TYPE_EVENT_V1, pae};
+pub use envelope::{Envelope, PAYLOAD_TYPE_EVENT_V1};
 pub use error::{Dependency, ECHO_CHARS_MAX, Error, Refusal, Result, Rule, echo};
 pub use event::{
     Body, ClientKind, ClientRegistered, ClientRole, Event, EventKind, GrantType, KeysRotated,
@@ -29,8 +30,9 @@ pub use event::{
 };
 pub use facts::{Fact, earliest, facts};
 pub use ids::{ClientId, EventId, Name, Subject, TokenRef, is_invisible, token_digest};
+pub use invalid::Invalid;
 pub use keys::{
-    KeyId, PAYLOAD_TYPE_KEY_PROOF_V1, PAYLOAD_TYPE_KEY_PROOF_V2, PublicKey, SigningKey,
+    KeyId, PAYLOAD_TYPE_KEY_PROOF_V1, PAYLOAD_TYPE_KEY_PROOF_V2, PublicKey, SigningKey, pae,
 };
 pub use memory::{Applied, Empty, MemoryLedger};
 pub use rules::{

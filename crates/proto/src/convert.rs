@@ -166,14 +166,14 @@ where
 }
 
 fn client_id(field: &str, value: &str) -> Result<ClientId> {
-    ClientId::new(field, value)
+    Ok(ClientId::new(field, value)?)
 }
 
 fn optional_client(field: &str, value: &str) -> Result<Option<ClientId>> {
     if value.is_empty() {
         Ok(None)
     } else {
-        ClientId::new(field, value).map(Some)
+        Ok(Some(ClientId::new(field, value)?))
     }
 }
 
@@ -186,7 +186,7 @@ fn public_keys(field: &str, raw: &[Vec<u8>]) -> Result<Vec<PublicKey>> {
     }
     raw.iter()
         .enumerate()
-        .map(|(i, k)| PublicKey::from_slice(&format!("{field}[{i}]"), k))
+        .map(|(i, k)| Ok(PublicKey::from_slice(&format!("{field}[{i}]"), k)?))
         .collect()
 }
 
@@ -224,8 +224,8 @@ fn timestamp_s(field: &str, value: i64) -> Result<i64> {
 pub fn token_ref(field: &str, wire: Option<v1::TokenRef>) -> Result<TokenRef> {
     let wire = required(field, wire)?;
     match required(&format!("{field}.ref"), wire.r#ref)? {
-        v1::token_ref::Ref::Jti(jti) => TokenRef::jti(&format!("{field}.jti"), &jti),
-        v1::token_ref::Ref::Digest(d) => TokenRef::digest(&format!("{field}.digest"), &d),
+        v1::token_ref::Ref::Jti(jti) => Ok(TokenRef::jti(&format!("{field}.jti"), &jti)?),
+        v1::token_ref::Ref::Digest(d) => Ok(TokenRef::digest(&format!("{field}.digest"), &d)?),
     }
 }
 
@@ -605,7 +605,7 @@ impl TryFrom<v1::KeysRotated> for KeysRotated {
                 .iter()
                 .enumerate()
                 .map(|(i, k)| KeyId::from_slice(&format!("retire_key_ids[{i}]"), k))
-                .collect::<Result<_>>()?,
+                .collect::<Result<_, _>>()?,
         })
     }
 }

@@ -24,10 +24,10 @@ impl<L> Provenance<L> {
     }
 }
 
-fn invalid(source: baton_core::Error) -> Error {
+fn invalid(source: impl Into<baton_core::Error>) -> Error {
     Error::Invalid {
         index: None,
-        source,
+        source: source.into(),
     }
 }
 

@@ -1,9 +1,7 @@
 //! The house's structure, checked: no crate's top-level modules import each
 //! other in a circle. An edge `a -> b` is `src/a.rs` (or `src/a/…`) naming
 //! `crate::b` outside comments and `#[cfg(test)] mod tests`; each strongly
-//! connected component of more than one module is a circle. The circles
-//! that remain are listed here: one that appears fails, and so does a
-//! listed one that is gone (take it off the list).
+//! connected component of more than one module is a circle, and fails.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,9 +9,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use baton_testkit::repo_root;
-
-/// Circles not yet taken apart (issue 22), by crate.
-const KNOWN: &[(&str, &[&str])] = &[("core", &["envelope", "error", "event", "ids", "keys"])];
 
 /// `text` without `//` comments and without a trailing test module.
 fn code(text: &str) -> String {
@@ -123,7 +118,7 @@ fn circles(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<Vec<String>> {
 }
 
 #[test]
-fn no_crate_has_a_module_import_circle_beyond_those_listed() {
+fn no_crate_has_a_module_import_circle() {
     let mut found: Vec<(String, Vec<String>)> = Vec::new();
     let mut crates = 0;
     for entry in std::fs::read_dir(repo_root().join("crates")).unwrap() {
@@ -145,17 +140,7 @@ fn no_crate_has_a_module_import_circle_beyond_those_listed() {
         }
     }
     assert!(crates >= 10, "{crates} crates read");
-    found.sort();
-    let known: Vec<(String, Vec<String>)> = KNOWN
-        .iter()
-        .map(|(krate, modules)| {
-            (
-                (*krate).to_owned(),
-                modules.iter().map(|m| (*m).to_owned()).collect(),
-            )
-        })
-        .collect();
-    assert_eq!(found, known, "module import circles (crate, modules)");
+    assert_eq!(found, [], "module import circles (crate, modules)");
 }
 
 /// The check sees a circle when there is one.
