@@ -32,14 +32,36 @@ pub fn shows(source: &str, snippet: &str) -> bool {
             .any(|w| w == snippet.as_slice())
 }
 
-/// The fenced block after `<!-- snippet:NAME -->` in README.md: what the
-/// tests run or compare, so README shows what was tested.
+/// The fenced block after `<!-- snippet:NAME -->` in README.md or one of
+/// docs/*.md: what the tests run or compare, so README or docs/ shows what was
+/// tested. The marker must be in exactly one of those files.
 pub fn readme_snippet(name: &str) -> String {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
     let marker = format!("<!-- snippet:{name} -->");
-    let start = readme
-        .find(&marker)
-        .unwrap_or_else(|| panic!("README has no {marker}"));
+    let mut files = vec![repo_root().join("README.md")];
+    let mut docs: Vec<std::path::PathBuf> = std::fs::read_dir(repo_root().join("docs"))
+        .expect("docs/")
+        .map(|entry| entry.expect("an entry of docs/").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
+        .collect();
+    docs.sort();
+    files.extend(docs);
+    let mut found: Vec<(std::path::PathBuf, String)> = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        if text.contains(&marker) {
+            found.push((path, text));
+        }
+    }
+    let readme = match found.as_slice() {
+        [(_, text)] => text,
+        [] => panic!("neither README.md nor docs/*.md has {marker}"),
+        many => panic!(
+            "{marker} is in more than one file: {:?}",
+            many.iter().map(|(path, _)| path).collect::<Vec<_>>()
+        ),
+    };
+    let start = readme.find(&marker).expect("the marker, just found");
     let mut lines = readme[start..]
         .lines()
         .skip_while(|line| !line.starts_with("```"));

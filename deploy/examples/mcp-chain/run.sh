@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The mcp-chain example, end to end, in one command (README: "A real MCP
-# delegation chain"): Apache Kafka and two Baton nodes; an authorization step
+# The mcp-chain example, end to end, in one command (docs/sdks.md: "A real
+# MCP delegation chain"): Apache Kafka and two Baton nodes; an authorization step
 # that issues Alice's root grant to the gateway; the gateway (Python, the
 # SDK) exchanging it for MCP server A; server A (the Python MCP SDK, Baton as
 # its token verifier) exchanging its token for MCP server B (Rust, rmcp behind
