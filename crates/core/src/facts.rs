@@ -1,13 +1,100 @@
-//! The ledger's state transition, once: what an event that passed the rules
-//! adds to the ledger, as facts. `MemoryLedger` and the sled projector both
-//! apply exactly these facts, each to its own storage (and the differential
-//! property test in the projector's tests keeps the two equal).
+//! The ledger's state transition, once: the driver every ledger runs an event
+//! through ([`transition`]: deduplicate, check, derive) and what an event that
+//! passed the rules adds to the ledger, as facts. `MemoryLedger` and the sled
+//! projector both call [`transition`] and record exactly the facts it
+//! returns, each in its own storage (and the differential property test in
+//! the projector's tests keeps the two equal).
 
+use crate::envelope::Envelope;
+use crate::error::Refusal;
 use crate::event::{Body, Event, RevocationTarget};
 use crate::ids::EventId;
 use crate::keys::KeyId;
-use crate::rules::Signer;
-use crate::state::{ClientRecord, KeyRecord, LedgerView, NameKind, TokenRecord};
+use crate::rules::{
+    CheckError, Signer, check_copy, check_event_verified, check_live, unknown_parent,
+};
+use crate::state::{ClientRecord, KeyRecord, LedgerView, NameKind, Policy, TokenRecord};
+
+/// What an event does to a ledger, decided by [`transition`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transition {
+    /// The ledger holds this event already (a retry, or a copy read from
+    /// another partition) and this copy's signature holds: nothing changes.
+    Duplicate(EventId),
+    /// A new event that passed the rules: what it adds, for the ledger to
+    /// record.
+    Facts {
+        id: EventId,
+        signer: Signer,
+        facts: Vec<Fact>,
+    },
+    /// A key, client or parent it needs has not been seen (yet): a projector
+    /// reading several partitions parks it; a writer refuses it.
+    Missing(Refusal),
+    /// Refused by a rule (for a copy: its signature does not hold, a forgery
+    /// rather than a replay).
+    Refused(Refusal),
+}
+
+/// Runs one event through the ledger's rules against `view`: a copy of an
+/// event already there is a duplicate if its signature holds; a new event
+/// must be well-founded (and, when `now_s` is given, live at `now_s`, as a
+/// writer-facing node requires) and yields its facts. `signature_verified`
+/// says the envelope was already verified strictly against its signer's key
+/// (see [`crate::check_event_verified`]). Only the view's own failures are
+/// errors; every verdict on the event is a [`Transition`].
+pub fn transition<V: LedgerView>(
+    policy: &Policy,
+    view: &V,
+    envelope: &Envelope,
+    event: &Event,
+    signature_verified: bool,
+    now_s: Option<i64>,
+) -> Result<Transition, V::Error> {
+    let id = envelope.id();
+    if view.contains_event(&id)? {
+        return copy(policy, view, id, envelope, event, signature_verified);
+    }
+    let checked = check_event_verified(policy, view, envelope, event, signature_verified)
+        .and_then(|signer| match now_s {
+            Some(now_s) => check_live(policy, view, &signer, event, now_s).map(|()| signer),
+            None => Ok(signer),
+        })
+        .and_then(|signer| Ok((facts(view, id, &signer, event)?, signer)));
+    match checked {
+        Ok((facts, signer)) => Ok(Transition::Facts { id, signer, facts }),
+        Err(CheckError::View(e)) => Err(e),
+        // A view read key by key rather than as one snapshot (a writer's
+        // overlay over a live projection): a copy of this event committed
+        // between reading "not seen" and reading a name it claims refuses
+        // the event for its own effect (`already-exists`). Seen now, it is a
+        // duplicate.
+        Err(CheckError::Refused(_)) if view.contains_event(&id)? => {
+            copy(policy, view, id, envelope, event, signature_verified)
+        }
+        Err(CheckError::Refused(refusal)) if refusal.is_missing_dependency() => {
+            Ok(Transition::Missing(refusal))
+        }
+        Err(CheckError::Refused(refusal)) => Ok(Transition::Refused(refusal)),
+    }
+}
+
+/// A copy of an event the ledger holds: the id covers what was signed, not
+/// the signature, so a copy whose signature does not verify is a forgery.
+fn copy<V: LedgerView>(
+    policy: &Policy,
+    view: &V,
+    id: EventId,
+    envelope: &Envelope,
+    event: &Event,
+    signature_verified: bool,
+) -> Result<Transition, V::Error> {
+    match check_copy(policy, view, envelope, event, signature_verified) {
+        Ok(()) => Ok(Transition::Duplicate(id)),
+        Err(CheckError::Refused(refusal)) => Ok(Transition::Refused(refusal)),
+        Err(CheckError::View(e)) => Err(e),
+    }
+}
 
 /// One fact an event adds to the ledger.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,13 +122,13 @@ pub enum Fact {
 
 /// The facts event `id` (signed by `signer`, already checked by the rules
 /// against `view`) adds. A hop inherits its root grant's type from its parent
-/// in `view`; a parent missing there is the view's error or `None`.
-pub fn facts<V: LedgerView>(
+/// in `view`; a parent missing there is missing, as the rules would say.
+fn facts<V: LedgerView>(
     view: &V,
     id: EventId,
     signer: &Signer,
     event: &Event,
-) -> Result<Option<Vec<Fact>>, V::Error> {
+) -> Result<Vec<Fact>, CheckError<V::Error>> {
     let key_fact = |client: &crate::ids::ClientId, key: &crate::keys::PublicKey| {
         Fact::Key(KeyRecord {
             client: client.clone(),
@@ -50,7 +137,7 @@ pub fn facts<V: LedgerView>(
             bound_by_key: signer.key(),
         })
     };
-    Ok(Some(match &event.body {
+    Ok(match &event.body {
         Body::ClientRegistered(reg) => {
             let mut out: Vec<Fact> = reg
                 .public_keys
@@ -72,8 +159,8 @@ pub fn facts<V: LedgerView>(
             },
         ],
         Body::ScopeNarrowed(hop) => {
-            let Some(parent) = view.token(&hop.parent)? else {
-                return Ok(None);
+            let Some(parent) = view.token(&hop.parent).map_err(CheckError::View)? else {
+                return Err(CheckError::Refused(unknown_parent(hop)));
             };
             vec![
                 Fact::Token(TokenRecord::hop(id, signer.key(), hop, parent.grant)),
@@ -96,7 +183,7 @@ pub fn facts<V: LedgerView>(
             out.extend(rotation.retire.iter().copied().map(Fact::Retired));
             out
         }
-    }))
+    })
 }
 
 /// Which of two revocations of one target counts: the smaller event id, so

@@ -28,7 +28,7 @@ pub use event::{
     RegistrationMethod, RevocationTarget, Revoked, ScopeNarrowed, TokenIssued, audience, names,
     optional_text,
 };
-pub use facts::{Fact, earliest, facts};
+pub use facts::{Fact, Transition, earliest, transition};
 pub use ids::{ClientId, EventId, Name, Subject, TokenRef, is_invisible, token_digest};
 pub use invalid::Invalid;
 pub use keys::{

@@ -10,10 +10,10 @@ use std::convert::Infallible;
 use crate::envelope::Envelope;
 use crate::error::Refusal;
 use crate::event::{Event, RevocationTarget};
-use crate::facts::{Fact, earliest};
+use crate::facts::{Fact, Transition, earliest, transition};
 use crate::ids::{ClientId, EventId, TokenRef};
 use crate::keys::KeyId;
-use crate::rules::{CheckError, Signer, check_copy, check_event_verified, check_live};
+use crate::rules::CheckError;
 use crate::state::{ClientRecord, KeyRecord, KeyTrust, LedgerView, NameKind, Policy, TokenRecord};
 
 /// What applying an event did.
@@ -144,41 +144,29 @@ impl<B: LedgerView> MemoryLedger<B> {
         now_s: Option<i64>,
         signature_verified: bool,
     ) -> Result<Applied, CheckError<B::Error>> {
-        let id = envelope.id();
-        if self.contains_event(&id).map_err(CheckError::View)? {
-            check_copy(&self.policy, self, envelope, event, signature_verified)?;
-            return Ok(Applied::Duplicate(id));
-        }
-        let checked = check_event_verified(&self.policy, self, envelope, event, signature_verified)
-            .and_then(|signer| match now_s {
-                Some(now_s) => {
-                    check_live(&self.policy, self, &signer, event, now_s).map(|()| signer)
-                }
-                None => Ok(signer),
-            });
-        let signer = match checked {
-            Ok(signer) => signer,
-            // The base is read key by key, not as one snapshot: a copy of
-            // this event committed between reading "not seen" and reading a
-            // name it claims refuses the event for its own effect
-            // (`already-exists`). Seen now, it is a duplicate.
-            Err(CheckError::Refused(_))
-                if self.contains_event(&id).map_err(CheckError::View)? =>
-            {
-                check_copy(&self.policy, self, envelope, event, signature_verified)?;
-                return Ok(Applied::Duplicate(id));
+        let facts = match transition(
+            &self.policy,
+            &*self,
+            envelope,
+            event,
+            signature_verified,
+            now_s,
+        )
+        .map_err(CheckError::View)?
+        {
+            Transition::Duplicate(id) => return Ok(Applied::Duplicate(id)),
+            Transition::Missing(refusal) | Transition::Refused(refusal) => {
+                return Err(CheckError::Refused(refusal));
             }
-            Err(e) => return Err(e),
+            Transition::Facts { facts, .. } => facts,
         };
-        self.record(id, &signer, event).map_err(CheckError::View)?;
+        let id = envelope.id();
+        self.record(id, facts);
         self.log.push((envelope.clone(), event.clone()));
         Ok(Applied::New(id))
     }
 
-    fn record(&mut self, id: EventId, signer: &Signer, event: &Event) -> Result<(), B::Error> {
-        let Some(facts) = crate::facts::facts(self, id, signer, event)? else {
-            unreachable!("check_event found the parent of {id}");
-        };
+    fn record(&mut self, id: EventId, facts: Vec<Fact>) {
         self.seen.insert(id);
         for fact in facts {
             match fact {
@@ -207,7 +195,6 @@ impl<B: LedgerView> MemoryLedger<B> {
                 }
             }
         }
-        Ok(())
     }
 
     /// Accepted events, in the order they were applied.

@@ -66,6 +66,15 @@ fn missing<T, E>(
     )))
 }
 
+/// A hop whose parent is not in the ledger (yet).
+pub(crate) fn unknown_parent(hop: &ScopeNarrowed) -> Refusal {
+    Refusal::missing(
+        Dependency::Event(hop.parent),
+        "parent_event_id",
+        format!("{} is not a token in the ledger", hop.parent),
+    )
+}
+
 /// Who signed an event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Signer {
@@ -521,11 +530,7 @@ fn check_hop<V: LedgerView>(
         );
     }
     let Some(parent) = view(view_.token(&hop.parent))? else {
-        return missing(
-            Dependency::Event(hop.parent),
-            "parent_event_id",
-            format!("{} is not a token in the ledger", hop.parent),
-        );
+        return Err(CheckError::Refused(unknown_parent(hop)));
     };
     if hop.root != parent.root {
         return refuse(

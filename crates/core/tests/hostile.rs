@@ -812,3 +812,87 @@ fn signature_a_registration_proof_names_its_registrar() {
     let by_root = world.signed_by_root(Body::ClientRegistered(reg));
     ledger.append(&by_root.0, &by_root.1, 0).unwrap();
 }
+
+/// Issue 22: one driver decides what an event does to any ledger
+/// (`baton_core::transition`), and `MemoryLedger` answers exactly what it
+/// says. Each of its four answers, read straight from the driver over a
+/// ledger's view: a new event's facts, a missing parent, a refusal, a copy
+/// that is a duplicate, and a re-signed copy that is a forgery, not one.
+/// (The projector runs the same driver; its differential test against
+/// `MemoryLedger` keeps the two equal.)
+#[test]
+fn the_transition_driver_has_four_answers_and_the_memory_ledger_follows_it() {
+    use baton_core::{Fact, Transition, transition};
+    let mut world = World::new();
+    let mut ledger = ledger(&world);
+    let policy = world.policy();
+    let root = world.root_grant();
+    let Transition::Facts { id, facts, .. } =
+        transition(&policy, &ledger, &root.0, &root.1, false, None).unwrap()
+    else {
+        panic!("a new root grant yields facts");
+    };
+    assert_eq!(id, root.0.id());
+    assert!(
+        facts
+            .iter()
+            .any(|fact| matches!(fact, Fact::Token(record) if record.event == id)),
+        "{facts:?}"
+    );
+    assert_eq!(
+        ledger.apply(&root.0, &root.1).unwrap(),
+        Applied::New(root.0.id())
+    );
+    assert_eq!(
+        transition(&policy, &ledger, &root.0, &root.1, false, None).unwrap(),
+        Transition::Duplicate(root.0.id())
+    );
+    let forged = Envelope::sign(
+        &world.key_of("agent"),
+        PAYLOAD_TYPE_EVENT_V1,
+        root.0.payload().to_vec(),
+    )
+    .unwrap();
+    assert!(matches!(
+        transition(&policy, &ledger, &forged, &root.1, false, None).unwrap(),
+        Transition::Refused(refusal) if refusal.rule == Rule::Signature
+    ));
+    let orphan = world.narrow(
+        "orphan",
+        baton_core::EventId([9; 32]),
+        root.0.id(),
+        1,
+        "alice",
+        "gateway",
+        "server-a",
+        1,
+        1,
+        0,
+        50,
+    );
+    let Transition::Missing(refusal) =
+        transition(&policy, &ledger, &orphan.0, &orphan.1, false, None).unwrap()
+    else {
+        panic!("a hop of an unknown parent waits for it");
+    };
+    assert_eq!(
+        refusal.missing,
+        Some(baton_core::Dependency::Event(baton_core::EventId([9; 32])))
+    );
+    assert_eq!(refused(ledger.apply(&orphan.0, &orphan.1)), refusal);
+    // Live at append: the same event, refused by a writer once expired.
+    let as_key = world.key_of(AS);
+    let late = grant_with(&mut world, "late", &as_key, None, |issued| {
+        issued.expires_at_s = 10;
+    });
+    let Transition::Refused(refusal) =
+        transition(&policy, &ledger, &late.0, &late.1, false, Some(1_000)).unwrap()
+    else {
+        panic!("an expired grant is refused at append");
+    };
+    assert_eq!(refused(ledger.append(&late.0, &late.1, 1_000)), refusal);
+    assert!(matches!(
+        transition(&policy, &ledger, &late.0, &late.1, false, None).unwrap(),
+        Transition::Facts { .. }
+    ));
+}

@@ -5,10 +5,7 @@
 //! `baton_core::check_event` on the bytes read from the log — a record written
 //! straight into Kafka by someone else is verified like any other.
 
-use baton_core::{
-    Body, CheckError, Envelope, Event, EventId, EventKind, Fact, Policy, Signer, check_copy,
-    check_event_verified,
-};
+use baton_core::{Body, Envelope, Event, EventId, EventKind, Fact, Policy, Signer, Transition};
 use baton_log::{Position, ReadRecord};
 use prost::Message as _;
 
@@ -192,38 +189,29 @@ fn apply_event(
     verified: bool,
 ) -> Result<Verdict> {
     let id = envelope.id();
-    if staged.contains(&key::event(&id))? {
-        // The id covers what was signed, not the signature: a copy whose
-        // signature does not verify is a forgery, not a replay. Its reason
-        // is worded as if read before the event (order-free, like the rest).
-        return match check_copy(policy, &*staged, envelope, event, verified) {
-            Ok(()) => {
+    // The driver every ledger runs (`baton_core::transition`); a copy's
+    // refusal is worded as if read before the event (order-free, like the
+    // rest).
+    Ok(
+        match baton_core::transition(policy, &*staged, envelope, event, verified, None)? {
+            Transition::Duplicate(id) => {
                 staged.add_counter("duplicates", 1);
                 settle_copy(staged, id, position, index, event)?;
-                Ok(Verdict::Duplicate(id))
+                Verdict::Duplicate(id)
             }
-            Err(CheckError::Refused(refusal)) => Ok(Verdict::Refused(Why::refused(
-                &refusal,
-                format!("{id}: {refusal}"),
-            ))),
-            Err(CheckError::View(e)) => Err(e),
-        };
-    }
-    match check_event_verified(policy, &*staged, envelope, event, verified) {
-        Ok(signer) => {
-            record_event(staged, position, index, envelope, event, &signer)?;
-            staged.add_counter("applied", 1);
-            Ok(Verdict::Applied(id))
-        }
-        Err(CheckError::View(e)) => Err(e),
-        Err(CheckError::Refused(refusal)) if refusal.is_missing_dependency() => Ok(
-            Verdict::Missing(Why::refused(&refusal, refusal.to_string())),
-        ),
-        Err(CheckError::Refused(refusal)) => Ok(Verdict::Refused(Why::refused(
-            &refusal,
-            format!("{id}: {refusal}"),
-        ))),
-    }
+            Transition::Facts { id, signer, facts } => {
+                record_event(staged, position, index, envelope, event, &signer, facts)?;
+                staged.add_counter("applied", 1);
+                Verdict::Applied(id)
+            }
+            Transition::Missing(refusal) => {
+                Verdict::Missing(Why::refused(&refusal, refusal.to_string()))
+            }
+            Transition::Refused(refusal) => {
+                Verdict::Refused(Why::refused(&refusal, format!("{id}: {refusal}")))
+            }
+        },
+    )
 }
 
 /// A copy of a stored event, read at `position` (a retry written through a
@@ -291,8 +279,8 @@ pub fn quarantine(staged: &mut Staged<'_>, record: &ReadRecord, why: Why) -> Res
 }
 
 /// Stages everything a well-founded event derives: the stored event, the
-/// ledger facts core derives from it (`baton_core::facts`, the one state
-/// transition `MemoryLedger` applies too), and the query indexes.
+/// ledger facts core derived from it (`baton_core::transition`, the one
+/// state transition `MemoryLedger` applies too), and the query indexes.
 fn record_event(
     staged: &mut Staged<'_>,
     position: Position,
@@ -300,10 +288,9 @@ fn record_event(
     envelope: &Envelope,
     event: &Event,
     signer: &Signer,
+    facts: Vec<Fact>,
 ) -> Result<()> {
     let id = envelope.id();
-    let facts = baton_core::facts(&*staged, id, signer, event)?
-        .ok_or_else(|| Error::Corrupt(format!("the parent of {id} vanished after its check")))?;
     // A token's record is derived from the stored event; the grant type is
     // the one field a hop inherits rather than carries.
     let grant = facts.iter().find_map(|fact| match fact {
