@@ -52,6 +52,9 @@ pub enum Error {
     Conflict(String),
     #[error("internal: {0}")]
     Internal(String),
+    /// The caller may not make this call ([`baton_access::grants::authorize`]).
+    #[error("{0}")]
+    Denied(baton_access::grants::Denied),
 }
 
 fn at(index: Option<usize>) -> String {
@@ -119,6 +122,7 @@ impl Error {
             Error::LogUnreachable(_) | Error::Unavailable(_) => ("failed", "unavailable"),
             Error::NotFound(_) => ("failed", "not-found"),
             Error::Internal(_) => ("failed", "internal"),
+            Error::Denied(_) => ("failed", "denied"),
         }
     }
 }
@@ -156,6 +160,12 @@ impl From<Error> for Status {
             Error::Busy(_) => Code::ResourceExhausted,
             Error::Conflict(_) | Error::NotApplied(_) => Code::Aborted,
             Error::Internal(_) => Code::Internal,
+            Error::Denied(baton_access::grants::Denied::Unauthenticated(_)) => {
+                Code::Unauthenticated
+            }
+            Error::Denied(baton_access::grants::Denied::PermissionDenied(_)) => {
+                Code::PermissionDenied
+            }
         };
         if code == Code::Internal {
             tracing::error!(%error, "internal error");

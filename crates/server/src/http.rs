@@ -120,7 +120,7 @@ fn caller<L>(
     peer: Option<&Peer>,
     headers: &HeaderMap,
     path: &str,
-) -> Result<Caller, tonic::Status> {
+) -> Result<Caller, crate::auth::Denied> {
     let access = http.access.get();
     let oauth = path == INTROSPECT || path == REVOKE;
     let basic = oauth
@@ -151,12 +151,12 @@ fn caller<L>(
 
 /// The answer to a caller [`caller`] refused: 401 (with a Basic challenge,
 /// RFC 6749's `invalid_client`) or 403.
-fn refused(status: &tonic::Status) -> Response {
-    let (code, error) = match status.code() {
-        Code::Unauthenticated => (StatusCode::UNAUTHORIZED, "invalid_client"),
-        _ => (StatusCode::FORBIDDEN, "unauthorized_client"),
+fn refused(denied: &crate::auth::Denied) -> Response {
+    let (code, error) = match denied {
+        crate::auth::Denied::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "invalid_client"),
+        crate::auth::Denied::PermissionDenied(_) => (StatusCode::FORBIDDEN, "unauthorized_client"),
     };
-    let mut response = oauth_error(code, error, status.message());
+    let mut response = oauth_error(code, error, denied.message());
     if code == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -393,7 +393,7 @@ async fn oauth_form<L>(
     path: &str,
     body: axum::body::Body,
 ) -> Result<(Caller, Form), Box<Response>> {
-    let caller = caller(http, peer, headers, path).map_err(|status| Box::new(refused(&status)))?;
+    let caller = caller(http, peer, headers, path).map_err(|denied| Box::new(refused(&denied)))?;
     let bad = |why: &str| Box::new(oauth_error(StatusCode::BAD_REQUEST, "invalid_request", why));
     let form = match tokio::time::timeout(BODY_READ_MAX, axum::body::to_bytes(body, FORM_BYTES_MAX))
         .await

@@ -18,6 +18,8 @@ use baton_proto::v1;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+pub use baton_access::{identity, jwt, routes};
+
 mod admin;
 pub mod auth;
 pub mod bridge;
@@ -26,14 +28,12 @@ mod error;
 mod ext_authz;
 pub mod freshness;
 pub mod http;
-pub mod identity;
-pub mod jwt;
 mod ledger;
 mod listener;
 pub mod metrics;
 mod provenance;
 mod revocation;
-pub mod routes;
+mod routes_served;
 pub mod tls;
 pub mod trace;
 

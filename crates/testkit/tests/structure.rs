@@ -1,7 +1,10 @@
-//! The house's structure, checked: no crate's top-level modules import each
-//! other in a circle. An edge `a -> b` is `src/a.rs` (or `src/a/…`) naming
-//! `crate::b` outside comments and `#[cfg(test)] mod tests`; each strongly
-//! connected component of more than one module is a circle, and fails.
+//! The house's structure, checked: the crates stand in layers (core ←
+//! access ← server ← cli, read from `cargo metadata`: no crate depends on
+//! one above it, and none below the server on a wire crate), and no crate's
+//! top-level modules import each other in a circle. An edge `a -> b` is
+//! `src/a.rs` (or `src/a/…`) naming `crate::b` outside comments and
+//! `#[cfg(test)] mod tests`; each strongly connected component of more than
+//! one module is a circle, and fails.
 
 #![allow(clippy::unwrap_used)]
 
@@ -156,4 +159,125 @@ fn a_circle_is_seen() {
     .map(|(m, to)| (m.to_owned(), to.into_iter().map(str::to_owned).collect()))
     .collect();
     assert_eq!(circles(&graph), vec![vec!["a", "b", "c"]]);
+}
+
+/// The layers, bottom up: each may depend on those below it, never above.
+const LAYERS: [&str; 4] = ["baton-core", "baton-access", "baton-server", "baton"];
+
+/// What the crates below the server must not reach, even transitively: the
+/// transport (gRPC, HTTP).
+const WIRE: [&str; 3] = ["tonic", "axum", "hyper"];
+
+/// The normal (not dev, not build) dependencies of every package the
+/// layers reach, by name, as `cargo tree` resolves them for this machine.
+fn resolved() -> BTreeMap<String, BTreeSet<String>> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for layer in LAYERS {
+        let out = std::process::Command::new(&cargo)
+            .args(["tree", "--offline", "--locked", "-e", "normal"])
+            .args(["--prefix", "depth", "--format", "{p}", "-p", layer])
+            .current_dir(repo_root())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Each line is its depth, then the package: a line's parent is the
+        // last line one level up.
+        let mut path: Vec<String> = Vec::new();
+        for line in String::from_utf8(out.stdout).unwrap().lines() {
+            let digits = line.chars().take_while(char::is_ascii_digit).count();
+            let depth: usize = line[..digits].parse().unwrap();
+            let name = line[digits..].split(' ').next().unwrap().to_owned();
+            path.truncate(depth);
+            if let Some(parent) = path.last() {
+                graph
+                    .entry(parent.clone())
+                    .or_default()
+                    .insert(name.clone());
+            }
+            graph.entry(name.clone()).or_default();
+            path.push(name);
+        }
+    }
+    graph
+}
+
+/// Everything `from` reaches in `graph`.
+fn closure(graph: &BTreeMap<String, BTreeSet<String>>, from: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![from.to_owned()];
+    while let Some(name) = todo.pop() {
+        for next in graph.get(&name).into_iter().flatten() {
+            if seen.insert(next.clone()) {
+                todo.push(next.clone());
+            }
+        }
+    }
+    seen
+}
+
+/// Where the layering is broken: a crate reaching a layer above it, a crate
+/// below the server reaching a wire crate, or a layer not reaching the one
+/// below it.
+fn layering_faults(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+    let mut faults = Vec::new();
+    for (i, layer) in LAYERS.iter().enumerate() {
+        let reach = closure(graph, layer);
+        for above in &LAYERS[i + 1..] {
+            if reach.contains(*above) {
+                faults.push(format!("{layer} depends on {above}, a layer above it"));
+            }
+        }
+        if let Some(below) = i.checked_sub(1).map(|j| LAYERS[j])
+            && !graph.get(*layer).is_some_and(|deps| deps.contains(below))
+        {
+            faults.push(format!("{layer} does not depend on {below}"));
+        }
+        if i < LAYERS.iter().position(|l| *l == "baton-server").unwrap() {
+            for wire in WIRE {
+                if reach.contains(wire) {
+                    faults.push(format!("{layer} reaches {wire}"));
+                }
+            }
+        }
+    }
+    faults
+}
+
+#[test]
+fn the_crates_stand_in_layers_and_none_below_the_server_has_a_wire() {
+    let graph = resolved();
+    for layer in LAYERS {
+        assert!(graph.contains_key(layer), "{layer} is not in the workspace");
+    }
+    // The access crate is the core's and nothing else of Baton's.
+    let access: BTreeSet<&String> = graph["baton-access"]
+        .iter()
+        .filter(|dep| dep.starts_with("baton"))
+        .collect();
+    assert_eq!(access, BTreeSet::from([&"baton-core".to_owned()]));
+    assert_eq!(layering_faults(&graph), Vec::<String>::new());
+    // The check sees a fault when there is one: the access crate given a
+    // wire, and the core made to depend on the server.
+    let mut broken = graph.clone();
+    broken
+        .get_mut("baton-access")
+        .unwrap()
+        .insert("tonic".to_owned());
+    broken
+        .get_mut("baton-core")
+        .unwrap()
+        .insert("baton-server".to_owned());
+    let faults = layering_faults(&broken);
+    for fault in [
+        "baton-core depends on baton-server, a layer above it",
+        "baton-core reaches tonic",
+        "baton-access reaches tonic",
+    ] {
+        assert!(faults.iter().any(|f| f == fault), "{fault}: {faults:?}");
+    }
 }

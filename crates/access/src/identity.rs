@@ -83,7 +83,7 @@ impl std::fmt::Debug for SecretHash {
 /// whole authority and a `/`, then ends in one `*` — so that a pattern never
 /// spans trust domains (`spiffe://corp.example*` would match
 /// `spiffe://corp.example.evil/…`).
-pub(crate) fn check_pattern(pattern: &str) -> Result<(), String> {
+pub fn check_pattern(pattern: &str) -> Result<(), String> {
     let stars = pattern.matches('*').count();
     let spans_authority = pattern
         .strip_suffix('*')
@@ -102,7 +102,7 @@ pub(crate) fn check_pattern(pattern: &str) -> Result<(), String> {
 }
 
 /// Whether `principal` is one `pattern` (checked by [`check_pattern`]) names.
-pub(crate) fn matches(pattern: &str, principal: &str) -> bool {
+pub fn matches(pattern: &str, principal: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => principal.starts_with(prefix),
         None => pattern == principal,

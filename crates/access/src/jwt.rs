@@ -167,7 +167,7 @@ pub struct JwtIssuers(Vec<JwtIssuer>);
 
 /// What a JWT that verified says.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Verified {
+pub struct Verified {
     pub jti: String,
     /// The authorization server its issuer is configured as.
     pub client: ClientId,
@@ -196,7 +196,7 @@ impl JwtIssuers {
     /// The `jti` of `token` if it is a JWT whose signature verifies against
     /// a key of the issuer its `iss` names, and it is not yet valid or
     /// expired by its own `nbf`; None for anything else.
-    pub(crate) fn verify(&self, token: &[u8], now_s: i64) -> Option<Verified> {
+    pub fn verify(&self, token: &[u8], now_s: i64) -> Option<Verified> {
         let text = std::str::from_utf8(token).ok()?;
         let mut parts = text.split('.');
         let (header, payload, signature_) = (parts.next()?, parts.next()?, parts.next()?);
