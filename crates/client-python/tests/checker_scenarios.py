@@ -4,21 +4,24 @@ checker.rs): every kind of revocation evicts a cached answer on arrival; a
 feed cut past the bound answers UNKNOWN and catches up after; expiry is
 judged locally; bounds are refused; a revocation delivered while a miss is
 in flight is not lost; max_view_age holds cached and fetched answers to the
-node's view; and a seeded random model (trees, revocations of every target
-kind, cuts) where every answer equals the node's own Check at the same
+node's view; and the shared checker scenarios of
+proto/testvectors/sdk/checker.json (trees, revocations of every target kind,
+cuts; fixed ops with the answers recorded), which the Rust Checker runs too:
+every answer must be the recorded one and the node's own Check at the same
 position. The checkers run with the default 2 s staleness bound on a clock
 the script moves (going stale is a step, not a wait). The node trusts the TEST-ONLY root
 of proto/testvectors (seed 01..01); every other key is made here.
 
-usage: checker_scenarios.py HOST:PORT [SEED]
+usage: checker_scenarios.py HOST:PORT
 """
 
 import asyncio
-import random
+import json
 import sys
 import time
+from pathlib import Path
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[3] / "tests" / "interop"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests" / "interop"))
 
 import checks  # noqa: E402
 import grpc  # noqa: E402
@@ -200,7 +203,9 @@ async def node_says(node: Client, token: str, presented_to: str) -> int:
     return (await node.check(token, presented_to=presented_to)).status
 
 
-async def agree(checker, ledger, jti, presented_to, name):
+async def agree(checker, ledger, jti, presented_to, name) -> tuple[bool, int]:
+    """Whether the checker's answer is the node's (asked before and after),
+    and the checker's answer."""
     token = ledger.ref(jti)
     before = await node_says(ledger.node, token, presented_to)
     answer = await checker.check(token, presented_to)
@@ -209,7 +214,7 @@ async def agree(checker, ledger, jti, presented_to, name):
     if not ok:
         checks.check(name, False, f"{jti} at {presented_to}: checker {STATUS_NAMES.get(answer.status)} ({answer.source}), "
                                   f"node {STATUS_NAMES.get(before)} then {STATUS_NAMES.get(after)}")
-    return ok
+    return ok, answer.status
 
 
 async def stale(checker):
@@ -294,7 +299,7 @@ async def expiry_is_local(ledger: Ledger, via: Client):
         await asyncio.sleep(0.05)
     later = await checker.check(token, at)
     checks.check("expiry: EXPIRED from the cache", (later.status, later.source) == (EXPIRED, "cache"), later)
-    checks.check("expiry: the node agrees", await agree(checker, ledger, "brief", at, "expiry: the node agrees"))
+    checks.check("expiry: the node agrees", (await agree(checker, ledger, "brief", at, "expiry: the node agrees"))[0])
     await checker.close()
 
 
@@ -395,66 +400,85 @@ def bounds_refused():
             checks.check(f"bounds: {field} refused", str(error).startswith(field), error)
 
 
-async def model(node: Client, proxy: Proxy, checker: Checker, seed: int, steps: int):
-    # Fresh clients per run: a revoked authorization server ends a run's
-    # issuing, not the next run's.
-    ledger = Ledger(node, f"{RUN}m{seed}-")
+SCENARIOS = Path(__file__).resolve().parents[3] / "proto" / "testvectors" / "sdk" / "checker.json"
+
+
+async def scenario(node: Client, proxy: Proxy, checker: Checker, file: dict, scenario: dict):
+    """One of the shared checker scenarios (proto/testvectors/sdk/checker.json,
+    which the Rust Checker runs too): each op must do what the file says
+    (taken, refused, skipped; for a check, the status, which must also be
+    the node's own), and at the end every token must answer as recorded."""
+    seed = scenario["seed"]
+    # Fresh clients per scenario: a revoked authorization server ends its
+    # scenario's issuing, not the next one's.
+    ledger = Ledger(node, f"{RUN}s{seed}-")
     await ledger.setup()
-    rng = random.Random(seed)
-    holders, nexts = ["agent", "gateway", "server-a"], ["gateway", "server-a", "server-b", "server-c"]
+    holders, nexts = file["holders"], file["next"]
     tokens: list[tuple[str, str]] = []
-    disagreements = compared = 0
-    for step in range(steps):
-        op = rng.choices(["issue", "narrow", "revoke", "check", "cut"], weights=[4, 5, 2, 6, 1])[0]
-        jti = f"m{seed}-{step}"
+    for step, op in enumerate(scenario["ops"]):
+        jti, kind, did = f"m-{step}", op["op"], None
         try:
-            if op == "issue":
-                holder = rng.choice(holders)
-                await ledger.append(ledger.issue(jti, f"user:{ledger.prefix}{rng.randrange(3)}", holder))
+            if kind == "issue":
+                holder = holders[op["holder"] % len(holders)]
+                await ledger.append(ledger.issue(jti, f"user:{ledger.prefix}{op['subject']}", holder))
                 tokens.append((jti, holder))
-            elif op == "narrow" and tokens:
-                parent, performer = rng.choice(tokens)
-                holder = rng.choice(nexts)
-                if holder != performer:
-                    await ledger.append(ledger.narrow(parent, jti, performer, holder))
-                    tokens.append((jti, holder))
-            elif op == "revoke":
-                event = ledger.revocation(rng.randrange(4), rng.randrange(256), tokens)
+                did = "taken"
+            elif kind == "narrow":
+                did = "skipped"
+                if tokens:
+                    parent, performer = tokens[op["parent"] % len(tokens)]
+                    holder = nexts[op["holder"] % len(nexts)]
+                    if holder != performer:
+                        await ledger.append(ledger.narrow(parent, jti, performer, holder))
+                        tokens.append((jti, holder))
+                        did = "taken"
+            elif kind == "revoke":
+                event = ledger.revocation(op["kind"], op["pick"], tokens)
+                did = "skipped"
                 if event is not None:
                     await ledger.append(event)
-            elif op == "check" and tokens:
-                jti, holder = rng.choice(tokens)
-                await caught_up(checker, ledger.written)
-                at = "https://elsewhere.example/mcp" if rng.random() < 0.2 else audience(holder)
-                disagreements += not await agree(checker, ledger, jti, at, f"model {seed}: step {step}")
-                compared += 1
-            elif op == "cut":
+                    did = "taken"
+            elif kind == "check":
+                did = "skipped"
+                if tokens:
+                    cjti, holder = tokens[op["token"] % len(tokens)]
+                    await caught_up(checker, ledger.written)
+                    at = "https://elsewhere.example/mcp" if op["elsewhere"] else audience(holder)
+                    ok, status = await agree(checker, ledger, cjti, at, f"scenario {seed}: step {step}")
+                    did = STATUS_NAMES.get(status) if ok else "disagreed with the node"
+            elif kind == "cut":
                 proxy.cut()
-                for _ in range(rng.randrange(3)):
-                    event = ledger.revocation(rng.randrange(4), rng.randrange(256), tokens)
+                for revoke_kind, pick in op["revoke"]:
+                    event = ledger.revocation(revoke_kind, pick, tokens)
                     if event is not None:
                         await ledger.append(event)
                 if not await stale(checker):
-                    checks.check(f"model {seed}: step {step}: the feed goes stale", False)
-                answers = [await checker.check(ledger.ref(jti), audience(h)) for jti, h in tokens]
+                    checks.check(f"scenario {seed}: step {step}: the feed goes stale", False)
+                answers = [await checker.check(ledger.ref(t), audience(h)) for t, h in tokens]
                 if any((a.status, a.source) != (UNKNOWN, "stale") for a in answers):
-                    checks.check(f"model {seed}: step {step}: cut off, every answer UNKNOWN", False, answers)
+                    checks.check(f"scenario {seed}: step {step}: cut off, every answer UNKNOWN", False, answers)
                 proxy.restore()
+                did = "cut"
+            else:
+                raise ValueError(f"{SCENARIOS}: unknown op {kind!r}")
         except grpc.aio.AioRpcError as error:
             # A refused append (a revoked parent, a tool endpoint that may not
             # delegate): the model keeps only what the ledger took.
             if error.code() not in REFUSED:
                 raise
-            tokens = [t for t in tokens if t[0] != jti]
+            did = "refused"
+        checks.check(f"scenario {seed}: step {step}: {kind} {did}", did == op["expect"],
+                     f"expected {op['expect']}")
     await caught_up(checker, ledger.written)
+    at_end = []
     for jti, holder in tokens:
-        disagreements += not await agree(checker, ledger, jti, audience(holder), f"model {seed}: at the end")
-        compared += 1
-    checks.check(f"model {seed}: {steps} steps, {len(tokens)} tokens, {compared} answers, every one the node's",
-                 disagreements == 0)
+        ok, status = await agree(checker, ledger, jti, audience(holder), f"scenario {seed}: at the end")
+        at_end.append(STATUS_NAMES.get(status) if ok else "disagreed with the node")
+    checks.check(f"scenario {seed}: at the end, {len(tokens)} tokens as recorded", at_end == scenario["final"],
+                 f"{at_end} != {scenario['final']}")
 
 
-async def main(target: str, seed: int) -> None:
+async def main(target: str) -> None:
     node = Client(target)
     ledger = Ledger(node, RUN)
     await ledger.setup()
@@ -468,8 +492,10 @@ async def main(target: str, seed: int) -> None:
     await max_view_age(ledger, target)
     bounds_refused()
     await rotation(node)
-    for run in range(4):
-        await model(node, proxy, checker, seed + run, 60)
+    file = json.loads(SCENARIOS.read_text())
+    checks.check("the shared scenarios are there", len(file["scenarios"]) >= 6, len(file["scenarios"]))
+    for one in file["scenarios"]:
+        await scenario(node, proxy, checker, file, one)
     checks.check("the cache was hit and invalidated",
                  checker.stats["hits"] > 0 and checker.stats["invalidations"] > 0, dict(checker.stats))
     await checker.close()
@@ -478,5 +504,5 @@ async def main(target: str, seed: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else int(time.time())))
+    asyncio.run(main(sys.argv[1]))
     checks.summary("python checker")

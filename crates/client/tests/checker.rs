@@ -34,8 +34,13 @@ async fn node_says(client: &Client, token: &baton_core::TokenRef, presented_to: 
 
 /// The checker's answer equals the node's: asked of the node before and
 /// after (a token may expire in between; either instant is the same
-/// position).
-async fn agree(checker: &Checker, node: &Client, token: &baton_core::TokenRef, presented_to: &str) {
+/// position). Returns the checker's answer.
+async fn agree(
+    checker: &Checker,
+    node: &Client,
+    token: &baton_core::TokenRef,
+    presented_to: &str,
+) -> Status {
     let before = node_says(node, token, presented_to).await;
     let answer = checker.check(token, Some(presented_to)).await;
     let after = node_says(node, token, presented_to).await;
@@ -45,6 +50,7 @@ async fn agree(checker: &Checker, node: &Client, token: &baton_core::TokenRef, p
         answer.status,
         answer.source
     );
+    answer.status
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -488,7 +494,23 @@ fn target(
     })
 }
 
-async fn run_model(ops: Vec<Op>) {
+/// What a step did, as the shared scenarios record it: `taken`, `refused`
+/// or `skipped` for a write; the status for a check; `cut` for a cut (every
+/// answer UNKNOWN while it lasts, asserted here).
+fn name(status: Status) -> &'static str {
+    match status {
+        Status::Active => "ACTIVE",
+        Status::Revoked => "REVOKED",
+        Status::Expired => "EXPIRED",
+        Status::Unknown => "UNKNOWN",
+        Status::AudienceMismatch => "AUDIENCE_MISMATCH",
+    }
+}
+
+/// Runs `ops` against a fresh node and a checker fed through a proxy the
+/// model cuts; every answer is compared with the node's own. Returns the
+/// transcript: one entry per op, then the final answer for every token.
+async fn run_model(ops: &[Op]) -> (Vec<String>, Vec<String>) {
     let (mut f, setup) = Fixture::standard(now_s());
     let node = Node::start(&f).await;
     let direct = node.client().await;
@@ -501,43 +523,54 @@ async fn run_model(ops: Vec<Op>) {
         .unwrap();
     // (jti, holder) of every token recorded.
     let mut tokens: Vec<(String, String)> = Vec::new();
-    for (step, op) in ops.into_iter().enumerate() {
-        match op {
+    let mut transcript = Vec::new();
+    let taken = |ok: bool| if ok { "taken" } else { "refused" }.to_owned();
+    for (step, op) in ops.iter().cloned().enumerate() {
+        let did = match op {
             Op::Issue { subject, holder } => {
                 let jti = format!("m-{step}");
-                let holder = HOLDERS[holder as usize];
+                let holder = HOLDERS[holder as usize % HOLDERS.len()];
                 let event = f.issue("as", &jti, &format!("user:{subject}"), holder, 3600);
-                if let Ok(at) = append(&direct, &[event]).await {
-                    written = at;
+                let at = append(&direct, &[event]).await;
+                if let Ok(at) = &at {
+                    written = at.clone();
                     tokens.push((jti, holder.to_owned()));
                 }
+                taken(at.is_ok())
             }
             Op::Narrow { parent, holder } => {
                 let Some((parent, performer)) =
                     tokens.get(parent as usize % tokens.len().max(1)).cloned()
                 else {
+                    transcript.push("skipped".to_owned());
                     continue;
                 };
                 let holder = NEXT[holder as usize % NEXT.len()];
                 if holder == performer {
+                    transcript.push("skipped".to_owned());
                     continue;
                 }
                 let jti = format!("m-{step}");
                 let event = f.narrow(&parent, &jti, &performer, holder, &[], 1);
                 // Refused when the parent is revoked or its holder may not
                 // delegate: the model keeps only what the ledger took.
-                if let Ok(at) = append(&direct, &[event]).await {
-                    written = at;
+                let at = append(&direct, &[event]).await;
+                if let Ok(at) = &at {
+                    written = at.clone();
                     tokens.push((jti, holder.to_owned()));
                 }
+                taken(at.is_ok())
             }
-            Op::Revoke { kind, pick } => {
-                if let Some(target) = target(&f, &tokens, kind, pick) {
+            Op::Revoke { kind, pick } => match target(&f, &tokens, kind, pick) {
+                Some(target) => {
                     written = append(&direct, &[f.revoke(target)]).await.unwrap();
+                    "taken".to_owned()
                 }
-            }
+                None => "skipped".to_owned(),
+            },
             Op::Check { token, elsewhere } => {
                 let Some((jti, holder)) = tokens.get(token as usize % tokens.len().max(1)) else {
+                    transcript.push("skipped".to_owned());
                     continue;
                 };
                 caught_up(&checker, &written).await;
@@ -546,7 +579,7 @@ async fn run_model(ops: Vec<Op>) {
                 } else {
                     format!("https://{holder}.example/mcp")
                 };
-                agree(&checker, &direct, &Fixture::token(jti), &presented_to).await;
+                name(agree(&checker, &direct, &Fixture::token(jti), &presented_to).await).to_owned()
             }
             Op::Cut { revoke } => {
                 proxy.cut();
@@ -569,22 +602,158 @@ async fn run_model(ops: Vec<Op>) {
                     );
                 }
                 proxy.restore();
+                "cut".to_owned()
             }
-        }
+        };
+        transcript.push(did);
     }
     // Everything, at the end.
     caught_up(&checker, &written).await;
+    let mut last = Vec::new();
     for (jti, holder) in &tokens {
-        agree(
+        let status = agree(
             &checker,
             &direct,
             &Fixture::token(jti),
             &format!("https://{holder}.example/mcp"),
         )
         .await;
+        last.push(name(status).to_owned());
     }
     drop(checker);
     node.stop().await;
+    (transcript, last)
+}
+
+/// The shared checker scenarios (`proto/testvectors/sdk/checker.json`),
+/// which the Python SDK's Checker runs too (`checker_scenarios.py`).
+const SCENARIOS: &str = "proto/testvectors/sdk/checker.json";
+
+fn op_to_json(op: &Op, expect: &str) -> serde_json::Value {
+    use serde_json::json;
+    match op {
+        Op::Issue { subject, holder } => {
+            json!({"op": "issue", "subject": subject, "holder": holder, "expect": expect})
+        }
+        Op::Narrow { parent, holder } => {
+            json!({"op": "narrow", "parent": parent, "holder": holder, "expect": expect})
+        }
+        Op::Revoke { kind, pick } => {
+            json!({"op": "revoke", "kind": kind, "pick": pick, "expect": expect})
+        }
+        Op::Check { token, elsewhere } => {
+            json!({"op": "check", "token": token, "elsewhere": elsewhere, "expect": expect})
+        }
+        Op::Cut { revoke } => json!({"op": "cut", "revoke": revoke, "expect": expect}),
+    }
+}
+
+fn op_of_json(value: &serde_json::Value) -> Op {
+    let byte = |field: &str| u8::try_from(value[field].as_u64().unwrap()).unwrap();
+    match value["op"].as_str().unwrap() {
+        "issue" => Op::Issue {
+            subject: byte("subject"),
+            holder: byte("holder"),
+        },
+        "narrow" => Op::Narrow {
+            parent: byte("parent"),
+            holder: byte("holder"),
+        },
+        "revoke" => Op::Revoke {
+            kind: byte("kind"),
+            pick: byte("pick"),
+        },
+        "check" => Op::Check {
+            token: byte("token"),
+            elsewhere: value["elsewhere"].as_bool().unwrap(),
+        },
+        "cut" => Op::Cut {
+            revoke: serde_json::from_value(value["revoke"].clone()).unwrap(),
+        },
+        other => panic!("{SCENARIOS}: unknown op {other:?}"),
+    }
+}
+
+/// The seeded ops of one scenario: the model's own distribution
+/// ([`op`]), drawn by a fixed-seed generator.
+fn ops_of_seed(seed: u8) -> Vec<Op> {
+    use proptest::strategy::ValueTree as _;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[seed; 32]);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    prop::collection::vec(op(), 40..41)
+        .new_tree(&mut runner)
+        .unwrap()
+        .current()
+}
+
+/// Both SDKs' Checkers run these fixed scenarios and must give the answers
+/// recorded in the file (which are the node's: `agree` compares every one
+/// with the node's own Check). `BATON_RECORD_CHECKER_SCENARIOS=1` writes the
+/// file afresh from seeds 1..=6, recording what the node answered.
+#[test]
+fn the_checker_passes_the_shared_scenarios() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let path = baton_testkit::repo_root().join(SCENARIOS);
+    if std::env::var_os("BATON_RECORD_CHECKER_SCENARIOS").is_some() {
+        let mut scenarios = Vec::new();
+        for seed in 1..=6u8 {
+            let ops = ops_of_seed(seed);
+            let (transcript, last) = runtime.block_on(run_model(&ops));
+            let ops: Vec<serde_json::Value> = ops
+                .iter()
+                .zip(&transcript)
+                .map(|(op, expect)| op_to_json(op, expect))
+                .collect();
+            scenarios.push(serde_json::json!({"seed": seed, "ops": ops, "final": last}));
+        }
+        let file = serde_json::json!({
+            "about": "Checker scenarios both SDKs run against a real node (crates/client/tests/checker.rs, crates/client-python/tests/checker_scenarios.py). World: Baton's standard fixture (as; agent, gateway: delegating layers; server-a, server-b: mixed trust boundaries; server-c: a tool endpoint). Each op, in order: issue (as issues jti m-<step> for subject user:<subject> to holders[holder]); narrow (tokens[parent % len]'s holder narrows it to next[holder % len], skipped if that is itself); revoke (kind 0 token tokens[pick % len], 1 client clients[pick % 6], 2 subject user:<pick % 3>, 3 the key of clients[pick % 6]); check (tokens[token % len] presented to its holder's audience, or to https://elsewhere.example/mcp); cut (the feed cut past the staleness bound, the revocations made meanwhile, every answer UNKNOWN, then restored). expect: taken | refused | skipped for writes, the status for a check, cut for a cut; final: each token's status at its holder's audience at the end, in the order taken.",
+            "holders": HOLDERS,
+            "next": NEXT,
+            "clients": CLIENTS,
+            "scenarios": scenarios,
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&file).unwrap() + "\n").unwrap();
+    }
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let scenarios = file["scenarios"].as_array().unwrap();
+    assert!(
+        scenarios.len() >= 4,
+        "{SCENARIOS}: {} scenarios",
+        scenarios.len()
+    );
+    let mut checks = 0;
+    for scenario in scenarios {
+        let ops: Vec<Op> = scenario["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(op_of_json)
+            .collect();
+        let expected: Vec<String> = scenario["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|op| op["expect"].as_str().unwrap().to_owned())
+            .collect();
+        let last: Vec<String> = serde_json::from_value(scenario["final"].clone()).unwrap();
+        let (transcript, at_end) = runtime.block_on(run_model(&ops));
+        let seed = &scenario["seed"];
+        assert_eq!(transcript, expected, "scenario {seed}");
+        assert_eq!(at_end, last, "scenario {seed}: at the end");
+        checks += transcript
+            .iter()
+            .filter(|t| t.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .count()
+            + at_end.len();
+    }
+    assert!(checks >= 40, "only {checks} answers compared");
 }
 
 proptest! {
@@ -600,6 +769,6 @@ proptest! {
             .enable_all()
             .build()
             .unwrap();
-        runtime.block_on(run_model(ops));
+        runtime.block_on(run_model(&ops));
     }
 }
