@@ -24,5 +24,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         descriptors.encode_to_vec(),
     )?;
     tonic_prost_build::configure().compile_fds(descriptors)?;
+    // The services (tonic clients and servers) only with the `grpc`
+    // feature: the messages alone need prost only, so a crate that keeps
+    // the wire out (the projector, the node) can use them without tonic.
+    let generated = out.join("baton.v1.rs");
+    let text = std::fs::read_to_string(&generated)?;
+    let mut gated = String::with_capacity(text.len() + 512);
+    let mut services = 0;
+    for line in text.split_inclusive('\n') {
+        let service = line.starts_with("pub mod ")
+            && (line.contains("_client {") || line.contains("_server {"));
+        if service {
+            gated.push_str("#[cfg(feature = \"grpc\")]\n");
+            services += 1;
+        }
+        gated.push_str(line);
+    }
+    if services == 0 {
+        return Err("no service module found to put behind the grpc feature".into());
+    }
+    std::fs::write(&generated, gated)?;
     Ok(())
 }

@@ -17,7 +17,9 @@ pub use convert::{
 /// The generated `baton.v1` messages and services.
 #[allow(clippy::all, missing_debug_implementations, clippy::unwrap_used)]
 pub mod v1 {
-    tonic::include_proto!("baton.v1");
+    // Messages always; services (`*_client`, `*_server`) with `grpc` (the
+    // build script puts them behind it).
+    include!(concat!(env!("OUT_DIR"), "/baton.v1.rs"));
 }
 
 /// The encoded `FileDescriptorSet` of `baton.v1`, for gRPC server reflection.

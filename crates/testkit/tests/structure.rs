@@ -1,6 +1,7 @@
 //! The house's structure, checked: the crates stand in layers (core ←
-//! access ← server ← cli, read from `cargo metadata`: no crate depends on
-//! one above it, and none below the server on a wire crate), and no crate's
+//! access ← server ← cli, read from `cargo tree`: no crate depends on one
+//! above it, and none below the server, nor the log, projector and bridge
+//! crates beside them, reaches a wire crate), and no crate's
 //! top-level modules import each other in a circle. An edge `a -> b` is
 //! `src/a.rs` (or `src/a/…`) naming `crate::b` outside comments and
 //! `#[cfg(test)] mod tests`; each strongly connected component of more than
@@ -168,12 +169,22 @@ const LAYERS: [&str; 4] = ["baton-core", "baton-access", "baton-server", "baton"
 /// transport (gRPC, HTTP).
 const WIRE: [&str; 3] = ["tonic", "axum", "hyper"];
 
-/// The normal (not dev, not build) dependencies of every package the
-/// layers reach, by name, as `cargo tree` resolves them for this machine.
-fn resolved() -> BTreeMap<String, BTreeSet<String>> {
+/// The crates beside the layers that the node's logic stands on: no wire
+/// either (`baton-proto`'s messages come without its `grpc` services).
+const BESIDE: [&str; 3] = ["baton-log", "baton-projector", "baton-bridge"];
+
+/// Packages by name, and the normal (not dev, not build) dependencies of
+/// each.
+type Graph = BTreeMap<String, BTreeSet<String>>;
+
+/// For each layer and each crate beside them, its dependency graph as
+/// `cargo tree -p` resolves it for this machine: its own, since features
+/// (baton-proto's `grpc`) are resolved for the crate alone.
+fn resolved() -> BTreeMap<String, Graph> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for layer in LAYERS {
+    let mut trees = BTreeMap::new();
+    for layer in LAYERS.iter().chain(&BESIDE) {
+        let mut graph = Graph::new();
         let out = std::process::Command::new(&cargo)
             .args(["tree", "--offline", "--locked", "-e", "normal"])
             .args(["--prefix", "depth", "--format", "{p}", "-p", layer])
@@ -202,12 +213,13 @@ fn resolved() -> BTreeMap<String, BTreeSet<String>> {
             graph.entry(name.clone()).or_default();
             path.push(name);
         }
+        trees.insert((*layer).to_owned(), graph);
     }
-    graph
+    trees
 }
 
 /// Everything `from` reaches in `graph`.
-fn closure(graph: &BTreeMap<String, BTreeSet<String>>, from: &str) -> BTreeSet<String> {
+fn closure(graph: &Graph, from: &str) -> BTreeSet<String> {
     let mut seen = BTreeSet::new();
     let mut todo = vec![from.to_owned()];
     while let Some(name) = todo.pop() {
@@ -223,9 +235,18 @@ fn closure(graph: &BTreeMap<String, BTreeSet<String>>, from: &str) -> BTreeSet<S
 /// Where the layering is broken: a crate reaching a layer above it, a crate
 /// below the server reaching a wire crate, or a layer not reaching the one
 /// below it.
-fn layering_faults(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
+fn layering_faults(trees: &BTreeMap<String, Graph>) -> Vec<String> {
     let mut faults = Vec::new();
+    for beside in BESIDE {
+        let reach = closure(&trees[beside], beside);
+        for wire in WIRE {
+            if reach.contains(wire) {
+                faults.push(format!("{beside} reaches {wire}"));
+            }
+        }
+    }
     for (i, layer) in LAYERS.iter().enumerate() {
+        let graph = &trees[*layer];
         let reach = closure(graph, layer);
         for above in &LAYERS[i + 1..] {
             if reach.contains(*above) {
@@ -250,33 +271,34 @@ fn layering_faults(graph: &BTreeMap<String, BTreeSet<String>>) -> Vec<String> {
 
 #[test]
 fn the_crates_stand_in_layers_and_none_below_the_server_has_a_wire() {
-    let graph = resolved();
-    for layer in LAYERS {
-        assert!(graph.contains_key(layer), "{layer} is not in the workspace");
-    }
+    let trees = resolved();
     // The access crate is the core's and nothing else of Baton's.
-    let access: BTreeSet<&String> = graph["baton-access"]
+    let access: BTreeSet<&String> = trees["baton-access"]["baton-access"]
         .iter()
         .filter(|dep| dep.starts_with("baton"))
         .collect();
     assert_eq!(access, BTreeSet::from([&"baton-core".to_owned()]));
-    assert_eq!(layering_faults(&graph), Vec::<String>::new());
+    assert_eq!(layering_faults(&trees), Vec::<String>::new());
     // The check sees a fault when there is one: the access crate given a
-    // wire, and the core made to depend on the server.
-    let mut broken = graph.clone();
-    broken
-        .get_mut("baton-access")
-        .unwrap()
-        .insert("tonic".to_owned());
-    broken
-        .get_mut("baton-core")
-        .unwrap()
-        .insert("baton-server".to_owned());
+    // wire, the core made to depend on the server, the projector's proto
+    // given its services.
+    let mut broken = trees.clone();
+    let mut add = |root: &str, package: &str, dependency: &str| {
+        broken
+            .get_mut(root)
+            .unwrap()
+            .get_mut(package)
+            .unwrap()
+            .insert(dependency.to_owned());
+    };
+    add("baton-access", "baton-access", "tonic");
+    add("baton-core", "baton-core", "baton-server");
+    add("baton-projector", "baton-proto", "tonic");
     let faults = layering_faults(&broken);
     for fault in [
-        "baton-core depends on baton-server, a layer above it",
-        "baton-core reaches tonic",
         "baton-access reaches tonic",
+        "baton-core depends on baton-server, a layer above it",
+        "baton-projector reaches tonic",
     ] {
         assert!(faults.iter().any(|f| f == fault), "{fault}: {faults:?}");
     }
