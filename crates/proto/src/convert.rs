@@ -620,3 +620,26 @@ impl From<&KeysRotated> for v1::KeysRotated {
         }
     }
 }
+
+/// A record's place in the log, on the wire.
+impl From<baton_log::Position> for v1::LogPosition {
+    fn from(position: baton_log::Position) -> Self {
+        v1::LogPosition {
+            partition: position.partition,
+            offset: position.offset,
+        }
+    }
+}
+
+/// How a revocation reaches a token, on the wire.
+impl From<baton_core::Via> for v1::RevocationVia {
+    fn from(via: baton_core::Via) -> Self {
+        match via {
+            baton_core::Via::Token => v1::RevocationVia::Token,
+            baton_core::Via::Holder => v1::RevocationVia::Holder,
+            baton_core::Via::Performer => v1::RevocationVia::Performer,
+            baton_core::Via::SigningKey => v1::RevocationVia::SigningKey,
+            baton_core::Via::Subject => v1::RevocationVia::Subject,
+        }
+    }
+}

@@ -283,10 +283,7 @@ fn quarantined_record(q: baton_projector::Quarantined, with_value: bool) -> v1::
         .map(|(envelope, _)| envelope.id().0.to_vec())
         .collect();
     v1::QuarantinedRecord {
-        position: Some(v1::LogPosition {
-            partition: q.position.partition,
-            offset: q.position.offset,
-        }),
+        position: Some(q.position.into()),
         rule: q.rule,
         reason: q.reason,
         event_ids,
@@ -427,10 +424,7 @@ impl<L: EventLog> v1::admin_service_server::AdminService for Admin<L> {
         let mut bytes = 0usize;
         let mut next = None;
         for (i, q) in found.drain(..).enumerate() {
-            let position = v1::LogPosition {
-                partition: q.position.partition,
-                offset: q.position.offset,
-            };
+            let position = v1::LogPosition::from(q.position);
             if i == wanted {
                 next = Some(position);
                 break;

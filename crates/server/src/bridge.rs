@@ -45,9 +45,9 @@ pub(crate) async fn decide<L: EventLog>(
     .await;
     let answer = match answer {
         Ok(answer) => answer,
-        Err(status) => {
+        Err(failed) => {
             let unavailable = matches!(
-                status.code(),
+                crate::error::code(&failed),
                 tonic::Code::Unavailable
                     | tonic::Code::DeadlineExceeded
                     | tonic::Code::ResourceExhausted
@@ -59,10 +59,10 @@ pub(crate) async fn decide<L: EventLog>(
                 return Verdict::Deny {
                     status: 503,
                     www_authenticate: None,
-                    reason: format!("Baton could not decide: {}", status.message()),
+                    reason: format!("Baton could not decide: {}", crate::error::message(&failed)),
                 };
             }
-            return gateway_refused(status.message());
+            return gateway_refused(&crate::error::message(&failed));
         }
     };
     let (status, event_id) = answer

@@ -146,31 +146,36 @@ pub fn rule_code(rule: Rule) -> Code {
     }
 }
 
+/// The gRPC code of an error: the one table of them. The HTTP bridges map
+/// their answers from it too ([`crate::http`]).
+pub fn code(error: &Error) -> Code {
+    match error {
+        Error::Invalid { .. } | Error::Limit { .. } => Code::InvalidArgument,
+        Error::Refused { refusal, .. } => rule_code(refusal.rule),
+        Error::NotWritten(_) => Code::ResourceExhausted,
+        Error::Ambiguous(_) | Error::Unavailable(_) | Error::LogUnreachable(_) => Code::Unavailable,
+        Error::NotYet(_) => Code::DeadlineExceeded,
+        Error::NotFound(_) => Code::NotFound,
+        Error::Busy(_) => Code::ResourceExhausted,
+        Error::Conflict(_) | Error::NotApplied(_) => Code::Aborted,
+        Error::Internal(_) => Code::Internal,
+        Error::Denied(baton_access::grants::Denied::Unauthenticated(_)) => Code::Unauthenticated,
+        Error::Denied(baton_access::grants::Denied::PermissionDenied(_)) => Code::PermissionDenied,
+    }
+}
+
+/// What an error says to a caller: its message within the bound.
+pub fn message(error: &Error) -> String {
+    bounded(error.to_string())
+}
+
 impl From<Error> for Status {
     fn from(error: Error) -> Status {
-        let code = match &error {
-            Error::Invalid { .. } | Error::Limit { .. } => Code::InvalidArgument,
-            Error::Refused { refusal, .. } => rule_code(refusal.rule),
-            Error::NotWritten(_) => Code::ResourceExhausted,
-            Error::Ambiguous(_) | Error::Unavailable(_) | Error::LogUnreachable(_) => {
-                Code::Unavailable
-            }
-            Error::NotYet(_) => Code::DeadlineExceeded,
-            Error::NotFound(_) => Code::NotFound,
-            Error::Busy(_) => Code::ResourceExhausted,
-            Error::Conflict(_) | Error::NotApplied(_) => Code::Aborted,
-            Error::Internal(_) => Code::Internal,
-            Error::Denied(baton_access::grants::Denied::Unauthenticated(_)) => {
-                Code::Unauthenticated
-            }
-            Error::Denied(baton_access::grants::Denied::PermissionDenied(_)) => {
-                Code::PermissionDenied
-            }
-        };
+        let code = code(&error);
         if code == Code::Internal {
             tracing::error!(%error, "internal error");
         }
-        let mut status = Status::new(code, bounded(error.to_string()));
+        let mut status = Status::new(code, message(&error));
         if let Error::Refused { refusal, .. } = &error
             && let Ok(rule) = refusal.rule.as_str().parse()
         {

@@ -227,8 +227,12 @@ fn no_store(status: StatusCode, body: serde_json::Value) -> Response {
 }
 
 /// The OAuth answer for a gRPC status an endpoint failed with.
-fn failure(status: &tonic::Status) -> Response {
-    let (code, error) = match status.code() {
+fn failure(failed: &crate::Error) -> Response {
+    let code = crate::error::code(failed);
+    if code == Code::Internal {
+        tracing::error!(error = %failed, "internal error");
+    }
+    let (code, error) = match code {
         Code::InvalidArgument => (StatusCode::BAD_REQUEST, "invalid_request"),
         Code::PermissionDenied => (StatusCode::FORBIDDEN, "unauthorized_client"),
         Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted => {
@@ -236,7 +240,7 @@ fn failure(status: &tonic::Status) -> Response {
         }
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
     };
-    oauth_error(code, error, status.message())
+    oauth_error(code, error, &crate::error::message(failed))
 }
 
 async fn forward_auth<L: EventLog>(
@@ -378,7 +382,7 @@ async fn introspect<L: EventLog>(
     .await;
     match answer {
         Ok(answer) => no_store(StatusCode::OK, introspection(answer)),
-        Err(status) => failure(&status),
+        Err(failed) => failure(&failed),
     }
 }
 
@@ -482,7 +486,7 @@ async fn revoke<L: EventLog>(
         ))),
     };
     if let Err(e) = caught_up {
-        return failure(&tonic::Status::from(e));
+        return failure(&e);
     }
     let mut check = v1::CheckRequest {
         token: Some(baton_proto::token_ref_to_wire(&baton_core::token_digest(
@@ -501,11 +505,11 @@ async fn revoke<L: EventLog>(
             return StatusCode::OK.into_response();
         }
         Ok(_) => {}
-        Err(status) => return failure(&status),
+        Err(failed) => return failure(&failed),
     }
     let token = match baton_proto::token_ref("token", check.token) {
         Ok(token) => token,
-        Err(e) => return failure(&tonic::Status::internal(e.to_string())),
+        Err(e) => return failure(&crate::Error::Internal(e.to_string())),
     };
     let who = caller.principal.as_deref().unwrap_or("");
     let body = baton_core::Body::Revoked(baton_core::Revoked {
@@ -562,7 +566,7 @@ async fn revoke<L: EventLog>(
             "invalid_request",
             &refusal.to_string(),
         ),
-        Err(e) => failure(&tonic::Status::from(e)),
+        Err(e) => failure(&e),
     }
 }
 

@@ -452,10 +452,7 @@ impl<L: EventLog> Ledger<L> {
                 } else {
                     v1::AppendOutcome::Accepted
                 } as i32,
-                position: at.map(|p| v1::LogPosition {
-                    partition: p.partition,
-                    offset: p.offset,
-                }),
+                position: at.map(v1::LogPosition::from),
             });
         }
         Ok(v1::AppendResponse {

@@ -35,10 +35,7 @@ fn chain_event(envelope: &baton_core::Envelope, position: baton_log::Position) -
     v1::ChainEvent {
         event: Some(v1::SignedEvent::from(envelope)),
         event_id: envelope.id().0.to_vec(),
-        position: Some(v1::LogPosition {
-            partition: position.partition,
-            offset: position.offset,
-        }),
+        position: Some(position.into()),
     }
 }
 

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_core::{Body, TokenRecord, TokenStatus, Via};
+use baton_core::{Body, TokenRecord, TokenStatus};
 use baton_log::{ConsistencyToken, EventLog};
 use baton_proto::v1;
 use tokio_stream::Stream;
@@ -21,16 +21,6 @@ pub struct Revocation<L> {
 impl<L> Revocation<L> {
     pub fn new(node: Arc<Node<L>>) -> Self {
         Revocation { node }
-    }
-}
-
-fn via(via: Via) -> v1::RevocationVia {
-    match via {
-        Via::Token => v1::RevocationVia::Token,
-        Via::Holder => v1::RevocationVia::Holder,
-        Via::Performer => v1::RevocationVia::Performer,
-        Via::SigningKey => v1::RevocationVia::SigningKey,
-        Via::Subject => v1::RevocationVia::Subject,
     }
 }
 
@@ -140,7 +130,7 @@ pub(crate) fn check_one<L>(node: &Node<L>, request: &v1::CheckRequest) -> Result
                 revoked: revoked_body(node, &cause.revocation)?,
                 link: Some(baton_proto::token_ref_to_wire(&cause.hit.link)),
                 distance: cause.hit.distance,
-                via: via(cause.hit.via) as i32,
+                via: v1::RevocationVia::from(cause.hit.via) as i32,
             });
             v1::TokenStatus::Revoked
         }
@@ -202,16 +192,18 @@ fn presented_within(
     caller: Option<&Caller>,
     index: Option<usize>,
     presented_to: &str,
-) -> Result<(), Status> {
+) -> Result<(), Error> {
     match caller.and_then(Caller::bound) {
         Some(bound) if !presented_to.is_empty() && !bound.contains(presented_to) => {
             let field = match index {
                 Some(i) => format!("checks[{i}].presented_to"),
                 None => "presented_to".to_owned(),
             };
-            Err(Status::permission_denied(format!(
-                "{field}: {:?} is not one of the audiences this principal is bound to",
-                baton_core::echo(presented_to)
+            Err(Error::Denied(crate::auth::Denied::PermissionDenied(
+                format!(
+                    "{field}: {:?} is not one of the audiences this principal is bound to",
+                    baton_core::echo(presented_to)
+                ),
             )))
         }
         _ => Ok(()),
@@ -243,15 +235,14 @@ pub(crate) async fn introspect<L: EventLog>(
     caller: Option<&Caller>,
     request: v1::IntrospectRequest,
     chain: Chain,
-) -> Result<v1::IntrospectResponse, Status> {
+) -> Result<v1::IntrospectResponse> {
     presented_within(caller, None, &request.presented_to)?;
     let token = match (request.token, request.bearer.is_empty()) {
         (Some(_), false) => {
             return Err(Error::Limit {
                 field: "bearer",
                 reason: "give the token by reference or as presented, not both".into(),
-            }
-            .into());
+            });
         }
         (token, true) => token,
         (None, false) if request.bearer.len() > BEARER_BYTES_MAX => {
@@ -261,8 +252,7 @@ pub(crate) async fn introspect<L: EventLog>(
                     "{} bytes, more than the limit of {BEARER_BYTES_MAX}",
                     request.bearer.len()
                 ),
-            }
-            .into());
+            });
         }
         (None, false) => Some(baton_proto::token_ref_to_wire(&baton_core::token_digest(
             &request.bearer,
@@ -310,7 +300,7 @@ pub(crate) async fn presented<L: EventLog>(
     node: &Arc<Node<L>>,
     check: &mut v1::CheckRequest,
     bearer: &[u8],
-) -> Result<Answer, Status> {
+) -> Result<Answer> {
     let by_digest = answer(node, check).await?;
     if by_digest.0.status != v1::TokenStatus::Unknown as i32 || node.jwt_issuers.is_empty() {
         return Ok(by_digest);
@@ -334,7 +324,7 @@ async fn by_verified_jwt<L: EventLog>(
     node: &Arc<Node<L>>,
     check: &mut v1::CheckRequest,
     bearer: &[u8],
-) -> Result<Option<Answer>, Status> {
+) -> Result<Option<Answer>> {
     let Some(verified) = node.jwt_issuers.verify(bearer, now_s()) else {
         return Ok(None);
     };
@@ -673,10 +663,7 @@ impl<L: EventLog> v1::revocation_service_server::RevocationService for Revocatio
                     let message = v1::WatchResponse {
                         revocation_event_id: effect.revocation.0.to_vec(),
                         revoked,
-                        position: Some(v1::LogPosition {
-                            partition: effect.position.partition,
-                            offset: effect.position.offset,
-                        }),
+                        position: Some(effect.position.into()),
                         resume_token: ConsistencyToken::new(resume.clone()).to_string(),
                         checkpoint: None,
                     };
