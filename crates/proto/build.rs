@@ -23,6 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("baton_descriptor.bin"),
         descriptors.encode_to_vec(),
     )?;
+    let service_count: usize = descriptors.file.iter().map(|f| f.service.len()).sum();
     tonic_prost_build::configure().compile_fds(descriptors)?;
     // The services (tonic clients and servers) only with the `grpc`
     // feature: the messages alone need prost only, so a crate that keeps
@@ -40,8 +41,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         gated.push_str(line);
     }
-    if services == 0 {
-        return Err("no service module found to put behind the grpc feature".into());
+    // A client and a server module per service, and nothing else gated.
+    let expected: usize = 2 * service_count;
+    if services != expected {
+        return Err(format!(
+            "gated {services} modules behind the grpc feature, expected {expected} (a client and a server per service)"
+        )
+        .into());
     }
     std::fs::write(&generated, gated)?;
     Ok(())

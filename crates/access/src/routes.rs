@@ -5,7 +5,7 @@
 //! and span names come from here, never from a request's path), its health
 //! reporter and its HTTP router all read it; adding a route is one row (and,
 //! for HTTP, its handler, which the router's exhaustive match asks for). The
-//! server's `routes` test holds every method it serves to one row each.
+//! server's `routes_served` test holds every method it serves to one row each.
 //! Imports nothing from the rest of the crate.
 
 /// What a principal may do.

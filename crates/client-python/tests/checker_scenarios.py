@@ -177,12 +177,11 @@ class Ledger:
         self.parents[jti] = Parent.of_signed(signed)
         return signed
 
-    def revocation(self, kind, pick, tokens):
+    def revocation(self, kind, pick, tokens, names):
         if kind == 0:
             if not tokens:
                 return None
             return ROOT.sign(revoke(token=self.ref(tokens[pick % len(tokens)][0]), reason="test"))
-        names = ["as", "agent", "gateway", "server-a", "server-b", "server-c"]
         name = names[pick % len(names)]
         if kind == 1:
             return ROOT.sign(revoke(client_id=self.cid(name), reason="test"))
@@ -409,11 +408,13 @@ async def scenario(node: Client, proxy: Proxy, checker: Checker, file: dict, sce
     (taken, refused, skipped; for a check, the status, which must also be
     the node's own), and at the end every token must answer as recorded."""
     seed = scenario["seed"]
+    answers = [op for op in scenario["ops"] if op["expect"] not in ("taken", "refused", "skipped", "cut")]
+    checks.check(f"scenario {seed} compares answers", len(answers) + len(scenario["final"]) >= 10)
     # Fresh clients per scenario: a revoked authorization server ends its
     # scenario's issuing, not the next one's.
     ledger = Ledger(node, f"{RUN}s{seed}-")
     await ledger.setup()
-    holders, nexts = file["holders"], file["next"]
+    holders, nexts, clients = file["holders"], file["next"], file["clients"]
     tokens: list[tuple[str, str]] = []
     for step, op in enumerate(scenario["ops"]):
         jti, kind, did = f"m-{step}", op["op"], None
@@ -433,7 +434,7 @@ async def scenario(node: Client, proxy: Proxy, checker: Checker, file: dict, sce
                         tokens.append((jti, holder))
                         did = "taken"
             elif kind == "revoke":
-                event = ledger.revocation(op["kind"], op["pick"], tokens)
+                event = ledger.revocation(op["kind"], op["pick"], tokens, clients)
                 did = "skipped"
                 if event is not None:
                     await ledger.append(event)
@@ -449,7 +450,7 @@ async def scenario(node: Client, proxy: Proxy, checker: Checker, file: dict, sce
             elif kind == "cut":
                 proxy.cut()
                 for revoke_kind, pick in op["revoke"]:
-                    event = ledger.revocation(revoke_kind, pick, tokens)
+                    event = ledger.revocation(revoke_kind, pick, tokens, clients)
                     if event is not None:
                         await ledger.append(event)
                 if not await stale(checker):

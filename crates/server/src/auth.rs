@@ -99,7 +99,9 @@ where
             Err(denied) if request.uri().path() == EXT_AUTHZ => {
                 request
                     .extensions_mut()
-                    .insert(Refused(denied.message().to_owned()));
+                    .insert(Refused(crate::error::message(&crate::Error::Denied(
+                        denied,
+                    ))));
                 Box::pin(self.inner.call(request))
             }
             Err(denied) => Box::pin(std::future::ready(Ok(Status::from(crate::Error::Denied(

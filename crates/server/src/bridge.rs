@@ -62,6 +62,14 @@ pub(crate) async fn decide<L: EventLog>(
                     reason: format!("Baton could not decide: {}", crate::error::message(&failed)),
                 };
             }
+            // The node's own failure, not the gateway's configuration: said
+            // as such, and logged as an error (its detail stays in the log).
+            if crate::error::code(&failed) == tonic::Code::Internal {
+                tracing::error!(error = %failed, "internal error deciding a gateway request");
+                return baton_bridge::misconfigured(
+                    "Baton could not decide: an internal error; the node's log says why".to_owned(),
+                );
+            }
             return gateway_refused(&crate::error::message(&failed));
         }
     };

@@ -156,7 +156,8 @@ fn refused(denied: &crate::auth::Denied) -> Response {
         crate::auth::Denied::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "invalid_client"),
         crate::auth::Denied::PermissionDenied(_) => (StatusCode::FORBIDDEN, "unauthorized_client"),
     };
-    let mut response = oauth_error(code, error, denied.message());
+    let message = crate::error::message(&crate::Error::Denied(denied.clone()));
+    let mut response = oauth_error(code, error, &message);
     if code == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
