@@ -144,7 +144,7 @@ impl<B: LedgerView> MemoryLedger<B> {
         now_s: Option<i64>,
         signature_verified: bool,
     ) -> Result<Applied, CheckError<B::Error>> {
-        let facts = match transition(
+        let (id, facts) = match transition(
             &self.policy,
             &*self,
             envelope,
@@ -158,9 +158,8 @@ impl<B: LedgerView> MemoryLedger<B> {
             Transition::Missing(refusal) | Transition::Refused(refusal) => {
                 return Err(CheckError::Refused(refusal));
             }
-            Transition::Facts { facts, .. } => facts,
+            Transition::Facts { id, facts, .. } => (id, facts),
         };
-        let id = envelope.id();
         self.record(id, facts);
         self.log.push((envelope.clone(), event.clone()));
         Ok(Applied::New(id))

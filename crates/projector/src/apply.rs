@@ -188,7 +188,6 @@ fn apply_event(
     event: &Event,
     verified: bool,
 ) -> Result<Verdict> {
-    let id = envelope.id();
     // The driver every ledger runs (`baton_core::transition`); a copy's
     // refusal is worded as if read before the event (order-free, like the
     // rest).
@@ -200,7 +199,7 @@ fn apply_event(
                 Verdict::Duplicate(id)
             }
             Transition::Facts { id, signer, facts } => {
-                record_event(staged, position, index, envelope, event, &signer, facts)?;
+                record_event(staged, position, index, id, envelope, event, &signer, facts)?;
                 staged.add_counter("applied", 1);
                 Verdict::Applied(id)
             }
@@ -208,6 +207,7 @@ fn apply_event(
                 Verdict::Missing(Why::refused(&refusal, refusal.to_string()))
             }
             Transition::Refused(refusal) => {
+                let id = envelope.id();
                 Verdict::Refused(Why::refused(&refusal, format!("{id}: {refusal}")))
             }
         },
@@ -281,16 +281,17 @@ pub fn quarantine(staged: &mut Staged<'_>, record: &ReadRecord, why: Why) -> Res
 /// Stages everything a well-founded event derives: the stored event, the
 /// ledger facts core derived from it (`baton_core::transition`, the one
 /// state transition `MemoryLedger` applies too), and the query indexes.
+#[allow(clippy::too_many_arguments)]
 fn record_event(
     staged: &mut Staged<'_>,
     position: Position,
     index: usize,
+    id: EventId,
     envelope: &Envelope,
     event: &Event,
     signer: &Signer,
     facts: Vec<Fact>,
 ) -> Result<()> {
-    let id = envelope.id();
     // A token's record is derived from the stored event; the grant type is
     // the one field a hop inherits rather than carries.
     let grant = facts.iter().find_map(|fact| match fact {
