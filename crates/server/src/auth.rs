@@ -9,8 +9,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tonic::Status;
-
 pub use baton_access::grants::{
     Access, AccessHandle, Caller, Denied, Grant, Need, Role, authorize, local_principal, required,
 };
@@ -24,17 +22,17 @@ use baton_access::routes::EXT_AUTHZ;
 pub(crate) struct Refused(pub String);
 
 /// Whether the peer that opened a Watch stream may have it
-/// ([`baton_access::grants::may_watch`]), as the status that ends it if not.
+/// ([`baton_access::grants::may_watch`]); its refusal ends the stream.
 pub(crate) fn may_watch(
     access: &Access,
     peer: Option<&crate::listener::Peer>,
-) -> Result<(), Status> {
+) -> Result<(), crate::Error> {
     let identity = peer.map_or_else(
         || Arc::new(Identity::Anonymous),
         |peer| peer.identity.identity(),
     );
     baton_access::grants::may_watch(access, &identity, peer.and_then(|peer| peer.remote))
-        .map_err(|denied| crate::Error::Denied(denied).into())
+        .map_err(crate::Error::Denied)
 }
 
 /// The tower layer that puts [`authorize`] in front of every service.
@@ -104,9 +102,9 @@ where
                     ))));
                 Box::pin(self.inner.call(request))
             }
-            Err(denied) => Box::pin(std::future::ready(Ok(Status::from(crate::Error::Denied(
-                denied,
-            ))
+            Err(denied) => Box::pin(std::future::ready(Ok(crate::error::status(
+                crate::Error::Denied(denied),
+            )
             .into_http()))),
         }
     }

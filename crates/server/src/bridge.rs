@@ -31,18 +31,20 @@ pub(crate) async fn decide<L: EventLog>(
         Ok(admitted) => admitted,
         Err(verdict) => return verdict,
     };
-    let answer = crate::revocation::introspect(
-        node,
-        Some(caller),
-        v1::IntrospectRequest {
-            bearer: token.as_bytes().to_vec(),
-            presented_to: resource.audience.clone(),
-            ..Default::default()
-        },
-        // The decision reads the token's own record only.
-        crate::revocation::Chain::Skipped,
-    )
-    .await;
+    let query = baton_node::CheckQuery {
+        presented_to: Some(resource.audience.clone()),
+        ..baton_node::CheckQuery::of(baton_core::token_digest(token.as_bytes()))
+    };
+    let answer = node
+        .introspect(
+            Some(caller),
+            baton_node::Presented::Bearer(token.as_bytes().to_vec()),
+            query,
+            // The decision reads the token's own record only.
+            baton_node::Walk::Skip,
+        )
+        .await
+        .map(crate::wire::introspect_response);
     let answer = match answer {
         Ok(answer) => answer,
         Err(failed) => {

@@ -52,7 +52,7 @@ pub struct RevocationDelegate {
 
 /// Largest form an introspection request may send: a bearer token of the
 /// largest size, percent-encoded, and room for the other parameters.
-const FORM_BYTES_MAX: usize = 3 * crate::revocation::BEARER_BYTES_MAX + 1024;
+const FORM_BYTES_MAX: usize = 3 * baton_node::check::BEARER_BYTES_MAX + 1024;
 /// Longest an authenticated client may take to send a form.
 const BODY_READ_MAX: Duration = Duration::from_secs(10);
 
@@ -301,7 +301,7 @@ async fn forward_auth<L: EventLog>(
 
 async fn health<L: EventLog>(State(http): State<Arc<Http<L>>>) -> Response {
     let node = &http.node;
-    if !node.caught_up.load(std::sync::atomic::Ordering::Acquire) {
+    if !node.caught_up() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "catching up with the log\n",
@@ -370,17 +370,21 @@ async fn introspect<L: EventLog>(
         Ok(called) => called,
         Err(refused) => return *refused,
     };
-    let answer = crate::revocation::introspect(
-        &http.node,
-        Some(&caller),
-        v1::IntrospectRequest {
-            bearer: form.token.into_bytes(),
-            consistency_token: form.consistency_token,
-            ..Default::default()
-        },
-        crate::revocation::Chain::Walked,
-    )
-    .await;
+    let bearer = form.token.into_bytes();
+    let query = baton_node::CheckQuery {
+        consistency_token: form.consistency_token,
+        ..baton_node::CheckQuery::of(baton_core::token_digest(&bearer))
+    };
+    let answer = http
+        .node
+        .introspect(
+            Some(&caller),
+            baton_node::Presented::Bearer(bearer),
+            query,
+            baton_node::Walk::Chain,
+        )
+        .await
+        .map(crate::wire::introspect_response);
     match answer {
         Ok(answer) => no_store(StatusCode::OK, introspection(answer)),
         Err(failed) => failure(&failed),
@@ -489,28 +493,23 @@ async fn revoke<L: EventLog>(
     if let Err(e) = caught_up {
         return failure(&e);
     }
-    let mut check = v1::CheckRequest {
-        token: Some(baton_proto::token_ref_to_wire(&baton_core::token_digest(
-            form.token.as_bytes(),
-        ))),
+    let mut query = baton_node::CheckQuery {
         consistency_token: form.consistency_token,
-        ..Default::default()
+        ..baton_node::CheckQuery::of(baton_core::token_digest(form.token.as_bytes()))
     };
     // Unknown (by digest, or as a JWT that verifies) or revoked already:
     // the answer RFC 7009 gives for both, and no event.
-    match crate::revocation::presented(&http.node, &mut check, form.token.as_bytes()).await {
+    let token = match http.node.presented(&mut query, form.token.as_bytes()).await {
         Ok((check, _))
-            if check.status == v1::TokenStatus::Unknown as i32
-                || check.status == v1::TokenStatus::Revoked as i32 =>
+            if matches!(
+                check.verdict,
+                baton_node::Verdict::Unknown | baton_node::Verdict::Revoked
+            ) =>
         {
             return StatusCode::OK.into_response();
         }
-        Ok(_) => {}
+        Ok((_, token)) => token,
         Err(failed) => return failure(&failed),
-    }
-    let token = match baton_proto::token_ref("token", check.token) {
-        Ok(token) => token,
-        Err(e) => return failure(&crate::Error::Internal(e.to_string())),
     };
     let who = caller.principal.as_deref().unwrap_or("");
     let body = baton_core::Body::Revoked(baton_core::Revoked {
@@ -519,7 +518,12 @@ async fn revoke<L: EventLog>(
         revoked_by: Some(delegate.client.clone()),
         requested_by: Some(requester),
     });
-    let envelope = match baton_proto::sign(&delegate.key, crate::now_ms(), body) {
+    let event = baton_core::Event {
+        signer: delegate.key.key_id(),
+        created_at_ms: crate::now_ms(),
+        body,
+    };
+    let envelope = match baton_proto::seal(&delegate.key, &event) {
         Ok(envelope) => envelope,
         Err(e) => {
             return oauth_error(
@@ -529,22 +533,19 @@ async fn revoke<L: EventLog>(
             );
         }
     };
-    let request = v1::AppendRequest {
-        events: vec![v1::SignedEvent::from(&envelope)],
-        ..Default::default()
-    };
     let deadline = crate::deadline::answer_by(
         &tonic::metadata::MetadataMap::new(),
         http.node.limits.request_timeout,
         tokio::time::Instant::now(),
     );
-    match crate::ledger::Ledger::new(http.node.clone())
-        .append(request, deadline)
+    match http
+        .node
+        .append(vec![(envelope, event)], Default::default(), deadline)
         .await
     {
         Ok(appended) => {
             let mut response = StatusCode::OK.into_response();
-            if let Ok(value) = HeaderValue::from_str(&appended.consistency_token) {
+            if let Ok(value) = HeaderValue::from_str(&appended.token.to_string()) {
                 response.headers_mut().insert(CONSISTENCY_TOKEN, value);
             }
             response

@@ -19,7 +19,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use crate::admin::NodeState;
+use baton_node::NodeState;
 
 /// Latency buckets, seconds: a check takes ~0.1 ms, an append to Kafka a
 /// few ms, a stream as long as it lasts.
@@ -180,53 +180,6 @@ impl Metrics {
         }
     }
 
-    /// `events` events of one Append ended with `outcome` under `rule`.
-    pub fn appended(&self, outcome: &'static str, rule: &'static str, events: usize) {
-        self.appends
-            .get_or_create(&AppendLabels { outcome, rule })
-            .inc_by(events as u64);
-    }
-
-    /// A check answered with `status` (a `v1::TokenStatus`).
-    pub fn checked(&self, status: i32) {
-        let status = match baton_proto::v1::TokenStatus::try_from(status) {
-            Ok(baton_proto::v1::TokenStatus::Active) => "active",
-            Ok(baton_proto::v1::TokenStatus::Revoked) => "revoked",
-            Ok(baton_proto::v1::TokenStatus::Expired) => "expired",
-            Ok(baton_proto::v1::TokenStatus::Unknown) => "unknown",
-            Ok(baton_proto::v1::TokenStatus::AudienceMismatch) => "audience_mismatch",
-            _ => "unspecified",
-        };
-        self.checks.get_or_create(&StatusLabel { status }).inc();
-    }
-
-    /// A Watch stream opened; closed when the guard drops.
-    pub fn watching(self: &Arc<Self>) -> WatchGuard {
-        self.watch_streams.inc();
-        WatchGuard(self.clone())
-    }
-
-    /// An entry sent on a Watch stream.
-    pub fn watch_sent(&self, checkpoint: bool) {
-        let kind = if checkpoint {
-            "checkpoint"
-        } else {
-            "revocation"
-        };
-        self.watch_entries.get_or_create(&KindLabel { kind }).inc();
-    }
-
-    /// The log answered an append after `took`; `ok` when it acknowledged.
-    pub fn log_appended(&self, took: std::time::Duration, ok: bool) {
-        let log = LogLabel { log: self.log };
-        self.log_append
-            .get_or_create(&log)
-            .observe(took.as_secs_f64());
-        if !ok {
-            self.log_append_errors.get_or_create(&log).inc();
-        }
-    }
-
     fn rpc_done(&self, rpc: Rpc, code: &'static str, started: Instant) {
         self.handled
             .get_or_create(&Handled {
@@ -246,20 +199,10 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)?;
         let mut scrape = Registry::default();
-        scrape.register_collector(Box::new(state));
+        scrape.register_collector(Box::new(Scraped(state)));
         scrape.register_collector(Box::new(ProcessCollector));
         prometheus_client::encoding::prometheus_text::encode(&mut out, &scrape)?;
         Ok(out)
-    }
-}
-
-/// Keeps `baton_watch_streams` counting one open stream.
-#[derive(Debug)]
-pub struct WatchGuard(Arc<Metrics>);
-
-impl Drop for WatchGuard {
-    fn drop(&mut self) {
-        self.0.watch_streams.dec();
     }
 }
 
@@ -494,15 +437,73 @@ fn per_partition(
     Ok(())
 }
 
-impl Collector for NodeState {
+/// What the node records, counted here.
+impl baton_node::Observe for Metrics {
+    /// `events` events of one Append ended with `outcome` under `rule`.
+    fn appended(&self, outcome: &'static str, rule: &'static str, events: usize) {
+        self.appends
+            .get_or_create(&AppendLabels { outcome, rule })
+            .inc_by(events as u64);
+    }
+
+    /// An entry sent on a Watch stream.
+    fn watch_sent(&self, checkpoint: bool) {
+        let kind = if checkpoint {
+            "checkpoint"
+        } else {
+            "revocation"
+        };
+        self.watch_entries.get_or_create(&KindLabel { kind }).inc();
+    }
+
+    /// The log answered an append after `took`; `ok` when it acknowledged.
+    fn log_appended(&self, took: std::time::Duration, ok: bool) {
+        let log = LogLabel { log: self.log };
+        self.log_append
+            .get_or_create(&log)
+            .observe(took.as_secs_f64());
+        if !ok {
+            self.log_append_errors.get_or_create(&log).inc();
+        }
+    }
+
+    /// A check answered with `verdict`.
+    fn checked(&self, verdict: baton_node::Verdict) {
+        use baton_node::Verdict;
+        let status = match verdict {
+            Verdict::Active => "active",
+            Verdict::Revoked => "revoked",
+            Verdict::Expired => "expired",
+            Verdict::Unknown => "unknown",
+            Verdict::AudienceMismatch => "audience_mismatch",
+        };
+        self.checks.get_or_create(&StatusLabel { status }).inc();
+    }
+
+    /// A Watch stream opened or closed.
+    fn watching(&self, open: bool) {
+        if open {
+            self.watch_streams.inc();
+        } else {
+            self.watch_streams.dec();
+        }
+    }
+}
+
+/// Where the node stands, as a scrape reports it.
+#[derive(Debug)]
+struct Scraped(NodeState);
+
+impl Collector for Scraped {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let e = &mut encoder;
+        let this = &self.0;
         one(
             e,
             "baton_ready",
             "1 when the node has read the log as it was at start and serves",
             MetricType::Gauge,
-            ConstGauge::new(i64::from(self.ready)),
+            ConstGauge::new(i64::from(this.ready)),
         )?;
         {
             let mut family = e.encode_descriptor(
@@ -511,7 +512,7 @@ impl Collector for NodeState {
                 None,
                 MetricType::Counter,
             )?;
-            for (outcome, count) in [("applied", self.applied), ("duplicate", self.duplicates)] {
+            for (outcome, count) in [("applied", this.applied), ("duplicate", this.duplicates)] {
                 ConstCounter::new(count).encode(family.encode_family(&[("outcome", outcome)])?)?;
             }
         }
@@ -522,7 +523,7 @@ impl Collector for NodeState {
                 None,
                 MetricType::Counter,
             )?;
-            for (rule, count) in &self.quarantined_by_rule {
+            for (rule, count) in &this.quarantined_by_rule {
                 ConstCounter::new(*count)
                     .encode(family.encode_family(&[("rule", rule.as_str())])?)?;
             }
@@ -532,22 +533,22 @@ impl Collector for NodeState {
             "baton_projector_parked",
             "Log records waiting for a dependency now",
             MetricType::Gauge,
-            ConstGauge::new(self.parked as i64),
+            ConstGauge::new(this.parked as i64),
         )?;
         one(
             e,
             "baton_projector_parked_retries",
             "Parked records applied again because an event they wait for arrived (or at expiry, or once after a restart), since the process started",
             MetricType::Counter,
-            ConstCounter::new(self.parked_retries),
+            ConstCounter::new(this.parked_retries),
         )?;
         per_partition(
             e,
             "baton_projector_applied_offset",
             "Next offset to apply, per partition: every record before it is applied, deduplicated or quarantined",
-            self.applied_offsets.iter().copied(),
+            this.applied_offsets.iter().copied(),
         )?;
-        if let Some(ends) = &self.log_end {
+        if let Some(ends) = &this.log_end {
             per_partition(
                 e,
                 "baton_log_end_offset",
@@ -558,7 +559,7 @@ impl Collector for NodeState {
                 e,
                 "baton_projector_lag_records",
                 "Records in the log not yet applied, per partition",
-                self.lag(),
+                this.lag(),
             )?;
         }
         one(
@@ -566,19 +567,19 @@ impl Collector for NodeState {
             "baton_log_reachable",
             "1 when the log answered the latest read of its end offsets (at most a second old)",
             MetricType::Gauge,
-            ConstGauge::new(i64::from(self.log_end.is_some())),
+            ConstGauge::new(i64::from(this.log_end.is_some())),
         )?;
         // Unknown while the log cannot be reached: left out, not 0.
-        if self.log_end.is_some() {
+        if this.log_end.is_some() {
             one(
                 e,
                 "baton_projector_seconds_behind",
                 "While records are unapplied: seconds since a read of the log last had nothing more to give; 0 when caught up",
                 MetricType::Gauge,
-                ConstGauge::new(self.seconds_behind),
+                ConstGauge::new(this.seconds_behind),
             )?;
         }
-        if let Some(view) = &self.freshness {
+        if let Some(view) = &this.freshness {
             one(
                 e,
                 "baton_fresh",
@@ -616,7 +617,7 @@ impl Collector for NodeState {
                 "baton_max_staleness_seconds",
                 "The freshness bound (freshness.max_staleness_ms)",
                 MetricType::Gauge,
-                ConstGauge::new(self.max_staleness.as_secs_f64()),
+                ConstGauge::new(this.max_staleness.as_secs_f64()),
             )?;
         }
         one(
@@ -624,7 +625,7 @@ impl Collector for NodeState {
             "baton_projection_size_bytes",
             "Bytes the projection's store (sled) takes on disk",
             MetricType::Gauge,
-            ConstGauge::new(self.projection_bytes as i64),
+            ConstGauge::new(this.projection_bytes as i64),
         )?;
         Ok(())
     }
@@ -773,7 +774,7 @@ pub(crate) async fn serve<L: baton_log::EventLog>(
         axum::routing::get(move || {
             let (node, metrics) = (node.clone(), metrics.clone());
             async move {
-                let state = NodeState::take(&node, false).await;
+                let state = node.state(false).await;
                 match state
                     .map_err(|e| e.to_string())
                     .and_then(|state| metrics.render(state).map_err(|e| e.to_string()))

@@ -11,8 +11,8 @@ use baton_proto::v1;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::revocation::answer_when;
-use crate::{Error, Node, Result};
+use crate::error::status;
+use crate::{Error, Node, Result, wire};
 
 pub struct Provenance<L> {
     node: Arc<Node<L>>,
@@ -31,12 +31,36 @@ fn invalid(source: impl Into<baton_core::Error>) -> Error {
     }
 }
 
+/// The request's `token`, or the refusal that names it.
+fn token(token: Option<v1::TokenRef>) -> Result<baton_core::TokenRef, Status> {
+    baton_proto::token_ref("token", token)
+        .map_err(invalid)
+        .map_err(status)
+}
+
 fn chain_event(envelope: &baton_core::Envelope, position: baton_log::Position) -> v1::ChainEvent {
     v1::ChainEvent {
         event: Some(v1::SignedEvent::from(envelope)),
         event_id: envelope.id().0.to_vec(),
         position: Some(position.into()),
     }
+}
+
+/// What a ListEvents request selects.
+fn event_filter(request: &v1::ListEventsRequest) -> Result<EventFilter> {
+    Ok(EventFilter {
+        kind: event_kind(request.kind)?,
+        client: (!request.client_id.is_empty())
+            .then(|| ClientId::new("client_id", &request.client_id))
+            .transpose()
+            .map_err(invalid)?,
+        subject: (!request.subject.is_empty())
+            .then(|| Subject::new("subject", &request.subject))
+            .transpose()
+            .map_err(invalid)?,
+        since_ms: (request.since_unix_ms != 0).then_some(request.since_unix_ms),
+        until_ms: (request.until_unix_ms != 0).then_some(request.until_unix_ms),
+    })
 }
 
 fn event_kind(raw: i32) -> Result<Option<EventKind>> {
@@ -74,30 +98,6 @@ fn stream_of<T: Send + 'static>(
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(receive))
 }
 
-impl<L: EventLog> Provenance<L> {
-    /// The chain of `token`, walked off the async workers (up to 1024 events
-    /// read from the store).
-    async fn chain(
-        &self,
-        token: Option<v1::TokenRef>,
-    ) -> Result<(baton_core::TokenRef, baton_projector::ChainAnswer)> {
-        let token = baton_proto::token_ref("token", token).map_err(invalid)?;
-        let node = self.node.clone();
-        let walked = {
-            let token = token.clone();
-            tokio::task::spawn_blocking(move || node.handle.chain(&token))
-                .await
-                .map_err(|e| Error::Internal(format!("chain task: {e}")))??
-        };
-        match walked {
-            Some(chain) => Ok((token, chain)),
-            None => Err(Error::NotFound(format!(
-                "token: {token} is not in the ledger"
-            ))),
-        }
-    }
-}
-
 #[tonic::async_trait]
 impl<L: EventLog> v1::provenance_service_server::ProvenanceService for Provenance<L> {
     async fn get_chain(
@@ -105,31 +105,22 @@ impl<L: EventLog> v1::provenance_service_server::ProvenanceService for Provenanc
         request: Request<v1::GetChainRequest>,
     ) -> Result<Response<v1::GetChainResponse>, Status> {
         let request = request.into_inner();
-        // The chain is history (it never changes once written); the
-        // token's status now is a check like any other: a node that cannot
-        // vouch for the log gives it only when it stays true.
-        let vouched = match self.node.vouched(&request.consistency_token).await {
-            Err(e) if !matches!(e, crate::Error::LogUnreachable(_)) => return Err(e.into()),
-            vouched => vouched,
-        };
-        let (_, chain) = self.chain(request.token.clone()).await?;
-        let events = chain
+        let token = token(request.token)?;
+        let answer = self
+            .node
+            .chain_with_status(&token, &request.consistency_token)
+            .await
+            .map_err(status)?;
+        let events = answer
+            .chain
             .events
             .iter()
-            .zip(&chain.positions)
+            .zip(&answer.chain.positions)
             .map(|((envelope, _), p)| chain_event(envelope, *p))
             .collect();
-        let (status, _) = answer_when(
-            &self.node,
-            &v1::CheckRequest {
-                token: request.token,
-                ..Default::default()
-            },
-            vouched,
-        )?;
         Ok(Response::new(v1::GetChainResponse {
             events,
-            status: Some(status),
+            status: Some(wire::check_response(answer.status)),
         }))
     }
 
@@ -140,28 +131,14 @@ impl<L: EventLog> v1::provenance_service_server::ProvenanceService for Provenanc
         request: Request<v1::GetDescendantsRequest>,
     ) -> Result<Response<Self::GetDescendantsStream>, Status> {
         let request = request.into_inner();
-        self.node.consistent(&request.consistency_token).await?;
-        let max = self.node.limits.descendants_max;
-        if request.limit > max {
-            return Err(Error::Limit {
-                field: "limit",
-                reason: format!("{} is more than the limit of {max}", request.limit),
-            }
-            .into());
-        }
-        let limit = if request.limit == 0 {
-            max
-        } else {
-            request.limit
-        } as usize;
-        let token = baton_proto::token_ref("token", request.token).map_err(invalid)?;
-        let permit = self.node.stream_permit()?;
-        let node = self.node.clone();
-        let records = tokio::task::spawn_blocking(move || node.handle.descendants(&token, limit))
+        let token = token(request.token)?;
+        let found = self
+            .node
+            .descendants(token, request.limit, &request.consistency_token)
             .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(Error::from)?;
-        let items = records
+            .map_err(status)?;
+        let items = found
+            .items
             .into_iter()
             .map(|r| v1::GetDescendantsResponse {
                 token: Some(v1::TokenSummary {
@@ -179,7 +156,7 @@ impl<L: EventLog> v1::provenance_service_server::ProvenanceService for Provenanc
                 }),
             })
             .collect();
-        Ok(Response::new(stream_of(items, permit)))
+        Ok(Response::new(stream_of(items, found.permit)))
     }
 
     type ListEventsStream = Streamed<v1::ListEventsResponse>;
@@ -189,58 +166,38 @@ impl<L: EventLog> v1::provenance_service_server::ProvenanceService for Provenanc
         request: Request<v1::ListEventsRequest>,
     ) -> Result<Response<Self::ListEventsStream>, Status> {
         let request = request.into_inner();
-        self.node.consistent(&request.consistency_token).await?;
-        let max = self.node.limits.page_size_max;
-        if request.page_size > max {
-            return Err(Error::Limit {
-                field: "page_size",
-                reason: format!("{} is more than the limit of {max}", request.page_size),
-            }
-            .into());
-        }
-        let page_size = if request.page_size == 0 {
-            100
-        } else {
-            request.page_size
-        } as usize;
-        let filter = EventFilter {
-            kind: event_kind(request.kind)?,
-            client: (!request.client_id.is_empty())
-                .then(|| ClientId::new("client_id", &request.client_id))
-                .transpose()
-                .map_err(invalid)?,
-            subject: (!request.subject.is_empty())
-                .then(|| Subject::new("subject", &request.subject))
-                .transpose()
-                .map_err(invalid)?,
-            since_ms: (request.since_unix_ms != 0).then_some(request.since_unix_ms),
-            until_ms: (request.until_unix_ms != 0).then_some(request.until_unix_ms),
-        };
+        let filter = event_filter(&request).map_err(status)?;
         let cursor = if request.page_token.is_empty() {
             None
         } else {
-            Some(hex::decode(&request.page_token).map_err(|e| Error::Limit {
-                field: "page_token",
-                reason: format!("not a page token: {e}"),
-            })?)
+            Some(
+                hex::decode(&request.page_token)
+                    .map_err(|e| Error::Limit {
+                        field: "page_token",
+                        reason: format!("not a page token: {e}"),
+                    })
+                    .map_err(status)?,
+            )
         };
-        let permit = self.node.stream_permit()?;
-        let node = self.node.clone();
-        let listed = tokio::task::spawn_blocking(move || {
-            node.handle
-                .list_events(&filter, cursor.as_deref(), page_size)
-        })
-        .await
-        .map_err(|e| Error::Internal(e.to_string()))?
-        .map_err(Error::from)?;
+        let listed = self
+            .node
+            .list_events(
+                filter,
+                cursor,
+                request.page_size,
+                &request.consistency_token,
+            )
+            .await
+            .map_err(status)?;
         let items = listed
+            .items
             .into_iter()
             .map(|e| v1::ListEventsResponse {
                 event: Some(chain_event(&e.envelope, e.position)),
                 page_token: hex::encode(&e.cursor),
             })
             .collect();
-        Ok(Response::new(stream_of(items, permit)))
+        Ok(Response::new(stream_of(items, listed.permit)))
     }
 
     async fn export_chain(
@@ -248,13 +205,12 @@ impl<L: EventLog> v1::provenance_service_server::ProvenanceService for Provenanc
         request: Request<v1::ExportChainRequest>,
     ) -> Result<Response<v1::ExportChainResponse>, Status> {
         let request = request.into_inner();
-        self.node.consistent(&request.consistency_token).await?;
-        let (token, chain) = self.chain(request.token).await?;
-        let envelopes: Vec<baton_core::Envelope> = chain
-            .events
-            .into_iter()
-            .map(|(envelope, _)| envelope)
-            .collect();
+        let token = token(request.token)?;
+        let envelopes = self
+            .node
+            .export_chain(&token, &request.consistency_token)
+            .await
+            .map_err(status)?;
         let bundle = baton_proto::bundle(&token, &envelopes);
         Ok(Response::new(v1::ExportChainResponse {
             bundle: Some(bundle),

@@ -9,7 +9,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 /// The target of every span Baton makes for traces (what the exporter's
 /// filter lets through).
-pub const TARGET: &str = "baton::trace";
+pub use baton_node::TRACE_TARGET as TARGET;
 
 struct Headers<'a>(&'a http::HeaderMap);
 
@@ -82,17 +82,5 @@ pub(crate) fn record_status(status: Option<usize>) {
     span.record("rpc.grpc.status_code", code as i64);
     if code != 0 {
         span.record("otel.status_code", "ERROR");
-    }
-}
-
-/// A span for `name` under the current one when traces are on; a disabled
-/// span (no cost) otherwise.
-pub(crate) fn child(on: bool, name: &'static str) -> tracing::Span {
-    if !on {
-        return tracing::Span::none();
-    }
-    match name {
-        "append" => tracing::info_span!(target: TARGET, "append"),
-        _ => tracing::info_span!(target: TARGET, "log.append"),
     }
 }
