@@ -310,15 +310,42 @@ impl Limits {
     }
 }
 
+/// A batch as it arrives: its size is known at once, its events are opened
+/// (decoded, their fields validated) off the async workers, after the
+/// batch bound and the consistency wait. The wire's batches (the server's)
+/// and opened events (`Vec<(Envelope, Event)>`, a test's) are both batches.
+pub trait Batch: Send + 'static {
+    /// How many events it holds.
+    fn len(&self) -> usize;
+    /// Whether it holds none.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Its events, opened; a refusal names the event (`Error::Invalid`
+    /// with its index).
+    fn open(self) -> Result<Vec<(Envelope, Event)>>;
+}
+
+impl Batch for Vec<(Envelope, Event)> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+
+    fn open(self) -> Result<Vec<(Envelope, Event)>> {
+        Ok(self)
+    }
+}
+
 impl<L: EventLog> Node<L> {
     /// Appends a batch (the one write path: the gRPC Append and the RFC 7009
-    /// bridge), counting each event's outcome. Everything must be done by
+    /// bridge), counting each event's outcome (a batch refused whole, by a
+    /// bound or an event that does not open, too). Everything must be done by
     /// `deadline` (the request's own, less a margin to answer in), so that a
     /// slow log is reported as an unknown outcome rather than cut off by the
     /// transport's timeout.
     pub async fn append(
         self: &Arc<Self>,
-        batch: Vec<(Envelope, Event)>,
+        batch: impl Batch,
         options: AppendOptions,
         deadline: Instant,
     ) -> Result<Appended> {
@@ -345,7 +372,7 @@ impl<L: EventLog> Node<L> {
 
     async fn append_counted(
         self: &Arc<Self>,
-        batch: Vec<(Envelope, Event)>,
+        batch: impl Batch,
         options: AppendOptions,
         deadline: Instant,
     ) -> Result<Appended> {
@@ -356,8 +383,8 @@ impl<L: EventLog> Node<L> {
         // so a node that honours the token has every dependency of the batch
         // settled, not just the batch's own positions.
         let basis = node.handle.applied_token();
-        // Signature checks and the rules are CPU work, sled reads may
-        // block: all of it off the async workers. The rules run once
+        // Opening, signature checks and the rules are CPU work, sled reads
+        // may block: all of it off the async workers. The rules run once
         // before any claim is taken — a batch that would be refused (a bad
         // signature, an unknown key, a signer without authority) claims
         // nothing, so it cannot make someone else's Append fail — and once
@@ -365,7 +392,7 @@ impl<L: EventLog> Node<L> {
         let (opened, verified) = {
             let node = node.clone();
             blocking(move || {
-                let opened = batch;
+                let opened = batch.open()?;
                 let verified = verify_batch(&node, &opened)?;
                 check_batch(&node, &opened, &verified)?;
                 Ok((opened, verified))

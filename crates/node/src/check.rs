@@ -2,13 +2,12 @@
 //! a token, under Introspect and every gateway bridge). One decision,
 //! [`Node::check_one`], under all of them.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
 
 use baton_access::grants::{Caller, Denied};
 use baton_core::{
-    Body, Cause, EventId, Name, RevocationTarget, Revoked, TokenRecord, TokenRef, TokenStatus,
+    Body, Cause, EventId, RevocationTarget, Revoked, TokenRecord, TokenRef, TokenStatus,
 };
 use baton_log::EventLog;
 
@@ -124,20 +123,6 @@ pub struct Details {
     pub chain: Vec<TokenRecord>,
 }
 
-impl Details {
-    /// Who issued the root grant ("" when the chain was not walked).
-    pub fn issuer(&self) -> String {
-        self.chain
-            .first()
-            .map_or_else(String::new, |root| root.performed_by.to_string())
-    }
-
-    /// The names of a set, as strings.
-    pub fn names(set: &BTreeSet<Name>) -> Vec<String> {
-        set.iter().map(ToString::to_string).collect()
-    }
-}
-
 /// An introspection's answer: the check as the caller may see it, and the
 /// token's details for a caller it is addressed to.
 #[derive(Debug, Clone)]
@@ -152,6 +137,30 @@ pub struct Introspection {
 pub enum Presented {
     Ref(TokenRef),
     Bearer(Vec<u8>),
+}
+
+/// What an introspection asks.
+#[derive(Debug, Clone)]
+pub struct IntrospectQuery {
+    pub token: Presented,
+    /// The audience the token was presented to; None: any.
+    pub presented_to: Option<String>,
+    /// Answer as of at least this token (empty: as the node has it).
+    pub consistency_token: String,
+    /// For an active token, the revocation targets its status depends on.
+    pub with_dependencies: bool,
+}
+
+impl IntrospectQuery {
+    /// An introspection of `token` with nothing else asked.
+    pub fn of(token: Presented) -> Self {
+        IntrospectQuery {
+            token,
+            presented_to: None,
+            consistency_token: String::new(),
+            with_dependencies: false,
+        }
+    }
 }
 
 /// Whether an answer needs the token's chain (and so its root's issuer):
@@ -211,14 +220,19 @@ impl<L> Node<L> {
     /// node that cannot vouch for the log (it has not reached it since it
     /// started, or its view is not fresh: [`Node::vouched`]) answers only
     /// what no event it may have missed could change ([`Verdict::settled`]);
-    /// anything else is [`Error::LogUnreachable`].
+    /// anything else is [`Error::LogUnreachable`]. Ungated: no caller's
+    /// audience binding applies (a caller's check is [`Node::check_for`]).
     pub async fn check(&self, query: &CheckQuery) -> Result<CheckAnswer> {
         let consistent = self.vouched(&query.consistency_token).await;
         self.check_when(query, consistent)
     }
 
     /// [`Node::check`], given the outcome of the consistency wait.
-    pub fn check_when(&self, query: &CheckQuery, consistent: Result<()>) -> Result<CheckAnswer> {
+    pub(crate) fn check_when(
+        &self,
+        query: &CheckQuery,
+        consistent: Result<()>,
+    ) -> Result<CheckAnswer> {
         match consistent {
             Ok(()) => self.check_one(query),
             Err(Error::LogUnreachable(at)) => {
@@ -236,7 +250,7 @@ impl<L> Node<L> {
     /// Answers one check (after any consistency wait): the one decision
     /// every caller's answer (Check, CheckBatch, Introspect, GetChain's
     /// status, the bridges) is built on.
-    pub fn check_one(&self, query: &CheckQuery) -> Result<CheckAnswer> {
+    pub(crate) fn check_one(&self, query: &CheckQuery) -> Result<CheckAnswer> {
         // The position is read before the status: the answer reflects at
         // least it. Read after, it could cover a revocation applied in
         // between that the status did not see, and a cache watching from it
@@ -374,13 +388,11 @@ impl<L: EventLog> Node<L> {
 
     /// What `caller` may know of a token: its check's answer and, for a
     /// token the caller serves, what it is. The one function under
-    /// Introspect and every bridge (HTTP, ext_authz). `query.token` is
-    /// ignored for a token given as presented.
+    /// Introspect and every bridge (HTTP, ext_authz).
     pub async fn introspect(
         self: &Arc<Self>,
         caller: Option<&Caller>,
-        token: Presented,
-        mut query: CheckQuery,
+        query: IntrospectQuery,
         walk: Walk,
     ) -> Result<Introspection> {
         presented_within(
@@ -388,11 +400,14 @@ impl<L: EventLog> Node<L> {
             "presented_to",
             query.presented_to.as_deref().unwrap_or(""),
         )?;
-        let answer = match token {
-            Presented::Ref(token) => {
-                query.token = token;
-                self.check(&query).await?
-            }
+        let check = |token| CheckQuery {
+            token,
+            presented_to: query.presented_to.clone(),
+            consistency_token: query.consistency_token.clone(),
+            with_dependencies: query.with_dependencies,
+        };
+        let answer = match &query.token {
+            Presented::Ref(token) => self.check(&check(token.clone())).await?,
             Presented::Bearer(bearer) => {
                 if bearer.len() > BEARER_BYTES_MAX {
                     return Err(Error::Limit {
@@ -403,8 +418,8 @@ impl<L: EventLog> Node<L> {
                         ),
                     });
                 }
-                query.token = baton_core::token_digest(&bearer);
-                self.presented(&mut query, &bearer).await?.0
+                let mut by_digest = check(baton_core::token_digest(bearer));
+                self.presented(&mut by_digest, bearer).await?.0
             }
         };
         if let Some(observe) = self.observe() {
@@ -433,7 +448,8 @@ impl<L: EventLog> Node<L> {
     /// The answer for a token as presented (`query.token` its digest): by
     /// the digest, or, for a token the ledger does not know by digest, by
     /// the `jti` of a JWT that verifies (see [`Node::by_verified_jwt`]).
-    /// Returns the answer and the reference that answered.
+    /// Returns the answer and the reference that answered. Ungated, like
+    /// [`Node::check`]: a caller's is [`Node::introspect`].
     pub async fn presented(
         self: &Arc<Self>,
         query: &mut CheckQuery,

@@ -24,8 +24,10 @@ pub mod provenance;
 pub mod state;
 
 use append::Claims;
-pub use append::{AppendOptions, Appended, AppendedEvent, CONTROL_KEY};
-pub use check::{CheckAnswer, CheckQuery, Details, Introspection, Presented, Verdict, Walk};
+pub use append::{AppendOptions, Appended, AppendedEvent, Batch, CONTROL_KEY};
+pub use check::{
+    CheckAnswer, CheckQuery, Details, IntrospectQuery, Introspection, Presented, Verdict, Walk,
+};
 pub use error::{Error, Result};
 pub use feed::{MayWatch, WatchItem, WatchRequest, WatchStream};
 pub use state::{NodeState, Snapshot, SnapshotSlot, Spool};

@@ -13,8 +13,8 @@ use std::time::Duration;
 use baton_core::{Envelope, Event, RevocationTarget, Rule, TokenStatus};
 use baton_log::EmbeddedLog;
 use baton_node::{
-    AppendOptions, CheckQuery, Error, Node, NodeOptions, Presented, Verdict, Walk, WatchItem,
-    WatchRequest,
+    AppendOptions, CheckQuery, Error, IntrospectQuery, Node, NodeOptions, Presented, Verdict, Walk,
+    WatchItem, WatchRequest,
 };
 use baton_testkit::Fixture;
 use tokio::time::{Instant, timeout};
@@ -106,8 +106,7 @@ async fn a_node_in_process_appends_checks_watches_and_cascades_a_revocation() {
     let unbound = node
         .introspect(
             None,
-            Presented::Ref(leaf.clone()),
-            CheckQuery::of(leaf.clone()),
+            IntrospectQuery::of(Presented::Ref(leaf.clone())),
             Walk::Chain,
         )
         .await
@@ -257,6 +256,90 @@ async fn answers_wait_for_the_log_as_it_was_at_start() {
         .unwrap()
         .unwrap();
     assert!(node.caught_up());
+    drop(node);
+    started.finish().await.unwrap();
+}
+
+/// Records what the node observes.
+#[derive(Debug, Default)]
+struct Recorded(std::sync::Mutex<Vec<(&'static str, &'static str, usize)>>);
+
+impl baton_node::Observe for Recorded {
+    fn appended(&self, outcome: &'static str, rule: &'static str, events: usize) {
+        self.0.lock().unwrap().push((outcome, rule, events));
+    }
+}
+
+/// A batch whose events do not open (as a malformed wire batch).
+struct Unopenable(usize);
+
+impl baton_node::Batch for Unopenable {
+    fn len(&self) -> usize {
+        self.0
+    }
+
+    fn open(self) -> baton_node::Result<Vec<(Envelope, Event)>> {
+        Err(Error::Invalid {
+            index: Some(1),
+            source: baton_core::Error::invalid("signature", "is 3 bytes, not 64"),
+        })
+    }
+}
+
+/// Every Append's outcome is counted, a batch refused whole included: over
+/// the bound before anything opens, an event that does not open, a rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_append_outcome_is_observed_refusals_of_the_whole_batch_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut fixture, registrations) = Fixture::standard(baton_node::now_s());
+    let recorded = Arc::new(Recorded::default());
+    let mut options = NodeOptions::new(fixture.policy(), dir.path().join("projection"));
+    options.limits.batch_events_max = 8;
+    options.observe = Some(recorded.clone());
+    let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
+    let started = Node::start(options, log).await.unwrap();
+    let node = started.node.clone();
+    node.append(opened(&registrations), AppendOptions::default(), deadline())
+        .await
+        .unwrap();
+    let over = node
+        .append(Unopenable(9), AppendOptions::default(), deadline())
+        .await;
+    assert!(
+        matches!(
+            over,
+            Err(Error::Limit {
+                field: "events",
+                ..
+            })
+        ),
+        "{over:?}"
+    );
+    let unopened = node
+        .append(Unopenable(2), AppendOptions::default(), deadline())
+        .await;
+    assert!(
+        matches!(unopened, Err(Error::Invalid { index: Some(1), .. })),
+        "{unopened:?}"
+    );
+    // A hop whose parent the ledger never received.
+    let _never_appended = fixture.issue("as", "ghost", "user:alice", "agent", 3600);
+    let orphan = fixture.narrow("ghost", "orphan", "agent", "gateway", &["files:write"], 60);
+    let refused = node
+        .append(opened(&[orphan]), AppendOptions::default(), deadline())
+        .await;
+    assert!(matches!(refused, Err(Error::Refused { .. })), "{refused:?}");
+    let seen = recorded.0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        vec![
+            ("accepted", "", registrations.len()),
+            ("duplicate", "", 0),
+            ("rejected", "limit", 9),
+            ("rejected", "invalid", 2),
+            ("rejected", "unknown-parent", 1),
+        ]
+    );
     drop(node);
     started.finish().await.unwrap();
 }

@@ -643,3 +643,104 @@ impl From<baton_core::Via> for v1::RevocationVia {
         }
     }
 }
+
+/// Why a token is revoked, on the wire: the revocation, its body when the
+/// ledger has it, and where it reaches the token's chain.
+pub fn revocation_cause(
+    cause: &baton_core::Cause,
+    revoked: Option<&Revoked>,
+) -> v1::RevocationCause {
+    v1::RevocationCause {
+        revocation_event_id: cause.revocation.0.to_vec(),
+        revoked: revoked.map(v1::Revoked::from),
+        link: Some(token_ref_to_wire(&cause.hit.link)),
+        distance: cause.hit.distance,
+        via: v1::RevocationVia::from(cause.hit.via) as i32,
+    }
+}
+
+fn names_to_wire(set: &std::collections::BTreeSet<baton_core::Name>) -> Vec<String> {
+    set.iter().map(ToString::to_string).collect()
+}
+
+/// A token's record as one link of a chain.
+impl From<&baton_core::TokenRecord> for v1::ChainLink {
+    fn from(link: &baton_core::TokenRecord) -> Self {
+        v1::ChainLink {
+            performed_by: link.performed_by.to_string(),
+            holder: link.holder.to_string(),
+            token: Some(token_ref_to_wire(&link.token)),
+            event_id: link.event.0.to_vec(),
+            depth: link.depth,
+            audience: link.audience.clone(),
+        }
+    }
+}
+
+/// A token's record as one of a token's descendants.
+impl From<&baton_core::TokenRecord> for v1::TokenSummary {
+    fn from(r: &baton_core::TokenRecord) -> Self {
+        v1::TokenSummary {
+            token: Some(token_ref_to_wire(&r.token)),
+            event_id: r.event.0.to_vec(),
+            parent_event_id: r.parent.map(|p| p.0.to_vec()).unwrap_or_default(),
+            depth: r.depth,
+            holder: r.holder.to_string(),
+            performed_by: r.performed_by.to_string(),
+            subject: r.subject.to_string(),
+            audience: r.audience.clone(),
+            scopes: names_to_wire(&r.scopes),
+            tools: names_to_wire(&r.tools),
+            expires_at_unix_s: r.expires_at_s,
+        }
+    }
+}
+
+/// What the ledger knows of a token: its record's grant and its chain
+/// (root grant first; empty when not walked), whose root names the issuer.
+pub fn token_details(
+    record: &baton_core::TokenRecord,
+    chain: &[baton_core::TokenRecord],
+) -> v1::TokenDetails {
+    v1::TokenDetails {
+        scopes: names_to_wire(&record.scopes),
+        tools: names_to_wire(&record.tools),
+        holder: record.holder.to_string(),
+        subject: record.subject.to_string(),
+        issuer: chain
+            .first()
+            .map_or_else(String::new, |root| root.performed_by.to_string()),
+        audience: record.audience.clone(),
+        issued_at_unix_s: record.issued_at_s,
+        expires_at_unix_s: record.expires_at_s,
+        grant_type: grant_type_to_wire(record.grant),
+        depth: record.depth,
+        chain: chain.iter().map(v1::ChainLink::from).collect(),
+    }
+}
+
+/// A stored event of a chain or a listing: the signed event, its id and
+/// where the log holds it.
+pub fn chain_event(envelope: &Envelope, position: baton_log::Position) -> v1::ChainEvent {
+    v1::ChainEvent {
+        event: Some(v1::SignedEvent::from(envelope)),
+        event_id: envelope.id().0.to_vec(),
+        position: Some(position.into()),
+    }
+}
+
+/// An event kind asked for on the wire: None for any (unspecified).
+pub fn event_kind(field: &str, raw: i32) -> Result<Option<baton_core::EventKind>> {
+    use baton_core::EventKind;
+    use v1::EventKind as K;
+    let kind =
+        K::try_from(raw).map_err(|_| Error::invalid(field, format!("unknown enum value {raw}")))?;
+    Ok(match kind {
+        K::Unspecified => None,
+        K::ClientRegistered => Some(EventKind::ClientRegistered),
+        K::TokenIssued => Some(EventKind::TokenIssued),
+        K::ScopeNarrowed => Some(EventKind::ScopeNarrowed),
+        K::Revoked => Some(EventKind::Revoked),
+        K::KeysRotated => Some(EventKind::KeysRotated),
+    })
+}

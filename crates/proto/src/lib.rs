@@ -10,8 +10,9 @@ mod convert;
 
 pub use bundle::{BUNDLE_FORMAT, bundle, verify_bundle};
 pub use convert::{
-    BATCH_RECORD_TAG, decode_record, decode_signed, encode_record, encode_signed,
-    grant_type_to_wire, open, revocation_target, seal, sign, token_ref, token_ref_to_wire,
+    BATCH_RECORD_TAG, chain_event, decode_record, decode_signed, encode_record, encode_signed,
+    event_kind, grant_type_to_wire, open, revocation_cause, revocation_target, seal, sign,
+    token_details, token_ref, token_ref_to_wire,
 };
 
 /// The generated `baton.v1` messages and services.

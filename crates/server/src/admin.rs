@@ -1,7 +1,7 @@
 //! `AdminService`: where a node stands and what it quarantined, for
 //! operators (`baton status`, `baton quarantine`). The node's data directory
 //! is locked while it runs, so these answers come over its API, behind the
-//! admin role. [`NodeState`] is also what `/metrics` reports at each scrape.
+//! admin role. The node's `NodeState` is also what `/metrics` reports at each scrape.
 
 use std::sync::Arc;
 
@@ -20,67 +20,6 @@ const QUARANTINE_EVENT_IDS_MAX: usize = 100;
 /// Default and largest page of `ListQuarantined`.
 const QUARANTINE_PAGE: u32 = 100;
 const QUARANTINE_PAGE_MAX: u32 = 1000;
-
-pub use baton_node::NodeState;
-
-/// Where a node stands, on the wire.
-fn status_response<L: EventLog>(state: NodeState) -> v1::StatusResponse {
-    let lag = state.lag();
-    let partitions = state
-        .applied_offsets
-        .iter()
-        .enumerate()
-        .map(|(p, applied)| v1::PartitionStatus {
-            partition: p as u32,
-            applied: *applied,
-            read: state.read_offsets.get(p).copied().unwrap_or(0),
-            log_end: state
-                .log_end
-                .as_ref()
-                .and_then(|ends| ends.get(p).copied())
-                .unwrap_or(0),
-            lag: lag.get(p).copied().unwrap_or(0),
-        })
-        .collect();
-    let (state_digest, digest_settled) = match state.digest {
-        Some((digest, settled)) => (format!("b3:{}", hex::encode(digest)), settled),
-        None => (String::new(), false),
-    };
-    let view = state.freshness;
-    v1::StatusResponse {
-        ready: state.ready,
-        partitions,
-        log_error: state.log_error,
-        lag: lag.iter().sum(),
-        seconds_behind: state.seconds_behind,
-        consistency_token: baton_log::ConsistencyToken::new(state.applied_offsets).to_string(),
-        events_applied: state.applied,
-        duplicates: state.duplicates,
-        quarantined: state.quarantined,
-        quarantined_by_rule: state.quarantined_by_rule.into_iter().collect(),
-        parked: state.parked,
-        projection_bytes: state.projection_bytes,
-        state_digest,
-        digest_settled,
-        log: L::KIND.to_string(),
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        records_read: state.records_read,
-        fresh: view.as_ref().is_some_and(|view| view.fresh),
-        end_confirmed_seconds_ago: seconds_or_never(view.as_ref().and_then(|v| v.confirmed_age)),
-        unapplied_seconds: view.as_ref().map_or(0.0, |view| view.behind.as_secs_f64()),
-        max_staleness_seconds: state.max_staleness.as_secs_f64(),
-        view_age_seconds: seconds_or_never(view.as_ref().and_then(|v| v.age)),
-        confirmed_end: view
-            .and_then(|view| view.confirmed)
-            .map(|confirmed| confirmed.end.to_string())
-            .unwrap_or_default(),
-    }
-}
-
-/// Seconds of `age`, or -1 for "never" (the wire's convention).
-fn seconds_or_never(age: Option<std::time::Duration>) -> f64 {
-    age.map_or(-1.0, |age| age.as_secs_f64())
-}
 
 pub struct Admin<L> {
     node: Arc<Node<L>>,
@@ -180,7 +119,7 @@ impl<L: EventLog> v1::admin_service_server::AdminService for Admin<L> {
     ) -> Result<Response<v1::StatusResponse>, Status> {
         let digest = request.into_inner().with_digest;
         let state = self.node.state(digest).await.map_err(status)?;
-        Ok(Response::new(status_response::<L>(state)))
+        Ok(Response::new(crate::wire::status_response::<L>(state)))
     }
 
     async fn list_quarantined(

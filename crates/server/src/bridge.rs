@@ -31,14 +31,13 @@ pub(crate) async fn decide<L: EventLog>(
         Ok(admitted) => admitted,
         Err(verdict) => return verdict,
     };
-    let query = baton_node::CheckQuery {
+    let query = baton_node::IntrospectQuery {
         presented_to: Some(resource.audience.clone()),
-        ..baton_node::CheckQuery::of(baton_core::token_digest(token.as_bytes()))
+        ..baton_node::IntrospectQuery::of(baton_node::Presented::Bearer(token.as_bytes().to_vec()))
     };
     let answer = node
         .introspect(
             Some(caller),
-            baton_node::Presented::Bearer(token.as_bytes().to_vec()),
             query,
             // The decision reads the token's own record only.
             baton_node::Walk::Skip,

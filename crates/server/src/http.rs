@@ -370,19 +370,13 @@ async fn introspect<L: EventLog>(
         Ok(called) => called,
         Err(refused) => return *refused,
     };
-    let bearer = form.token.into_bytes();
-    let query = baton_node::CheckQuery {
+    let query = baton_node::IntrospectQuery {
         consistency_token: form.consistency_token,
-        ..baton_node::CheckQuery::of(baton_core::token_digest(&bearer))
+        ..baton_node::IntrospectQuery::of(baton_node::Presented::Bearer(form.token.into_bytes()))
     };
     let answer = http
         .node
-        .introspect(
-            Some(&caller),
-            baton_node::Presented::Bearer(bearer),
-            query,
-            baton_node::Walk::Chain,
-        )
+        .introspect(Some(&caller), query, baton_node::Walk::Chain)
         .await
         .map(crate::wire::introspect_response);
     match answer {
@@ -518,12 +512,7 @@ async fn revoke<L: EventLog>(
         revoked_by: Some(delegate.client.clone()),
         requested_by: Some(requester),
     });
-    let event = baton_core::Event {
-        signer: delegate.key.key_id(),
-        created_at_ms: crate::now_ms(),
-        body,
-    };
-    let envelope = match baton_proto::seal(&delegate.key, &event) {
+    let envelope = match baton_proto::sign(&delegate.key, crate::now_ms(), body) {
         Ok(envelope) => envelope,
         Err(e) => {
             return oauth_error(
@@ -540,7 +529,13 @@ async fn revoke<L: EventLog>(
     );
     match http
         .node
-        .append(vec![(envelope, event)], Default::default(), deadline)
+        // As signed events arrive on the wire: opened (every field
+        // validated) like any other writer's.
+        .append(
+            crate::wire::Signed(vec![v1::SignedEvent::from(&envelope)]),
+            Default::default(),
+            deadline,
+        )
         .await
     {
         Ok(appended) => {

@@ -1,5 +1,6 @@
-//! `LedgerService.Append` on the node: the batch decoded and opened, then
-//! `baton_node`'s Append (claims, the rules, one log record, the apply).
+//! `LedgerService.Append` on the node: `baton_node`'s Append (the bound,
+//! the events opened, claims, the rules, one log record, the apply) over
+//! the wire's batch.
 
 use std::sync::Arc;
 
@@ -21,15 +22,14 @@ impl<L> Ledger<L> {
     }
 }
 
-/// Appends a wire batch by `deadline`: refused over the batch bound before
-/// anything is decoded.
+/// Appends a wire batch by `deadline` (the node opens its events once it
+/// is within the batch bound).
 pub(crate) async fn append<L: EventLog>(
     node: &Arc<Node<L>>,
     request: v1::AppendRequest,
     deadline: Instant,
 ) -> Result<v1::AppendResponse> {
-    node.limits.batch(request.events.len())?;
-    let batch = wire::open_batch(request.events)?;
+    let batch = wire::Signed(request.events);
     let options = baton_node::AppendOptions {
         consistency_token: request.consistency_token,
         return_before_applied: request.return_before_applied,

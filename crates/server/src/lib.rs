@@ -334,9 +334,10 @@ pub async fn run_with<L: EventLog>(
         .await;
     // However serving ended, stop the projector and the streams too.
     started.stop();
-    let finished = started.finish().await;
+    // The projector's failure (or the node's own reason to stop) first: it
+    // is why serving ended, if it did not end on request.
+    started.finish().await?;
     served?;
-    finished?;
     tracing::info!("baton node stopped");
     Ok(())
 }

@@ -4,9 +4,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use baton_core::{ClientId, EventKind, Subject};
 use baton_log::EventLog;
-use baton_projector::EventFilter;
 use baton_proto::v1;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -24,60 +22,11 @@ impl<L> Provenance<L> {
     }
 }
 
-fn invalid(source: impl Into<baton_core::Error>) -> Error {
-    Error::Invalid {
-        index: None,
-        source: source.into(),
-    }
-}
-
 /// The request's `token`, or the refusal that names it.
 fn token(token: Option<v1::TokenRef>) -> Result<baton_core::TokenRef, Status> {
     baton_proto::token_ref("token", token)
-        .map_err(invalid)
+        .map_err(wire::invalid)
         .map_err(status)
-}
-
-fn chain_event(envelope: &baton_core::Envelope, position: baton_log::Position) -> v1::ChainEvent {
-    v1::ChainEvent {
-        event: Some(v1::SignedEvent::from(envelope)),
-        event_id: envelope.id().0.to_vec(),
-        position: Some(position.into()),
-    }
-}
-
-/// What a ListEvents request selects.
-fn event_filter(request: &v1::ListEventsRequest) -> Result<EventFilter> {
-    Ok(EventFilter {
-        kind: event_kind(request.kind)?,
-        client: (!request.client_id.is_empty())
-            .then(|| ClientId::new("client_id", &request.client_id))
-            .transpose()
-            .map_err(invalid)?,
-        subject: (!request.subject.is_empty())
-            .then(|| Subject::new("subject", &request.subject))
-            .transpose()
-            .map_err(invalid)?,
-        since_ms: (request.since_unix_ms != 0).then_some(request.since_unix_ms),
-        until_ms: (request.until_unix_ms != 0).then_some(request.until_unix_ms),
-    })
-}
-
-fn event_kind(raw: i32) -> Result<Option<EventKind>> {
-    use v1::EventKind as K;
-    Ok(
-        match K::try_from(raw).map_err(|_| Error::Limit {
-            field: "kind",
-            reason: format!("unknown enum value {raw}"),
-        })? {
-            K::Unspecified => None,
-            K::ClientRegistered => Some(EventKind::ClientRegistered),
-            K::TokenIssued => Some(EventKind::TokenIssued),
-            K::ScopeNarrowed => Some(EventKind::ScopeNarrowed),
-            K::Revoked => Some(EventKind::Revoked),
-            K::KeysRotated => Some(EventKind::KeysRotated),
-        },
-    )
 }
 
 type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -116,7 +65,7 @@ impl<L: EventLog> v1::provenance_service_server::ProvenanceService for Provenanc
             .events
             .iter()
             .zip(&answer.chain.positions)
-            .map(|((envelope, _), p)| chain_event(envelope, *p))
+            .map(|((envelope, _), p)| baton_proto::chain_event(envelope, *p))
             .collect();
         Ok(Response::new(v1::GetChainResponse {
             events,
@@ -141,19 +90,7 @@ impl<L: EventLog> v1::provenance_service_server::ProvenanceService for Provenanc
             .items
             .into_iter()
             .map(|r| v1::GetDescendantsResponse {
-                token: Some(v1::TokenSummary {
-                    token: Some(baton_proto::token_ref_to_wire(&r.token)),
-                    event_id: r.event.0.to_vec(),
-                    parent_event_id: r.parent.map(|p| p.0.to_vec()).unwrap_or_default(),
-                    depth: r.depth,
-                    holder: r.holder.to_string(),
-                    performed_by: r.performed_by.to_string(),
-                    subject: r.subject.to_string(),
-                    audience: r.audience.clone(),
-                    scopes: r.scopes.iter().map(ToString::to_string).collect(),
-                    tools: r.tools.iter().map(ToString::to_string).collect(),
-                    expires_at_unix_s: r.expires_at_s,
-                }),
+                token: Some(v1::TokenSummary::from(&r)),
             })
             .collect();
         Ok(Response::new(stream_of(items, found.permit)))
@@ -166,7 +103,7 @@ impl<L: EventLog> v1::provenance_service_server::ProvenanceService for Provenanc
         request: Request<v1::ListEventsRequest>,
     ) -> Result<Response<Self::ListEventsStream>, Status> {
         let request = request.into_inner();
-        let filter = event_filter(&request).map_err(status)?;
+        let filter = wire::event_filter(&request).map_err(status)?;
         let cursor = if request.page_token.is_empty() {
             None
         } else {
@@ -193,7 +130,7 @@ impl<L: EventLog> v1::provenance_service_server::ProvenanceService for Provenanc
             .items
             .into_iter()
             .map(|e| v1::ListEventsResponse {
-                event: Some(chain_event(&e.envelope, e.position)),
+                event: Some(baton_proto::chain_event(&e.envelope, e.position)),
                 page_token: hex::encode(&e.cursor),
             })
             .collect();

@@ -1,16 +1,18 @@
 //! The node's answers on the wire, and the wire's requests as the node's
-//! queries: every mapping between `baton-node`'s types and `v1` messages
-//! (those of core types are `baton-proto`'s).
+//! queries: every mapping between `baton-node`'s (and the projector's query)
+//! types and `v1` messages (those of core types are `baton-proto`'s).
 
-use baton_core::{Envelope, Event};
+use baton_core::{ClientId, Envelope, Event, Subject};
 use baton_node::{
-    Appended, CheckAnswer, CheckQuery, Details, Introspection, Presented, Verdict, WatchItem,
+    Appended, CheckAnswer, CheckQuery, IntrospectQuery, Introspection, NodeState, Presented,
+    Verdict, WatchItem,
 };
+use baton_projector::EventFilter;
 use baton_proto::v1;
 
 use crate::{Error, Result};
 
-fn invalid(source: impl Into<baton_core::Error>) -> Error {
+pub(crate) fn invalid(source: impl Into<baton_core::Error>) -> Error {
     Error::Invalid {
         index: None,
         source: source.into(),
@@ -32,8 +34,8 @@ pub fn check_query(request: v1::CheckRequest, within: Option<&str>) -> Result<Ch
     })
 }
 
-/// An Introspect's token (by reference, or as presented) and query.
-pub fn introspect_query(request: v1::IntrospectRequest) -> Result<(Presented, CheckQuery)> {
+/// An Introspect's query: the token by reference or as presented.
+pub fn introspect_query(request: v1::IntrospectRequest) -> Result<IntrospectQuery> {
     let token = match (request.token, request.bearer.is_empty()) {
         (Some(_), false) => {
             return Err(Error::Limit {
@@ -44,19 +46,12 @@ pub fn introspect_query(request: v1::IntrospectRequest) -> Result<(Presented, Ch
         (token, true) => Presented::Ref(baton_proto::token_ref("token", token).map_err(invalid)?),
         (None, false) => Presented::Bearer(request.bearer),
     };
-    let placeholder = match &token {
-        Presented::Ref(token) => token.clone(),
-        Presented::Bearer(bearer) => baton_core::token_digest(bearer),
-    };
-    Ok((
+    Ok(IntrospectQuery {
         token,
-        CheckQuery {
-            token: placeholder,
-            presented_to: (!request.presented_to.is_empty()).then_some(request.presented_to),
-            consistency_token: request.consistency_token,
-            with_dependencies: request.with_dependencies,
-        },
-    ))
+        presented_to: (!request.presented_to.is_empty()).then_some(request.presented_to),
+        consistency_token: request.consistency_token,
+        with_dependencies: request.with_dependencies,
+    })
 }
 
 /// A verdict's wire status.
@@ -93,68 +88,45 @@ pub fn check_response(answer: CheckAnswer) -> v1::CheckResponse {
         response.event_id = record.event.0.to_vec();
         response.depth = record.depth;
     }
-    if let Some((cause, revoked)) = answer.cause {
-        response.cause = Some(v1::RevocationCause {
-            revocation_event_id: cause.revocation.0.to_vec(),
-            revoked: revoked.as_ref().map(v1::Revoked::from),
-            link: Some(baton_proto::token_ref_to_wire(&cause.hit.link)),
-            distance: cause.hit.distance,
-            via: v1::RevocationVia::from(cause.hit.via) as i32,
-        });
+    if let Some((cause, revoked)) = &answer.cause {
+        response.cause = Some(baton_proto::revocation_cause(cause, revoked.as_ref()));
     }
     response
-}
-
-/// What the ledger knows of a token, on the wire.
-pub fn token_details(details: Details) -> v1::TokenDetails {
-    let issuer = details.issuer();
-    let record = details.record;
-    v1::TokenDetails {
-        scopes: Details::names(&record.scopes),
-        tools: Details::names(&record.tools),
-        holder: record.holder.to_string(),
-        subject: record.subject.to_string(),
-        issuer,
-        audience: record.audience.clone(),
-        issued_at_unix_s: record.issued_at_s,
-        expires_at_unix_s: record.expires_at_s,
-        grant_type: baton_proto::grant_type_to_wire(record.grant),
-        depth: record.depth,
-        chain: details
-            .chain
-            .iter()
-            .map(|link| v1::ChainLink {
-                performed_by: link.performed_by.to_string(),
-                holder: link.holder.to_string(),
-                token: Some(baton_proto::token_ref_to_wire(&link.token)),
-                event_id: link.event.0.to_vec(),
-                depth: link.depth,
-                audience: link.audience.clone(),
-            })
-            .collect(),
-    }
 }
 
 /// An introspection on the wire.
 pub fn introspect_response(answer: Introspection) -> v1::IntrospectResponse {
     v1::IntrospectResponse {
         check: Some(check_response(answer.check)),
-        details: answer.details.map(token_details),
+        details: answer
+            .details
+            .map(|details| baton_proto::token_details(&details.record, &details.chain)),
     }
 }
 
-/// An Append's events, decoded and opened; a refusal names the event.
-pub fn open_batch(events: Vec<v1::SignedEvent>) -> Result<Vec<(Envelope, Event)>> {
-    events
-        .into_iter()
-        .enumerate()
-        .map(|(index, signed)| {
-            baton_proto::open(signed).map_err(|source| Error::Invalid {
-                index: Some(index),
-                source,
+/// An Append's events as they arrived: opened (decoded, each field
+/// validated, a refusal naming the event) by the node, off the async
+/// workers, once the batch is within its bound.
+#[derive(Debug)]
+pub struct Signed(pub Vec<v1::SignedEvent>);
+
+impl baton_node::Batch for Signed {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn open(self) -> Result<Vec<(Envelope, Event)>> {
+        self.0
+            .into_iter()
+            .enumerate()
+            .map(|(index, signed)| {
+                baton_proto::open(signed).map_err(|source| Error::Invalid {
+                    index: Some(index),
+                    source,
+                })
             })
-        })
-        .collect()
+            .collect()
+    }
 }
 
 /// An Append's answer on the wire.
@@ -207,4 +179,80 @@ pub fn watch_response(item: WatchItem) -> v1::WatchResponse {
             ..Default::default()
         },
     }
+}
+
+/// Where a node stands, on the wire.
+pub fn status_response<L: baton_log::EventLog>(state: NodeState) -> v1::StatusResponse {
+    let lag = state.lag();
+    let partitions = state
+        .applied_offsets
+        .iter()
+        .enumerate()
+        .map(|(p, applied)| v1::PartitionStatus {
+            partition: p as u32,
+            applied: *applied,
+            read: state.read_offsets.get(p).copied().unwrap_or(0),
+            log_end: state
+                .log_end
+                .as_ref()
+                .and_then(|ends| ends.get(p).copied())
+                .unwrap_or(0),
+            lag: lag.get(p).copied().unwrap_or(0),
+        })
+        .collect();
+    let (state_digest, digest_settled) = match state.digest {
+        Some((digest, settled)) => (format!("b3:{}", hex::encode(digest)), settled),
+        None => (String::new(), false),
+    };
+    let view = state.freshness;
+    v1::StatusResponse {
+        ready: state.ready,
+        partitions,
+        log_error: state.log_error,
+        lag: lag.iter().sum(),
+        seconds_behind: state.seconds_behind,
+        consistency_token: baton_log::ConsistencyToken::new(state.applied_offsets).to_string(),
+        events_applied: state.applied,
+        duplicates: state.duplicates,
+        quarantined: state.quarantined,
+        quarantined_by_rule: state.quarantined_by_rule.into_iter().collect(),
+        parked: state.parked,
+        projection_bytes: state.projection_bytes,
+        state_digest,
+        digest_settled,
+        log: L::KIND.to_string(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        records_read: state.records_read,
+        fresh: view.as_ref().is_some_and(|view| view.fresh),
+        end_confirmed_seconds_ago: seconds_or_never(view.as_ref().and_then(|v| v.confirmed_age)),
+        unapplied_seconds: view.as_ref().map_or(0.0, |view| view.behind.as_secs_f64()),
+        max_staleness_seconds: state.max_staleness.as_secs_f64(),
+        view_age_seconds: seconds_or_never(view.as_ref().and_then(|v| v.age)),
+        confirmed_end: view
+            .and_then(|view| view.confirmed)
+            .map(|confirmed| confirmed.end.to_string())
+            .unwrap_or_default(),
+    }
+}
+
+/// Seconds of `age`, or -1 for "never" (the wire's convention).
+fn seconds_or_never(age: Option<std::time::Duration>) -> f64 {
+    age.map_or(-1.0, |age| age.as_secs_f64())
+}
+
+/// What a ListEvents request selects.
+pub fn event_filter(request: &v1::ListEventsRequest) -> Result<EventFilter> {
+    Ok(EventFilter {
+        kind: baton_proto::event_kind("kind", request.kind).map_err(invalid)?,
+        client: (!request.client_id.is_empty())
+            .then(|| ClientId::new("client_id", &request.client_id))
+            .transpose()
+            .map_err(invalid)?,
+        subject: (!request.subject.is_empty())
+            .then(|| Subject::new("subject", &request.subject))
+            .transpose()
+            .map_err(invalid)?,
+        since_ms: (request.since_unix_ms != 0).then_some(request.since_unix_ms),
+        until_ms: (request.until_unix_ms != 0).then_some(request.until_unix_ms),
+    })
 }
