@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use crate::parked::Parking;
 
 mod apply;
+mod bounded;
 mod parked;
 mod query;
 mod snapshot;

@@ -2,93 +2,112 @@
 //! committed, so the events of one batch see each other before the batch
 //! commits atomically. Queries use it with an empty overlay.
 //!
-//! [`Memo`] keeps decoded records in memory. Clients, key bindings and token
-//! records never change once written, so a cached copy is never stale; only
-//! committed values are cached. The set of revoked targets is kept whole, so
-//! the revocation lookups of a status walk — most of them for targets that
-//! were never revoked — are answered without touching sled.
+//! [`Memo`] keeps decoded records in memory, bounded whatever the ledger's
+//! size ([`crate::bounded`]). Clients, key bindings, token records and the
+//! event a token reference names never change once written, so a cached
+//! copy is never stale; only committed values (and only found ones) are
+//! cached. A fixed-size filter of the revoked targets answers the
+//! revocation lookups of a status walk — most of them for targets that were
+//! never revoked — without touching sled; a target it cannot rule out is
+//! read from sled.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::hash::Hash;
-use std::sync::RwLock;
 
 use baton_core::{
     ClientId, ClientRecord, EventId, KeyId, KeyRecord, KeyTrust, LedgerView, NameKind, Policy,
     RevocationTarget, TokenRecord, TokenRef,
 };
 
+use crate::bounded::{Filter, Generations};
 use crate::stored::{StoredClient, StoredEvent, StoredKey, decode, key};
 use crate::{Error, Result};
 
-/// Most records each memo map holds; past it the map starts over.
+/// Most records each memo map holds (in two generations: no cliff).
 const MEMO_ENTRIES_MAX: usize = 100_000;
 
+/// The revoked-target filter's size (fixed: 16 MiB), and bits per target:
+/// at 1M revoked targets about one lookup of a target never revoked in
+/// 10^7 reads sled, at 10M about one in 500.
+const REVOKED_FILTER_BYTES: usize = 16 << 20;
+const REVOKED_FILTER_PROBES: u32 = 6;
+
 /// Signatures this process has verified strictly, by
-/// [`crate::apply::verdict_key`]; bounded (it starts over when full).
-#[derive(Debug, Default)]
+/// [`crate::apply::verdict_key`]; bounded (two generations).
+#[derive(Debug)]
 pub struct VerifiedSignatures {
-    set: RwLock<HashSet<[u8; 32]>>,
+    set: Generations<[u8; 32], ()>,
 }
 
 /// Most verdicts [`VerifiedSignatures`] holds (32 bytes each).
 const VERIFIED_MAX: usize = 200_000;
 
-impl VerifiedSignatures {
-    pub fn contains(&self, verdict: &[u8; 32]) -> bool {
-        self.set.read().expect("verdict lock").contains(verdict)
-    }
-
-    pub(crate) fn insert_all(&self, verdicts: impl IntoIterator<Item = [u8; 32]>) {
-        let mut set = self.set.write().expect("verdict lock");
-        for verdict in verdicts {
-            if set.len() >= VERIFIED_MAX {
-                set.clear();
-            }
-            set.insert(verdict);
+impl Default for VerifiedSignatures {
+    fn default() -> Self {
+        VerifiedSignatures {
+            set: Generations::new(VERIFIED_MAX),
         }
     }
 }
 
-/// Decoded records and the revoked-target set, shared by the projector and
-/// every query.
-#[derive(Debug, Default)]
+impl VerifiedSignatures {
+    pub fn contains(&self, verdict: &[u8; 32]) -> bool {
+        self.set.get(verdict).is_some()
+    }
+
+    pub(crate) fn insert_all(&self, verdicts: impl IntoIterator<Item = [u8; 32]>) {
+        for verdict in verdicts {
+            self.set.insert(verdict, ());
+        }
+    }
+}
+
+/// Decoded records and the revoked-target filter, shared by the projector
+/// and every query.
+#[derive(Debug)]
 pub struct Memo {
     /// Every `v` key (revocation) committed or being committed: a superset of
     /// the committed ones is safe, a missing one is not.
-    revoked: RwLock<HashSet<Vec<u8>>>,
-    clients: RwLock<HashMap<ClientId, ClientRecord>>,
-    keys: RwLock<HashMap<KeyId, KeyRecord>>,
-    tokens: RwLock<HashMap<EventId, TokenRecord>>,
+    revoked: Filter,
+    clients: Generations<ClientId, ClientRecord>,
+    keys: Generations<KeyId, KeyRecord>,
+    tokens: Generations<EventId, TokenRecord>,
+    /// The event each token reference names (found ones only).
+    by_ref: Generations<TokenRef, EventId>,
     /// Per signing key, whether it is untrusted, and the generation the
     /// answer was computed at. Any revocation or key binding bumps the
     /// generation (when staged and again when committed), which invalidates
     /// every cached answer: they change rarely, checks ask constantly.
-    trust: RwLock<HashMap<KeyId, (u64, KeyTrust)>>,
+    trust: Generations<KeyId, (u64, KeyTrust)>,
     generation: std::sync::atomic::AtomicU64,
     /// Shared by this node's Append and its projector, so the projector does
     /// not verify again the bytes its own node just verified.
     verified: VerifiedSignatures,
 }
 
+impl Default for Memo {
+    fn default() -> Self {
+        Memo {
+            revoked: Filter::new(REVOKED_FILTER_BYTES, REVOKED_FILTER_PROBES),
+            clients: Generations::new(MEMO_ENTRIES_MAX),
+            keys: Generations::new(MEMO_ENTRIES_MAX),
+            tokens: Generations::new(MEMO_ENTRIES_MAX),
+            by_ref: Generations::new(MEMO_ENTRIES_MAX),
+            trust: Generations::new(MEMO_ENTRIES_MAX),
+            generation: Default::default(),
+            verified: Default::default(),
+        }
+    }
+}
+
 impl Memo {
-    /// A memo for `tree`, with its revocations loaded.
+    /// A memo for `tree`, with its revocations in the filter.
     pub fn load(tree: &sled::Tree) -> Result<Memo> {
         let memo = Memo::default();
-        {
-            let mut revoked = memo.revoked.write().expect("memo lock");
-            for entry in tree.scan_prefix([b'v']) {
-                revoked.insert(entry?.0.to_vec());
-            }
+        for entry in tree.scan_prefix([b'v']) {
+            memo.revoked.insert(&entry?.0);
         }
         Ok(memo)
-    }
-
-    fn remember<K: Hash + Eq, V>(map: &RwLock<HashMap<K, V>>, key: K, value: V) {
-        let mut map = map.write().expect("memo lock");
-        if map.len() >= MEMO_ENTRIES_MAX {
-            map.clear();
-        }
-        map.insert(key, value);
     }
 }
 
@@ -199,11 +218,7 @@ impl<'a> Staged<'a> {
 
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
         if key.first() == Some(&b'v') {
-            self.memo
-                .revoked
-                .write()
-                .expect("memo lock")
-                .insert(key.clone());
+            self.memo.revoked.insert(&key);
         }
         if matches!(key.first(), Some(b'v' | b'k')) {
             self.touches_trust = true;
@@ -273,14 +288,14 @@ impl<'a> Staged<'a> {
         &self,
         id: &K,
         sled_key: Vec<u8>,
-        map: &RwLock<HashMap<K, T>>,
+        map: &Generations<K, T>,
         decode: impl Fn(&[u8]) -> Result<Option<T>>,
     ) -> Result<Option<T>> {
         if let Some(staged) = self.writes.get(&sled_key) {
             return Ok(staged.as_deref().map(&decode).transpose()?.flatten());
         }
-        if let Some(found) = map.read().expect("memo lock").get(id) {
-            return Ok(Some(found.clone()));
+        if let Some(found) = map.get(id) {
+            return Ok(Some(found));
         }
         let Some(bytes) = self.tree.get(&sled_key)? else {
             return Ok(None);
@@ -288,7 +303,7 @@ impl<'a> Staged<'a> {
         let Some(value) = decode(&bytes)? else {
             return Ok(None);
         };
-        Memo::remember(map, id.clone(), value.clone());
+        map.insert(id.clone(), value.clone());
         Ok(Some(value))
     }
 }
@@ -327,11 +342,11 @@ impl LedgerView for Staged<'_> {
     }
 
     fn token_by_ref(&self, token: &TokenRef) -> Result<Option<EventId>> {
-        self.get(&key::by_ref(token))?
-            .map(|v| {
-                EventId::from_slice("stored ref", &v).map_err(|e| Error::Corrupt(e.to_string()))
-            })
-            .transpose()
+        self.record(token, key::by_ref(token), &self.memo.by_ref, |v| {
+            EventId::from_slice("stored ref", v)
+                .map(Some)
+                .map_err(|e| Error::Corrupt(e.to_string()))
+        })
     }
 
     /// Cached per key: a projection is only ever asked under its node's one
@@ -343,13 +358,13 @@ impl LedgerView for Staged<'_> {
             return baton_core::key_trust(self, policy, *key);
         }
         let generation = self.memo.generation.load(Ordering::SeqCst);
-        if let Some((at, answer)) = self.memo.trust.read().expect("memo lock").get(key)
-            && *at == generation
+        if let Some((at, answer)) = self.memo.trust.get(key)
+            && at == generation
         {
-            return Ok(*answer);
+            return Ok(answer);
         }
         let answer = baton_core::key_trust(self, policy, *key)?;
-        Memo::remember(&self.memo.trust, *key, (generation, answer));
+        self.memo.trust.insert(*key, (generation, answer));
         Ok(answer)
     }
 
@@ -384,9 +399,7 @@ impl LedgerView for Staged<'_> {
 
     fn revocation(&self, target: &RevocationTarget) -> Result<Option<EventId>> {
         let key = key::revocation(target);
-        if !self.writes.contains_key(&key)
-            && !self.memo.revoked.read().expect("memo lock").contains(&key)
-        {
+        if !self.writes.contains_key(&key) && !self.memo.revoked.may_contain(&key) {
             return Ok(None);
         }
         self.get(&key)?

@@ -16,6 +16,42 @@ async fn cascade_on_the_embedded_log() {
     scenarios::cascade(log, dir.path()).await;
 }
 
+/// A revocation still holds once the projection is reopened: what the
+/// in-memory filter of revoked targets says "never revoked" is read from
+/// the store as it was, so a reopened node cannot answer ACTIVE for a token
+/// under a revocation it applied before it stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_holds_after_the_projection_is_reopened() {
+    use baton_core::{RevocationTarget, TokenStatus};
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
+    let (mut f, mut events) = scenarios::chain_events();
+    events.push(f.revoke(RevocationTarget::Token(Fixture::token("t1"))));
+    let token = scenarios::append(&log, &f, &events).await;
+    let node = dir.path().join("node");
+    let first = scenarios::Running::start(log.clone(), &node, &f);
+    first.handle.wait_for(&token, WAIT).await.unwrap();
+    assert_eq!(scenarios::revoked_via(&first.handle, "t4").0, 3);
+    assert!(scenarios::is_active(&first.handle, "s1"));
+    first.stop().await;
+
+    let reopened = scenarios::Running::start(log.clone(), &node, &f);
+    reopened.handle.wait_for(&token, WAIT).await.unwrap();
+    for jti in ["t1", "t2", "t3", "t4"] {
+        assert!(
+            matches!(
+                scenarios::status(&reopened.handle, jti),
+                TokenStatus::Revoked(_)
+            ),
+            "{jti} after reopening: {:?}",
+            scenarios::status(&reopened.handle, jti)
+        );
+    }
+    assert!(scenarios::is_active(&reopened.handle, "t0"));
+    reopened.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forgeries_on_the_embedded_log() {
     let dir = tempfile::tempdir().unwrap();
