@@ -287,11 +287,18 @@ impl std::fmt::Debug for Handle {
 impl<L: EventLog> Projector<L> {
     /// Opens (or creates) the projection in `dir` for `log`.
     pub fn open(log: L, dir: &Path, options: ProjectorOptions) -> Result<Self> {
+        let restored = restored_under(dir, &options.policy)?;
         let db = sled::Config::new()
             .path(dir)
             .flush_every_ms(Some(200))
             .open()?;
         let tree = open_layout(&db, &options.policy, options.other_rules)?;
+        if restored {
+            // Opened under the rules it was made under: from now on it is a
+            // projection like any other (a later change of rules rebuilds it).
+            std::fs::remove_file(dir.join(snapshot::RESTORED))
+                .map_err(|e| Error::Snapshot(format!("{}: {e}", dir.display())))?;
+        }
         let partitions = log.partitions();
         // A projection (a restored snapshot) of a log with more partitions
         // is of another log.
@@ -955,6 +962,32 @@ impl Handle {
 /// rules (a snapshot records it).
 pub fn tree_name(policy: &Policy) -> String {
     format!("{}.{}", stored::TREE, policy.fingerprint())
+}
+
+/// Whether `dir` holds a projection restored from a snapshot and not opened
+/// since; refused when that snapshot was made under other rules than
+/// `policy`'s: opening would drop it and rebuild from the log, and a node
+/// would come up as if the restore had never happened (on an empty log:
+/// ready, and empty).
+fn restored_under(dir: &Path, policy: &Policy) -> Result<bool> {
+    let marker = dir.join(snapshot::RESTORED);
+    let made_under = match std::fs::read_to_string(&marker) {
+        Ok(made_under) => made_under,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::Snapshot(format!("{}: {e}", marker.display()))),
+    };
+    let current = tree_name(policy);
+    if made_under != current {
+        return Err(Error::Invalid {
+            field: "projection",
+            reason: format!(
+                "was restored from a snapshot made under other rules ({}; this configuration makes {current}): serving it would drop it and rebuild from the log. Restore a snapshot taken from a node with this configuration (trust roots, federation, revocation delegates), or remove {} to rebuild from the log",
+                baton_core::echo(&made_under),
+                dir.display()
+            ),
+        });
+    }
+    Ok(true)
 }
 
 /// Opens the projection tree of this layout ([`stored::TREE`]) and of these

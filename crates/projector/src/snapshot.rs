@@ -416,6 +416,10 @@ fn read_snapshot(
 /// sibling directory and renamed into place only when complete, so a restore
 /// that dies half-way leaves nothing a node would open. A node then opened
 /// on `dir` resumes from the snapshot's positions.
+/// The file in a restored projection's directory that names the rules it
+/// was made under, until a projector opens it under those rules.
+pub(crate) const RESTORED: &str = "RESTORED";
+
 pub fn restore_snapshot(path: &Path, dir: &Path) -> Result<SnapshotInfo> {
     let info = verify_snapshot(path)?;
     let layout = info.tree.rsplit_once('.').map_or("", |(layout, _)| layout);
@@ -444,6 +448,10 @@ pub fn restore_snapshot(path: &Path, dir: &Path) -> Result<SnapshotInfo> {
         let tree = db.open_tree(&info.tree)?;
         fill(&tree, path, &info)?;
         db.flush()?;
+        // Until a projector opens it under the rules it was made under, the
+        // projection says it was restored (see `crate::restored_under`).
+        std::fs::write(staging.join(RESTORED), &info.tree)
+            .map_err(io("marking the projection as restored"))?;
         Ok::<_, Error>(())
     })();
     if let Err(e) = built {

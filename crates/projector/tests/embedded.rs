@@ -322,6 +322,59 @@ async fn a_projection_under_other_rules_is_rebuilt_from_the_log() {
     reopened.stop().await;
 }
 
+/// A snapshot restored where the rules are not the ones it was made under
+/// is refused when it is opened, naming both (opening it would drop it and
+/// rebuild from the log: on an empty log, a node ready and empty); under its
+/// own rules it opens, and from then on it is a projection like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_restored_under_other_rules_is_refused_not_emptied() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = EmbeddedLog::open(&dir.path().join("log")).unwrap();
+    let (f, events) = scenarios::chain_events();
+    let token = scenarios::append(&log, &f, &events).await;
+    let original = scenarios::Running::start(log.clone(), &dir.path().join("a"), &f);
+    original.handle.wait_for(&token, WAIT).await.unwrap();
+    let file = dir.path().join("a.snapshot");
+    original.handle.write_snapshot(&file).unwrap();
+    let digest = original.handle.state_digest().unwrap();
+    original.stop().await;
+
+    // Other rules: another trust root. An empty log, as on a new machine.
+    let empty = EmbeddedLog::open(&dir.path().join("empty-log")).unwrap();
+    let other = Fixture::new(scenarios::NOW_S).policy();
+    let restored = dir.path().join("b");
+    baton_projector::restore_snapshot(&file, &restored).unwrap();
+    let refused = match baton_projector::Projector::open(
+        empty.clone(),
+        &restored,
+        baton_projector::ProjectorOptions::new(other.clone()),
+    ) {
+        Ok(_) => panic!("a snapshot restored under other rules was opened"),
+        Err(refused) => refused,
+    };
+    let said = refused.to_string();
+    assert!(
+        said.contains("restored from a snapshot made under other rules"),
+        "{said}"
+    );
+    // Nothing was dropped: under its own rules it opens as it was.
+    let node = scenarios::Running::start(log.clone(), &restored, &f);
+    node.handle.wait_for(&token, WAIT).await.unwrap();
+    assert_eq!(node.handle.state_digest().unwrap(), digest);
+    assert!(scenarios::is_active(&node.handle, "t0"));
+    node.stop().await;
+    // Opened once under its rules, it is a node's projection: a change of
+    // rules rebuilds it from the log, as for any node.
+    let rebuilt = scenarios::Running::start_with_policy(
+        empty,
+        &restored,
+        other,
+        std::time::Duration::from_millis(300),
+    );
+    assert_eq!(rebuilt.handle.applied(), vec![0]);
+    rebuilt.stop().await;
+}
+
 /// A snapshot restores to the same projection (digest, positions, answers),
 /// in place of whatever a restore that died half-way left; damaged files and
 /// an existing projection are refused, and nothing is left behind by them.
