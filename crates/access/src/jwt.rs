@@ -169,6 +169,8 @@ pub struct JwtIssuers(Vec<JwtIssuer>);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub jti: String,
+    /// Its `iss` (one of the configured issuers).
+    pub iss: String,
     /// The authorization server its issuer is configured as.
     pub client: ClientId,
     /// Its `exp`, if it has one (unix seconds).
@@ -236,6 +238,7 @@ impl JwtIssuers {
         };
         Some(Verified {
             jti: claims.get("jti")?.as_str()?.to_owned(),
+            iss: issuer.iss.clone(),
             client: issuer.client.clone(),
             expires_at_s,
         })
@@ -294,6 +297,7 @@ mod tests {
         });
         let want = Verified {
             jti: "j-1".into(),
+            iss: "https://auth.example".into(),
             client,
             expires_at_s: Some(2000),
         };

@@ -636,11 +636,17 @@ async fn a_token_known_by_jti_is_answered_only_for_a_jwt_its_issuer_signed() {
     assert!(out.status.success(), "{out:?}");
     let jwts: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let jwks = keys.path().join("jwks.json");
+    // A resource server that introspects over HTTP (RFC 7662, Basic).
+    let secret_file = keys.path().join("rs.secret");
+    let secret_hash = cli(None, &["secret", "new"], std::slice::from_ref(&secret_file));
+    let secret = std::fs::read_to_string(&secret_file).unwrap();
     // The other issuer shares the keys but is another authorization server:
     // its JWTs may not speak for auth.example's tokens.
     let ledger = Ledger::start(&format!(
         "[[jwt_issuer]]\niss = \"https://auth.example.com\"\nclient_id = \"auth.example\"\njwks_file = {jwks:?}\n\
-         [[jwt_issuer]]\niss = \"https://other.example.com\"\nclient_id = \"gateway\"\njwks_file = {jwks:?}\n"
+         [[jwt_issuer]]\niss = \"https://other.example.com\"\nclient_id = \"gateway\"\njwks_file = {jwks:?}\n\
+         [[access]]\nprincipal = \"rs\"\nroles = [\"checker\"]\nsecret_hash = \"{}\"\n",
+        secret_hash.trim()
     ));
     ledger.run(&format!("issue --key auth.key --issuer auth.example --token jti:jwt-1 --subject {SUBJECT} --holder mcp-client --audience {AUDIENCE_A} --scopes=mcp:tools --tools=echo"));
     let mut revocation =
@@ -683,6 +689,26 @@ async fn a_token_known_by_jti_is_answered_only_for_a_jwt_its_issuer_signed() {
             );
         }
     }
+    // RFC 7662 answers with the JWT's own issuer and the sooner of the
+    // JWT's exp and the ledger's expiry.
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-u"])
+        .arg(format!("rs:{}", secret.trim()))
+        .arg("--data-urlencode")
+        .arg(format!("token={}", jwts["good"].as_str().unwrap()))
+        .arg(format!("{}/oauth2/introspect", ledger.http_url()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["active"], true, "{body}");
+    assert_eq!(body["iss"], "https://auth.example.com", "{body}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let exp = body["exp"].as_i64().unwrap();
+    assert!((now..=now + 600).contains(&exp), "exp {exp} (now {now})");
     // A JWKS file that does not read stops the node from starting.
     std::fs::write(&jwks, "{\"keys\": [{\"kty\": \"oct\"}]}").unwrap();
     let config = ledger.path("bad-jwks.toml");

@@ -88,6 +88,9 @@ pub struct CheckAnswer {
     pub expires_at_s: i64,
     /// For an active token when asked: what its status depends on.
     pub depends_on: Vec<RevocationTarget>,
+    /// The `iss` of the JWT the token was presented as, when the ledger
+    /// knows it by that JWT's `jti` (the JWT verified against its issuer).
+    pub jwt_issuer: Option<String>,
 }
 
 impl CheckAnswer {
@@ -106,6 +109,7 @@ impl CheckAnswer {
             record: None,
             expires_at_s: 0,
             depends_on: Vec::new(),
+            jwt_issuer: None,
         }
     }
 
@@ -292,6 +296,7 @@ impl<L> Node<L> {
             expires_at_s: check.record.as_ref().map_or(0, |r| r.expires_at_s),
             record: check.record,
             depends_on,
+            jwt_issuer: None,
         })
     }
 
@@ -487,6 +492,7 @@ impl<L: EventLog> Node<L> {
         };
         // Consistent already: the digest's answer waited.
         let mut answer = self.check_one(&query)?;
+        answer.jwt_issuer = Some(verified.iss.clone());
         let Some(found) = answer.record.clone() else {
             return Ok(None);
         };

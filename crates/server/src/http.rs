@@ -200,7 +200,7 @@ fn basic_identity(access: &crate::auth::Access, credentials: &[u8]) -> Identity 
 fn oauth_error(status: StatusCode, error: &'static str, description: &str) -> Response {
     let body = serde_json::json!({
         "error": error,
-        "error_description": baton_core::echo(description),
+        "error_description": error_description(description),
     });
     let mut response = no_store(status, body);
     // The node cannot vouch now (not fresh, the log away): worth asking
@@ -212,6 +212,32 @@ fn oauth_error(status: StatusCode, error: &'static str, description: &str) -> Re
         );
     }
     response
+}
+
+/// Longest `error_description` sent.
+const DESCRIPTION_BYTES_MAX: usize = 512;
+
+/// An OAuth `error_description` (RFC 6749 §5.2): only the characters it
+/// allows (printable ASCII but `"` and `\`; others become `'`, `/` or `?`),
+/// and whole words within [`DESCRIPTION_BYTES_MAX`], then `(truncated)`.
+fn error_description(text: &str) -> String {
+    let allowed: String = text
+        .chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            '…' => '.',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect();
+    if allowed.len() <= DESCRIPTION_BYTES_MAX {
+        return allowed;
+    }
+    const MORE: &str = " (truncated)";
+    let room = &allowed[..DESCRIPTION_BYTES_MAX - MORE.len()];
+    let cut = room.rfind(' ').unwrap_or(room.len());
+    format!("{}{MORE}", room[..cut].trim_end_matches([',', ';', ':']))
 }
 
 fn no_store(status: StatusCode, body: serde_json::Value) -> Response {
@@ -378,9 +404,14 @@ async fn introspect<L: EventLog>(
         .node
         .introspect(Some(&caller), query, baton_node::Walk::Chain)
         .await
-        .map(crate::wire::introspect_response);
+        .map(|answer| {
+            let jwt_issuer = answer.check.jwt_issuer.clone();
+            (crate::wire::introspect_response(answer), jwt_issuer)
+        });
     match answer {
-        Ok(answer) => no_store(StatusCode::OK, introspection(answer)),
+        Ok((answer, jwt_issuer)) => {
+            no_store(StatusCode::OK, introspection(answer, jwt_issuer.as_deref()))
+        }
         Err(failed) => failure(&failed),
     }
 }
@@ -572,7 +603,11 @@ async fn revoke<L: EventLog>(
 /// delegation chain as nested RFC 8693 `act` claims (the current actor —
 /// the holder — outermost, each earlier holder inside), and Baton's own
 /// members prefixed `baton_`.
-fn introspection(answer: v1::IntrospectResponse) -> serde_json::Value {
+/// RFC 7662's answer for a token. `iss` and `exp` are the token's own: for
+/// a token known by a verified JWT's `jti`, that JWT's issuer and the sooner
+/// of its `exp` and the ledger's expiry; otherwise the authorization server
+/// that issued the chain's root grant and the ledger's expiry.
+fn introspection(answer: v1::IntrospectResponse, jwt_issuer: Option<&str>) -> serde_json::Value {
     let active = answer
         .check
         .as_ref()
@@ -598,8 +633,11 @@ fn introspection(answer: v1::IntrospectResponse) -> serde_json::Value {
         "client_id": details.holder,
         "sub": details.subject,
         "aud": details.audience,
-        "iss": details.issuer,
-        "exp": details.expires_at_unix_s,
+        "iss": jwt_issuer.unwrap_or(&details.issuer),
+        "exp": match check.expires_at_unix_s {
+            0 => details.expires_at_unix_s,
+            bounded => bounded,
+        },
         "iat": details.issued_at_unix_s,
         "token_type": "Bearer",
         "baton_tools": details.tools,
@@ -619,6 +657,28 @@ fn introspection(answer: v1::IntrospectResponse) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_description_is_whole_words_in_the_characters_oauth_allows() {
+        let said = "token: \"caf\u{e9}\" is not a JWT \\ nor known…";
+        assert_eq!(
+            error_description(said),
+            "token: 'caf?' is not a JWT / nor known."
+        );
+        let long = "the caller's grant names no ledger client ".repeat(40);
+        let cut = error_description(&long);
+        assert!(cut.len() <= DESCRIPTION_BYTES_MAX, "{}", cut.len());
+        assert!(cut.ends_with(" (truncated)"), "{cut}");
+        let kept = cut.trim_end_matches(" (truncated)");
+        assert!(
+            long.starts_with(kept) && long[kept.len()..].starts_with(' '),
+            "{cut}"
+        );
+        assert!(
+            cut.bytes()
+                .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+        );
+    }
 
     #[test]
     fn the_token_parameter_is_required_once() {
@@ -662,7 +722,10 @@ mod tests {
                 ..Default::default()
             }),
         };
-        assert_eq!(introspection(revoked), serde_json::json!({"active": false}));
+        assert_eq!(
+            introspection(revoked, None),
+            serde_json::json!({"active": false})
+        );
         // Active, but the caller may not see its details: inactive to it.
         let unseen = v1::IntrospectResponse {
             check: Some(v1::CheckResponse {
@@ -671,6 +734,9 @@ mod tests {
             }),
             details: None,
         };
-        assert_eq!(introspection(unseen), serde_json::json!({"active": false}));
+        assert_eq!(
+            introspection(unseen, None),
+            serde_json::json!({"active": false})
+        );
     }
 }
