@@ -1033,3 +1033,112 @@ async fn a_changed_certificate_is_served_without_a_signal() {
 
     node.stop();
 }
+
+/// A connection that fails says so once, with the likely cause and the
+/// fix: nothing listening, no scheme, plaintext to a TLS node, TLS to a
+/// plaintext one, a CA that did not sign the node's certificate; and a
+/// node's refusal is printed once.
+#[test]
+fn connection_failures_name_the_cause_and_the_fix_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki_dir = dir.path().join("pki");
+    let config = common::mtls_config(&pki_dir, "", "");
+    let tls = served(dir.path(), &config);
+    let root = baton_core::SigningKey::generate().public_key();
+    let plain = common::Served::start(
+        &dir.path().join("plain"),
+        &hex::encode(root.to_bytes()),
+        &[],
+    );
+    baton::pki::init(&dir.path().join("other-pki"), &[]).unwrap();
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nothing = format!("http://{}", unused.local_addr().unwrap());
+    drop(unused);
+    let plain_address = plain.address.clone();
+    let said = |server: &str, ca: Option<&Path>, args: &[&str]| -> String {
+        let mut command = common::baton();
+        command.env("BATON_SERVER", server).env_remove("BATON_CA");
+        if let Some(ca) = ca {
+            command.env("BATON_CA", ca);
+        }
+        let out = command.args(args).output().unwrap();
+        assert!(!out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let check = ["check", "jti:anything"];
+    for (server, ca, cause, fix) in [
+        (
+            nothing.as_str(),
+            None,
+            "Connection refused",
+            "nothing is listening there",
+        ),
+        (
+            plain_address.as_str(),
+            None,
+            "scheme is missing",
+            "write the address with its scheme",
+        ),
+        (
+            &format!("http://{}", tls.address),
+            None,
+            "",
+            "if the node serves TLS, use https://",
+        ),
+        (
+            &format!("https://{plain_address}"),
+            Some(pki_dir.join("ca.pem")),
+            "InvalidContentType",
+            "does not speak TLS on this port: use http://",
+        ),
+        (
+            &format!("https://{}", tls.address),
+            Some(dir.path().join("other-pki/ca.pem")),
+            "UnknownIssuer",
+            "does not chain to the CA given",
+        ),
+    ] {
+        let said = said(server, ca.as_deref(), &check);
+        assert!(
+            said.contains(cause) && said.contains(fix),
+            "{server}: {said}"
+        );
+        // Said once: no cause repeated by the error's chain.
+        assert_eq!(said.lines().count(), 1, "{server}: {said}");
+        if !cause.is_empty() {
+            assert_eq!(said.matches(cause).count(), 1, "{server}: {said}");
+        }
+    }
+    // A refusal from the node, once (through the SDK's append).
+    let key = dir.path().join("writer.key");
+    let out = common::baton()
+        .args(["keygen", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let key = key.display().to_string();
+    let said = said(
+        &plain.url(),
+        None,
+        &[
+            "narrow",
+            "--key",
+            &key,
+            "--parent",
+            "jti:not-in-the-ledger",
+            "--token",
+            "jti:hop",
+            "--performed-by",
+            "someone",
+            "--holder",
+            "someone-else",
+            "--audience",
+            "https://mcp.example/",
+            "--scopes",
+            "a",
+        ],
+    );
+    assert!(said.starts_with("error: NOT_FOUND: "), "{said}");
+    assert_eq!(said.matches("not-in-the-ledger").count(), 1, "{said}");
+}

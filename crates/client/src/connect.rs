@@ -121,9 +121,9 @@ impl Endpoint {
             Some(path) => endpoint.connect_with_connector(unix_connector(path)).await,
             None => endpoint.connect().await,
         };
-        let channel = connected.map_err(|source| Error::Connect {
+        let channel = connected.map_err(|cause| Error::Connect {
             server: self.server.clone(),
-            source,
+            cause,
         })?;
         Ok(Client::new(channel))
     }

@@ -25,6 +25,6 @@ pub use checker::{
     TokenInfo,
 };
 pub use connect::{Appended, Appends, Client, Endpoint, append_request};
-pub use error::{Error, Result, status_text};
+pub use error::{Error, Result, diagnose, status_hint, status_text};
 pub use exchange::{Exchange, Exchanged, exchange};
 pub use layer::{Authorized, BatonLayer, BatonService};
