@@ -8,7 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DATA="${BATON_DATA_DIR:-baton-data}"
+DATA="${BATON_DATA_DIR:-baton-data}"  # git-ignored in the checkout
+if [ ! -x target/release/baton ]; then
+    echo "building the release binary: the first build takes 5 to 10 minutes (later ones, seconds)" >&2
+fi
 cargo build --release --locked -p baton >&2
 BATON=target/release/baton
 mkdir -p "$DATA"
@@ -16,4 +19,5 @@ if [ ! -f "$DATA/trust-root.key" ]; then
     "$BATON" keygen --out "$DATA/trust-root.key" >&2
 fi
 echo "trust root: $DATA/trust-root.key (public key $("$BATON" pubkey "$DATA/trust-root.key"))" >&2
+echo "README's walkthrough, in another terminal here: export PATH=\"\$PWD/target/release:\$PATH\"; ln -s $DATA/trust-root.key root.key" >&2
 exec "$BATON" serve --loopback-admin --data-dir "$DATA" --trust-root "$("$BATON" pubkey "$DATA/trust-root.key")" "$@"
