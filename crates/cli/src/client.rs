@@ -71,7 +71,9 @@ fn wire_token(field: &str, value: &str) -> anyhow::Result<Option<v1::TokenRef>> 
 
 /// A node error as `CODE_NAME: message`, the way the node phrased it.
 pub fn status_text(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!(baton_client::status_text(&status))
+    // Kept as the SDK's error (displayed the same), so `--json` errors can
+    // name its code.
+    baton_client::Error::from(status).into()
 }
 
 /// Signs `body` with the key file and appends it; prints the outcome.

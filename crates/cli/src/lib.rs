@@ -144,6 +144,9 @@ pub fn check_config(text: &str) -> anyhow::Result<()> {
 }
 
 pub fn main() -> ExitCode {
+    // Errors as JSON when the verb was asked for JSON (read before parsing:
+    // an error parsing the rest is clap's own, exit code 2).
+    let json_errors = std::env::args_os().any(|arg| arg == "--json");
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -293,10 +296,44 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            if json_errors {
+                eprintln!("{}", error_json(&e));
+            } else {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::from(1)
         }
     }
+}
+
+/// An error as `--json` prints it (on stderr, one line): the message, the
+/// node's gRPC code when a node refused (`null` otherwise: bad input, an
+/// unreachable node), the rule it cited, and the exit code.
+fn error_json(error: &anyhow::Error) -> serde_json::Value {
+    let status = error.chain().find_map(|cause| match cause.downcast_ref() {
+        Some(baton_client::Error::Status(status)) => Some(status),
+        _ => None,
+    });
+    let code = status.map(|status| {
+        baton_client::status_text(status)
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    });
+    let rule = status.and_then(|status| {
+        status
+            .metadata()
+            .get("baton-rule")
+            .and_then(|rule| rule.to_str().ok())
+            .map(str::to_owned)
+    });
+    serde_json::json!({
+        "error": format!("{error:#}"),
+        "code": code,
+        "rule": rule,
+        "exit_code": 1,
+    })
 }
 
 /// Nodes log progress; client verbs log only problems, so their output stays clean.

@@ -1118,7 +1118,7 @@ fn connection_failures_name_the_cause_and_the_fix_once() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let key = key.display().to_string();
-    let said = said(
+    let refusal = said(
         &plain.url(),
         None,
         &[
@@ -1139,6 +1139,36 @@ fn connection_failures_name_the_cause_and_the_fix_once() {
             "a",
         ],
     );
-    assert!(said.starts_with("error: NOT_FOUND: "), "{said}");
-    assert_eq!(said.matches("not-in-the-ledger").count(), 1, "{said}");
+    assert!(refusal.starts_with("error: NOT_FOUND: "), "{refusal}");
+    assert_eq!(refusal.matches("not-in-the-ledger").count(), 1, "{refusal}");
+    // With --json, errors are JSON too: the node's code when it refused,
+    // null when no node answered.
+    let as_json = |said: String| -> serde_json::Value {
+        serde_json::from_str(said.trim()).unwrap_or_else(|e| panic!("{e}: {said}"))
+    };
+    let refused = as_json(
+        common::baton()
+            .env("BATON_SERVER", plain.url())
+            .args(["chain", "--json", "jti:not-in-the-ledger"])
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stderr).into_owned())
+            .unwrap(),
+    );
+    assert_eq!(refused["code"], "NOT_FOUND", "{refused}");
+    assert_eq!(refused["exit_code"], 1, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("not-in-the-ledger")
+    );
+    let unreachable = as_json(said(&nothing, None, &["check", "--json", "jti:x"]));
+    assert!(unreachable["code"].is_null(), "{unreachable}");
+    assert!(
+        unreachable["error"]
+            .as_str()
+            .unwrap()
+            .contains("nothing is listening there"),
+        "{unreachable}"
+    );
 }
