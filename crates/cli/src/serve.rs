@@ -216,9 +216,15 @@ impl crate::eventlog::OnLog for Serving {
     type Output = ();
 
     async fn run<L: EventLog>(self, log: L, described: String) -> anyhow::Result<()> {
-        announce(self.address, &format!("{described}{}", self.secured));
-        baton_server::run_with(self.options, log, self.listeners, crate::shutdown_signal())
-            .await
-            .map_err(|e| anyhow::anyhow!(e))
+        let (address, said) = (self.address, format!("{described}{}", self.secured));
+        baton_server::run_announced(
+            self.options,
+            log,
+            self.listeners,
+            crate::shutdown_signal(),
+            move || announce(address, &said),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
     }
 }

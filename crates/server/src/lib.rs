@@ -208,6 +208,20 @@ pub async fn run_with<L: EventLog>(
     listeners: Listeners,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    run_announced(options, log, listeners, shutdown, || {}).await
+}
+
+/// [`run_with`], calling `announce` once the node has passed its start-up
+/// checks (the log's partitions, the projection: its lock, its rules, a
+/// restored snapshot's, not ahead of the log) and is about to serve: where
+/// the binary says it is listening, so that line never precedes a refusal.
+pub async fn run_announced<L: EventLog>(
+    options: ServerOptions,
+    log: L,
+    listeners: Listeners,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    announce: impl FnOnce() + Send,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let Listeners {
         grpc: listener,
         unix,
@@ -294,6 +308,7 @@ pub async fn run_with<L: EventLog>(
             stopping.clone(),
         ));
     }
+    announce();
     tracing::info!(%address, "baton node serving");
     let incoming = listener::incoming(
         listener,

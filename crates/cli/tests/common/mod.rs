@@ -67,6 +67,11 @@ pub fn refused_within_a_minute(mut command: Command) -> String {
         }
     };
     assert!(!out.status.success(), "{out:?}");
+    // A node that refuses to start never said it was listening first.
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("baton listening on"),
+        "said it was listening, then refused: {out:?}"
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
