@@ -150,6 +150,7 @@ pub async fn status(args: Status) -> anyhow::Result<()> {
 pub enum Quarantine {
     /// Every quarantined log record, in log order: position, rule, reason,
     /// the ids of its events when it decodes.
+    #[command(after_help = "Example:\n  baton quarantine list --from 0:0 --limit 100")]
     List {
         #[command(flatten)]
         connection: Connection,
@@ -161,6 +162,7 @@ pub enum Quarantine {
         limit: usize,
     },
     /// One quarantined record, with its bytes as written (base64).
+    #[command(after_help = "Example:\n  baton quarantine show 2:1042")]
     Show {
         #[command(flatten)]
         connection: Connection,
@@ -329,6 +331,9 @@ pub async fn quarantine(command: Quarantine) -> anyhow::Result<()> {
 pub enum Snapshot {
     /// Copy a live node's projection, with the log positions it reflects,
     /// into a new file (checked before it is kept). Admin role.
+    #[command(
+        after_help = "Example:\n  baton snapshot create --server https://node-a:7700 --out a.snapshot"
+    )]
     Create {
         #[command(flatten)]
         connection: Connection,
@@ -338,8 +343,11 @@ pub enum Snapshot {
     },
     /// Check a snapshot file whole (checksum, entries, state digest) and say
     /// what it holds.
+    #[command(after_help = "Example:\n  baton snapshot verify a.snapshot")]
     Verify {
+        /// The snapshot file.
         file: PathBuf,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -351,13 +359,16 @@ pub enum Snapshot {
     /// kept only if its digest is the snapshot's. Takes the node's own
     /// flags (--data-dir; with --verify-full also its configuration: trust
     /// roots, rules, Kafka).
+    #[command(after_help = "Example:\n  baton snapshot restore a.snapshot --data-dir node-c")]
     Restore {
+        /// The snapshot file.
         file: PathBuf,
         /// Replay the log instead of trusting the snapshot's content.
         #[arg(long)]
         verify_full: bool,
         #[command(flatten)]
         node: Box<crate::config::Flags>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -140,6 +140,7 @@ pub struct Register {
     /// pre-registered, dynamic, metadata-document or static-api-key.
     #[arg(long, default_value = "pre-registered")]
     registration: String,
+    /// The URL of the client's metadata document (CIMD), recorded with it.
     #[arg(long)]
     metadata_url: Option<String>,
     /// The client's key: its key file, or `PUBLIC:PROOF` as `baton pubkey
@@ -200,15 +201,20 @@ pub struct Issue {
     /// The issuing authorization server.
     #[arg(long)]
     issuer: String,
+    /// The user the token acts for (user:NAME, or a client id for a static
+    /// grant).
     #[arg(long)]
     subject: String,
+    /// The client the token is issued to.
     #[arg(long)]
     holder: String,
     /// The RFC 8707 resource the token is for.
     #[arg(long)]
     audience: String,
+    /// Scopes granted, comma-separated (within the issuer's ceiling).
     #[arg(long, default_value = "")]
     scopes: Vec<String>,
+    /// MCP tools granted, comma-separated (within the issuer's ceiling).
     #[arg(long, default_value = "")]
     tools: Vec<String>,
     /// authorization-code-pkce, device-code, client-credentials, api-key or refresh-token.
@@ -217,8 +223,11 @@ pub struct Issue {
     /// Lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     ttl: i64,
+    /// The login session (sid) the token belongs to, recorded with it.
     #[arg(long)]
     session_id: Option<String>,
+    /// Answer only once the node has applied this consistency token (from
+    /// an earlier answer, any node's).
     #[arg(long)]
     after: Option<String>,
 }
@@ -260,15 +269,20 @@ pub struct Narrow {
     /// The next hop that will hold the new token.
     #[arg(long)]
     holder: String,
+    /// The RFC 8707 resource the new token is for.
     #[arg(long)]
     audience: String,
+    /// Scopes kept, comma-separated (a subset of the parent's).
     #[arg(long, default_value = "")]
     scopes: Vec<String>,
+    /// MCP tools kept, comma-separated (a subset of the parent's).
     #[arg(long, default_value = "")]
     tools: Vec<String>,
     /// Lifetime in seconds, capped at the parent's expiry.
     #[arg(long, default_value_t = 900)]
     ttl: i64,
+    /// Answer only once the node has applied this consistency token (from
+    /// an earlier answer, any node's).
     #[arg(long)]
     after: Option<String>,
 }
@@ -323,11 +337,14 @@ pub struct Revoke {
     /// Revoke a signing key (key:<hex>, a key file, or 64 hex digits of a public key).
     #[arg(long)]
     key_id: Option<String>,
+    /// Why, recorded with the revocation.
     #[arg(long, default_value = "")]
     reason: String,
     /// The revoking client; omit when a trust-root key signs.
     #[arg(long)]
     revoked_by: Option<String>,
+    /// Answer only once the node has applied this consistency token (from
+    /// an earlier answer, any node's).
     #[arg(long)]
     after: Option<String>,
 }
@@ -442,7 +459,10 @@ pub async fn check(args: Check) -> anyhow::Result<u8> {
 pub struct Chain {
     #[command(flatten)]
     connection: Connection,
+    /// The token: jti:<jti> or b3:<digest>.
     token: String,
+    /// Answer only once the node has applied this consistency token (from
+    /// an earlier answer, any node's).
     #[arg(long)]
     after: Option<String>,
 }
@@ -541,10 +561,13 @@ pub async fn chain(args: Chain) -> anyhow::Result<()> {
 pub struct Export {
     #[command(flatten)]
     connection: Connection,
+    /// The token: jti:<jti> or b3:<digest>.
     token: String,
     /// Where to write the bundle (created; never overwritten).
     #[arg(long)]
     out: PathBuf,
+    /// Answer only once the node has applied this consistency token (from
+    /// an earlier answer, any node's).
     #[arg(long)]
     after: Option<String>,
 }
@@ -596,6 +619,7 @@ pub struct Verify {
     /// A trust-root public key: its key file or 64 hex digits; repeatable.
     #[arg(long = "trust-root", required = true)]
     trust_roots: Vec<String>,
+    /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
 }

@@ -461,12 +461,17 @@ pub struct Flags {
     /// Kafka bootstrap servers; without them, the embedded log.
     #[arg(long)]
     pub kafka_brokers: Option<String>,
+    /// The Kafka topic of the ledger [default: baton.events.v1].
     #[arg(long)]
     pub kafka_topic: Option<String>,
+    /// Partitions of the topic when the node creates it [default: 8].
     #[arg(long)]
     pub kafka_partitions: Option<u32>,
+    /// Replication factor of the topic when the node creates it [default: 1].
     #[arg(long)]
     pub kafka_replication: Option<i32>,
+    /// The deepest a delegation chain may be (hops below the root grant)
+    /// [default: 16].
     #[arg(long)]
     pub depth_max: Option<u32>,
     /// The server's TLS certificate chain (PEM).
@@ -532,7 +537,9 @@ fn service_link(name: &str, value: &str) -> bool {
         }
 }
 
-const ENV_KEYS: [&str; 32] = [
+/// The variables a node reads (and the client verbs' own), listed in the
+/// refusal of an unknown one.
+const ENV_KEYS: [&str; 26] = [
     "BATON_LISTEN",
     "BATON_UNIX_LISTEN",
     "BATON_LOOPBACK_ADMIN",
@@ -559,12 +566,18 @@ const ENV_KEYS: [&str; 32] = [
     "BATON_CA",
     "BATON_CERT",
     "BATON_CERT_KEY",
+];
+
+/// Variables of the repository's own tooling (tests, benchmarks, the Kafka
+/// script): accepted where they are set, never suggested to a user.
+const TOOLING_ENV_KEYS: [&str; 7] = [
     "BATON_CACHE",
     "BATON_KAFKA_CACHE",
     "BATON_KAFKA_VERSION",
     "BATON_KAFKA_START_TIMEOUT",
     "BATON_KAFKA_STOP_TIMEOUT",
     "BATON_REGENERATE_VECTORS",
+    "BATON_RECORD_CHECKER_SCENARIOS",
 ];
 
 fn parse<T: std::str::FromStr>(name: &str, value: &str) -> anyhow::Result<T>
@@ -648,7 +661,7 @@ impl Config {
                 }
                 "BATON_INSECURE" => config.insecure = parse(name, value)?,
                 "BATON_GATEWAY" => config.gateway = value.clone(),
-                known if ENV_KEYS.contains(&known) => {}
+                known if ENV_KEYS.contains(&known) || TOOLING_ENV_KEYS.contains(&known) => {}
                 link if service_link(link, value) => {}
                 unknown => bail!(
                     "unknown environment variable {unknown}; known: {}",
@@ -1324,6 +1337,13 @@ mod tests {
             err.contains("unknown environment variable BATON_LISTNE"),
             "{err}"
         );
+        // The list it suggests is a user's: the repository's own tooling
+        // variables are accepted, never suggested.
+        assert!(
+            err.contains("BATON_LISTEN") && !err.contains("BATON_CACHE"),
+            "{err}"
+        );
+        Config::load(&flags, &env(&[("BATON_KAFKA_CACHE", "/tmp/k")])).unwrap();
         // What Kubernetes sets for Services named `baton` and `baton-headless`
         // is no setting, and is not refused; look-alikes still are.
         let links = [

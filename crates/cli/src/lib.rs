@@ -28,12 +28,17 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a ledger node: the embedded log by default, Kafka when brokers are configured.
+    #[command(
+        after_help = "Example:\n  baton serve --data-dir data --trust-root \"$(baton pubkey root.key)\" --loopback-admin"
+    )]
     Serve(config::Flags),
     /// Create a signing key file (mode 0600) and print its public key.
+    #[command(after_help = "Example:\n  baton keygen --out auth.key")]
     Keygen {
         /// Where to write the key (never overwritten).
         #[arg(long)]
         out: std::path::PathBuf,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -43,8 +48,11 @@ enum Command {
     /// possession for that client registered by that registrar, for the
     /// registrar to pass as `--client-key` (the proof is no good to anyone
     /// else). `--proof-for` alone proves it for a key rotation.
+    #[command(after_help = "Example:\n  baton pubkey root.key")]
     Pubkey {
+        /// The key file (from `baton keygen`).
         key: std::path::PathBuf,
+        /// Prove possession of the key for this client id.
         #[arg(long = "proof-for")]
         proof_for: Option<String>,
         /// The authorization server that will register the client.
@@ -55,29 +63,52 @@ enum Command {
         by_trust_root: bool,
     },
     /// Register a client: its kind, role, keys and ceiling of scopes and tools.
+    #[command(
+        after_help = "Example:\n  baton register --key root.key --client-id auth.example --kind authorization-server --role delegating-layer --client-key auth.key --scopes repo:read --tools github/search"
+    )]
     Register(client::Register),
     /// Record a root grant issued by an authorization server.
+    #[command(
+        after_help = "Example:\n  baton issue --key auth.key --issuer auth.example --token jti:alice-1 --subject user:alice@example.com --holder gateway --audience https://gateway.example/mcp --scopes repo:read --tools github/search"
+    )]
     Issue(client::Issue),
     /// Record one delegation hop: a narrower token for the next hop.
+    #[command(
+        after_help = "Example:\n  baton narrow --key gateway.key --parent jti:alice-1 --token jti:alice-2 --performed-by gateway --holder mcp-github --audience https://github.example/mcp --scopes repo:read --tools github/search"
+    )]
     Narrow(client::Narrow),
     /// Revoke a token, a client, a subject or a key.
+    #[command(
+        after_help = "Example:\n  baton revoke --key gateway.key --revoked-by gateway --token jti:alice-2 --reason session-ended"
+    )]
     Revoke(client::Revoke),
     /// Check a token: exit 0 ACTIVE, 3 REVOKED, 4 EXPIRED, 5 UNKNOWN, 6 AUDIENCE_MISMATCH.
+    #[command(
+        after_help = "Example:\n  baton check jti:alice-2 --presented-to https://github.example/mcp"
+    )]
     Check(client::Check),
     /// Show a token's chain, root to leaf.
+    #[command(after_help = "Example:\n  baton chain jti:alice-2")]
     Chain(client::Chain),
     /// Export a token's chain as a bundle for offline verification.
+    #[command(after_help = "Example:\n  baton export jti:alice-2 --out alice-2.bundle")]
     Export(client::Export),
     /// Verify an exported bundle offline: exit 0 verified, 3 not.
+    #[command(after_help = "Example:\n  baton verify alice-2.bundle --trust-root root.key")]
     Verify(client::Verify),
     /// Print the reference (`b3:…`) of a bearer token read from standard
     /// input: the digest of its exact bytes (one trailing newline ignored),
     /// which is how writers record a token and bridges look it up.
+    #[command(after_help = "Example:\n  printf %s \"$TOKEN\" | baton digest")]
     Digest,
     /// Run only a projector: apply the log to a projection and keep following it.
+    #[command(after_help = "Example:\n  baton project --config baton.toml")]
     Project(project::Args),
     /// Where a live node stands: readiness, position and lag per partition,
     /// counts, and (with --digest) its projection's state digest. Admin role.
+    #[command(
+        after_help = "Example:\n  baton status --server https://node-a:7700 --ca ca.pem --cert admin.pem --cert-key admin.key"
+    )]
     Status(admin::Status),
     /// The log records a live node quarantined (attempted forgeries,
     /// garbage): `list`, `show POSITION`. Admin role.
@@ -101,16 +132,26 @@ enum Secret {
     /// Make a random 256-bit client secret, write it to OUT (mode 0600,
     /// never overwritten) and print its hash for an `[[access]]` grant's
     /// `secret_hash`.
-    New { out: std::path::PathBuf },
+    #[command(after_help = "Example:\n  baton secret new mcp-a.secret")]
+    New {
+        /// Where to write the secret (mode 0600, never overwritten).
+        out: std::path::PathBuf,
+    },
     /// Print the hash of the secret in FILE (a trailing newline ignored).
-    Hash { file: std::path::PathBuf },
+    #[command(after_help = "Example:\n  baton secret hash mcp-a.secret")]
+    Hash {
+        /// The file holding the secret.
+        file: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 enum Pki {
     /// Make a CA (ca.pem, ca.key) and a server certificate (server.pem,
     /// server.key) for localhost, 127.0.0.1, ::1 and every --host, in DIR.
+    #[command(after_help = "Example:\n  baton pki init pki --host node-a.example")]
     Init {
+        /// Where to write the CA and the server certificate (created).
         dir: std::path::PathBuf,
         /// Another DNS name or IP address of the node; repeatable.
         #[arg(long = "host")]
@@ -120,10 +161,15 @@ enum Pki {
     /// a URI (spiffe://…) or a DNS name; or, with --host instead, a
     /// certificate for a server that is also a client of its peers (a Kafka
     /// broker).
+    #[command(
+        after_help = "Example:\n  baton pki issue --dir pki --principal spiffe://example/admin --name admin"
+    )]
     Issue {
         /// The directory `pki init` made.
         #[arg(long)]
         dir: std::path::PathBuf,
+        /// The principal the certificate names: a URI (spiffe://...) or a DNS
+        /// name.
         #[arg(long, required_unless_present = "hosts", conflicts_with = "hosts")]
         principal: Option<String>,
         /// A DNS name or IP address of a server; repeatable.
@@ -363,5 +409,55 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+#[cfg(test)]
+mod help {
+    use clap::CommandFactory as _;
+
+    /// Every argument of every verb says what it is, and every verb's
+    /// `--help` ends with an example.
+    #[test]
+    fn every_argument_has_help_and_every_verb_an_example() {
+        let mut missing = Vec::new();
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", command.get_name());
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path}: --{id} has no help"));
+                }
+            }
+            let leaves: Vec<&clap::Command> = command.get_subcommands().collect();
+            if leaves.is_empty() {
+                let example = command
+                    .get_after_help()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                match example.split_once("Example:\n  ") {
+                    None => missing.push(format!("{path}: --help ends with no example")),
+                    // An example the parser refuses is no example (those
+                    // with shell substitutions or pipes are read by people).
+                    Some((_, line)) if !line.contains('$') && !line.contains('|') => {
+                        let words = line.split_whitespace().map(|w| w.trim_matches('"'));
+                        if let Err(e) = <super::Cli as clap::Parser>::try_parse_from(words) {
+                            missing.push(format!("{path}: example {line:?} does not parse: {e}"));
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+            for sub in leaves {
+                walk(sub, &path, missing);
+            }
+        }
+        for verb in super::Cli::command().get_subcommands() {
+            walk(verb, "baton", &mut missing);
+        }
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
     }
 }
