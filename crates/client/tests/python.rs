@@ -92,3 +92,21 @@ async fn the_python_middleware_guards_an_mcp_server_with_no_code_in_its_tools() 
     assert!(passed("mcp middleware", &out) >= 20);
     node.stop().await;
 }
+
+/// The Python SDK as its README shows it: `Client("http://host:port")`,
+/// `issue(..., ttl_s=)`, `TokenStatus` by name, event ids as Baton prints
+/// them (`crates/client-python/tests/client_api.py`, against a real node).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_reads_like_its_readme() {
+    let python = tools::sdk_python().unwrap();
+    let f = Fixture::with_root(SigningKey::from_seed(&[1; 32]), now_s());
+    let node = Node::start(&f).await;
+    let out = tokio::process::Command::new(&python)
+        .arg(repo_root().join("crates/client-python/tests/client_api.py"))
+        .arg(node.address.to_string())
+        .output()
+        .await
+        .unwrap();
+    assert!(passed("sdk api", &out) >= 19);
+    node.stop().await;
+}

@@ -13,6 +13,7 @@
 
 from .checker import (
     ACTIVE, AUDIENCE_MISMATCH, EXPIRED, REVOKED, UNKNOWN, Answer, Checker, ManualClock, SystemClock, TokenInfo,
+    TokenStatus,
 )
 from .client import Appended, Client
 from .events import Parent, issue, register, revoke, rotate, token_ref, token_text
@@ -22,5 +23,5 @@ from .signing import KeyFileError, Signer, derive, event_id, pae, token_digest
 __all__ = [
     "ACTIVE", "AUDIENCE_MISMATCH", "EXPIRED", "REVOKED", "UNKNOWN", "Answer", "Appended", "Checker", "Client",
     "Exchanged", "KeyFileError", "ManualClock", "Parent", "Signer", "SystemClock", "TokenInfo", "derive", "event_id", "exchange", "issue",
-    "pae", "register", "revoke", "rotate", "token_digest", "token_ref", "token_text",
+    "pae", "register", "revoke", "rotate", "token_digest", "token_ref", "token_text", "TokenStatus",
 ]

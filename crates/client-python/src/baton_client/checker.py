@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 import logging
 import time
 from dataclasses import dataclass, field
@@ -42,15 +43,33 @@ from .targets import Target
 
 log = logging.getLogger("baton_client.checker")
 
-ACTIVE = revocation_pb2.TOKEN_STATUS_ACTIVE
-REVOKED = revocation_pb2.TOKEN_STATUS_REVOKED
-EXPIRED = revocation_pb2.TOKEN_STATUS_EXPIRED
-UNKNOWN = revocation_pb2.TOKEN_STATUS_UNKNOWN
-AUDIENCE_MISMATCH = revocation_pb2.TOKEN_STATUS_AUDIENCE_MISMATCH
+class TokenStatus(enum.IntEnum):
+    """A check's answer (the wire's `TokenStatus`; an int like it, so
+    `answer.status == ACTIVE` and protobuf fields compare either way)."""
 
-STATUS_NAMES = {
-    ACTIVE: "ACTIVE", REVOKED: "REVOKED", EXPIRED: "EXPIRED", UNKNOWN: "UNKNOWN", AUDIENCE_MISMATCH: "AUDIENCE_MISMATCH",
-}
+    ACTIVE = revocation_pb2.TOKEN_STATUS_ACTIVE
+    REVOKED = revocation_pb2.TOKEN_STATUS_REVOKED
+    EXPIRED = revocation_pb2.TOKEN_STATUS_EXPIRED
+    UNKNOWN = revocation_pb2.TOKEN_STATUS_UNKNOWN
+    AUDIENCE_MISMATCH = revocation_pb2.TOKEN_STATUS_AUDIENCE_MISMATCH
+
+    @classmethod
+    def of(cls, raw: int) -> "TokenStatus":
+        """The status of a wire value; one this SDK does not know is UNKNOWN
+        (never treated as valid)."""
+        try:
+            return cls(raw)
+        except ValueError:
+            return cls.UNKNOWN
+
+
+ACTIVE = TokenStatus.ACTIVE
+REVOKED = TokenStatus.REVOKED
+EXPIRED = TokenStatus.EXPIRED
+UNKNOWN = TokenStatus.UNKNOWN
+AUDIENCE_MISMATCH = TokenStatus.AUDIENCE_MISMATCH
+
+STATUS_NAMES = {status: status.name for status in TokenStatus}
 
 RECENT_MAX = 4096
 ATTEMPTS = 3
@@ -92,14 +111,24 @@ class TokenInfo:
     event_id: bytes
     details: revocation_pb2.TokenDetails | None
 
+    @property
+    def id(self) -> str:
+        """The id of the event that recorded the token, as Baton prints it
+        (`ev:` and 64 hex digits)."""
+        return "ev:" + self.event_id.hex()
+
 
 @dataclass(frozen=True)
 class Answer:
-    status: int
+    status: TokenStatus
     # "cache", "node", "stale" (UNKNOWN: the feed is stale) or
     # "unavailable" (UNKNOWN: the node did not answer).
     source: str
     token: TokenInfo | None = None
+
+    def __post_init__(self) -> None:
+        # Answers built from wire values carry a `TokenStatus` all the same.
+        object.__setattr__(self, "status", TokenStatus.of(self.status))
 
     @property
     def allows(self) -> bool:

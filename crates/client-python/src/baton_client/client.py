@@ -27,18 +27,41 @@ class Appended:
     accepted: list[bool]
     consistency_token: str
 
+    @property
+    def ids(self) -> list[str]:
+        """The event ids as Baton prints them (`ev:` and 64 hex digits)."""
+        return ["ev:" + event_id.hex() for event_id in self.event_ids]
+
+
+def _target(server: str, ca: str | None) -> tuple[str, bool]:
+    """The gRPC target and whether to use TLS: from `http://host:port` or
+    `https://host:port` (what every other Baton tool takes), or any gRPC
+    target as grpcio reads it (`host:port`, `unix:PATH`, `dns:///host:port`:
+    TLS when a CA is given)."""
+    if server.startswith("http://"):
+        if ca:
+            raise ValueError(f"server: {server} is http:// but a CA was given: use https://")
+        return server.removeprefix("http://").rstrip("/"), False
+    if server.startswith("https://"):
+        return server.removeprefix("https://").rstrip("/"), True
+    return server, bool(ca)
+
 
 class Client:
-    """Typed calls on one channel. `target` is `host:port`; with `ca` the
-    channel is TLS (and mTLS with `cert` and `key`, PEM files)."""
+    """Typed calls on one channel. `target` is `http://host:port`,
+    `https://host:port` (TLS: the node's certificate chains to `ca`, or to
+    the system's roots without one) or a gRPC target (`host:port`,
+    `unix:PATH`: TLS when `ca` is given); `cert` and `key` (PEM files) make
+    it mTLS."""
 
     def __init__(self, target: str, ca: str | None = None, cert: str | None = None, key: str | None = None):
-        if ca:
+        target, tls = _target(target, ca)
+        if tls:
             read = lambda path: pathlib.Path(path).read_bytes() if path else None  # noqa: E731
             credentials = grpc.ssl_channel_credentials(read(ca), read(key), read(cert))
             self.channel = grpc.aio.secure_channel(target, credentials)
         elif cert or key:
-            raise ValueError("cert/key need ca: a client certificate goes over TLS only")
+            raise ValueError("cert/key need TLS (https:// or a ca): a client certificate goes over TLS only")
         else:
             self.channel = grpc.aio.insecure_channel(target)
         self.ledger = ledger_pb2_grpc.LedgerServiceStub(self.channel)

@@ -4,6 +4,8 @@ checks every rule and refuses a bad event naming the field."""
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -64,12 +66,21 @@ def issue(
     audience: str,
     scopes: Iterable[str],
     tools: Iterable[str],
-    issued_at_s: int,
-    expires_at_s: int,
+    issued_at_s: int | None = None,
+    expires_at_s: int | None = None,
     grant_type: int = events_pb2.GRANT_TYPE_AUTHORIZATION_CODE_PKCE,
+    *,
+    ttl_s: int | None = None,
 ) -> events_pb2.Event:
     """A root grant: `issuer` (an authorization server) issued `token` to
-    `holder`, for `subject`."""
+    `holder`, for `subject`, from `issued_at_s` (now by default) until
+    `expires_at_s`, or for `ttl_s` seconds (one of the two)."""
+    if issued_at_s is None:
+        issued_at_s = int(time.time())
+    if (expires_at_s is None) == (ttl_s is None):
+        raise ValueError("issue: give expires_at_s or ttl_s (one of the two)")
+    if expires_at_s is None:
+        expires_at_s = issued_at_s + ttl_s
     event = events_pb2.Event()
     g = event.token_issued
     g.token.CopyFrom(token_ref(token))
