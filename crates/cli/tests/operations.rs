@@ -119,6 +119,8 @@ fn serve_on(dir: &std::path::Path, root: &str, brokers: &str, topic: &str) -> Se
             "4",
             "--metrics-listen",
             "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
         ],
     )
 }
@@ -272,6 +274,28 @@ async fn metrics_quarantine_and_status_tell_what_happened() {
         (status(&url)["quarantined"] == 4).then_some(())
     });
 
+    // The HTTP bridges, by route and code: /healthz, an introspection
+    // without credentials, a path no route has (counted as `other`).
+    let http = node.http_address.clone().unwrap();
+    let mut answered = Vec::new();
+    for (route, path, form) in [
+        ("/healthz", "/healthz", false),
+        ("/oauth2/introspect", "/oauth2/introspect", true),
+        ("other", "/no/such/route", false),
+    ] {
+        let mut curl = std::process::Command::new("curl");
+        curl.args(["-s", "-o", "/dev/null", "-w", "%{http_code}"]);
+        if form {
+            curl.args(["-d", "token=x"]);
+        }
+        let out = curl.arg(format!("http://{http}{path}")).output().unwrap();
+        let code = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success() && code.len() == 3, "{out:?}");
+        answered.push((route, code));
+    }
+    assert_eq!(answered[1].1, "401", "introspection without credentials");
+    assert_eq!(answered[2].1, "404");
+
     // Lag back to 0 (the Watch's end is recorded once its body is dropped).
     let after = eventually(
         "lag 0 on every partition, the Watch counted as ended",
@@ -302,6 +326,26 @@ async fn metrics_quarantine_and_status_tell_what_happened() {
     assert_eq!(appends("accepted", ""), n + 3.0);
     assert_eq!(appends("duplicate", ""), n);
     assert_eq!(appends("rejected", "already-exists"), 1.0);
+    for (route, code) in &answered {
+        assert_eq!(
+            moved(
+                &before,
+                &after,
+                "baton_http_requests_total",
+                &[("route", route), ("code", code)]
+            ),
+            1.0,
+            "{route} {code}"
+        );
+        assert!(
+            value(
+                &after,
+                "baton_http_request_seconds_count",
+                &[("route", route)]
+            ) >= 1.0,
+            "{route}"
+        );
+    }
     let checked =
         |status: &str| moved(&before, &after, "baton_checks_total", &[("status", status)]);
     assert_eq!(checked("active"), 2.0);

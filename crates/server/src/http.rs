@@ -82,6 +82,7 @@ pub(crate) async fn serve<L: EventLog>(
     node: Arc<Node<L>>,
     options: ServerOptions,
     listener: TcpListener,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
     stopping: watch::Receiver<bool>,
 ) {
     let tls = options
@@ -98,6 +99,13 @@ pub(crate) async fn serve<L: EventLog>(
             access: options.access,
             delegate: options.revocation_delegate,
         }));
+    // Outermost: every answer is counted, refusals included.
+    let router = match metrics {
+        Some(metrics) => router.layer(axum::middleware::from_fn(move |request, next| {
+            observed(metrics.clone(), request, next)
+        })),
+        None => router,
+    };
     let traces = options.traces;
     let admin = options.plaintext_admin;
     crate::listener::serve_router(
@@ -110,6 +118,23 @@ pub(crate) async fn serve<L: EventLog>(
         stopping,
     )
     .await;
+}
+
+/// Counts and times one HTTP bridge request by its route (from the route
+/// table: a path not in it is `other`, never a label of its own).
+async fn observed(
+    metrics: Arc<crate::metrics::Metrics>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = match crate::routes::route(request.uri().path()) {
+        Some(route) if matches!(route.kind, crate::routes::Kind::Http(_)) => route.path,
+        _ => "other",
+    };
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    metrics.http_done(route, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Who is calling `path`: the connection's identity, or for introspection

@@ -305,6 +305,7 @@ pub async fn run_announced<L: EventLog>(
             node.clone(),
             options.clone(),
             http,
+            metrics.clone(),
             stopping.clone(),
         ));
     }

@@ -71,6 +71,19 @@ struct LogLabel {
     log: &'static str,
 }
 
+/// An HTTP bridge request, as labels: its route from the route table
+/// (`other` for a path not in it), and its status code.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    route: &'static str,
+    code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: &'static str,
+}
+
 /// Every metric a node records as things happen. Label values are static
 /// strings from fixed tables: nothing a caller sends becomes a label.
 #[derive(Debug)]
@@ -85,6 +98,8 @@ pub struct Metrics {
     watch_entries: Family<KindLabel, Counter>,
     log_append: Histograms<LogLabel>,
     log_append_errors: Family<LogLabel, Counter>,
+    http_requests: Family<HttpLabels, Counter>,
+    http_handling: Histograms<RouteLabel>,
     log: &'static str,
 }
 
@@ -101,6 +116,18 @@ impl Metrics {
         let watch_entries = Family::<KindLabel, Counter>::default();
         let log_append: Histograms<LogLabel> = Family::new_with_constructor(seconds_histogram);
         let log_append_errors = Family::<LogLabel, Counter>::default();
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        let http_handling: Histograms<RouteLabel> = Family::new_with_constructor(seconds_histogram);
+        registry.register(
+            "baton_http_requests",
+            "Requests answered by the HTTP bridges (forward-auth, RFC 7662, RFC 7009, /healthz), by route and status code",
+            http_requests.clone(),
+        );
+        registry.register(
+            "baton_http_request_seconds",
+            "Time an HTTP bridge took to answer, by route",
+            http_handling.clone(),
+        );
         registry.register(
             "grpc_server_started",
             "RPCs started on the server",
@@ -176,8 +203,20 @@ impl Metrics {
             watch_entries,
             log_append,
             log_append_errors,
+            http_requests,
+            http_handling,
             log,
         }
+    }
+
+    /// An HTTP bridge answered `route` with `code` after `took`.
+    pub(crate) fn http_done(&self, route: &'static str, code: u16, took: std::time::Duration) {
+        self.http_requests
+            .get_or_create(&HttpLabels { route, code })
+            .inc();
+        self.http_handling
+            .get_or_create(&RouteLabel { route })
+            .observe(took.as_secs_f64());
     }
 
     fn rpc_done(&self, rpc: Rpc, code: &'static str, started: Instant) {
