@@ -190,10 +190,14 @@ pub fn check_config(text: &str) -> anyhow::Result<()> {
 }
 
 pub fn main() -> ExitCode {
-    // Errors as JSON when the verb was asked for JSON (read before parsing:
-    // an error parsing the rest is clap's own, exit code 2).
-    let json_errors = std::env::args_os().any(|arg| arg == "--json");
-    let cli = Cli::parse();
+    // Usage errors are clap's own (text, exit code 2).
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    // Errors as JSON when the verb was asked for JSON.
+    let json_errors = json_flag(&matches);
+    let cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -350,6 +354,20 @@ pub fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Whether the verb was given `--json` (as its flag, not as another flag's
+/// value).
+fn json_flag(matches: &clap::ArgMatches) -> bool {
+    matches
+        .try_get_one::<bool>("json")
+        .ok()
+        .flatten()
+        .copied()
+        .unwrap_or(false)
+        || matches
+            .subcommand()
+            .is_some_and(|(_, verb)| json_flag(verb))
 }
 
 /// An error as `--json` prints it (on stderr, one line): the message, the

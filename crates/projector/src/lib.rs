@@ -9,7 +9,7 @@
 //! resumes exactly where its state ends.
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -260,6 +260,10 @@ pub struct Projector<L: EventLog> {
     log: L,
     shared: Arc<Shared>,
     options: ProjectorOptions,
+    /// A restored projection's mark, removed once the projector runs on it
+    /// (every start-up check passed): from then on it is a projection like
+    /// any other, and a later change of rules rebuilds it.
+    restored: Option<PathBuf>,
 }
 
 impl<L: EventLog> std::fmt::Debug for Projector<L> {
@@ -293,12 +297,6 @@ impl<L: EventLog> Projector<L> {
             .flush_every_ms(Some(200))
             .open()?;
         let tree = open_layout(&db, &options.policy, options.other_rules)?;
-        if restored {
-            // Opened under the rules it was made under: from now on it is a
-            // projection like any other (a later change of rules rebuilds it).
-            std::fs::remove_file(dir.join(snapshot::RESTORED))
-                .map_err(|e| Error::Snapshot(format!("{}: {e}", dir.display())))?;
-        }
         let partitions = log.partitions();
         // A projection (a restored snapshot) of a log with more partitions
         // is of another log.
@@ -350,6 +348,7 @@ impl<L: EventLog> Projector<L> {
             log,
             shared,
             options,
+            restored: restored.then(|| dir.join(snapshot::RESTORED)),
         })
     }
 
@@ -436,6 +435,10 @@ impl<L: EventLog> Projector<L> {
     /// commits the one before it (on one core), so verification and the
     /// store's write path overlap instead of taking turns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        if let Some(marker) = &self.restored {
+            std::fs::remove_file(marker)
+                .map_err(|e| Error::Snapshot(format!("{}: {e}", marker.display())))?;
+        }
         let start = self.shared.read_next.lock().expect("offsets lock").clone();
         tracing::info!(?start, "projector starting");
         let reader = self.log.reader(&start)?;

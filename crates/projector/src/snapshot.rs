@@ -410,16 +410,16 @@ fn read_snapshot(
     Ok(info)
 }
 
+/// The file in a restored projection's directory that names the rules it
+/// was made under, until a projector runs on it under those rules.
+pub(crate) const RESTORED: &str = "RESTORED";
+
 /// Restores a snapshot into the projection directory `dir`, which must not
 /// exist yet; checked whole before anything is written, and its digest
 /// checked again from the store once written. The projection is built in a
 /// sibling directory and renamed into place only when complete, so a restore
 /// that dies half-way leaves nothing a node would open. A node then opened
 /// on `dir` resumes from the snapshot's positions.
-/// The file in a restored projection's directory that names the rules it
-/// was made under, until a projector opens it under those rules.
-pub(crate) const RESTORED: &str = "RESTORED";
-
 pub fn restore_snapshot(path: &Path, dir: &Path) -> Result<SnapshotInfo> {
     let info = verify_snapshot(path)?;
     let layout = info.tree.rsplit_once('.').map_or("", |(layout, _)| layout);
@@ -450,7 +450,10 @@ pub fn restore_snapshot(path: &Path, dir: &Path) -> Result<SnapshotInfo> {
         db.flush()?;
         // Until a projector opens it under the rules it was made under, the
         // projection says it was restored (see `crate::restored_under`).
-        std::fs::write(staging.join(RESTORED), &info.tree)
+        let mut marker = std::fs::File::create(staging.join(RESTORED))
+            .map_err(io("marking the projection as restored"))?;
+        std::io::Write::write_all(&mut marker, info.tree.as_bytes())
+            .and_then(|()| marker.sync_all())
             .map_err(io("marking the projection as restored"))?;
         Ok::<_, Error>(())
     })();
