@@ -5,15 +5,22 @@
 # Plaintext on loopback, every local caller admin (--loopback-admin): a node
 # for this machine's developer, not for a shared host or a pod.
 # Extra arguments go to `baton serve` (e.g. --kafka-brokers HOST:PORT).
+# BATON_DATA_DIR: the data directory (default baton-data/ in the checkout);
+# BATON_BINARY: a baton binary to run instead of building one (the README
+# test runs this script with the binary it built).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DATA="${BATON_DATA_DIR:-baton-data}"  # git-ignored in the checkout
-if [ ! -x target/release/baton ]; then
-    echo "building the release binary: the first build takes 5 to 10 minutes (later ones, seconds)" >&2
+BATON="${BATON_BINARY:-}"
+unset BATON_BINARY  # not a variable of baton's own: it would refuse it
+if [ -z "$BATON" ]; then
+    if [ ! -x target/release/baton ]; then
+        echo "building the release binary: the first build takes 5 to 10 minutes (later ones, seconds)" >&2
+    fi
+    cargo build --release --locked -p baton >&2
+    BATON=target/release/baton
 fi
-cargo build --release --locked -p baton >&2
-BATON=target/release/baton
 mkdir -p "$DATA"
 if [ ! -f "$DATA/trust-root.key" ]; then
     "$BATON" keygen --out "$DATA/trust-root.key" >&2

@@ -2,25 +2,33 @@
 # The README's walkthrough, command for command, with its claims checked: a
 # 3-hop delegation chain, a widened hop refused, the middle hop revoked, the
 # cascade seen by `check`, and an exported chain verified offline (and a
-# tampered copy rejected). Runs against a node it starts itself on a free port.
+# tampered copy rejected). Starts from README's first command, deploy/serve.sh,
+# on a fresh data directory and a free port. Then docs/security.md's
+# production snippet, as written there: a CA, client certificates, a node
+# over mTLS, its clients' calls.
 # Usage: tests/walkthrough.sh [BATON_BINARY_DIR]   (default: target/debug)
 # grpcurl must be on PATH (tests/run.sh puts its cached copy there).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 export PATH="$(cd "${1:-$ROOT/target/debug}" && pwd):$PATH"
 WORK="$(mktemp -d)"
-trap 'kill "$NODE" 2>/dev/null || true; wait "$NODE" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+NODE="" PRODUCTION=""
+trap 'kill $NODE $PRODUCTION 2>/dev/null || true; wait $NODE $PRODUCTION 2>/dev/null || true; rm -rf "$WORK"' EXIT
 cd "$WORK"
 fail() { echo "walkthrough: FAIL: $*" >&2; exit 1; }
 
-baton keygen --out root.key
-baton serve --data-dir data --listen 127.0.0.1:0 --trust-root "$(baton pubkey root.key)" --loopback-admin >node.out 2>node.err &
+# README's first command, deploy/serve.sh, on a fresh data directory (with
+# the binary under test instead of a release build, on a free port).
+BATON_BINARY="$(command -v baton)" BATON_DATA_DIR="$WORK/baton-data" \
+  "$ROOT/deploy/serve.sh" --listen 127.0.0.1:0 >node.out 2>node.err &
 NODE=$!
 for _ in $(seq 100); do grep -q "baton listening on" node.out 2>/dev/null && break; sleep 0.1; done
 export BATON_SERVER="http://$(sed -n 's/^baton listening on \([^ ]*\).*/\1/p' node.out)"
-[ "$BATON_SERVER" != "http://" ] || fail "the node did not start: $(cat node.err)"
+[ "$BATON_SERVER" != "http://" ] || fail "serve.sh did not start a node: $(cat node.err)"
+grep -q "^trust root: $WORK/baton-data/trust-root.key" node.err || fail "serve.sh did not name its trust root: $(cat node.err)"
 
 # --- the README walkthrough, verbatim from here on ---------------------------
+ln -s baton-data/trust-root.key root.key
 baton keygen --out auth.key
 baton keygen --out gateway.key
 baton keygen --out github.key
@@ -94,4 +102,45 @@ grep -q "public_key_proofs" refused.txt || fail "the proof refusal should name t
 baton register --key auth.key --registered-by auth.example --client-id svc-2 --kind service \
   --role tool-endpoint --client-key "$(baton pubkey svc2.key --proof-for svc-2 --registrar auth.example)" \
   --scopes repo:read --tools github/search
-echo "walkthrough: 1 passed, 0 failed"
+
+# --- docs/security.md's production snippet, as written there -------------------
+# The ```sh block of FILE that contains TEXT.
+block() {
+  awk -v text="$2" '
+    /^```sh$/ { inside = 1; body = ""; next }
+    inside && /^```$/ { inside = 0; if (index(body, text)) printf "%s", body; next }
+    inside { body = body $0 "\n" }
+  ' "$1"
+}
+mkdir "$WORK/production" && cd "$WORK/production"
+baton keygen --out root.key >/dev/null
+block "$ROOT/docs/security.md" "baton pki init" >serve.block
+block "$ROOT/docs/security.md" "export BATON_SERVER=https://" >calls.block
+[ -s serve.block ] && [ -s calls.block ] || fail "docs/security.md lost its production snippet"
+# As written, on a free loopback port instead of 0.0.0.0:7700, the node in
+# the background.
+sed -e 's/^listen = "0.0.0.0:7700"$/listen = "127.0.0.1:0"/' \
+    -e 's/^baton serve .*/& >node.out 2>node.err \&/' serve.block >serve.sh
+grep -q '^listen = "127.0.0.1:0"$' serve.sh && grep -q '^baton serve .*&$' serve.sh \
+  || fail "the production snippet no longer listens on 0.0.0.0:7700 or runs baton serve: $(cat serve.block)"
+. ./serve.sh
+PRODUCTION=$!
+for _ in $(seq 100); do grep -q "baton listening on" node.out 2>/dev/null && break; sleep 0.1; done
+ADDRESS="$(sed -n 's/^baton listening on \([^ ]*\).*/\1/p' node.out)"
+[ -n "$ADDRESS" ] || fail "the production node did not start: $(cat node.err)"
+# Each call as written (continued lines joined), against that port, its exit
+# code recorded.
+sed -e ':a' -e '/\\$/{N;s/\\\n//;ba' -e '}' -e "s/127\.0\.0\.1:7700/$ADDRESS/g" \
+    -e 's/^\(baton\|grpcurl\) .*/& ; echo "exit $?"/' calls.block >calls.sh
+(set +e; . ./calls.sh) >calls.out 2>&1
+cat calls.out
+[ "$(grep -c '^exit ' calls.out)" = 3 ] || fail "the production calls were not three: $(cat calls.block)"
+grep -q "UNKNOWN" calls.out || fail "mcp-a's check should answer UNKNOWN"
+grep -q '"status": "TOKEN_STATUS_UNKNOWN"' calls.out || fail "the gateway's grpcurl check should answer"
+[ "$(sed -n 's/^exit //p' calls.out | tr '\n' ' ')" = "5 0 0 " ] \
+  || fail "exit codes should be 5 (UNKNOWN), 0 (grpcurl), 0 (status)"
+# The operator's certificate is what makes status work: mcp-a's is refused.
+BATON_SERVER="https://$ADDRESS" BATON_CA=pki/ca.pem baton status --cert pki/mcp-a.pem \
+  --cert-key pki/mcp-a.key 2>refused.txt && fail "a checker read the admin status"
+grep -q "PERMISSION_DENIED\|admin" refused.txt || fail "status as a checker should be refused for the role: $(cat refused.txt)"
+echo "walkthrough: 2 passed, 0 failed"
