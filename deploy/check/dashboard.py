@@ -3,9 +3,12 @@
 every metric a query names is one of them (a typo would be an empty panel,
 not an error), every family is on some panel, every panel queries the
 ${DS_PROMETHEUS} data source, panel ids are unique, and the `instance`
-variable exists and filters every query.
+variable exists and filters every query. With --scrape, also that the list
+below is exactly what a node's /metrics declares (its `# TYPE` lines): the
+suite scrapes a node that served every bridge and passes it here, so a
+metric added to the node and missing from the dashboard fails.
 
-usage: dashboard.py DASHBOARD.json
+usage: dashboard.py DASHBOARD.json [--scrape METRICS.txt]
 """
 
 import json
@@ -25,11 +28,23 @@ EXPORTED = {
     "baton_projector_events_total",
     "baton_projector_quarantined_total",
     "baton_projector_parked",
+    "baton_projector_parked_retries_total",
     "baton_log_end_offset",
     "baton_projector_applied_offset",
     "baton_projector_lag_records",
     "baton_projector_seconds_behind",
     "baton_ready",
+    "baton_log_reachable",
+    "baton_fresh",
+    "baton_log_end_confirmed_age_seconds",
+    "baton_view_age_seconds",
+    "baton_unapplied_seconds",
+    "baton_max_staleness_seconds",
+    "baton_http_requests_total",
+    "baton_http_request_seconds_bucket",
+    "baton_http_request_seconds_sum",
+    "baton_http_request_seconds_count",
+    "baton_bridge_decisions_total",
     "baton_watch_streams",
     "baton_watch_entries_total",
     "baton_log_append_seconds_bucket",
@@ -42,9 +57,14 @@ EXPORTED = {
     "process_open_fds",
     "process_max_fds",
     "process_start_time_seconds",
+    "process_virtual_memory_bytes",
+    "process_threads",
 }
 # Names some panel must use.
-REQUIRED = EXPORTED - {"baton_log_append_seconds_sum", "baton_log_append_seconds_count"}
+REQUIRED = EXPORTED - {
+    "baton_log_append_seconds_sum", "baton_log_append_seconds_count",
+    "baton_http_request_seconds_sum", "baton_http_request_seconds_count",
+}
 
 KEYWORDS = {
     "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
@@ -72,7 +92,22 @@ def metric_names(expr):
     return names
 
 
-def main(path):
+def declared(text):
+    """The sample names a Prometheus text exposition declares: each `# TYPE`
+    family (a histogram as its _bucket, _sum and _count)."""
+    names = set()
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[:2] == ["#", "TYPE"]:
+            name, kind = parts[2], parts[3]
+            if kind == "histogram":
+                names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+            else:
+                names.add(name)
+    return names
+
+
+def main(path, scrape=None):
     with open(path) as f:
         dashboard = json.load(f)
     problems = []
@@ -123,6 +158,15 @@ def main(path):
         problems.append(f"{name} is on no panel")
     if not isinstance(dashboard.get("schemaVersion"), int):
         problems.append("no schemaVersion")
+    if scrape is not None:
+        with open(scrape) as f:
+            served = declared(f.read())
+        if not served:
+            problems.append(f"{scrape}: declares no metric")
+        for name in sorted(served - EXPORTED):
+            problems.append(f"{name}: the node exports it, this check and the dashboard do not know it")
+        for name in sorted(EXPORTED - served):
+            problems.append(f"{name}: listed here, the node does not export it")
     for p in problems:
         print(f"{path}: {p}")
     if not problems:
@@ -131,4 +175,8 @@ def main(path):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[2] == "--scrape":
+        sys.exit(main(sys.argv[1], sys.argv[3]))
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
     sys.exit(main(sys.argv[1]))

@@ -1198,3 +1198,185 @@ fn the_gateway_decision_is_the_request_traefik_serves() {
     );
     ledger.assert_no_token_logged();
 }
+
+/// Each bridge's decisions are counted by route and decision
+/// (`baton_bridge_decisions_total`): forward-auth and ext_authz allow a live
+/// token and deny a revoked one, RFC 7662 answers active and inactive,
+/// RFC 7009 revokes and then finds nothing to change, and a refusal before
+/// any decision (no credentials) is counted as a request only.
+#[test]
+fn the_bridges_count_their_decisions_by_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret_file = dir.path().join("mcp-a.secret");
+    let hash = cli(None, &["secret", "new"], std::slice::from_ref(&secret_file));
+    let revoker_file = dir.path().join("gateway-admin.secret");
+    let revoker_hash = cli(
+        None,
+        &["secret", "new"],
+        std::slice::from_ref(&revoker_file),
+    );
+    let mut ledger = Ledger::start(&format!(
+        r#"metrics_listen = "127.0.0.1:0"
+[rules]
+revocation_delegates = ["baton-node"]
+[revocation]
+client_id = "baton-node"
+key_file = "{{dir}}/node.key"
+[[resource]]
+url = "http://127.0.0.1/mcp"
+audience = "{AUDIENCE_A}"
+scopes = ["mcp:tools"]
+[[access]]
+principal = "mcp-a"
+roles = ["checker"]
+audiences = ["{AUDIENCE_A}"]
+secret_hash = "{}"
+[[access]]
+principal = "gateway-admin"
+roles = ["writer"]
+client_id = "gateway"
+secret_hash = "{}"
+"#,
+        hash.trim(),
+        revoker_hash.trim()
+    ));
+    let secret = std::fs::read_to_string(&secret_file).unwrap();
+    let revoker = std::fs::read_to_string(&revoker_file).unwrap();
+    ledger
+        .secrets
+        .push(("mcp-a".into(), secret.trim().to_owned()));
+    ledger
+        .secrets
+        .push(("gateway-admin".into(), revoker.trim().to_owned()));
+    let metrics = ledger.node.metrics_address.clone().unwrap();
+    let http = ledger.http_url();
+    let before = common::scrape(&metrics);
+
+    // curl's status code for one request.
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let forward_auth = |token: &str| {
+        curl(&[
+            "-H",
+            "X-Forwarded-Proto: http",
+            "-H",
+            "X-Forwarded-Host: 127.0.0.1",
+            "-H",
+            "X-Original-URI: /mcp",
+            "-H",
+            "X-Original-Method: GET",
+            "-H",
+            &format!("Authorization: Bearer {token}"),
+            &format!("{http}/authz"),
+        ])
+    };
+    assert_eq!(forward_auth(&ledger.tokens["live"]), "200");
+    assert_eq!(forward_auth(&ledger.tokens["revoked"]), "401");
+    let introspect = |token: &str, user: &str| {
+        curl(&[
+            "-u",
+            user,
+            "-d",
+            &format!("token={token}"),
+            &format!("{http}/oauth2/introspect"),
+        ])
+    };
+    let basic = format!("mcp-a:{}", secret.trim());
+    assert_eq!(introspect(&ledger.tokens["live"], &basic), "200");
+    assert_eq!(introspect(&ledger.tokens["revoked"], &basic), "200");
+    assert_eq!(introspect(&ledger.tokens["live"], "mcp-a:wrong"), "401");
+    // RFC 7009: a live token revoked, then again (unchanged).
+    let revoke = || {
+        curl(&[
+            "-u",
+            &format!("gateway-admin:{}", revoker.trim()),
+            "-d",
+            &format!("token={}", ledger.tokens["spare"]),
+            &format!("{http}/oauth2/revoke"),
+        ])
+    };
+    assert_eq!(revoke(), "200");
+    assert_eq!(revoke(), "200");
+    // ext_authz, from Envoy's published protos: the live token, then the
+    // revoked one.
+    let ext_authz = Command::new(tools::interop_python().unwrap())
+        .arg("-c")
+        .arg(
+            r#"
+import sys, grpc
+from envoy.service.auth.v3 import attribute_context_pb2 as ac, external_auth_pb2 as ea, external_auth_pb2_grpc as ea_grpc
+with grpc.insecure_channel(sys.argv[1]) as channel:
+    stub = ea_grpc.AuthorizationStub(channel)
+    for token in sys.argv[2:]:
+        http = ac.AttributeContext.HttpRequest(method="GET", scheme="http", host="127.0.0.1", path="/mcp",
+                                               headers={"authorization": "Bearer " + token})
+        r = stub.Check(ea.CheckRequest(attributes=ac.AttributeContext(request=ac.AttributeContext.Request(http=http))), timeout=30)
+        print(r.WhichOneof("http_response"))
+"#,
+        )
+        .arg(&ledger.node.address)
+        .arg(&ledger.tokens["live"])
+        .arg(&ledger.tokens["revoked"])
+        .output()
+        .unwrap();
+    assert!(ext_authz.status.success(), "{ext_authz:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&ext_authz.stdout),
+        "ok_response\ndenied_response\n"
+    );
+
+    let after = common::scrape(&metrics);
+    let decided = |route: &str, decision: &str| {
+        common::moved(
+            &before,
+            &after,
+            "baton_bridge_decisions_total",
+            &[("route", route), ("decision", decision)],
+        )
+    };
+    for route in ["/authz", "/envoy.service.auth.v3.Authorization/Check"] {
+        assert_eq!(decided(route, "allow"), 1.0, "{route}");
+        assert_eq!(decided(route, "deny"), 1.0, "{route}");
+        assert_eq!(decided(route, "error"), 0.0, "{route}");
+    }
+    assert_eq!(decided("/oauth2/introspect", "active"), 1.0);
+    assert_eq!(decided("/oauth2/introspect", "inactive"), 1.0);
+    assert_eq!(decided("/oauth2/revoke", "revoked"), 1.0);
+    assert_eq!(decided("/oauth2/revoke", "unchanged"), 1.0);
+    // Every family this node declares (it has served each bridge) is one
+    // the dashboard's check knows, and so is on a panel; and the check
+    // lists nothing the node does not declare.
+    let exposition = dir.path().join("metrics.txt");
+    std::fs::write(&exposition, common::metrics_text(&metrics)).unwrap();
+    let root = baton_testkit::repo_root();
+    let checked = Command::new(tools::interop_python().unwrap())
+        .arg(root.join("deploy/check/dashboard.py"))
+        .arg(root.join("deploy/grafana/baton.json"))
+        .arg("--scrape")
+        .arg(&exposition)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+    // The refused caller: a request answered 401, no decision.
+    assert_eq!(
+        common::moved(
+            &before,
+            &after,
+            "baton_http_requests_total",
+            &[("route", "/oauth2/introspect"), ("code", "401")]
+        ),
+        1.0
+    );
+    ledger.assert_no_token_logged();
+}

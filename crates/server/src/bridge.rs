@@ -88,6 +88,57 @@ pub(crate) async fn decide<L: EventLog>(
     )
 }
 
+/// What a bridge decided, as `baton_bridge_decisions_total` counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// A gateway bridge let the request through.
+    Allow,
+    /// A gateway bridge denied it for the client's token or request (400,
+    /// 401, 403).
+    Deny,
+    /// A gateway bridge denied it because the node could not decide now
+    /// (503).
+    Unavailable,
+    /// A gateway bridge denied it for the gateway's configuration or the
+    /// node's own failure (500).
+    Error,
+    /// RFC 7662 answered `active: true`.
+    Active,
+    /// RFC 7662 answered `active: false`.
+    Inactive,
+    /// RFC 7009 appended a revocation.
+    Revoked,
+    /// RFC 7009 appended nothing: the token was unknown or revoked already.
+    Unchanged,
+}
+
+impl Decision {
+    /// A gateway bridge's verdict, as a decision: the one reading of it for
+    /// forward-auth and ext_authz.
+    pub fn of(verdict: &Verdict) -> Self {
+        match verdict {
+            Verdict::Allow(_) => Decision::Allow,
+            Verdict::Deny { status: 503, .. } => Decision::Unavailable,
+            Verdict::Deny { status, .. } if *status >= 500 => Decision::Error,
+            Verdict::Deny { .. } => Decision::Deny,
+        }
+    }
+
+    /// Its metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+            Decision::Unavailable => "unavailable",
+            Decision::Error => "error",
+            Decision::Active => "active",
+            Decision::Inactive => "inactive",
+            Decision::Revoked => "revoked",
+            Decision::Unchanged => "unchanged",
+        }
+    }
+}
+
 /// `Retry-After` (seconds) on a 503: the node could not vouch for the log
 /// just now, and a confirmation of its end is a second away.
 pub(crate) const RETRY_AFTER_S: &str = "1";

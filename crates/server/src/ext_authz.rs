@@ -34,11 +34,20 @@ use crate::bridge::{self, Headers, Refusal, Resources, Verdict};
 pub(crate) struct ExtAuthz<L> {
     node: Arc<Node<L>>,
     resources: Resources,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl<L> ExtAuthz<L> {
-    pub fn new(node: Arc<Node<L>>, resources: Resources) -> Self {
-        ExtAuthz { node, resources }
+    pub fn new(
+        node: Arc<Node<L>>,
+        resources: Resources,
+        metrics: Option<Arc<crate::metrics::Metrics>>,
+    ) -> Self {
+        ExtAuthz {
+            node,
+            resources,
+            metrics,
+        }
     }
 }
 
@@ -106,6 +115,9 @@ impl<L: EventLog> Authorization for ExtAuthz<L> {
                 bridge::gateway_refused(&refused.map_or("no caller".to_owned(), |r| r.0))
             }
         };
+        if let Some(metrics) = &self.metrics {
+            metrics.bridge_decided(crate::routes::EXT_AUTHZ, bridge::Decision::of(&verdict));
+        }
         Ok(Response::new(answer(verdict)))
     }
 }

@@ -134,6 +134,9 @@ async fn observed(
     let started = std::time::Instant::now();
     let response = next.run(request).await;
     metrics.http_done(route, response.status().as_u16(), started.elapsed());
+    if let Some(decided) = response.extensions().get::<bridge::Decision>() {
+        metrics.bridge_decided(route, *decided);
+    }
     response
 }
 
@@ -295,6 +298,12 @@ fn failure(failed: &crate::Error) -> Response {
     oauth_error(code, error, &crate::error::message(failed))
 }
 
+/// `response`, marked with the bridge's decision for the metrics.
+fn decided(mut response: Response, decision: bridge::Decision) -> Response {
+    response.extensions_mut().insert(decision);
+    response
+}
+
 async fn forward_auth<L: EventLog>(
     State(http): State<Arc<Http<L>>>,
     peer: Option<axum::Extension<Peer>>,
@@ -307,16 +316,21 @@ async fn forward_auth<L: EventLog>(
             // gateway would pass on to its client as the client's fault.
             // (The refusal is logged by `authorize`; the body names none
             // of it, since the gateway passes it on to its client.)
-            return oauth_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                bridge::GATEWAY_REFUSED,
+            return decided(
+                oauth_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    bridge::GATEWAY_REFUSED,
+                ),
+                bridge::Decision::Error,
             );
         }
     };
     // Where the request went, in the headers the gateway's profile names.
     let request = bridge::Request::forward_auth(http.gateway, &bridge::Headers::of(&headers));
-    match bridge::decide(&http.node, &http.resources, &caller, request).await {
+    let verdict = bridge::decide(&http.node, &http.resources, &caller, request).await;
+    let decision = bridge::Decision::of(&verdict);
+    let response = match verdict {
         Verdict::Allow(upstream) => {
             let mut response = StatusCode::OK.into_response();
             for (name, value) in upstream {
@@ -347,7 +361,8 @@ async fn forward_auth<L: EventLog>(
             }
             response
         }
-    }
+    };
+    decided(response, decision)
 }
 
 async fn health<L: EventLog>(State(http): State<Arc<Http<L>>>) -> Response {
@@ -435,7 +450,13 @@ async fn introspect<L: EventLog>(
         });
     match answer {
         Ok((answer, jwt_issuer)) => {
-            no_store(StatusCode::OK, introspection(answer, jwt_issuer.as_deref()))
+            let answer = introspection(answer, jwt_issuer.as_deref());
+            let decision = if answer["active"] == serde_json::Value::Bool(true) {
+                bridge::Decision::Active
+            } else {
+                bridge::Decision::Inactive
+            };
+            decided(no_store(StatusCode::OK, answer), decision)
         }
         Err(failed) => failure(&failed),
     }
@@ -556,7 +577,7 @@ async fn revoke<L: EventLog>(
                 baton_node::Verdict::Unknown | baton_node::Verdict::Revoked
             ) =>
         {
-            return StatusCode::OK.into_response();
+            return decided(StatusCode::OK.into_response(), bridge::Decision::Unchanged);
         }
         Ok((_, token)) => token,
         Err(failed) => return failure(&failed),
@@ -599,11 +620,11 @@ async fn revoke<L: EventLog>(
             if let Ok(value) = HeaderValue::from_str(&appended.token.to_string()) {
                 response.headers_mut().insert(CONSISTENCY_TOKEN, value);
             }
-            response
+            decided(response, bridge::Decision::Revoked)
         }
         // Revoked meanwhile by someone else: revoked, as asked.
         Err(crate::Error::Refused { refusal, .. }) if refusal.rule == baton_core::Rule::Revoked => {
-            StatusCode::OK.into_response()
+            decided(StatusCode::OK.into_response(), bridge::Decision::Unchanged)
         }
         Err(crate::Error::Refused { refusal, .. })
             if refusal.rule == baton_core::Rule::Unauthorized =>

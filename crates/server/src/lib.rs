@@ -284,6 +284,7 @@ pub async fn run_announced<L: EventLog>(
         envoy_types::ext_authz::v3::pb::AuthorizationServer::new(ext_authz::ExtAuthz::new(
             node.clone(),
             options.resources.clone(),
+            metrics.clone(),
         ))
         .max_decoding_message_size(limits.message_bytes_max),
     );

@@ -84,6 +84,14 @@ struct RouteLabel {
     route: &'static str,
 }
 
+/// A bridge's decision, as labels: its route from the route table, and the
+/// decision ([`crate::bridge::Decision`]).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    route: &'static str,
+    decision: &'static str,
+}
+
 /// Every metric a node records as things happen. Label values are static
 /// strings from fixed tables: nothing a caller sends becomes a label.
 #[derive(Debug)]
@@ -100,6 +108,7 @@ pub struct Metrics {
     log_append_errors: Family<LogLabel, Counter>,
     http_requests: Family<HttpLabels, Counter>,
     http_handling: Histograms<RouteLabel>,
+    bridge_decisions: Family<DecisionLabels, Counter>,
     log: &'static str,
 }
 
@@ -118,6 +127,12 @@ impl Metrics {
         let log_append_errors = Family::<LogLabel, Counter>::default();
         let http_requests = Family::<HttpLabels, Counter>::default();
         let http_handling: Histograms<RouteLabel> = Family::new_with_constructor(seconds_histogram);
+        let bridge_decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "baton_bridge_decisions",
+            "Decisions of the bridges, by route: allow, deny, unavailable or error (forward-auth, ext_authz), active or inactive (RFC 7662), revoked or unchanged (RFC 7009)",
+            bridge_decisions.clone(),
+        );
         registry.register(
             "baton_http_requests",
             "Requests answered by the HTTP bridges (forward-auth, RFC 7662, RFC 7009, /healthz), by route and status code",
@@ -205,6 +220,7 @@ impl Metrics {
             log_append_errors,
             http_requests,
             http_handling,
+            bridge_decisions,
             log,
         }
     }
@@ -217,6 +233,16 @@ impl Metrics {
         self.http_handling
             .get_or_create(&RouteLabel { route })
             .observe(took.as_secs_f64());
+    }
+
+    /// A bridge on `route` decided `decision`.
+    pub(crate) fn bridge_decided(&self, route: &'static str, decision: crate::bridge::Decision) {
+        self.bridge_decisions
+            .get_or_create(&DecisionLabels {
+                route,
+                decision: decision.label(),
+            })
+            .inc();
     }
 
     fn rpc_done(&self, rpc: Rpc, code: &'static str, started: Instant) {

@@ -364,3 +364,79 @@ pub fn settled_status(url: &str) -> serde_json::Value {
         (now["ready"] == true && at_end && now["digest_settled"] == true).then_some(now)
     })
 }
+
+/// The node's `/metrics` exposition, fetched over a plain socket (a sized
+/// body in Prometheus' text format, checked).
+pub fn metrics_text(address: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4"),
+        "{head}"
+    );
+    assert!(
+        !head.to_ascii_lowercase().contains("chunked"),
+        "expected a sized body: {head}"
+    );
+    body.to_owned()
+}
+
+/// One sample: name, labels, value.
+pub type Sample = (String, std::collections::BTreeMap<String, String>, f64);
+
+/// The node's `/metrics`, fetched over a plain socket and parsed by
+/// `prometheus_client.parser` (tests/interop/scrape.py).
+pub fn scrape(address: &str) -> Vec<Sample> {
+    use std::io::Write as _;
+    let body = metrics_text(address);
+    let python = baton_testkit::tools::interop_python().unwrap();
+    let mut parser = std::process::Command::new(python)
+        .arg(baton_testkit::repo_root().join("tests/interop/scrape.py"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    parser
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = parser.wait_with_output().unwrap();
+    assert!(out.status.success(), "the parser refused the exposition");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The value of the sample `name` whose labels include `labels` (0 if none).
+pub fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    let matching: Vec<f64> = samples
+        .iter()
+        .filter(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+        })
+        .map(|(_, _, v)| *v)
+        .collect();
+    assert!(matching.len() <= 1, "{name} {labels:?}: {matching:?}");
+    matching.first().copied().unwrap_or(0.0)
+}
+
+/// How much `name{labels}` moved between two scrapes.
+pub fn moved(before: &[Sample], after: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    value(after, name, labels) - value(before, name, labels)
+}
