@@ -20,12 +20,19 @@ dropped).
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from typing import Any, Awaitable, Callable, Iterable, MutableMapping
 
 from . import gateway
 from .checker import ACTIVE, Checker, TokenInfo
 
 log = logging.getLogger("baton_client.asgi")
+
+# ASGI's types (the spec's, as Starlette spells them).
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # The sources of an answer that is no answer: the caller cannot decide.
 UNDECIDED = {
@@ -45,18 +52,18 @@ class BatonMiddleware:
 
     def __init__(
         self,
-        app,
+        app: App,
         checker: Checker,
         *,
         audience: str,
         scopes: Iterable[str] = (),
         metadata_url: str | None = None,
-    ):
+    ) -> None:
         self.app = app
         self.checker = checker
         self.resource = gateway.Resource(audience, tuple(scopes), metadata_url)
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             verdict, token = await self.decide(scope["method"], scope["headers"])
             if not verdict.allowed:
@@ -81,6 +88,8 @@ class BatonMiddleware:
         presented = gateway.admit(self.resource, method, headers)
         if isinstance(presented, gateway.Verdict):
             return presented, None
+        if presented.bearer is None:  # `admit` answers such a request itself
+            return gateway.Verdict(401, gateway.challenge(self.resource, ""), "no bearer token"), None
         try:
             answer = await self.checker.check_bearer(presented.bearer.encode("ascii"), self.resource.audience)
         except Exception:  # whatever failed, nobody decided: fail closed
@@ -94,14 +103,14 @@ class BatonMiddleware:
             presented,
             answer.status,
             token.details if token is not None else None,
-            token.event_id if token is not None else b"",
+            token.event_id if token is not None else None,
         )
         if verdict.allowed and (answer.status != ACTIVE or token is None):
             return gateway.Verdict(503, None, "no token details"), None
         return verdict, token
 
 
-def _authorized(scope, verdict: gateway.Verdict, token: TokenInfo):
+def _authorized(scope: Scope, verdict: gateway.Verdict, token: TokenInfo | None) -> Scope:
     """The request as the app gets it: Baton's `x-baton-*` headers in place
     of any the client sent, the token in its state."""
     ours = {name.encode("ascii") for name in gateway.UPSTREAM_HEADERS}
@@ -112,7 +121,7 @@ def _authorized(scope, verdict: gateway.Verdict, token: TokenInfo):
     return {**scope, "headers": headers, "state": {**scope.get("state", {}), "baton": token}}
 
 
-async def _deny(send, verdict: gateway.Verdict) -> None:
+async def _deny(send: Send, verdict: gateway.Verdict) -> None:
     """The denial: its status and challenge, the reason in `x-baton-reason`,
     never cached, no body (its type is the app's)."""
     headers = [

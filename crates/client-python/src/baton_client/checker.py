@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import enum
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Callable, Protocol
 
 import grpc
 
@@ -37,31 +37,13 @@ from baton.v1 import revocation_pb2
 
 from . import consistency, targets
 from .client import Client
-from .events import token_ref, token_text
+from .events import Token, token_ref, token_text
+from .ids import event_id_text
+from .kinds import TokenStatus as TokenStatus  # its home before `kinds`
 from .signing import token_digest
 from .targets import Target
 
 log = logging.getLogger("baton_client.checker")
-
-class TokenStatus(enum.IntEnum):
-    """A check's answer (the wire's `TokenStatus`; an int like it, so
-    `answer.status == ACTIVE` and protobuf fields compare either way)."""
-
-    ACTIVE = revocation_pb2.TOKEN_STATUS_ACTIVE
-    REVOKED = revocation_pb2.TOKEN_STATUS_REVOKED
-    EXPIRED = revocation_pb2.TOKEN_STATUS_EXPIRED
-    UNKNOWN = revocation_pb2.TOKEN_STATUS_UNKNOWN
-    AUDIENCE_MISMATCH = revocation_pb2.TOKEN_STATUS_AUDIENCE_MISMATCH
-
-    @classmethod
-    def of(cls, raw: int) -> "TokenStatus":
-        """The status of a wire value; one this SDK does not know is UNKNOWN
-        (never treated as valid)."""
-        try:
-            return cls(raw)
-        except ValueError:
-            return cls.UNKNOWN
-
 
 ACTIVE = TokenStatus.ACTIVE
 REVOKED = TokenStatus.REVOKED
@@ -73,6 +55,15 @@ STATUS_NAMES = {status: status.name for status in TokenStatus}
 
 RECENT_MAX = 4096
 ATTEMPTS = 3
+
+
+class Clock(Protocol):
+    """What a `Checker` reads time from: `monotonic()` for freshness,
+    `time()` (Unix seconds) for expiry."""
+
+    def monotonic(self) -> float: ...
+
+    def time(self) -> float: ...
 
 
 class SystemClock:
@@ -90,7 +81,7 @@ class ManualClock:
     """A clock that moves only when told (for tests): both readings start
     at the process's and advance together."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._monotonic, self._time, self._advanced = time.monotonic(), time.time(), 0.0
 
     def advance(self, seconds: float) -> None:
@@ -105,26 +96,40 @@ class ManualClock:
 
 @dataclass(frozen=True)
 class TokenInfo:
+    """A token the node knows, as a `Checker` keeps it."""
+
     token: str
+    """The token as Baton prints it (`jti:…` or `b3:…`); never a bearer."""
     expires_at_s: int
+    """When it expires (Unix seconds)."""
     audience: str
-    event_id: bytes
+    """The resource it is bound to."""
+    event_id: str | None
+    """The event that recorded it, as Baton prints it (`ev:` and 64 hex
+    digits); None if the node did not say."""
     details: revocation_pb2.TokenDetails | None
+    """Its scopes, tools, holder, subject, issuer and chain (the node's
+    `TokenDetails`), when the node sent them."""
 
     @property
-    def id(self) -> str:
-        """The id of the event that recorded the token, as Baton prints it
-        (`ev:` and 64 hex digits)."""
-        return "ev:" + self.event_id.hex()
+    def id(self) -> str | None:
+        """`event_id` (its earlier name)."""
+        return self.event_id
 
 
 @dataclass(frozen=True)
 class Answer:
+    """A `Checker`'s answer: the status, where it came from, and the token
+    when the node knows it."""
+
     status: TokenStatus
-    # "cache", "node", "stale" (UNKNOWN: the feed is stale) or
-    # "unavailable" (UNKNOWN: the node did not answer).
+    """The token's status as presented (a wire number given is read as
+    one)."""
     source: str
+    """"cache", "node", "stale" (UNKNOWN: the feed is stale) or
+    "unavailable" (UNKNOWN: the node did not answer)."""
     token: TokenInfo | None = None
+    """The token, when the node knows it."""
 
     def __post_init__(self) -> None:
         # Answers built from wire values carry a `TokenStatus` all the same.
@@ -132,12 +137,13 @@ class Answer:
 
     @property
     def allows(self) -> bool:
+        """Whether the token may be used: ACTIVE, and nothing else."""
         return self.status == ACTIVE
 
 
 @dataclass
 class _Entry:
-    status: int
+    status: TokenStatus
     info: TokenInfo | None
     depends_on: list[Target] = field(default_factory=list)
 
@@ -150,9 +156,11 @@ def presented_elsewhere(audience: str, presented_to: str | None) -> bool:
     return presented_to is not None and presented_to != audience
 
 
-def _judge(entry: _Entry, presented_to: str | None, now_s: int) -> int:
+def _judge(entry: _Entry, presented_to: str | None, now_s: int) -> TokenStatus:
     if entry.status != ACTIVE:
         return entry.status
+    if entry.info is None:  # never kept so (`_entry_of`): fail closed
+        return UNKNOWN
     if expired(entry.info.expires_at_s, now_s):
         return EXPIRED
     if presented_elsewhere(entry.info.audience, presented_to):
@@ -193,8 +201,8 @@ class Checker:
         checkpoint_interval_ms: int = 250,
         request_timeout_s: float = 2.0,
         max_view_age_s: float | None = None,
-        clock=None,
-    ):
+        clock: Clock | None = None,
+    ) -> None:
         if not 100 <= checkpoint_interval_ms <= 60_000:
             raise ValueError(f"checkpoint_interval_ms: {checkpoint_interval_ms} is not in 100..=60000")
         if staleness_s * 1000 < 2 * checkpoint_interval_ms:
@@ -209,7 +217,7 @@ class Checker:
         self.checkpoint_interval_ms = checkpoint_interval_ms
         self.request_timeout_s = request_timeout_s
         self.max_view_age_s = max_view_age_s
-        self.clock = clock if clock is not None else SystemClock()
+        self.clock: Clock = clock if clock is not None else SystemClock()
         self._entries: collections.OrderedDict[str, _Entry] = collections.OrderedDict()
         self._index: dict[Target, set[str]] = {}
         self._recent: collections.deque[tuple[int, Target]] = collections.deque()
@@ -223,11 +231,11 @@ class Checker:
         # A consistency token covering every delivered revocation's record:
         # what a miss is asked at.
         self._covered = consistency.format([])
-        self.stats = collections.Counter()
+        self.stats: collections.Counter[str] = collections.Counter()
         self._delivered = asyncio.Condition()
-        self._feed: asyncio.Task | None = None
+        self._feed: asyncio.Task[None] | None = None
 
-    async def start(self) -> "Checker":
+    async def start(self) -> Checker:
         probe = await self.client.check("jti:baton-checker-position", timeout=self.request_timeout_s)
         self.position = probe.consistency_token
         self._covered = _covering(self.position)
@@ -256,7 +264,7 @@ class Checker:
             self._view_at is not None and now - self._view_at <= self.max_view_age_s
         )
 
-    async def wait_for(self, predicate) -> None:
+    async def wait_for(self, predicate: Callable[[], bool]) -> None:
         """Waits until `predicate()` holds, re-tested on each delivered
         message."""
         async with self._delivered:
@@ -320,7 +328,7 @@ class Checker:
         self.stats["hits"] += 1
         return Answer(_judge(entry, presented_to, int(self.clock.time())), "cache", entry.info)
 
-    async def check(self, token, presented_to: str | None = None) -> Answer:
+    async def check(self, token: Token, presented_to: str | None = None) -> Answer:
         """The token's status presented to `presented_to` (this server's
         resource URI): from the cache, else from the node (and cached)."""
         ref = token_ref(token)
@@ -341,7 +349,7 @@ class Checker:
             return answer
         return await self._fetch(key, revocation_pb2.IntrospectRequest(bearer=bearer, with_dependencies=True), presented_to)
 
-    async def _fetch(self, key: str, request, presented_to: str | None) -> Answer:
+    async def _fetch(self, key: str, request: revocation_pb2.IntrospectRequest, presented_to: str | None) -> Answer:
         for _ in range(ATTEMPTS):
             if not self.is_fresh():
                 return Answer(UNKNOWN, "stale")
@@ -456,16 +464,17 @@ class Checker:
 
 def _entry_of(key: str, response: revocation_pb2.IntrospectResponse) -> _Entry | None:
     check = response.check
+    status = TokenStatus.of(check.status)
     info = None
     if check.expires_at_unix_s:
         info = TokenInfo(
             token=key,
             expires_at_s=check.expires_at_unix_s,
             audience=check.audience,
-            event_id=check.event_id,
+            event_id=event_id_text(check.event_id) if check.event_id else None,
             details=response.details if response.HasField("details") else None,
         )
-    if check.status == ACTIVE:
+    if status == ACTIVE:
         try:
             depends_on = [targets.parse(t) for t in check.depends_on]
         except ValueError as error:
@@ -479,6 +488,6 @@ def _entry_of(key: str, response: revocation_pb2.IntrospectResponse) -> _Entry |
         if not depends_on or info is None:
             return None
         return _Entry(ACTIVE, info, depends_on)
-    if check.status in (REVOKED, EXPIRED):
-        return _Entry(check.status, info)
+    if status in (REVOKED, EXPIRED):
+        return _Entry(status, info)
     return _Entry(UNKNOWN, None)

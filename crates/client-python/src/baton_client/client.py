@@ -18,19 +18,34 @@ from baton.v1 import (
     revocation_pb2_grpc,
 )
 
-from .events import token_ref
+from .answers import Chain, CheckAnswer
+from .events import Token, token_ref
+from .ids import event_id_bytes, event_id_text
+from .kinds import AppendOutcome
 
 
 @dataclass(frozen=True)
 class Appended:
-    event_ids: list[bytes]
-    accepted: list[bool]
+    """What an append did: per event of the batch, in order, its id and
+    outcome; and a consistency token covering the whole batch."""
+
+    ids: list[str]
+    """The events' ids, as Baton prints them (`ev:` and 64 hex digits)."""
+    outcomes: list[AppendOutcome]
+    """ACCEPTED (appended by this call) or DUPLICATE (already there)."""
     consistency_token: str
+    """Covers the whole batch: pass it as `after=` to a later call, on any
+    node."""
 
     @property
-    def ids(self) -> list[str]:
-        """The event ids as Baton prints them (`ev:` and 64 hex digits)."""
-        return ["ev:" + event_id.hex() for event_id in self.event_ids]
+    def accepted(self) -> list[bool]:
+        """Per event: whether this call appended it."""
+        return [outcome is AppendOutcome.ACCEPTED for outcome in self.outcomes]
+
+    @property
+    def event_ids(self) -> list[bytes]:
+        """The events' ids as 32 bytes each."""
+        return [event_id_bytes(i) for i in self.ids]
 
 
 def _target(server: str, ca: str | None) -> tuple[str, bool]:
@@ -47,6 +62,10 @@ def _target(server: str, ca: str | None) -> tuple[str, bool]:
     return server, bool(ca)
 
 
+def _read(path: str | None) -> bytes | None:
+    return pathlib.Path(path).read_bytes() if path else None
+
+
 class Client:
     """Typed calls on one channel. `target` is `http://host:port`,
     `https://host:port` (TLS: the node's certificate chains to `ca`, or to
@@ -54,41 +73,48 @@ class Client:
     `unix:PATH`: TLS when `ca` is given); `cert` and `key` (PEM files) make
     it mTLS."""
 
-    def __init__(self, target: str, ca: str | None = None, cert: str | None = None, key: str | None = None):
+    def __init__(self, target: str, ca: str | None = None, cert: str | None = None, key: str | None = None) -> None:
         target, tls = _target(target, ca)
         if tls:
-            read = lambda path: pathlib.Path(path).read_bytes() if path else None  # noqa: E731
-            credentials = grpc.ssl_channel_credentials(read(ca), read(key), read(cert))
+            credentials = grpc.ssl_channel_credentials(_read(ca), _read(key), _read(cert))
             self.channel = grpc.aio.secure_channel(target, credentials)
         elif cert or key:
             raise ValueError("cert/key need TLS (https:// or a ca): a client certificate goes over TLS only")
         else:
             self.channel = grpc.aio.insecure_channel(target)
+        # The generated stubs, for calls this class does not wrap.
         self.ledger = ledger_pb2_grpc.LedgerServiceStub(self.channel)
         self.revocation = revocation_pb2_grpc.RevocationServiceStub(self.channel)
         self.provenance = provenance_pb2_grpc.ProvenanceServiceStub(self.channel)
 
     async def close(self) -> None:
+        """Closes the channel (calls in flight are cancelled)."""
         await self.channel.close()
 
     async def append(self, events: Sequence[events_pb2.SignedEvent], after: str = "", timeout: float = 30) -> Appended:
-        """Appends `events` as one batch (all or nothing). A call that fails
-        with an unknown outcome may be retried: appends are idempotent."""
+        """Appends `events` as one batch (all or nothing), once the node has
+        applied `after` (a consistency token). A call that fails with an
+        unknown outcome may be retried: appends are idempotent."""
         response = await self.ledger.Append(
             ledger_pb2.AppendRequest(events=list(events), consistency_token=after), timeout=timeout
         )
         return Appended(
-            [r.event_id for r in response.results],
-            [r.outcome == ledger_pb2.APPEND_OUTCOME_ACCEPTED for r in response.results],
+            [event_id_text(r.event_id) for r in response.results],
+            [AppendOutcome.of(r.outcome) for r in response.results],
             response.consistency_token,
         )
 
-    async def check(self, token, presented_to: str = "", after: str = "", timeout: float = 10) -> revocation_pb2.CheckResponse:
+    async def check(self, token: Token, presented_to: str = "", after: str = "", timeout: float = 10) -> CheckAnswer:
+        """The status of `token` (`jti:…`, `b3:…`, a 32-byte digest) as
+        presented to `presented_to` (a resource URI; empty: anywhere), once
+        the node has applied `after`."""
         request = revocation_pb2.CheckRequest(presented_to=presented_to, consistency_token=after)
         request.token.CopyFrom(token_ref(token))
-        return await self.revocation.Check(request, timeout=timeout)
+        return CheckAnswer.of(await self.revocation.Check(request, timeout=timeout))
 
-    async def chain(self, token, after: str = "", timeout: float = 10) -> provenance_pb2.GetChainResponse:
+    async def chain(self, token: Token, after: str = "", timeout: float = 10) -> Chain:
+        """The chain of `token`, root grant to it, with what verifies it and
+        its status, once the node has applied `after`."""
         request = provenance_pb2.GetChainRequest(consistency_token=after)
         request.token.CopyFrom(token_ref(token))
-        return await self.provenance.GetChain(request, timeout=timeout)
+        return Chain.of(await self.provenance.GetChain(request, timeout=timeout))

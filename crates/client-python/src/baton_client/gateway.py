@@ -27,6 +27,7 @@ from typing import Iterable
 from baton.v1 import revocation_pb2
 
 from ._text import echo
+from .ids import event_id_bytes
 
 # The longest bearer token looked up (16 KiB); longer is refused unread.
 BEARER_BYTES_MAX = 16 * 1024
@@ -80,7 +81,7 @@ class Resource:
     metadata_url: str | None = None
     mcp: bool = True
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.audience:
             raise ValueError("audience: is empty")
         # One order, as the Rust side's BTreeSet: a denial names the missing
@@ -328,7 +329,7 @@ def admit(resource: Resource, method: str, headers: Headers) -> Presented | Verd
     return presented
 
 
-_NOT_ACTIVE = {
+_NOT_ACTIVE: dict[int, str] = {
     revocation_pb2.TOKEN_STATUS_REVOKED: "the token is revoked",
     revocation_pb2.TOKEN_STATUS_EXPIRED: "the token is expired",
     revocation_pb2.TOKEN_STATUS_AUDIENCE_MISMATCH: "the token is not addressed to this resource",
@@ -340,12 +341,14 @@ def conclude(
     presented: Presented,
     status: int,
     details: revocation_pb2.TokenDetails | None,
-    event_id: bytes = b"",
+    event_id: str | bytes | None = None,
 ) -> Verdict:
     """The verdict once the token presented to `resource` was looked up:
-    `status` (the wire `TokenStatus`) and its details when known. Not ACTIVE:
-    401; a scope of the resource missing: 403 naming every missing one; a
-    `tools/call` of a tool the token does not grant: 403 naming the tool."""
+    `status` (the wire `TokenStatus`), its details and its event's id
+    (`ev:…` or 32 bytes; hex digits in `x-baton-event-id`) when known. Not
+    ACTIVE: 401; a scope of the resource missing: 403 naming every missing
+    one; a `tools/call` of a tool the token does not grant: 403 naming the
+    tool."""
     if status != revocation_pb2.TOKEN_STATUS_ACTIVE or details is None:
         return _invalid_token(resource, _NOT_ACTIVE.get(status, "the token is not known"))
     missing = " ".join(scope for scope in resource.scopes if scope not in details.scopes)
@@ -361,5 +364,5 @@ def conclude(
         (SUBJECT, header_value(details.subject)),
         (HOLDER, header_value(details.holder)),
         (DEPTH, str(details.depth)),
-        (EVENT_ID, event_id.hex()),
+        (EVENT_ID, event_id_bytes(event_id).hex() if event_id else ""),
     ))

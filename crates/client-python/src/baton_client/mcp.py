@@ -16,6 +16,8 @@ token rides in `AccessToken.claims`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.mcpserver.exceptions import ToolError
@@ -33,6 +35,8 @@ def access_token(token: str, info: TokenInfo) -> AccessToken:
     details): holder, scopes, expiry, audience, subject, and Baton's tools,
     depth, event id and chain in `claims`."""
     details = info.details
+    if details is None:
+        raise ValueError("info: a token without its details (Baton answers them for an ACTIVE token)")
     return AccessToken(
         token=token,
         client_id=details.holder,
@@ -44,7 +48,8 @@ def access_token(token: str, info: TokenInfo) -> AccessToken:
             "iss": details.issuer,
             "baton_tools": list(details.tools),
             "baton_depth": details.depth,
-            "baton_event_id": info.event_id.hex(),
+            # Hex digits, as the node's introspection endpoint says it.
+            "baton_event_id": (info.event_id or "").removeprefix("ev:"),
             # Root grant first: who performed each hop, who held it.
             "baton_chain": [
                 {"performed_by": link.performed_by, "holder": link.holder, "audience": link.audience}
@@ -54,7 +59,7 @@ def access_token(token: str, info: TokenInfo) -> AccessToken:
     )
 
 
-def authorized(ctx) -> AccessToken | None:
+def authorized(ctx: Any) -> AccessToken | None:
     """In a tool behind `BatonMiddleware` (`ctx`: the tool's `Context`): the
     token the call came with, read from the HTTP request that carried it.
     Its `token` is Baton's reference to it (`b3:…`), not the bearer: the
@@ -62,7 +67,9 @@ def authorized(ctx) -> AccessToken | None:
     request = getattr(ctx.request_context, "request", None)
     state = getattr(request, "scope", {}).get("state") or {}
     info = state.get("baton")
-    return access_token(info.token, info) if info is not None and info.details is not None else None
+    if not isinstance(info, TokenInfo) or info.details is None:
+        return None
+    return access_token(info.token, info)
 
 
 def require_tool(name: str) -> AccessToken:
@@ -72,7 +79,7 @@ def require_tool(name: str) -> AccessToken:
     (`BatonMiddleware` needs none of this)."""
     token = get_access_token()
     tools = (token.claims or {}).get("baton_tools", []) if token is not None else []
-    if name not in tools:
+    if token is None or name not in tools:
         raise ToolNotGranted(f"the token does not grant tool {name!r}")
     return token
 
@@ -81,7 +88,7 @@ class BatonTokenVerifier:
     """`async verify_token(token) -> AccessToken | None` (mcp's
     `TokenVerifier` protocol) on a Watch-fed `Checker`."""
 
-    def __init__(self, checker: Checker, resource: str):
+    def __init__(self, checker: Checker, resource: str) -> None:
         self.checker = checker
         # The audience tokens presented to this server must carry (its RFC
         # 8707 resource URI).

@@ -63,7 +63,7 @@ class Signer:
         self.key_id = key_id(self.public_key)
 
     @classmethod
-    def from_key_file(cls, path: str | os.PathLike) -> "Signer":
+    def from_key_file(cls, path: str | os.PathLike[str]) -> Signer:
         path = pathlib.Path(path)
         try:
             mode = path.stat().st_mode
