@@ -104,19 +104,21 @@ baton register --key auth.key --registered-by auth.example --client-id svc-2 --k
   --scopes repo:read --tools github/search
 
 # --- docs/security.md's production snippet, as written there -------------------
-# The ```sh block of FILE that contains TEXT.
+# The ```sh block of FILE that contains TEXT; fails unless exactly one does.
 block() {
   awk -v text="$2" '
     /^```sh$/ { inside = 1; body = ""; next }
-    inside && /^```$/ { inside = 0; if (index(body, text)) printf "%s", body; next }
+    inside && /^```$/ { inside = 0; if (index(body, text)) { found++; printf "%s", body }; next }
     inside { body = body $0 "\n" }
+    END { if (found != 1) exit 3 }
   ' "$1"
 }
+unset BATON_SERVER  # the snippet names its own
 mkdir "$WORK/production" && cd "$WORK/production"
 baton keygen --out root.key >/dev/null
-block "$ROOT/docs/security.md" "baton pki init" >serve.block
-block "$ROOT/docs/security.md" "export BATON_SERVER=https://" >calls.block
-[ -s serve.block ] && [ -s calls.block ] || fail "docs/security.md lost its production snippet"
+block "$ROOT/docs/security.md" "baton pki init" >serve.block \
+  && block "$ROOT/docs/security.md" "export BATON_SERVER=https://" >calls.block \
+  || fail "docs/security.md should hold its production snippet's two blocks, once each"
 # As written, on a free loopback port instead of 0.0.0.0:7700, the node in
 # the background.
 sed -e 's/^listen = "0.0.0.0:7700"$/listen = "127.0.0.1:0"/' \
@@ -135,12 +137,13 @@ sed -e ':a' -e '/\\$/{N;s/\\\n//;ba' -e '}' -e "s/127\.0\.0\.1:7700/$ADDRESS/g" 
 (set +e; . ./calls.sh) >calls.out 2>&1
 cat calls.out
 [ "$(grep -c '^exit ' calls.out)" = 3 ] || fail "the production calls were not three: $(cat calls.block)"
-grep -q "UNKNOWN" calls.out || fail "mcp-a's check should answer UNKNOWN"
+grep -q "^jti:abc UNKNOWN$" calls.out || fail "mcp-a's check should answer UNKNOWN"
+grep -q "^node: ready" calls.out || fail "the operator's status should say the node is ready"
 grep -q '"status": "TOKEN_STATUS_UNKNOWN"' calls.out || fail "the gateway's grpcurl check should answer"
 [ "$(sed -n 's/^exit //p' calls.out | tr '\n' ' ')" = "5 0 0 " ] \
   || fail "exit codes should be 5 (UNKNOWN), 0 (grpcurl), 0 (status)"
 # The operator's certificate is what makes status work: mcp-a's is refused.
 BATON_SERVER="https://$ADDRESS" BATON_CA=pki/ca.pem baton status --cert pki/mcp-a.pem \
   --cert-key pki/mcp-a.key 2>refused.txt && fail "a checker read the admin status"
-grep -q "PERMISSION_DENIED\|admin" refused.txt || fail "status as a checker should be refused for the role: $(cat refused.txt)"
+grep -q "needs role admin" refused.txt || fail "status as a checker should be refused for the role: $(cat refused.txt)"
 echo "walkthrough: 2 passed, 0 failed"

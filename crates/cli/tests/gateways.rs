@@ -1279,6 +1279,20 @@ secret_hash = "{}"
     };
     assert_eq!(forward_auth(&ledger.tokens["live"]), "200");
     assert_eq!(forward_auth(&ledger.tokens["revoked"]), "401");
+    // A gateway that does not say which host was asked: its configuration
+    // (500, `error`).
+    assert_eq!(
+        curl(&[
+            "-H",
+            "X-Forwarded-Proto: http",
+            "-H",
+            "X-Original-URI: /mcp",
+            "-H",
+            "X-Original-Method: GET",
+            &format!("{http}/authz"),
+        ]),
+        "500"
+    );
     let introspect = |token: &str, user: &str| {
         curl(&[
             "-u",
@@ -1344,8 +1358,9 @@ with grpc.insecure_channel(sys.argv[1]) as channel:
     for route in ["/authz", "/envoy.service.auth.v3.Authorization/Check"] {
         assert_eq!(decided(route, "allow"), 1.0, "{route}");
         assert_eq!(decided(route, "deny"), 1.0, "{route}");
-        assert_eq!(decided(route, "error"), 0.0, "{route}");
+        assert_eq!(decided(route, "unavailable"), 0.0, "{route}");
     }
+    assert_eq!(decided("/authz", "error"), 1.0);
     assert_eq!(decided("/oauth2/introspect", "active"), 1.0);
     assert_eq!(decided("/oauth2/introspect", "inactive"), 1.0);
     assert_eq!(decided("/oauth2/revoke", "revoked"), 1.0);

@@ -157,3 +157,29 @@ pub(crate) fn gateway_refused(detail: &str) -> Verdict {
     );
     baton_bridge::misconfigured(GATEWAY_REFUSED.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gateway verdict reads as one decision: a 503 is `unavailable`, any
+    /// other 5xx `error`, a 4xx `deny`.
+    #[test]
+    fn a_gateway_verdict_is_one_decision() {
+        let deny = |status| Verdict::Deny {
+            status,
+            www_authenticate: None,
+            reason: String::new(),
+        };
+        assert_eq!(Decision::of(&Verdict::Allow(Vec::new())), Decision::Allow);
+        for status in [400, 401, 403] {
+            assert_eq!(Decision::of(&deny(status)), Decision::Deny, "{status}");
+        }
+        assert_eq!(Decision::of(&deny(503)), Decision::Unavailable);
+        assert_eq!(Decision::of(&deny(500)), Decision::Error);
+        assert_eq!(
+            Decision::of(&baton_bridge::misconfigured(String::new())),
+            Decision::Error
+        );
+    }
+}

@@ -185,7 +185,11 @@ pub(crate) const UNREADABLE: &str = "Baton could not read the gateway's ext_auth
 /// instead, as a 500 denial: an Envoy set to `failure_mode_allow` lets a
 /// gRPC error through.
 #[derive(Debug, Clone)]
-pub(crate) struct InBand<S>(pub S);
+pub(crate) struct InBand<S> {
+    pub service: S,
+    /// Where its denials are counted (`error`, as any 500 denial).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+}
 
 impl<S: tonic::server::NamedService> tonic::server::NamedService for InBand<S> {
     const NAME: &'static str = S::NAME;
@@ -210,11 +214,12 @@ where
         &mut self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
+        self.service.poll_ready(cx)
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let answered = self.0.call(request);
+        let answered = self.service.call(request);
+        let metrics = self.metrics.clone();
         Box::pin(async move {
             let response = answered.await?;
             // A failed call is trailers-only: its status is in the headers.
@@ -232,6 +237,9 @@ where
                 "an ext_authz request failed before Baton could decide: denied in band (500)"
             );
             let verdict = baton_bridge::misconfigured(UNREADABLE.to_owned());
+            if let Some(metrics) = &metrics {
+                metrics.bridge_decided(crate::routes::EXT_AUTHZ, bridge::Decision::of(&verdict));
+            }
             Ok(grpc_ok(&answer(verdict)))
         })
     }

@@ -280,14 +280,13 @@ pub async fn run_announced<L: EventLog>(
     .max_decoding_message_size(limits.message_bytes_max)
     .max_encoding_message_size(limits.message_bytes_max);
 
-    let ext_authz = ext_authz::InBand(
-        envoy_types::ext_authz::v3::pb::AuthorizationServer::new(ext_authz::ExtAuthz::new(
-            node.clone(),
-            options.resources.clone(),
-            metrics.clone(),
-        ))
+    let ext_authz = ext_authz::InBand {
+        service: envoy_types::ext_authz::v3::pb::AuthorizationServer::new(
+            ext_authz::ExtAuthz::new(node.clone(), options.resources.clone(), metrics.clone()),
+        )
         .max_decoding_message_size(limits.message_bytes_max),
-    );
+        metrics: metrics.clone(),
+    };
     let admin = v1::admin_service_server::AdminServiceServer::new(admin::Admin::new(node.clone()));
     if let (Some(listener), Some(metrics)) = (metrics_listener, metrics.clone()) {
         tracing::info!(address = %listener.local_addr()?, "metrics serving on /metrics");

@@ -10,16 +10,23 @@ ID_BYTES = 32
 _HEX = frozenset("0123456789abcdefABCDEF")
 
 
+def _text(prefix: str, what: str, raw: bytes) -> str:
+    if len(raw) != ID_BYTES:
+        raise ValueError(f"{what}: {len(raw)} bytes, not {ID_BYTES}: not an id Baton prints")
+    return prefix + raw.hex()
+
+
 def event_id_text(raw: bytes) -> str:
     """`raw` (an event id's 32 bytes) as Baton prints it: `ev:` and 64
-    lowercase hex digits."""
-    return "ev:" + raw.hex()
+    lowercase hex digits; `ValueError` for any other length (so every text
+    it makes, `event_id_bytes` takes back)."""
+    return _text("ev:", "event id", raw)
 
 
 def key_id_text(raw: bytes) -> str:
     """`raw` (a key id's 32 bytes) as Baton prints it: `key:` and 64
-    lowercase hex digits."""
-    return "key:" + raw.hex()
+    lowercase hex digits; `ValueError` for any other length."""
+    return _text("key:", "key id", raw)
 
 
 def _parse(prefix: str, what: str, value: str | bytes, name: str) -> bytes:
