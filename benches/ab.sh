@@ -38,28 +38,11 @@ start() { # name binary -> ADDR_<name>
     [ -n "$addr" ] || { echo "node $name did not start:" >&2; cat "$WORK/$name.err" >&2; exit 1; }
     printf -v "ADDR_$name" '%s' "$addr"
 }
-chain() { # binary (BATON_SERVER names the node)
-    local baton=$1
-    for k in as gw mcp; do [ -f "$WORK/$k.key" ] || "$baton" keygen --out "$WORK/$k.key" >/dev/null; done
-    "$baton" register --key "$WORK/root.key" --client-id ab-as.example --kind authorization-server \
-        --role delegating-layer --client-key "$WORK/as.key" --scopes repo:read --tools github/search >/dev/null
-    for c in gw mcp; do
-        "$baton" register --key "$WORK/as.key" --registered-by ab-as.example --client-id "ab-$c" \
-            --kind gateway --role delegating-layer --client-key "$WORK/$c.key" \
-            --scopes repo:read --tools github/search >/dev/null
-    done
-    "$baton" issue --key "$WORK/as.key" --issuer ab-as.example --token jti:ab-1 --subject user:ab \
-        --holder ab-gw --audience https://ab-gw.example/ --scopes repo:read --tools github/search >/dev/null
-    "$baton" narrow --key "$WORK/gw.key" --parent jti:ab-1 --token jti:ab-2 --performed-by ab-gw \
-        --holder ab-mcp --audience https://ab-mcp.example/ --scopes repo:read --tools github/search >/dev/null
-    "$baton" narrow --key "$WORK/mcp.key" --parent jti:ab-2 --token jti:ab-3 --performed-by ab-mcp \
-        --holder ab-mcp --audience https://ab-mcp.example/ --scopes repo:read --tools github/search >/dev/null
-    "$baton" check jti:ab-3 | grep -q ACTIVE
-}
+. benches/chain.sh
 start a "$A"
 start b "$B"
-BATON_SERVER="http://$ADDR_a" chain "$A"
-BATON_SERVER="http://$ADDR_b" chain "$B"
+BATON_SERVER="http://$ADDR_a" record_chain "$A" "$WORK/root.key" "$WORK" ab
+BATON_SERVER="http://$ADDR_b" record_chain "$B" "$WORK/root.key" "$WORK" ab
 run() { # out call data address
     "$GHZ" --insecure --call "$2" -d "$3" --connections 4 -c 32 -z "${GHZ_SECONDS}s" \
         --duration-stop=ignore -O json "$4" >"$WORK/$1.json"

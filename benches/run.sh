@@ -19,10 +19,32 @@
 # Writes OUT/report.json, OUT/report.md, OUT/ghz.md, OUT/connections.md,
 # OUT/freshness.md and OUT/micro.txt (default
 # OUT: target/bench-report). Extra arguments go to baton-bench (e.g. --duration-s 5).
+#
+# `benches/run.sh --scale [--kafka] [ARGS]` runs only the scale run instead
+# (opt-in, long, not in CI): ledgers of growing size (default 10k, 100k, 1M
+# events; `--sizes`), each generated in process and written to a fresh log
+# (the embedded log, or with --kafka a broker this script starts), replayed
+# by a new projection verifying every event, then checked, snapshotted and
+# restored. Writes OUT/scale.json, OUT/scale.md and OUT/scale.svg. ARGS go to
+# baton-bench-scale (--help lists them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="target/bench-report"
 mkdir -p "$OUT"
+
+if [ "${1:-}" = "--scale" ]; then
+    shift
+    cargo build --release --locked -p baton-benches --bin baton-bench-scale >&2
+    if [ "${1:-}" = "--kafka" ]; then
+        shift
+        KAFKA_DIR="$(mktemp -d)"
+        trap 'deploy/kafka/kafka.sh stop --dir "$KAFKA_DIR" >&2 || true; rm -rf "$KAFKA_DIR"' EXIT
+        BOOTSTRAP="$(deploy/kafka/kafka.sh start --dir "$KAFKA_DIR")"
+        target/release/baton-bench-scale --out "$OUT" --kafka-brokers "$BOOTSTRAP" "$@"
+        exit
+    fi
+    exec target/release/baton-bench-scale --out "$OUT" "$@"
+fi
 
 cargo build --release --locked -p baton -p baton-benches >&2
 BATON=target/release/baton
@@ -89,26 +111,9 @@ target/release/baton-bench --node-a "http://$ADDR_a" --node-b "http://$ADDR_b" \
     --data-a "$WORK/a" --pid-a "$PID_a" --pid-b "$PID_b" --out "$OUT" "$@"
 
 # ghz against node A: Check of a real chain's leaf, and the empty RPC (health).
+. benches/chain.sh
 ghz_chain() { # BATON_SERVER (and BATON_CA...) name the node
-    for k in as gw mcp; do [ -f "$WORK/ghz-$k.key" ] || "$BATON" keygen --out "$WORK/ghz-$k.key" >/dev/null; done
-    "$BATON" register --key "$WORK/root.key" --client-id ghz-as.example --kind authorization-server \
-        --role delegating-layer --client-key "$WORK/ghz-as.key" --scopes repo:read --tools github/search >/dev/null
-    for c in gw mcp; do
-        "$BATON" register --key "$WORK/ghz-as.key" --registered-by ghz-as.example --client-id "ghz-$c" \
-            --kind gateway --role delegating-layer --client-key "$WORK/ghz-$c.key" \
-            --scopes repo:read --tools github/search >/dev/null
-    done
-    "$BATON" issue --key "$WORK/ghz-as.key" --issuer ghz-as.example --token jti:ghz-1 --subject user:ghz \
-        --holder ghz-gw --audience https://ghz-gw.example/ --scopes repo:read --tools github/search >/dev/null
-    "$BATON" narrow --key "$WORK/ghz-gw.key" --parent jti:ghz-1 --token jti:ghz-2 --performed-by ghz-gw \
-        --holder ghz-mcp --audience https://ghz-mcp.example/ --scopes repo:read --tools github/search >/dev/null
-    "$BATON" narrow --key "$WORK/ghz-mcp.key" --parent jti:ghz-2 --token jti:ghz-3 --performed-by ghz-mcp \
-        --holder ghz-mcp --audience https://ghz-mcp.example/ --scopes repo:read --tools github/search >/dev/null
-    # The leaf once more, recorded by the digest of a bearer token (the
-    # bridges look tokens up that way).
-    "$BATON" narrow --key "$WORK/ghz-mcp.key" --parent jti:ghz-3 --token "$BEARER_REF" --performed-by ghz-mcp \
-        --holder ghz-mcp --audience https://ghz-mcp.example/ --scopes repo:read --tools github/search >/dev/null
-    "$BATON" check jti:ghz-3 >/dev/null
+    record_chain "$BATON" "$WORK/root.key" "$WORK" ghz "$BEARER_REF"
 }
 BEARER="bench-bearer-TEST-ONLY-$(date +%s%N)"
 BEARER_REF="$(printf '%s' "$BEARER" | "$BATON" digest)"

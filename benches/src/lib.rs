@@ -4,4 +4,13 @@
 
 pub mod chains;
 pub mod load;
+pub mod scale;
 pub mod stats;
+
+/// Runs `main` on a multi-threaded runtime: the load generators' `main`.
+pub fn run(main: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(main)
+}

@@ -563,14 +563,23 @@ async fn checker_invalidation(
 /// Runs a projector over `log` in `dir` until it has applied the log's
 /// end as it is now, then stops it; returns how long that took (from open)
 /// and its handle.
-async fn catch_up(
-    log: KafkaLog,
+pub async fn catch_up<L: EventLog>(
+    log: L,
     dir: &Path,
     policy: Policy,
 ) -> anyhow::Result<(Duration, baton_projector::Handle)> {
+    catch_up_with(log, dir, ProjectorOptions::new(policy)).await
+}
+
+/// [`catch_up`] with these projector options.
+pub async fn catch_up_with<L: EventLog>(
+    log: L,
+    dir: &Path,
+    options: ProjectorOptions,
+) -> anyhow::Result<(Duration, baton_projector::Handle)> {
     let ends = log.end_offsets().await?;
     let started = Instant::now();
-    let projector = Projector::open(log, dir, ProjectorOptions::new(policy))?;
+    let projector = Projector::open(log, dir, options)?;
     let handle = projector.handle();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(projector.run(async move {
@@ -621,7 +630,7 @@ async fn replay(args: &Args, policy: Policy) -> anyhow::Result<(Samples, (f64, f
 /// Writes `events` straight to `log` as batch records of 100 (trees of 4
 /// events: a tree never split when `events` holds whole trees), 100 records
 /// per append.
-async fn write_trees(log: &KafkaLog, events: &[Envelope]) -> anyhow::Result<()> {
+pub async fn write_trees<L: EventLog>(log: &L, events: &[Envelope]) -> anyhow::Result<()> {
     let records: Vec<Record> = events
         .chunks(100)
         .map(|batch| {
@@ -718,7 +727,8 @@ async fn bootstrap(
     }))
 }
 
-fn dir_bytes(path: &Path) -> u64 {
+/// Bytes of the files under `path`.
+pub fn dir_bytes(path: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(path) else {
         return 0;
     };

@@ -12,7 +12,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use baton_log::{AppendError, EventLog, LogReader, Position, ReadRecord, Record, check_record};
+use baton_log::{
+    AppendError, EventLog, LogReader, Position, ReadLimit, ReadRecord, Record, check_record,
+};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::config::ClientConfig;
 use rdkafka::config::RDKafkaLogLevel;
@@ -719,7 +721,7 @@ fn owned(message: &rdkafka::message::BorrowedMessage<'_>) -> ReadRecord {
 impl LogReader for KafkaReader {
     async fn next_batch(
         &mut self,
-        max: usize,
+        limit: ReadLimit,
         wait: Duration,
     ) -> baton_log::Result<Vec<ReadRecord>> {
         let first = match tokio::time::timeout(wait, self.consumer.recv()).await {
@@ -727,14 +729,19 @@ impl LogReader for KafkaReader {
             Ok(Err(e)) => return Err(baton_log::Error::Backend(format!("kafka read: {e}"))),
             Ok(Ok(message)) => owned(&message),
         };
+        let mut bytes = first.bytes();
         let mut out = vec![first];
         // Take what follows closely: librdkafka hands messages over one by one
         // as it decodes fetched batches, so waiting a moment for the next one
         // makes batches large (one sled commit and parallel signature checks
         // per batch) at a cost of at most BATCH_LINGER to the newest record.
-        while out.len() < max.max(1) {
+        while limit.room(out.len(), bytes) {
             match tokio::time::timeout(BATCH_LINGER, self.consumer.recv()).await {
-                Ok(Ok(message)) => out.push(owned(&message)),
+                Ok(Ok(message)) => {
+                    let record = owned(&message);
+                    bytes += record.bytes();
+                    out.push(record);
+                }
                 // The consumer has moved past what `out` holds: hand it over,
                 // never drop it. A lasting error is reported by the next call.
                 Ok(Err(e)) => {

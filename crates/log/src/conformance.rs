@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::time::Duration;
 
-use crate::{AppendError, EventLog, LogReader, Position, RECORD_BYTES_MAX, ReadRecord, Record};
+use crate::{
+    AppendError, EventLog, LogReader, Position, RECORD_BYTES_MAX, ReadLimit, ReadRecord, Record,
+};
 
 /// How the suite gets logs to test.
 pub trait Harness {
@@ -24,6 +26,7 @@ pub async fn run_all<H: Harness>(harness: &mut H) {
     positions_are_in_order(harness).await;
     reads_return_what_was_appended(harness).await;
     reads_start_at_the_given_offsets(harness).await;
+    reads_stop_at_the_byte_limit(harness).await;
     readers_follow_the_tail(harness).await;
     same_key_same_partition_in_order(harness).await;
     concurrent_appends_all_land_once(harness).await;
@@ -59,7 +62,10 @@ pub async fn read_exactly<R: LogReader>(reader: &mut R, count: usize) -> Vec<Rea
         );
         out.extend(
             reader
-                .next_batch(count - out.len(), Duration::from_millis(500))
+                .next_batch(
+                    ReadLimit::records(count - out.len()),
+                    Duration::from_millis(500),
+                )
                 .await
                 .expect("read"),
         );
@@ -130,6 +136,71 @@ pub async fn reads_return_what_was_appended<H: Harness>(harness: &mut H) {
     }
 }
 
+/// A read takes records only while the bytes it holds are under the limit
+/// (so it holds at most one record past it), never more records than asked
+/// and never none when some are there; what it leaves, the next read
+/// returns, in order.
+pub async fn reads_stop_at_the_byte_limit<H: Harness>(harness: &mut H) {
+    let log = harness.fresh().await;
+    let records: Vec<Record> = (0..10)
+        .map(|n| Record {
+            key: b"k".to_vec(),
+            value: vec![n as u8; 100],
+        })
+        .collect();
+    let appended = ok_positions(log.append(records).await);
+    let limit = ReadLimit {
+        records: 100,
+        bytes: 250,
+    };
+    let mut reader = log.reader(&zeros(&log).await).expect("reader");
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut read = Vec::new();
+    while read.len() < appended.len() {
+        assert!(tokio::time::Instant::now() < deadline, "read {read:?}");
+        let batch = reader
+            .next_batch(limit, Duration::from_millis(500))
+            .await
+            .expect("read");
+        if let Some((_, before_last)) = batch.split_last() {
+            let held: usize = before_last.iter().map(ReadRecord::bytes).sum();
+            assert!(held < limit.bytes, "a read went on past the byte limit");
+            assert!(
+                batch.len() <= 3,
+                "101-byte records under 250 bytes: 3 at most"
+            );
+        }
+        read.extend(batch);
+    }
+    assert_eq!(
+        read.iter().map(|r| r.position).collect::<Vec<_>>(),
+        appended
+    );
+    assert!(
+        read.iter()
+            .enumerate()
+            .all(|(n, r)| r.value == vec![n as u8; 100])
+    );
+    // A limit smaller than any record still reads one.
+    let mut reader = log.reader(&zeros(&log).await).expect("reader");
+    let one = ReadLimit {
+        records: 100,
+        bytes: 1,
+    };
+    let first = loop {
+        assert!(tokio::time::Instant::now() < deadline);
+        let batch = reader
+            .next_batch(one, Duration::from_millis(500))
+            .await
+            .expect("read");
+        if !batch.is_empty() {
+            break batch;
+        }
+    };
+    assert_eq!(first.len(), 1);
+    assert!(one.reached(&first));
+}
+
 pub async fn reads_start_at_the_given_offsets<H: Harness>(harness: &mut H) {
     let log = harness.fresh().await;
     ok_positions(log.append((0..10).map(|n| record("a", n)).collect()).await);
@@ -140,7 +211,7 @@ pub async fn reads_start_at_the_given_offsets<H: Harness>(harness: &mut H) {
     assert_eq!(read.iter().map(|r| r.position).collect::<Vec<_>>(), later);
     assert!(
         reader
-            .next_batch(10, Duration::from_millis(200))
+            .next_batch(ReadLimit::records(10), Duration::from_millis(200))
             .await
             .expect("read")
             .is_empty()

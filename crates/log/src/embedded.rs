@@ -19,7 +19,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::{
-    AppendError, Error, EventLog, LogReader, Position, ReadRecord, Record, Result, check_record,
+    AppendError, Error, EventLog, LogReader, Position, ReadLimit, ReadRecord, Record, Result,
+    check_record,
 };
 
 const MAGIC: &[u8] = b"BATONLOG1\n";
@@ -215,6 +216,10 @@ fn frame_end(data: &[u8], at: usize) -> Option<usize> {
     let body = data.get(at + 8..at + 8 + len)?;
     frame_ok(crc, body).then_some(at + 8 + len)
 }
+
+/// A frame's bytes besides its record's key and value: length, checksum,
+/// key length.
+const FRAME_HEADER: u64 = 12;
 
 fn encode_frame(out: &mut Vec<u8>, record: &Record) {
     let len = 4 + record.key.len() + record.value.len();
@@ -421,6 +426,19 @@ impl std::fmt::Debug for EmbeddedReader {
 }
 
 impl EmbeddedReader {
+    /// Where a read from `from` stops, below `end`, by `limit`: each
+    /// record's bytes are its frame's less the frame's header.
+    fn within(shared: &Shared, from: u64, end: u64, limit: ReadLimit) -> u64 {
+        let index = shared.index.read().expect("index lock");
+        let (mut to, mut bytes) = (from, 0usize);
+        while to < end && limit.room((to - from) as usize, bytes) {
+            let frame = index[to as usize + 1] - index[to as usize];
+            bytes += frame.saturating_sub(FRAME_HEADER) as usize;
+            to += 1;
+        }
+        to
+    }
+
     fn read_range(shared: &Shared, from: u64, to: u64) -> Result<Vec<ReadRecord>> {
         let (start, stop) = {
             let index = shared.index.read().expect("index lock");
@@ -458,12 +476,12 @@ impl EmbeddedReader {
 }
 
 impl LogReader for EmbeddedReader {
-    async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<Vec<ReadRecord>> {
+    async fn next_batch(&mut self, limit: ReadLimit, wait: Duration) -> Result<Vec<ReadRecord>> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let end = *self.end.borrow_and_update();
             if self.next < end {
-                let to = end.min(self.next + max.max(1) as u64);
+                let to = Self::within(&self.shared, self.next, end, limit);
                 let shared = self.shared.clone();
                 let from = self.next;
                 let records =

@@ -49,6 +49,48 @@ pub struct ReadRecord {
     pub value: Vec<u8>,
 }
 
+impl ReadRecord {
+    /// Its size as a [`ReadLimit`] counts it: key and value.
+    pub fn bytes(&self) -> usize {
+        self.key.len() + self.value.len()
+    }
+}
+
+/// How much one read may return: at most `records` records, taken only
+/// while the bytes already taken ([`ReadRecord::bytes`]) are under `bytes`
+/// (so the record that reaches it is the last; a read returns at least one
+/// record when one is there). A projector bounds its batches by bytes as
+/// well as by count: a record holds 1 to 1000 events, up to 1 MiB, so a
+/// count alone bounds nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimit {
+    pub records: usize,
+    pub bytes: usize,
+}
+
+impl ReadLimit {
+    /// At most `records` records, of any size.
+    pub fn records(records: usize) -> Self {
+        ReadLimit {
+            records,
+            bytes: usize::MAX,
+        }
+    }
+
+    /// Whether a read holding `count` records of `bytes` bytes may take one
+    /// more: the one rule every reader applies.
+    pub fn room(&self, count: usize, bytes: usize) -> bool {
+        count < self.records.max(1) && bytes < self.bytes
+    }
+
+    /// Whether a read that returned `batch` stopped at this limit rather
+    /// than for want of records: only a read that did not may be taken as
+    /// having reached the log's end.
+    pub fn reached(&self, batch: &[ReadRecord]) -> bool {
+        !self.room(batch.len(), batch.iter().map(ReadRecord::bytes).sum())
+    }
+}
+
 /// Why one record of an append was not acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AppendError {
@@ -116,11 +158,12 @@ pub trait EventLog: Clone + Send + Sync + 'static {
 
 /// Reads every partition of a log from given offsets, following its tail.
 pub trait LogReader: Send + 'static {
-    /// Up to `max` records; waits up to `wait` when there are none yet, then
-    /// returns an empty batch. Within a partition, records come in offset order.
+    /// Records within `limit`; waits up to `wait` when there are none yet,
+    /// then returns an empty batch. Within a partition, records come in
+    /// offset order.
     fn next_batch(
         &mut self,
-        max: usize,
+        limit: ReadLimit,
         wait: Duration,
     ) -> impl Future<Output = Result<Vec<ReadRecord>>> + Send;
 }

@@ -93,7 +93,10 @@ async fn a_torn_tail_is_truncated_and_the_rest_kept() {
     assert_eq!(next[0].as_ref().unwrap().offset, 2);
     assert!(
         reader
-            .next_batch(10, std::time::Duration::from_secs(5))
+            .next_batch(
+                baton_log::ReadLimit::records(10),
+                std::time::Duration::from_secs(5),
+            )
             .await
             .unwrap()[0]
             .value

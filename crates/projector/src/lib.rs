@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use baton_core::Policy;
-use baton_log::{ConsistencyToken, EventLog, LogReader, Position, ReadRecord};
+use baton_log::{ConsistencyToken, EventLog, LogReader, Position, ReadLimit, ReadRecord};
 use tokio::sync::watch;
 
 use crate::parked::Parking;
@@ -64,6 +64,12 @@ pub struct ProjectorOptions {
     pub policy: Policy,
     /// Most records applied in one atomic batch.
     pub batch_max: usize,
+    /// Most bytes of records read for one batch (the record that reaches
+    /// it is the last): what bounds a batch's memory, read, verified and
+    /// staged, since a record holds 1 to 1000 events.
+    pub batch_bytes_max: usize,
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
     /// How long a read waits for new records when there are none.
     pub idle_wait: Duration,
     /// How long a record may wait for a missing dependency (key, client,
@@ -93,11 +99,26 @@ pub enum OtherRules {
     Refuse,
 }
 
+/// The default [`ProjectorOptions::batch_bytes_max`].
+pub const BATCH_BYTES_MAX: usize = 1 << 20;
+/// The default [`ProjectorOptions::cache_bytes`]: sled's own default.
+pub const CACHE_BYTES: u64 = 1 << 30;
+
 impl ProjectorOptions {
+    /// How much one read of the log may return.
+    fn read_limit(&self) -> ReadLimit {
+        ReadLimit {
+            records: self.batch_max,
+            bytes: self.batch_bytes_max,
+        }
+    }
+
     pub fn new(policy: Policy) -> Self {
         ProjectorOptions {
             policy,
             batch_max: 512,
+            batch_bytes_max: BATCH_BYTES_MAX,
+            cache_bytes: CACHE_BYTES,
             idle_wait: Duration::from_millis(200),
             park_grace: Duration::from_secs(5),
             snapshot_journal_bytes_max: snapshot::JOURNAL_BYTES_MAX,
@@ -295,6 +316,7 @@ impl<L: EventLog> Projector<L> {
         let db = sled::Config::new()
             .path(dir)
             .flush_every_ms(Some(200))
+            .cache_capacity(options.cache_bytes)
             .open()?;
         let tree = open_layout(&db, &options.policy, options.other_rules)?;
         let partitions = log.partitions();
@@ -396,7 +418,7 @@ impl<L: EventLog> Projector<L> {
         };
         while !reached(&self.shared) {
             let batch = reader
-                .next_batch(self.options.batch_max, self.options.idle_wait)
+                .next_batch(self.options.read_limit(), self.options.idle_wait)
                 .await?;
             if batch.is_empty() {
                 let ends = self.log.end_offsets().await?;
@@ -460,7 +482,7 @@ impl<L: EventLog> Projector<L> {
                 () = &mut shutdown => break Ok(()),
                 prepared = next_batch.recv() => prepared,
             };
-            let (batch, decoded) = match prepared {
+            let (batch, decoded, short) = match prepared {
                 Some(Ok(prepared)) => prepared,
                 Some(Err(e)) => break Err(e),
                 None => break Err(Error::Task("the log feeder stopped".into())),
@@ -468,7 +490,7 @@ impl<L: EventLog> Projector<L> {
             // A short batch: the reader had nothing more to give (the
             // brokers had sent everything they had), so the node was at the
             // log's end as of this read.
-            if batch.len() < self.options.batch_max {
+            if short {
                 *self.shared.at_end.lock().expect("at_end lock") = Some(std::time::Instant::now());
             }
             if batch.is_empty() && parked.is_empty() {
@@ -528,8 +550,10 @@ impl<L: EventLog> Projector<L> {
     }
 }
 
-/// A batch read from the log, decoded, with its signatures verified.
-type Prepared = (Vec<ReadRecord>, Vec<apply::Decoded>);
+/// A batch read from the log, decoded, with its signatures verified; and
+/// whether the read was short (it stopped for want of records, not at its
+/// limit).
+type Prepared = (Vec<ReadRecord>, Vec<apply::Decoded>, bool);
 
 /// The projector's first stage: reads batches and verifies them ahead of the
 /// apply loop, against the committed projection. A key registered by a batch
@@ -552,7 +576,7 @@ async fn feed<R: LogReader>(
     loop {
         let read = tokio::select! {
             () = out.closed() => return,
-            read = reader.next_batch(options.batch_max, options.idle_wait) => read,
+            read = reader.next_batch(options.read_limit(), options.idle_wait) => read,
         };
         let batch = match read {
             Ok(batch) => {
@@ -596,14 +620,15 @@ async fn feed<R: LogReader>(
         if out.is_closed() {
             return;
         }
+        let short = !options.read_limit().reached(&batch);
         let prepared = if batch.is_empty() {
-            Ok((batch, Vec::new()))
+            Ok((batch, Vec::new(), short))
         } else {
             let (shared, policy) = (shared.clone(), options.policy.clone());
             tokio::task::spawn_blocking(move || {
                 let view = view::Staged::new(&shared.tree, &shared.memo);
                 let decoded = apply::decode_batch(&policy, &view, &batch)?;
-                Ok((batch, decoded))
+                Ok((batch, decoded, short))
             })
             .await
             .unwrap_or_else(|e| Err(Error::Task(e.to_string())))
