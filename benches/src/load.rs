@@ -71,7 +71,8 @@ struct Args {
     out: PathBuf,
 }
 
-fn now_s() -> i64 {
+/// Now, in Unix seconds.
+pub fn now_s() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -741,15 +742,21 @@ pub fn dir_bytes(path: &Path) -> u64 {
         .sum()
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
+/// A line of `/proc/{process}/status` (`process`: a pid, or `self`), in KiB;
+/// 0 if it cannot be read.
+pub fn status_kib(process: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{process}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    status_kib(&pid.to_string(), "VmHWM:")
 }
 
 fn raw_sled_get() -> anyhow::Result<Samples> {

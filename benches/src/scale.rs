@@ -8,7 +8,7 @@
 //! to create and restore it. Opt-in (`benches/run.sh --scale`), not in CI.
 
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use baton_core::{Envelope, TokenRef, TokenStatus};
@@ -18,7 +18,7 @@ use baton_testkit::Fixture;
 use clap::Parser;
 use serde_json::{Value, json};
 
-use crate::load::{catch_up_with, dir_bytes, write_trees};
+use crate::load::{catch_up_with, dir_bytes, now_s, status_kib, write_trees};
 use crate::stats::{Samples, round};
 
 #[derive(Parser, Debug)]
@@ -62,24 +62,6 @@ const TREE_EVENTS: u64 = 4;
 /// Trees signed and written at a time (the generator holds no more).
 const TREES_PER_ROUND: u64 = 2_500;
 
-fn now_s() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// A line of `/proc/self/status`, in KiB.
-fn status_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// Resets the process's peak RSS to its current RSS (Linux `clear_refs` 5),
 /// so the next peak read is the peak since now.
 fn reset_peak_rss() -> anyhow::Result<()> {
@@ -119,7 +101,7 @@ async fn measure<L: EventLog + Clone>(
 
     // A new node's full replay, every event verified.
     reset_peak_rss()?;
-    let rss_before = status_kib("VmRSS:");
+    let rss_before = status_kib("self", "VmRSS:");
     let projection = work.join("projection");
     let options = baton_projector::ProjectorOptions {
         batch_bytes_max: args.batch_bytes_max,
@@ -127,7 +109,7 @@ async fn measure<L: EventLog + Clone>(
         ..baton_projector::ProjectorOptions::new(policy)
     };
     let (replay, handle) = catch_up_with(log.clone(), &projection, options).await?;
-    let peak_replay = status_kib("VmHWM:");
+    let peak_replay = status_kib("self", "VmHWM:");
     let applied = handle.counter("applied")?;
     let quarantined = handle.counter("quarantined")?;
     if quarantined > 0 || applied < trees * TREE_EVENTS {
@@ -162,7 +144,7 @@ async fn measure<L: EventLog + Clone>(
         work: checks as u64,
         errors: 0,
     };
-    let peak_serving = status_kib("VmHWM:");
+    let peak_serving = status_kib("self", "VmHWM:");
 
     // A snapshot of it, and a restore.
     let file = work.join("ledger.snapshot");
