@@ -216,6 +216,25 @@ fn queries(c: &mut Criterion) {
     group.finish();
     let leaf = TokenRef::jti("t", "d4-3").expect("jti");
     c.bench_function("chain/depth_4", |b| b.iter(|| handle.chain(&leaf)));
+    // History pages read through the index aggregates (baton_projector's
+    // `index`): a page of 100 token events, and a token's subtree.
+    let issued = baton_projector::EventFilter {
+        kind: Some(baton_core::EventKind::ScopeNarrowed),
+        ..Default::default()
+    };
+    let page = handle.list_events(&issued, None, 100).expect("list");
+    assert_eq!(page.len(), 100, "fixture history");
+    c.bench_function("history/list_events_100", |b| {
+        b.iter(|| handle.list_events(&issued, None, 100))
+    });
+    let root = TokenRef::jti("t", "d16-0").expect("jti");
+    assert_eq!(
+        handle.descendants(&root, 100).expect("descendants").len(),
+        15
+    );
+    c.bench_function("history/descendants_15", |b| {
+        b.iter(|| handle.descendants(&root, 100))
+    });
 
     // The storage limit: a raw sled get of a value of a stored token's size.
     let db = sled::Config::new().temporary(true).open().expect("sled");

@@ -5,6 +5,7 @@
 pub mod chains;
 pub mod load;
 pub mod scale;
+pub mod sled_entries;
 pub mod stats;
 
 /// Runs `main` on a multi-threaded runtime: the load generators' `main`.

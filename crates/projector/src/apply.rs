@@ -326,7 +326,9 @@ fn record_event(
                 StoredClient::from_record(&record).encode_to_vec(),
             ),
             Fact::Token(record) => staged.put(key::by_ref(&record.token), id.0.to_vec()),
-            Fact::Child { parent, child } => staged.put(key::child(&parent, &child), Vec::new()),
+            Fact::Child { parent, child } => {
+                staged.index(crate::index::children(&parent), 0, child)
+            }
             Fact::Revocation { target, by } => {
                 let slot = key::revocation(&target);
                 let stored = staged
@@ -352,7 +354,7 @@ fn record_event(
 /// subject it names.
 fn index_event(staged: &mut Staged<'_>, id: EventId, event: &Event, signer: &Signer) {
     let at = event.created_at_ms;
-    staged.put(key::by_kind(kind_code(event.kind()), at, &id), Vec::new());
+    staged.index(crate::index::kind(kind_code(event.kind())), at, id);
     let mut clients: Vec<&str> = Vec::new();
     if let Signer::Client { client, .. } = signer {
         clients.push(client.as_str());
@@ -378,9 +380,9 @@ fn index_event(staged: &mut Staged<'_>, id: EventId, event: &Event, signer: &Sig
     clients.sort_unstable();
     clients.dedup();
     for client in clients {
-        staged.put(key::by_name(b'I', client, at, &id), Vec::new());
+        staged.index(crate::index::name(b'I', client), at, id);
     }
     for subject in subjects {
-        staged.put(key::by_name(b'S', subject, at, &id), Vec::new());
+        staged.index(crate::index::name(b'S', subject), at, id);
     }
 }

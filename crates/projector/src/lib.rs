@@ -21,6 +21,7 @@ use crate::parked::Parking;
 
 mod apply;
 mod bounded;
+mod index;
 mod parked;
 mod query;
 mod snapshot;

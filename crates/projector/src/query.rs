@@ -14,6 +14,7 @@ use baton_core::{
 use baton_log::Position;
 
 use crate::apply::kind_code;
+use crate::index;
 use crate::stored::{StoredEvent, StoredQuarantine, StoredRevocation, decode, key};
 use crate::{Error, Handle, Result};
 
@@ -21,7 +22,7 @@ use crate::{Error, Handle, Result};
 /// what an exported bundle may hold.
 const CHAIN_EVENTS_MAX: usize = 1024;
 
-/// Most index entries one `list_events` call examines.
+/// Most index items one `list_events` call examines.
 const EXAMINED_MAX: usize = 100_000;
 
 /// A chain root → leaf, and every event an offline verifier needs first.
@@ -244,10 +245,12 @@ impl Handle {
         let mut out = Vec::new();
         let mut queue = VecDeque::from([root]);
         while let Some(at) = queue.pop_front() {
-            for entry in self.shared.tree.scan_prefix(key::children(&at)) {
-                let (child_key, _) = entry?;
-                let child = EventId::from_slice("child", &child_key[33..])
-                    .map_err(|e| Error::Corrupt(e.to_string()))?;
+            let from = index::Item {
+                ms: 0,
+                id: EventId([0; 32]),
+            };
+            for item in index::Ordered::new(&self.shared.tree, index::children(&at), from, false)? {
+                let child = item?.id;
                 if out.len() >= limit {
                     return Ok(out);
                 }
@@ -268,22 +271,26 @@ impl Handle {
         limit: usize,
     ) -> Result<Vec<ListedEvent>> {
         // Pick the narrowest index the filter allows; check the rest per event.
-        // Within each prefix the index is ordered by time, so the time range
+        // Under each prefix the items come in time order, so the time range
         // is a seek and a stop, not a filter.
         let prefixes: Vec<Vec<u8>> = match (&filter.client, &filter.subject, filter.kind) {
-            (Some(client), _, _) => vec![name_prefix(b'I', client.as_str())],
-            (None, Some(subject), _) => vec![name_prefix(b'S', subject.as_str())],
-            (None, None, Some(kind)) => vec![vec![b'i', kind_code(kind)]],
+            (Some(client), _, _) => vec![index::name(b'I', client.as_str())],
+            (None, Some(subject), _) => vec![index::name(b'S', subject.as_str())],
+            (None, None, Some(kind)) => vec![index::kind(kind_code(kind))],
             (None, None, None) => EventKind::ALL
                 .iter()
-                .map(|k| vec![b'i', kind_code(*k)])
+                .map(|k| index::kind(kind_code(*k)))
                 .collect(),
         };
-        // A cursor is the last index key returned; it lies in one prefix.
+        // A cursor is the last item returned, under its prefix.
         let resume = match cursor {
             None => None,
-            Some(c) => match prefixes.iter().position(|p| c.starts_with(p)) {
-                Some(at) => Some((at, c)),
+            Some(c) => match prefixes
+                .iter()
+                .enumerate()
+                .find_map(|(at, p)| Some((at, index::parse_item_key(p, c)?)))
+            {
+                Some(found) => Some(found),
                 None => {
                     return Err(Error::Invalid {
                         field: "page_token",
@@ -295,20 +302,18 @@ impl Handle {
         let mut out = Vec::new();
         let mut examined = 0usize;
         for (at, prefix) in prefixes.iter().enumerate() {
-            let mut start = prefix.clone();
-            start.extend_from_slice(&filter.since_ms.unwrap_or(0).max(0).to_be_bytes());
-            match resume {
+            let since = index::Item {
+                ms: filter.since_ms.unwrap_or(0).max(0),
+                id: EventId([0; 32]),
+            };
+            let (from, exclusive) = match resume {
                 Some((resume_at, _)) if at < resume_at => continue,
-                Some((resume_at, c)) if at == resume_at => {
-                    let mut after = c.to_vec();
-                    after.push(0);
-                    start = start.max(after);
-                }
-                _ => {}
-            }
-            for entry in self.shared.tree.range(start..) {
-                let (index_key, _) = entry?;
-                if !index_key.starts_with(prefix) || out.len() >= limit {
+                Some((resume_at, after)) if at == resume_at && after >= since => (after, true),
+                _ => (since, false),
+            };
+            for item in index::Ordered::new(&self.shared.tree, prefix.clone(), from, exclusive)? {
+                let item = item?;
+                if out.len() >= limit || filter.until_ms.is_some_and(|u| item.ms >= u) {
                     break;
                 }
                 examined += 1;
@@ -320,16 +325,10 @@ impl Handle {
                         ),
                     });
                 }
-                let tail = &index_key[index_key.len() - 40..];
-                let created_ms = i64::from_be_bytes(tail[..8].try_into().expect("8 bytes"));
-                if filter.until_ms.is_some_and(|u| created_ms >= u) {
-                    break;
-                }
-                let id = EventId::from_slice("index", &tail[8..])
-                    .map_err(|e| Error::Corrupt(e.to_string()))?;
-                let Some((envelope, event, position)) = self.event(&id)? else {
+                let Some((envelope, event, position)) = self.event(&item.id)? else {
                     return Err(Error::Corrupt(format!(
-                        "index names {id}, which is not stored"
+                        "index names {}, which is not stored",
+                        item.id
                     )));
                 };
                 if filter.kind.is_some_and(|k| k != event.kind()) {
@@ -344,7 +343,7 @@ impl Handle {
                     envelope,
                     event,
                     position,
-                    cursor: index_key.to_vec(),
+                    cursor: index::item_key(prefix, &item),
                 });
             }
         }
@@ -458,13 +457,6 @@ impl Handle {
         }
         Ok(out)
     }
-}
-
-fn name_prefix(prefix: u8, name: &str) -> Vec<u8> {
-    let mut out = vec![prefix];
-    out.extend_from_slice(name.as_bytes());
-    out.push(0);
-    out
 }
 
 fn names_subject(event: &Event, subject: &baton_core::Subject) -> bool {

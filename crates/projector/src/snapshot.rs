@@ -55,23 +55,38 @@ pub struct SnapshotInfo {
 const ENTRY_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// The state digest, fed one entry at a time: the one definition
-/// [`Handle::state_digest`], snapshots and restores share.
-pub(crate) struct Digest(blake3::Hasher);
+/// [`Handle::state_digest`], snapshots and restores share. Every entry is
+/// hashed in key order, except the query indexes' aggregates, whose items
+/// are folded in one by one and order-free ([`crate::index::ItemDigest`]):
+/// two projections of one log are equal whichever events shared a batch.
+pub(crate) struct Digest {
+    entries: blake3::Hasher,
+    items: crate::index::ItemDigest,
+}
 
 impl Digest {
     pub fn new() -> Self {
-        Digest(blake3::Hasher::new_derive_key("baton.v1 projection digest"))
+        Digest {
+            entries: blake3::Hasher::new_derive_key("baton.v1 projection digest"),
+            items: crate::index::ItemDigest::new(),
+        }
     }
 
     pub fn entry(&mut self, key: &[u8], value: &[u8]) {
-        self.0.update(&(key.len() as u64).to_le_bytes());
-        self.0.update(key);
-        self.0.update(&(value.len() as u64).to_le_bytes());
-        self.0.update(value);
+        if self.items.entry(key, value) {
+            return;
+        }
+        self.entries.update(&(key.len() as u64).to_le_bytes());
+        self.entries.update(key);
+        self.entries.update(&(value.len() as u64).to_le_bytes());
+        self.entries.update(value);
     }
 
     pub fn finish(&self) -> [u8; 32] {
-        *self.0.finalize().as_bytes()
+        let mut entries = self.entries.clone();
+        entries.update(b"index items");
+        entries.update(&self.items.sum());
+        *entries.finalize().as_bytes()
     }
 }
 

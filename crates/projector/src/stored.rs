@@ -8,7 +8,6 @@
 //! | `o` | partition u32 | next offset to apply, u64 |
 //! | `e` | event id | [`StoredEvent`]: the signed bytes, their position and, for a token, its grant type |
 //! | `r` | token ref | event id |
-//! | `c` | parent id, child id | empty |
 //! | `k` | key id | [`StoredKey`] |
 //! | `x` | key id | empty: retired |
 //! | `l` | client id | [`StoredClient`] |
@@ -16,12 +15,16 @@
 //! | `w` | partition, offset | [`StoredRevocation`]: the watch feed |
 //! | `q` | partition, offset | [`StoredQuarantine`] |
 //! | `p` | partition, offset | a parked record (its dependency not yet seen) |
-//! | `i` | kind, created ms, id | empty: events by kind and time |
-//! | `I` | client, 0, created ms, id | empty: events naming a client |
-//! | `S` | subject, 0, created ms, id | empty: events naming a subject |
+//! | `i` | kind, first item | index items: events by kind and time |
+//! | `I` | client, 0, first item | index items: events naming a client |
+//! | `S` | subject, 0, first item | index items: events naming a subject |
+//! | `c` | parent id, first item | index items: tokens derived from it |
 //! | `m` | counter name [, 0, label] | u64 |
 //!
-//! All integers are big-endian so that keys sort numerically.
+//! All integers are big-endian so that keys sort numerically. The four
+//! query indexes hold items (created ms, event id), many per entry: one
+//! entry per prefix per committed batch ([`crate::index`]), because sled's
+//! costs follow the number of entries.
 //!
 //! A token's record ([`TokenRecord`]) is not stored: it is the token event's
 //! own fields, its key id and the grant type inherited from the root, so it
@@ -58,8 +61,9 @@ pub struct StoredEvent {
 /// the log when opened. `projection`: token records under `t`;
 /// `projection.v2`: token records derived from `e`; `projection.v3`: batch
 /// records, watch feed keyed by position and index; `projection.v4`: the rule
-/// of each quarantined record, and quarantine counters by rule.
-pub const TREE: &str = "projection.v4";
+/// of each quarantined record, and quarantine counters by rule;
+/// `projection.v5`: query indexes as aggregates of items.
+pub const TREE: &str = "projection.v5";
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct StoredKey {
@@ -335,14 +339,6 @@ pub mod key {
         with(b'r', &[&token_ref(token)])
     }
 
-    pub fn child(parent: &EventId, child: &EventId) -> Vec<u8> {
-        with(b'c', &[&parent.0, &child.0])
-    }
-
-    pub fn children(parent: &EventId) -> Vec<u8> {
-        with(b'c', &[&parent.0])
-    }
-
     pub fn signing_key(id: &KeyId) -> Vec<u8> {
         with(b'k', &[&id.0])
     }
@@ -388,18 +384,6 @@ pub mod key {
 
     pub fn revocation(target: &RevocationTarget) -> Vec<u8> {
         with(b'v', &[&self::target(target)])
-    }
-
-    pub fn by_kind(kind: u8, created_ms: i64, id: &EventId) -> Vec<u8> {
-        with(b'i', &[&[kind], &created_ms.to_be_bytes(), &id.0])
-    }
-
-    /// Index key under a text (client or subject) and a time.
-    pub fn by_name(prefix: u8, name: &str, created_ms: i64, id: &EventId) -> Vec<u8> {
-        with(
-            prefix,
-            &[name.as_bytes(), &[0], &created_ms.to_be_bytes(), &id.0],
-        )
     }
 
     /// A known name of `kind` under its case fold: the fold, a zero byte,

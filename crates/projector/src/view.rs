@@ -116,12 +116,16 @@ impl Memo {
 type Savepoint = (
     Vec<(Vec<u8>, Option<Option<Vec<u8>>>)>,
     BTreeMap<(&'static str, &'static str), u64>,
+    usize,
 );
 
 pub struct Staged<'a> {
     tree: &'a sled::Tree,
     memo: &'a Memo,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Query index items, written as aggregates at commit
+    /// ([`crate::index`]).
+    index: Vec<(Vec<u8>, crate::index::Item)>,
     /// Counters by (name, label); the label is empty for a plain counter.
     counters: BTreeMap<(&'static str, &'static str), u64>,
     /// Whether this batch stages a revocation or a key binding.
@@ -148,6 +152,7 @@ impl<'a> Staged<'a> {
             tree,
             memo,
             writes: BTreeMap::new(),
+            index: Vec::new(),
             counters: BTreeMap::new(),
             touches_trust: false,
             undo: None,
@@ -169,12 +174,13 @@ impl<'a> Staged<'a> {
     /// batch record applies all its events or none). The memo's revoked-set
     /// and trust generation only ever over-approximate, so they need no undo.
     pub fn savepoint(&mut self) {
-        self.undo = Some((Vec::new(), self.counters.clone()));
+        self.undo = Some((Vec::new(), self.counters.clone(), self.index.len()));
     }
 
     /// Undoes everything staged since the savepoint, and closes it.
     pub fn rollback(&mut self) {
-        if let Some((undo, counters)) = self.undo.take() {
+        if let Some((undo, counters, index)) = self.undo.take() {
+            self.index.truncate(index);
             for (key, previous) in undo.into_iter().rev() {
                 match previous {
                     Some(entry) => self.writes.insert(key, entry),
@@ -191,7 +197,7 @@ impl<'a> Staged<'a> {
     }
 
     fn stage(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
-        if let Some((undo, _)) = &mut self.undo {
+        if let Some((undo, _, _)) = &mut self.undo {
             undo.push((key.clone(), self.writes.get(&key).cloned()));
         }
         self.writes.insert(key, value);
@@ -229,6 +235,12 @@ impl<'a> Staged<'a> {
         self.stage(key, Some(value));
     }
 
+    /// Indexes event `id`, created at `ms`, under `prefix` (see
+    /// [`crate::index`]).
+    pub fn index(&mut self, prefix: Vec<u8>, ms: i64, id: EventId) {
+        self.index.push((prefix, crate::index::Item { ms, id }));
+    }
+
     pub fn delete(&mut self, key: Vec<u8>) {
         self.stage(key, None);
     }
@@ -244,7 +256,7 @@ impl<'a> Staged<'a> {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.writes.is_empty() && self.counters.is_empty()
+        self.writes.is_empty() && self.counters.is_empty() && self.index.is_empty()
     }
 
     /// Commits every staged write in one atomic sled batch. While a
@@ -260,6 +272,9 @@ impl<'a> Staged<'a> {
             let now = crate::stored::read_u64(self.get(&key)?.as_deref());
             self.writes
                 .insert(key, Some((now + by).to_be_bytes().to_vec()));
+        }
+        for (key, value) in crate::index::aggregates(std::mem::take(&mut self.index)) {
+            self.writes.insert(key, Some(value));
         }
         if let Some(journal) = journal.lock().expect("journal lock").as_mut() {
             journal.note(self.tree, self.writes.keys())?;

@@ -1,0 +1,310 @@
+//! The query indexes (events by kind, by client, by subject, and each
+//! token's children), written as aggregates: one sled entry per index
+//! prefix per committed batch, not one per event.
+//!
+//! sled's costs follow the number of entries, not their bytes: an entry
+//! costs about 10 µs to insert, 350–450 bytes on disk and its share of the
+//! page cache whatever its size (`baton-bench-sled`, docs/benchmarks.md).
+//! An event names a kind, two clients and a subject, and a token its
+//! parent: five index entries per event when each is its own entry, most of
+//! a node's cost. Events of one batch that share a prefix (a gateway's
+//! client, a popular subject, a kind) share one entry instead.
+//!
+//! An index item is (created ms, event id) under a prefix (`i` + kind;
+//! `I` + client + 0; `S` + subject + 0; `c` + parent id, whose items carry
+//! time 0 so that children come in id order). An aggregate's key is its
+//! prefix, then its first item (the least: ms big-endian, id), which is
+//! unique because an item is written once; its value is its items in
+//! order, [`ITEM`] bytes each. An aggregate's items lie within
+//! [`SPAN_MS`] of its first, so a reader that starts [`SPAN_MS`] before
+//! the time it wants sees every aggregate that can hold it, and a reader
+//! that merges aggregates in key order ([`Ordered`]) yields the items in
+//! (ms, id) order: the order of the per-event layout before it.
+//!
+//! Which events share an aggregate depends on where a batch ended, which is
+//! no part of the state: [`crate::snapshot::Digest`] folds in an index
+//! entry's items, each on its own and order-free, not the entry.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use baton_core::EventId;
+
+use crate::{Error, Result};
+
+/// How far apart in created time the items of one aggregate may be.
+pub const SPAN_MS: i64 = 60_000;
+
+/// Bytes of one item in an aggregate's value: ms (8, big-endian), id (32).
+pub const ITEM: usize = 40;
+
+/// One index item: an event and the time it was created. Items order by
+/// time, then id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Item {
+    pub ms: i64,
+    pub id: EventId,
+}
+
+impl Item {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.ms.to_be_bytes());
+        out.extend_from_slice(&self.id.0);
+    }
+
+    /// The items of an aggregate's value.
+    pub fn decode_all(value: &[u8]) -> Result<impl Iterator<Item = Item> + '_> {
+        if value.is_empty() || !value.len().is_multiple_of(ITEM) {
+            return Err(Error::Corrupt(format!(
+                "an index entry of {} bytes (items are {ITEM})",
+                value.len()
+            )));
+        }
+        Ok(value.chunks_exact(ITEM).map(|chunk| Item {
+            ms: i64::from_be_bytes(chunk[..8].try_into().expect("8 bytes")),
+            id: EventId(chunk[8..].try_into().expect("32 bytes")),
+        }))
+    }
+}
+
+/// Whether `key` is an index aggregate's.
+pub fn is_index(key: &[u8]) -> bool {
+    matches!(key.first(), Some(b'i' | b'I' | b'S' | b'c')) && key.len() > ITEM
+}
+
+/// The prefix of an aggregate's key (its key without the first item).
+pub fn prefix_of(key: &[u8]) -> &[u8] {
+    &key[..key.len() - ITEM]
+}
+
+/// Events of a kind (its code).
+pub fn kind(code: u8) -> Vec<u8> {
+    vec![b'i', code]
+}
+
+/// Events naming a client (`b'I'`) or a subject (`b'S'`): identifiers hold
+/// no control character, so the zero byte ends the name.
+pub fn name(prefix: u8, name: &str) -> Vec<u8> {
+    let mut out = vec![prefix];
+    out.extend_from_slice(name.as_bytes());
+    out.push(0);
+    out
+}
+
+/// The tokens derived directly from `parent`.
+pub fn children(parent: &EventId) -> Vec<u8> {
+    let mut out = vec![b'c'];
+    out.extend_from_slice(&parent.0);
+    out
+}
+
+/// The key an item would have on its own: its prefix and the item. A
+/// `list_events` cursor is one.
+pub fn item_key(prefix: &[u8], item: &Item) -> Vec<u8> {
+    let mut out = prefix.to_vec();
+    item.encode(&mut out);
+    out
+}
+
+/// The item a cursor made by [`item_key`] under `prefix` names.
+pub fn parse_item_key(prefix: &[u8], key: &[u8]) -> Option<Item> {
+    let rest = key.strip_prefix(prefix)?;
+    if rest.len() != ITEM {
+        return None;
+    }
+    Item::decode_all(rest).ok()?.next()
+}
+
+/// The aggregates of a batch's items (prefix, item): one entry per prefix,
+/// or more where its items spread over more than [`SPAN_MS`].
+pub fn aggregates(mut items: Vec<(Vec<u8>, Item)>) -> Vec<(Vec<u8>, Vec<u8>)> {
+    items.sort_unstable();
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    let mut open: Option<(&[u8], i64)> = None;
+    for (prefix, item) in &items {
+        let same = open.is_some_and(|(p, first_ms)| {
+            p == prefix.as_slice() && item.ms < first_ms.saturating_add(SPAN_MS)
+        });
+        if !same {
+            out.push((item_key(prefix, item), Vec::new()));
+            open = Some((prefix, item.ms));
+        }
+        let (_, value) = out.last_mut().expect("an open aggregate");
+        item.encode(value);
+    }
+    out
+}
+
+/// The items under one prefix, in (ms, id) order, from a lower bound: a
+/// merge of the aggregates that can hold them.
+pub struct Ordered {
+    scan: sled::Iter,
+    prefix: Vec<u8>,
+    /// Items before this (or at it, when `exclusive`) are skipped.
+    from: Item,
+    exclusive: bool,
+    /// The next aggregate in key order, not yet merged: its first ms and
+    /// its value.
+    next: Option<(i64, sled::IVec)>,
+    heap: BinaryHeap<Reverse<Item>>,
+}
+
+impl Ordered {
+    /// Items under `prefix` at or after `from` (after it, when `exclusive`).
+    pub fn new(tree: &sled::Tree, prefix: Vec<u8>, from: Item, exclusive: bool) -> Result<Ordered> {
+        // An aggregate holding `from` began at most SPAN_MS before it.
+        let mut start = prefix.clone();
+        start.extend_from_slice(&from.ms.saturating_sub(SPAN_MS).max(0).to_be_bytes());
+        let mut ordered = Ordered {
+            scan: tree.range(start..),
+            prefix,
+            from,
+            exclusive,
+            next: None,
+            heap: BinaryHeap::new(),
+        };
+        ordered.advance()?;
+        Ok(ordered)
+    }
+
+    /// Reads the next aggregate under the prefix into `next`.
+    fn advance(&mut self) -> Result<()> {
+        self.next = None;
+        if let Some(entry) = self.scan.next() {
+            let (key, value) = entry?;
+            if key.starts_with(&self.prefix) && key.len() == self.prefix.len() + ITEM {
+                let first = parse_item_key(&self.prefix, &key)
+                    .ok_or_else(|| Error::Corrupt("index key".into()))?;
+                self.next = Some((first.ms, value));
+            }
+        }
+        Ok(())
+    }
+
+    fn wanted(&self, item: &Item) -> bool {
+        if self.exclusive {
+            *item > self.from
+        } else {
+            *item >= self.from
+        }
+    }
+
+    fn next_item(&mut self) -> Result<Option<Item>> {
+        // Merge every aggregate that can hold an item at or before the least
+        // one held: one whose first item is later holds only later items.
+        while let Some((first_ms, _)) = &self.next {
+            if self
+                .heap
+                .peek()
+                .is_some_and(|Reverse(least)| *first_ms > least.ms)
+            {
+                break;
+            }
+            let (_, value) = self.next.take().expect("a next aggregate");
+            for item in Item::decode_all(&value)? {
+                if self.wanted(&item) {
+                    self.heap.push(Reverse(item));
+                }
+            }
+            self.advance()?;
+        }
+        Ok(self.heap.pop().map(|Reverse(item)| item))
+    }
+}
+
+impl Iterator for Ordered {
+    type Item = Result<Item>;
+
+    fn next(&mut self) -> Option<Result<Item>> {
+        self.next_item().transpose()
+    }
+}
+
+/// The order-free part of the state digest: the index items, each hashed
+/// with its prefix and summed, so that where a batch ended (which items
+/// share an entry) is no part of it.
+pub struct ItemDigest {
+    key: [u8; 32],
+    sum: [u64; 4],
+}
+
+impl ItemDigest {
+    pub fn new() -> Self {
+        ItemDigest {
+            key: blake3::derive_key("baton.v1 projection index item", &[]),
+            sum: [0; 4],
+        }
+    }
+
+    /// Folds in an aggregate's items; `false` (nothing folded) when the
+    /// entry is not one well-formed.
+    pub fn entry(&mut self, key: &[u8], value: &[u8]) -> bool {
+        if !is_index(key) {
+            return false;
+        }
+        let Ok(items) = Item::decode_all(value) else {
+            return false;
+        };
+        let prefix = prefix_of(key);
+        let mut hasher = blake3::Hasher::new_keyed(&self.key);
+        for item in items {
+            hasher.reset();
+            hasher.update(&(prefix.len() as u64).to_le_bytes());
+            hasher.update(prefix);
+            hasher.update(&item_key(&[], &item));
+            let hash = hasher.finalize();
+            for (lane, chunk) in self.sum.iter_mut().zip(hash.as_bytes().chunks_exact(8)) {
+                *lane = lane.wrapping_add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+            }
+        }
+        true
+    }
+
+    pub fn sum(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (chunk, lane) in out.chunks_exact_mut(8).zip(self.sum) {
+            chunk.copy_from_slice(&lane.to_le_bytes());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(ms: i64, id: u8) -> Item {
+        Item {
+            ms,
+            id: EventId([id; 32]),
+        }
+    }
+
+    #[test]
+    fn an_aggregate_spans_less_than_the_span() {
+        let p = name(b'I', "gw");
+        let q = name(b'S', "alice");
+        let items = vec![
+            (p.clone(), item(SPAN_MS, 3)),
+            (p.clone(), item(0, 1)),
+            (q.clone(), item(5, 9)),
+            (p.clone(), item(SPAN_MS - 1, 2)),
+        ];
+        let written = aggregates(items);
+        let keys: Vec<(Vec<u8>, Vec<Item>)> = written
+            .iter()
+            .map(|(k, v)| (k.clone(), Item::decode_all(v).unwrap().collect()))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                (
+                    item_key(&p, &item(0, 1)),
+                    vec![item(0, 1), item(SPAN_MS - 1, 2)]
+                ),
+                (item_key(&p, &item(SPAN_MS, 3)), vec![item(SPAN_MS, 3)]),
+                (item_key(&q, &item(5, 9)), vec![item(5, 9)]),
+            ]
+        );
+    }
+}
