@@ -27,10 +27,21 @@
 # by a new projection verifying every event, then checked, snapshotted and
 # restored. Writes OUT/scale.json, OUT/scale.md and OUT/scale.svg. ARGS go to
 # baton-bench-scale (--help lists them).
+#
+# `benches/run.sh --sled [ARGS]` runs only baton-bench-sled (opt-in, not in
+# CI): what sled charges per entry on layouts shaped like the projection's
+# (`--layouts`, `--events`; default 100k events a layout). Writes
+# OUT/sled.json and OUT/sled.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="target/bench-report"
 mkdir -p "$OUT"
+
+if [ "${1:-}" = "--sled" ]; then
+    shift
+    cargo build --release --locked -p baton-benches --bin baton-bench-sled >&2
+    exec target/release/baton-bench-sled --out "$OUT" "$@"
+fi
 
 if [ "${1:-}" = "--scale" ]; then
     shift

@@ -33,6 +33,10 @@ use baton_core::EventId;
 use crate::{Error, Result};
 
 /// How far apart in created time the items of one aggregate may be.
+///
+/// Times are compared as big-endian bytes in keys, which orders them only
+/// because they are positive: the wire decoder refuses a `created_at` at or
+/// before the epoch.
 pub const SPAN_MS: i64 = 60_000;
 
 /// Bytes of one item in an aggregate's value: ms (8, big-endian), id (32).
@@ -65,6 +69,23 @@ impl Item {
             id: EventId(chunk[8..].try_into().expect("32 bytes")),
         }))
     }
+}
+
+/// The items of an aggregate (`key`, `value`) if it is well formed: its
+/// key's item is its first, its items strictly ascend, and all lie within
+/// [`SPAN_MS`] of the first. What readers rely on, so the digest folds in
+/// only such aggregates (any other entry is hashed as it is, and differs).
+pub fn well_formed(key: &[u8], value: &[u8]) -> Option<Vec<Item>> {
+    if !is_index(key) {
+        return None;
+    }
+    let first = parse_item_key(prefix_of(key), key)?;
+    let items: Vec<Item> = Item::decode_all(value).ok()?.collect();
+    let ordered = items.windows(2).all(|pair| pair[0] < pair[1]);
+    let within = items
+        .last()
+        .is_some_and(|last| last.ms < first.ms.saturating_add(SPAN_MS));
+    (items.first() == Some(&first) && ordered && within).then_some(items)
 }
 
 /// Whether `key` is an index aggregate's.
@@ -143,9 +164,9 @@ pub struct Ordered {
     /// Items before this (or at it, when `exclusive`) are skipped.
     from: Item,
     exclusive: bool,
-    /// The next aggregate in key order, not yet merged: its first ms and
-    /// its value.
-    next: Option<(i64, sled::IVec)>,
+    /// The next aggregate in key order, not yet merged: its first item and
+    /// its items.
+    next: Option<(Item, Vec<Item>)>,
     heap: BinaryHeap<Reverse<Item>>,
 }
 
@@ -172,10 +193,13 @@ impl Ordered {
         self.next = None;
         if let Some(entry) = self.scan.next() {
             let (key, value) = entry?;
-            if key.starts_with(&self.prefix) && key.len() == self.prefix.len() + ITEM {
-                let first = parse_item_key(&self.prefix, &key)
-                    .ok_or_else(|| Error::Corrupt("index key".into()))?;
-                self.next = Some((first.ms, value));
+            if key.starts_with(&self.prefix) {
+                // Every key under a prefix is one of its aggregates (a name
+                // ends with a zero byte; the other prefixes are of one size).
+                let items = well_formed(&key, &value).ok_or_else(|| {
+                    Error::Corrupt(format!("index entry of {} key bytes", key.len()))
+                })?;
+                self.next = Some((items[0], items));
             }
         }
         Ok(())
@@ -192,16 +216,12 @@ impl Ordered {
     fn next_item(&mut self) -> Result<Option<Item>> {
         // Merge every aggregate that can hold an item at or before the least
         // one held: one whose first item is later holds only later items.
-        while let Some((first_ms, _)) = &self.next {
-            if self
-                .heap
-                .peek()
-                .is_some_and(|Reverse(least)| *first_ms > least.ms)
-            {
+        while let Some((first, _)) = &self.next {
+            if self.heap.peek().is_some_and(|Reverse(least)| first > least) {
                 break;
             }
-            let (_, value) = self.next.take().expect("a next aggregate");
-            for item in Item::decode_all(&value)? {
+            let (_, items) = self.next.take().expect("a next aggregate");
+            for item in items {
                 if self.wanted(&item) {
                     self.heap.push(Reverse(item));
                 }
@@ -222,50 +242,53 @@ impl Iterator for Ordered {
 
 /// The order-free part of the state digest: the index items, each hashed
 /// with its prefix and summed, so that where a batch ended (which items
-/// share an entry) is no part of it.
+/// share an entry) is no part of it. The sum is a lattice hash (LtHash16:
+/// each item's 2 KiB blake3 output read as 1024 16-bit lanes, added lane by
+/// lane), which resists a maker of item sets looking for two with one sum
+/// far better than a sum of 256-bit hashes would.
 pub struct ItemDigest {
     key: [u8; 32],
-    sum: [u64; 4],
+    lanes: Box<[u16; LANES]>,
 }
+
+const LANES: usize = 1024;
 
 impl ItemDigest {
     pub fn new() -> Self {
         ItemDigest {
             key: blake3::derive_key("baton.v1 projection index item", &[]),
-            sum: [0; 4],
+            lanes: Box::new([0; LANES]),
         }
     }
 
     /// Folds in an aggregate's items; `false` (nothing folded) when the
-    /// entry is not one well-formed.
+    /// entry is not a well-formed aggregate ([`well_formed`]).
     pub fn entry(&mut self, key: &[u8], value: &[u8]) -> bool {
-        if !is_index(key) {
-            return false;
-        }
-        let Ok(items) = Item::decode_all(value) else {
+        let Some(items) = well_formed(key, value) else {
             return false;
         };
         let prefix = prefix_of(key);
-        let mut hasher = blake3::Hasher::new_keyed(&self.key);
+        let mut out = [0u8; LANES * 2];
         for item in items {
-            hasher.reset();
+            let mut hasher = blake3::Hasher::new_keyed(&self.key);
             hasher.update(&(prefix.len() as u64).to_le_bytes());
             hasher.update(prefix);
             hasher.update(&item_key(&[], &item));
-            let hash = hasher.finalize();
-            for (lane, chunk) in self.sum.iter_mut().zip(hash.as_bytes().chunks_exact(8)) {
-                *lane = lane.wrapping_add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
+            hasher.finalize_xof().fill(&mut out);
+            for (lane, chunk) in self.lanes.iter_mut().zip(out.chunks_exact(2)) {
+                *lane = lane.wrapping_add(u16::from_le_bytes([chunk[0], chunk[1]]));
             }
         }
         true
     }
 
+    /// The sum, hashed to 32 bytes.
     pub fn sum(&self) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        for (chunk, lane) in out.chunks_exact_mut(8).zip(self.sum) {
-            chunk.copy_from_slice(&lane.to_le_bytes());
+        let mut hasher = blake3::Hasher::new();
+        for lane in self.lanes.iter() {
+            hasher.update(&lane.to_le_bytes());
         }
-        out
+        *hasher.finalize().as_bytes()
     }
 }
 
@@ -306,5 +329,44 @@ mod tests {
                 (item_key(&q, &item(5, 9)), vec![item(5, 9)]),
             ]
         );
+    }
+
+    /// One sum whichever entries hold the items; an aggregate a reader could
+    /// not trust (its key not its first item, items out of order or beyond
+    /// the span) is not folded in as items.
+    #[test]
+    fn the_digest_is_of_the_items_not_their_grouping() {
+        let p = name(b'I', "gw");
+        let all = vec![
+            (p.clone(), item(1, 1)),
+            (p.clone(), item(2, 2)),
+            (p.clone(), item(3, 3)),
+        ];
+        let sum = |entries: Vec<(Vec<u8>, Vec<u8>)>| {
+            let mut digest = ItemDigest::new();
+            for (key, value) in entries {
+                assert!(digest.entry(&key, &value));
+            }
+            digest.sum()
+        };
+        let whole = sum(aggregates(all.clone()));
+        let apart = sum(all
+            .iter()
+            .flat_map(|one| aggregates(vec![one.clone()]))
+            .collect());
+        assert_eq!(whole, apart);
+        assert_ne!(whole, sum(aggregates(all[..2].to_vec())));
+
+        let [(key, value)] = &aggregates(all)[..] else {
+            panic!("one aggregate");
+        };
+        assert!(well_formed(key, value).is_some());
+        let other_key = item_key(&p, &item(2, 2));
+        let swapped = [&value[ITEM..2 * ITEM], &value[..ITEM], &value[2 * ITEM..]].concat();
+        let beyond = [&value[..], &item_key(&[], &item(1 + SPAN_MS, 4))].concat();
+        for (key, value) in [(&other_key, value), (key, &swapped), (key, &beyond)] {
+            assert!(well_formed(key, value).is_none());
+            assert!(!ItemDigest::new().entry(key, value));
+        }
     }
 }

@@ -130,6 +130,8 @@ impl ProjectorOptions {
 
 /// The shared state behind a projector and its handles.
 struct Shared {
+    /// The projection's directory (a snapshot's copy is made beside it).
+    dir: std::path::PathBuf,
     tree: sled::Tree,
     memo: view::Memo,
     db: sled::Db,
@@ -358,6 +360,7 @@ impl<L: EventLog> Projector<L> {
             traced: Default::default(),
             tracing: std::sync::atomic::AtomicUsize::new(0),
             late: Default::default(),
+            dir: dir.to_path_buf(),
             tree,
             memo,
             db,

@@ -321,7 +321,7 @@ impl Handle {
                     return Err(Error::Invalid {
                         field: "filter",
                         reason: format!(
-                            "examined {EXAMINED_MAX} index entries without filling a page of {limit}; narrow the query (a time range, or fewer filters beyond the client or subject)"
+                            "examined {EXAMINED_MAX} indexed events without filling a page of {limit}; narrow the query (a time range, or fewer filters beyond the client or subject)"
                         ),
                     });
                 }

@@ -8,10 +8,17 @@
 //! log replays it (no snapshot): its digest at the same positions is the
 //! snapshot's.
 //!
-//! The file: `MAGIC`, then every entry of the projection's tree in key order
-//! (key length u32 BE, key, value length u32 BE, value), then the trailer
-//! ([`SnapshotInfo`] as protobuf) and its length (u32 BE), then the blake3
-//! hash of everything before it (32 bytes).
+//! The file carries a ready sled store, not a list of entries: the copy is
+//! written into a fresh store beside the projection (in key order), and the
+//! file holds that store's files, so a restore writes files instead of
+//! inserting entry by entry (sled's cost is per entry: ~10 µs each). The
+//! file: `MAGIC`, then each file of the store (path length u32 BE, the
+//! path relative to the store, `/`-separated; length u64 BE, the bytes),
+//! then a path length of 0, then the trailer ([`SnapshotInfo`] as
+//! protobuf) and its length (u32 BE), then the blake3 hash of everything
+//! before it (32 bytes). A restore checks the hash before it writes
+//! anything, then the store's entries against the trailer's count and
+//! state digest.
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -21,7 +28,14 @@ use prost::Message as _;
 
 use crate::{Error, Handle, Result, stored};
 
-const MAGIC: &[u8] = b"BATON-SNAPSHOT\x00v1\n";
+const MAGIC: &[u8] = b"BATON-SNAPSHOT\x00v2\n";
+/// The format before it (a list of entries), named when refused.
+const MAGIC_V1: &[u8] = b"BATON-SNAPSHOT\x00v1\n";
+
+/// Most files, and longest path, a snapshot's store may hold (sled makes a
+/// handful; more means a damaged or foreign file).
+const FILES_MAX: usize = 100_000;
+const PATH_BYTES_MAX: usize = 1024;
 
 /// What a snapshot holds, from its trailer.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -49,10 +63,6 @@ pub struct SnapshotInfo {
     #[prost(string, tag = "8")]
     pub made_by: String,
 }
-
-/// Largest key or value an entry may have (sled's own bound is far above
-/// anything Baton stores; a larger one means a damaged file).
-const ENTRY_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// The state digest, fed one entry at a time: the one definition
 /// [`Handle::state_digest`], snapshots and restores share. Every entry is
@@ -122,6 +132,9 @@ pub struct Journal {
     bytes: usize,
     bytes_max: usize,
     overflowed: bool,
+    /// The copy is complete (the snapshot's file is being written): commits
+    /// note nothing more.
+    copied: bool,
 }
 
 /// The journal of the snapshot being written, if one is.
@@ -144,7 +157,7 @@ impl Journal {
         tree: &sled::Tree,
         keys: impl Iterator<Item = &'k Vec<u8>>,
     ) -> Result<()> {
-        if self.overflowed {
+        if self.overflowed || self.copied {
             return Ok(());
         }
         for key in keys {
@@ -180,6 +193,15 @@ impl InProgress<'_> {
                 self.bytes_max
             ))),
             _ => Ok(()),
+        }
+    }
+
+    /// The copy is complete: the journal keeps nothing more (the guard
+    /// stays, so no other snapshot begins while this one is written).
+    fn copied(&self) {
+        if let Some(journal) = self.copying.lock().expect("journal lock").as_mut() {
+            journal.copied = true;
+            journal.before = BTreeMap::new();
         }
     }
 
@@ -237,36 +259,136 @@ impl Handle {
     /// Writes a snapshot to `out` (see [`Handle::write_snapshot`]) and
     /// gives it back, flushed.
     pub fn write_snapshot_to<W: Write>(&self, out: W) -> Result<(SnapshotInfo, W)> {
+        self.write_snapshot_with(out, |_| {})
+    }
+
+    /// [`Handle::write_snapshot_to`], calling `copied` with the count of
+    /// entries copied after each (the tests hold a copy mid-way with it).
+    pub fn write_snapshot_with<W: Write>(
+        &self,
+        out: W,
+        copied: impl FnMut(u64),
+    ) -> Result<(SnapshotInfo, W)> {
+        let copy = self.begin_copy()?;
+        // The copy is written into a fresh store beside the projection, then
+        // that store's files into `out`; the store goes whatever happens,
+        // and one left by a snapshot that died half-way (a node killed) goes
+        // when the next begins (one is written at a time).
+        let parent = self
+            .shared
+            .dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let prefix = format!(
+            "{}.snapshot-copy-",
+            self.shared
+                .dir
+                .file_name()
+                .map_or_else(|| "projection".into(), |n| n.to_string_lossy())
+        );
+        for entry in std::fs::read_dir(parent).map_err(io("the projection's directory"))? {
+            let entry = entry.map_err(io("the projection's directory"))?;
+            if entry.file_name().to_string_lossy().starts_with(&prefix)
+                && entry.file_type().is_ok_and(|t| t.is_dir())
+            {
+                match std::fs::remove_dir_all(entry.path()) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(io("an earlier snapshot's leftovers")(e));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let staging = tempfile::Builder::new()
+            .prefix(&prefix)
+            .tempdir_in(parent)
+            .map_err(io("the snapshot's copy"))?;
+        // While the journal is kept, the copy is a sequential file write
+        // (the moment's entries, in key order); the store is built from it
+        // after, when applying no longer needs the journal.
+        let entries = staging.path().join("entries");
+        let info = self.copy_into(&copy, &entries, copied)?;
+        let store = staging.path().join("store");
+        build_store(&entries, &store, &info.tree)?;
+        std::fs::remove_file(&entries).map_err(io("the snapshot's copy"))?;
         let mut writer = Hashing {
             inner: out,
             hasher: blake3::Hasher::new(),
         };
         writer.write_all(MAGIC).map_err(io("write"))?;
+        for (relative, path) in files(&store)? {
+            let length = std::fs::metadata(&path).map_err(io("the copy"))?.len();
+            writer
+                .write_all(&(relative.len() as u32).to_be_bytes())
+                .and_then(|()| writer.write_all(relative.as_bytes()))
+                .and_then(|()| writer.write_all(&length.to_be_bytes()))
+                .map_err(io("write"))?;
+            let file = std::fs::File::open(&path).map_err(io("the copy"))?;
+            let written =
+                std::io::copy(&mut file.take(length), &mut writer).map_err(io("write"))?;
+            if written != length {
+                return Err(Error::Snapshot(format!(
+                    "{relative}: changed while it was written ({written} of {length} bytes)"
+                )));
+            }
+        }
+        writer.write_all(&0u32.to_be_bytes()).map_err(io("write"))?;
+        let trailer = info.encode_to_vec();
+        writer.write_all(&trailer).map_err(io("write"))?;
+        writer
+            .write_all(&(trailer.len() as u32).to_be_bytes())
+            .map_err(io("write"))?;
+        let checksum = *writer.hasher.finalize().as_bytes();
+        let mut out = writer.inner;
+        out.write_all(&checksum).map_err(io("write"))?;
+        out.flush().map_err(io("write"))?;
+        // The copy goes before the guard, so the next snapshot never meets it.
+        drop(staging);
+        drop(copy);
+        Ok((info, out))
+    }
+
+    /// Begins a snapshot: the moment it copies, and the one snapshot of
+    /// this projection until the guard is dropped.
+    fn begin_copy(&self) -> Result<InProgress<'_>> {
+        // The moment: no batch is committing.
+        let _store = self.shared.store.lock().expect("store lock");
+        let mut copying = self.shared.copying.lock().expect("journal lock");
+        if copying.is_some() {
+            return Err(Error::Snapshot(
+                "another snapshot of this projection is being written".into(),
+            ));
+        }
+        *copying = Some(Journal {
+            before: BTreeMap::new(),
+            bytes: 0,
+            bytes_max: self.shared.journal_bytes_max,
+            overflowed: false,
+            copied: false,
+        });
+        Ok(InProgress {
+            copying: &self.shared.copying,
+            bytes_max: self.shared.journal_bytes_max,
+        })
+    }
+
+    /// Copies the projection as it was when `copy` began into the file
+    /// `to` (each entry: key length u32 BE, key, value length u32 BE,
+    /// value; in key order), while applying goes on.
+    fn copy_into(
+        &self,
+        copy: &InProgress<'_>,
+        to: &Path,
+        mut copied: impl FnMut(u64),
+    ) -> Result<SnapshotInfo> {
+        let file = std::fs::File::create_new(to).map_err(io("the snapshot's copy"))?;
+        let mut file = BufWriter::new(file);
         let (mut digest, mut entries) = (Digest::new(), 0u64);
         // The positions are the ones stored with the state (under `o`), and
         // the parked records (under `p`) hold back what answers reflect.
         let mut read = vec![0u64; self.shared.partitions as usize];
         let mut parked = Vec::new();
-        let copy = {
-            // The moment: no batch is committing.
-            let _store = self.shared.store.lock().expect("store lock");
-            let mut copying = self.shared.copying.lock().expect("journal lock");
-            if copying.is_some() {
-                return Err(Error::Snapshot(
-                    "another snapshot of this projection is being written".into(),
-                ));
-            }
-            *copying = Some(Journal {
-                before: BTreeMap::new(),
-                bytes: 0,
-                bytes_max: self.shared.journal_bytes_max,
-                overflowed: false,
-            });
-            InProgress {
-                copying: &self.shared.copying,
-                bytes_max: self.shared.journal_bytes_max,
-            }
-        };
         let mut emit = |key: &[u8], value: &[u8]| -> Result<()> {
             digest.entry(key, value);
             match key.first() {
@@ -284,12 +406,12 @@ impl Handle {
                 _ => {}
             }
             for part in [key, value] {
-                writer
-                    .write_all(&(part.len() as u32).to_be_bytes())
-                    .map_err(io("write"))?;
-                writer.write_all(part).map_err(io("write"))?;
+                file.write_all(&(part.len() as u32).to_be_bytes())
+                    .and_then(|()| file.write_all(part))
+                    .map_err(io("the snapshot's copy"))?;
             }
             entries += 1;
+            copied(entries);
             Ok(())
         };
         let mut last: Option<sled::IVec> = None;
@@ -315,9 +437,10 @@ impl Handle {
             emit(&k, &v)?;
         }
         copy.overflowed()?;
-        drop(copy);
+        copy.copied();
+        file.flush().map_err(io("the snapshot's copy"))?;
         let applied = crate::settled(&read, parked.iter());
-        let info = SnapshotInfo {
+        Ok(SnapshotInfo {
             tree: String::from_utf8_lossy(&self.shared.tree.name()).into_owned(),
             partitions: self.shared.partitions,
             read,
@@ -328,37 +451,116 @@ impl Handle {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64),
             made_by: env!("CARGO_PKG_VERSION").into(),
-        };
-        let trailer = info.encode_to_vec();
-        writer.write_all(&trailer).map_err(io("write"))?;
-        writer
-            .write_all(&(trailer.len() as u32).to_be_bytes())
-            .map_err(io("write"))?;
-        let checksum = *writer.hasher.finalize().as_bytes();
-        let mut out = writer.inner;
-        out.write_all(&checksum).map_err(io("write"))?;
-        out.flush().map_err(io("write"))?;
-        Ok((info, out))
+        })
     }
 }
 
-/// Checks a snapshot file whole (checksum, trailer, every entry and the
-/// state digest) and returns what it holds.
-pub fn verify_snapshot(path: &Path) -> Result<SnapshotInfo> {
-    read_snapshot(path, |_, _| Ok(()))
+/// A store a snapshot is copied into or checked from: written or read
+/// once, in key order, so a small page cache (not the projector's, which
+/// serves checks) keeps a snapshot from doubling the node's memory.
+fn scratch_store(path: &Path) -> Result<sled::Db> {
+    Ok(sled::Config::new()
+        .path(path)
+        .cache_capacity(64 << 20)
+        .open()?)
 }
 
-/// Reads a snapshot, giving each entry to `each`, and checks it: the
-/// checksum first (nothing is given to `each` from a damaged file), then
-/// the entries' count and digest against the trailer.
-fn read_snapshot(
-    path: &Path,
-    mut each: impl FnMut(Vec<u8>, Vec<u8>) -> Result<()>,
-) -> Result<SnapshotInfo> {
+/// Entries a copy writes into its store per sled batch.
+const STORE_BATCH: usize = 10_000;
+
+/// Builds a store at `store` holding, in its tree `tree`, the entries of
+/// the file a copy wrote ([`Handle::copy_into`]); closed when it returns.
+fn build_store(entries: &Path, store: &Path, tree: &str) -> Result<()> {
+    let db = scratch_store(store)?;
+    let tree = db.open_tree(tree)?;
+    let mut reader =
+        BufReader::new(std::fs::File::open(entries).map_err(io("the snapshot's copy"))?);
+    let part = |reader: &mut BufReader<std::fs::File>| -> Result<Option<Vec<u8>>> {
+        let mut len = [0u8; 4];
+        match reader.read_exact(&mut len) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            other => other.map_err(io("the snapshot's copy"))?,
+        }
+        let mut bytes = vec![0u8; u32::from_be_bytes(len) as usize];
+        reader
+            .read_exact(&mut bytes)
+            .map_err(io("the snapshot's copy"))?;
+        Ok(Some(bytes))
+    };
+    let mut batch = sled::Batch::default();
+    let mut pending = 0;
+    while let Some(key) = part(&mut reader)? {
+        let value = part(&mut reader)?
+            .ok_or_else(|| Error::Snapshot("the snapshot's copy ends inside an entry".into()))?;
+        batch.insert(key, value);
+        pending += 1;
+        if pending == STORE_BATCH {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+            pending = 0;
+        }
+    }
+    tree.apply_batch(batch)?;
+    db.flush()?;
+    Ok(())
+}
+
+/// The regular files under `dir`, by path relative to it (`/`-separated),
+/// in path order.
+fn files(dir: &Path) -> Result<Vec<(String, std::path::PathBuf)>> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(at) = pending.pop() {
+        for entry in std::fs::read_dir(&at).map_err(io("the copy"))? {
+            let entry = entry.map_err(io("the copy"))?;
+            let kind = entry.file_type().map_err(io("the copy"))?;
+            let path = entry.path();
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_file() {
+                let relative = path
+                    .strip_prefix(dir)
+                    .ok()
+                    .and_then(|p| p.to_str())
+                    .map(|p| p.replace(std::path::MAIN_SEPARATOR, "/"))
+                    .ok_or_else(|| {
+                        Error::Snapshot(format!("{}: not a path a snapshot holds", path.display()))
+                    })?;
+                out.push((relative, path));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Checks a snapshot file whole: its checksum, then its store's entries
+/// against the trailer's count and digest (restored into a temporary
+/// directory, then removed). Returns its trailer.
+pub fn verify_snapshot(path: &Path) -> Result<SnapshotInfo> {
+    // Beside the file (a store can be larger than a RAM-backed /tmp), or
+    // the system's temporary directory where that is not writable.
+    let prefix = ".baton-snapshot-verify-";
+    let beside = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let scratch = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(beside)
+        .or_else(|_| tempfile::Builder::new().prefix(prefix).tempdir())
+        .map_err(io("a scratch directory"))?;
+    let store = scratch.path().join("store");
+    unpack(path, &store).and_then(|info| check_store(path, &store, &info).map(|()| info))
+}
+
+/// Writes the store a snapshot holds into `store` (a new directory), after
+/// checking the file's checksum and before checking what it holds; returns
+/// its trailer.
+fn unpack(path: &Path, store: &Path) -> Result<SnapshotInfo> {
     let bad = |reason: String| Error::Snapshot(format!("{}: {reason}", path.display()));
     let mut file = std::fs::File::open(path).map_err(io("snapshot file"))?;
     let length = file.metadata().map_err(io("snapshot file"))?.len();
-    if length < (MAGIC.len() + 4 + 32) as u64 {
+    if length < (MAGIC.len() + 4 + 4 + 32) as u64 {
         return Err(bad(format!("{length} bytes: too short to be a snapshot")));
     }
     // The checksum over everything before it.
@@ -377,52 +579,104 @@ fn read_snapshot(
     let mut len = [0u8; 4];
     file.read_exact(&mut len).map_err(io("read"))?;
     let trailer_len = u64::from(u32::from_be_bytes(len));
-    let entries_end = body
+    let files_end = body
         .checked_sub(4 + trailer_len)
         .filter(|end| *end >= MAGIC.len() as u64)
         .ok_or_else(|| bad("trailer length beyond the file".into()))?;
-    file.seek(SeekFrom::Start(entries_end))
-        .map_err(io("read"))?;
+    file.seek(SeekFrom::Start(files_end)).map_err(io("read"))?;
     let mut trailer = vec![0u8; trailer_len as usize];
     file.read_exact(&mut trailer).map_err(io("read"))?;
     let info =
         SnapshotInfo::decode(trailer.as_slice()).map_err(|e| bad(format!("trailer: {e}")))?;
-    // The entries.
+    // The store's files.
     file.seek(SeekFrom::Start(0)).map_err(io("read"))?;
-    let mut reader = BufReader::new(file.take(entries_end));
+    let mut reader = BufReader::new(file.take(files_end));
     let mut magic = vec![0u8; MAGIC.len()];
     reader.read_exact(&mut magic).map_err(io("read"))?;
-    if magic != MAGIC {
-        return Err(bad("not a Baton snapshot (v1)".into()));
+    if magic == MAGIC_V1 {
+        return Err(bad(
+            "a snapshot of an earlier format (v1, a list of entries): take a new one with this version".into(),
+        ));
     }
-    let (mut digest, mut entries) = (Digest::new(), 0u64);
-    let part = |reader: &mut BufReader<_>| -> Result<Option<Vec<u8>>> {
+    if magic != MAGIC {
+        return Err(bad("not a Baton snapshot (v2)".into()));
+    }
+    std::fs::create_dir_all(store).map_err(io("the restored store"))?;
+    let mut count = 0usize;
+    loop {
         let mut len = [0u8; 4];
-        match reader.read_exact(&mut len) {
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-            other => other.map_err(io("read"))?,
-        }
+        reader.read_exact(&mut len).map_err(io("read"))?;
         let len = u32::from_be_bytes(len) as usize;
-        if len > ENTRY_BYTES_MAX {
-            return Err(bad(format!("an entry of {len} bytes")));
+        if len == 0 {
+            break;
         }
-        let mut bytes = vec![0u8; len];
-        reader.read_exact(&mut bytes).map_err(io("read"))?;
-        Ok(Some(bytes))
-    };
-    while let Some(key) = part(&mut reader)? {
-        let value = part(&mut reader)?.ok_or_else(|| bad("an entry without a value".into()))?;
+        count += 1;
+        if len > PATH_BYTES_MAX || count > FILES_MAX {
+            return Err(bad(format!(
+                "a path of {len} bytes, or more than {FILES_MAX} files"
+            )));
+        }
+        let mut relative = vec![0u8; len];
+        reader.read_exact(&mut relative).map_err(io("read"))?;
+        let relative = String::from_utf8(relative).map_err(|_| bad("a path not UTF-8".into()))?;
+        // Only plain names below the store: nothing absolute, no `..`.
+        let parts: Vec<&str> = relative.split('/').collect();
+        if parts
+            .iter()
+            .any(|p| p.is_empty() || *p == "." || *p == ".." || p.contains('\\'))
+        {
+            return Err(bad(format!(
+                "holds a file at {:?}, outside its store",
+                baton_core::echo(&relative)
+            )));
+        }
+        let mut size = [0u8; 8];
+        reader.read_exact(&mut size).map_err(io("read"))?;
+        let size = u64::from_be_bytes(size);
+        let target = parts.iter().fold(store.to_path_buf(), |at, p| at.join(p));
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(io("the restored store"))?;
+        }
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&target)
+            .map_err(io("the restored store"))?;
+        let written =
+            std::io::copy(&mut (&mut reader).take(size), &mut out).map_err(io("write"))?;
+        if written != size {
+            return Err(bad(format!("{relative}: {written} of {size} bytes")));
+        }
+        out.sync_all().map_err(io("the restored store"))?;
+    }
+    if reader.read(&mut [0u8; 1]).map_err(io("read"))? != 0 {
+        return Err(bad("bytes after its store's files".into()));
+    }
+    std::fs::File::open(store)
+        .and_then(|d| d.sync_all())
+        .map_err(io("the restored store"))?;
+    Ok(info)
+}
+
+/// Checks the store at `store` against a snapshot's trailer: its tree holds
+/// the trailer's count of entries, of the trailer's digest.
+fn check_store(path: &Path, store: &Path, info: &SnapshotInfo) -> Result<()> {
+    let db = scratch_store(store)?;
+    let tree = db.open_tree(&info.tree)?;
+    let (mut digest, mut entries) = (Digest::new(), 0u64);
+    for entry in tree.iter() {
+        let (key, value) = entry?;
         digest.entry(&key, &value);
         entries += 1;
-        each(key, value)?;
     }
     if entries != info.entries || digest.finish().as_slice() != info.state_digest {
-        return Err(bad(format!(
-            "holds {entries} entries that do not match its trailer ({} entries and their digest)",
+        return Err(Error::Snapshot(format!(
+            "{}: holds {entries} entries that do not match its trailer ({} entries and their digest)",
+            path.display(),
             info.entries
         )));
     }
-    Ok(info)
+    Ok(())
 }
 
 /// The file in a restored projection's directory that names the rules it
@@ -430,21 +684,13 @@ fn read_snapshot(
 pub(crate) const RESTORED: &str = "RESTORED";
 
 /// Restores a snapshot into the projection directory `dir`, which must not
-/// exist yet; checked whole before anything is written, and its digest
-/// checked again from the store once written. The projection is built in a
-/// sibling directory and renamed into place only when complete, so a restore
-/// that dies half-way leaves nothing a node would open. A node then opened
-/// on `dir` resumes from the snapshot's positions.
+/// exist yet: the file's checksum is checked before anything is written, and
+/// the restored store's entries against its trailer before it is used. The
+/// projection is built in a sibling directory and renamed into place only
+/// when complete and checked, so a restore that dies half-way or finds
+/// damage leaves nothing a node would open. A node then opened on `dir`
+/// resumes from the snapshot's positions.
 pub fn restore_snapshot(path: &Path, dir: &Path) -> Result<SnapshotInfo> {
-    let info = verify_snapshot(path)?;
-    let layout = info.tree.rsplit_once('.').map_or("", |(layout, _)| layout);
-    if layout != stored::TREE {
-        return Err(Error::Snapshot(format!(
-            "{}: made with projection layout {layout:?}; this binary's is {:?}",
-            path.display(),
-            stored::TREE
-        )));
-    }
     if dir.exists() {
         return Err(Error::Snapshot(format!(
             "{}: already holds a projection; restore into a data directory without one",
@@ -459,10 +705,16 @@ pub fn restore_snapshot(path: &Path, dir: &Path) -> Result<SnapshotInfo> {
         std::fs::remove_dir_all(&staging).map_err(io("an earlier restore's leftovers"))?;
     }
     let built = (|| {
-        let db = sled::Config::new().path(&staging).open()?;
-        let tree = db.open_tree(&info.tree)?;
-        fill(&tree, path, &info)?;
-        db.flush()?;
+        let info = unpack(path, &staging)?;
+        let layout = info.tree.rsplit_once('.').map_or("", |(layout, _)| layout);
+        if layout != stored::TREE {
+            return Err(Error::Snapshot(format!(
+                "{}: made with projection layout {layout:?}; this binary's is {:?}",
+                path.display(),
+                stored::TREE
+            )));
+        }
+        check_store(path, &staging, &info)?;
         // Until a projector opens it under the rules it was made under, the
         // projection says it was restored (see `crate::restored_under`).
         let mut marker = std::fs::File::create(staging.join(RESTORED))
@@ -470,40 +722,24 @@ pub fn restore_snapshot(path: &Path, dir: &Path) -> Result<SnapshotInfo> {
         std::io::Write::write_all(&mut marker, info.tree.as_bytes())
             .and_then(|()| marker.sync_all())
             .map_err(io("marking the projection as restored"))?;
-        Ok::<_, Error>(())
+        Ok::<_, Error>(info)
     })();
-    if let Err(e) = built {
-        let _ = std::fs::remove_dir_all(&staging);
-        return Err(e);
-    }
-    std::fs::rename(&staging, dir).map_err(io("moving the restored projection into place"))?;
-    Ok(info)
-}
-
-/// Writes the snapshot's entries into `tree` and checks them back.
-fn fill(tree: &sled::Tree, path: &Path, info: &SnapshotInfo) -> Result<()> {
-    let mut batch = sled::Batch::default();
-    let mut pending = 0usize;
-    read_snapshot(path, |key, value| {
-        batch.insert(key, value);
-        pending += 1;
-        if pending == 10_000 {
-            tree.apply_batch(std::mem::take(&mut batch))?;
-            pending = 0;
+    let info = match built {
+        Ok(info) => info,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
         }
-        Ok(())
-    })?;
-    tree.apply_batch(batch)?;
-    let mut digest = Digest::new();
-    for entry in tree.iter() {
-        let (key, value) = entry?;
-        digest.entry(&key, &value);
+    };
+    if let Err(e) = std::fs::rename(&staging, dir) {
+        let _ = std::fs::remove_dir_all(&staging);
+        return Err(io("moving the restored projection into place")(e));
     }
-    if digest.finish().as_slice() != info.state_digest {
-        return Err(Error::Snapshot(format!(
-            "{}: the restored projection's digest differs from the snapshot's",
-            path.display()
-        )));
+    // The rename, durable: the directory that holds it.
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io("moving the restored projection into place"))?;
     }
-    Ok(())
+    Ok(info)
 }

@@ -112,7 +112,7 @@ impl Memo {
 }
 
 /// What a savepoint restores: each key staged since, with its previous
-/// entry, and the counters as they were.
+/// entry, the counters as they were, and how many index items were staged.
 type Savepoint = (
     Vec<(Vec<u8>, Option<Option<Vec<u8>>>)>,
     BTreeMap<(&'static str, &'static str), u64>,

@@ -387,8 +387,17 @@ async fn a_snapshot_restores_to_the_same_projection() {
     let wait = std::time::Duration::from_secs(30);
     let original = scenarios::Running::start(log.clone(), &dir.path().join("a"), &f);
     original.handle.wait_for(&token, wait).await.unwrap();
+    // A snapshot killed half-way left its copy beside the projection: the
+    // next one removes it, and removes its own.
+    std::fs::create_dir_all(dir.path().join("a.snapshot-copy-killed/db")).unwrap();
     let file = dir.path().join("a.snapshot");
     let info = original.handle.write_snapshot(&file).unwrap();
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("snapshot-copy"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     let digest = original.handle.state_digest().unwrap();
     assert_eq!(info.state_digest, digest.to_vec());
     assert_eq!(info.read, original.handle.read());
@@ -415,8 +424,53 @@ async fn a_snapshot_restores_to_the_same_projection() {
     assert!(scenarios::is_active(&node.handle, "t0"));
     node.stop().await;
 
-    // Damage anywhere is refused before anything is written.
+    // A file whose checksum holds but whose store is not what its trailer
+    // says (another entry count), or that would write outside the store,
+    // is refused, and nothing is restored or written outside.
     let bytes = std::fs::read(&file).unwrap();
+    let mut miscounted = info.clone();
+    miscounted.entries += 1;
+    let store_end = bytes.len() - 32 - 4 - prost::Message::encoded_len(&info);
+    let escaping = [
+        &b"BATON-SNAPSHOT\x00v2\n"[..],
+        &9u32.to_be_bytes(),
+        b"../escape",
+        &4u64.to_be_bytes(),
+        b"evil",
+        &0u32.to_be_bytes(),
+    ]
+    .concat();
+    for (name, store, trailer, refusal) in [
+        (
+            "miscounted",
+            bytes[..store_end].to_vec(),
+            &miscounted,
+            "do not match its trailer",
+        ),
+        ("escaping", escaping, &info, "outside its store"),
+    ] {
+        let trailer = prost::Message::encode_to_vec(trailer);
+        let mut sealed = [store, trailer.clone()].concat();
+        sealed.extend_from_slice(&(trailer.len() as u32).to_be_bytes());
+        sealed.extend_from_slice(blake3::hash(&sealed).as_bytes());
+        let path = dir.path().join(name);
+        std::fs::write(&path, sealed).unwrap();
+        let target = dir.path().join(format!("{name}-projection"));
+        let err = baton_projector::restore_snapshot(&path, &target).unwrap_err();
+        assert!(err.to_string().contains(refusal), "{name}: {err}");
+        assert!(!target.exists(), "{name}: something was restored");
+        assert!(
+            !dir.path()
+                .join(format!("{name}-projection.restoring"))
+                .exists(),
+            "{name}: its staging was left"
+        );
+        let err = baton_projector::verify_snapshot(&path).unwrap_err();
+        assert!(err.to_string().contains(refusal), "{name}: {err}");
+    }
+    assert!(!dir.path().join("escape").exists(), "written outside");
+
+    // Damage anywhere is refused before anything is written.
     for (name, damaged) in [
         ("truncated", bytes[..bytes.len() - 1].to_vec()),
         ("flipped", {
@@ -530,52 +584,25 @@ async fn a_parked_record_is_tried_again_only_when_what_it_waits_for_arrives() {
     projector.stop().await;
 }
 
-/// A writer that stops at its second write (the first entry after the
-/// file's magic) until released: a snapshot held in the middle of its copy.
-#[derive(Debug)]
-struct Gate {
-    out: Vec<u8>,
-    writes: usize,
-    paused: Option<std::sync::mpsc::Sender<()>>,
-    release: std::sync::mpsc::Receiver<()>,
-}
-
-impl std::io::Write for Gate {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.writes += 1;
-        if self.writes == 2
-            && let Some(paused) = self.paused.take()
-        {
-            paused.send(()).unwrap();
-            self.release.recv().unwrap();
-        }
-        self.out.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Starts a snapshot through a [`Gate`]; returns once it is held mid-copy,
-/// with what releases it and its outcome.
+/// Starts a snapshot into memory and holds it mid-copy (after its first
+/// entry); returns once it is held, with what releases it and its outcome.
 async fn held_snapshot(
     handle: &baton_projector::Handle,
 ) -> (
     std::sync::mpsc::Sender<()>,
-    tokio::task::JoinHandle<baton_projector::Result<(baton_projector::SnapshotInfo, Gate)>>,
+    tokio::task::JoinHandle<baton_projector::Result<(baton_projector::SnapshotInfo, Vec<u8>)>>,
 ) {
     let (paused, on_pause) = std::sync::mpsc::channel();
-    let (release, released) = std::sync::mpsc::channel();
-    let gate = Gate {
-        out: Vec::new(),
-        writes: 0,
-        paused: Some(paused),
-        release: released,
-    };
+    let (release, released) = std::sync::mpsc::channel::<()>();
     let handle = handle.clone();
-    let copy = tokio::task::spawn_blocking(move || handle.write_snapshot_to(gate));
+    let copy = tokio::task::spawn_blocking(move || {
+        handle.write_snapshot_with(Vec::new(), |copied| {
+            if copied == 1 {
+                paused.send(()).unwrap();
+                released.recv().unwrap();
+            }
+        })
+    });
     tokio::task::spawn_blocking(move || on_pause.recv())
         .await
         .unwrap()
@@ -620,13 +647,13 @@ async fn a_snapshot_is_of_one_moment_while_applying_goes_on() {
     assert!(!scenarios::is_active(h, "t4"), "the revocation cascaded");
     assert_eq!(h.parked(), 0);
     release.send(()).unwrap();
-    let (info, gate) = copy.await.unwrap().unwrap();
+    let (info, copied) = copy.await.unwrap().unwrap();
     assert_eq!(info.state_digest, digest.to_vec(), "of the moment it began");
     assert_eq!((&info.read, &info.applied), (&read, &applied));
     assert_ne!(h.state_digest().unwrap(), digest);
 
     let file = dir.path().join("a.snapshot");
-    std::fs::write(&file, &gate.out).unwrap();
+    std::fs::write(&file, &copied).unwrap();
     let restored = dir.path().join("b");
     assert_eq!(
         baton_projector::restore_snapshot(&file, &restored).unwrap(),
