@@ -240,55 +240,65 @@ impl Iterator for Ordered {
     }
 }
 
-/// The order-free part of the state digest: the index items, each hashed
-/// with its prefix and summed, so that where a batch ended (which items
-/// share an entry) is no part of it. The sum is a lattice hash (LtHash16:
-/// each item's 2 KiB blake3 output read as 1024 16-bit lanes, added lane by
-/// lane), which resists a maker of item sets looking for two with one sum
-/// far better than a sum of 256-bit hashes would.
-pub struct ItemDigest {
-    key: [u8; 32],
-    lanes: Box<[u16; LANES]>,
+/// The index part of the state digest: each prefix's items in (ms, id)
+/// order whichever aggregates hold them, so that where a batch ended is no
+/// part of it. Fed entries in key order: a prefix's aggregates come
+/// together, ordered by their first items, so an item held before the next
+/// aggregate's first is final (the merge [`Ordered`] does), and what is held
+/// is at most what overlapping aggregates hold.
+#[derive(Default)]
+pub struct Canonical {
+    prefix: Option<Vec<u8>>,
+    held: BinaryHeap<Reverse<Item>>,
+    count: u64,
 }
 
-const LANES: usize = 1024;
-
-impl ItemDigest {
-    pub fn new() -> Self {
-        ItemDigest {
-            key: blake3::derive_key("baton.v1 projection index item", &[]),
-            lanes: Box::new([0; LANES]),
-        }
-    }
-
-    /// Folds in an aggregate's items; `false` (nothing folded) when the
-    /// entry is not a well-formed aggregate ([`well_formed`]).
-    pub fn entry(&mut self, key: &[u8], value: &[u8]) -> bool {
+impl Canonical {
+    /// Takes the entry (`key`, `value`), the next in key order, and writes
+    /// to `out` what of the canonical form is final. `false` (nothing
+    /// taken) when the entry is not a well-formed aggregate
+    /// ([`well_formed`]); the prefix being read is then finished.
+    pub fn entry(&mut self, key: &[u8], value: &[u8], out: &mut blake3::Hasher) -> bool {
         let Some(items) = well_formed(key, value) else {
+            self.finish(out);
             return false;
         };
         let prefix = prefix_of(key);
-        let mut out = [0u8; LANES * 2];
-        for item in items {
-            let mut hasher = blake3::Hasher::new_keyed(&self.key);
-            hasher.update(&(prefix.len() as u64).to_le_bytes());
-            hasher.update(prefix);
-            hasher.update(&item_key(&[], &item));
-            hasher.finalize_xof().fill(&mut out);
-            for (lane, chunk) in self.lanes.iter_mut().zip(out.chunks_exact(2)) {
-                *lane = lane.wrapping_add(u16::from_le_bytes([chunk[0], chunk[1]]));
-            }
+        if self.prefix.as_deref() != Some(prefix) {
+            self.finish(out);
+            out.update(&[1]);
+            out.update(&(prefix.len() as u64).to_le_bytes());
+            out.update(prefix);
+            self.prefix = Some(prefix.to_vec());
         }
+        while self
+            .held
+            .peek()
+            .is_some_and(|Reverse(least)| *least < items[0])
+        {
+            let Reverse(item) = self.held.pop().expect("a held item");
+            self.emit(&item, out);
+        }
+        self.held.extend(items.into_iter().map(Reverse));
         true
     }
 
-    /// The sum, hashed to 32 bytes.
-    pub fn sum(&self) -> [u8; 32] {
-        let mut hasher = blake3::Hasher::new();
-        for lane in self.lanes.iter() {
-            hasher.update(&lane.to_le_bytes());
+    fn emit(&mut self, item: &Item, out: &mut blake3::Hasher) {
+        out.update(&item_key(&[], item));
+        self.count += 1;
+    }
+
+    /// Writes what is held of the prefix being read, and ends it.
+    pub fn finish(&mut self, out: &mut blake3::Hasher) {
+        if self.prefix.take().is_none() {
+            return;
         }
-        *hasher.finalize().as_bytes()
+        while let Some(Reverse(item)) = self.held.pop() {
+            self.emit(&item, out);
+        }
+        out.update(&[2]);
+        out.update(&self.count.to_le_bytes());
+        self.count = 0;
     }
 }
 
@@ -331,34 +341,55 @@ mod tests {
         );
     }
 
-    /// One sum whichever entries hold the items; an aggregate a reader could
-    /// not trust (its key not its first item, items out of order or beyond
-    /// the span) is not folded in as items.
+    /// One digest whichever entries hold the items; an aggregate a reader
+    /// could not trust (its key not its first item, items out of order or
+    /// beyond the span) is not taken as items.
     #[test]
     fn the_digest_is_of_the_items_not_their_grouping() {
         let p = name(b'I', "gw");
+        let q = name(b'I', "gx");
         let all = vec![
             (p.clone(), item(1, 1)),
             (p.clone(), item(2, 2)),
             (p.clone(), item(3, 3)),
+            (q.clone(), item(1, 1)),
         ];
-        let sum = |entries: Vec<(Vec<u8>, Vec<u8>)>| {
-            let mut digest = ItemDigest::new();
+        let digest = |mut entries: Vec<(Vec<u8>, Vec<u8>)>| {
+            entries.sort();
+            let (mut canonical, mut out) = (Canonical::default(), blake3::Hasher::new());
             for (key, value) in entries {
-                assert!(digest.entry(&key, &value));
+                assert!(canonical.entry(&key, &value, &mut out));
             }
-            digest.sum()
+            canonical.finish(&mut out);
+            *out.finalize().as_bytes()
         };
-        let whole = sum(aggregates(all.clone()));
-        let apart = sum(all
-            .iter()
-            .flat_map(|one| aggregates(vec![one.clone()]))
-            .collect());
+        let whole = digest(aggregates(all.clone()));
+        let apart = digest(
+            all.iter()
+                .flat_map(|one| aggregates(vec![one.clone()]))
+                .collect(),
+        );
+        // Overlapping: {1, 3} and {2}.
+        let overlapping = digest(
+            aggregates(vec![all[0].clone(), all[2].clone(), all[3].clone()])
+                .into_iter()
+                .chain(aggregates(vec![all[1].clone()]))
+                .collect(),
+        );
         assert_eq!(whole, apart);
-        assert_ne!(whole, sum(aggregates(all[..2].to_vec())));
+        assert_eq!(whole, overlapping);
+        assert_ne!(whole, digest(aggregates(all[..3].to_vec())));
+        // Item 2 under another prefix.
+        let moved = vec![(q.clone(), item(2, 2))];
+        assert_ne!(
+            whole,
+            digest(aggregates(
+                [all[..1].to_vec(), all[2..].to_vec(), moved].concat()
+            ))
+        );
 
-        let [(key, value)] = &aggregates(all)[..] else {
-            panic!("one aggregate");
+        let [(key, value), _] = &aggregates(all)[..] else {
+            panic!("two aggregates");
         };
         assert!(well_formed(key, value).is_some());
         let other_key = item_key(&p, &item(2, 2));
@@ -366,7 +397,8 @@ mod tests {
         let beyond = [&value[..], &item_key(&[], &item(1 + SPAN_MS, 4))].concat();
         for (key, value) in [(&other_key, value), (key, &swapped), (key, &beyond)] {
             assert!(well_formed(key, value).is_none());
-            assert!(!ItemDigest::new().entry(key, value));
+            let mut out = blake3::Hasher::new();
+            assert!(!Canonical::default().entry(key, value, &mut out));
         }
     }
 }

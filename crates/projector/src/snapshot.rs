@@ -64,39 +64,39 @@ pub struct SnapshotInfo {
     pub made_by: String,
 }
 
-/// The state digest, fed one entry at a time: the one definition
-/// [`Handle::state_digest`], snapshots and restores share. Every entry is
-/// hashed in key order, except the query indexes' aggregates, whose items
-/// are folded in one by one and order-free ([`crate::index::ItemDigest`]):
-/// two projections of one log are equal whichever events shared a batch.
+/// The state digest, fed one entry at a time in key order: the one
+/// definition [`Handle::state_digest`], snapshots and restores share. Every
+/// entry is hashed as it is, except the query indexes' aggregates, whose
+/// items are hashed in their canonical order instead
+/// ([`crate::index::Canonical`]): two projections of one log are equal
+/// whichever events shared a batch.
 pub(crate) struct Digest {
-    entries: blake3::Hasher,
-    items: crate::index::ItemDigest,
+    hasher: blake3::Hasher,
+    index: crate::index::Canonical,
 }
 
 impl Digest {
     pub fn new() -> Self {
         Digest {
-            entries: blake3::Hasher::new_derive_key("baton.v1 projection digest"),
-            items: crate::index::ItemDigest::new(),
+            hasher: blake3::Hasher::new_derive_key("baton.v1 projection digest"),
+            index: Default::default(),
         }
     }
 
     pub fn entry(&mut self, key: &[u8], value: &[u8]) {
-        if self.items.entry(key, value) {
+        if self.index.entry(key, value, &mut self.hasher) {
             return;
         }
-        self.entries.update(&(key.len() as u64).to_le_bytes());
-        self.entries.update(key);
-        self.entries.update(&(value.len() as u64).to_le_bytes());
-        self.entries.update(value);
+        self.hasher.update(&[0]);
+        self.hasher.update(&(key.len() as u64).to_le_bytes());
+        self.hasher.update(key);
+        self.hasher.update(&(value.len() as u64).to_le_bytes());
+        self.hasher.update(value);
     }
 
-    pub fn finish(&self) -> [u8; 32] {
-        let mut entries = self.entries.clone();
-        entries.update(b"index items");
-        entries.update(&self.items.sum());
-        *entries.finalize().as_bytes()
+    pub fn finish(mut self) -> [u8; 32] {
+        self.index.finish(&mut self.hasher);
+        *self.hasher.finalize().as_bytes()
     }
 }
 
