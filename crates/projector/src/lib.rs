@@ -965,12 +965,7 @@ impl Handle {
     /// A digest of the whole projection (state, indexes, offsets, quarantine):
     /// two projections of the same log are equal exactly when this is.
     pub fn state_digest(&self) -> Result<[u8; 32]> {
-        let mut digest = snapshot::Digest::new();
-        for entry in self.shared.tree.iter() {
-            let (key, value) = entry?;
-            digest.entry(&key, &value);
-        }
-        Ok(digest.finish())
+        Ok(snapshot::parallel_digest(&self.shared.tree)?.0)
     }
 
     /// Bytes of keys and values the projection holds (what Baton writes,

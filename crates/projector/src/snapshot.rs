@@ -16,9 +16,10 @@
 //! path relative to the store, `/`-separated; length u64 BE, the bytes),
 //! then a path length of 0, then the trailer ([`SnapshotInfo`] as
 //! protobuf) and its length (u32 BE), then the blake3 hash of everything
-//! before it (32 bytes). A restore checks the hash before it writes
-//! anything, then the store's entries against the trailer's count and
-//! state digest.
+//! before it (32 bytes). A restore hashes the file as it writes the store
+//! into a staging directory, uses nothing unless the hash holds, then
+//! checks the store's entries against the trailer's count and state digest
+//! (each range of keys on a thread of its own: [`parallel_digest`]).
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -36,6 +37,8 @@ const MAGIC_V1: &[u8] = b"BATON-SNAPSHOT\x00v1\n";
 /// handful; more means a damaged or foreign file).
 const FILES_MAX: usize = 100_000;
 const PATH_BYTES_MAX: usize = 1024;
+/// Largest trailer (positions per partition: far less for any log).
+const TRAILER_BYTES_MAX: u64 = 16 << 20;
 
 /// What a snapshot holds, from its trailer.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -64,26 +67,52 @@ pub struct SnapshotInfo {
     pub made_by: String,
 }
 
-/// The state digest, fed one entry at a time in key order: the one
-/// definition [`Handle::state_digest`], snapshots and restores share. Every
-/// entry is hashed as it is, except the query indexes' aggregates, whose
-/// items are hashed in their canonical order instead
+/// The state digest: the one definition [`Handle::state_digest`],
+/// snapshots and restores share. The key space is cut into fixed ranges by
+/// first byte ([`DIGEST_RANGES`]); each range's entries are hashed in key
+/// order ([`Part`]), and the digest is the hash of the ranges' hashes, so
+/// the ranges of a store can be read by one thread each
+/// ([`parallel_digest`]) and a stream in key order ([`Digest`]) gives the
+/// same answer. Every entry is hashed as it is, except the query indexes'
+/// aggregates, whose items are hashed in their canonical order instead
 /// ([`crate::index::Canonical`]): two projections of one log are equal
-/// whichever events shared a batch.
+/// whichever events shared a batch. An index prefix never spans two
+/// ranges (its keys share their first byte).
 pub(crate) struct Digest {
+    done: Vec<[u8; 32]>,
+    part: Part,
+}
+
+/// Where each digest range begins (the first begins at the empty key): the
+/// events (`e`), the token references and what follows (`r`) and the rest
+/// (children, indexes, keys, clients, ...) in about even shares.
+const DIGEST_RANGES: [&[u8]; 4] = [b"", b"e", b"f", b"r"];
+
+/// The range of the digest `key` falls in.
+fn range_of(key: &[u8]) -> usize {
+    DIGEST_RANGES
+        .iter()
+        .rposition(|lower| key >= *lower)
+        .expect("every key is at or after the empty key")
+}
+
+/// One range's share of the digest.
+struct Part {
     hasher: blake3::Hasher,
     index: crate::index::Canonical,
 }
 
-impl Digest {
-    pub fn new() -> Self {
-        Digest {
-            hasher: blake3::Hasher::new_derive_key("baton.v1 projection digest"),
+impl Part {
+    fn new(range: usize) -> Self {
+        let mut hasher = blake3::Hasher::new_derive_key("baton.v1 projection digest range");
+        hasher.update(&(range as u64).to_le_bytes());
+        Part {
+            hasher,
             index: Default::default(),
         }
     }
 
-    pub fn entry(&mut self, key: &[u8], value: &[u8]) {
+    fn entry(&mut self, key: &[u8], value: &[u8]) {
         if self.index.entry(key, value, &mut self.hasher) {
             return;
         }
@@ -94,10 +123,100 @@ impl Digest {
         self.hasher.update(value);
     }
 
-    pub fn finish(mut self) -> [u8; 32] {
+    fn finish(mut self) -> [u8; 32] {
         self.index.finish(&mut self.hasher);
         *self.hasher.finalize().as_bytes()
     }
+}
+
+/// The digest of the ranges' hashes, in order.
+fn combine(parts: &[[u8; 32]]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key("baton.v1 projection digest");
+    for part in parts {
+        hasher.update(part);
+    }
+    *hasher.finalize().as_bytes()
+}
+
+impl Digest {
+    pub fn new() -> Self {
+        Digest {
+            done: Vec::new(),
+            part: Part::new(0),
+        }
+    }
+
+    /// The next entry, in key order.
+    pub fn entry(&mut self, key: &[u8], value: &[u8]) {
+        let range = range_of(key);
+        while self.done.len() < range {
+            let next = Part::new(self.done.len() + 1);
+            self.done
+                .push(std::mem::replace(&mut self.part, next).finish());
+        }
+        self.part.entry(key, value);
+    }
+
+    pub fn finish(mut self) -> [u8; 32] {
+        while self.done.len() < DIGEST_RANGES.len() - 1 {
+            let next = Part::new(self.done.len() + 1);
+            self.done
+                .push(std::mem::replace(&mut self.part, next).finish());
+        }
+        self.done.push(self.part.finish());
+        combine(&self.done)
+    }
+}
+
+/// The digest of `tree` and its count of entries, each range read by a
+/// thread of its own (as many as there are cores, up to one per range).
+pub(crate) fn parallel_digest(tree: &sled::Tree) -> Result<([u8; 32], u64)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, DIGEST_RANGES.len());
+    // Per thread: (range, its hash, its entries) of each range it read.
+    type Ranges = Result<Vec<(usize, [u8; 32], u64)>>;
+    let results: Vec<Ranges> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let range = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(lower) = DIGEST_RANGES.get(range) else {
+                            return Ok(done);
+                        };
+                        let entries = match DIGEST_RANGES.get(range + 1) {
+                            Some(upper) => tree.range(*lower..*upper),
+                            None => tree.range(*lower..),
+                        };
+                        let (mut part, mut count) = (Part::new(range), 0u64);
+                        for entry in entries {
+                            let (key, value) = entry?;
+                            part.entry(&key, &value);
+                            count += 1;
+                        }
+                        done.push((range, part.finish(), count));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a digest thread panicked"))
+            .collect()
+    });
+    let mut parts = vec![[0u8; 32]; DIGEST_RANGES.len()];
+    let mut entries = 0u64;
+    for result in results {
+        for (range, hash, count) in result? {
+            parts[range] = hash;
+            entries += count;
+        }
+    }
+    Ok((combine(&parts), entries))
 }
 
 /// A writer that hashes what passes through it.
@@ -115,6 +234,15 @@ impl<W: Write> Write for Hashing<W> {
 
     fn flush(&mut self) -> std::io::Result<()> {
         self.inner.flush()
+    }
+}
+
+/// A reader that hashes what passes through it.
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -553,9 +681,10 @@ pub fn verify_snapshot(path: &Path) -> Result<SnapshotInfo> {
     unpack(path, &store).and_then(|info| check_store(path, &store, &info).map(|()| info))
 }
 
-/// Writes the store a snapshot holds into `store` (a new directory), after
-/// checking the file's checksum and before checking what it holds; returns
-/// its trailer.
+/// Writes the store a snapshot holds into `store` (a new directory, which
+/// the caller removes on an error), hashing the file as it reads it; an
+/// error when the checksum does not hold. Returns its trailer; what the
+/// store holds is not checked here.
 fn unpack(path: &Path, store: &Path) -> Result<SnapshotInfo> {
     let bad = |reason: String| Error::Snapshot(format!("{}: {reason}", path.display()));
     let mut file = std::fs::File::open(path).map_err(io("snapshot file"))?;
@@ -563,34 +692,37 @@ fn unpack(path: &Path, store: &Path) -> Result<SnapshotInfo> {
     if length < (MAGIC.len() + 4 + 4 + 32) as u64 {
         return Err(bad(format!("{length} bytes: too short to be a snapshot")));
     }
-    // The checksum over everything before it.
     let body = length - 32;
-    let mut hasher = blake3::Hasher::new();
-    std::io::copy(&mut (&mut file).take(body), &mut hasher).map_err(io("read"))?;
     let mut stored = [0u8; 32];
+    file.seek(SeekFrom::Start(body)).map_err(io("read"))?;
     file.read_exact(&mut stored).map_err(io("read"))?;
-    if *hasher.finalize().as_bytes() != stored {
+    file.seek(SeekFrom::Start(0)).map_err(io("read"))?;
+    // One pass: the body is hashed as it is read and written. Nothing is
+    // used before the checksum holds: the files go into `store`, which the
+    // caller removes on any error, and when the checksum does not hold that
+    // is the error, whatever else reading the damaged bytes met.
+    let mut reader = Hashing {
+        inner: BufReader::with_capacity(1 << 20, file.take(body)),
+        hasher: blake3::Hasher::new(),
+    };
+    let parsed = read_body(&mut reader, body, store, &bad);
+    std::io::copy(&mut reader, &mut std::io::sink()).map_err(io("read"))?;
+    if *reader.hasher.finalize().as_bytes() != stored {
         return Err(bad(
             "checksum mismatch: the file is damaged or truncated".into()
         ));
     }
-    // The trailer.
-    file.seek(SeekFrom::Start(body - 4)).map_err(io("read"))?;
-    let mut len = [0u8; 4];
-    file.read_exact(&mut len).map_err(io("read"))?;
-    let trailer_len = u64::from(u32::from_be_bytes(len));
-    let files_end = body
-        .checked_sub(4 + trailer_len)
-        .filter(|end| *end >= MAGIC.len() as u64)
-        .ok_or_else(|| bad("trailer length beyond the file".into()))?;
-    file.seek(SeekFrom::Start(files_end)).map_err(io("read"))?;
-    let mut trailer = vec![0u8; trailer_len as usize];
-    file.read_exact(&mut trailer).map_err(io("read"))?;
-    let info =
-        SnapshotInfo::decode(trailer.as_slice()).map_err(|e| bad(format!("trailer: {e}")))?;
-    // The store's files.
-    file.seek(SeekFrom::Start(0)).map_err(io("read"))?;
-    let mut reader = BufReader::new(file.take(files_end));
+    parsed
+}
+
+/// The body of a snapshot file (`body` bytes, from its start): its store's
+/// files, written into `store`, and its trailer.
+fn read_body(
+    reader: &mut impl Read,
+    body: u64,
+    store: &Path,
+    bad: &impl Fn(String) -> Error,
+) -> Result<SnapshotInfo> {
     let mut magic = vec![0u8; MAGIC.len()];
     reader.read_exact(&mut magic).map_err(io("read"))?;
     if magic == MAGIC_V1 {
@@ -601,11 +733,13 @@ fn unpack(path: &Path, store: &Path) -> Result<SnapshotInfo> {
     if magic != MAGIC {
         return Err(bad("not a Baton snapshot (v2)".into()));
     }
+    let mut read = MAGIC.len() as u64;
     std::fs::create_dir_all(store).map_err(io("the restored store"))?;
     let mut count = 0usize;
     loop {
         let mut len = [0u8; 4];
         reader.read_exact(&mut len).map_err(io("read"))?;
+        read += 4;
         let len = u32::from_be_bytes(len) as usize;
         if len == 0 {
             break;
@@ -633,6 +767,10 @@ fn unpack(path: &Path, store: &Path) -> Result<SnapshotInfo> {
         let mut size = [0u8; 8];
         reader.read_exact(&mut size).map_err(io("read"))?;
         let size = u64::from_be_bytes(size);
+        read += len as u64 + 8;
+        if size > body.saturating_sub(read) {
+            return Err(bad(format!("{relative}: {size} bytes, beyond the file")));
+        }
         let target = parts.iter().fold(store.to_path_buf(), |at, p| at.join(p));
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent).map_err(io("the restored store"))?;
@@ -643,19 +781,35 @@ fn unpack(path: &Path, store: &Path) -> Result<SnapshotInfo> {
             .open(&target)
             .map_err(io("the restored store"))?;
         let written =
-            std::io::copy(&mut (&mut reader).take(size), &mut out).map_err(io("write"))?;
+            std::io::copy(&mut (&mut *reader).take(size), &mut out).map_err(io("write"))?;
         if written != size {
             return Err(bad(format!("{relative}: {written} of {size} bytes")));
         }
+        read += size;
         out.sync_all().map_err(io("the restored store"))?;
-    }
-    if reader.read(&mut [0u8; 1]).map_err(io("read"))? != 0 {
-        return Err(bad("bytes after its store's files".into()));
     }
     std::fs::File::open(store)
         .and_then(|d| d.sync_all())
         .map_err(io("the restored store"))?;
-    Ok(info)
+    // The trailer and its length: all that is left before the checksum.
+    let rest = body.saturating_sub(read);
+    if rest < 4 {
+        return Err(bad("no room for its trailer".into()));
+    }
+    if rest - 4 > TRAILER_BYTES_MAX {
+        return Err(bad(format!(
+            "{} bytes after its store's files, more than a trailer ({TRAILER_BYTES_MAX} at most)",
+            rest - 4
+        )));
+    }
+    let mut trailer = vec![0u8; (rest - 4) as usize];
+    reader.read_exact(&mut trailer).map_err(io("read"))?;
+    let mut len = [0u8; 4];
+    reader.read_exact(&mut len).map_err(io("read"))?;
+    if u64::from(u32::from_be_bytes(len)) != rest - 4 {
+        return Err(bad("bytes between its store's files and its trailer".into()));
+    }
+    SnapshotInfo::decode(trailer.as_slice()).map_err(|e| bad(format!("trailer: {e}")))
 }
 
 /// Checks the store at `store` against a snapshot's trailer: its tree holds
@@ -663,13 +817,8 @@ fn unpack(path: &Path, store: &Path) -> Result<SnapshotInfo> {
 fn check_store(path: &Path, store: &Path, info: &SnapshotInfo) -> Result<()> {
     let db = scratch_store(store)?;
     let tree = db.open_tree(&info.tree)?;
-    let (mut digest, mut entries) = (Digest::new(), 0u64);
-    for entry in tree.iter() {
-        let (key, value) = entry?;
-        digest.entry(&key, &value);
-        entries += 1;
-    }
-    if entries != info.entries || digest.finish().as_slice() != info.state_digest {
+    let (digest, entries) = parallel_digest(&tree)?;
+    if entries != info.entries || digest.as_slice() != info.state_digest {
         return Err(Error::Snapshot(format!(
             "{}: holds {entries} entries that do not match its trailer ({} entries and their digest)",
             path.display(),
@@ -684,8 +833,9 @@ fn check_store(path: &Path, store: &Path, info: &SnapshotInfo) -> Result<()> {
 pub(crate) const RESTORED: &str = "RESTORED";
 
 /// Restores a snapshot into the projection directory `dir`, which must not
-/// exist yet: the file's checksum is checked before anything is written, and
-/// the restored store's entries against its trailer before it is used. The
+/// exist yet: the file's checksum is checked as it is read (into a staging
+/// directory), and the restored store's entries against its trailer before
+/// it is used. The
 /// projection is built in a sibling directory and renamed into place only
 /// when complete and checked, so a restore that dies half-way or finds
 /// damage leaves nothing a node would open. A node then opened on `dir`
