@@ -48,10 +48,26 @@ pub struct Args {
     /// sled's page cache, MiB.
     #[arg(long, default_value_t = baton_projector::CACHE_BYTES >> 20)]
     pub cache_mib: u64,
+    /// Most decoded records the projector keeps in memory per kind.
+    #[arg(long, default_value_t = baton_projector::MEMO_RECORDS_MAX)]
+    pub memo_records_max: usize,
     /// Measure the one size given and print its row as JSON (the run starts
-    /// itself so for each size, so each peak RSS is that size's alone).
+    /// itself so for each size).
     #[arg(long, hide = true)]
     pub one: bool,
+    /// Replay the log `--one` generated, in a process of its own (so its
+    /// peak RSS is the projection's alone, not the generator's), and print
+    /// the replay's half of the row as JSON.
+    #[arg(long, hide = true)]
+    pub replay: bool,
+    /// With `--replay`: the generator's trust root (hex), its names' prefix
+    /// and, on Kafka, its topic.
+    #[arg(long, hide = true)]
+    pub root_key: Option<String>,
+    #[arg(long, hide = true)]
+    pub prefix: Option<String>,
+    #[arg(long, hide = true)]
+    pub topic: Option<String>,
     /// Where scale.json, scale.md and scale.svg are written.
     #[arg(long, default_value = "target/bench-report")]
     pub out: PathBuf,
@@ -72,19 +88,18 @@ fn mib(kib: u64) -> f64 {
     round(kib as f64 / 1024.0)
 }
 
-/// One ledger size, measured end to end on `log`.
-async fn measure<L: EventLog + Clone>(
-    log: L,
-    log_dir: Option<&Path>,
-    work: &Path,
+/// Writes one ledger size's events to `log`; returns the names' prefix, the
+/// trust root (hex) and how long writing took.
+async fn generate<L: EventLog + Clone>(
+    log: &L,
     events: u64,
-    args: &Args,
-) -> anyhow::Result<Value> {
-    let checks = args.checks;
+) -> anyhow::Result<(String, String, f64)> {
     let prefix = format!("s{}-", now_s());
     let (mut f, setup) = Fixture::standard_with(Fixture::new(now_s()), &prefix);
-    let policy = f.policy();
-    write_trees(&log, &setup).await?;
+    let [root] = f.policy().trust_roots.values().copied().collect::<Vec<_>>()[..] else {
+        bail!("the fixture has one trust root");
+    };
+    write_trees(log, &setup).await?;
     let trees = events / TREE_EVENTS;
     let started = Instant::now();
     let mut t = 0;
@@ -93,19 +108,42 @@ async fn measure<L: EventLog + Clone>(
         let generated: Vec<Envelope> = (t..round_end)
             .flat_map(|i| crate::chains::chain(&mut f, &format!("t{i}"), 3))
             .collect();
-        write_trees(&log, &generated).await?;
+        write_trees(log, &generated).await?;
         t = round_end;
     }
-    let write_s = started.elapsed().as_secs_f64();
+    Ok((
+        prefix,
+        hex::encode(root.to_bytes()),
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
+/// A new node's side of one size, on the log `generate` wrote: its full
+/// replay (every event verified), Check on random leaves, a snapshot and a
+/// restore.
+async fn replay<L: EventLog + Clone>(
+    log: L,
+    log_dir: Option<&Path>,
+    work: &Path,
+    events: u64,
+    args: &Args,
+) -> anyhow::Result<Value> {
+    let checks = args.checks;
+    let (Some(prefix), Some(root)) = (&args.prefix, &args.root_key) else {
+        bail!("--replay needs --prefix and --root-key");
+    };
+    let root = baton_core::PublicKey::from_slice("--root-key", &hex::decode(root)?)?;
+    let policy = baton_core::Policy::new([root]);
+    let trees = events / TREE_EVENTS;
     let log_bytes = log_dir.map(dir_bytes);
 
-    // A new node's full replay, every event verified.
     reset_peak_rss()?;
     let rss_before = status_kib("self", "VmRSS:");
     let projection = work.join("projection");
     let options = baton_projector::ProjectorOptions {
         batch_bytes_max: args.batch_bytes_max,
         cache_bytes: args.cache_mib << 20,
+        memo_records_max: args.memo_records_max,
         ..baton_projector::ProjectorOptions::new(policy)
     };
     let (replay, handle) = catch_up_with(log.clone(), &projection, options).await?;
@@ -160,7 +198,6 @@ async fn measure<L: EventLog + Clone>(
     let per_event = |bytes: u64| round(bytes as f64 / applied.max(1) as f64);
     Ok(json!({
         "events": applied,
-        "write_s": round(write_s),
         "replay_s": round(replay.as_secs_f64()),
         "apply_per_s": round(applied as f64 / replay.as_secs_f64()),
         "check_p50_us": round(check.percentile_us(50.0)),
@@ -312,36 +349,96 @@ fn plot(rows: &[Value], title: &str) -> String {
     svg
 }
 
-/// One size, in this process.
+/// This program again, for one size, with the run's settings; `output`
+/// runs it and reads the JSON it prints.
+fn itself(args: &Args, events: u64) -> anyhow::Result<std::process::Command> {
+    let mut child = std::process::Command::new(std::env::current_exe()?);
+    child
+        .args(["--sizes", &events.to_string()])
+        .args(["--checks", &args.checks.to_string()])
+        .args(["--batch-bytes-max", &args.batch_bytes_max.to_string()])
+        .args(["--cache-mib", &args.cache_mib.to_string()])
+        .args(["--memo-records-max", &args.memo_records_max.to_string()])
+        .args(["--partitions", &args.partitions.to_string()])
+        .arg("--work")
+        .arg(&args.work)
+        .stderr(std::process::Stdio::inherit());
+    if let Some(brokers) = &args.kafka_brokers {
+        child.args(["--kafka-brokers", brokers]);
+    }
+    Ok(child)
+}
+
+fn output(mut child: std::process::Command, what: &str) -> anyhow::Result<Value> {
+    let out = child.output()?;
+    if !out.status.success() {
+        bail!("{what} failed ({})", out.status);
+    }
+    serde_json::from_slice(&out.stdout).with_context(|| format!("the output of {what}"))
+}
+
+/// One size: its log generated in this process, replayed in another.
 async fn one_size(args: &Args, events: u64) -> anyhow::Result<Value> {
     let work = args.work.join(format!("{events}"));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
-    let row = match &args.kafka_brokers {
+    let mut child = itself(args, events)?;
+    let (prefix, root, write_s) = match &args.kafka_brokers {
         Some(brokers) => {
             let mut options = KafkaOptions::new(brokers.clone());
             options.topic = format!("scale-{events}-{}", now_s());
             options.partitions = args.partitions;
-            let log = KafkaLog::connect(options).await?;
-            measure(log, None, &work, events, args).await?
+            child.args(["--topic", &options.topic]);
+            generate(&KafkaLog::connect(options).await?, events).await?
         }
         None => {
-            let log_dir = work.join("log");
-            let log = EmbeddedLog::open(&log_dir)?;
-            measure(log, Some(&log_dir), &work, events, args).await?
+            let log = EmbeddedLog::open(&work.join("log"))?;
+            let generated = generate(&log, events).await?;
+            log.close().await;
+            generated
         }
     };
+    child.args(["--replay", "--prefix", &prefix, "--root-key", &root]);
+    let mut row = output(child, &format!("the replay of {events} events"))?;
+    row["write_s"] = json!(round(write_s));
     std::fs::remove_dir_all(&work)?;
     Ok(row)
 }
 
+/// The replay of one size (`--replay`), in this process.
+async fn replay_size(args: &Args, events: u64) -> anyhow::Result<Value> {
+    let work = args.work.join(format!("{events}"));
+    match &args.kafka_brokers {
+        Some(brokers) => {
+            let mut options = KafkaOptions::new(brokers.clone());
+            options.topic = args
+                .topic
+                .clone()
+                .context("--replay on Kafka needs --topic")?;
+            options.partitions = args.partitions;
+            let log = KafkaLog::connect(options).await?;
+            replay(log, None, &work, events, args).await
+        }
+        None => {
+            let log_dir = work.join("log");
+            let log = EmbeddedLog::open(&log_dir)?;
+            replay(log, Some(&log_dir), &work, events, args).await
+        }
+    }
+}
+
 pub async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    if args.one {
+    if args.one || args.replay {
         let [events] = args.sizes[..] else {
-            bail!("--one measures one size: give --sizes N");
+            bail!("--one and --replay measure one size: give --sizes N");
         };
-        println!("{}", one_size(&args, events).await?);
+        let row = if args.replay {
+            replay_size(&args, events).await?
+        } else {
+            one_size(&args, events).await?
+        };
+        println!("{row}");
         return Ok(());
     }
     std::fs::create_dir_all(&args.out)?;
@@ -353,25 +450,11 @@ pub async fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for &events in &args.sizes {
         eprintln!("== scale: {events} events, {log_kind} log");
-        // A process of its own, so that its peak RSS is this size's.
-        let mut child = std::process::Command::new(std::env::current_exe()?);
-        child
-            .args(["--one", "--sizes", &events.to_string()])
-            .args(["--checks", &args.checks.to_string()])
-            .args(["--batch-bytes-max", &args.batch_bytes_max.to_string()])
-            .args(["--cache-mib", &args.cache_mib.to_string()])
-            .args(["--partitions", &args.partitions.to_string()])
-            .arg("--work")
-            .arg(&args.work)
-            .stderr(std::process::Stdio::inherit());
-        if let Some(brokers) = &args.kafka_brokers {
-            child.args(["--kafka-brokers", brokers]);
-        }
-        let out = child.output()?;
-        if !out.status.success() {
-            bail!("the run of {events} events failed ({})", out.status);
-        }
-        let row: Value = serde_json::from_slice(&out.stdout).context("its row")?;
+        // A process of its own (and the replay another), so that each peak
+        // RSS is this size's.
+        let mut child = itself(&args, events)?;
+        child.arg("--one");
+        let row = output(child, &format!("the run of {events} events"))?;
         eprintln!("{row}");
         rows.push(row);
         // Each size's report so far, so a long run that is stopped keeps

@@ -45,6 +45,8 @@ pub struct Config {
     pub limits: Limits,
     /// How fresh the node's view of the log must be for it to vouch for it.
     pub freshness: Freshness,
+    /// What the projector keeps in memory.
+    pub memory: Memory,
     /// TLS on the listener, with client certificates identifying callers.
     pub tls: Tls,
     /// Roles granted to principals (needs `tls`) and to HTTP clients.
@@ -205,6 +207,31 @@ impl Default for Freshness {
     }
 }
 
+/// `[memory]`: the projector's caches, each bounded whatever the ledger's
+/// size. Smaller caches hold less memory and read the store more often.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Memory {
+    /// The projection store's page cache (sled's), MiB.
+    pub store_cache_mib: u64,
+    /// Most decoded records of each kind (tokens, token references,
+    /// clients, keys, key trust) kept in memory.
+    pub records_cached_max: usize,
+}
+
+/// Largest `memory.store_cache_mib`: 1 TiB (a bound, not a default).
+const STORE_CACHE_MIB_MAX: u64 = 1 << 20;
+
+impl Default for Memory {
+    fn default() -> Self {
+        let d = baton_server::Limits::default();
+        Memory {
+            store_cache_mib: d.store_cache_bytes >> 20,
+            records_cached_max: d.records_cached_max,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Rules {
@@ -295,6 +322,7 @@ impl Default for Config {
             },
             limits: Limits::default(),
             freshness: Freshness::default(),
+            memory: Memory::default(),
             tls: Tls::default(),
             access: Vec::new(),
             resource: Vec::new(),
@@ -793,6 +821,15 @@ impl Config {
                 self.limits.batch_events_max
             );
         }
+        if !(1..=STORE_CACHE_MIB_MAX).contains(&self.memory.store_cache_mib) {
+            bail!(
+                "memory.store_cache_mib: {} is not in 1..={STORE_CACHE_MIB_MAX}",
+                self.memory.store_cache_mib
+            );
+        }
+        if self.memory.records_cached_max == 0 {
+            bail!("memory.records_cached_max: must be at least 1");
+        }
         let freshness = &self.freshness;
         if freshness.confirm_interval_ms == 0
             || freshness.confirm_interval_ms.saturating_mul(2) > freshness.max_staleness_ms
@@ -1089,6 +1126,8 @@ impl Config {
             max_staleness: std::time::Duration::from_millis(self.freshness.max_staleness_ms),
             confirm_interval: std::time::Duration::from_millis(self.freshness.confirm_interval_ms),
             park_grace: std::time::Duration::from_millis(self.limits.park_grace_ms),
+            store_cache_bytes: self.memory.store_cache_mib << 20,
+            records_cached_max: self.memory.records_cached_max,
         }
     }
 }
@@ -1144,19 +1183,22 @@ mod tests {
         assert_eq!(config.kafka.partitions, 8);
     }
 
+    /// The configuration in a file of `text` under `dir`, with a trust root.
+    fn load_file(dir: &std::path::Path, text: &str) -> anyhow::Result<Config> {
+        let file = dir.join("baton.toml");
+        std::fs::write(&file, text).unwrap();
+        let flags = Flags {
+            config: Some(file),
+            trust_roots: vec![ROOT.into()],
+            ..Flags::default()
+        };
+        Config::load(&flags, &env(&[]))
+    }
+
     #[test]
     fn the_park_grace_reaches_the_node_and_zero_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let load = |text: &str| {
-            let file = dir.path().join("baton.toml");
-            std::fs::write(&file, text).unwrap();
-            let flags = Flags {
-                config: Some(file),
-                trust_roots: vec![ROOT.into()],
-                ..Flags::default()
-            };
-            Config::load(&flags, &env(&[]))
-        };
+        let load = |text: &str| load_file(dir.path(), text);
         let config = load("[limits]\npark_grace_ms = 600000\n").unwrap();
         assert_eq!(
             config.limits().park_grace,
@@ -1170,6 +1212,39 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert_eq!(err, "limits.park_grace_ms: must be at least 1");
+    }
+
+    #[test]
+    fn the_memory_bounds_reach_the_projector_and_out_of_range_ones_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let load = |text: &str| load_file(dir.path(), text);
+        let config = load("[memory]\nstore_cache_mib = 96\nrecords_cached_max = 5000\n").unwrap();
+        let options =
+            baton_server::projector_options(baton_core::Policy::new([]), &config.limits());
+        assert_eq!(options.cache_bytes, 96 << 20);
+        assert_eq!(options.memo_records_max, 5000);
+        let defaults = baton_server::projector_options(
+            baton_core::Policy::new([]),
+            &load("").unwrap().limits(),
+        );
+        assert_eq!(defaults.cache_bytes, baton_projector::CACHE_BYTES);
+        assert_eq!(defaults.memo_records_max, baton_projector::MEMO_RECORDS_MAX);
+        for (text, message) in [
+            (
+                "[memory]\nstore_cache_mib = 0\n",
+                "memory.store_cache_mib: 0 is not in 1..=1048576",
+            ),
+            (
+                "[memory]\nstore_cache_mib = 1048577\n",
+                "memory.store_cache_mib: 1048577 is not in 1..=1048576",
+            ),
+            (
+                "[memory]\nrecords_cached_max = 0\n",
+                "memory.records_cached_max: must be at least 1",
+            ),
+        ] {
+            assert_eq!(load(text).unwrap_err().to_string(), message, "{text}");
+        }
     }
 
     #[test]

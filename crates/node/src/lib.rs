@@ -80,6 +80,12 @@ pub struct Limits {
     /// of a later moment has been read, before it is quarantined (see
     /// `ProjectorOptions::park_grace`).
     pub park_grace: Duration,
+    /// The projection store's page cache, in bytes (sled's cache: what
+    /// bounds the memory a node holds for what it has read of its store).
+    pub store_cache_bytes: u64,
+    /// Most decoded records (tokens, token references, clients, keys, key
+    /// trust) the projector keeps in memory per kind.
+    pub records_cached_max: usize,
 }
 
 impl Default for Limits {
@@ -103,6 +109,8 @@ impl Default for Limits {
             max_staleness: Duration::from_secs(5),
             confirm_interval: Duration::from_secs(1),
             park_grace: Duration::from_secs(5),
+            store_cache_bytes: baton_projector::CACHE_BYTES,
+            records_cached_max: baton_projector::MEMO_RECORDS_MAX,
         }
     }
 }
@@ -292,6 +300,8 @@ impl<L> Started<L> {
 pub fn projector_options(policy: Policy, limits: &Limits) -> ProjectorOptions {
     ProjectorOptions {
         park_grace: limits.park_grace,
+        cache_bytes: limits.store_cache_bytes,
+        memo_records_max: limits.records_cached_max,
         ..ProjectorOptions::new(policy)
     }
 }

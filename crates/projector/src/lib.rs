@@ -33,7 +33,7 @@ pub use apply::{Outcome, Why};
 pub use query::{ChainAnswer, EventFilter, ListedEvent, Quarantined, RevocationEffect};
 pub use snapshot::{SnapshotInfo, restore_snapshot, verify_snapshot};
 pub use verify::verdict_key;
-pub use view::{VerifiedSignatures, View};
+pub use view::{MEMO_RECORDS_MAX, VerifiedSignatures, View};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -71,6 +71,9 @@ pub struct ProjectorOptions {
     pub batch_bytes_max: usize,
     /// sled's page cache, in bytes.
     pub cache_bytes: u64,
+    /// Most decoded records kept in memory per kind (tokens, token
+    /// references, clients, keys, key trust), in two generations.
+    pub memo_records_max: usize,
     /// How long a read waits for new records when there are none.
     pub idle_wait: Duration,
     /// How long a record may wait for a missing dependency (key, client,
@@ -120,6 +123,7 @@ impl ProjectorOptions {
             batch_max: 512,
             batch_bytes_max: BATCH_BYTES_MAX,
             cache_bytes: CACHE_BYTES,
+            memo_records_max: view::MEMO_RECORDS_MAX,
             idle_wait: Duration::from_millis(200),
             park_grace: Duration::from_secs(5),
             snapshot_journal_bytes_max: snapshot::JOURNAL_BYTES_MAX,
@@ -345,7 +349,7 @@ impl<L: EventLog> Projector<L> {
                 ))
             })
             .collect::<Result<Vec<u64>>>()?;
-        let memo = view::Memo::load(&tree)?;
+        let memo = view::Memo::load(&tree, options.memo_records_max)?;
         let parked = Parking::load(&tree)?;
         let published = settled(&applied, parked.positions());
         let shared = Arc::new(Shared {

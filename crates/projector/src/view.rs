@@ -23,8 +23,9 @@ use crate::bounded::{Filter, Generations};
 use crate::stored::{StoredClient, StoredEvent, StoredKey, decode, key};
 use crate::{Error, Result};
 
-/// Most records each memo map holds (in two generations: no cliff).
-const MEMO_ENTRIES_MAX: usize = 100_000;
+/// The default of [`crate::ProjectorOptions::memo_records_max`]: most
+/// records each memo map holds (in two generations: no cliff).
+pub const MEMO_RECORDS_MAX: usize = 100_000;
 
 /// The revoked-target filter's size (fixed: 16 MiB), and bits per target:
 /// at 1M revoked targets about one lookup of a target never revoked in
@@ -85,25 +86,25 @@ pub struct Memo {
     verified: VerifiedSignatures,
 }
 
-impl Default for Memo {
-    fn default() -> Self {
+impl Memo {
+    /// An empty memo holding at most `records_max` records a map.
+    pub fn new(records_max: usize) -> Self {
         Memo {
             revoked: Filter::new(REVOKED_FILTER_BYTES, REVOKED_FILTER_PROBES),
-            clients: Generations::new(MEMO_ENTRIES_MAX),
-            keys: Generations::new(MEMO_ENTRIES_MAX),
-            tokens: Generations::new(MEMO_ENTRIES_MAX),
-            by_ref: Generations::new(MEMO_ENTRIES_MAX),
-            trust: Generations::new(MEMO_ENTRIES_MAX),
+            clients: Generations::new(records_max),
+            keys: Generations::new(records_max),
+            tokens: Generations::new(records_max),
+            by_ref: Generations::new(records_max),
+            trust: Generations::new(records_max),
             generation: Default::default(),
             verified: Default::default(),
         }
     }
-}
 
-impl Memo {
-    /// A memo for `tree`, with its revocations in the filter.
-    pub fn load(tree: &sled::Tree) -> Result<Memo> {
-        let memo = Memo::default();
+    /// A memo for `tree` (at most `records_max` records a map), with its
+    /// revocations in the filter.
+    pub fn load(tree: &sled::Tree, records_max: usize) -> Result<Memo> {
+        let memo = Memo::new(records_max);
         for entry in tree.scan_prefix([b'v']) {
             memo.revoked.insert(&entry?.0);
         }
