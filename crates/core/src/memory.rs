@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use crate::envelope::Envelope;
 use crate::error::Refusal;
@@ -43,7 +44,7 @@ impl LedgerView for Empty {
     fn client(&self, _: &ClientId) -> Result<Option<ClientRecord>, Infallible> {
         Ok(None)
     }
-    fn token(&self, _: &EventId) -> Result<Option<TokenRecord>, Infallible> {
+    fn token(&self, _: &EventId) -> Result<Option<Arc<TokenRecord>>, Infallible> {
         Ok(None)
     }
     fn token_by_ref(&self, _: &TokenRef) -> Result<Option<EventId>, Infallible> {
@@ -69,7 +70,7 @@ pub struct MemoryLedger<B = Empty> {
     keys: HashMap<KeyId, KeyRecord>,
     retired: BTreeSet<KeyId>,
     clients: HashMap<ClientId, ClientRecord>,
-    tokens: HashMap<EventId, TokenRecord>,
+    tokens: HashMap<EventId, Arc<TokenRecord>>,
     by_ref: HashMap<TokenRef, EventId>,
     children: HashMap<EventId, Vec<EventId>>,
     revocations: BTreeMap<RevocationTarget, EventId>,
@@ -177,7 +178,7 @@ impl<B: LedgerView> MemoryLedger<B> {
                 }
                 Fact::Token(record) => {
                     self.by_ref.insert(record.token.clone(), id);
-                    self.tokens.insert(id, record);
+                    self.tokens.insert(id, Arc::new(record));
                 }
                 Fact::Child { parent, child } => {
                     self.children.entry(parent).or_default().push(child);
@@ -203,12 +204,12 @@ impl<B: LedgerView> MemoryLedger<B> {
 
     /// Every token recorded, by event id.
     pub fn tokens(&self) -> impl Iterator<Item = &TokenRecord> {
-        self.tokens.values()
+        self.tokens.values().map(|record| &**record)
     }
 
     /// The record of a token this ledger applied.
     pub(crate) fn token_record(&self, event: &EventId) -> TokenRecord {
-        self.tokens[event].clone()
+        TokenRecord::clone(&self.tokens[event])
     }
 
     /// Direct children of a token, in the order applied.
@@ -253,7 +254,7 @@ impl<B: LedgerView> LedgerView for MemoryLedger<B> {
         }
     }
 
-    fn token(&self, event: &EventId) -> Result<Option<TokenRecord>, B::Error> {
+    fn token(&self, event: &EventId) -> Result<Option<Arc<TokenRecord>>, B::Error> {
         match self.tokens.get(event) {
             Some(record) => Ok(Some(record.clone())),
             None => self.base.token(event),

@@ -582,7 +582,7 @@ fn check_hop<V: LedgerView>(
     let issuer = match parent.parent {
         None => parent.performed_by.clone(),
         Some(_) => match view(view_.token(&parent.root))? {
-            Some(root) => root.performed_by,
+            Some(root) => root.performed_by.clone(),
             None => {
                 return missing(
                     Dependency::Event(parent.root),

@@ -5,6 +5,7 @@
 //! this module, and not on each other's internals.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::event::{
     ClientKind, ClientRegistered, ClientRole, GrantType, RegistrationMethod, RevocationTarget,
@@ -239,7 +240,9 @@ pub trait LedgerView {
     /// Whether a key was retired by a rotation (it may sign nothing new).
     fn key_retired(&self, id: &KeyId) -> Result<bool, Self::Error>;
     fn client(&self, id: &ClientId) -> Result<Option<ClientRecord>, Self::Error>;
-    fn token(&self, event: &EventId) -> Result<Option<TokenRecord>, Self::Error>;
+    /// A token's record, shared: a store that caches records hands out the
+    /// cached one, so a status walk copies nothing.
+    fn token(&self, event: &EventId) -> Result<Option<Arc<TokenRecord>>, Self::Error>;
     fn token_by_ref(&self, token: &TokenRef) -> Result<Option<EventId>, Self::Error>;
     /// The revocation of `target`, if any: the smallest event id among those
     /// that revoke it, so the answer does not depend on arrival order.
@@ -316,7 +319,7 @@ impl<T: LedgerView> LedgerView for &T {
     fn client(&self, id: &ClientId) -> Result<Option<ClientRecord>, Self::Error> {
         (**self).client(id)
     }
-    fn token(&self, event: &EventId) -> Result<Option<TokenRecord>, Self::Error> {
+    fn token(&self, event: &EventId) -> Result<Option<Arc<TokenRecord>>, Self::Error> {
         (**self).token(event)
     }
     fn token_by_ref(&self, token: &TokenRef) -> Result<Option<EventId>, Self::Error> {

@@ -81,7 +81,7 @@ impl fmt::Display for Cause {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
     pub status: TokenStatus,
-    pub record: Option<TokenRecord>,
+    pub record: Option<std::sync::Arc<TokenRecord>>,
 }
 
 /// The targets to look up on one link, in the order that decides the cause

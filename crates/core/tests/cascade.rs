@@ -320,7 +320,8 @@ fn run(ops: &[(Op, bool)], now_s: i64) -> (MemoryLedger, usize) {
                             .token(&tokens[index % tokens.len()])
                             .unwrap()
                             .unwrap()
-                            .token,
+                            .token
+                            .clone(),
                     ),
                     1 => RevocationTarget::Client(client(CLIENTS[index % CLIENTS.len()].0)),
                     2 => RevocationTarget::Subject(subject(SUBJECTS[index % SUBJECTS.len()])),

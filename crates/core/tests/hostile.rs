@@ -645,7 +645,7 @@ impl baton_core::LedgerView for ReadBeforeCommit<'_> {
     fn token(
         &self,
         event: &baton_core::EventId,
-    ) -> Result<Option<baton_core::TokenRecord>, Self::Error> {
+    ) -> Result<Option<std::sync::Arc<baton_core::TokenRecord>>, Self::Error> {
         self.inner.token(event)
     }
     fn token_by_ref(&self, token: &TokenRef) -> Result<Option<baton_core::EventId>, Self::Error> {

@@ -82,7 +82,7 @@ pub struct CheckAnswer {
     /// The view of the log the answer reflects, and its age when answered.
     pub view: Option<(ViewEnd, u64)>,
     /// The token's record, when the ledger knows it and the caller may see it.
-    pub record: Option<TokenRecord>,
+    pub record: Option<std::sync::Arc<TokenRecord>>,
     /// When the token expires (0: not said): the record's expiry, bounded
     /// by a verified JWT's own `exp`.
     pub expires_at_s: i64,

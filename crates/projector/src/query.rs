@@ -112,7 +112,7 @@ impl Handle {
                     leaf.event
                 ))
             })?;
-            chain.push(record);
+            chain.push(std::sync::Arc::unwrap_or_clone(record));
         }
         chain.reverse();
         Ok(chain)
@@ -255,7 +255,7 @@ impl Handle {
                     return Ok(out);
                 }
                 if let Some(record) = baton_core::LedgerView::token(&view, &child)? {
-                    out.push(record);
+                    out.push(std::sync::Arc::unwrap_or_clone(record));
                 }
                 queue.push_back(child);
             }

@@ -72,7 +72,8 @@ pub struct Memo {
     revoked: Filter,
     clients: Generations<ClientId, ClientRecord>,
     keys: Generations<KeyId, KeyRecord>,
-    tokens: Generations<EventId, TokenRecord>,
+    /// Shared: a hit hands out the record, copying nothing.
+    tokens: Generations<EventId, std::sync::Arc<TokenRecord>>,
     /// The event each token reference names (found ones only).
     by_ref: Generations<TokenRef, EventId>,
     /// Per signing key, whether it is untrusted, and the generation the
@@ -351,9 +352,11 @@ impl LedgerView for Staged<'_> {
         })
     }
 
-    fn token(&self, event: &EventId) -> Result<Option<TokenRecord>> {
+    fn token(&self, event: &EventId) -> Result<Option<std::sync::Arc<TokenRecord>>> {
         self.record(event, key::event(event), &self.memo.tokens, |v| {
-            decode::<StoredEvent>("stored event", v)?.token_record(*event)
+            Ok(decode::<StoredEvent>("stored event", v)?
+                .token_record(*event)?
+                .map(std::sync::Arc::new))
         })
     }
 
@@ -469,7 +472,7 @@ impl LedgerView for View<'_> {
     fn client(&self, id: &ClientId) -> Result<Option<ClientRecord>> {
         self.0.client(id)
     }
-    fn token(&self, event: &EventId) -> Result<Option<TokenRecord>> {
+    fn token(&self, event: &EventId) -> Result<Option<std::sync::Arc<TokenRecord>>> {
         self.0.token(event)
     }
     fn token_by_ref(&self, token: &TokenRef) -> Result<Option<EventId>> {
