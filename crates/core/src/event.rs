@@ -228,7 +228,11 @@ pub fn names<S: AsRef<str>>(field: &str, values: &[S]) -> Result<BTreeSet<Name>>
     }
     let mut out = BTreeSet::new();
     for (i, value) in values.iter().enumerate() {
-        let name = Name::new(&format!("{field}[{i}]"), value.as_ref())?;
+        // The indexed field name is only made for a refusal.
+        let name = Name::new(field, value.as_ref()).map_err(|refused| crate::invalid::Invalid {
+            field: format!("{field}[{i}]"),
+            ..refused
+        })?;
         if !out.insert(name) {
             return Err(Error::invalid(
                 format!("{field}[{i}]"),

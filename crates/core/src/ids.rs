@@ -176,6 +176,30 @@ text_id!(
 /// characters, no surrounding white space: one spelling per identifier, and
 /// what is shown is what is compared.
 pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
+    if plain_ascii(value, max) {
+        return Ok(());
+    }
+    check_text_in_full(field, value, max)
+}
+
+/// A shortcut for the common case, taken only where the full rules
+/// ([`check_text_in_full`], [`check_principal_in_full`]) cannot refuse:
+/// non-empty, within `max`, printable ASCII only (no control character; no
+/// invisible one, none being ASCII), no leading or trailing space (the only
+/// ASCII white space that is not a control). ASCII text is in NFC and NFKC,
+/// and each of its labels is Latin or Common, a single script. Any other
+/// value takes the full rules, which say why it is refused.
+/// `the_ascii_shortcut_accepts_only_what_the_full_rules_accept` proves it.
+fn plain_ascii(value: &str, max: usize) -> bool {
+    let bytes = value.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= max
+        && bytes.iter().all(|b| (0x20..0x7f).contains(b))
+        && bytes[0] != b' '
+        && bytes[bytes.len() - 1] != b' '
+}
+
+fn check_text_in_full(field: &str, value: &str, max: usize) -> Result<()> {
     if value.is_empty() {
         return Err(Invalid::new(field, "must not be empty"));
     }
@@ -224,8 +248,15 @@ pub(crate) fn check_text(field: &str, value: &str, max: usize) -> Result<()> {
 /// single script (UTS #39 mixed-script detection; digits go with any
 /// script), so `pаypal` with a Cyrillic `а` is refused.
 fn check_principal(field: &str, value: &str, max: usize) -> Result<()> {
+    if plain_ascii(value, max) {
+        return Ok(());
+    }
+    check_principal_in_full(field, value, max)
+}
+
+fn check_principal_in_full(field: &str, value: &str, max: usize) -> Result<()> {
     use unicode_security::MixedScript as _;
-    check_text(field, value, max)?;
+    check_text_in_full(field, value, max)?;
     if !unicode_normalization::is_nfkc(value) {
         return Err(Invalid::new(
             field,
@@ -311,6 +342,34 @@ fn check_scope_token(field: &str, value: &str, max: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        /// The shortcut never accepts what the full rules refuse (for text
+        /// and for principals), and takes most plain names.
+        #[test]
+        fn the_ascii_shortcut_accepts_only_what_the_full_rules_accept(
+            value in "[\\x00-\\x7f]{0,10}|[ -~]{0,10}|[ -~\u{80}-\u{2100}]{0,6}",
+            max in 1usize..12,
+        ) {
+            if plain_ascii(&value, max) {
+                prop_assert!(check_text_in_full("f", &value, max).is_ok(), "text {:?}", value);
+                prop_assert!(check_principal_in_full("f", &value, max).is_ok(), "principal {:?}", value);
+            }
+        }
+    }
+
+    #[test]
+    fn the_ascii_shortcut_is_taken_for_plain_names_only() {
+        for plain in ["read", "user:alice@example.com", "a b", "~!x"] {
+            assert!(plain_ascii(plain, 64), "{plain:?}");
+        }
+        for other in ["", " a", "a ", "a\tb", "a\u{7f}", "é", "pаypal", "toolong"] {
+            assert!(!plain_ascii(other, 6), "{other:?}");
+        }
+    }
 
     #[test]
     fn text_forms_round_trip() {
