@@ -88,6 +88,45 @@ fn mib(kib: u64) -> f64 {
     round(kib as f64 / 1024.0)
 }
 
+/// The newest trees the second Check run draws from (10 000 events).
+const RECENT_TREES: u64 = 2_500;
+
+/// `checks` timed in-process Checks of random leaves of the trees in
+/// `trees` (a simple LCG: the same order every run), each answered ACTIVE.
+fn check_leaves(
+    handle: &baton_projector::Handle,
+    prefix: &str,
+    trees: std::ops::Range<u64>,
+    checks: usize,
+) -> anyhow::Result<Samples> {
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut latencies = Vec::with_capacity(checks);
+    let span = (trees.end - trees.start).max(1);
+    let checked = Instant::now();
+    for _ in 0..checks {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let tree = trees.start + (seed >> 33) % span;
+        let leaf = TokenRef::jti("fixture", &format!("{prefix}t{tree}-3")).expect("jti");
+        let one = Instant::now();
+        let answer = handle.check(&leaf, None, now_s())?;
+        latencies.push(one.elapsed());
+        if !matches!(answer.status, TokenStatus::Active { .. }) {
+            bail!(
+                "leaf of tree {tree} is {:?} after the replay",
+                answer.status
+            );
+        }
+    }
+    Ok(Samples {
+        latencies,
+        elapsed: checked.elapsed(),
+        work: checks as u64,
+        errors: 0,
+    })
+}
+
 /// Writes one ledger size's events to `log`; returns the names' prefix, the
 /// trust root (hex) and how long writing took.
 async fn generate<L: EventLog + Clone>(
@@ -156,32 +195,16 @@ async fn replay<L: EventLog + Clone>(
     let disk = handle.size_on_disk()?;
     let logical = handle.logical_bytes()?;
 
-    // Check on random leaves (a simple LCG: the same order every run).
-    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-    let mut latencies = Vec::with_capacity(checks);
-    let checked = Instant::now();
-    for _ in 0..checks {
-        seed = seed
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        let tree = (seed >> 33) % trees.max(1);
-        let leaf = TokenRef::jti("fixture", &format!("{prefix}t{tree}-3")).expect("jti");
-        let one = Instant::now();
-        let answer = handle.check(&leaf, None, now_s())?;
-        latencies.push(one.elapsed());
-        if !matches!(answer.status, TokenStatus::Active { .. }) {
-            bail!(
-                "leaf of tree {tree} is {:?} after the replay",
-                answer.status
-            );
-        }
-    }
-    let check = Samples {
-        latencies,
-        elapsed: checked.elapsed(),
-        work: checks as u64,
-        errors: 0,
-    };
+    // Check on random leaves of the whole ledger, then of the newest
+    // RECENT_TREES trees (the tokens a deployment checks are its live ones,
+    // a set that does not grow with the ledger).
+    let check = check_leaves(&handle, prefix, 0..trees, checks)?;
+    let recent = check_leaves(
+        &handle,
+        prefix,
+        trees.saturating_sub(RECENT_TREES)..trees,
+        checks,
+    )?;
     let peak_serving = status_kib("self", "VmHWM:");
 
     // A snapshot of it, and a restore.
@@ -202,6 +225,8 @@ async fn replay<L: EventLog + Clone>(
         "apply_per_s": round(applied as f64 / replay.as_secs_f64()),
         "check_p50_us": round(check.percentile_us(50.0)),
         "check_p99_us": round(check.percentile_us(99.0)),
+        "recent_check_p50_us": round(recent.percentile_us(50.0)),
+        "recent_check_p99_us": round(recent.percentile_us(99.0)),
         "projection_bytes_per_event": per_event(disk),
         "logical_bytes_per_event": per_event(logical),
         "log_bytes_per_event": log_bytes.map(per_event),
@@ -215,12 +240,14 @@ async fn replay<L: EventLog + Clone>(
     }))
 }
 
-const COLUMNS: [(&str, &str); 12] = [
+const COLUMNS: [(&str, &str); 14] = [
     ("events", "events"),
     ("apply_per_s", "apply (events/s)"),
     ("replay_s", "replay (s)"),
     ("check_p50_us", "Check p50 (µs)"),
     ("check_p99_us", "Check p99 (µs)"),
+    ("recent_check_p50_us", "Check newest 10k p50 (µs)"),
+    ("recent_check_p99_us", "Check newest 10k p99 (µs)"),
     ("projection_bytes_per_event", "projection B/event"),
     ("log_bytes_per_event", "log B/event"),
     ("peak_rss_replay_mib", "peak RSS replaying (MiB)"),
@@ -252,8 +279,13 @@ fn plot(rows: &[Value], title: &str) -> String {
     let panels: [(&str, &[(&str, &str)]); 4] = [
         ("apply rate (events/s)", &[("apply_per_s", "#1f77b4")]),
         (
-            "Check latency (µs): p50, p99",
-            &[("check_p50_us", "#2ca02c"), ("check_p99_us", "#d62728")],
+            "Check (µs): p50, p99; dashed: newest 10k events",
+            &[
+                ("check_p50_us", "#2ca02c"),
+                ("check_p99_us", "#d62728"),
+                ("recent_check_p50_us", "#2ca02c:dash"),
+                ("recent_check_p99_us", "#d62728:dash"),
+            ],
         ),
         (
             "projection bytes per event",
@@ -325,14 +357,18 @@ fn plot(rows: &[Value], title: &str) -> String {
                 row["events"]
             ));
         }
-        for (key, colour) in *series {
+        for (key, style) in *series {
+            let (colour, dash) = match style.split_once(':') {
+                Some((colour, _)) => (colour, r#" stroke-dasharray="5,3""#),
+                None => (*style, ""),
+            };
             let points: Vec<String> = rows
                 .iter()
                 .zip(&xs)
                 .filter_map(|(r, x)| Some(format!("{:.1},{:.1}", px(*x), py(r[*key].as_f64()?))))
                 .collect();
             svg.push_str(&format!(
-                r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>
+                r#"<polyline fill="none" stroke="{colour}" stroke-width="2"{dash} points="{}"/>
 "#,
                 points.join(" ")
             ));
