@@ -221,6 +221,9 @@ pub struct Memory {
 
 /// Largest `memory.store_cache_mib`: 1 TiB (a bound, not a default).
 const STORE_CACHE_MIB_MAX: u64 = 1 << 20;
+/// Largest `memory.records_cached_max`: 10 million records of each kind
+/// (a bound, not a default: about 10 GB of token records).
+const RECORDS_CACHED_MAX: usize = 10_000_000;
 
 impl Default for Memory {
     fn default() -> Self {
@@ -827,8 +830,11 @@ impl Config {
                 self.memory.store_cache_mib
             );
         }
-        if self.memory.records_cached_max == 0 {
-            bail!("memory.records_cached_max: must be at least 1");
+        if !(2..=RECORDS_CACHED_MAX).contains(&self.memory.records_cached_max) {
+            bail!(
+                "memory.records_cached_max: {} is not in 2..={RECORDS_CACHED_MAX}",
+                self.memory.records_cached_max
+            );
         }
         let freshness = &self.freshness;
         if freshness.confirm_interval_ms == 0
@@ -1239,8 +1245,12 @@ mod tests {
                 "memory.store_cache_mib: 1048577 is not in 1..=1048576",
             ),
             (
-                "[memory]\nrecords_cached_max = 0\n",
-                "memory.records_cached_max: must be at least 1",
+                "[memory]\nrecords_cached_max = 1\n",
+                "memory.records_cached_max: 1 is not in 2..=10000000",
+            ),
+            (
+                "[memory]\nrecords_cached_max = 10000001\n",
+                "memory.records_cached_max: 10000001 is not in 2..=10000000",
             ),
         ] {
             assert_eq!(load(text).unwrap_err().to_string(), message, "{text}");

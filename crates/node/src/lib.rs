@@ -80,8 +80,9 @@ pub struct Limits {
     /// of a later moment has been read, before it is quarantined (see
     /// `ProjectorOptions::park_grace`).
     pub park_grace: Duration,
-    /// The projection store's page cache, in bytes (sled's cache: what
-    /// bounds the memory a node holds for what it has read of its store).
+    /// The projection store's page cache, in bytes (sled's cache: one of the
+    /// bounds on a node's memory; sled's page table and the allocator's
+    /// overhead still grow with the store).
     pub store_cache_bytes: u64,
     /// Most decoded records (tokens, token references, clients, keys, key
     /// trust) the projector keeps in memory per kind.

@@ -386,6 +386,19 @@ pub mod key {
         with(b'v', &[&self::target(target)])
     }
 
+    /// Whether writing `key` can change a key's trust
+    /// ([`baton_core::key_trust`] reads only key bindings and revocations of
+    /// keys): a binding (`k`) or a key's revocation (`v` `K`). Revocations
+    /// of tokens, clients and subjects leave every cached trust answer
+    /// standing.
+    pub fn affects_key_trust(key: &[u8]) -> bool {
+        match key {
+            [b'k', ..] => true,
+            [b'v', rest @ ..] => rest.first() == Some(&b'K'),
+            _ => false,
+        }
+    }
+
     /// A known name of `kind` under its case fold: the fold, a zero byte,
     /// the name (identifiers hold no control characters). Every variant of
     /// one fold sorts together, the least first.
@@ -418,4 +431,31 @@ pub fn read_u64(bytes: Option<&[u8]>) -> u64 {
         .and_then(|b| b.try_into().ok())
         .map(u64::from_be_bytes)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_core::{ClientId, Subject};
+
+    #[test]
+    fn only_bindings_and_key_revocations_affect_key_trust() {
+        let k = KeyId([3; 32]);
+        assert!(key::affects_key_trust(&key::signing_key(&k)));
+        assert!(key::affects_key_trust(&key::revocation(
+            &RevocationTarget::Key(k)
+        )));
+        for target in [
+            RevocationTarget::Token(TokenRef::jti("t", "a").unwrap()),
+            RevocationTarget::Client(ClientId::new("c", "agent").unwrap()),
+            RevocationTarget::Subject(Subject::new("s", "user:alice").unwrap()),
+        ] {
+            assert!(
+                !key::affects_key_trust(&key::revocation(&target)),
+                "{target}"
+            );
+        }
+        assert!(!key::affects_key_trust(&key::retired(&k)));
+        assert!(!key::affects_key_trust(b""));
+    }
 }

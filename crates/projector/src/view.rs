@@ -77,9 +77,11 @@ pub struct Memo {
     /// The event each token reference names (found ones only).
     by_ref: Generations<TokenRef, EventId>,
     /// Per signing key, whether it is untrusted, and the generation the
-    /// answer was computed at. Any revocation or key binding bumps the
+    /// answer was computed at. A key binding or a key's revocation bumps the
     /// generation (when staged and again when committed), which invalidates
     /// every cached answer: they change rarely, checks ask constantly.
+    /// Revocations of tokens, clients and subjects, which come all the
+    /// time, do not ([`key::affects_key_trust`]).
     trust: Generations<KeyId, (u64, KeyTrust)>,
     generation: std::sync::atomic::AtomicU64,
     /// Shared by this node's Append and its projector, so the projector does
@@ -130,7 +132,7 @@ pub struct Staged<'a> {
     index: Vec<(Vec<u8>, crate::index::Item)>,
     /// Counters by (name, label); the label is empty for a plain counter.
     counters: BTreeMap<(&'static str, &'static str), u64>,
-    /// Whether this batch stages a revocation or a key binding.
+    /// Whether this batch stages a key binding or a key's revocation.
     touches_trust: bool,
     /// While a savepoint is open: each staged key's previous entry, and the
     /// counters as they were, to roll back to.
@@ -228,7 +230,7 @@ impl<'a> Staged<'a> {
         if key.first() == Some(&b'v') {
             self.memo.revoked.insert(&key);
         }
-        if matches!(key.first(), Some(b'v' | b'k')) {
+        if key::affects_key_trust(&key) {
             self.touches_trust = true;
             self.memo
                 .generation
