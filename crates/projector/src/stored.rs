@@ -392,11 +392,7 @@ pub mod key {
     /// of tokens, clients and subjects leave every cached trust answer
     /// standing.
     pub fn affects_key_trust(key: &[u8]) -> bool {
-        match key {
-            [b'k', ..] => true,
-            [b'v', rest @ ..] => rest.first() == Some(&b'K'),
-            _ => false,
-        }
+        matches!(key, [b'k', ..] | [b'v', b'K', ..])
     }
 
     /// A known name of `kind` under its case fold: the fold, a zero byte,
